@@ -1,0 +1,3 @@
+//! vansite: join a Linux host to a Skupper network.
+
+pub mod router;

@@ -1,0 +1,3 @@
+//! Talking to the skupper-router that vansite runs.
+
+pub mod management;

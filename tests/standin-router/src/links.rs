@@ -1,0 +1,281 @@
+//! AMQP-facing listeners (roles normal / inter-router / edge) and connectors (inter-router /
+//! edge) with the real router's TLS rules. A connector redials with backoff while its peer is
+//! away and reports connectionStatus / connectionMsg as the real one does.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+use crate::config::Entity;
+use crate::management::{self, AgentSender};
+use crate::mux;
+use crate::router::{Advertisement, Peer, Router};
+use crate::tcp::{self, AsyncStream};
+use crate::tls::{self, Profile};
+
+const BACKOFF_START: Duration = Duration::from_millis(250);
+const BACKOFF_MAX: Duration = Duration::from_secs(2);
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// First message on the control stream, both ways.
+#[derive(Debug, Serialize, Deserialize)]
+struct Hello {
+    router_id: String,
+    role: String,
+    mode: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+enum Control {
+    Hello(Hello),
+    Advertise(Advertisement),
+}
+
+fn profile_of(router: &Router, entity: &Entity) -> Result<Option<Profile>, String> {
+    let name = entity.str("sslProfile");
+    if name.is_empty() {
+        return Ok(None);
+    }
+    let state = router.state();
+    let profile = state
+        .configured
+        .get(&("sslProfile".to_string(), name.to_string()))
+        .ok_or_else(|| format!("sslProfile '{name}' not found"))?;
+    Profile::load(&profile.entity).map(Some).map_err(|e| e.to_string())
+}
+
+/// Binds a listener and serves it in a task. Binding errors are returned (the caller decides
+/// whether they are fatal).
+pub async fn start_listener(router: &Arc<Router>, entity: &Entity, agent: AgentSender) -> Result<tokio::task::AbortHandle, String> {
+    let name = entity.name().to_string();
+    let role = entity.str("role").to_string();
+    let tls = match profile_of(router, entity)? {
+        Some(profile) => Some(TlsAcceptor::from(profile.server_config(entity.bool("authenticatePeer")).map_err(|e| e.to_string())?)),
+        None => None,
+    };
+    let host = match entity.str("host") {
+        "" => "0.0.0.0",
+        h => h,
+    };
+    let port = entity.str("port");
+    let socket = TcpListener::bind(format!("{host}:{port}"))
+        .await
+        .map_err(|e| format!("listener {name}: cannot listen on {host}:{port}: {e}"))?;
+    tracing::info!("listener {name}: role {role} listening on {host}:{port}");
+    let router = Arc::clone(router);
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((tcp, remote)) = socket.accept().await else { continue };
+            let (router, role, tls, agent, name) = (Arc::clone(&router), role.clone(), tls.clone(), agent.clone(), name.clone());
+            tokio::spawn(async move {
+                let Some(tls) = tls else {
+                    tracing::warn!("listener {name}: plain connection from {remote} refused (this stand-in requires an sslProfile)");
+                    return;
+                };
+                let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(tcp)).await {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(e)) => {
+                        tracing::warn!("listener {name}: TLS handshake with {remote} failed: {e}");
+                        return;
+                    }
+                    Err(_) => return,
+                };
+                let user = peer_subject(stream.get_ref().1.peer_certificates());
+                if role == "normal" {
+                    serve_management(&router, stream, remote, agent).await;
+                } else if let Err(e) = run_peer(&router, Box::new(stream), false, &role, remote.to_string(), user).await {
+                    tracing::warn!("listener {name}: link from {remote} ended: {e}");
+                }
+            });
+        }
+    });
+    Ok(task.abort_handle())
+}
+
+async fn serve_management<S>(router: &Arc<Router>, stream: S, remote: SocketAddr, agent: AgentSender)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + std::fmt::Debug + 'static,
+{
+    let id = router.next_id();
+    router.state().management_connections.insert(id, (remote.to_string(), Instant::now()));
+    if let Err(e) = management::serve_connection(stream, agent).await {
+        tracing::debug!("management connection from {remote} ended: {e}");
+    }
+    router.state().management_connections.remove(&id);
+}
+
+/// Runs a connector: dial, TLS (client certificate, server verified per the router's rules),
+/// link; redial with backoff when the link fails or ends.
+pub fn start_connector(router: &Arc<Router>, entity: &Entity) -> Result<tokio::task::AbortHandle, String> {
+    let profile = profile_of(router, entity)?;
+    let name = entity.name().to_string();
+    let role = entity.str("role").to_string();
+    let host = entity.str("host").to_string();
+    let port = entity.str("port").to_string();
+    let tls = match &profile {
+        Some(p) => Some(TlsConnector::from(p.client_config(&host, entity.bool("verifyHostname")).map_err(|e| e.to_string())?)),
+        None => None,
+    };
+    let router = Arc::clone(router);
+    let task = tokio::spawn(async move {
+        let mut backoff = BACKOFF_START;
+        loop {
+            set_status(&router, &name, "CONNECTING", "");
+            let attempt = async {
+                let tcp = tokio::time::timeout(HANDSHAKE_TIMEOUT, TcpStream::connect(format!("{host}:{port}")))
+                    .await
+                    .map_err(|_| "connection timed out".to_string())?
+                    .map_err(|e| format!("connection to {host}:{port} failed: {e}"))?;
+                let _ = tcp.set_nodelay(true);
+                let Some(tls) = &tls else {
+                    return Err("this stand-in requires an sslProfile on inter-router connectors".to_string());
+                };
+                let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.connect(tls::server_name(&host), tcp))
+                    .await
+                    .map_err(|_| "TLS handshake timed out".to_string())?
+                    .map_err(|e| format!("TLS handshake with {host}:{port} failed: {e}"))?;
+                let user = peer_subject(stream.get_ref().1.peer_certificates());
+                Ok::<_, String>((stream, user))
+            };
+            match attempt.await {
+                Ok((stream, user)) => {
+                    set_status(&router, &name, "SUCCESS", "");
+                    backoff = BACKOFF_START;
+                    let ended = run_peer(&router, Box::new(stream), true, &role, format!("{host}:{port}"), user).await;
+                    let message = match ended {
+                        Ok(()) => "connection closed by peer".to_string(),
+                        Err(e) => e,
+                    };
+                    tracing::warn!("connector {name}: link to {host}:{port} down: {message}");
+                    set_status(&router, &name, "FAILED", &message);
+                }
+                Err(message) => {
+                    tracing::warn!("connector {name}: {message}");
+                    set_status(&router, &name, "FAILED", &message);
+                }
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
+    });
+    Ok(task.abort_handle())
+}
+
+fn set_status(router: &Router, name: &str, status: &str, message: &str) {
+    if let Some(c) = router.state().configured.get_mut(&("connector".to_string(), name.to_string())) {
+        c.status = Some((status.to_string(), message.to_string()));
+    }
+}
+
+fn peer_subject(certs: Option<&[rustls::pki_types::CertificateDer<'_>]>) -> String {
+    use x509_parser::prelude::*;
+    certs
+        .and_then(|c| c.first())
+        .and_then(|der| X509Certificate::from_der(der).ok().map(|(_, cert)| cert.subject().to_string()))
+        .unwrap_or_default()
+}
+
+/// One inter-router or edge link, from either end: exchange hellos (the listener refuses a
+/// peer whose role differs from its own, as the real router does), then advertise addresses
+/// and carry the streams the peer opens until the connection ends.
+async fn run_peer(
+    router: &Arc<Router>,
+    io: Box<dyn AsyncStream>,
+    dialler: bool,
+    role: &str,
+    host: String,
+    user: String,
+) -> Result<(), String> {
+    let (opener, mut inbound, driver) = mux::start(io, dialler);
+    let control = if dialler {
+        opener.open().await.map_err(|e| e.to_string())?
+    } else {
+        tokio::time::timeout(HANDSHAKE_TIMEOUT, inbound.recv())
+            .await
+            .map_err(|_| "no hello from peer".to_string())?
+            .ok_or("peer closed before hello")?
+    };
+    let (read, mut write) = tokio::io::split(control);
+    let mut lines = BufReader::new(read).lines();
+    let hello = Control::Hello(Hello { router_id: router.id.clone(), role: role.to_string(), mode: router.mode.clone() });
+    write_control(&mut write, &hello).await?;
+    let peer_hello = match tokio::time::timeout(HANDSHAKE_TIMEOUT, lines.next_line()).await {
+        Ok(Ok(Some(line))) => match serde_json::from_str(&line) {
+            Ok(Control::Hello(h)) => h,
+            _ => return Err("peer sent no hello".into()),
+        },
+        _ => return Err("peer sent no hello".into()),
+    };
+    if peer_hello.role != role {
+        driver.abort();
+        return Err(format!("role mismatch: this end is '{role}', peer '{}' is '{}'", peer_hello.router_id, peer_hello.role));
+    }
+    if peer_hello.router_id == router.id {
+        driver.abort();
+        return Err("link to self refused".into());
+    }
+    tracing::info!("link up: {role} with router {} ({host})", peer_hello.router_id);
+
+    let (control_tx, mut control_rx) = mpsc::unbounded_channel::<Advertisement>();
+    let id = router.next_id();
+    router.state().peers.insert(
+        id,
+        Peer {
+            router_id: peer_hello.router_id.clone(),
+            role: role.to_string(),
+            dir: if dialler { "out" } else { "in" },
+            host,
+            user,
+            opened_at: Instant::now(),
+            opener,
+            control: control_tx,
+            learned: Advertisement { addresses: Default::default(), routers: Default::default() },
+            last_sent: None,
+        },
+    );
+    router.topology_changed();
+
+    let result = loop {
+        tokio::select! {
+            line = lines.next_line() => match line {
+                Ok(Some(line)) => match serde_json::from_str(&line) {
+                    Ok(Control::Advertise(advert)) => {
+                        if let Some(peer) = router.state().peers.get_mut(&id) {
+                            peer.learned = advert;
+                        }
+                        router.topology_changed();
+                    }
+                    _ => break Err(format!("bad control message: {line}")),
+                },
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e.to_string()),
+            },
+            Some(advert) = control_rx.recv() => {
+                if let Err(e) = write_control(&mut write, &Control::Advertise(advert)).await {
+                    break Err(e);
+                }
+            }
+            Some(stream) = inbound.recv() => {
+                tokio::spawn(tcp::serve_peer_stream(Arc::clone(router), id, stream));
+            }
+        }
+    };
+    router.state().peers.remove(&id);
+    driver.abort();
+    router.topology_changed();
+    tracing::info!("link down: {role} with router {}", peer_hello.router_id);
+    result
+}
+
+async fn write_control<W: tokio::io::AsyncWrite + Unpin>(write: &mut W, message: &Control) -> Result<(), String> {
+    let mut line = serde_json::to_vec(message).expect("serialisable");
+    line.push(b'\n');
+    write.write_all(&line).await.map_err(|e| e.to_string())?;
+    write.flush().await.map_err(|e| e.to_string())
+}

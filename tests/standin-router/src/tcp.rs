@@ -1,0 +1,138 @@
+//! The TCP adaptor: a connection accepted at a tcpListener of address A is carried to a
+//! tcpConnector of address A, here or at a linked site, and connected there.
+
+use std::io;
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::config::Entity;
+use crate::mux;
+use crate::router::{Route, Router, TcpListenerState};
+
+pub trait AsyncStream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> AsyncStream for T {}
+
+/// Registers a tcpListener; its socket opens once its address is reachable.
+pub fn add_listener(router: &Arc<Router>, entity: &Entity) {
+    router.state().tcp_listeners.insert(
+        entity.name().to_string(),
+        TcpListenerState { address: entity.str("address").to_string(), accepting: None },
+    );
+    router.topology_changed();
+}
+
+pub fn remove_listener(router: &Arc<Router>, name: &str) {
+    if let Some(listener) = router.state().tcp_listeners.remove(name) {
+        if let Some(task) = listener.accepting {
+            task.abort();
+        }
+    }
+}
+
+/// Opens (binds) or closes a tcpListener's socket. Closing refuses new connections; connections
+/// already carried go on.
+pub fn set_accepting(router: &Arc<Router>, name: &str, on: bool) {
+    let mut state = router.state();
+    let Some(entity) = state.configured.get(&("tcpListener".to_string(), name.to_string())).map(|c| c.entity.clone())
+    else {
+        return;
+    };
+    let Some(listener) = state.tcp_listeners.get_mut(name) else { return };
+    if !on {
+        if let Some(task) = listener.accepting.take() {
+            task.abort();
+            tracing::info!("tcpListener {name}: no reachable tcpConnector for '{}', not accepting", listener.address);
+        }
+        return;
+    }
+    if listener.accepting.is_some() {
+        return;
+    }
+    let host = match entity.str("host") {
+        "" => "0.0.0.0",
+        h => h,
+    };
+    let bound = std::net::TcpListener::bind((host, entity.str("port").parse::<u16>().unwrap_or(0)))
+        .and_then(|l| l.set_nonblocking(true).map(|_| l))
+        .and_then(TcpListener::from_std);
+    match bound {
+        Ok(socket) => {
+            tracing::info!("tcpListener {name}: accepting on {host}:{} for '{}'", entity.str("port"), listener.address);
+            let address = listener.address.clone();
+            let router = Arc::clone(router);
+            let task = tokio::spawn(async move {
+                loop {
+                    let Ok((client, _)) = socket.accept().await else { continue };
+                    let _ = client.set_nodelay(true);
+                    tokio::spawn(carry(Arc::clone(&router), address.clone(), Box::new(client), None));
+                }
+            });
+            listener.accepting = Some(task.abort_handle());
+        }
+        Err(e) => tracing::error!("tcpListener {name}: cannot listen on {host}:{}: {e}", entity.str("port")),
+    }
+}
+
+/// Connects `client` to a connector of `address` and copies both ways until both sides close.
+async fn carry(router: Arc<Router>, address: String, mut client: Box<dyn AsyncStream>, from_peer: Option<u64>) {
+    match open_route(&router, &address, from_peer).await {
+        Ok(mut upstream) => {
+            let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+        }
+        Err(e) => tracing::debug!("no route for '{address}': {e}"),
+    }
+}
+
+async fn open_route(router: &Arc<Router>, address: &str, from_peer: Option<u64>) -> io::Result<Box<dyn AsyncStream>> {
+    match router.route(address, from_peer) {
+        None => Err(io::Error::new(io::ErrorKind::NotFound, format!("no tcpConnector for '{address}'"))),
+        Some(Route::Local(target)) => {
+            let stream = TcpStream::connect(format!("{}:{}", target.host, target.port)).await?;
+            let _ = stream.set_nodelay(true);
+            Ok(Box::new(stream))
+        }
+        Some(Route::Peer(opener)) => {
+            let mut stream = opener.open().await?;
+            stream.write_all(format!("{address}\n").as_bytes()).await?;
+            let reply = read_line(&mut stream).await?;
+            match reply.strip_prefix("error ") {
+                Some(reason) => Err(io::Error::new(io::ErrorKind::ConnectionRefused, reason.to_string())),
+                None => Ok(Box::new(stream)),
+            }
+        }
+    }
+}
+
+/// A stream opened by a peer: its first line names the address; answer `ok` or `error …`
+/// once the far end is connected, then carry bytes.
+pub async fn serve_peer_stream(router: Arc<Router>, peer: u64, mut stream: mux::Stream) {
+    let Ok(address) = read_line(&mut stream).await else { return };
+    match open_route(&router, &address, Some(peer)).await {
+        Ok(mut upstream) => {
+            if stream.write_all(b"ok\n").await.is_ok() {
+                let _ = tokio::io::copy_bidirectional(&mut stream, &mut upstream).await;
+            }
+        }
+        Err(e) => {
+            let _ = stream.write_all(format!("error {e}\n").as_bytes()).await;
+            let _ = stream.shutdown().await;
+        }
+    }
+}
+
+/// Reads one header line byte by byte, so that nothing after it is consumed.
+async fn read_line(stream: &mut mux::Stream) -> io::Result<String> {
+    let mut line = Vec::new();
+    loop {
+        let byte = stream.read_u8().await?;
+        if byte == b'\n' {
+            return String::from_utf8(line).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e));
+        }
+        line.push(byte);
+        if line.len() > 4096 {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "header line too long"));
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! Two stand-in routers configured by hand-written skrouterd.json files (tests/fixtures) link
+//! over mutual TLS and carry TCP; the TLS rules of the real router hold.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use support::{echo_roundtrip, echo_server, fixture, free_port, wait_accepting, Ca, San, Standin};
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+/// Site A: listens for links; its server certificate carries `a_sans`.
+struct SiteA {
+    standin: Standin,
+    site_ca: Ca,
+    inter_router_port: u16,
+    management_port: u16,
+    /// tcpListener at A for address echo-b (served at B).
+    echo_b_port: u16,
+}
+
+fn start_site_a(dir: &Path, a_sans: &[San]) -> SiteA {
+    let certs = dir.join("a-certs");
+    let site_ca = Ca::new("skupper-site-ca");
+    site_ca.issue(&certs.join("site-a"), "site-a", a_sans);
+    let local_ca = Ca::new("skupper-local-ca");
+    local_ca.issue(
+        &certs.join("skupper-local-server"),
+        "127.0.0.1",
+        &[San::Dns("127.0.0.1"), San::Dns("localhost"), San::Ip("127.0.0.1")],
+    );
+    local_ca.issue(&dir.join("management-client"), "127.0.0.1", &[San::Dns("127.0.0.1")]);
+    let (inter_router_port, management_port, echo_b_port) = (free_port(), free_port(), free_port());
+    let env = [
+        ("CERTS", certs.display().to_string()),
+        ("MANAGEMENT_PORT", management_port.to_string()),
+        ("INTER_ROUTER_PORT", inter_router_port.to_string()),
+        ("ECHO_SERVER_PORT", echo_server().to_string()),
+        ("ECHO_B_PORT", echo_b_port.to_string()),
+    ];
+    let standin = Standin::start(&fixture("site-a.json"), &env, dir.join("a.log"));
+    standin.wait_for_log("router site-a (interior) running", LIMIT);
+    SiteA { standin, site_ca, inter_router_port, management_port, echo_b_port }
+}
+
+/// Site B: dials A with the certificates in `link_certs`. Returns it and the port of its
+/// tcpListener for address echo-a (served at A).
+fn start_site_b(dir: &Path, config: &str, link_certs: &Path, a: &SiteA) -> (Standin, u16) {
+    let echo_a_port = free_port();
+    let env = [
+        ("LINK_CERTS", link_certs.display().to_string()),
+        ("A_HOST", "127.0.0.1".to_string()),
+        ("A_PORT", a.inter_router_port.to_string()),
+        ("ECHO_SERVER_PORT", echo_server().to_string()),
+        ("ECHO_A_PORT", echo_a_port.to_string()),
+    ];
+    (Standin::start(&fixture(config), &env, dir.join("b.log")), echo_a_port)
+}
+
+fn test_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("standin-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A DNS SAN for the dialled address, as Skupper issues them (plus the IP SAN).
+fn good_server_sans() -> Vec<San> {
+    vec![San::Dns("127.0.0.1"), San::Ip("127.0.0.1"), San::Dns("localhost")]
+}
+
+#[test]
+fn linked_sites_carry_10mb_both_ways() {
+    let dir = test_dir("carry");
+    let a = start_site_a(&dir, &good_server_sans());
+    a.site_ca.issue(&dir.join("link"), "site-b", &[]);
+    let (b, echo_a_port) = start_site_b(&dir, "site-b.json", &dir.join("link"), &a);
+    // Each tcpListener opens only once the link is up and the far connector is known.
+    wait_accepting(echo_a_port, LIMIT);
+    wait_accepting(a.echo_b_port, LIMIT);
+    // B's client → B's tcpListener → link → A's tcpConnector → echo server, and back.
+    echo_roundtrip(echo_a_port, 10 * 1024 * 1024);
+    // A's client → A's tcpListener → link (a stream opened by the listening side) → B.
+    echo_roundtrip(a.echo_b_port, 10 * 1024 * 1024);
+    let log = b.wait_for_log("link up: inter-router with router site-a", LIMIT);
+    assert!(!log.contains("ERROR"), "{log}");
+}
+
+#[test]
+fn a_server_trusted_from_another_ca_is_rejected() {
+    let dir = test_dir("wrong-server-ca");
+    let a = start_site_a(&dir, &good_server_sans());
+    Ca::new("another-site-ca").issue(&dir.join("link"), "site-b", &[]);
+    let (b, echo_a_port) = start_site_b(&dir, "site-b.json", &dir.join("link"), &a);
+    b.wait_for_log("UnknownIssuer", LIMIT);
+    assert!(std::net::TcpStream::connect(("127.0.0.1", echo_a_port)).is_err(), "no link, so no tcpListener");
+}
+
+#[test]
+fn a_client_certificate_from_another_ca_is_rejected() {
+    let dir = test_dir("wrong-client-ca");
+    let a = start_site_a(&dir, &good_server_sans());
+    // B trusts A's CA, but its own certificate comes from elsewhere.
+    let link = dir.join("link");
+    Ca::new("another-site-ca").issue(&link, "site-b", &[]);
+    a.site_ca.trust_only(&link);
+    let (_b, echo_a_port) = start_site_b(&dir, "site-b.json", &link, &a);
+    let log = a.standin.wait_for_log("TLS handshake with", LIMIT);
+    assert!(log.contains("UnknownIssuer") || log.contains("invalid peer certificate"), "{log}");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", echo_a_port)).is_err());
+}
+
+#[test]
+fn a_peer_without_client_certificate_is_rejected() {
+    let dir = test_dir("no-client-cert");
+    let a = start_site_a(&dir, &good_server_sans());
+    a.site_ca.trust_only(&dir.join("link"));
+    let (_b, echo_a_port) = start_site_b(&dir, "site-b-no-client-cert.json", &dir.join("link"), &a);
+    let log = a.standin.wait_for_log("TLS handshake with", LIMIT);
+    assert!(log.contains("peer sent no certificates"), "{log}");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", echo_a_port)).is_err());
+}
+
+#[test]
+fn a_server_named_only_by_ip_san_is_rejected() {
+    let dir = test_dir("ip-san-only");
+    // The address B dials (127.0.0.1) is in the certificate only as an IP SAN: the real router
+    // ignores IP SANs when it checks the host, so the link must fail.
+    let a = start_site_a(&dir, &[San::Ip("127.0.0.1")]);
+    a.site_ca.issue(&dir.join("link"), "site-b", &[]);
+    let (b, echo_a_port) = start_site_b(&dir, "site-b.json", &dir.join("link"), &a);
+    b.wait_for_log("certificate not valid for name \"127.0.0.1\"", LIMIT);
+    assert!(std::net::TcpStream::connect(("127.0.0.1", echo_a_port)).is_err());
+}
+
+#[test]
+fn an_unknown_attribute_stops_the_router_with_its_name() {
+    let output = Command::new(env!("CARGO_BIN_EXE_skrouterd-standin"))
+        .env("QDROUTERD_CONF", fixture("unknown-attribute.json"))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("unknown attribute 'sslProfle' for entity type 'listener'"), "{stderr}");
+}
+
+#[test]
+fn a_missing_certificate_file_stops_the_router() {
+    let dir = test_dir("missing-cert");
+    let output = Command::new(env!("CARGO_BIN_EXE_skrouterd-standin"))
+        .env("QDROUTERD_CONF", fixture("site-a.json"))
+        .env("CERTS", dir.join("nowhere"))
+        .env("MANAGEMENT_PORT", "1")
+        .env("INTER_ROUTER_PORT", "1")
+        .env("ECHO_SERVER_PORT", "1")
+        .env("ECHO_B_PORT", "1")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("skupper-local-server/ca.crt"), "{stderr}");
+}

@@ -1,0 +1,174 @@
+//! Shared by the stand-in's tests: certificates made with rcgen, free ports, stand-in processes
+//! started from hand-written configuration files, and a byte-checking echo server.
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    KeyUsagePurpose, SanType,
+};
+
+/// A CA that issues server and client certificates into a directory holding
+/// `ca.crt`, `tls.crt` and `tls.key`, Skupper's layout.
+pub struct Ca {
+    issuer: CertifiedIssuer<'static, KeyPair>,
+}
+
+pub enum San {
+    Dns(&'static str),
+    Ip(&'static str),
+}
+
+impl Ca {
+    pub fn new(common_name: &str) -> Ca {
+        let mut params = CertificateParams::default();
+        params.distinguished_name.push(DnType::CommonName, common_name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+        Ca { issuer }
+    }
+
+    /// Issues a certificate usable for both server and client auth, as Skupper's are.
+    pub fn issue(&self, dir: &Path, common_name: &str, sans: &[San]) {
+        let mut params = CertificateParams::default();
+        params.distinguished_name.push(DnType::CommonName, common_name);
+        params.subject_alt_names = sans
+            .iter()
+            .map(|san| match san {
+                San::Dns(d) => SanType::DnsName((*d).try_into().unwrap()),
+                San::Ip(ip) => SanType::IpAddress(ip.parse().unwrap()),
+            })
+            .collect();
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+        params.use_authority_key_identifier_extension = true;
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        self.trust_only(dir);
+        std::fs::write(dir.join("tls.crt"), cert.pem()).unwrap();
+        std::fs::write(dir.join("tls.key"), key.serialize_pem()).unwrap();
+    }
+
+    /// Only the CA certificate: a profile that trusts this CA but has no identity of its own.
+    pub fn trust_only(&self, dir: &Path) {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join("ca.crt"), self.issuer.pem()).unwrap();
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+/// A running stand-in; killed on drop. Its stderr goes to a log file the test can read.
+pub struct Standin {
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl Standin {
+    pub fn start(config: &Path, env: &[(&str, String)], log: PathBuf) -> Standin {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_skrouterd-standin"));
+        command
+            .env("QDROUTERD_CONF", config)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        Standin { child: command.spawn().unwrap(), log }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the log contains `needle` (bounded), returning the whole log.
+    pub fn wait_for_log(&self, needle: &str, limit: Duration) -> String {
+        let start = Instant::now();
+        loop {
+            let text = self.log_text();
+            if text.contains(needle) {
+                return text;
+            }
+            assert!(start.elapsed() < limit, "'{needle}' not in the stand-in's log after {limit:?}:\n{text}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Standin {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits until `port` accepts a connection (bounded); a tcpListener opens only once its
+/// address has a reachable connector.
+pub fn wait_accepting(port: u16, limit: Duration) {
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed() < limit, "nothing accepts on port {port} after {limit:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits until `port` refuses connections (bounded).
+pub fn wait_refusing(port: u16, limit: Duration) {
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        assert!(start.elapsed() < limit, "port {port} still accepts after {limit:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// An echo server on a free port, in a thread per connection; returns the port.
+pub fn echo_server() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut reader = stream.try_clone().unwrap();
+                let mut writer = stream;
+                let _ = std::io::copy(&mut reader, &mut writer);
+                let _ = writer.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    port
+}
+
+/// Sends `len` bytes of a pseudo-random pattern through `port` to an echo server and checks
+/// that exactly the same bytes come back: both directions, intact.
+pub fn echo_roundtrip(port: u16, len: usize) {
+    let data: Vec<u8> = (0..len as u64).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let sent = data.clone();
+    let sender = std::thread::spawn(move || {
+        writer.write_all(&sent).unwrap();
+        writer.shutdown(std::net::Shutdown::Write).unwrap();
+    });
+    let mut received = Vec::with_capacity(len);
+    stream.read_to_end(&mut received).unwrap();
+    sender.join().unwrap();
+    assert_eq!(received.len(), data.len(), "byte count through port {port}");
+    assert!(received == data, "bytes through port {port} differ from those sent");
+}
