@@ -554,6 +554,23 @@ mod tests {
     }
 
     #[test]
+    fn sasl_only_external() {
+        let mut acceptor = SaslExternalAcceptor;
+        assert_eq!(acceptor.mechanisms().0, vec![Symbol::from("EXTERNAL")]);
+        for (mechanism, ok) in [("EXTERNAL", true), ("ANONYMOUS", false), ("PLAIN", false)] {
+            let init = SaslInit {
+                mechanism: Symbol::from(mechanism),
+                initial_response: None,
+                hostname: None,
+            };
+            let SaslServerFrame::Outcome(outcome) = acceptor.on_init(init) else {
+                panic!("no outcome")
+            };
+            assert_eq!(matches!(outcome.code, SaslCode::Ok), ok, "{mechanism}");
+        }
+    }
+
+    #[test]
     fn decode_skmanage_query() {
         let mut app = ApplicationProperties::default();
         for (k, v) in [

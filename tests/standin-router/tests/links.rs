@@ -16,7 +16,6 @@ struct SiteA {
     standin: Standin,
     site_ca: Ca,
     inter_router_port: u16,
-    management_port: u16,
     /// tcpListener at A for address echo-b (served at B).
     echo_b_port: u16,
 }
@@ -31,7 +30,6 @@ fn start_site_a(dir: &Path, a_sans: &[San]) -> SiteA {
         "127.0.0.1",
         &[San::Dns("127.0.0.1"), San::Dns("localhost"), San::Ip("127.0.0.1")],
     );
-    local_ca.issue(&dir.join("management-client"), "127.0.0.1", &[San::Dns("127.0.0.1")]);
     let (inter_router_port, management_port, echo_b_port) = (free_port(), free_port(), free_port());
     let env = [
         ("CERTS", certs.display().to_string()),
@@ -42,7 +40,7 @@ fn start_site_a(dir: &Path, a_sans: &[San]) -> SiteA {
     ];
     let standin = Standin::start(&fixture("site-a.json"), &env, dir.join("a.log"));
     standin.wait_for_log("router site-a (interior) running", LIMIT);
-    SiteA { standin, site_ca, inter_router_port, management_port, echo_b_port }
+    SiteA { standin, site_ca, inter_router_port, echo_b_port }
 }
 
 /// Site B: dials A with the certificates in `link_certs`. Returns it and the port of its

@@ -429,10 +429,13 @@ async fn sasl_mechanisms_other_than_external_are_refused() {
             .sasl_profile(profile)
             .open_with_stream(tcp)
             .await;
-        assert!(
-            matches!(result, Err(fe2o3_amqp::connection::OpenError::SaslError { .. })),
-            "{result:?}"
-        );
+        // fe2o3 gives up by itself when the server does not offer its mechanism (the server
+        // offers only EXTERNAL); a client that sends sasl-init anyway gets outcome `auth`.
+        match result {
+            Err(fe2o3_amqp::connection::OpenError::SaslError { .. }) => {}
+            Err(fe2o3_amqp::connection::OpenError::NotImplemented(Some(m))) if m.contains("not supported") => {}
+            other => panic!("expected a SASL refusal, got {other:?}"),
+        }
     }
     wait_no_live_connections(&server).await;
 }
