@@ -8,7 +8,9 @@
 //! 127.0.0.1:5671):
 //! - TLS straight away, without the AMQP TLS protocol header (what proton calls `amqps`), with a
 //!   client certificate (Skupper's `skupper-local-client`: `ca.crt`, `tls.crt`, `tls.key`);
-//! - then SASL EXTERNAL (the router takes the identity from the certificate);
+//! - then SASL EXTERNAL (the router takes the identity from the certificate), with an empty
+//!   initial-response and an answer to a possible empty challenge, as proton does; this client
+//!   runs that exchange itself because fe2o3-amqp's EXTERNAL profile does neither;
 //! - one session, a sender attached to target `$management` and a receiver attached with a
 //!   *dynamic* source: the router assigns its address, which every request carries as `reply_to`;
 //! - each request has application-properties `operation`, `type`, `name` (and, for QUERY,
@@ -25,7 +27,6 @@ use std::time::Duration;
 
 use fe2o3_amqp::connection::{ConnectionHandle, OpenError};
 use fe2o3_amqp::link::delivery::DeliveryInfo;
-use fe2o3_amqp::sasl_profile::SaslProfile;
 use fe2o3_amqp::session::SessionHandle;
 use fe2o3_amqp::types::messaging::{
     AmqpValue, ApplicationProperties, Body, Message, MessageId, Outcome, Properties, Source,
@@ -250,11 +251,15 @@ impl ManagementClient {
         };
         let config = tls.client_config()?;
         let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-        // Same check as fe2o3 does later, done here so that a bad host gives a clear error.
-        rustls_pki_types::ServerName::try_from(host).map_err(|e| ManagementError::Tls {
-            addr: addr.clone(),
-            detail: format!("{host:?} is not a valid TLS server name: {e}"),
-        })?;
+        // Checked before connecting so that a bad host gives a clear error. An IP address
+        // becomes an IP server name (matched against the certificate's IP SANs).
+        let server_name =
+            rustls_pki_types::ServerName::try_from(host.to_string()).map_err(|e| {
+                ManagementError::Tls {
+                    addr: addr.clone(),
+                    detail: format!("{host:?} is not a valid TLS server name: {e}"),
+                }
+            })?;
 
         let timed_out = |step| ManagementError::Timeout {
             addr: addr.clone(),
@@ -282,22 +287,36 @@ impl ManagementClient {
 
         let seq = CLIENT_SEQ.fetch_add(1, Ordering::Relaxed);
         let container_id = format!("vansite-{}-{seq}", std::process::id());
-        // scheme "amqps" + alt_tls_establishment: fe2o3 runs TLS itself (with our connector,
-        // which carries the client certificate) and sends no AMQP TLS header first, which is
-        // what the router's listener expects. fe2o3 refuses SASL EXTERNAL with scheme "amqp",
-        // so the TLS stream cannot be handed in ready-made.
+
+        // TLS straight away (no AMQP TLS header), as the router's listener expects.
+        let mut tls_stream = tokio::time::timeout(timeout, connector.connect(server_name, tcp))
+            .await
+            .map_err(|_| timed_out("TLS handshake"))?
+            .map_err(|e| io_failure(&addr, "TLS handshake", e))?;
+
+        // SASL EXTERNAL, done here rather than by fe2o3: fe2o3's EXTERNAL sends no
+        // initial-response and cannot answer a challenge, while the router's Cyrus SASL
+        // challenges a client-first mechanism that arrives without one. Sending an empty
+        // initial-response is what proton and Skupper's Go client do.
+        tokio::time::timeout(timeout, sasl_external(&mut tls_stream))
+            .await
+            .map_err(|_| timed_out("SASL EXTERNAL authentication"))?
+            .map_err(|e| match e {
+                SaslFailure::Io(e) => io_failure(&addr, "SASL exchange", e),
+                SaslFailure::Refused(detail) => ManagementError::Sasl {
+                    addr: addr.clone(),
+                    detail,
+                },
+            })?;
+
+        // Plain AMQP on the authenticated TLS stream (scheme "amqp", no SASL layer left).
         let open = Connection::builder()
             .container_id(container_id.clone())
             .hostname(host)
-            .scheme("amqps")
-            .alt_tls_establishment(true)
-            .domain(host)
-            .rustls_connector(connector)
-            .sasl_profile(SaslProfile::External)
-            .open_with_stream(tcp);
+            .open_with_stream(tls_stream);
         let mut connection = tokio::time::timeout(timeout, open)
             .await
-            .map_err(|_| timed_out("TLS handshake / SASL / AMQP open"))?
+            .map_err(|_| timed_out("opening the AMQP connection"))?
             .map_err(|e| classify_open_error(&addr, e))?;
 
         let amqp = |what: &str, e: &dyn fmt::Display| ManagementError::Amqp {
@@ -342,8 +361,7 @@ impl ManagementClient {
                 let _ = tokio::time::timeout(timeout, connection.close()).await;
                 return Err(ManagementError::Protocol {
                     addr,
-                    detail: "the router did not assign an address to the dynamic reply link"
-                        .into(),
+                    detail: "the router did not assign an address to the dynamic reply link".into(),
                 });
             }
         };
@@ -413,7 +431,10 @@ impl ManagementClient {
             ("name", name),
         ];
         let body = json_to_amqp(&JsonValue::Object(attributes));
-        match self.call("CREATE", &entity_type, name, &props, body).await? {
+        match self
+            .call("CREATE", &entity_type, name, &props, body)
+            .await?
+        {
             JsonValue::Object(map) => Ok(map),
             JsonValue::Null => Ok(JsonMap::new()),
             other => Err(self.protocol(format!("CREATE answered with a non-map body: {other}"))),
@@ -630,59 +651,177 @@ impl ManagementClient {
     }
 }
 
-/// Maps fe2o3's open errors to the variants above: rustls errors anywhere in the chain are TLS
-/// problems (with TLS 1.3 a refused client certificate only shows on the first read, i.e.
-/// during the SASL exchange, as an alert from the router).
-fn classify_open_error(addr: &str, e: OpenError) -> ManagementError {
-    let addr = addr.to_string();
+/// Maps an I/O failure during TLS or SASL: a rustls error (ours, or an alert from the router)
+/// is a TLS problem. With TLS 1.3 a refused client certificate only shows on the first read,
+/// i.e. during the SASL exchange, as an alert from the router.
+fn io_failure(addr: &str, step: &str, e: io::Error) -> ManagementError {
     if let Some(tls) = find_rustls_error(&e) {
         return ManagementError::Tls {
-            addr,
+            addr: addr.to_string(),
             detail: describe_rustls_error(tls),
         };
     }
-    match e {
-        OpenError::SaslError {
-            code,
-            additional_data,
-        } => ManagementError::Sasl {
-            addr,
+    match e.kind() {
+        io::ErrorKind::UnexpectedEof
+        | io::ErrorKind::ConnectionReset
+        | io::ErrorKind::BrokenPipe => ManagementError::Tls {
+            addr: addr.to_string(),
             detail: format!(
-                "outcome {code:?}{}",
-                additional_data
-                    .map(|d| format!(" ({})", String::from_utf8_lossy(&d)))
-                    .unwrap_or_default()
+                "the router closed the connection during the {step} ({e}); check that the \
+                     client certificate is issued by the CA the router trusts"
             ),
         },
-        OpenError::Io(io)
-            if matches!(
-                io.kind(),
-                io::ErrorKind::UnexpectedEof
-                    | io::ErrorKind::ConnectionReset
-                    | io::ErrorKind::BrokenPipe
-            ) =>
-        {
-            ManagementError::Tls {
-                addr,
-                detail: format!(
-                    "the router closed the connection during the TLS/SASL handshake ({io}); \
-                     check that the client certificate is issued by the CA the router trusts"
-                ),
-            }
-        }
-        OpenError::ProtocolHeaderMismatch(h) => ManagementError::Amqp {
-            addr,
-            detail: format!("the peer does not speak AMQP 1.0 with SASL here (header {h:?})"),
-        },
-        OpenError::InvalidDomain => ManagementError::Tls {
-            addr,
-            detail: "invalid TLS server name".into(),
-        },
-        other => ManagementError::Amqp {
-            addr,
-            detail: format!("opening the connection: {other}"),
+        _ => ManagementError::Amqp {
+            addr: addr.to_string(),
+            detail: format!("{step}: {e}"),
         },
     }
+}
+
+/// Maps fe2o3's AMQP open errors (after TLS and SASL succeeded).
+fn classify_open_error(addr: &str, e: OpenError) -> ManagementError {
+    if let Some(tls) = find_rustls_error(&e) {
+        return ManagementError::Tls {
+            addr: addr.to_string(),
+            detail: describe_rustls_error(tls),
+        };
+    }
+    ManagementError::Amqp {
+        addr: addr.to_string(),
+        detail: format!("opening the connection: {e}"),
+    }
+}
+
+enum SaslFailure {
+    Io(io::Error),
+    Refused(String),
+}
+
+impl From<io::Error> for SaslFailure {
+    fn from(e: io::Error) -> Self {
+        Self::Io(e)
+    }
+}
+
+/// AMQP SASL layer (AMQP 1.0 §5.3) with mechanism EXTERNAL: the identity is the TLS client
+/// certificate. Reads exactly the SASL frames, so the stream is left at the AMQP header.
+async fn sasl_external<S>(stream: &mut S) -> Result<(), SaslFailure>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use fe2o3_amqp::frames::sasl::{Frame, FrameCodec};
+    use fe2o3_amqp::types::primitives::Binary;
+    use fe2o3_amqp::types::sasl::{SaslCode, SaslInit, SaslResponse};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_util::codec::{Decoder, Encoder};
+
+    const SASL_HEADER: [u8; 8] = *b"AMQP\x03\x01\x00\x00";
+    /// SASL frames are small; the spec's minimum max-frame-size (512) bounds them.
+    const MAX_SASL_FRAME: usize = 512;
+
+    async fn send<S: tokio::io::AsyncWrite + Unpin>(
+        s: &mut S,
+        frame: Frame,
+    ) -> Result<(), SaslFailure> {
+        let mut body = bytes::BytesMut::new();
+        FrameCodec {}
+            .encode(frame, &mut body)
+            .map_err(|e| SaslFailure::Refused(format!("cannot encode a SASL frame: {e}")))?;
+        let size = u32::try_from(body.len() + 4).expect("small frame");
+        let mut buf = Vec::with_capacity(body.len() + 4);
+        buf.extend_from_slice(&size.to_be_bytes());
+        buf.extend_from_slice(&body);
+        s.write_all(&buf).await?;
+        s.flush().await?;
+        Ok(())
+    }
+
+    async fn recv<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> Result<Frame, SaslFailure> {
+        let mut size = [0u8; 4];
+        s.read_exact(&mut size).await?;
+        let size = u32::from_be_bytes(size) as usize;
+        if !(8..=MAX_SASL_FRAME).contains(&size) {
+            return Err(SaslFailure::Refused(format!("bad SASL frame size {size}")));
+        }
+        let mut body = bytes::BytesMut::zeroed(size - 4);
+        s.read_exact(&mut body).await?;
+        FrameCodec {}
+            .decode(&mut body)
+            .map_err(|e| SaslFailure::Refused(format!("cannot decode a SASL frame: {e}")))?
+            .ok_or_else(|| SaslFailure::Refused("empty SASL frame".into()))
+    }
+
+    stream.write_all(&SASL_HEADER).await?;
+    stream.flush().await?;
+    let mut header = [0u8; 8];
+    stream.read_exact(&mut header).await?;
+    if header != SASL_HEADER {
+        return Err(SaslFailure::Refused(format!(
+            "the peer answered protocol header {header:?}, not AMQP SASL 1.0"
+        )));
+    }
+    match recv(stream).await? {
+        Frame::Mechanisms(m) => {
+            if !m.sasl_server_mechanisms.0.iter().any(|s| s.0 == "EXTERNAL") {
+                let offered: Vec<&str> = m
+                    .sasl_server_mechanisms
+                    .0
+                    .iter()
+                    .map(|s| s.0.as_str())
+                    .collect();
+                return Err(SaslFailure::Refused(format!(
+                    "the listener does not offer EXTERNAL (offers {offered:?}): is it the \
+                     router's `normal` listener with saslMechanisms EXTERNAL?"
+                )));
+            }
+        }
+        other => {
+            return Err(SaslFailure::Refused(format!(
+                "expected sasl-mechanisms, got {other:?}"
+            )))
+        }
+    }
+    send(
+        stream,
+        Frame::Init(SaslInit {
+            mechanism: "EXTERNAL".into(),
+            initial_response: Some(Binary::from(Vec::new())),
+            hostname: None,
+        }),
+    )
+    .await?;
+    // EXTERNAL needs at most one (empty) challenge round.
+    for _ in 0..4 {
+        match recv(stream).await? {
+            Frame::Challenge(_) => {
+                send(
+                    stream,
+                    Frame::Response(SaslResponse {
+                        response: Binary::from(Vec::new()),
+                    }),
+                )
+                .await?
+            }
+            Frame::Outcome(outcome) => {
+                return match outcome.code {
+                    SaslCode::Ok => Ok(()),
+                    code => Err(SaslFailure::Refused(format!(
+                        "outcome {code:?}{}",
+                        outcome
+                            .additional_data
+                            .map(|d| format!(" ({})", String::from_utf8_lossy(&d)))
+                            .unwrap_or_default()
+                    ))),
+                }
+            }
+            other => {
+                return Err(SaslFailure::Refused(format!(
+                    "unexpected SASL frame {other:?}"
+                )))
+            }
+        }
+    }
+    Err(SaslFailure::Refused("too many SASL challenges".into()))
 }
 
 fn find_rustls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
@@ -827,13 +966,105 @@ mod tests {
 
     #[test]
     fn entity_type_names() {
-        assert_eq!(full_entity_type("tcpListener"), "io.skupper.router.tcpListener");
-        assert_eq!(full_entity_type("router.node"), "io.skupper.router.router.node");
+        assert_eq!(
+            full_entity_type("tcpListener"),
+            "io.skupper.router.tcpListener"
+        );
+        assert_eq!(
+            full_entity_type("router.node"),
+            "io.skupper.router.router.node"
+        );
         assert_eq!(
             full_entity_type("io.skupper.router.sslProfile"),
             "io.skupper.router.sslProfile"
         );
-        assert_eq!(full_entity_type("org.amqp.management"), "org.amqp.management");
+        assert_eq!(
+            full_entity_type("org.amqp.management"),
+            "org.amqp.management"
+        );
+    }
+
+    /// A SASL server like skrouterd's Cyrus one: EXTERNAL, an empty challenge when the init has
+    /// no initial-response, then `outcome`.
+    async fn mock_sasl_server(
+        mut io: tokio::io::DuplexStream,
+        offer: &'static str,
+        code: fe2o3_amqp::types::sasl::SaslCode,
+    ) -> Option<fe2o3_amqp::types::sasl::SaslInit> {
+        use fe2o3_amqp::frames::sasl::{Frame, FrameCodec};
+        use fe2o3_amqp::types::primitives::{Array, Symbol};
+        use fe2o3_amqp::types::sasl::{SaslChallenge, SaslMechanisms, SaslOutcome};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio_util::codec::{Decoder, Encoder};
+
+        async fn send(io: &mut tokio::io::DuplexStream, f: Frame) {
+            let mut body = bytes::BytesMut::new();
+            FrameCodec {}.encode(f, &mut body).unwrap();
+            io.write_all(&((body.len() + 4) as u32).to_be_bytes())
+                .await
+                .unwrap();
+            io.write_all(&body).await.unwrap();
+        }
+        async fn recv(io: &mut tokio::io::DuplexStream) -> Option<Frame> {
+            let mut size = [0u8; 4];
+            io.read_exact(&mut size).await.ok()?;
+            let mut body = bytes::BytesMut::zeroed(u32::from_be_bytes(size) as usize - 4);
+            io.read_exact(&mut body).await.ok()?;
+            FrameCodec {}.decode(&mut body).unwrap()
+        }
+
+        let mut header = [0u8; 8];
+        io.read_exact(&mut header).await.unwrap();
+        assert_eq!(&header, b"AMQP\x03\x01\x00\x00");
+        io.write_all(&header).await.unwrap();
+        let mechanisms = SaslMechanisms {
+            sasl_server_mechanisms: Array::from(vec![Symbol::from(offer)]),
+        };
+        send(&mut io, Frame::Mechanisms(mechanisms)).await;
+        let Some(Frame::Init(init)) = recv(&mut io).await else {
+            return None;
+        };
+        send(
+            &mut io,
+            Frame::Challenge(SaslChallenge {
+                challenge: Vec::new().into(),
+            }),
+        )
+        .await;
+        assert!(matches!(recv(&mut io).await, Some(Frame::Response(_))));
+        send(
+            &mut io,
+            Frame::Outcome(SaslOutcome {
+                code,
+                additional_data: None,
+            }),
+        )
+        .await;
+        Some(init)
+    }
+
+    #[tokio::test]
+    async fn sasl_external_answers_a_challenge() {
+        use fe2o3_amqp::types::sasl::SaslCode;
+        let (mut client, server) = tokio::io::duplex(4096);
+        let server = tokio::spawn(mock_sasl_server(server, "EXTERNAL", SaslCode::Ok));
+        assert!(sasl_external(&mut client).await.is_ok());
+        let init = server.await.unwrap().unwrap();
+        assert_eq!(init.mechanism.0, "EXTERNAL");
+        // Present but empty, as proton sends it.
+        assert_eq!(init.initial_response.map(|b| b.len()), Some(0));
+
+        let (mut client, server) = tokio::io::duplex(4096);
+        tokio::spawn(mock_sasl_server(server, "EXTERNAL", SaslCode::Auth));
+        assert!(
+            matches!(sasl_external(&mut client).await, Err(SaslFailure::Refused(d)) if d.contains("Auth"))
+        );
+
+        let (mut client, server) = tokio::io::duplex(4096);
+        tokio::spawn(mock_sasl_server(server, "PLAIN", SaslCode::Ok));
+        assert!(
+            matches!(sasl_external(&mut client).await, Err(SaslFailure::Refused(d)) if d.contains("PLAIN"))
+        );
     }
 
     #[test]
@@ -841,6 +1072,9 @@ mod tests {
         let j = serde_json::json!({"host": "0.0.0.0", "port": 9090, "on": true,
                                    "list": [1, "a", null], "nested": {"x": -3}});
         assert_eq!(amqp_to_json(json_to_amqp(&j)), j);
-        assert!(matches!(json_to_amqp(&serde_json::json!(5)), Value::Long(5)));
+        assert!(matches!(
+            json_to_amqp(&serde_json::json!(5)),
+            Value::Long(5)
+        ));
     }
 }

@@ -9,7 +9,7 @@
 #   testhost.sh setup                      install packages/quadlet/config (root, no-op if done)
 #   testhost.sh up NAME [--netns]          bring up host NAME ([a-z0-9]+)
 #   testhost.sh run NAME [--] CMD ARGS...  run CMD as vst-NAME inside the host's namespaces
-#   testhost.sh load-image NAME TAR REF    podman import TAR as REF (skipped if unchanged)
+#   testhost.sh load-image NAME TAR REF [--change INSTR]...   podman import TAR as REF (skipped if unchanged)
 #   testhost.sh addr NAME                  the host's address (127.0.0.1 without --netns)
 #   testhost.sh cut NAME | heal NAME       take the host's link down / up again
 #   testhost.sh down [NAME...]             tear down (all hosts when no NAME given)
@@ -37,7 +37,7 @@ cmd_run() {
     local d=$STATE_ROOT/$name
     [[ -r $d/env ]] || die "host $name is not up (no $d/env); run: testhost.sh up $name"
     # shellcheck source=/dev/null
-    source "$d/env"   # TH_USER TH_UID TH_HOME TH_NETNS TH_ADDR TH_VETH TH_MODE (written by up)
+    source "$d/env"   # TH_USER TH_UID TH_HOME TH_NETNS TH_ADDR TH_VETH TH_MODE TH_RUNCG (by up)
     local envs=(HOME="$TH_HOME" USER="$TH_USER" LOGNAME="$TH_USER" SHELL=/bin/bash
         PATH="$SANE_PATH" LANG=C.UTF-8
         XDG_RUNTIME_DIR="/run/user/$TH_UID"
@@ -54,6 +54,8 @@ cmd_run() {
     fi
     local pid
     read -r pid <"$d/systemd.pid" || die "host $name: no systemd.pid"
+    # Into the host's cgroup for commands (see cmd_inner); only this process, before exec.
+    if [[ -n $TH_RUNCG ]]; then echo $$ 2>/dev/null >"$TH_RUNCG/cgroup.procs" || true; fi
     [[ -d /proc/$pid ]] || die "host $name: systemd --user (pid $pid) is gone; run: testhost.sh up $name"
     if [[ -n $TH_NETNS ]]; then
         exec nsenter -t "$pid" -m -n "${as_user[@]}"
@@ -94,7 +96,7 @@ with_lock() {
 
 load_state() { # NAME -> TH_* variables, SYSTEMD_PID, DBUS_PID (empty when unknown)
     local d=$STATE_ROOT/$1
-    TH_USER="" TH_UID="" TH_HOME="" TH_NETNS="" TH_ADDR="" TH_VETH="" TH_MODE=""
+    TH_USER="" TH_UID="" TH_GID="" TH_HOME="" TH_NETNS="" TH_ADDR="" TH_VETH="" TH_MODE="" TH_RUNCG=""
     SYSTEMD_PID="" DBUS_PID=""
     [[ -r $d/env ]] || return 1
     # shellcheck source=/dev/null
@@ -125,7 +127,7 @@ CONTAINERS_CONF=/etc/containers/containers.conf
 # it (we never override a value somebody chose deliberately; we only fill in what is missing).
 toml_ensure() {
     local file=$1 section=$2 key=$3 line=$4
-    if grep -Eq "^[[:space:]]*$key[[:space:]]*=" "$file"; then
+    if grep -Eq "^[[:space:]]*${key}[[:space:]]*=" "$file"; then
         grep -Fxq "$line" "$file" ||
             echo "setup: WARNING: $file sets $key differently from '$line'; leaving it" >&2
         return 0
@@ -297,9 +299,16 @@ cmd_inner() {
     [[ -n $TH_NETNS ]] && mount -t sysfs sysfs /sys
     mount -t cgroup2 cgroup2 /sys/fs/cgroup
     # Delegated cgroup, as user@UID.service would get from systemd (else systemd --user: EACCES).
-    local cg=/sys/fs/cgroup/user.slice/user-$TH_UID.slice/user@$TH_UID.service
-    mkdir -p "$cg"
-    chown -R "$TH_UID:$TH_GID" "$cg"
+    local slice=/sys/fs/cgroup/user.slice/user-$TH_UID.slice
+    local cg=$slice/user@$TH_UID.service
+    mkdir -p "$cg" "$slice/testhost-run"
+    chown -R "$TH_UID:$TH_GID" "$cg" "$slice/testhost-run"
+    # `run` puts its commands into testhost-run (like a login session's scope). When podman
+    # asks the manager for a scope (e.g. its pause process), the manager moves the process out
+    # of there, which needs write access to the common ancestor's cgroup.procs. A real host's
+    # user manager falls back to asking PID 1 (AttachProcessesToUnit); here there is none, the
+    # scope fails ("Result: resources") and the manager is "degraded". So the user owns that.
+    chown "$TH_UID:$TH_GID" "$slice/cgroup.procs"
     echo $$ >"$cg/cgroup.procs"
     # systemd --user refuses to run unless /run/systemd/system exists ("not booted with systemd").
     mkdir -p /run/systemd
@@ -450,6 +459,7 @@ TH_NETNS=$ns
 TH_ADDR=$addr
 TH_VETH=$veth
 TH_MODE=ns
+TH_RUNCG=$(v2_root)/user.slice/user-$uid.slice/testhost-run
 EOF
     load_state "$name"
     write_dropins
@@ -497,7 +507,7 @@ up_systemd_host() { # NAME USER UID HOME
     loginctl enable-linger "$user"
     systemctl start "user@$uid.service"
     mkdir -p "$d"
-    printf 'TH_NAME=%s\nTH_USER=%s\nTH_UID=%s\nTH_GID=%s\nTH_HOME=%s\nTH_NETNS=\nTH_ADDR=\nTH_VETH=\nTH_MODE=systemd\n' \
+    printf 'TH_NAME=%s\nTH_USER=%s\nTH_UID=%s\nTH_GID=%s\nTH_HOME=%s\nTH_NETNS=\nTH_ADDR=\nTH_VETH=\nTH_MODE=systemd\nTH_RUNCG=\n' \
         "$name" "$user" "$uid" "$(id -g "$user")" "$home" >"$d/env"
     systemctl show -p MainPID --value "user@$uid.service" >"$d/systemd.pid"
     load_state "$name"
@@ -608,13 +618,10 @@ down_one() { # NAME
 teardown_netns() { # NAME (under lock; state loaded)
     ip netns del "$TH_NETNS" 2>/dev/null || true
     ip link del "$TH_VETH" 2>/dev/null || true
-    # Drop the bridge when no other host uses a netns.
-    local e
-    for e in "$STATE_ROOT"/*/env; do
-        [[ -e $e && $e != "$STATE_ROOT/$1/env" ]] || continue
-        grep -q '^TH_NETNS=.' "$e" && return 0
-    done
-    ip link del "$BRIDGE" 2>/dev/null || true
+    # Drop the bridge once no port is left on it. (Its ports, not the state files, tell: a
+    # concurrent `up --netns` attaches its veth under the lock but writes its state later.)
+    local ports=("/sys/class/net/$BRIDGE/brif/"*)
+    [[ -e ${ports[0]} ]] || ip link del "$BRIDGE" 2>/dev/null || true
 }
 
 cmd_down() {
@@ -651,6 +658,22 @@ cmd_link() { # up|down NAME
     load_state "$2" || die "host $2 is not up"
     [[ -n $TH_VETH ]] || die "host $2 has no network namespace (up it with --netns)"
     ip link set "$TH_VETH" "$1"
+    [[ $1 == up ]] || return 0
+    # Usable when heal returns: wait for carrier, and forget neighbour entries that went FAILED
+    # while the link was cut (else connects fail with "No route to host" for a few seconds).
+    local i
+    for ((i = 0; i < 100; i++)); do
+        [[ $(<"/sys/class/net/$TH_VETH/operstate") == up ]] && break
+        sleep 0.02
+    done
+    ip neigh flush dev "$BRIDGE" to "$TH_ADDR" 2>/dev/null || true
+    ip -n "$TH_NETNS" neigh flush dev eth0 2>/dev/null || true
+    local e ns
+    for e in "$STATE_ROOT"/*/env; do   # the other hosts' entries for this address
+        ns=$(sed -n 's/^TH_NETNS=//p' "$e" 2>/dev/null) || continue
+        [[ -n $ns && $ns != "$TH_NETNS" ]] || continue
+        ip -n "$ns" neigh flush dev eth0 to "$TH_ADDR" 2>/dev/null || true
+    done
 }
 
 cmd_status() {
@@ -667,13 +690,16 @@ cmd_status() {
     done
 }
 
-cmd_load_image() { # NAME TAR REF
-    (($# == 3)) || die "usage: testhost.sh load-image NAME TARFILE REF"
+cmd_load_image() { # NAME TAR REF [--change INSTRUCTION]...
+    (($# >= 3)) || die "usage: testhost.sh load-image NAME TARFILE REF [--change INSTRUCTION]..."
     local name=$1 tar=$2 ref=$3 sum have
+    shift 3
+    local changes=("$@")
     check_name "$name"
     [[ -r $tar ]] || die "load-image: cannot read $tar"
-    sum=$(sha256sum <"$tar" | cut -d' ' -f1)
-    # The tar's checksum is kept as a label on the image: same REF + same label = nothing to do.
+    # The checksum covers the tar and the image settings (--change: CMD, ENV, USER ...).
+    sum=$( { sha256sum <"$tar"; printf '%s\n' "${changes[@]}"; } | sha256sum | cut -d' ' -f1)
+    # It is kept as a label on the image: same REF + same label = nothing to do.
     have=$("$SELF" run "$name" podman image inspect --format \
         '{{index .Config.Labels "vansite.testhost.sha256"}}' "$ref" 2>/dev/null || true)
     if [[ $have == "$sum" ]]; then
@@ -682,7 +708,7 @@ cmd_load_image() { # NAME TAR REF
     fi
     # Stream the tar through stdin: the test user need not be able to read the file.
     "$SELF" run "$name" podman import --quiet --change "LABEL vansite.testhost.sha256=$sum" \
-        - "$ref" <"$tar" >/dev/null
+        "${changes[@]}" - "$ref" <"$tar" >/dev/null
     echo "load-image: imported $ref (sha256 $sum)"
 }
 

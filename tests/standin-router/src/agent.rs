@@ -17,11 +17,17 @@ const PREFIX: &str = "io.skupper.router.";
 
 /// Creates one entity and starts what it runs. Used for the configuration file and for
 /// management CREATE alike, so both behave the same.
-pub async fn create(router: &Arc<Router>, agent: &AgentSender, mut entity: Entity) -> Result<(), String> {
+pub async fn create(
+    router: &Arc<Router>,
+    agent: &AgentSender,
+    mut entity: Entity,
+) -> Result<(), String> {
     if entity.name().is_empty() {
         // Nameless entities (router, address, log, site) get one, as the real agent gives them.
         let generated = format!("{}/{}", entity.entity_type, router.next_id());
-        entity.attributes.insert("name".into(), Value::String(generated));
+        entity
+            .attributes
+            .insert("name".into(), Value::String(generated));
     }
     let key = (entity.entity_type.clone(), entity.name().to_string());
     if router.state().configured.contains_key(&key) {
@@ -35,7 +41,14 @@ pub async fn create(router: &Arc<Router>, agent: &AgentSender, mut entity: Entit
         "connector" => Some(links::start_connector(router, &entity)?),
         _ => None,
     };
-    router.state().configured.insert(key, Configured { entity: entity.clone(), task, status: None });
+    router.state().configured.insert(
+        key,
+        Configured {
+            entity: entity.clone(),
+            task,
+            status: None,
+        },
+    );
     match entity.entity_type.as_str() {
         "tcpListener" => tcp::add_listener(router, &entity),
         "tcpConnector" => router.topology_changed(),
@@ -45,16 +58,27 @@ pub async fn create(router: &Arc<Router>, agent: &AgentSender, mut entity: Entit
 }
 
 fn delete(router: &Arc<Router>, entity_type: &str, name: &str) -> bool {
-    let removed = router.state().configured.remove(&(entity_type.to_string(), name.to_string()));
-    let Some(configured) = removed else { return false };
+    let removed = router
+        .state()
+        .configured
+        .remove(&(entity_type.to_string(), name.to_string()));
+    let Some(configured) = removed else {
+        return false;
+    };
     if let Some(task) = configured.task {
         task.abort();
     }
     // A deleted connector's link goes down with it.
     if entity_type == "connector" {
-        let host = format!("{}:{}", configured.entity.str("host"), configured.entity.str("port"));
+        let host = format!(
+            "{}:{}",
+            configured.entity.str("host"),
+            configured.entity.str("port")
+        );
         let mut state = router.state();
-        state.peers.retain(|_, p| !(p.dir == "out" && p.host == host));
+        state
+            .peers
+            .retain(|_, p| !(p.dir == "out" && p.host == host));
     }
     if entity_type == "tcpListener" {
         tcp::remove_listener(router, name);
@@ -64,7 +88,11 @@ fn delete(router: &Arc<Router>, entity_type: &str, name: &str) -> bool {
 }
 
 /// Serves management requests until every sender is gone.
-pub async fn run(router: Arc<Router>, agent: AgentSender, mut requests: mpsc::Receiver<(Request, tokio::sync::oneshot::Sender<Response>)>) {
+pub async fn run(
+    router: Arc<Router>,
+    agent: AgentSender,
+    mut requests: mpsc::Receiver<(Request, tokio::sync::oneshot::Sender<Response>)>,
+) {
     while let Some((request, reply)) = requests.recv().await {
         let response = handle(&router, &agent, request).await;
         let _ = reply.send(response);
@@ -72,7 +100,11 @@ pub async fn run(router: Arc<Router>, agent: AgentSender, mut requests: mpsc::Re
 }
 
 fn answer(status_code: u16, description: &str, body: Value) -> Response {
-    Response { status_code, status_description: description.to_string(), body }
+    Response {
+        status_code,
+        status_description: description.to_string(),
+        body,
+    }
 }
 
 async fn handle(router: &Arc<Router>, agent: &AgentSender, request: Request) -> Response {
@@ -81,12 +113,20 @@ async fn handle(router: &Arc<Router>, agent: &AgentSender, request: Request) -> 
         Err(e) => return answer(400, &format!("Bad Request: {e}"), Value::Null),
     };
     let short = entity_type.name.clone();
-    let name = request.name.clone().or_else(|| request.identity.clone()).unwrap_or_default();
+    let name = request
+        .name
+        .clone()
+        .or_else(|| request.identity.clone())
+        .unwrap_or_default();
     match request.operation.as_str() {
         "QUERY" => {
             let wanted: Vec<String> = request.body["attributeNames"]
                 .as_array()
-                .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(String::from))
+                        .collect()
+                })
                 .unwrap_or_default();
             let rows = rows(router, &short);
             let names: Vec<String> = if wanted.is_empty() {
@@ -99,13 +139,31 @@ async fn handle(router: &Arc<Router>, agent: &AgentSender, request: Request) -> 
             };
             let results: Vec<Value> = rows
                 .iter()
-                .map(|row| Value::Array(names.iter().map(|n| row.get(n).cloned().unwrap_or(Value::Null)).collect()))
+                .map(|row| {
+                    Value::Array(
+                        names
+                            .iter()
+                            .map(|n| row.get(n).cloned().unwrap_or(Value::Null))
+                            .collect(),
+                    )
+                })
                 .collect();
-            answer(200, "OK", json!({"attributeNames": names, "results": results}))
+            answer(
+                200,
+                "OK",
+                json!({"attributeNames": names, "results": results}),
+            )
         }
-        "READ" => match rows(router, &short).into_iter().find(|r| r.get("name").and_then(Value::as_str) == Some(&name)) {
+        "READ" => match rows(router, &short)
+            .into_iter()
+            .find(|r| r.get("name").and_then(Value::as_str) == Some(&name))
+        {
             Some(row) => answer(200, "OK", Value::Object(row)),
-            None => answer(404, &format!("Not Found: No entity with name='{name}'"), Value::Null),
+            None => answer(
+                404,
+                &format!("Not Found: No entity with name='{name}'"),
+                Value::Null,
+            ),
         },
         "CREATE" if entity_type.allows("CREATE") => {
             let mut attributes = request.body.as_object().cloned().unwrap_or_default();
@@ -116,7 +174,10 @@ async fn handle(router: &Arc<Router>, agent: &AgentSender, request: Request) -> 
                 Ok(v) => v,
                 Err(e) => return answer(400, &format!("Bad Request: {e}"), Value::Null),
             };
-            let entity = Entity { entity_type: short.clone(), attributes: validated };
+            let entity = Entity {
+                entity_type: short.clone(),
+                attributes: validated,
+            };
             match create(router, agent, entity.clone()).await {
                 Ok(()) => answer(201, "Created", Value::Object(row_of(&entity, None))),
                 Err(e) => answer(400, &format!("Bad Request: {e}"), Value::Null),
@@ -126,12 +187,19 @@ async fn handle(router: &Arc<Router>, agent: &AgentSender, request: Request) -> 
             if delete(router, &short, &name) {
                 answer(204, "No Content", Value::Null)
             } else {
-                answer(404, &format!("Not Found: No entity with name='{name}'"), Value::Null)
+                answer(
+                    404,
+                    &format!("Not Found: No entity with name='{name}'"),
+                    Value::Null,
+                )
             }
         }
         "CREATE" | "DELETE" | "UPDATE" => answer(
             405,
-            &format!("Method Not Allowed: {} not allowed for type {PREFIX}{short}", request.operation),
+            &format!(
+                "Method Not Allowed: {} not allowed for type {PREFIX}{short}",
+                request.operation
+            ),
             Value::Null,
         ),
         other => answer(501, &format!("Not Implemented: {other}"), Value::Null),
@@ -140,7 +208,10 @@ async fn handle(router: &Arc<Router>, agent: &AgentSender, request: Request) -> 
 
 fn row_of(entity: &Entity, status: Option<&(String, String)>) -> Map<String, Value> {
     let mut row = entity.attributes.clone();
-    row.insert("type".into(), Value::String(format!("{PREFIX}{}", entity.entity_type)));
+    row.insert(
+        "type".into(),
+        Value::String(format!("{PREFIX}{}", entity.entity_type)),
+    );
     row.insert("identity".into(), Value::String(entity.name().to_string()));
     if let Some((status, message)) = status {
         row.insert("connectionStatus".into(), Value::String(status.clone()));

@@ -11,17 +11,33 @@ use crate::schema::{Operation, Schema, SchemaError};
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read configuration {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("configuration is not valid JSON: {0}")]
     Json(#[from] serde_json::Error),
     #[error("configuration must be a JSON array of [entityType, {{attributes}}] pairs; entry {0} is not")]
     Shape(usize),
     #[error("configuration entry {index} ({entity}): {source}")]
-    Schema { index: usize, entity: String, source: SchemaError },
+    Schema {
+        index: usize,
+        entity: String,
+        source: SchemaError,
+    },
     #[error("sslProfile '{profile}': {attribute} {path}: {source}")]
-    SslFile { profile: String, attribute: &'static str, path: String, source: std::io::Error },
+    SslFile {
+        profile: String,
+        attribute: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{entity} '{name}' refers to sslProfile '{profile}', which is not defined")]
-    MissingProfile { entity: String, name: String, profile: String },
+    MissingProfile {
+        entity: String,
+        name: String,
+        profile: String,
+    },
     #[error("only one 'router' entity is allowed")]
     DuplicateRouter,
 }
@@ -35,15 +51,24 @@ pub struct Entity {
 
 impl Entity {
     pub fn str(&self, key: &str) -> &str {
-        self.attributes.get(key).and_then(Value::as_str).unwrap_or("")
+        self.attributes
+            .get(key)
+            .and_then(Value::as_str)
+            .unwrap_or("")
     }
 
     pub fn int(&self, key: &str) -> i64 {
-        self.attributes.get(key).and_then(Value::as_i64).unwrap_or(0)
+        self.attributes
+            .get(key)
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
     }
 
     pub fn bool(&self, key: &str) -> bool {
-        self.attributes.get(key).and_then(Value::as_bool).unwrap_or(false)
+        self.attributes
+            .get(key)
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
     }
 
     pub fn name(&self) -> &str {
@@ -90,16 +115,32 @@ pub fn parse(text: &str) -> Result<Vec<Entity>, ConfigError> {
     let entries = raw.as_array().ok_or(ConfigError::Shape(0))?;
     let mut entities = Vec::with_capacity(entries.len());
     for (index, entry) in entries.iter().enumerate() {
-        let (Some(type_name), Some(attrs)) = (entry.get(0).and_then(Value::as_str), entry.get(1).and_then(Value::as_object))
-        else {
+        let (Some(type_name), Some(attrs)) = (
+            entry.get(0).and_then(Value::as_str),
+            entry.get(1).and_then(Value::as_object),
+        ) else {
             return Err(ConfigError::Shape(index));
         };
-        let schema_error = |source| ConfigError::Schema { index, entity: type_name.to_string(), source };
+        let schema_error = |source| ConfigError::Schema {
+            index,
+            entity: type_name.to_string(),
+            source,
+        };
         let entity_type = Schema::get().entity_type(type_name).map_err(schema_error)?;
-        let attributes = entity_type.validate(attrs, Operation::Configure).map_err(schema_error)?;
-        entities.push(Entity { entity_type: entity_type.name.clone(), attributes });
+        let attributes = entity_type
+            .validate(attrs, Operation::Configure)
+            .map_err(schema_error)?;
+        entities.push(Entity {
+            entity_type: entity_type.name.clone(),
+            attributes,
+        });
     }
-    if entities.iter().filter(|e| e.entity_type == "router").count() > 1 {
+    if entities
+        .iter()
+        .filter(|e| e.entity_type == "router")
+        .count()
+        > 1
+    {
         return Err(ConfigError::DuplicateRouter);
     }
     check_references(&entities)?;
@@ -109,7 +150,10 @@ pub fn parse(text: &str) -> Result<Vec<Entity>, ConfigError> {
 /// Reads, expands and validates the file, then checks that every sslProfile's files can be read:
 /// the real router refuses to start when one is missing ("Failed to configure TLS certFile").
 pub fn load(path: &Path) -> Result<Vec<Entity>, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.into(),
+        source,
+    })?;
     let expanded = expand_vars(&text, |name| std::env::var(name).ok());
     let entities = parse(&expanded)?;
     for profile in entities.iter().filter(|e| e.entity_type == "sslProfile") {
@@ -135,7 +179,11 @@ pub fn check_ssl_files(profile: &Entity) -> Result<(), ConfigError> {
 }
 
 fn check_references(entities: &[Entity]) -> Result<(), ConfigError> {
-    let profiles: Vec<&str> = entities.iter().filter(|e| e.entity_type == "sslProfile").map(Entity::name).collect();
+    let profiles: Vec<&str> = entities
+        .iter()
+        .filter(|e| e.entity_type == "sslProfile")
+        .map(Entity::name)
+        .collect();
     for entity in entities {
         let profile = entity.str("sslProfile");
         if !profile.is_empty() && !profiles.contains(&profile) {
@@ -156,9 +204,15 @@ mod tests {
     #[test]
     fn expands_like_python_expandvars() {
         let lookup = |n: &str| (n == "BASE").then(|| "/etc/skupper-router".to_string());
-        assert_eq!(expand_vars("${BASE}/certs/a/tls.crt", lookup), "/etc/skupper-router/certs/a/tls.crt");
+        assert_eq!(
+            expand_vars("${BASE}/certs/a/tls.crt", lookup),
+            "/etc/skupper-router/certs/a/tls.crt"
+        );
         assert_eq!(expand_vars("$BASE/x", lookup), "/etc/skupper-router/x");
-        assert_eq!(expand_vars("${NOPE}/x $NOPE $", lookup), "${NOPE}/x $NOPE $");
+        assert_eq!(
+            expand_vars("${NOPE}/x $NOPE $", lookup),
+            "${NOPE}/x $NOPE $"
+        );
         assert_eq!(expand_vars("a${BASE", lookup), "a${BASE");
     }
 
@@ -166,12 +220,16 @@ mod tests {
     fn names_the_offending_attribute() {
         let err = parse(r#"[["router", {"id": "r", "mode": "interior"}], ["listener", {"name": "l", "prot": 5671}]]"#)
             .unwrap_err();
-        assert_eq!(err.to_string(), "configuration entry 1 (listener): unknown attribute 'prot' for entity type 'listener'");
+        assert_eq!(
+            err.to_string(),
+            "configuration entry 1 (listener): unknown attribute 'prot' for entity type 'listener'"
+        );
     }
 
     #[test]
     fn refuses_dangling_ssl_profile() {
-        let err = parse(r#"[["listener", {"name": "l", "port": 1, "sslProfile": "nope"}]]"#).unwrap_err();
+        let err =
+            parse(r#"[["listener", {"name": "l", "port": 1, "sslProfile": "nope"}]]"#).unwrap_err();
         assert!(matches!(err, ConfigError::MissingProfile { .. }), "{err}");
     }
 }

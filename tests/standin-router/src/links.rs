@@ -22,6 +22,10 @@ use crate::tls::{self, Profile};
 const BACKOFF_START: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A link with nothing heard for this long is dropped (the real router's idleTimeoutSeconds
+/// default), so that a cut network is noticed even without a TCP reset.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(16);
+const HEARTBEAT: Duration = Duration::from_secs(4);
 
 /// First message on the control stream, both ways.
 #[derive(Debug, Serialize, Deserialize)]
@@ -35,6 +39,7 @@ struct Hello {
 enum Control {
     Hello(Hello),
     Advertise(Advertisement),
+    Heartbeat,
 }
 
 fn profile_of(router: &Router, entity: &Entity) -> Result<Option<Profile>, String> {
@@ -47,16 +52,26 @@ fn profile_of(router: &Router, entity: &Entity) -> Result<Option<Profile>, Strin
         .configured
         .get(&("sslProfile".to_string(), name.to_string()))
         .ok_or_else(|| format!("sslProfile '{name}' not found"))?;
-    Profile::load(&profile.entity).map(Some).map_err(|e| e.to_string())
+    Profile::load(&profile.entity)
+        .map(Some)
+        .map_err(|e| e.to_string())
 }
 
 /// Binds a listener and serves it in a task. Binding errors are returned (the caller decides
 /// whether they are fatal).
-pub async fn start_listener(router: &Arc<Router>, entity: &Entity, agent: AgentSender) -> Result<tokio::task::AbortHandle, String> {
+pub async fn start_listener(
+    router: &Arc<Router>,
+    entity: &Entity,
+    agent: AgentSender,
+) -> Result<tokio::task::AbortHandle, String> {
     let name = entity.name().to_string();
     let role = entity.str("role").to_string();
     let tls = match profile_of(router, entity)? {
-        Some(profile) => Some(TlsAcceptor::from(profile.server_config(entity.bool("authenticatePeer")).map_err(|e| e.to_string())?)),
+        Some(profile) => Some(TlsAcceptor::from(
+            profile
+                .server_config(entity.bool("authenticatePeer"))
+                .map_err(|e| e.to_string())?,
+        )),
         None => None,
     };
     let host = match entity.str("host") {
@@ -71,8 +86,16 @@ pub async fn start_listener(router: &Arc<Router>, entity: &Entity, agent: AgentS
     let router = Arc::clone(router);
     let task = tokio::spawn(async move {
         loop {
-            let Ok((tcp, remote)) = socket.accept().await else { continue };
-            let (router, role, tls, agent, name) = (Arc::clone(&router), role.clone(), tls.clone(), agent.clone(), name.clone());
+            let Ok((tcp, remote)) = socket.accept().await else {
+                continue;
+            };
+            let (router, role, tls, agent, name) = (
+                Arc::clone(&router),
+                role.clone(),
+                tls.clone(),
+                agent.clone(),
+                name.clone(),
+            );
             tokio::spawn(async move {
                 let Some(tls) = tls else {
                     tracing::warn!("listener {name}: plain connection from {remote} refused (this stand-in requires an sslProfile)");
@@ -89,7 +112,16 @@ pub async fn start_listener(router: &Arc<Router>, entity: &Entity, agent: AgentS
                 let user = peer_subject(stream.get_ref().1.peer_certificates());
                 if role == "normal" {
                     serve_management(&router, stream, remote, agent).await;
-                } else if let Err(e) = run_peer(&router, Box::new(stream), false, &role, remote.to_string(), user).await {
+                } else if let Err(e) = run_peer(
+                    &router,
+                    Box::new(stream),
+                    false,
+                    &role,
+                    remote.to_string(),
+                    user,
+                )
+                .await
+                {
                     tracing::warn!("listener {name}: link from {remote} ended: {e}");
                 }
             });
@@ -98,12 +130,19 @@ pub async fn start_listener(router: &Arc<Router>, entity: &Entity, agent: AgentS
     Ok(task.abort_handle())
 }
 
-async fn serve_management<S>(router: &Arc<Router>, stream: S, remote: SocketAddr, agent: AgentSender)
-where
+async fn serve_management<S>(
+    router: &Arc<Router>,
+    stream: S,
+    remote: SocketAddr,
+    agent: AgentSender,
+) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + std::fmt::Debug + 'static,
 {
     let id = router.next_id();
-    router.state().management_connections.insert(id, (remote.to_string(), Instant::now()));
+    router
+        .state()
+        .management_connections
+        .insert(id, (remote.to_string(), Instant::now()));
     if let Err(e) = management::serve_connection(stream, agent).await {
         tracing::debug!("management connection from {remote} ended: {e}");
     }
@@ -112,14 +151,20 @@ where
 
 /// Runs a connector: dial, TLS (client certificate, server verified per the router's rules),
 /// link; redial with backoff when the link fails or ends.
-pub fn start_connector(router: &Arc<Router>, entity: &Entity) -> Result<tokio::task::AbortHandle, String> {
+pub fn start_connector(
+    router: &Arc<Router>,
+    entity: &Entity,
+) -> Result<tokio::task::AbortHandle, String> {
     let profile = profile_of(router, entity)?;
     let name = entity.name().to_string();
     let role = entity.str("role").to_string();
     let host = entity.str("host").to_string();
     let port = entity.str("port").to_string();
     let tls = match &profile {
-        Some(p) => Some(TlsConnector::from(p.client_config(&host, entity.bool("verifyHostname")).map_err(|e| e.to_string())?)),
+        Some(p) => Some(TlsConnector::from(
+            p.client_config(&host, entity.bool("verifyHostname"))
+                .map_err(|e| e.to_string())?,
+        )),
         None => None,
     };
     let router = Arc::clone(router);
@@ -128,18 +173,27 @@ pub fn start_connector(router: &Arc<Router>, entity: &Entity) -> Result<tokio::t
         loop {
             set_status(&router, &name, "CONNECTING", "");
             let attempt = async {
-                let tcp = tokio::time::timeout(HANDSHAKE_TIMEOUT, TcpStream::connect(format!("{host}:{port}")))
-                    .await
-                    .map_err(|_| "connection timed out".to_string())?
-                    .map_err(|e| format!("connection to {host}:{port} failed: {e}"))?;
+                let tcp = tokio::time::timeout(
+                    HANDSHAKE_TIMEOUT,
+                    TcpStream::connect(format!("{host}:{port}")),
+                )
+                .await
+                .map_err(|_| "connection timed out".to_string())?
+                .map_err(|e| format!("connection to {host}:{port} failed: {e}"))?;
                 let _ = tcp.set_nodelay(true);
                 let Some(tls) = &tls else {
-                    return Err("this stand-in requires an sslProfile on inter-router connectors".to_string());
+                    return Err(
+                        "this stand-in requires an sslProfile on inter-router connectors"
+                            .to_string(),
+                    );
                 };
-                let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.connect(tls::server_name(&host), tcp))
-                    .await
-                    .map_err(|_| "TLS handshake timed out".to_string())?
-                    .map_err(|e| format!("TLS handshake with {host}:{port} failed: {e}"))?;
+                let stream = tokio::time::timeout(
+                    HANDSHAKE_TIMEOUT,
+                    tls.connect(tls::server_name(&host), tcp),
+                )
+                .await
+                .map_err(|_| "TLS handshake timed out".to_string())?
+                .map_err(|e| format!("TLS handshake with {host}:{port} failed: {e}"))?;
                 let user = peer_subject(stream.get_ref().1.peer_certificates());
                 Ok::<_, String>((stream, user))
             };
@@ -147,7 +201,15 @@ pub fn start_connector(router: &Arc<Router>, entity: &Entity) -> Result<tokio::t
                 Ok((stream, user)) => {
                     set_status(&router, &name, "SUCCESS", "");
                     backoff = BACKOFF_START;
-                    let ended = run_peer(&router, Box::new(stream), true, &role, format!("{host}:{port}"), user).await;
+                    let ended = run_peer(
+                        &router,
+                        Box::new(stream),
+                        true,
+                        &role,
+                        format!("{host}:{port}"),
+                        user,
+                    )
+                    .await;
                     let message = match ended {
                         Ok(()) => "connection closed by peer".to_string(),
                         Err(e) => e,
@@ -168,7 +230,11 @@ pub fn start_connector(router: &Arc<Router>, entity: &Entity) -> Result<tokio::t
 }
 
 fn set_status(router: &Router, name: &str, status: &str, message: &str) {
-    if let Some(c) = router.state().configured.get_mut(&("connector".to_string(), name.to_string())) {
+    if let Some(c) = router
+        .state()
+        .configured
+        .get_mut(&("connector".to_string(), name.to_string()))
+    {
         c.status = Some((status.to_string(), message.to_string()));
     }
 }
@@ -177,7 +243,11 @@ fn peer_subject(certs: Option<&[rustls::pki_types::CertificateDer<'_>]>) -> Stri
     use x509_parser::prelude::*;
     certs
         .and_then(|c| c.first())
-        .and_then(|der| X509Certificate::from_der(der).ok().map(|(_, cert)| cert.subject().to_string()))
+        .and_then(|der| {
+            X509Certificate::from_der(der)
+                .ok()
+                .map(|(_, cert)| cert.subject().to_string())
+        })
         .unwrap_or_default()
 }
 
@@ -203,7 +273,11 @@ async fn run_peer(
     };
     let (read, mut write) = tokio::io::split(control);
     let mut lines = BufReader::new(read).lines();
-    let hello = Control::Hello(Hello { router_id: router.id.clone(), role: role.to_string(), mode: router.mode.clone() });
+    let hello = Control::Hello(Hello {
+        router_id: router.id.clone(),
+        role: role.to_string(),
+        mode: router.mode.clone(),
+    });
     write_control(&mut write, &hello).await?;
     let peer_hello = match tokio::time::timeout(HANDSHAKE_TIMEOUT, lines.next_line()).await {
         Ok(Ok(Some(line))) => match serde_json::from_str(&line) {
@@ -214,13 +288,19 @@ async fn run_peer(
     };
     if peer_hello.role != role {
         driver.abort();
-        return Err(format!("role mismatch: this end is '{role}', peer '{}' is '{}'", peer_hello.router_id, peer_hello.role));
+        return Err(format!(
+            "role mismatch: this end is '{role}', peer '{}' is '{}'",
+            peer_hello.router_id, peer_hello.role
+        ));
     }
     if peer_hello.router_id == router.id {
         driver.abort();
         return Err("link to self refused".into());
     }
-    tracing::info!("link up: {role} with router {} ({host})", peer_hello.router_id);
+    tracing::info!(
+        "link up: {role} with router {} ({host})",
+        peer_hello.router_id
+    );
 
     let (control_tx, mut control_rx) = mpsc::unbounded_channel::<Advertisement>();
     let id = router.next_id();
@@ -235,17 +315,24 @@ async fn run_peer(
             opened_at: Instant::now(),
             opener,
             control: control_tx,
-            learned: Advertisement { addresses: Default::default(), routers: Default::default() },
+            learned: Advertisement {
+                addresses: Default::default(),
+                routers: Default::default(),
+            },
             last_sent: None,
         },
     );
     router.topology_changed();
 
+    let mut heartbeat = tokio::time::interval(HEARTBEAT);
+    let mut last_heard = Instant::now();
     let result = loop {
         tokio::select! {
             line = lines.next_line() => match line {
                 Ok(Some(line)) => match serde_json::from_str(&line) {
+                    Ok(Control::Heartbeat) => last_heard = Instant::now(),
                     Ok(Control::Advertise(advert)) => {
+                        last_heard = Instant::now();
                         if let Some(peer) = router.state().peers.get_mut(&id) {
                             peer.learned = advert;
                         }
@@ -264,6 +351,14 @@ async fn run_peer(
             Some(stream) = inbound.recv() => {
                 tokio::spawn(tcp::serve_peer_stream(Arc::clone(router), id, stream));
             }
+            _ = heartbeat.tick() => {
+                if last_heard.elapsed() > IDLE_TIMEOUT {
+                    break Err(format!("nothing heard from the peer for {}s", IDLE_TIMEOUT.as_secs()));
+                }
+                if let Err(e) = write_control(&mut write, &Control::Heartbeat).await {
+                    break Err(e);
+                }
+            }
         }
     };
     router.state().peers.remove(&id);
@@ -273,7 +368,10 @@ async fn run_peer(
     result
 }
 
-async fn write_control<W: tokio::io::AsyncWrite + Unpin>(write: &mut W, message: &Control) -> Result<(), String> {
+async fn write_control<W: tokio::io::AsyncWrite + Unpin>(
+    write: &mut W,
+    message: &Control,
+) -> Result<(), String> {
     let mut line = serde_json::to_vec(message).expect("serialisable");
     line.push(b'\n');
     write.write_all(&line).await.map_err(|e| e.to_string())?;

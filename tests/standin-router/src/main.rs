@@ -23,7 +23,8 @@ fn config_path() -> Option<PathBuf> {
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("STANDIN_LOG").unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("STANDIN_LOG")
+                .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .with_ansi(false)
@@ -41,10 +42,13 @@ async fn main() -> ExitCode {
         }
     };
     let router_entity = entities.iter().find(|e| e.entity_type == "router");
-    let id = router_entity.map(|r| r.str("id").to_string()).filter(|id| !id.is_empty()).unwrap_or_else(|| {
-        format!("standin-{}", std::process::id())
-    });
-    let mode = router_entity.map(|r| r.str("mode").to_string()).unwrap_or_else(|| "standalone".into());
+    let id = router_entity
+        .map(|r| r.str("id").to_string())
+        .filter(|id| !id.is_empty())
+        .unwrap_or_else(|| format!("standin-{}", std::process::id()));
+    let mode = router_entity
+        .map(|r| r.str("mode").to_string())
+        .unwrap_or_else(|| "standalone".into());
     let router = Router::new(id.clone(), mode.clone());
     let (agent_tx, agent_rx) = mpsc::channel(64);
     tokio::spawn(agent::run(Arc::clone(&router), agent_tx.clone(), agent_rx));
@@ -59,7 +63,8 @@ async fn main() -> ExitCode {
         }
     }
     tracing::info!("router {id} ({mode}) running");
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("signal handler");
     tokio::select! {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}

@@ -215,7 +215,11 @@ where
     Ok(())
 }
 
-async fn serve_session(mut session: ListenerSessionHandle, agent: AgentSender, routes: SharedRoutes) {
+async fn serve_session(
+    mut session: ListenerSessionHandle,
+    agent: AgentSender,
+    routes: SharedRoutes,
+) {
     let mut links = JoinSet::new();
     loop {
         tokio::select! {
@@ -270,7 +274,12 @@ async fn accept_link(
                 }
                 _ => {
                     debug!(link = %link_name, target = ?target, "request link attached");
-                    links.spawn(serve_requests(receiver, target.is_none(), agent.clone(), routes.clone()));
+                    links.spawn(serve_requests(
+                        receiver,
+                        target.is_none(),
+                        agent.clone(),
+                        routes.clone(),
+                    ));
                 }
             }
         }
@@ -416,7 +425,9 @@ fn decode_request(message: &Message<Body<Value>>) -> Result<Request, String> {
         .ok_or_else(|| "missing application property 'operation'".to_string())?;
     let type_prop = property_string(app, "type");
     let entity_type_prop = property_string(app, "entityType");
-    let node_level = type_prop.as_deref().is_none_or(|t| t == MANAGEMENT_NODE_TYPE);
+    let node_level = type_prop
+        .as_deref()
+        .is_none_or(|t| t == MANAGEMENT_NODE_TYPE);
     let entity_type = if node_level {
         entity_type_prop.or(type_prop).unwrap_or_default()
     } else {
@@ -426,7 +437,10 @@ fn decode_request(message: &Message<Body<Value>>) -> Result<Request, String> {
     let (name, identity) = if node_level {
         (None, None)
     } else {
-        (property_string(app, "name"), property_string(app, "identity"))
+        (
+            property_string(app, "name"),
+            property_string(app, "identity"),
+        )
     };
     let body = match &message.body {
         Body::Value(AmqpValue(v)) => amqp_to_json(v.clone()),
@@ -502,7 +516,11 @@ fn json_to_amqp(v: &serde_json::Value) -> Value {
 
 fn amqp_to_json(v: Value) -> serde_json::Value {
     use serde_json::Value as J;
-    let float = |f: f64| serde_json::Number::from_f64(f).map(J::Number).unwrap_or(J::Null);
+    let float = |f: f64| {
+        serde_json::Number::from_f64(f)
+            .map(J::Number)
+            .unwrap_or(J::Null)
+    };
     match v {
         Value::Null => J::Null,
         Value::Bool(b) => J::Bool(b),

@@ -21,7 +21,12 @@ pub struct Opener(mpsc::Sender<OpenRequest>);
 impl Opener {
     pub async fn open(&self) -> io::Result<Stream> {
         let (tx, rx) = oneshot::channel();
-        let closed = || io::Error::new(io::ErrorKind::NotConnected, "inter-router connection closed");
+        let closed = || {
+            io::Error::new(
+                io::ErrorKind::NotConnected,
+                "inter-router connection closed",
+            )
+        };
         self.0.send(tx).await.map_err(|_| closed())?;
         rx.await.map_err(|_| closed())?
     }
@@ -29,11 +34,18 @@ impl Opener {
 
 /// Starts the connection driver. Returns the opener, the receiver of streams the peer opens,
 /// and the driver task (it ends when the connection does).
-pub fn start<S>(io: S, client: bool) -> (Opener, mpsc::Receiver<Stream>, tokio::task::JoinHandle<()>)
+pub fn start<S>(
+    io: S,
+    client: bool,
+) -> (Opener, mpsc::Receiver<Stream>, tokio::task::JoinHandle<()>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let mode = if client { yamux::Mode::Client } else { yamux::Mode::Server };
+    let mode = if client {
+        yamux::Mode::Client
+    } else {
+        yamux::Mode::Server
+    };
     let mut config = yamux::Config::default();
     config.set_max_num_streams(4096);
     let mut connection = yamux::Connection::new(io.compat(), config, mode);
@@ -74,7 +86,10 @@ where
             tracing::debug!("inter-router connection ended: {e}");
         }
         for request in waiting {
-            let _ = request.send(Err(io::Error::new(io::ErrorKind::NotConnected, "inter-router connection closed")));
+            let _ = request.send(Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "inter-router connection closed",
+            )));
         }
     });
     (Opener(open_tx), inbound_rx, driver)

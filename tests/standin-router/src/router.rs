@@ -87,11 +87,17 @@ pub struct Router {
 
 impl Router {
     pub fn new(id: String, mode: String) -> Arc<Router> {
-        Arc::new(Router { id, mode, state: Mutex::new(State::default()) })
+        Arc::new(Router {
+            id,
+            mode,
+            state: Mutex::new(State::default()),
+        })
     }
 
     pub fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn next_id(&self) -> u64 {
@@ -111,7 +117,10 @@ impl Router {
     /// Addresses and routers reachable from here, as advertised to `peer` (split horizon:
     /// nothing learned from `peer` itself).
     fn view_for(&self, state: &State, peer: Option<u64>) -> Advertisement {
-        let mut view = Advertisement { addresses: BTreeMap::new(), routers: BTreeMap::new() };
+        let mut view = Advertisement {
+            addresses: BTreeMap::new(),
+            routers: BTreeMap::new(),
+        };
         view.routers.insert(self.id.clone(), 0);
         for entity in Self::tcp_connectors(state) {
             view.addresses.insert(entity.str("address").to_string(), 0);
@@ -168,7 +177,12 @@ impl Router {
         let mut state = self.state();
         let mut candidates: Vec<Route> = Self::tcp_connectors(&state)
             .filter(|e| e.str("address") == address)
-            .map(|e| Route::Local(TcpTarget { host: e.str("host").to_string(), port: e.str("port").to_string() }))
+            .map(|e| {
+                Route::Local(TcpTarget {
+                    host: e.str("host").to_string(),
+                    port: e.str("port").to_string(),
+                })
+            })
             .collect();
         let mut peers: Vec<(&u64, &Peer)> = state
             .peers
@@ -176,7 +190,11 @@ impl Router {
             .filter(|(id, p)| Some(**id) != from_peer && p.learned.addresses.contains_key(address))
             .collect();
         peers.sort_by_key(|(id, _)| **id);
-        candidates.extend(peers.into_iter().map(|(_, p)| Route::Peer(p.opener.clone())));
+        candidates.extend(
+            peers
+                .into_iter()
+                .map(|(_, p)| Route::Peer(p.opener.clone())),
+        );
         if candidates.is_empty() {
             return None;
         }
@@ -191,8 +209,11 @@ impl Router {
         let state = self.state();
         let mut rows = Vec::new();
         for (id, peer) in &state.peers {
-            let roles: &[&str] =
-                if peer.role == "inter-router" { &["inter-router", "inter-router-data"] } else { &[peer.role.as_str()] };
+            let roles: &[&str] = if peer.role == "inter-router" {
+                &["inter-router", "inter-router-data"]
+            } else {
+                &[peer.role.as_str()]
+            };
             for (n, role) in roles.iter().enumerate() {
                 rows.push(connection_row(
                     format!("{id}.{n}"),
@@ -206,7 +227,15 @@ impl Router {
             }
         }
         for (id, (host, opened_at)) in &state.management_connections {
-            rows.push(connection_row(id.to_string(), "normal", "in", host, "", "", *opened_at));
+            rows.push(connection_row(
+                id.to_string(),
+                "normal",
+                "in",
+                host,
+                "",
+                "",
+                *opened_at,
+            ));
         }
         rows
     }

@@ -20,7 +20,11 @@ pub enum SchemaError {
     #[error("attribute '{attribute}' of entity type '{entity}' cannot be set")]
     NotSettable { entity: String, attribute: String },
     #[error("attribute '{attribute}' of entity type '{entity}': {problem}")]
-    BadValue { entity: String, attribute: String, problem: String },
+    BadValue {
+        entity: String,
+        attribute: String,
+        problem: String,
+    },
     #[error("required attribute '{attribute}' missing from entity type '{entity}'")]
     Missing { entity: String, attribute: String },
     #[error("entity type '{entity}' does not allow {operation}")]
@@ -96,10 +100,17 @@ impl Schema {
                         attributes.insert(attr.clone(), Attribute::parse(spec));
                     }
                     if let Some(ops) = def["operations"].as_array() {
-                        operations = ops.iter().filter_map(|o| o.as_str().map(String::from)).collect();
+                        operations = ops
+                            .iter()
+                            .filter_map(|o| o.as_str().map(String::from))
+                            .collect();
                     }
                 }
-                let entity = EntityType { name: name.clone(), attributes, operations };
+                let entity = EntityType {
+                    name: name.clone(),
+                    attributes,
+                    operations,
+                };
                 (name.clone(), entity)
             })
             .collect();
@@ -110,17 +121,25 @@ impl Schema {
     /// is the router's `router.config.address`, as the real config loader maps it.
     pub fn entity_type(&self, name: &str) -> Result<&EntityType, SchemaError> {
         let short = name.strip_prefix(PREFIX).unwrap_or(name);
-        let short = if short == "address" { "router.config.address" } else { short };
-        self.types.get(short).ok_or_else(|| SchemaError::UnknownType(name.to_string()))
+        let short = if short == "address" {
+            "router.config.address"
+        } else {
+            short
+        };
+        self.types
+            .get(short)
+            .ok_or_else(|| SchemaError::UnknownType(name.to_string()))
     }
 }
 
 impl Attribute {
     fn parse(spec: &Value) -> Attribute {
         let ty = match &spec["type"] {
-            Value::Array(tags) => {
-                AttrType::Enum(tags.iter().filter_map(|t| t.as_str().map(String::from)).collect())
-            }
+            Value::Array(tags) => AttrType::Enum(
+                tags.iter()
+                    .filter_map(|t| t.as_str().map(String::from))
+                    .collect(),
+            ),
             Value::String(t) => match t.as_str() {
                 "integer" => AttrType::Integer,
                 "boolean" => AttrType::Boolean,
@@ -163,9 +182,10 @@ impl Attribute {
             },
             (AttrType::Boolean, other) => Err(format!("expected a boolean, got {other}")),
             (AttrType::Enum(tags), Value::String(s)) if tags.contains(s) => Ok(value.clone()),
-            (AttrType::Enum(tags), other) => {
-                Err(format!("invalid value {other}, must be one of {}", tags.join(", ")))
-            }
+            (AttrType::Enum(tags), other) => Err(format!(
+                "invalid value {other}, must be one of {}",
+                tags.join(", ")
+            )),
             (AttrType::Map, Value::Object(_)) => Ok(value.clone()),
             (AttrType::Map, other) => Err(format!("expected a map, got {other}")),
             (AttrType::List, Value::Array(_)) => Ok(value.clone()),
@@ -181,13 +201,20 @@ impl EntityType {
 
     /// Validates `attributes` and returns them coerced, with the schema's defaults filled in
     /// unless this is an UPDATE.
-    pub fn validate(&self, attributes: &Map<String, Value>, op: Operation) -> Result<Map<String, Value>, SchemaError> {
+    pub fn validate(
+        &self,
+        attributes: &Map<String, Value>,
+        op: Operation,
+    ) -> Result<Map<String, Value>, SchemaError> {
         let mut out = Map::new();
         for (key, value) in attributes {
-            let attr = self.attributes.get(key).ok_or_else(|| SchemaError::UnknownAttribute {
-                entity: self.name.clone(),
-                attribute: key.clone(),
-            })?;
+            let attr = self
+                .attributes
+                .get(key)
+                .ok_or_else(|| SchemaError::UnknownAttribute {
+                    entity: self.name.clone(),
+                    attribute: key.clone(),
+                })?;
             // `type` is always accepted: management requests repeat it in the body.
             let settable = match op {
                 Operation::Configure => true,
@@ -195,13 +222,18 @@ impl EntityType {
                 Operation::Update => attr.update || key == "name",
             };
             if !settable && key != "type" && key != "identity" {
-                return Err(SchemaError::NotSettable { entity: self.name.clone(), attribute: key.clone() });
+                return Err(SchemaError::NotSettable {
+                    entity: self.name.clone(),
+                    attribute: key.clone(),
+                });
             }
-            let value = attr.coerce(value).map_err(|problem| SchemaError::BadValue {
-                entity: self.name.clone(),
-                attribute: key.clone(),
-                problem,
-            })?;
+            let value = attr
+                .coerce(value)
+                .map_err(|problem| SchemaError::BadValue {
+                    entity: self.name.clone(),
+                    attribute: key.clone(),
+                    problem,
+                })?;
             out.insert(key.clone(), value);
         }
         if op != Operation::Update {
@@ -215,7 +247,10 @@ impl EntityType {
                         out.insert(key.clone(), value);
                     }
                     None if attr.required => {
-                        return Err(SchemaError::Missing { entity: self.name.clone(), attribute: key.clone() })
+                        return Err(SchemaError::Missing {
+                            entity: self.name.clone(),
+                            attribute: key.clone(),
+                        })
                     }
                     None => {}
                 }
@@ -238,32 +273,62 @@ mod tests {
     fn coerces_like_the_router() {
         let listener = Schema::get().entity_type("listener").unwrap();
         let out = listener
-            .validate(&attrs(json!({"name": "l", "port": 5671, "authenticatePeer": "true"})), Operation::Create)
+            .validate(
+                &attrs(json!({"name": "l", "port": 5671, "authenticatePeer": "true"})),
+                Operation::Create,
+            )
             .unwrap();
         assert_eq!(out["port"], json!("5671"));
         assert_eq!(out["authenticatePeer"], json!(true));
         assert_eq!(out["role"], json!("normal"), "default filled in");
-        let router = Schema::get().entity_type("io.skupper.router.router").unwrap();
-        let out = router.validate(&attrs(json!({"helloMaxAgeSeconds": "3"})), Operation::Create).unwrap();
+        let router = Schema::get()
+            .entity_type("io.skupper.router.router")
+            .unwrap();
+        let out = router
+            .validate(
+                &attrs(json!({"helloMaxAgeSeconds": "3"})),
+                Operation::Create,
+            )
+            .unwrap();
         assert_eq!(out["helloMaxAgeSeconds"], json!(3));
     }
 
     #[test]
     fn refuses_what_the_router_refuses() {
         let schema = Schema::get();
-        assert!(matches!(schema.entity_type("tcpBridge"), Err(SchemaError::UnknownType(_))));
+        assert!(matches!(
+            schema.entity_type("tcpBridge"),
+            Err(SchemaError::UnknownType(_))
+        ));
         let connector = schema.entity_type("connector").unwrap();
-        let err = connector.validate(&attrs(json!({"hostname": "x"})), Operation::Create).unwrap_err();
-        assert_eq!(err.to_string(), "unknown attribute 'hostname' for entity type 'connector'");
-        let err = connector.validate(&attrs(json!({"cost": "cheap"})), Operation::Create).unwrap_err();
+        let err = connector
+            .validate(&attrs(json!({"hostname": "x"})), Operation::Create)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown attribute 'hostname' for entity type 'connector'"
+        );
+        let err = connector
+            .validate(&attrs(json!({"cost": "cheap"})), Operation::Create)
+            .unwrap_err();
         assert!(matches!(err, SchemaError::BadValue { .. }), "{err}");
-        let err = connector.validate(&attrs(json!({"role": "peer"})), Operation::Create).unwrap_err();
+        let err = connector
+            .validate(&attrs(json!({"role": "peer"})), Operation::Create)
+            .unwrap_err();
         assert!(err.to_string().contains("must be one of"), "{err}");
-        let err = connector.validate(&attrs(json!({"connectionStatus": "x"})), Operation::Create).unwrap_err();
+        let err = connector
+            .validate(&attrs(json!({"connectionStatus": "x"})), Operation::Create)
+            .unwrap_err();
         assert!(matches!(err, SchemaError::NotSettable { .. }), "{err}");
         let log = schema.entity_type("log").unwrap();
-        log.validate(&attrs(json!({"module": "ROUTER_CORE", "enable": "error+"})), Operation::Configure).unwrap();
-        let err = log.validate(&attrs(json!({"enable": "info+"})), Operation::Configure).unwrap_err();
+        log.validate(
+            &attrs(json!({"module": "ROUTER_CORE", "enable": "error+"})),
+            Operation::Configure,
+        )
+        .unwrap();
+        let err = log
+            .validate(&attrs(json!({"enable": "info+"})), Operation::Configure)
+            .unwrap_err();
         assert!(matches!(err, SchemaError::Missing { .. }), "{err}");
     }
 
@@ -271,9 +336,18 @@ mod tests {
     fn address_is_router_config_address() {
         let address = Schema::get().entity_type("address").unwrap();
         address
-            .validate(&attrs(json!({"prefix": "mc", "distribution": "multicast"})), Operation::Create)
+            .validate(
+                &attrs(json!({"prefix": "mc", "distribution": "multicast"})),
+                Operation::Create,
+            )
             .unwrap();
-        assert!(Schema::get().entity_type("tcpListener").unwrap().allows("DELETE"));
-        assert!(!Schema::get().entity_type("router").unwrap().allows("CREATE"));
+        assert!(Schema::get()
+            .entity_type("tcpListener")
+            .unwrap()
+            .allows("DELETE"));
+        assert!(!Schema::get()
+            .entity_type("router")
+            .unwrap()
+            .allows("CREATE"));
     }
 }

@@ -18,7 +18,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> AsyncStream for T {}
 pub fn add_listener(router: &Arc<Router>, entity: &Entity) {
     router.state().tcp_listeners.insert(
         entity.name().to_string(),
-        TcpListenerState { address: entity.str("address").to_string(), accepting: None },
+        TcpListenerState {
+            address: entity.str("address").to_string(),
+            accepting: None,
+        },
     );
     router.topology_changed();
 }
@@ -35,15 +38,23 @@ pub fn remove_listener(router: &Arc<Router>, name: &str) {
 /// already carried go on.
 pub fn set_accepting(router: &Arc<Router>, name: &str, on: bool) {
     let mut state = router.state();
-    let Some(entity) = state.configured.get(&("tcpListener".to_string(), name.to_string())).map(|c| c.entity.clone())
+    let Some(entity) = state
+        .configured
+        .get(&("tcpListener".to_string(), name.to_string()))
+        .map(|c| c.entity.clone())
     else {
         return;
     };
-    let Some(listener) = state.tcp_listeners.get_mut(name) else { return };
+    let Some(listener) = state.tcp_listeners.get_mut(name) else {
+        return;
+    };
     if !on {
         if let Some(task) = listener.accepting.take() {
             task.abort();
-            tracing::info!("tcpListener {name}: no reachable tcpConnector for '{}', not accepting", listener.address);
+            tracing::info!(
+                "tcpListener {name}: no reachable tcpConnector for '{}', not accepting",
+                listener.address
+            );
         }
         return;
     }
@@ -59,24 +70,43 @@ pub fn set_accepting(router: &Arc<Router>, name: &str, on: bool) {
         .and_then(TcpListener::from_std);
     match bound {
         Ok(socket) => {
-            tracing::info!("tcpListener {name}: accepting on {host}:{} for '{}'", entity.str("port"), listener.address);
+            tracing::info!(
+                "tcpListener {name}: accepting on {host}:{} for '{}'",
+                entity.str("port"),
+                listener.address
+            );
             let address = listener.address.clone();
             let router = Arc::clone(router);
             let task = tokio::spawn(async move {
                 loop {
-                    let Ok((client, _)) = socket.accept().await else { continue };
+                    let Ok((client, _)) = socket.accept().await else {
+                        continue;
+                    };
                     let _ = client.set_nodelay(true);
-                    tokio::spawn(carry(Arc::clone(&router), address.clone(), Box::new(client), None));
+                    tokio::spawn(carry(
+                        Arc::clone(&router),
+                        address.clone(),
+                        Box::new(client),
+                        None,
+                    ));
                 }
             });
             listener.accepting = Some(task.abort_handle());
         }
-        Err(e) => tracing::error!("tcpListener {name}: cannot listen on {host}:{}: {e}", entity.str("port")),
+        Err(e) => tracing::error!(
+            "tcpListener {name}: cannot listen on {host}:{}: {e}",
+            entity.str("port")
+        ),
     }
 }
 
 /// Connects `client` to a connector of `address` and copies both ways until both sides close.
-async fn carry(router: Arc<Router>, address: String, mut client: Box<dyn AsyncStream>, from_peer: Option<u64>) {
+async fn carry(
+    router: Arc<Router>,
+    address: String,
+    mut client: Box<dyn AsyncStream>,
+    from_peer: Option<u64>,
+) {
     match open_route(&router, &address, from_peer).await {
         Ok(mut upstream) => {
             let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
@@ -85,9 +115,16 @@ async fn carry(router: Arc<Router>, address: String, mut client: Box<dyn AsyncSt
     }
 }
 
-async fn open_route(router: &Arc<Router>, address: &str, from_peer: Option<u64>) -> io::Result<Box<dyn AsyncStream>> {
+async fn open_route(
+    router: &Arc<Router>,
+    address: &str,
+    from_peer: Option<u64>,
+) -> io::Result<Box<dyn AsyncStream>> {
     match router.route(address, from_peer) {
-        None => Err(io::Error::new(io::ErrorKind::NotFound, format!("no tcpConnector for '{address}'"))),
+        None => Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("no tcpConnector for '{address}'"),
+        )),
         Some(Route::Local(target)) => {
             let stream = TcpStream::connect(format!("{}:{}", target.host, target.port)).await?;
             let _ = stream.set_nodelay(true);
@@ -98,7 +135,10 @@ async fn open_route(router: &Arc<Router>, address: &str, from_peer: Option<u64>)
             stream.write_all(format!("{address}\n").as_bytes()).await?;
             let reply = read_line(&mut stream).await?;
             match reply.strip_prefix("error ") {
-                Some(reason) => Err(io::Error::new(io::ErrorKind::ConnectionRefused, reason.to_string())),
+                Some(reason) => Err(io::Error::new(
+                    io::ErrorKind::ConnectionRefused,
+                    reason.to_string(),
+                )),
                 None => Ok(Box::new(stream)),
             }
         }
@@ -108,7 +148,9 @@ async fn open_route(router: &Arc<Router>, address: &str, from_peer: Option<u64>)
 /// A stream opened by a peer: its first line names the address; answer `ok` or `error …`
 /// once the far end is connected, then carry bytes.
 pub async fn serve_peer_stream(router: Arc<Router>, peer: u64, mut stream: mux::Stream) {
-    let Ok(address) = read_line(&mut stream).await else { return };
+    let Ok(address) = read_line(&mut stream).await else {
+        return;
+    };
     match open_route(&router, &address, Some(peer)).await {
         Ok(mut upstream) => {
             if stream.write_all(b"ok\n").await.is_ok() {
@@ -128,11 +170,15 @@ async fn read_line(stream: &mut mux::Stream) -> io::Result<String> {
     loop {
         let byte = stream.read_u8().await?;
         if byte == b'\n' {
-            return String::from_utf8(line).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e));
+            return String::from_utf8(line)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e));
         }
         line.push(byte);
         if line.len() > 4096 {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "header line too long"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "header line too long",
+            ));
         }
     }
 }

@@ -6,7 +6,9 @@
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::crypto::{
+    verify_tls12_signature, verify_tls13_signature, CryptoProvider, WebPkiSupportedAlgorithms,
+};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::WebPkiClientVerifier;
@@ -17,7 +19,11 @@ use crate::config::Entity;
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     #[error("sslProfile '{profile}': cannot read {path}: {source}")]
-    Read { profile: String, path: String, source: std::io::Error },
+    Read {
+        profile: String,
+        path: String,
+        source: std::io::Error,
+    },
     #[error("sslProfile '{profile}': {what}")]
     Invalid { profile: String, what: String },
 }
@@ -40,37 +46,60 @@ impl Profile {
             }
             std::fs::read(path)
                 .map(Some)
-                .map_err(|source| TlsError::Read { profile: name.clone(), path: path.to_string(), source })
+                .map_err(|source| TlsError::Read {
+                    profile: name.clone(),
+                    path: path.to_string(),
+                    source,
+                })
         };
-        let invalid = |what: String| TlsError::Invalid { profile: name.clone(), what };
-        let certs = |pem: Option<Vec<u8>>, what: &str| -> Result<Vec<CertificateDer<'static>>, TlsError> {
-            let Some(pem) = pem else { return Ok(Vec::new()) };
-            let certs = CertificateDer::pem_slice_iter(&pem)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| invalid(format!("{what}: {e}")))?;
-            if certs.is_empty() {
-                return Err(invalid(format!("{what}: no certificate found")));
-            }
-            Ok(certs)
+        let invalid = |what: String| TlsError::Invalid {
+            profile: name.clone(),
+            what,
         };
+        let certs =
+            |pem: Option<Vec<u8>>, what: &str| -> Result<Vec<CertificateDer<'static>>, TlsError> {
+                let Some(pem) = pem else {
+                    return Ok(Vec::new());
+                };
+                let certs = CertificateDer::pem_slice_iter(&pem)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| invalid(format!("{what}: {e}")))?;
+                if certs.is_empty() {
+                    return Err(invalid(format!("{what}: no certificate found")));
+                }
+                Ok(certs)
+            };
         let ca = certs(read("caCertFile")?, "caCertFile")?;
         let chain = certs(read("certFile")?, "certFile")?;
         let key = read("privateKeyFile")?
-            .map(|pem| PrivateKeyDer::from_pem_slice(&pem).map_err(|e| invalid(format!("privateKeyFile: {e}"))))
+            .map(|pem| {
+                PrivateKeyDer::from_pem_slice(&pem)
+                    .map_err(|e| invalid(format!("privateKeyFile: {e}")))
+            })
             .transpose()?;
-        Ok(Profile { name, ca, chain, key })
+        Ok(Profile {
+            name,
+            ca,
+            chain,
+            key,
+        })
     }
 
     fn roots(&self) -> Result<Arc<RootCertStore>, TlsError> {
         let mut roots = RootCertStore::empty();
         for cert in &self.ca {
-            roots.add(cert.clone()).map_err(|e| self.invalid(format!("caCertFile: {e}")))?;
+            roots
+                .add(cert.clone())
+                .map_err(|e| self.invalid(format!("caCertFile: {e}")))?;
         }
         Ok(Arc::new(roots))
     }
 
     fn invalid(&self, what: String) -> TlsError {
-        TlsError::Invalid { profile: self.name.clone(), what }
+        TlsError::Invalid {
+            profile: self.name.clone(),
+            what,
+        }
     }
 
     fn identity(&self) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
@@ -89,17 +118,25 @@ impl Profile {
             let verifier = WebPkiClientVerifier::builder(self.roots()?)
                 .build()
                 .map_err(|e| self.invalid(format!("caCertFile: {e}")))?;
-            builder.with_client_cert_verifier(verifier).with_single_cert(chain, key)
+            builder
+                .with_client_cert_verifier(verifier)
+                .with_single_cert(chain, key)
         } else {
             builder.with_no_client_auth().with_single_cert(chain, key)
         };
-        config.map(Arc::new).map_err(|e| self.invalid(e.to_string()))
+        config
+            .map(Arc::new)
+            .map_err(|e| self.invalid(e.to_string()))
     }
 
     /// Client side of a connector dialling `host`. Presents the profile's certificate when it
     /// has one; verifies the server against the profile's CA and, if `verify_hostname`, `host`
     /// against the DNS SANs and CN.
-    pub fn client_config(&self, host: &str, verify_hostname: bool) -> Result<Arc<ClientConfig>, TlsError> {
+    pub fn client_config(
+        &self,
+        host: &str,
+        verify_hostname: bool,
+    ) -> Result<Arc<ClientConfig>, TlsError> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let anchors = self
             .ca
@@ -120,7 +157,9 @@ impl Profile {
         let config = match (&self.key, self.chain.is_empty()) {
             (Some(_), false) => {
                 let (chain, key) = self.identity()?;
-                builder.with_client_auth_cert(chain, key).map_err(|e| self.invalid(e.to_string()))?
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .map_err(|e| self.invalid(e.to_string()))?
             }
             _ => builder.with_no_client_auth(),
         };
@@ -130,7 +169,8 @@ impl Profile {
 
 /// The server name handed to rustls for `host` (only used for SNI; verification is ours).
 pub fn server_name(host: &str) -> ServerName<'static> {
-    ServerName::try_from(host.to_string()).unwrap_or_else(|_| ServerName::try_from("invalid.host").unwrap())
+    ServerName::try_from(host.to_string())
+        .unwrap_or_else(|_| ServerName::try_from("invalid.host").unwrap())
 }
 
 #[derive(Debug)]
@@ -149,7 +189,8 @@ impl ServerCertVerifier for RouterHostVerifier {
         _ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let cert = webpki::EndEntityCert::try_from(end_entity).map_err(|e| rustls::Error::General(e.to_string()))?;
+        let cert = webpki::EndEntityCert::try_from(end_entity)
+            .map_err(|e| rustls::Error::General(e.to_string()))?;
         cert.verify_for_usage(
             self.algorithms.all,
             &self.anchors,
@@ -159,14 +200,20 @@ impl ServerCertVerifier for RouterHostVerifier {
             None,
             None,
         )
-        .map_err(|e| rustls::Error::InvalidCertificate(rustls::CertificateError::Other(rustls::OtherError(Arc::new(e)))))?;
+        .map_err(|e| {
+            rustls::Error::InvalidCertificate(rustls::CertificateError::Other(rustls::OtherError(
+                Arc::new(e),
+            )))
+        })?;
         if let Some(host) = &self.host {
             let names = dns_names_and_cn(end_entity).map_err(rustls::Error::General)?;
             if !names.iter().any(|name| host_matches(name, host)) {
-                return Err(rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForNameContext {
-                    expected: server_name(host),
-                    presented: names,
-                }));
+                return Err(rustls::Error::InvalidCertificate(
+                    rustls::CertificateError::NotValidForNameContext {
+                        expected: server_name(host),
+                        presented: names,
+                    },
+                ));
             }
         }
         Ok(ServerCertVerified::assertion())
@@ -198,7 +245,8 @@ impl ServerCertVerifier for RouterHostVerifier {
 /// DNS-type subjectAltNames and the subject CN; never IP-type SANs.
 fn dns_names_and_cn(der: &CertificateDer<'_>) -> Result<Vec<String>, String> {
     use x509_parser::prelude::*;
-    let (_, cert) = X509Certificate::from_der(der).map_err(|e| format!("bad server certificate: {e}"))?;
+    let (_, cert) =
+        X509Certificate::from_der(der).map_err(|e| format!("bad server certificate: {e}"))?;
     let mut names: Vec<String> = cert
         .subject()
         .iter_common_name()
@@ -216,7 +264,9 @@ fn dns_names_and_cn(der: &CertificateDer<'_>) -> Result<Vec<String>, String> {
 
 fn host_matches(pattern: &str, host: &str) -> bool {
     match pattern.strip_prefix("*.") {
-        Some(suffix) => host.split_once('.').is_some_and(|(label, rest)| !label.is_empty() && rest == suffix),
+        Some(suffix) => host
+            .split_once('.')
+            .is_some_and(|(label, rest)| !label.is_empty() && rest == suffix),
         None => pattern == host,
     }
 }

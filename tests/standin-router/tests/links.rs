@@ -28,7 +28,11 @@ fn start_site_a(dir: &Path, a_sans: &[San]) -> SiteA {
     local_ca.issue(
         &certs.join("skupper-local-server"),
         "127.0.0.1",
-        &[San::Dns("127.0.0.1"), San::Dns("localhost"), San::Ip("127.0.0.1")],
+        &[
+            San::Dns("127.0.0.1"),
+            San::Dns("localhost"),
+            San::Ip("127.0.0.1"),
+        ],
     );
     let (inter_router_port, management_port, echo_b_port) = (free_port(), free_port(), free_port());
     let env = [
@@ -40,7 +44,12 @@ fn start_site_a(dir: &Path, a_sans: &[San]) -> SiteA {
     ];
     let standin = Standin::start(&fixture("site-a.json"), &env, dir.join("a.log"));
     standin.wait_for_log("router site-a (interior) running", LIMIT);
-    SiteA { standin, site_ca, inter_router_port, echo_b_port }
+    SiteA {
+        standin,
+        site_ca,
+        inter_router_port,
+        echo_b_port,
+    }
 }
 
 /// Site B: dials A with the certificates in `link_certs`. Returns it and the port of its
@@ -54,7 +63,10 @@ fn start_site_b(dir: &Path, config: &str, link_certs: &Path, a: &SiteA) -> (Stan
         ("ECHO_SERVER_PORT", echo_server().to_string()),
         ("ECHO_A_PORT", echo_a_port.to_string()),
     ];
-    (Standin::start(&fixture(config), &env, dir.join("b.log")), echo_a_port)
+    (
+        Standin::start(&fixture(config), &env, dir.join("b.log")),
+        echo_a_port,
+    )
 }
 
 fn test_dir(name: &str) -> PathBuf {
@@ -66,7 +78,11 @@ fn test_dir(name: &str) -> PathBuf {
 
 /// A DNS SAN for the dialled address, as Skupper issues them (plus the IP SAN).
 fn good_server_sans() -> Vec<San> {
-    vec![San::Dns("127.0.0.1"), San::Ip("127.0.0.1"), San::Dns("localhost")]
+    vec![
+        San::Dns("127.0.0.1"),
+        San::Ip("127.0.0.1"),
+        San::Dns("localhost"),
+    ]
 }
 
 #[test]
@@ -93,7 +109,10 @@ fn a_server_trusted_from_another_ca_is_rejected() {
     Ca::new("another-site-ca").issue(&dir.join("link"), "site-b", &[]);
     let (b, echo_a_port) = start_site_b(&dir, "site-b.json", &dir.join("link"), &a);
     b.wait_for_log("UnknownIssuer", LIMIT);
-    assert!(std::net::TcpStream::connect(("127.0.0.1", echo_a_port)).is_err(), "no link, so no tcpListener");
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", echo_a_port)).is_err(),
+        "no link, so no tcpListener"
+    );
 }
 
 #[test]
@@ -106,7 +125,10 @@ fn a_client_certificate_from_another_ca_is_rejected() {
     a.site_ca.trust_only(&link);
     let (_b, echo_a_port) = start_site_b(&dir, "site-b.json", &link, &a);
     let log = a.standin.wait_for_log("TLS handshake with", LIMIT);
-    assert!(log.contains("UnknownIssuer") || log.contains("invalid peer certificate"), "{log}");
+    assert!(
+        log.contains("UnknownIssuer") || log.contains("invalid peer certificate"),
+        "{log}"
+    );
     assert!(std::net::TcpStream::connect(("127.0.0.1", echo_a_port)).is_err());
 }
 
@@ -141,7 +163,10 @@ fn an_unknown_attribute_stops_the_router_with_its_name() {
         .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("unknown attribute 'sslProfle' for entity type 'listener'"), "{stderr}");
+    assert!(
+        stderr.contains("unknown attribute 'sslProfle' for entity type 'listener'"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -7,7 +7,10 @@ mod support;
 use std::time::Duration;
 
 use serde_json::json;
-use support::{echo_roundtrip, echo_server, fixture, free_port, wait_accepting, wait_refusing, Ca, San, Standin};
+use support::{
+    echo_roundtrip, echo_server, fixture, free_port, wait_accepting, wait_refusing, Ca, San,
+    Standin,
+};
 use vansite::router::management::{ClientTls, ManagementClient};
 
 const LIMIT: Duration = Duration::from_secs(20);
@@ -26,9 +29,21 @@ fn start_site(name: &str) -> Site {
     let certs = dir.join("certs");
     Ca::new("skupper-site-ca").issue(&certs.join("site-a"), "site-a", &[San::Dns("127.0.0.1")]);
     let local_ca = Ca::new("skupper-local-ca");
-    let server_sans = [San::Dns("127.0.0.1"), San::Dns("localhost"), San::Ip("127.0.0.1")];
-    local_ca.issue(&certs.join("skupper-local-server"), "127.0.0.1", &server_sans);
-    local_ca.issue(&certs.join("skupper-local-client"), "127.0.0.1", &server_sans);
+    let server_sans = [
+        San::Dns("127.0.0.1"),
+        San::Dns("localhost"),
+        San::Ip("127.0.0.1"),
+    ];
+    local_ca.issue(
+        &certs.join("skupper-local-server"),
+        "127.0.0.1",
+        &server_sans,
+    );
+    local_ca.issue(
+        &certs.join("skupper-local-client"),
+        "127.0.0.1",
+        &server_sans,
+    );
     let (management_port, echo_server_port) = (free_port(), echo_server());
     let env = [
         ("CERTS", certs.display().to_string()),
@@ -40,19 +55,29 @@ fn start_site(name: &str) -> Site {
     let standin = Standin::start(&fixture("site-a.json"), &env, dir.join("router.log"));
     standin.wait_for_log("router site-a (interior) running", LIMIT);
     let client_tls = ClientTls::from_dir(certs.join("skupper-local-client")).unwrap();
-    Site { standin, client_tls, management_port, echo_server_port }
+    Site {
+        standin,
+        client_tls,
+        management_port,
+        echo_server_port,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn live_tcp_listener_create_carries_traffic_and_delete_stops_it() {
     let mut site = start_site("live-create");
-    let mut client = ManagementClient::connect("127.0.0.1", site.management_port, &site.client_tls, LIMIT)
-        .await
-        .unwrap();
+    let mut client =
+        ManagementClient::connect("127.0.0.1", site.management_port, &site.client_tls, LIMIT)
+            .await
+            .unwrap();
     let port = free_port();
     let attributes = json!({"host": "127.0.0.1", "port": port.to_string(), "address": "echo-a"});
     let created = client
-        .create("tcpListener", "listener/live", attributes.as_object().unwrap().clone())
+        .create(
+            "tcpListener",
+            "listener/live",
+            attributes.as_object().unwrap().clone(),
+        )
         .await
         .unwrap();
     assert_eq!(created["address"], json!("echo-a"));
@@ -63,13 +88,22 @@ async fn live_tcp_listener_create_carries_traffic_and_delete_stops_it() {
     .await
     .unwrap();
 
-    let listeners = client.query("tcpListener", &["name", "port", "address"]).await.unwrap();
-    assert!(listeners.iter().any(|l| l["name"] == json!("listener/live") && l["port"] == json!(port.to_string())));
+    let listeners = client
+        .query("tcpListener", &["name", "port", "address"])
+        .await
+        .unwrap();
+    assert!(listeners
+        .iter()
+        .any(|l| l["name"] == json!("listener/live") && l["port"] == json!(port.to_string())));
 
     client.delete("tcpListener", "listener/live").await.unwrap();
-    tokio::task::spawn_blocking(move || wait_refusing(port, LIMIT)).await.unwrap();
+    tokio::task::spawn_blocking(move || wait_refusing(port, LIMIT))
+        .await
+        .unwrap();
     let listeners = client.query("tcpListener", &["name"]).await.unwrap();
-    assert!(!listeners.iter().any(|l| l["name"] == json!("listener/live")));
+    assert!(!listeners
+        .iter()
+        .any(|l| l["name"] == json!("listener/live")));
     // The same router process served it all: nothing was restarted.
     assert!(site.standin.is_running());
     assert!(!site.standin.log_text().contains("shutting down"));
@@ -79,50 +113,107 @@ async fn live_tcp_listener_create_carries_traffic_and_delete_stops_it() {
 #[tokio::test(flavor = "multi_thread")]
 async fn management_refuses_what_the_router_refuses() {
     let site = start_site("live-refuse");
-    let mut client = ManagementClient::connect("127.0.0.1", site.management_port, &site.client_tls, LIMIT)
-        .await
-        .unwrap();
+    let mut client =
+        ManagementClient::connect("127.0.0.1", site.management_port, &site.client_tls, LIMIT)
+            .await
+            .unwrap();
     let bad = json!({"host": "127.0.0.1", "port": "1", "adress": "x"});
-    let err = client.create("tcpListener", "bad", bad.as_object().unwrap().clone()).await.unwrap_err();
+    let err = client
+        .create("tcpListener", "bad", bad.as_object().unwrap().clone())
+        .await
+        .unwrap_err();
     assert_eq!(err.status_code(), Some(400), "{err}");
     assert!(err.to_string().contains("adress"), "{err}");
-    let err = client.delete("tcpConnector", "nothing-here").await.unwrap_err();
+    let err = client
+        .delete("tcpConnector", "nothing-here")
+        .await
+        .unwrap_err();
     assert!(err.is_not_found(), "{err}");
     // The router entity is not creatable at run time.
-    let err = client.create("router", "r2", Default::default()).await.unwrap_err();
+    let err = client
+        .create("router", "r2", Default::default())
+        .await
+        .unwrap_err();
     assert_eq!(err.status_code(), Some(405), "{err}");
     // A second tcpConnector of an existing address, created live, is used alongside.
     let connector = json!({"host": "127.0.0.1", "port": site.echo_server_port.to_string(), "address": "echo-a"});
-    client.create("tcpConnector", "connector/second", connector.as_object().unwrap().clone()).await.unwrap();
+    client
+        .create(
+            "tcpConnector",
+            "connector/second",
+            connector.as_object().unwrap().clone(),
+        )
+        .await
+        .unwrap();
     let connectors = client.query("tcpConnector", &[]).await.unwrap();
-    assert_eq!(connectors.iter().filter(|c| c["address"] == json!("echo-a")).count(), 2);
+    assert_eq!(
+        connectors
+            .iter()
+            .filter(|c| c["address"] == json!("echo-a"))
+            .count(),
+        2
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn status_queries_see_links_and_routers() {
     let site = start_site("status-query");
-    let mut client = ManagementClient::connect("127.0.0.1", site.management_port, &site.client_tls, LIMIT)
+    let mut client =
+        ManagementClient::connect("127.0.0.1", site.management_port, &site.client_tls, LIMIT)
+            .await
+            .unwrap();
+    // This management connection is itself a `normal` connection.
+    let connections = client
+        .query("io.skupper.router.connection", &["role", "dir", "host"])
         .await
         .unwrap();
-    // This management connection is itself a `normal` connection.
-    let connections = client.query("io.skupper.router.connection", &["role", "dir", "host"]).await.unwrap();
-    assert!(connections.iter().any(|c| c["role"] == json!("normal") && c["dir"] == json!("in")), "{connections:?}");
-    let nodes = client.query("router.node", &["id", "nextHop"]).await.unwrap();
+    assert!(
+        connections
+            .iter()
+            .any(|c| c["role"] == json!("normal") && c["dir"] == json!("in")),
+        "{connections:?}"
+    );
+    let nodes = client
+        .query("router.node", &["id", "nextHop"])
+        .await
+        .unwrap();
     assert_eq!(nodes.len(), 1, "{nodes:?}");
     assert_eq!(nodes[0]["id"], json!("site-a"));
     // A connector to nowhere reports its failure, as `link status` will show it.
     let dead_port = free_port();
     let link = json!({"role": "inter-router", "host": "127.0.0.1", "port": dead_port.to_string(), "sslProfile": "site-a"});
-    client.create("connector", "link-nowhere", link.as_object().unwrap().clone()).await.unwrap();
+    client
+        .create(
+            "connector",
+            "link-nowhere",
+            link.as_object().unwrap().clone(),
+        )
+        .await
+        .unwrap();
     let start = std::time::Instant::now();
     loop {
-        let rows = client.query("connector", &["name", "connectionStatus", "connectionMsg"]).await.unwrap();
-        let row = rows.iter().find(|r| r["name"] == json!("link-nowhere")).expect("connector listed");
+        let rows = client
+            .query("connector", &["name", "connectionStatus", "connectionMsg"])
+            .await
+            .unwrap();
+        let row = rows
+            .iter()
+            .find(|r| r["name"] == json!("link-nowhere"))
+            .expect("connector listed");
         if row["connectionStatus"] == json!("FAILED") {
-            assert!(row["connectionMsg"].as_str().unwrap_or("").contains("refused"), "{row:?}");
+            assert!(
+                row["connectionMsg"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("refused"),
+                "{row:?}"
+            );
             break;
         }
-        assert!(start.elapsed() < LIMIT, "connector never reported a failure: {row:?}");
+        assert!(
+            start.elapsed() < LIMIT,
+            "connector never reported a failure: {row:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -58,7 +58,10 @@ fn leaf(ca: &Ca, cn: &str, server: bool) -> (String, String) {
     } else {
         ExtendedKeyUsagePurpose::ClientAuth
     }];
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
     let key = KeyPair::generate().unwrap();
     let issuer = Issuer::from_params(&ca.params, &ca.key);
     let cert = params.signed_by(&key, &issuer).unwrap();
@@ -124,8 +127,11 @@ async fn start_server(pki: &Pki, agent: AgentSender) -> Server {
     let (l, s) = (live.clone(), served.clone());
     tokio::spawn(async move {
         loop {
-            let Ok((tcp, _)) = listener.accept().await else { break };
-            let (acceptor, agent, live, served) = (acceptor.clone(), agent.clone(), l.clone(), s.clone());
+            let Ok((tcp, _)) = listener.accept().await else {
+                break;
+            };
+            let (acceptor, agent, live, served) =
+                (acceptor.clone(), agent.clone(), l.clone(), s.clone());
             tokio::spawn(async move {
                 let tls = match acceptor.accept(tcp).await {
                     Ok(tls) => tls,
@@ -179,11 +185,18 @@ fn start_agent() -> AgentSender {
                     }
                 },
                 "QUERY" => {
-                    let rows: Vec<&Map<String, Json>> =
-                        table.iter().filter(|((t, _), _)| *t == ty).map(|(_, v)| v).collect();
+                    let rows: Vec<&Map<String, Json>> = table
+                        .iter()
+                        .filter(|((t, _), _)| *t == ty)
+                        .map(|(_, v)| v)
+                        .collect();
                     let mut names: Vec<String> = req.body["attributeNames"]
                         .as_array()
-                        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|v| v.as_str().map(String::from))
+                                .collect()
+                        })
                         .unwrap_or_default();
                     if names.is_empty() {
                         names = rows.iter().flat_map(|r| r.keys().cloned()).collect();
@@ -192,9 +205,20 @@ fn start_agent() -> AgentSender {
                     }
                     let results: Vec<Json> = rows
                         .iter()
-                        .map(|r| Json::Array(names.iter().map(|n| r.get(n).cloned().unwrap_or(Json::Null)).collect()))
+                        .map(|r| {
+                            Json::Array(
+                                names
+                                    .iter()
+                                    .map(|n| r.get(n).cloned().unwrap_or(Json::Null))
+                                    .collect(),
+                            )
+                        })
                         .collect();
-                    answer(200, "OK", json!({"attributeNames": names, "results": results}))
+                    answer(
+                        200,
+                        "OK",
+                        json!({"attributeNames": names, "results": results}),
+                    )
                 }
                 "READ" => match name.and_then(|n| table.get(&(ty.clone(), n))) {
                     Some(attrs) => answer(200, "OK", Json::Object(attrs.clone())),
@@ -233,7 +257,10 @@ async fn wait_no_live_connections(server: &Server) {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("connections still being served: {}", server.live.load(Ordering::SeqCst));
+    panic!(
+        "connections still being served: {}",
+        server.live.load(Ordering::SeqCst)
+    );
 }
 
 fn attrs(v: Json) -> Map<String, Json> {
@@ -270,16 +297,28 @@ async fn create_query_delete_roundtrip() {
         .query("io.skupper.router.tcpListener", &["name", "port"])
         .await
         .expect("query with attribute names");
-    assert_eq!(some, vec![attrs(json!({"name": "backend", "port": "9090"}))]);
+    assert_eq!(
+        some,
+        vec![attrs(json!({"name": "backend", "port": "9090"}))]
+    );
     assert!(client.query("tcpConnector", &[]).await.unwrap().is_empty());
 
-    client.delete("tcpListener", "backend").await.expect("delete");
+    client
+        .delete("tcpListener", "backend")
+        .await
+        .expect("delete");
     assert!(client.query("tcpListener", &[]).await.unwrap().is_empty());
 
     let err = client.delete("tcpListener", "backend").await.unwrap_err();
     assert!(err.is_not_found(), "{err}");
     match &err {
-        ManagementError::Status { status_code, status_description, operation, name, .. } => {
+        ManagementError::Status {
+            status_code,
+            status_description,
+            operation,
+            name,
+            ..
+        } => {
             assert_eq!(*status_code, 404);
             assert!(status_description.starts_with("Not Found"));
             assert_eq!(operation, "DELETE");
@@ -289,10 +328,19 @@ async fn create_query_delete_roundtrip() {
     }
 
     // A 400 comes back typed too, and the client stays usable after errors.
-    client.create("tcpListener", "dup", Map::new()).await.unwrap();
-    let err = client.create("tcpListener", "dup", Map::new()).await.unwrap_err();
+    client
+        .create("tcpListener", "dup", Map::new())
+        .await
+        .unwrap();
+    let err = client
+        .create("tcpListener", "dup", Map::new())
+        .await
+        .unwrap_err();
     assert_eq!(err.status_code(), Some(400), "{err}");
-    assert_eq!(client.query("tcpListener", &["name"]).await.unwrap().len(), 1);
+    assert_eq!(
+        client.query("tcpListener", &["name"]).await.unwrap().len(),
+        1
+    );
 
     client.close().await.expect("close");
     wait_no_live_connections(&server).await;
@@ -310,9 +358,13 @@ async fn two_clients_at_once() {
         .unwrap();
     let work = |mut c: ManagementClient, prefix: &'static str| async move {
         for i in 0..10 {
-            c.create("tcpConnector", &format!("{prefix}-{i}"), attrs(json!({"host": "h", "port": "1"})))
-                .await
-                .unwrap();
+            c.create(
+                "tcpConnector",
+                &format!("{prefix}-{i}"),
+                attrs(json!({"host": "h", "port": "1"})),
+            )
+            .await
+            .unwrap();
         }
         c
     };
@@ -381,8 +433,14 @@ async fn connection_refused_is_reported_with_the_address() {
     let err = ManagementClient::connect("127.0.0.1", port, &pki.client, TIMEOUT)
         .await
         .unwrap_err();
-    assert!(matches!(err, ManagementError::ConnectionRefused { .. }), "{err:?}");
-    assert!(err.to_string().contains(&format!("127.0.0.1:{port}")), "{err}");
+    assert!(
+        matches!(err, ManagementError::ConnectionRefused { .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains(&format!("127.0.0.1:{port}")),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -397,7 +455,10 @@ async fn client_credentials_from_a_directory() {
     assert_eq!(tls.cert_pem, pki.client.cert_pem);
     std::fs::remove_file(dir.join("tls.key")).unwrap();
     let err = ClientTls::from_dir(&dir).unwrap_err();
-    assert!(matches!(err, ManagementError::Credentials { .. }), "{err:?}");
+    assert!(
+        matches!(err, ManagementError::Credentials { .. }),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("tls.key"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -405,7 +466,9 @@ async fn client_credentials_from_a_directory() {
 /// A raw fe2o3 client over mutual TLS: builds the rustls connector with the client certificate.
 fn raw_connector(tls: &ClientTls) -> tokio_rustls::TlsConnector {
     let mut roots = rustls::RootCertStore::empty();
-    roots.add(CertificateDer::from_pem_slice(&tls.ca_pem).unwrap()).unwrap();
+    roots
+        .add(CertificateDer::from_pem_slice(&tls.ca_pem).unwrap())
+        .unwrap();
     let chain = vec![CertificateDer::from_pem_slice(&tls.cert_pem).unwrap()];
     let key = PrivateKeyDer::from_pem_slice(&tls.key_pem).unwrap();
     let config = rustls::ClientConfig::builder()
@@ -418,8 +481,13 @@ fn raw_connector(tls: &ClientTls) -> tokio_rustls::TlsConnector {
 #[tokio::test]
 async fn sasl_mechanisms_other_than_external_are_refused() {
     let (pki, server) = setup().await;
-    for profile in [SaslProfile::Anonymous, SaslProfile::from(("guest", "guest"))] {
-        let tcp = TcpStream::connect(("127.0.0.1", server.port)).await.unwrap();
+    for profile in [
+        SaslProfile::Anonymous,
+        SaslProfile::from(("guest", "guest")),
+    ] {
+        let tcp = TcpStream::connect(("127.0.0.1", server.port))
+            .await
+            .unwrap();
         let result = Connection::builder()
             .container_id("raw")
             .scheme("amqps")
@@ -433,7 +501,8 @@ async fn sasl_mechanisms_other_than_external_are_refused() {
         // offers only EXTERNAL); a client that sends sasl-init anyway gets outcome `auth`.
         match result {
             Err(fe2o3_amqp::connection::OpenError::SaslError { .. }) => {}
-            Err(fe2o3_amqp::connection::OpenError::NotImplemented(Some(m))) if m.contains("not supported") => {}
+            Err(fe2o3_amqp::connection::OpenError::NotImplemented(Some(m)))
+                if m.contains("not supported") => {}
             other => panic!("expected a SASL refusal, got {other:?}"),
         }
     }
@@ -448,9 +517,14 @@ async fn fixed_reply_address_and_type_style_query() {
     let mut vansite = ManagementClient::connect("127.0.0.1", server.port, &pki.client, TIMEOUT)
         .await
         .unwrap();
-    vansite.create("listener", "l1", attrs(json!({"port": 5672}))).await.unwrap();
+    vansite
+        .create("listener", "l1", attrs(json!({"port": 5672})))
+        .await
+        .unwrap();
 
-    let tcp = TcpStream::connect(("127.0.0.1", server.port)).await.unwrap();
+    let tcp = TcpStream::connect(("127.0.0.1", server.port))
+        .await
+        .unwrap();
     let mut connection = Connection::builder()
         .container_id("raw")
         .scheme("amqps")
@@ -462,7 +536,9 @@ async fn fixed_reply_address_and_type_style_query() {
         .await
         .unwrap();
     let mut session = Session::begin(&mut connection).await.unwrap();
-    let mut sender = Sender::attach(&mut session, "req", "amqp:/_local/$management").await.unwrap();
+    let mut sender = Sender::attach(&mut session, "req", "amqp:/_local/$management")
+        .await
+        .unwrap();
     let mut receiver = Receiver::builder()
         .name("rep")
         .source(Source::builder().address("my-replies").build())
@@ -472,9 +548,15 @@ async fn fixed_reply_address_and_type_style_query() {
 
     let mut app = ApplicationProperties::default();
     app.insert("operation".into(), SimpleValue::String("QUERY".into()));
-    app.insert("type".into(), SimpleValue::String("io.skupper.router.listener".into()));
+    app.insert(
+        "type".into(),
+        SimpleValue::String("io.skupper.router.listener".into()),
+    );
     let mut body = OrderedMap::new();
-    body.insert(Value::String("attributeNames".into()), Value::List(vec![Value::String("port".into())]));
+    body.insert(
+        Value::String("attributeNames".into()),
+        Value::List(vec![Value::String("port".into())]),
+    );
     let request = Message {
         header: None,
         delivery_annotations: None,
@@ -493,16 +575,24 @@ async fn fixed_reply_address_and_type_style_query() {
         .await
         .unwrap()
         .unwrap();
-    receiver.accept(DeliveryInfo::from(&delivery)).await.unwrap();
+    receiver
+        .accept(DeliveryInfo::from(&delivery))
+        .await
+        .unwrap();
     let reply = delivery.into_message();
     let props = reply.properties.unwrap();
     assert_eq!(props.correlation_id, Some(MessageId::Ulong(42)));
     assert_eq!(props.to.as_deref(), Some("my-replies"));
     let app = reply.application_properties.unwrap();
     assert_eq!(app.get("statusCode"), Some(&SimpleValue::Int(200)));
-    let Body::Value(AmqpValue(Value::Map(map))) = reply.body else { panic!("body") };
+    let Body::Value(AmqpValue(Value::Map(map))) = reply.body else {
+        panic!("body")
+    };
     let results = map.get(&Value::String("results".into())).unwrap();
-    assert_eq!(results, &Value::List(vec![Value::List(vec![Value::Long(5672)])]));
+    assert_eq!(
+        results,
+        &Value::List(vec![Value::List(vec![Value::Long(5672)])])
+    );
 
     sender.close().await.unwrap();
     receiver.close().await.unwrap();
@@ -510,4 +600,18 @@ async fn fixed_reply_address_and_type_style_query() {
     connection.close().await.unwrap();
     vansite.close().await.unwrap();
     wait_no_live_connections(&server).await;
+}
+
+/// The server announces the router's 16 s idle timeout: an idle client must keep the connection
+/// alive with heartbeats (fe2o3 sends them). Slow, so not run by default.
+#[tokio::test]
+#[ignore = "waits 20 s"]
+async fn idle_client_survives_the_idle_timeout() {
+    let (pki, server) = setup().await;
+    let mut client = ManagementClient::connect("127.0.0.1", server.port, &pki.client, TIMEOUT)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    assert!(client.query("tcpListener", &[]).await.unwrap().is_empty());
+    client.close().await.unwrap();
 }

@@ -9,8 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose, SanType,
 };
 
 /// A CA that issues server and client certificates into a directory holding
@@ -27,9 +27,15 @@ pub enum San {
 impl Ca {
     pub fn new(common_name: &str) -> Ca {
         let mut params = CertificateParams::default();
-        params.distinguished_name.push(DnType::CommonName, common_name);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, common_name);
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
         Ca { issuer }
     }
@@ -37,7 +43,9 @@ impl Ca {
     /// Issues a certificate usable for both server and client auth, as Skupper's are.
     pub fn issue(&self, dir: &Path, common_name: &str, sans: &[San]) {
         let mut params = CertificateParams::default();
-        params.distinguished_name.push(DnType::CommonName, common_name);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, common_name);
         params.subject_alt_names = sans
             .iter()
             .map(|san| match san {
@@ -45,8 +53,14 @@ impl Ca {
                 San::Ip(ip) => SanType::IpAddress(ip.parse().unwrap()),
             })
             .collect();
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
         params.use_authority_key_identifier_extension = true;
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.issuer).unwrap();
@@ -63,11 +77,17 @@ impl Ca {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 /// A running stand-in; killed on drop. Its stderr goes to a log file the test can read.
@@ -86,7 +106,10 @@ impl Standin {
         for (key, value) in env {
             command.env(key, value);
         }
-        Standin { child: command.spawn().unwrap(), log }
+        Standin {
+            child: command.spawn().unwrap(),
+            log,
+        }
     }
 
     pub fn log_text(&self) -> String {
@@ -101,7 +124,10 @@ impl Standin {
             if text.contains(needle) {
                 return text;
             }
-            assert!(start.elapsed() < limit, "'{needle}' not in the stand-in's log after {limit:?}:\n{text}");
+            assert!(
+                start.elapsed() < limit,
+                "'{needle}' not in the stand-in's log after {limit:?}:\n{text}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -123,7 +149,10 @@ impl Drop for Standin {
 pub fn wait_accepting(port: u16, limit: Duration) {
     let start = Instant::now();
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < limit, "nothing accepts on port {port} after {limit:?}");
+        assert!(
+            start.elapsed() < limit,
+            "nothing accepts on port {port} after {limit:?}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -132,7 +161,10 @@ pub fn wait_accepting(port: u16, limit: Duration) {
 pub fn wait_refusing(port: u16, limit: Duration) {
     let start = Instant::now();
     while TcpStream::connect(("127.0.0.1", port)).is_ok() {
-        assert!(start.elapsed() < limit, "port {port} still accepts after {limit:?}");
+        assert!(
+            start.elapsed() < limit,
+            "port {port} still accepts after {limit:?}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -157,9 +189,13 @@ pub fn echo_server() -> u16 {
 /// Sends `len` bytes of a pseudo-random pattern through `port` to an echo server and checks
 /// that exactly the same bytes come back: both directions, intact.
 pub fn echo_roundtrip(port: u16, len: usize) {
-    let data: Vec<u8> = (0..len as u64).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let data: Vec<u8> = (0..len as u64)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
     let mut writer = stream.try_clone().unwrap();
     let sent = data.clone();
     let sender = std::thread::spawn(move || {
@@ -170,5 +206,8 @@ pub fn echo_roundtrip(port: u16, len: usize) {
     stream.read_to_end(&mut received).unwrap();
     sender.join().unwrap();
     assert_eq!(received.len(), data.len(), "byte count through port {port}");
-    assert!(received == data, "bytes through port {port} differ from those sent");
+    assert!(
+        received == data,
+        "bytes through port {port} differ from those sent"
+    );
 }

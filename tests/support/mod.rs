@@ -1,0 +1,214 @@
+//! Support for vansite's real-host tests: isolated test hosts (tests/testhost/testhost.sh: a
+//! Linux user each, with its own systemd --user, session bus and rootless podman) and the
+//! stand-in router image.
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The stand-in router image as tests load it into a host.
+pub const STANDIN_IMAGE: &str = "localhost/skupper-router-standin:test";
+/// The skupper-router image's settings that the stand-in image copies: it starts the router
+/// itself (no Exec= needed) as user 10000.
+const STANDIN_IMAGE_CHANGES: [&str; 2] = ["CMD [\"/home/skrouterd/bin/skrouterd\"]", "USER 10000"];
+
+pub fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn testhost_script() -> PathBuf {
+    repo_root().join("tests/testhost/testhost.sh")
+}
+
+/// The stand-in image's rootfs tar, built by tests/testhost/build-standin-image.sh (the test
+/// command runs it first). Building it here too keeps `cargo test` usable on its own.
+pub fn standin_image_tar() -> PathBuf {
+    let status = Command::new(repo_root().join("tests/testhost/build-standin-image.sh"))
+        .stdout(Stdio::null())
+        .status()
+        .expect("run build-standin-image.sh");
+    assert!(
+        status.success(),
+        "building the stand-in router image failed"
+    );
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"));
+    target.join("standin-image/standin-image.tar")
+}
+
+/// One test host; brought down (every process of its user ended) when dropped.
+pub struct Host {
+    pub name: String,
+}
+
+impl Host {
+    /// Brings up host `name` (unique per test: hosts are per-test so tests can run in parallel).
+    pub fn up(name: &str, own_netns: bool) -> Host {
+        let mut command = Command::new(testhost_script());
+        command.args(["up", name]);
+        if own_netns {
+            command.arg("--netns");
+        }
+        let output = command.output().expect("run testhost.sh");
+        assert!(
+            output.status.success(),
+            "testhost.sh up {name} failed:\n{}",
+            text(&output)
+        );
+        Host {
+            name: name.to_string(),
+        }
+    }
+
+    pub fn user(&self) -> String {
+        format!("vst-{}", self.name)
+    }
+
+    /// Runs a command as the host's user inside the host; returns its output, whatever the exit.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.run_with_input(args, b"")
+    }
+
+    pub fn run_with_input(&self, args: &[&str], input: &[u8]) -> Output {
+        let mut child = Command::new(testhost_script())
+            .args(["run", &self.name, "--"])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run testhost.sh");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input)
+            .expect("write stdin");
+        child.wait_with_output().expect("wait testhost.sh")
+    }
+
+    /// Runs a command that must succeed; returns its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let output = self.run(args);
+        assert!(
+            output.status.success(),
+            "{:?} on {} failed:\n{}",
+            args,
+            self.name,
+            text(&output)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// Writes a file as the host's user (`path` relative to its home), creating directories.
+    pub fn write_file(&self, path: &str, content: &str) {
+        let script = format!("mkdir -p \"$(dirname '{path}')\" && cat > '{path}'");
+        let output = self.run_with_input(&["sh", "-c", &script], content.as_bytes());
+        assert!(
+            output.status.success(),
+            "writing {path} on {}: {}",
+            self.name,
+            text(&output)
+        );
+    }
+
+    /// Loads the stand-in router image (from `standin_image_tar`) as STANDIN_IMAGE.
+    pub fn load_standin_image(&self, tar: &Path) {
+        let mut command = Command::new(testhost_script());
+        command.args([
+            "load-image",
+            &self.name,
+            &tar.display().to_string(),
+            STANDIN_IMAGE,
+        ]);
+        for change in STANDIN_IMAGE_CHANGES {
+            command.args(["--change", change]);
+        }
+        let output = command.output().expect("run testhost.sh");
+        assert!(
+            output.status.success(),
+            "load-image on {}: {}",
+            self.name,
+            text(&output)
+        );
+    }
+
+    /// The host's own address (its network namespace's), or 127.0.0.1.
+    pub fn addr(&self) -> String {
+        let output = Command::new(testhost_script())
+            .args(["addr", &self.name])
+            .output()
+            .expect("testhost.sh addr");
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    }
+
+    /// Cuts the host's network (its veth goes down) / brings it back: only for --netns hosts.
+    pub fn cut(&self) {
+        self.testhost(&["cut"]);
+    }
+
+    pub fn heal(&self) {
+        self.testhost(&["heal"]);
+    }
+
+    fn testhost(&self, verb: &[&str]) {
+        let output = Command::new(testhost_script())
+            .args(verb)
+            .arg(&self.name)
+            .output()
+            .expect("run testhost.sh");
+        assert!(
+            output.status.success(),
+            "testhost.sh {verb:?} {}: {}",
+            self.name,
+            text(&output)
+        );
+    }
+
+    /// Polls `check` on this host until it returns true (bounded).
+    pub fn wait_until(&self, what: &str, limit: Duration, mut check: impl FnMut(&Host) -> bool) {
+        let start = Instant::now();
+        while !check(self) {
+            assert!(
+                start.elapsed() < limit,
+                "{what} on {} not reached after {limit:?}",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Processes still owned by the host's user.
+    pub fn leftover_processes(user: &str) -> String {
+        let output = Command::new("pgrep")
+            .args(["-a", "-u", user])
+            .output()
+            .expect("pgrep");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    pub fn down(&self) -> Output {
+        Command::new(testhost_script())
+            .args(["down", &self.name])
+            .output()
+            .expect("testhost.sh down")
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.down();
+    }
+}
+
+pub fn text(output: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
