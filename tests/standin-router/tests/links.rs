@@ -21,8 +21,11 @@ struct SiteA {
 }
 
 fn start_site_a(dir: &Path, a_sans: &[San]) -> SiteA {
+    start_site_a_on(dir, a_sans, Ca::new("skupper-site-ca"), free_port())
+}
+
+fn start_site_a_on(dir: &Path, a_sans: &[San], site_ca: Ca, inter_router_port: u16) -> SiteA {
     let certs = dir.join("a-certs");
-    let site_ca = Ca::new("skupper-site-ca");
     site_ca.issue(&certs.join("site-a"), "site-a", a_sans);
     let local_ca = Ca::new("skupper-local-ca");
     local_ca.issue(
@@ -34,7 +37,7 @@ fn start_site_a(dir: &Path, a_sans: &[San]) -> SiteA {
             San::Ip("127.0.0.1"),
         ],
     );
-    let (inter_router_port, management_port, echo_b_port) = (free_port(), free_port(), free_port());
+    let (management_port, echo_b_port) = (free_port(), free_port());
     let env = [
         ("CERTS", certs.display().to_string()),
         ("MANAGEMENT_PORT", management_port.to_string()),
@@ -55,6 +58,22 @@ fn start_site_a(dir: &Path, a_sans: &[San]) -> SiteA {
 /// Site B: dials A with the certificates in `link_certs`. Returns it and the port of its
 /// tcpListener for address echo-a (served at A).
 fn start_site_b(dir: &Path, config: &str, link_certs: &Path, a: &SiteA) -> (Standin, u16) {
+    start_site_b_to(
+        dir,
+        config,
+        link_certs,
+        &SitePorts {
+            inter_router_port: a.inter_router_port,
+        },
+    )
+}
+
+/// Where B dials.
+struct SitePorts {
+    inter_router_port: u16,
+}
+
+fn start_site_b_to(dir: &Path, config: &str, link_certs: &Path, a: &SitePorts) -> (Standin, u16) {
     let echo_a_port = free_port();
     let env = [
         ("LINK_CERTS", link_certs.display().to_string()),
@@ -184,4 +203,23 @@ fn a_missing_certificate_file_stops_the_router() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("skupper-local-server/ca.crt"), "{stderr}");
+}
+
+#[test]
+fn a_connector_redials_until_its_peer_appears() {
+    let dir = test_dir("redial");
+    // B starts first and dials a port where nothing listens yet.
+    let site_ca = Ca::new("skupper-site-ca");
+    site_ca.issue(&dir.join("link"), "site-b", &[]);
+    let inter_router_port = free_port();
+    let placeholder = SitePorts { inter_router_port };
+    let (b, echo_a_port) = start_site_b_to(&dir, "site-b.json", &dir.join("link"), &placeholder);
+    b.wait_for_log("Connection refused", LIMIT);
+    // A appears on that port later, with a server certificate from the CA B trusts.
+    let a = start_site_a_on(&dir, &good_server_sans(), site_ca, inter_router_port);
+    wait_accepting(echo_a_port, LIMIT);
+    echo_roundtrip(echo_a_port, 64 * 1024);
+    drop(a);
+    // When A goes away the link drops, and B's tcpListener stops accepting.
+    support::wait_refusing(echo_a_port, LIMIT);
 }

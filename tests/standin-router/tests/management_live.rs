@@ -217,3 +217,47 @@ async fn status_queries_see_links_and_routers() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connectors_of_one_address_share_the_connections() {
+    let site = start_site("share");
+    let mut client =
+        ManagementClient::connect("127.0.0.1", site.management_port, &site.client_tls, LIMIT)
+            .await
+            .unwrap();
+    for (name, tag) in [("connector/one", "one"), ("connector/two", "two")] {
+        let attributes = json!({"host": "127.0.0.1", "port": support::tag_server(tag).to_string(), "address": "shared"});
+        client
+            .create(
+                "tcpConnector",
+                name,
+                attributes.as_object().unwrap().clone(),
+            )
+            .await
+            .unwrap();
+    }
+    let port = free_port();
+    let attributes = json!({"host": "127.0.0.1", "port": port.to_string(), "address": "shared"});
+    client
+        .create(
+            "tcpListener",
+            "listener/shared",
+            attributes.as_object().unwrap().clone(),
+        )
+        .await
+        .unwrap();
+    let answers = tokio::task::spawn_blocking(move || {
+        wait_accepting(port, LIMIT);
+        (0..10)
+            .map(|_| support::read_all_from(port))
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    for tag in ["one", "two"] {
+        assert!(
+            answers.iter().filter(|a| *a == tag).count() >= 3,
+            "{answers:?}"
+        );
+    }
+}

@@ -211,3 +211,26 @@ pub fn echo_roundtrip(port: u16, len: usize) {
         "bytes through port {port} differ from those sent"
     );
 }
+
+/// A server that answers every connection with `tag` and closes; returns its port.
+pub fn tag_server(tag: &'static str) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let _ = stream.write_all(tag.as_bytes());
+        }
+    });
+    port
+}
+
+/// Connects to `port` and reads everything the far end sends.
+pub fn read_all_from(port: u16) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    text
+}
