@@ -1,0 +1,116 @@
+//! Files that are never half-written: each write goes to a temporary file in the same
+//! directory, is synced, then renamed over the target, so a crash or a kill leaves either the
+//! old file or the new one. Secrets are created with their final mode (0600) from the start.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+/// Mode for private keys and other secrets.
+pub const SECRET: u32 = 0o600;
+/// Mode for everything else vansite writes.
+pub const PUBLIC: u32 = 0o644;
+/// Mode for the site's directories (Skupper's are 0755; ours hold private keys).
+pub const PRIVATE_DIR: u32 = 0o700;
+
+const TEMP_MARKER: &str = ".vansite-tmp.";
+
+/// Writes `contents` to `path` atomically with `mode`. Returns whether the file changed, so
+/// callers can skip reloads and restarts when nothing did.
+pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> io::Result<bool> {
+    if let Ok(existing) = fs::read(path) {
+        if existing == contents && mode_of(path) == Some(mode) {
+            return Ok(false);
+        }
+    }
+    let dir = path.parent().ok_or_else(|| io::Error::other(format!("{} has no parent", path.display())))?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let temp = dir.join(format!(".{name}{TEMP_MARKER}{}", std::process::id()));
+    let result = (|| {
+        let mut file = OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&temp)?;
+        // The mode given to open() is filtered by the umask; set it exactly.
+        file.set_permissions(fs::Permissions::from_mode(mode))?;
+        file.write_all(contents)?;
+        file.sync_all()?;
+        fs::rename(&temp, path)?;
+        File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    result.map(|()| true)
+}
+
+fn mode_of(path: &Path) -> Option<u32> {
+    fs::metadata(path).ok().map(|m| m.permissions().mode() & 0o777)
+}
+
+/// Creates `dir` and its missing parents with `mode`.
+pub fn create_dir(dir: &Path, mode: u32) -> io::Result<()> {
+    fs::DirBuilder::new().recursive(true).mode(mode).create(dir)?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(mode))
+}
+
+/// Removes temporary files a killed vansite left under `dir`.
+pub fn remove_leftover_temps(dir: &Path) -> io::Result<()> {
+    let Ok(entries) = fs::read_dir(dir) else { return Ok(()) };
+    for entry in entries {
+        let entry = entry?;
+        let path = entry.path();
+        if entry.file_type()?.is_dir() {
+            remove_leftover_temps(&path)?;
+        } else if entry.file_name().to_string_lossy().contains(TEMP_MARKER) {
+            fs::remove_file(&path)?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes `path` if it exists; true if something was removed.
+pub fn remove_if_present(path: &Path) -> io::Result<bool> {
+    let result = if path.is_dir() { fs::remove_dir_all(path) } else { fs::remove_file(path) };
+    match result {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("vansite-files-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        create_dir(&dir, PRIVATE_DIR).unwrap();
+        dir
+    }
+
+    #[test]
+    fn writes_with_exact_mode_and_reports_change() {
+        let dir = temp_dir("mode");
+        let key = dir.join("tls.key");
+        assert!(write_atomic(&key, b"secret", SECRET).unwrap());
+        assert_eq!(mode_of(&key), Some(0o600));
+        assert!(!write_atomic(&key, b"secret", SECRET).unwrap(), "same content: no change");
+        assert!(write_atomic(&key, b"other", SECRET).unwrap());
+        assert_eq!(fs::read(&key).unwrap(), b"other");
+        assert_eq!(mode_of(&dir), Some(0o700));
+        let names: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("tls.key")], "no temporary file left");
+    }
+
+    #[test]
+    fn leftover_temps_are_removed() {
+        let dir = temp_dir("leftover");
+        create_dir(&dir.join("sub"), PRIVATE_DIR).unwrap();
+        let leftover = dir.join("sub").join(format!(".skrouterd.json{TEMP_MARKER}123"));
+        fs::write(&leftover, b"half").unwrap();
+        fs::write(dir.join("keep"), b"x").unwrap();
+        remove_leftover_temps(&dir).unwrap();
+        assert!(!leftover.exists());
+        assert!(dir.join("keep").exists());
+    }
+}

@@ -1,0 +1,128 @@
+//! The site on disk: where its resources, runtime files and units live (DESIGN.md "Layout on
+//! the host"), its lock, and loading/saving its resources.
+
+pub mod files;
+pub mod lock;
+
+use std::path::{Path, PathBuf};
+
+/// The user's base directories, resolved once from the XDG environment.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    /// `$XDG_DATA_HOME/vansite`
+    pub data: PathBuf,
+    /// `$XDG_CONFIG_HOME`
+    pub config_home: PathBuf,
+    /// `$XDG_RUNTIME_DIR`
+    pub runtime_dir: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PathsError {
+    #[error("cannot find the home directory (HOME is not set)")]
+    NoHome,
+    #[error("XDG_RUNTIME_DIR is not set: vansite needs the user session that systemd --user runs in")]
+    NoRuntimeDir,
+}
+
+impl Paths {
+    pub fn from_env() -> Result<Paths, PathsError> {
+        let base = directories::BaseDirs::new().ok_or(PathsError::NoHome)?;
+        let runtime_dir = base.runtime_dir().ok_or(PathsError::NoRuntimeDir)?.to_path_buf();
+        Ok(Paths {
+            data: base.data_dir().join("vansite"),
+            config_home: base.config_dir().to_path_buf(),
+            runtime_dir,
+        })
+    }
+
+    pub fn site(&self, namespace: &str) -> SiteDir {
+        SiteDir { namespace: namespace.to_string(), root: self.data.join(namespace) }
+    }
+
+    /// Where quadlet reads a rootless user's units.
+    pub fn quadlet_dir(&self) -> PathBuf {
+        self.config_home.join("containers/systemd")
+    }
+
+    /// vansite's own settings file.
+    pub fn settings_file(&self) -> PathBuf {
+        self.config_home.join("vansite/config.toml")
+    }
+
+    pub fn lock_file(&self, namespace: &str) -> PathBuf {
+        self.runtime_dir.join("vansite").join(format!("{namespace}.lock"))
+    }
+
+    /// The namespaces that have a site directory, sorted.
+    pub fn namespaces(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&self.data)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|name| !name.starts_with('.'))
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+/// One namespace's directory: `$XDG_DATA_HOME/vansite/<namespace>/`.
+#[derive(Debug, Clone)]
+pub struct SiteDir {
+    pub namespace: String,
+    pub root: PathBuf,
+}
+
+impl SiteDir {
+    /// Skupper v2 YAML, one file per object: the site's source of truth.
+    pub fn resources(&self) -> PathBuf {
+        self.root.join("resources")
+    }
+
+    pub fn runtime(&self) -> PathBuf {
+        self.root.join("runtime")
+    }
+
+    /// Mounted into the router container as its config directory.
+    pub fn router_config_dir(&self) -> PathBuf {
+        self.runtime().join("router")
+    }
+
+    pub fn router_config(&self) -> PathBuf {
+        self.router_config_dir().join("skrouterd.json")
+    }
+
+    /// Leaf certificates, `<name>/{ca.crt,tls.crt,tls.key}`; mounted into the router container.
+    pub fn certs(&self) -> PathBuf {
+        self.runtime().join("certs")
+    }
+
+    /// The site's CAs, never mounted into a container.
+    pub fn issuers(&self) -> PathBuf {
+        self.runtime().join("issuers")
+    }
+
+    pub fn router_log(&self) -> PathBuf {
+        self.runtime().join("logs/router.log")
+    }
+
+    pub fn exists(&self) -> bool {
+        self.root.exists()
+    }
+}
+
+/// The unit and file names of one namespace's router.
+pub fn router_unit_name(namespace: &str) -> String {
+    format!("vansite-{namespace}-router.service")
+}
+
+pub fn router_container_name(namespace: &str) -> String {
+    format!("vansite-{namespace}-router")
+}
+
+pub fn router_quadlet_file(quadlet_dir: &Path, namespace: &str) -> PathBuf {
+    quadlet_dir.join(format!("vansite-{namespace}-router.container"))
+}
