@@ -1,10 +1,16 @@
 //! The site on disk: where its resources, runtime files and units live (DESIGN.md "Layout on
 //! the host"), its lock, and loading/saving its resources.
 
+pub mod delete;
 pub mod files;
+pub mod init;
 pub mod lock;
+pub mod status;
+pub mod store;
 
-use std::path::{Path, PathBuf};
+pub use lock::SiteLock;
+
+use std::path::PathBuf;
 
 /// The user's base directories, resolved once from the XDG environment.
 #[derive(Debug, Clone)]
@@ -112,17 +118,4 @@ impl SiteDir {
     pub fn exists(&self) -> bool {
         self.root.exists()
     }
-}
-
-/// The unit and file names of one namespace's router.
-pub fn router_unit_name(namespace: &str) -> String {
-    format!("vansite-{namespace}-router.service")
-}
-
-pub fn router_container_name(namespace: &str) -> String {
-    format!("vansite-{namespace}-router")
-}
-
-pub fn router_quadlet_file(quadlet_dir: &Path, namespace: &str) -> PathBuf {
-    quadlet_dir.join(format!("vansite-{namespace}-router.container"))
 }

@@ -1,0 +1,84 @@
+//! vansite's error type, and the one place that turns an error into a message for a person.
+//! Each module keeps its own typed errors whose messages already say what to do next; this
+//! enum gathers them and adds the site-level ones.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::router::management::ManagementError;
+use crate::settings::SettingsError;
+use crate::site::PathsError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Paths(#[from] PathsError),
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error(transparent)]
+    Management(#[from] ManagementError),
+    #[error("{what} {}: {source}", path.display())]
+    File { what: &'static str, path: PathBuf, source: std::io::Error },
+    #[error("no site in namespace '{namespace}'{}", namespaces_hint(.present))]
+    NoSite { namespace: String, present: Vec<String> },
+    #[error(
+        "a site already exists in namespace '{namespace}' with {differences}; \
+         run `vansite -n {namespace} delete` first to create it anew, or choose another namespace with -n"
+    )]
+    SiteConflict { namespace: String, differences: String },
+    #[error(
+        "the router of namespace '{namespace}' did not start: {unit} is {state}.\n\
+         The router's last log lines ({}):\n{log_tail}\n\
+         Fix the cause, then run `vansite -n {namespace} init` again.",
+        log.display()
+    )]
+    RouterFailed { namespace: String, unit: String, state: String, log: PathBuf, log_tail: String },
+    #[error(
+        "the router of namespace '{namespace}' is not answering after {seconds}s ({unit} is {state}); \
+         see {} and `systemctl --user status {unit}`, or wait longer with --timeout",
+        log.display()
+    )]
+    RouterTimeout { namespace: String, unit: String, state: String, seconds: u64, log: PathBuf },
+    #[error("site '{namespace}' is not healthy: {}", problems.join("; "))]
+    Unhealthy { namespace: String, problems: Vec<String> },
+}
+
+fn namespaces_hint(present: &[String]) -> String {
+    match present {
+        [] => "; create one with `vansite init`".to_string(),
+        names => format!("; sites exist in: {} (choose one with -n)", names.join(", ")),
+    }
+}
+
+impl Error {
+    pub fn file(what: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::File { what, path, source }
+    }
+
+    /// Exit codes, documented in `vansite --help`: 1 an operation failed, 2 bad usage,
+    /// 3 the site exists but is not healthy.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            Error::Usage(_) => ExitCode::from(2),
+            Error::Unhealthy { .. } => ExitCode::from(3),
+            _ => ExitCode::from(1),
+        }
+    }
+}
+
+/// The message for a person: the error, then each underlying cause not already in it.
+pub fn report(error: &Error) -> String {
+    let mut message = format!("error: {error}");
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(&format!("\n  caused by: {text}"));
+        }
+        source = cause.source();
+    }
+    message
+}

@@ -1,0 +1,152 @@
+//! `vansite status`: the site's identity and mode from its resources, its router unit from
+//! systemd, its container from podman. Broken is a state to report, not an error to hide.
+
+use serde::Serialize;
+
+use crate::error::Error;
+use crate::podman::PodmanService;
+use crate::quadlet::router_unit_name;
+use crate::systemd::{ActiveState, UserManager};
+
+use super::init::{link_endpoints, local_port, ROUTER_IMAGE_ANNOTATION};
+use super::Paths;
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SiteStatus {
+    pub namespace: String,
+    pub site: SiteInfo,
+    pub router: RouterInfo,
+    /// Every namespace of this user that has a site.
+    pub namespaces: Vec<String>,
+    pub healthy: bool,
+    pub problems: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SiteInfo {
+    pub name: String,
+    pub id: String,
+    pub mode: &'static str,
+    pub management_port: u16,
+    pub link_access: Vec<Endpoint>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Endpoint {
+    pub role: String,
+    pub port: u16,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouterInfo {
+    pub unit: String,
+    pub load_state: String,
+    pub active_state: String,
+    pub sub_state: String,
+    pub image: String,
+    pub log: String,
+    pub container: Option<ContainerStatus>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerStatus {
+    pub name: String,
+    pub id: String,
+    pub status: String,
+    /// RFC 3339, UTC.
+    pub started_at: Option<String>,
+}
+
+pub async fn status(paths: &Paths, namespace: &str) -> Result<SiteStatus, Error> {
+    let site_dir = paths.site(namespace);
+    let namespaces = paths.namespaces();
+    let Some(resources) = site_dir.load_resources()? else {
+        return Err(Error::NoSite { namespace: namespace.to_string(), present: namespaces });
+    };
+    let mut problems = Vec::new();
+    let manager = UserManager::connect().await?;
+    let name = router_unit_name(namespace);
+    let unit = format!("{name}.service");
+    let state = manager.unit_state(&unit).await?;
+    if state.active_state != ActiveState::Active || state.sub_state != "running" {
+        problems.push(format!("router unit {unit} is {}/{}", state_word(&state.active_state), state.sub_state));
+    }
+    let container = match PodmanService::connect(&manager).await {
+        Ok(podman) => match podman.container_info(&name).await {
+            Ok(Some(info)) => {
+                if info.status != "running" {
+                    problems.push(format!("router container {name} is {}", info.status));
+                }
+                Some(ContainerStatus {
+                    name: name.clone(),
+                    id: info.id,
+                    status: info.status,
+                    started_at: info.started_at.map(rfc3339),
+                })
+            }
+            Ok(None) => {
+                problems.push(format!("router container {name} does not exist"));
+                None
+            }
+            Err(e) => {
+                problems.push(e.to_string());
+                None
+            }
+        },
+        Err(e) => {
+            problems.push(e.to_string());
+            None
+        }
+    };
+    let site = &resources.site;
+    Ok(SiteStatus {
+        namespace: namespace.to_string(),
+        site: SiteInfo {
+            name: site.metadata.name.clone(),
+            id: site.metadata.uid.clone(),
+            mode: if resources.is_edge() { "edge" } else { "interior" },
+            management_port: local_port(&resources),
+            link_access: link_endpoints(&resources).into_iter().map(|(role, port)| Endpoint { role, port }).collect(),
+        },
+        router: RouterInfo {
+            unit,
+            load_state: format!("{:?}", state.load_state).to_lowercase(),
+            active_state: state_word(&state.active_state),
+            sub_state: state.sub_state.clone(),
+            image: site.metadata.annotations.get(ROUTER_IMAGE_ANNOTATION).cloned().unwrap_or_default(),
+            log: site_dir.router_log().display().to_string(),
+            container,
+        },
+        namespaces,
+        healthy: problems.is_empty(),
+        problems,
+    })
+}
+
+/// systemd's own word for the state (`active`, `failed`, ...).
+fn state_word(state: &ActiveState) -> String {
+    match state {
+        ActiveState::Other(word) => word.clone(),
+        known => format!("{known:?}").to_lowercase(),
+    }
+}
+
+fn rfc3339(time: std::time::SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(time).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn timestamps_are_rfc3339_utc() {
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_secs(951_782_400 + 3_723)), "2000-02-29T01:02:03Z");
+    }
+}
