@@ -1,3 +1,5 @@
 //! vansite: join a Linux host to a Skupper network.
 
+pub mod certs;
+pub mod resources;
 pub mod router;
