@@ -1162,34 +1162,50 @@ spec:
 
     #[test]
     fn round_trips_every_kind_through_yaml() {
-        let mut access = RouterAccess::default();
-        access.metadata = ObjectMeta::named("west");
-        access.spec.roles = vec![
-            RouterAccessRole {
-                name: "inter-router".into(),
-                port: 55671,
+        let access = RouterAccess {
+            metadata: ObjectMeta::named("west"),
+            spec: RouterAccessSpec {
+                roles: vec![
+                    RouterAccessRole {
+                        name: "inter-router".into(),
+                        port: 55671,
+                    },
+                    RouterAccessRole {
+                        name: "edge".into(),
+                        port: 45671,
+                    },
+                ],
+                tls_credentials: "west".into(),
+                issuer: "skupper-site-ca".into(),
+                subject_alternative_names: vec!["west.example".into(), "192.0.2.1".into()],
+                ..Default::default()
             },
-            RouterAccessRole {
-                name: "edge".into(),
-                port: 45671,
+        };
+        let listener = Listener {
+            metadata: ObjectMeta::named("backend"),
+            spec: ListenerSpec {
+                routing_key: "backend".into(),
+                host: "0.0.0.0".into(),
+                port: 8080,
+                ..Default::default()
             },
-        ];
-        access.spec.tls_credentials = "west".into();
-        access.spec.issuer = "skupper-site-ca".into();
-        access.spec.subject_alternative_names = vec!["west.example".into(), "192.0.2.1".into()];
-        let mut listener = Listener::default();
-        listener.metadata = ObjectMeta::named("backend");
-        listener.spec.routing_key = "backend".into();
-        listener.spec.host = "0.0.0.0".into();
-        listener.spec.port = 8080;
-        let mut connector = Connector::default();
-        connector.metadata = ObjectMeta::named("backend");
-        connector.spec.routing_key = "backend".into();
-        connector.spec.host = "localhost".into();
-        connector.spec.port = 8080;
-        let mut grant = AccessGrant::default();
-        grant.metadata = ObjectMeta::named("grant");
-        grant.spec.expiration_window = "15m".into();
+        };
+        let connector = Connector {
+            metadata: ObjectMeta::named("backend"),
+            spec: ConnectorSpec {
+                routing_key: "backend".into(),
+                host: "localhost".into(),
+                port: 8080,
+                ..Default::default()
+            },
+        };
+        let grant = AccessGrant {
+            metadata: ObjectMeta::named("grant"),
+            spec: AccessGrantSpec {
+                expiration_window: "15m".into(),
+                ..Default::default()
+            },
+        };
         let mut resources = all(&[SITE, LINK_AND_SECRET]);
         resources.extend([
             Resource::RouterAccess(access),
