@@ -193,8 +193,9 @@ struct LeafSpec {
 /// `issuer`; for RouterAccess `skupper-local` its server certificate (CN 127.0.0.1) and
 /// skupper-local-client; for every RouterAccess accepting links its server certificate
 /// (CN = RouterAccess name, SANs = subjectAlternativeNames + bindHost); for every TLS Listener
-/// and Connector a server certificate from skupper-service-ca (CN and SAN = its host). Each
-/// Link's Secret becomes `<tlsCredentials>-profile`, the name its router sslProfile uses.
+/// and Connector a server certificate from skupper-service-ca (CN and SAN = its host), for a
+/// Connector without client certificate also under `<tlsCredentials>-profile`. Each Link's
+/// Secret becomes `<tlsCredentials>-profile`, the name its router sslProfile uses.
 pub fn site_certificates(
     resources: &SiteResources,
     existing: &SiteCertificates,
@@ -227,6 +228,18 @@ pub fn site_certificates(
             _ => issue(ca, &leaf.subject, &leaf.hosts)?,
         };
         result.certs.insert(leaf.name, files);
+    }
+    // A Connector without a client certificate has a CA-only router profile named
+    // `<tlsCredentials>-profile`; Skupper writes no such directory (the router then refuses to
+    // start), so vansite writes the same files there: its ca.crt trusts the backend's certificate.
+    for connector in &resources.connectors {
+        let spec = &connector.spec;
+        if !spec.tls_credentials.is_empty() && !spec.use_client_cert {
+            let files = result.certs[&spec.tls_credentials].clone();
+            result
+                .certs
+                .insert(format!("{}-profile", spec.tls_credentials), files);
+        }
     }
     for link in &resources.links {
         let secret_name = &link.spec.tls_credentials;
@@ -641,6 +654,11 @@ apiVersion: skupper.io/v2alpha1
 kind: Listener
 metadata: {{name: db}}
 spec: {{routingKey: db, host: db.local, port: 5432, tlsCredentials: db-tls}}
+---
+apiVersion: skupper.io/v2alpha1
+kind: Connector
+metadata: {{name: payments}}
+spec: {{routingKey: payments, host: payments.local, port: 8443, tlsCredentials: payments-tls}}
 {extra}"#
         );
         let mut resources = parse_documents(&text, "site.yaml").unwrap().resources;
@@ -660,6 +678,8 @@ spec: {{routingKey: db, host: db.local, port: 5432, tlsCredentials: db-tls}}
             [
                 "db-tls",
                 "east-token-profile",
+                "payments-tls",
+                "payments-tls-profile",
                 LOCAL_CLIENT,
                 LOCAL_SERVER,
                 "west"
@@ -680,6 +700,16 @@ spec: {{routingKey: db, host: db.local, port: 5432, tlsCredentials: db-tls}}
         check(LOCAL_CLIENT, LOCAL_CA, "127.0.0.1", &LOCAL_HOSTS);
         check("west", SITE_CA, "west", &["west.example", "192.0.2.1"]);
         check("db-tls", SERVICE_CA, "db.local", &["db.local"]);
+        check(
+            "payments-tls",
+            SERVICE_CA,
+            "payments.local",
+            &["payments.local"],
+        );
+        assert_eq!(
+            certs.certs["payments-tls-profile"],
+            certs.certs["payments-tls"]
+        );
         let secret = resources.secret("east-token").unwrap();
         let link_files = &certs.certs["east-token-profile"];
         assert_eq!(
