@@ -1,3 +1,4 @@
 //! Talking to the skupper-router that vansite runs.
 
+pub mod config;
 pub mod management;

@@ -1,0 +1,800 @@
+//! Certificate authorities and the leaf certificates a site's router uses.
+//!
+//! Follows Skupper's rules (`internal/certs/certs.go`, skupper-formats §5) with one documented
+//! deviation: keys are ECDSA P-256 instead of RSA 2048 (much faster to generate; OpenSSL-based
+//! routers accept them). Every certificate is valid for 5 years, has KeyUsage
+//! DigitalSignature|KeyEncipherment and both ServerAuth and ClientAuth; CAs add CertSign. Every
+//! host becomes a DNS SAN, because the router checks the dialled host against DNS SANs and the
+//! CN only, and hosts that are IP addresses also become IP SANs.
+//!
+//! Nothing here touches files: existing certificates come in as PEM text and the result goes
+//! out as PEM text, so the caller decides what to write.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::time::Duration;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, PublicKeyData, SanType, SerialNumber,
+};
+use x509_parser::certificate::X509Certificate;
+use x509_parser::extensions::GeneralName;
+use x509_parser::pem::Pem;
+use x509_parser::time::ASN1Time;
+
+use crate::resources::{SiteResources, LOCAL_ROUTER_ACCESS};
+
+/// Issuer of the certificates remote sites link to (RouterAccess server certificates).
+pub const SITE_CA: &str = "skupper-site-ca";
+/// Issuer of the router's local management certificates.
+pub const LOCAL_CA: &str = "skupper-local-ca";
+/// Issuer of the certificates of TLS Listeners and Connectors.
+pub const SERVICE_CA: &str = "skupper-service-ca";
+/// Server certificate of the local management listener (`skupper-local` RouterAccess).
+pub const LOCAL_SERVER: &str = "skupper-local-server";
+/// Client certificate for management over the local listener (what `vansite status` uses).
+pub const LOCAL_CLIENT: &str = "skupper-local-client";
+
+/// Skupper issues for 5×365 days.
+const VALIDITY: Duration = Duration::from_secs(5 * 365 * 24 * 60 * 60);
+/// A leaf expiring sooner than this is issued again rather than reused.
+const RENEW_BEFORE: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+/// The hosts of the local management certificates.
+const LOCAL_HOSTS: [&str; 2] = ["127.0.0.1", "localhost"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum CertError {
+    #[error("cannot create certificate '{subject}': {source}")]
+    Generate {
+        subject: String,
+        source: rcgen::Error,
+    },
+    #[error("certificate authority '{name}' cannot be used: {problem}; remove its files to have a new CA generated (links issued by the old one stop working)")]
+    BadCa { name: String, problem: String },
+    #[error("Secret '{secret}' (used by Link '{link}'): {problem}")]
+    LinkSecret {
+        link: String,
+        secret: String,
+        problem: String,
+    },
+}
+
+/// The three PEM files of a certificate directory (`ca.crt`, `tls.crt`, `tls.key`), as in a
+/// Kubernetes TLS Secret. For a leaf `ca_crt` is its issuer's certificate; for a CA, itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertFiles {
+    pub ca_crt: String,
+    pub tls_crt: String,
+    pub tls_key: String,
+}
+
+/// A certificate authority that can sign leaves.
+pub struct Ca {
+    issuer: Issuer<'static, KeyPair>,
+    files: CertFiles,
+}
+
+impl std::fmt::Debug for Ca {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ca")
+            .field("cert", &self.files.tls_crt)
+            .finish()
+    }
+}
+
+impl Ca {
+    /// A new self-signed CA whose subject CN is `common_name`.
+    pub fn new(common_name: &str) -> Result<Self, CertError> {
+        let generate = |source| CertError::Generate {
+            subject: common_name.to_string(),
+            source,
+        };
+        let key = new_key().map_err(generate)?;
+        let mut params = base_params(common_name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages.push(KeyUsagePurpose::KeyCertSign);
+        let cert = params.self_signed(&key).map_err(generate)?;
+        let files = CertFiles {
+            ca_crt: cert.pem(),
+            tls_crt: cert.pem(),
+            tls_key: key.serialize_pem(),
+        };
+        Ok(Self {
+            issuer: Issuer::new(params, key),
+            files,
+        })
+    }
+
+    /// Reloads a CA from its certificate and private key (PEM; the key may be PKCS#8, SEC1 or
+    /// PKCS#1 RSA, so a CA written by Skupper loads too). `name` is for messages.
+    pub fn from_pem(name: &str, cert_pem: &str, key_pem: &str) -> Result<Self, CertError> {
+        let bad = |problem: String| CertError::BadCa {
+            name: name.to_string(),
+            problem,
+        };
+        let key = KeyPair::from_pem(key_pem).map_err(|e| bad(format!("tls.key: {e}")))?;
+        let pem = parse_pem(cert_pem).map_err(|e| bad(format!("tls.crt: {e}")))?;
+        let cert = pem.parse_x509().map_err(|e| bad(format!("tls.crt: {e}")))?;
+        if !cert.is_ca() {
+            return Err(bad("tls.crt is not a CA certificate".into()));
+        }
+        if cert.public_key().subject_public_key.data.as_ref() != key.der_bytes() {
+            return Err(bad("tls.key does not belong to tls.crt".into()));
+        }
+        let issuer =
+            Issuer::from_ca_cert_pem(cert_pem, key).map_err(|e| bad(format!("tls.crt: {e}")))?;
+        Ok(Self {
+            issuer,
+            files: CertFiles {
+                ca_crt: cert_pem.to_string(),
+                tls_crt: cert_pem.to_string(),
+                tls_key: key_pem.to_string(),
+            },
+        })
+    }
+
+    /// The CA's own files (`ca.crt` and `tls.crt` are both its certificate).
+    pub fn files(&self) -> &CertFiles {
+        &self.files
+    }
+
+    pub fn cert_pem(&self) -> &str {
+        &self.files.tls_crt
+    }
+}
+
+/// Issues a leaf signed by `ca` with CN `subject` and a SAN per host (DNS always, IP too for
+/// addresses).
+pub fn issue(ca: &Ca, subject: &str, hosts: &[String]) -> Result<CertFiles, CertError> {
+    let generate = |source| CertError::Generate {
+        subject: subject.to_string(),
+        source,
+    };
+    let key = new_key().map_err(generate)?;
+    let mut params = base_params(subject);
+    params.use_authority_key_identifier_extension = true;
+    for host in hosts {
+        let dns = host.clone().try_into().map_err(generate)?;
+        params.subject_alt_names.push(SanType::DnsName(dns));
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            params.subject_alt_names.push(SanType::IpAddress(ip));
+        }
+    }
+    let cert = params.signed_by(&key, &ca.issuer).map_err(generate)?;
+    Ok(CertFiles {
+        ca_crt: ca.cert_pem().to_string(),
+        tls_crt: cert.pem(),
+        tls_key: key.serialize_pem(),
+    })
+}
+
+/// Issuers (`runtime/issuers/<name>/`) and leaves (`runtime/certs/<name>/`) of a site, by name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SiteCertificates {
+    pub issuers: BTreeMap<String, CertFiles>,
+    pub certs: BTreeMap<String, CertFiles>,
+}
+
+/// What one leaf must look like to be reused.
+struct LeafSpec {
+    name: String,
+    issuer: String,
+    subject: String,
+    hosts: Vec<String>,
+}
+
+/// The certificates `resources` need, reusing what `existing` holds: every existing CA is kept
+/// (links issued by it keep working), and an existing leaf is kept when it was signed by its
+/// CA, has the same CN and SANs, matches its key and is not about to expire. Only what is
+/// missing or outdated is issued, so running this on its own output changes nothing.
+///
+/// Issued: the CAs skupper-site-ca, skupper-local-ca, skupper-service-ca and any RouterAccess
+/// `issuer`; for RouterAccess `skupper-local` its server certificate (CN 127.0.0.1) and
+/// skupper-local-client; for every RouterAccess accepting links its server certificate
+/// (CN = RouterAccess name, SANs = subjectAlternativeNames + bindHost); for every TLS Listener
+/// and Connector a server certificate from skupper-service-ca (CN and SAN = its host), for a
+/// Connector without client certificate also under `<tlsCredentials>-profile`. Each Link's
+/// Secret becomes `<tlsCredentials>-profile`, the name its router sslProfile uses.
+pub fn site_certificates(
+    resources: &SiteResources,
+    existing: &SiteCertificates,
+) -> Result<SiteCertificates, CertError> {
+    let leaves = leaf_specs(resources);
+    let issuer_names: BTreeSet<String> = [SITE_CA, LOCAL_CA, SERVICE_CA]
+        .into_iter()
+        .map(String::from)
+        .chain(leaves.iter().map(|leaf| leaf.issuer.clone()))
+        .collect();
+    let mut cas = BTreeMap::new();
+    for name in issuer_names {
+        let ca = match existing.issuers.get(&name) {
+            Some(files) => Ca::from_pem(&name, &files.tls_crt, &files.tls_key)?,
+            None => Ca::new(&name)?,
+        };
+        cas.insert(name, ca);
+    }
+    let mut result = SiteCertificates {
+        issuers: cas
+            .iter()
+            .map(|(name, ca)| (name.clone(), ca.files().clone()))
+            .collect(),
+        certs: BTreeMap::new(),
+    };
+    for leaf in leaves {
+        let ca = &cas[&leaf.issuer];
+        let files = match existing.certs.get(&leaf.name) {
+            Some(files) if leaf_is_current(files, ca, &leaf.subject, &leaf.hosts) => files.clone(),
+            _ => issue(ca, &leaf.subject, &leaf.hosts)?,
+        };
+        result.certs.insert(leaf.name, files);
+    }
+    // A Connector without a client certificate has a CA-only router profile named
+    // `<tlsCredentials>-profile`; Skupper writes no such directory (the router then refuses to
+    // start), so vansite writes the same files there: its ca.crt trusts the backend's certificate.
+    for connector in &resources.connectors {
+        let spec = &connector.spec;
+        if !spec.tls_credentials.is_empty() && !spec.use_client_cert {
+            let files = result.certs[&spec.tls_credentials].clone();
+            result
+                .certs
+                .insert(format!("{}-profile", spec.tls_credentials), files);
+        }
+    }
+    for link in &resources.links {
+        let secret_name = &link.spec.tls_credentials;
+        let problem = |problem: String| CertError::LinkSecret {
+            link: link.metadata.name.clone(),
+            secret: secret_name.clone(),
+            problem,
+        };
+        let secret = resources
+            .secret(secret_name)
+            .ok_or_else(|| problem("no such Secret".into()))?;
+        let text = |key: &str| -> Result<String, CertError> {
+            let bytes = secret
+                .decoded(key)
+                .ok_or_else(|| problem(format!("data has no '{key}'")))?
+                .map_err(|e| problem(format!("'{key}' is not valid base64: {e}")))?;
+            String::from_utf8(bytes).map_err(|_| problem(format!("'{key}' is not PEM text")))
+        };
+        let files = CertFiles {
+            ca_crt: text("ca.crt")?,
+            tls_crt: text("tls.crt")?,
+            tls_key: text("tls.key")?,
+        };
+        result.certs.insert(format!("{secret_name}-profile"), files);
+    }
+    Ok(result)
+}
+
+fn leaf_specs(resources: &SiteResources) -> Vec<LeafSpec> {
+    let local_hosts: Vec<String> = LOCAL_HOSTS.iter().map(|h| h.to_string()).collect();
+    let mut leaves = Vec::new();
+    for access in &resources.router_accesses {
+        let issuer = |default: &str| {
+            if access.spec.issuer.is_empty() {
+                default.to_string()
+            } else {
+                access.spec.issuer.clone()
+            }
+        };
+        if access.metadata.name == LOCAL_ROUTER_ACCESS {
+            let issuer = issuer(LOCAL_CA);
+            leaves.push(LeafSpec {
+                name: access.tls_credentials().to_string(),
+                issuer: issuer.clone(),
+                subject: LOCAL_HOSTS[0].to_string(),
+                hosts: local_hosts.clone(),
+            });
+            leaves.push(LeafSpec {
+                name: LOCAL_CLIENT.to_string(),
+                issuer,
+                subject: LOCAL_HOSTS[0].to_string(),
+                hosts: local_hosts.clone(),
+            });
+        } else if access.accepts_links() {
+            let mut hosts = access.spec.subject_alternative_names.clone();
+            let bind_host = &access.spec.bind_host;
+            if !bind_host.is_empty() && !hosts.contains(bind_host) {
+                hosts.push(bind_host.clone());
+            }
+            leaves.push(LeafSpec {
+                name: access.tls_credentials().to_string(),
+                issuer: issuer(SITE_CA),
+                subject: access.metadata.name.clone(),
+                hosts,
+            });
+        }
+    }
+    let service_leaves = resources
+        .listeners
+        .iter()
+        .map(|l| (&l.spec.tls_credentials, &l.spec.host))
+        .chain(
+            resources
+                .connectors
+                .iter()
+                .map(|c| (&c.spec.tls_credentials, &c.spec.host)),
+        );
+    for (tls_credentials, host) in service_leaves {
+        if !tls_credentials.is_empty() {
+            leaves.push(LeafSpec {
+                name: tls_credentials.clone(),
+                issuer: SERVICE_CA.to_string(),
+                subject: host.clone(),
+                hosts: vec![host.clone()],
+            });
+        }
+    }
+    leaves
+}
+
+/// Whether an existing leaf still is what [`issue`] would produce for `subject`/`hosts` by `ca`.
+fn leaf_is_current(files: &CertFiles, ca: &Ca, subject: &str, hosts: &[String]) -> bool {
+    if files.ca_crt.trim() != ca.cert_pem().trim() {
+        return false;
+    }
+    let (Ok(ca_pem), Ok(leaf_pem), Ok(key)) = (
+        parse_pem(ca.cert_pem()),
+        parse_pem(&files.tls_crt),
+        KeyPair::from_pem(&files.tls_key),
+    ) else {
+        return false;
+    };
+    let (Ok(ca_cert), Ok(leaf)) = (ca_pem.parse_x509(), leaf_pem.parse_x509()) else {
+        return false;
+    };
+    let renew_at = ASN1Time::now().to_datetime() + RENEW_BEFORE;
+    let names = SubjectNames::of(&leaf);
+    leaf.verify_signature(Some(ca_cert.public_key())).is_ok()
+        && leaf.public_key().subject_public_key.data.as_ref() == key.der_bytes()
+        && leaf.validity().not_after.to_datetime() > renew_at
+        && names == SubjectNames::expected(subject, hosts)
+}
+
+/// The names a certificate is valid for, in a comparable form.
+#[derive(Debug, PartialEq, Eq)]
+struct SubjectNames {
+    common_name: Option<String>,
+    dns: BTreeSet<String>,
+    ips: BTreeSet<IpAddr>,
+}
+
+impl SubjectNames {
+    fn of(cert: &X509Certificate<'_>) -> Self {
+        let common_name = cert
+            .subject()
+            .iter_common_name()
+            .next()
+            .and_then(|cn| cn.as_str().ok())
+            .map(String::from);
+        let mut dns = BTreeSet::new();
+        let mut ips = BTreeSet::new();
+        if let Ok(Some(san)) = cert.subject_alternative_name() {
+            for name in &san.value.general_names {
+                match name {
+                    GeneralName::DNSName(host) => {
+                        dns.insert(host.to_string());
+                    }
+                    GeneralName::IPAddress(bytes) => {
+                        if let Some(ip) = ip_from_bytes(bytes) {
+                            ips.insert(ip);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Self {
+            common_name,
+            dns,
+            ips,
+        }
+    }
+
+    fn expected(subject: &str, hosts: &[String]) -> Self {
+        Self {
+            common_name: Some(subject.to_string()),
+            dns: hosts.iter().cloned().collect(),
+            ips: hosts.iter().filter_map(|host| host.parse().ok()).collect(),
+        }
+    }
+}
+
+fn ip_from_bytes(bytes: &[u8]) -> Option<IpAddr> {
+    match bytes.len() {
+        4 => <[u8; 4]>::try_from(bytes).ok().map(IpAddr::from),
+        16 => <[u8; 16]>::try_from(bytes).ok().map(IpAddr::from),
+        _ => None,
+    }
+}
+
+fn parse_pem(text: &str) -> Result<Pem, String> {
+    Pem::iter_from_buffer(text.as_bytes())
+        .next()
+        .ok_or_else(|| "no PEM block".to_string())?
+        .map_err(|e| e.to_string())
+}
+
+fn new_key() -> Result<KeyPair, rcgen::Error> {
+    KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+}
+
+/// What CAs and leaves share: CN, 5-year validity from now, random 128-bit serial, key usages.
+fn base_params(common_name: &str) -> CertificateParams {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, common_name);
+    let now = ASN1Time::now().to_datetime();
+    params.not_before = now;
+    params.not_after = now + VALIDITY;
+    let mut serial = *uuid::Uuid::new_v4().as_bytes();
+    serial[0] &= 0x7f; // a positive DER INTEGER
+    params.serial_number = Some(SerialNumber::from_slice(&serial));
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    params.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    params
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use rustls::client::danger::ServerCertVerifier;
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    use x509_parser::extensions::ParsedExtension;
+    use x509_parser::oid_registry::OID_KEY_TYPE_EC_PUBLIC_KEY;
+
+    use super::*;
+    use crate::resources::{parse_documents, Secret, SiteResources};
+
+    fn der(pem: &str) -> Vec<u8> {
+        parse_pem(pem).unwrap().contents
+    }
+
+    fn hosts(list: &[&str]) -> Vec<String> {
+        list.iter().map(|h| h.to_string()).collect()
+    }
+
+    #[test]
+    fn new_ca_is_a_self_signed_p256_ca() {
+        let ca = Ca::new("skupper-site-ca").unwrap();
+        let files = ca.files();
+        assert_eq!(files.ca_crt, files.tls_crt);
+        let pem = parse_pem(&files.tls_crt).unwrap();
+        let cert = pem.parse_x509().unwrap();
+        assert!(cert.is_ca());
+        assert_eq!(
+            SubjectNames::of(&cert).common_name.as_deref(),
+            Some("skupper-site-ca")
+        );
+        assert_eq!(cert.subject(), cert.issuer());
+        cert.verify_signature(None).unwrap();
+        let usage = cert.key_usage().unwrap().unwrap().value;
+        assert!(usage.key_cert_sign() && usage.digital_signature() && usage.key_encipherment());
+        assert_eq!(
+            cert.public_key().algorithm.algorithm,
+            OID_KEY_TYPE_EC_PUBLIC_KEY
+        );
+        assert!(files.tls_key.starts_with("-----BEGIN PRIVATE KEY-----"));
+    }
+
+    #[test]
+    fn leaf_has_cn_every_host_as_dns_san_ips_as_ip_sans_and_both_ekus() {
+        let ca = Ca::new("skupper-site-ca").unwrap();
+        let files = issue(&ca, "west", &hosts(&["west.example", "192.0.2.1", "::1"])).unwrap();
+        assert_eq!(files.ca_crt, ca.cert_pem());
+        let pem = parse_pem(&files.tls_crt).unwrap();
+        let leaf = pem.parse_x509().unwrap();
+        let names = SubjectNames::of(&leaf);
+        assert_eq!(names.common_name.as_deref(), Some("west"));
+        assert_eq!(
+            names.dns,
+            ["west.example", "192.0.2.1", "::1"]
+                .map(String::from)
+                .into()
+        );
+        let expected_ips: BTreeSet<IpAddr> =
+            ["192.0.2.1".parse().unwrap(), "::1".parse().unwrap()].into();
+        assert_eq!(names.ips, expected_ips);
+        assert!(!leaf.is_ca());
+        let eku = leaf.extended_key_usage().unwrap().unwrap().value;
+        assert!(eku.server_auth && eku.client_auth);
+        let ca_pem = parse_pem(ca.cert_pem()).unwrap();
+        let ca_cert = ca_pem.parse_x509().unwrap();
+        assert_eq!(leaf.issuer(), ca_cert.subject());
+        leaf.verify_signature(Some(ca_cert.public_key())).unwrap();
+        let has_authority_key_id = leaf.extensions().iter().any(|ext| {
+            matches!(
+                ext.parsed_extension(),
+                ParsedExtension::AuthorityKeyIdentifier(_)
+            )
+        });
+        assert!(has_authority_key_id);
+        let lifetime =
+            leaf.validity().not_after.timestamp() - leaf.validity().not_before.timestamp();
+        assert_eq!(lifetime, VALIDITY.as_secs() as i64);
+    }
+
+    #[test]
+    fn leaf_verifies_against_its_ca_with_webpki_as_server_and_client() {
+        let ca = Ca::new("skupper-local-ca").unwrap();
+        let files = issue(&ca, "127.0.0.1", &hosts(&LOCAL_HOSTS)).unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(CertificateDer::from(der(ca.cert_pem()))).unwrap();
+        let roots = Arc::new(roots);
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let leaf = CertificateDer::from(der(&files.tls_crt));
+        let server = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            roots.clone(),
+            provider.clone(),
+        )
+        .build()
+        .unwrap();
+        for host in ["localhost", "127.0.0.1"] {
+            server
+                .verify_server_cert(
+                    &leaf,
+                    &[],
+                    &ServerName::try_from(host).unwrap(),
+                    &[],
+                    UnixTime::now(),
+                )
+                .unwrap_or_else(|e| panic!("{host}: {e}"));
+        }
+        assert!(server
+            .verify_server_cert(
+                &leaf,
+                &[],
+                &ServerName::try_from("other.example").unwrap(),
+                &[],
+                UnixTime::now()
+            )
+            .is_err());
+        let client = rustls::server::WebPkiClientVerifier::builder_with_provider(roots, provider)
+            .build()
+            .unwrap();
+        client
+            .verify_client_cert(&leaf, &[], UnixTime::now())
+            .unwrap();
+        let stranger = issue(&Ca::new("other").unwrap(), "x", &[]).unwrap();
+        assert!(client
+            .verify_client_cert(
+                &CertificateDer::from(der(&stranger.tls_crt)),
+                &[],
+                UnixTime::now()
+            )
+            .is_err());
+    }
+
+    #[test]
+    fn reloaded_ca_signs_leaves_that_chain_to_the_original() {
+        let original = Ca::new("skupper-site-ca").unwrap();
+        let files = original.files();
+        let reloaded = Ca::from_pem("skupper-site-ca", &files.tls_crt, &files.tls_key).unwrap();
+        assert_eq!(reloaded.files(), files);
+        let leaf = issue(&reloaded, "west", &hosts(&["west"])).unwrap();
+        assert!(leaf_is_current(&leaf, &original, "west", &hosts(&["west"])));
+    }
+
+    #[test]
+    fn bad_ca_files_are_refused_with_the_ca_named() {
+        let ca = Ca::new("a").unwrap();
+        let other = Ca::new("b").unwrap();
+        let leaf = issue(&ca, "leaf", &[]).unwrap();
+        let error = Ca::from_pem(
+            "skupper-site-ca",
+            &ca.files().tls_crt,
+            &other.files().tls_key,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("'skupper-site-ca'") && error.contains("does not belong"),
+            "{error}"
+        );
+        let error = Ca::from_pem("x", &leaf.tls_crt, &leaf.tls_key)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("not a CA"), "{error}");
+        assert!(Ca::from_pem("x", "garbage", "garbage").is_err());
+        assert!(Ca::from_pem("x", &ca.files().tls_crt[..100], &ca.files().tls_key).is_err());
+    }
+
+    fn site(extra: &str) -> SiteResources {
+        let link_ca = Ca::new("remote-ca").unwrap();
+        let link_client = issue(&link_ca, "west", &[]).unwrap();
+        let mut secret = Secret::default();
+        secret.metadata.name = "east-token".into();
+        secret.secret_type = "kubernetes.io/tls".into();
+        secret.insert("ca.crt", link_client.ca_crt.as_bytes());
+        secret.insert("tls.crt", link_client.tls_crt.as_bytes());
+        secret.insert("tls.key", link_client.tls_key.as_bytes());
+        let text = format!(
+            r#"apiVersion: skupper.io/v2alpha1
+kind: Site
+metadata: {{name: west, uid: 6f1c0000-0000-4000-8000-000000000001}}
+spec: {{linkAccess: default}}
+---
+apiVersion: skupper.io/v2alpha1
+kind: RouterAccess
+metadata: {{name: skupper-local}}
+spec:
+  roles: [{{name: normal, port: 5671}}]
+  bindHost: 127.0.0.1
+  tlsCredentials: skupper-local-server
+  issuer: skupper-local-ca
+---
+apiVersion: skupper.io/v2alpha1
+kind: RouterAccess
+metadata: {{name: west}}
+spec:
+  roles: [{{name: inter-router, port: 55671}}, {{name: edge, port: 45671}}]
+  tlsCredentials: west
+  issuer: skupper-site-ca
+  subjectAlternativeNames: [west.example, 192.0.2.1]
+---
+apiVersion: skupper.io/v2alpha1
+kind: Link
+metadata: {{name: east-token}}
+spec:
+  tlsCredentials: east-token
+  endpoints: [{{name: inter-router, host: 203.0.113.7, port: "55671"}}]
+---
+apiVersion: skupper.io/v2alpha1
+kind: Listener
+metadata: {{name: db}}
+spec: {{routingKey: db, host: db.local, port: 5432, tlsCredentials: db-tls}}
+---
+apiVersion: skupper.io/v2alpha1
+kind: Connector
+metadata: {{name: payments}}
+spec: {{routingKey: payments, host: payments.local, port: 8443, tlsCredentials: payments-tls}}
+{extra}"#
+        );
+        let mut resources = parse_documents(&text, "site.yaml").unwrap().resources;
+        resources.push(crate::resources::Resource::Secret(secret));
+        SiteResources::new("default", resources).unwrap()
+    }
+
+    #[test]
+    fn site_gets_its_issuers_and_leaves() {
+        let resources = site("");
+        let certs = site_certificates(&resources, &SiteCertificates::default()).unwrap();
+        let issuers: Vec<&str> = certs.issuers.keys().map(String::as_str).collect();
+        assert_eq!(issuers, [LOCAL_CA, SERVICE_CA, SITE_CA]);
+        let leaves: Vec<&str> = certs.certs.keys().map(String::as_str).collect();
+        assert_eq!(
+            leaves,
+            [
+                "db-tls",
+                "east-token-profile",
+                "payments-tls",
+                "payments-tls-profile",
+                LOCAL_CLIENT,
+                LOCAL_SERVER,
+                "west"
+            ]
+        );
+        let check = |name: &str, issuer: &str, cn: &str, hosts: &[&str]| {
+            let files = &certs.certs[name];
+            assert_eq!(files.ca_crt, certs.issuers[issuer].tls_crt, "{name}");
+            let pem = parse_pem(&files.tls_crt).unwrap();
+            let names = SubjectNames::of(&pem.parse_x509().unwrap());
+            assert_eq!(
+                names,
+                SubjectNames::expected(cn, &super::tests::hosts(hosts)),
+                "{name}"
+            );
+        };
+        check(LOCAL_SERVER, LOCAL_CA, "127.0.0.1", &LOCAL_HOSTS);
+        check(LOCAL_CLIENT, LOCAL_CA, "127.0.0.1", &LOCAL_HOSTS);
+        check("west", SITE_CA, "west", &["west.example", "192.0.2.1"]);
+        check("db-tls", SERVICE_CA, "db.local", &["db.local"]);
+        check(
+            "payments-tls",
+            SERVICE_CA,
+            "payments.local",
+            &["payments.local"],
+        );
+        assert_eq!(
+            certs.certs["payments-tls-profile"],
+            certs.certs["payments-tls"]
+        );
+        let secret = resources.secret("east-token").unwrap();
+        let link_files = &certs.certs["east-token-profile"];
+        assert_eq!(
+            link_files.tls_key.as_bytes(),
+            secret.decoded("tls.key").unwrap().unwrap()
+        );
+    }
+
+    #[test]
+    fn running_twice_changes_nothing() {
+        let resources = site("");
+        let first = site_certificates(&resources, &SiteCertificates::default()).unwrap();
+        let second = site_certificates(&resources, &first).unwrap();
+        assert_eq!(first, second);
+    }
+
+    #[test]
+    fn only_outdated_or_missing_leaves_are_reissued() {
+        let resources = site("");
+        let first = site_certificates(&resources, &SiteCertificates::default()).unwrap();
+
+        // New SANs for the RouterAccess: only its certificate changes.
+        let mut changed = resources.clone();
+        changed.router_accesses[1]
+            .spec
+            .subject_alternative_names
+            .push("west.other".into());
+        let second = site_certificates(&changed, &first).unwrap();
+        assert_eq!(second.issuers, first.issuers);
+        for (name, files) in &second.certs {
+            assert_eq!(files == &first.certs[name], name != "west", "{name}");
+        }
+
+        // A missing leaf, and one signed by a CA that is not its issuer, are issued again.
+        let mut existing = first.clone();
+        existing.certs.remove(LOCAL_CLIENT);
+        let stranger = Ca::new(LOCAL_CA).unwrap();
+        existing.certs.insert(
+            LOCAL_SERVER.into(),
+            issue(&stranger, "127.0.0.1", &hosts(&LOCAL_HOSTS)).unwrap(),
+        );
+        let third = site_certificates(&resources, &existing).unwrap();
+        assert_eq!(third.issuers, first.issuers);
+        assert_eq!(third.certs["west"], first.certs["west"]);
+        assert_ne!(third.certs[LOCAL_SERVER], existing.certs[LOCAL_SERVER]);
+        assert!(leaf_is_current(
+            &third.certs[LOCAL_SERVER],
+            &Ca::from_pem(
+                LOCAL_CA,
+                &first.issuers[LOCAL_CA].tls_crt,
+                &first.issuers[LOCAL_CA].tls_key
+            )
+            .unwrap(),
+            "127.0.0.1",
+            &hosts(&LOCAL_HOSTS)
+        ));
+        assert!(third.certs.contains_key(LOCAL_CLIENT));
+    }
+
+    #[test]
+    fn corrupt_existing_ca_is_an_error_not_a_silent_new_ca() {
+        let resources = site("");
+        let mut existing = site_certificates(&resources, &SiteCertificates::default()).unwrap();
+        existing.issuers.get_mut(SITE_CA).unwrap().tls_key = "garbage".into();
+        let error = site_certificates(&resources, &existing).unwrap_err();
+        assert!(
+            matches!(error, CertError::BadCa { ref name, .. } if name == SITE_CA),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn router_access_with_own_issuer_gets_that_ca() {
+        let extra = "---\napiVersion: skupper.io/v2alpha1\nkind: RouterAccess\nmetadata: {name: backup}\n\
+                     spec: {roles: [{name: inter-router, port: 55672}], issuer: backup-ca, bindHost: 10.0.0.1}\n";
+        let resources = site(extra);
+        let certs = site_certificates(&resources, &SiteCertificates::default()).unwrap();
+        assert!(certs.issuers.contains_key("backup-ca"));
+        let backup = &certs.certs["backup"];
+        assert_eq!(backup.ca_crt, certs.issuers["backup-ca"].tls_crt);
+        let pem = parse_pem(&backup.tls_crt).unwrap();
+        let names = SubjectNames::of(&pem.parse_x509().unwrap());
+        assert_eq!(
+            names,
+            SubjectNames::expected("backup", &hosts(&["10.0.0.1"]))
+        );
+    }
+}

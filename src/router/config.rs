@@ -1,0 +1,321 @@
+//! The router's configuration file, `skrouterd.json`, rendered from a site's resources.
+//!
+//! Written the way Skupper writes it for a podman site (`internal/qdr/qdr.go`
+//! `MarshalRouterConfig`, `pkg/nonkube/api/site_state.go` `ToRouterConfig`, `internal/site/*.go`;
+//! skupper-formats §4): a JSON array of `[entityType, {attributes}]` pairs in the order router,
+//! sslProfile, connector, listener, address, tcpConnector, tcpListener, log, site; attributes in
+//! Skupper's order with its string/number choices (listener `port` a number, connector and tcp
+//! ports strings, `helloMaxAgeSeconds` "3"); 4-space indentation and no final newline, as Go's
+//! `json.MarshalIndent`. Where Skupper iterates a Go map (random order), entities are sorted by
+//! name so the output is deterministic.
+
+use serde::Serialize;
+
+use crate::resources::SiteResources;
+
+/// Where the router container finds the certificate directories; the image's entry script
+/// expands the variable (skrouterd itself does not).
+const CERTS_PATH: &str = "${SSL_PROFILE_BASE_PATH}/runtime/certs";
+
+/// What the rendering needs besides the resources.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderContext {
+    /// `Site.metadata.uid`.
+    pub site_id: String,
+    /// The router's id in the network (`<siteName>-<first 8 hex of the site id>`).
+    pub router_id: String,
+    /// The Skupper release vansite is compatible with, e.g. "2.2.1" (pairs with router 3.5.1).
+    pub skupper_version: String,
+    /// "podman".
+    pub platform: String,
+}
+
+/// Renders `skrouterd.json` for `resources`.
+pub fn render(resources: &SiteResources, ctx: &RenderContext) -> String {
+    let entities = entities(resources, ctx);
+    let mut out = Vec::new();
+    let formatter = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    let mut serializer = serde_json::Serializer::with_formatter(&mut out, formatter);
+    entities
+        .serialize(&mut serializer)
+        .expect("serializing plain structs to memory cannot fail");
+    String::from_utf8(out).expect("serde_json writes UTF-8")
+}
+
+/// One `[type, {attributes}]` entry.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Entity {
+    Router(&'static str, Router),
+    SslProfile(&'static str, SslProfile),
+    Connector(&'static str, Connector),
+    Listener(&'static str, Listener),
+    Address(&'static str, Address),
+    TcpEndpoint(&'static str, TcpEndpoint),
+    Log(&'static str, Log),
+    Site(&'static str, Site),
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Router {
+    id: String,
+    mode: &'static str,
+    hello_max_age_seconds: &'static str,
+    /// A JSON document inside a string, as Skupper writes it.
+    metadata: String,
+}
+
+#[derive(Serialize)]
+struct SiteMetadata<'a> {
+    id: &'a str,
+    version: &'a str,
+    platform: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SslProfile {
+    name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cert_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    private_key_file: Option<String>,
+    ca_cert_file: String,
+}
+
+impl SslProfile {
+    /// A profile reading `runtime/certs/<name>/`; `with_key` adds the certificate and key to
+    /// present (Skupper's `ConfigureSslProfile(name, path, clientAuth)`).
+    fn for_certs(name: &str, with_key: bool) -> Self {
+        let file = |file: &str| format!("{CERTS_PATH}/{name}/{file}");
+        Self {
+            name: name.to_string(),
+            cert_file: with_key.then(|| file("tls.crt")),
+            private_key_file: with_key.then(|| file("tls.key")),
+            ca_cert_file: file("ca.crt"),
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Connector {
+    name: String,
+    role: &'static str,
+    host: String,
+    port: String,
+    cost: i64,
+    ssl_profile: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Listener {
+    name: String,
+    role: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    host: String,
+    port: u16,
+    ssl_profile: String,
+    sasl_mechanisms: &'static str,
+    authenticate_peer: bool,
+}
+
+#[derive(Serialize)]
+struct Address {
+    prefix: &'static str,
+    distribution: &'static str,
+}
+
+/// `tcpListener` and `tcpConnector` share Skupper's `TcpEndpoint` shape.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TcpEndpoint {
+    name: String,
+    host: String,
+    port: String,
+    address: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    ssl_profile: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    observer: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verify_hostname: Option<bool>,
+}
+
+#[derive(Serialize)]
+struct Log {
+    module: &'static str,
+    enable: &'static str,
+}
+
+#[derive(Serialize)]
+struct Site {
+    name: String,
+    platform: String,
+    namespace: String,
+    version: String,
+}
+
+fn entities(resources: &SiteResources, ctx: &RenderContext) -> Vec<Entity> {
+    let link_role = if resources.is_edge() {
+        "edge"
+    } else {
+        "inter-router"
+    };
+    let metadata = SiteMetadata {
+        id: &ctx.site_id,
+        version: &ctx.skupper_version,
+        platform: &ctx.platform,
+    };
+    let router = Router {
+        id: ctx.router_id.clone(),
+        mode: if resources.is_edge() {
+            "edge"
+        } else {
+            "interior"
+        },
+        hello_max_age_seconds: "3",
+        metadata: serde_json::to_string(&metadata).expect("plain struct"),
+    };
+
+    let mut ssl_profiles: Vec<SslProfile> = Vec::new();
+    let mut add_profile = |profile: SslProfile| {
+        if !ssl_profiles.iter().any(|p| p.name == profile.name) {
+            ssl_profiles.push(profile);
+        }
+    };
+
+    let mut listeners = Vec::new();
+    for access in &resources.router_accesses {
+        for role in &access.spec.roles {
+            listeners.push(Listener {
+                name: format!("{}-{}", access.metadata.name, role.name),
+                role: role.name.clone(),
+                host: access.spec.bind_host.clone(),
+                port: role.effective_port(),
+                ssl_profile: access.tls_credentials().to_string(),
+                sasl_mechanisms: "EXTERNAL",
+                authenticate_peer: true,
+            });
+            add_profile(SslProfile::for_certs(access.tls_credentials(), true));
+        }
+    }
+
+    // A Link becomes a connector only when it has an endpoint for this router's role.
+    let mut connectors = Vec::new();
+    for link in &resources.links {
+        let Some(endpoint) = link.spec.endpoint_for_role(link_role) else {
+            continue;
+        };
+        let profile = format!("{}-profile", link.spec.tls_credentials);
+        connectors.push(Connector {
+            name: link.metadata.name.clone(),
+            role: link_role,
+            host: endpoint.host.clone(),
+            port: endpoint.port.clone(),
+            cost: link.spec.cost.max(1),
+            ssl_profile: profile.clone(),
+        });
+        add_profile(SslProfile::for_certs(&profile, true));
+    }
+
+    let mut tcp_connectors = Vec::new();
+    for connector in &resources.connectors {
+        let spec = &connector.spec;
+        // With a client certificate the profile presents it; otherwise it only holds the CA
+        // that verifies the server, under a distinct name (Skupper's `GetSslProfileName`).
+        let ssl_profile = match (spec.tls_credentials.as_str(), spec.use_client_cert) {
+            ("", _) => String::new(),
+            (credentials, true) => credentials.to_string(),
+            (credentials, false) => format!("{credentials}-profile"),
+        };
+        if !ssl_profile.is_empty() {
+            add_profile(SslProfile::for_certs(&ssl_profile, spec.use_client_cert));
+        }
+        tcp_connectors.push(TcpEndpoint {
+            name: format!("connector/{}@{}", connector.metadata.name, spec.host),
+            host: spec.host.clone(),
+            port: spec.port.to_string(),
+            address: spec.routing_key.clone(),
+            verify_hostname: (!ssl_profile.is_empty()).then_some(spec.verify_hostname),
+            ssl_profile,
+            observer: String::new(),
+        });
+    }
+
+    let mut tcp_listeners = Vec::new();
+    for listener in &resources.listeners {
+        let spec = &listener.spec;
+        if !spec.tls_credentials.is_empty() {
+            add_profile(SslProfile::for_certs(&spec.tls_credentials, true));
+        }
+        tcp_listeners.push(TcpEndpoint {
+            name: format!("listener/{}", listener.metadata.name),
+            host: spec.host.clone(),
+            port: spec.port.to_string(),
+            address: spec.routing_key.clone(),
+            ssl_profile: spec.tls_credentials.clone(),
+            observer: spec.observer.clone(),
+            verify_hostname: None,
+        });
+    }
+
+    ssl_profiles.sort_by(|a, b| a.name.cmp(&b.name));
+    connectors.sort_by(|a, b| a.name.cmp(&b.name));
+    listeners.sort_by(|a, b| a.name.cmp(&b.name));
+    tcp_connectors.sort_by(|a, b| a.name.cmp(&b.name));
+    tcp_listeners.sort_by(|a, b| a.name.cmp(&b.name));
+
+    let mut entities = vec![Entity::Router("router", router)];
+    entities.extend(
+        ssl_profiles
+            .into_iter()
+            .map(|p| Entity::SslProfile("sslProfile", p)),
+    );
+    entities.extend(
+        connectors
+            .into_iter()
+            .map(|c| Entity::Connector("connector", c)),
+    );
+    entities.extend(
+        listeners
+            .into_iter()
+            .map(|l| Entity::Listener("listener", l)),
+    );
+    entities.push(Entity::Address(
+        "address",
+        Address {
+            prefix: "mc",
+            distribution: "multicast",
+        },
+    ));
+    entities.extend(
+        tcp_connectors
+            .into_iter()
+            .map(|t| Entity::TcpEndpoint("tcpConnector", t)),
+    );
+    entities.extend(
+        tcp_listeners
+            .into_iter()
+            .map(|t| Entity::TcpEndpoint("tcpListener", t)),
+    );
+    entities.push(Entity::Log(
+        "log",
+        Log {
+            module: "ROUTER_CORE",
+            enable: "error+",
+        },
+    ));
+    entities.push(Entity::Site(
+        "site",
+        Site {
+            name: ctx.router_id.clone(),
+            platform: ctx.platform.clone(),
+            namespace: resources.namespace.clone(),
+            version: ctx.skupper_version.clone(),
+        },
+    ));
+    entities
+}

@@ -1,0 +1,193 @@
+//! `skrouterd.json` rendering: golden files compared byte for byte (set `UPDATE_GOLDEN=1` to
+//! rewrite them after an intended change), and every rendered config accepted by the router's
+//! 3.5.1 schema as the stand-in router checks it.
+
+use std::path::PathBuf;
+
+use vansite::resources::{parse_documents, SiteResources};
+use vansite::router::config::{render, RenderContext};
+
+const SITE_ID: &str = "6f1c2d3e-0000-4000-8000-000000000001";
+
+/// The two RouterAccesses vansite's init writes: local management and link access.
+const ROUTER_ACCESSES: &str = r#"
+apiVersion: skupper.io/v2alpha1
+kind: RouterAccess
+metadata: {name: skupper-local}
+spec:
+  roles: [{name: normal, port: 5671}]
+  bindHost: 127.0.0.1
+  tlsCredentials: skupper-local-server
+  issuer: skupper-local-ca
+---
+apiVersion: skupper.io/v2alpha1
+kind: RouterAccess
+metadata: {name: west}
+spec:
+  roles: [{name: inter-router, port: 55671}, {name: edge, port: 45671}]
+  tlsCredentials: west
+  issuer: skupper-site-ca
+  subjectAlternativeNames: [west.example, 192.0.2.10]
+"#;
+
+const LOCAL_ACCESS_ONLY: &str = r#"
+apiVersion: skupper.io/v2alpha1
+kind: RouterAccess
+metadata: {name: skupper-local}
+spec:
+  roles: [{name: normal, port: 5671}]
+  bindHost: 127.0.0.1
+  tlsCredentials: skupper-local-server
+  issuer: skupper-local-ca
+"#;
+
+/// Two Links (one with a cost, both on one Secret) and TCP services both ways, some with TLS.
+const LINKS_AND_SERVICES: &str = r#"
+apiVersion: v1
+kind: Secret
+metadata: {name: east-token}
+type: kubernetes.io/tls
+data: {ca.crt: Y2E=, tls.crt: Y3J0, tls.key: a2V5}
+---
+apiVersion: skupper.io/v2alpha1
+kind: Link
+metadata: {name: east-token}
+spec:
+  tlsCredentials: east-token
+  endpoints:
+  - {name: inter-router, host: 203.0.113.7, port: "55671", group: skupper-router}
+  - {name: edge, host: 203.0.113.7, port: "45671", group: skupper-router}
+---
+apiVersion: skupper.io/v2alpha1
+kind: Link
+metadata: {name: east-token-2}
+spec:
+  tlsCredentials: east-token
+  cost: 5
+  endpoints:
+  - {name: inter-router, host: east-2.example, port: "55671"}
+---
+apiVersion: skupper.io/v2alpha1
+kind: Connector
+metadata: {name: backend}
+spec: {routingKey: backend, host: localhost, port: 8080}
+---
+apiVersion: skupper.io/v2alpha1
+kind: Connector
+metadata: {name: payments}
+spec: {routingKey: payments, host: payments.local, port: 8443, tlsCredentials: payments-ca, verifyHostname: true}
+---
+apiVersion: skupper.io/v2alpha1
+kind: Listener
+metadata: {name: frontend}
+spec: {routingKey: frontend, host: 0.0.0.0, port: 9090}
+---
+apiVersion: skupper.io/v2alpha1
+kind: Listener
+metadata: {name: db}
+spec: {routingKey: db, host: 127.0.0.1, port: 5432, tlsCredentials: db-tls, observer: none}
+"#;
+
+fn site(name: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: skupper.io/v2alpha1\nkind: Site\nmetadata: {{name: {name}, uid: {SITE_ID}}}\nspec: {spec}\n"
+    )
+}
+
+fn resources(documents: &[&str]) -> SiteResources {
+    let parsed = documents
+        .iter()
+        .flat_map(|text| {
+            parse_documents(text, "test input")
+                .expect("valid input")
+                .resources
+        })
+        .collect();
+    SiteResources::new("west", parsed).expect("valid site")
+}
+
+fn context(site_name: &str) -> RenderContext {
+    RenderContext {
+        site_id: SITE_ID.to_string(),
+        router_id: format!("{site_name}-{}", &SITE_ID[..8]),
+        skupper_version: "2.2.1".to_string(),
+        platform: "podman".to_string(),
+    }
+}
+
+/// Compares with `tests/golden/<name>`, or rewrites it when `UPDATE_GOLDEN=1`.
+fn assert_golden(name: &str, rendered: &str) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| v == "1") {
+        std::fs::write(&path, rendered).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run with UPDATE_GOLDEN=1 to create it)",
+            path.display()
+        )
+    });
+    assert!(
+        expected == rendered,
+        "{} differs from the rendered config (run with UPDATE_GOLDEN=1 if the change is intended):\n{rendered}",
+        path.display()
+    );
+}
+
+/// The router would start with it: the stand-in's schema check accepts every entity and attribute.
+fn assert_router_accepts(rendered: &str) {
+    if let Err(error) = skrouterd_standin::config::parse(rendered) {
+        panic!("the router schema refuses the rendered config: {error}\n{rendered}");
+    }
+}
+
+fn check(golden: &str, resources: &SiteResources, site_name: &str) -> String {
+    let rendered = render(resources, &context(site_name));
+    assert_router_accepts(&rendered);
+    assert_golden(golden, &rendered);
+    rendered
+}
+
+#[test]
+fn interior_site_with_link_access() {
+    let set = resources(&[&site("west", "{linkAccess: default}"), ROUTER_ACCESSES]);
+    check("skrouterd-interior.json", &set, "west");
+}
+
+#[test]
+fn edge_site_uses_edge_endpoints_and_mode() {
+    let set = resources(&[
+        &site("west", "{edge: true}"),
+        LOCAL_ACCESS_ONLY,
+        LINKS_AND_SERVICES,
+    ]);
+    let rendered = check("skrouterd-edge.json", &set, "west");
+    // east-token-2 has no edge endpoint, so an edge router does not dial it.
+    assert!(!rendered.contains("east-2.example"));
+}
+
+#[test]
+fn interior_site_with_links_and_services() {
+    let set = resources(&[
+        &site("west", "{linkAccess: default}"),
+        ROUTER_ACCESSES,
+        LINKS_AND_SERVICES,
+    ]);
+    check("skrouterd-with-link-and-services.json", &set, "west");
+}
+
+#[test]
+fn rendering_does_not_depend_on_input_order() {
+    let forward = resources(&[&site("west", "{}"), ROUTER_ACCESSES, LINKS_AND_SERVICES]);
+    let mut documents: Vec<&str> = LINKS_AND_SERVICES.split("---").collect();
+    documents.reverse();
+    let reversed_links = documents.join("---");
+    let backward = resources(&[&reversed_links, ROUTER_ACCESSES, &site("west", "{}")]);
+    assert_eq!(
+        render(&forward, &context("west")),
+        render(&backward, &context("west"))
+    );
+}
