@@ -18,7 +18,8 @@ pub use version::PodmanVersion;
 pub enum QuadletError {
     #[error(
         "podman {version} is older than 4.4, the first release with quadlet, which vansite \
-         needs to run the router as a systemd unit; install podman ≥ 4.4"
+         needs to run the router as a systemd unit; install podman ≥ 4.4 (packaged e.g. in \
+         Debian 13, Ubuntu 24.04, RHEL 9.4 and later)"
     )]
     PodmanTooOld { version: PodmanVersion },
     #[error("quadlet key {key}={value} needs podman ≥ {since}; this host's quadlet is {version}")]
