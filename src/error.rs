@@ -5,9 +5,16 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::certs::CertError;
+use crate::podman::PodmanError;
+use crate::quadlet::version::DetectError;
+use crate::quadlet::QuadletError;
+use crate::resources::ResourceError;
 use crate::router::management::ManagementError;
 use crate::settings::SettingsError;
+use crate::site::store::StoreError;
 use crate::site::PathsError;
+use crate::systemd::SystemdError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -19,6 +26,20 @@ pub enum Error {
     Settings(#[from] SettingsError),
     #[error(transparent)]
     Management(#[from] ManagementError),
+    #[error(transparent)]
+    Resources(#[from] ResourceError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Certs(#[from] CertError),
+    #[error(transparent)]
+    Quadlet(#[from] QuadletError),
+    #[error(transparent)]
+    Generator(#[from] DetectError),
+    #[error(transparent)]
+    Systemd(#[from] SystemdError),
+    #[error(transparent)]
+    Podman(#[from] PodmanError),
     #[error("{what} {}: {source}", path.display())]
     File { what: &'static str, path: PathBuf, source: std::io::Error },
     #[error("no site in namespace '{namespace}'{}", namespaces_hint(.present))]

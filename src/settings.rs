@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-/// The skupper-router release vansite is tested with (Skupper 2.2.1 pairs with router 3.5.1).
-pub const DEFAULT_ROUTER_IMAGE: &str = "quay.io/skupper/skupper-router:3.5.1";
+use crate::quadlet::router::DEFAULT_ROUTER_IMAGE;
+
 /// The Skupper release whose formats vansite writes (router metadata, `site` entity).
 pub const SKUPPER_VERSION: &str = "2.2.1";
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::error::Error;
 use crate::podman::PodmanService;
-use crate::quadlet::router_unit_name;
+use crate::quadlet::router::router_unit_name;
 use crate::systemd::{ActiveState, LoadState, UserManager};
 
 use super::{files, Paths, SiteLock};

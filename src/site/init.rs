@@ -11,7 +11,8 @@ use tokio::time::Instant;
 
 use crate::certs;
 use crate::error::Error;
-use crate::quadlet::{self, RouterUnitSpec};
+use crate::quadlet::router::{router_quadlet, RouterUnitSpec};
+use crate::quadlet::version::detect_generator_version;
 use crate::resources::{
     check_name, ObjectMeta, RouterAccess, RouterAccessRole, RouterAccessSpec, Site, SiteResources, SiteSpec,
     LOCAL_ROUTER_ACCESS,
@@ -77,7 +78,7 @@ pub async fn init(paths: &Paths, request: InitRequest, progress: &dyn Fn(&str)) 
         ));
     }
     // Everything that can refuse before a file is written does so here: the podman floor, the bus.
-    let podman = quadlet::detect_generator_version()?;
+    let podman = detect_generator_version()?;
     let manager = UserManager::connect().await?;
     let site_dir = paths.site(&request.namespace);
     let _lock = SiteLock::acquire(&paths.lock_file(&request.namespace), || {
@@ -121,7 +122,7 @@ pub async fn init(paths: &Paths, request: InitRequest, progress: &dyn Fn(&str)) 
         site_dir: site_dir.root.clone(),
         log_file: site_dir.router_log(),
     };
-    let unit_file = quadlet::router_quadlet(&spec);
+    let unit_file = router_quadlet(&spec);
     let unit_text = unit_file.render(podman)?;
     let quadlet_dir = paths.quadlet_dir();
     files::create_dir(&quadlet_dir, 0o755).map_err(Error::file("cannot create", &quadlet_dir))?;
@@ -284,7 +285,7 @@ fn new_site(paths: &Paths, request: &InitRequest) -> Result<SiteResources, Error
     }
     let resources = accesses.into_iter().map(crate::resources::Resource::RouterAccess);
     let all = std::iter::once(crate::resources::Resource::Site(site)).chain(resources).collect();
-    Ok(SiteResources::new(&request.namespace, all).map_err(crate::site::store::StoreError::from)?)
+    Ok(SiteResources::new(&request.namespace, all)?)
 }
 
 /// An existing site: options given explicitly must match it (init does not silently reshape

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::error::Error;
 use crate::podman::PodmanService;
-use crate::quadlet::router_unit_name;
+use crate::quadlet::router::router_unit_name;
 use crate::systemd::{ActiveState, UserManager};
 
 use super::init::{link_endpoints, local_port, ROUTER_IMAGE_ANNOTATION};
