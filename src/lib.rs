@@ -1,3 +1,4 @@
 //! vansite: join a Linux host to a Skupper network.
 
 pub mod router;
+pub mod systemd;
