@@ -1,0 +1,388 @@
+//! The user's systemd manager over D-Bus: reload (reruns the quadlet generator), start, stop and
+//! restart units waiting for their jobs, unit state, and the linger check.
+//!
+//! Waiting for a job is race-free as org.freedesktop.systemd1(5) prescribes: the connection
+//! subscribes once (the manager sends job signals only to subscribed clients, for as long as
+//! they stay connected), the JobRemoved match is registered before the method call, and the
+//! signal is matched on the job path the call returned.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use futures::StreamExt;
+use zbus::proxy::CacheProperties;
+use zbus::Connection;
+use zbus_systemd::systemd1::{ManagerProxy, ServiceProxy, UnitProxy};
+
+/// How often `wait_for_state` looks at the unit again.
+const STATE_POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Where logind records users whose manager starts at boot (`loginctl enable-linger`).
+const LINGER_DIR: &str = "/var/lib/systemd/linger";
+
+/// The D-Bus error systemd returns for a unit that has no unit file.
+const NO_SUCH_UNIT: &str = "org.freedesktop.systemd1.NoSuchUnit";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SystemdError {
+    #[error(
+        "cannot reach your systemd user manager (session bus from DBUS_SESSION_BUS_ADDRESS, else \
+         $XDG_RUNTIME_DIR/bus): {source}. vansite runs rootless units of the user who runs it: \
+         run it in that user's login session (sudo and su give no user bus; use `machinectl shell \
+         USER@` or log in as USER), or on a host without login sessions start the user's manager \
+         at boot with `loginctl enable-linger USER` and set XDG_RUNTIME_DIR=/run/user/$(id -u)"
+    )]
+    NoUserBus {
+        #[source]
+        source: zbus::Error,
+    },
+    #[error("unit {unit} not found: no unit file (for a quadlet, check that the file exists and that the generator accepted it)")]
+    NoSuchUnit { unit: String },
+    #[error("{operation} {unit}: {source}")]
+    Call {
+        operation: &'static str,
+        unit: String,
+        #[source]
+        source: zbus::Error,
+    },
+    #[error("{operation} {unit}: no answer from systemd within {timeout:?}")]
+    TimedOut {
+        operation: &'static str,
+        unit: String,
+        timeout: Duration,
+    },
+    #[error("{unit} did not reach the awaited state within {timeout:?} (last: {last})")]
+    StateNotReached {
+        unit: String,
+        timeout: Duration,
+        last: Box<UnitState>,
+    },
+}
+
+/// How a job ended, from JobRemoved's `result`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobResult {
+    Done,
+    Canceled,
+    /// The unit's own start/stop timeout (TimeoutStartSec=) expired.
+    Timeout,
+    Failed,
+    /// A unit this one requires failed.
+    Dependency,
+    Skipped,
+    /// A result newer systemd versions added (e.g. `invalid`, `assert`, `unsupported`).
+    Other(String),
+}
+
+impl JobResult {
+    fn from_signal(result: &str) -> JobResult {
+        match result {
+            "done" => JobResult::Done,
+            "canceled" => JobResult::Canceled,
+            "timeout" => JobResult::Timeout,
+            "failed" => JobResult::Failed,
+            "dependency" => JobResult::Dependency,
+            "skipped" => JobResult::Skipped,
+            other => JobResult::Other(other.to_string()),
+        }
+    }
+}
+
+/// The unit's LoadState.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoadState {
+    Loaded,
+    /// No unit file: for a generated unit, the quadlet file is missing or was rejected.
+    NotFound,
+    BadSetting,
+    Error,
+    Masked,
+    Other(String),
+}
+
+impl LoadState {
+    fn from_property(state: &str) -> LoadState {
+        match state {
+            "loaded" => LoadState::Loaded,
+            "not-found" => LoadState::NotFound,
+            "bad-setting" => LoadState::BadSetting,
+            "error" => LoadState::Error,
+            "masked" => LoadState::Masked,
+            other => LoadState::Other(other.to_string()),
+        }
+    }
+}
+
+/// The unit's ActiveState.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActiveState {
+    Active,
+    Reloading,
+    Inactive,
+    Failed,
+    Activating,
+    Deactivating,
+    Other(String),
+}
+
+impl ActiveState {
+    fn from_property(state: &str) -> ActiveState {
+        match state {
+            "active" => ActiveState::Active,
+            "reloading" => ActiveState::Reloading,
+            "inactive" => ActiveState::Inactive,
+            "failed" => ActiveState::Failed,
+            "activating" => ActiveState::Activating,
+            "deactivating" => ActiveState::Deactivating,
+            other => ActiveState::Other(other.to_string()),
+        }
+    }
+}
+
+/// A snapshot of a unit's state as `systemctl --user show` would give it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitState {
+    pub name: String,
+    pub load_state: LoadState,
+    /// Why loading failed (D-Bus error name and message), when it did.
+    pub load_error: Option<(String, String)>,
+    pub active_state: ActiveState,
+    /// Type-specific, e.g. `running`, `exited`, `dead`, `auto-restart`.
+    pub sub_state: String,
+    /// `generated` for quadlet units (they cannot be enabled), else e.g. `enabled`, `static`.
+    pub unit_file_state: String,
+    /// The file the unit was generated from (the quadlet file), if any.
+    pub source_path: Option<PathBuf>,
+    /// Service units only: Service.Result (`success`, `exit-code`, `signal`, `timeout`, ...).
+    pub service_result: Option<String>,
+    /// Service units only, and only while the service has a main process.
+    pub main_pid: Option<u32>,
+    /// Service units only: how often systemd restarted it (Restart=) since it was last started
+    /// by hand. A quadlet container is recreated on each restart, so podman's own count stays 0.
+    pub restarts: Option<u32>,
+}
+
+impl std::fmt::Display for UnitState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:?}/{:?}/{}",
+            self.load_state, self.active_state, self.sub_state
+        )?;
+        if let Some(result) = &self.service_result {
+            write!(f, " result={result}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A long-lived, subscribed connection to the user's systemd manager.
+pub struct UserManager {
+    connection: Connection,
+    manager: ManagerProxy<'static>,
+}
+
+impl UserManager {
+    /// Connects to the user bus and subscribes to the manager's job signals.
+    pub async fn connect() -> Result<UserManager, SystemdError> {
+        let connection = Connection::session()
+            .await
+            .map_err(|source| SystemdError::NoUserBus { source })?;
+        let manager = ManagerProxy::new(&connection)
+            .await
+            .map_err(|source| SystemdError::NoUserBus { source })?;
+        manager
+            .subscribe()
+            .await
+            .map_err(|source| SystemdError::NoUserBus { source })?;
+        Ok(UserManager {
+            connection,
+            manager,
+        })
+    }
+
+    /// `daemon-reload`: reruns the generators (quadlet) and reloads all units. Returns after
+    /// the generators ran, so generated units can be loaded right away.
+    pub async fn reload(&self) -> Result<(), SystemdError> {
+        self.manager
+            .reload()
+            .await
+            .map_err(|source| call_error("reload", "the user manager", source))
+    }
+
+    /// Starts `unit` and waits (at most `timeout`) for the start job to finish. A job still
+    /// running at the timeout goes on in systemd; only the waiting ends.
+    pub async fn start(&self, unit: &str, timeout: Duration) -> Result<JobResult, SystemdError> {
+        self.run_job(JobKind::Start, unit, timeout).await
+    }
+
+    /// Stops `unit` and waits (at most `timeout`) for the stop job to finish.
+    pub async fn stop(&self, unit: &str, timeout: Duration) -> Result<JobResult, SystemdError> {
+        self.run_job(JobKind::Stop, unit, timeout).await
+    }
+
+    /// Restarts (or starts) `unit` and waits (at most `timeout`) for the job to finish.
+    pub async fn restart(&self, unit: &str, timeout: Duration) -> Result<JobResult, SystemdError> {
+        self.run_job(JobKind::Restart, unit, timeout).await
+    }
+
+    async fn run_job(
+        &self,
+        kind: JobKind,
+        unit: &str,
+        timeout: Duration,
+    ) -> Result<JobResult, SystemdError> {
+        let operation = kind.operation();
+        let wait = async {
+            // Registered before the call, so the job's JobRemoved cannot be missed.
+            let mut removed_jobs = self
+                .manager
+                .receive_job_removed()
+                .await
+                .map_err(|source| call_error(operation, unit, source))?;
+            let mode = "replace".to_string();
+            let call = match kind {
+                JobKind::Start => self.manager.start_unit(unit.to_string(), mode).await,
+                JobKind::Stop => self.manager.stop_unit(unit.to_string(), mode).await,
+                JobKind::Restart => self.manager.restart_unit(unit.to_string(), mode).await,
+            };
+            let job = call.map_err(|source| call_error(operation, unit, source))?;
+            while let Some(signal) = removed_jobs.next().await {
+                let args = signal
+                    .args()
+                    .map_err(|source| call_error(operation, unit, source))?;
+                if args.job == job {
+                    return Ok(JobResult::from_signal(&args.result));
+                }
+            }
+            // The stream ends only when the connection is gone.
+            Err(call_error(
+                operation,
+                unit,
+                zbus::Error::Failure("connection to the user manager closed".into()),
+            ))
+        };
+        tokio::time::timeout(timeout, wait)
+            .await
+            .map_err(|_| SystemdError::TimedOut {
+                operation,
+                unit: unit.to_string(),
+                timeout,
+            })?
+    }
+
+    /// The unit's current state. A unit without a unit file is reported with
+    /// `LoadState::NotFound` (not as an error): "not installed" is a state too.
+    pub async fn unit_state(&self, unit: &str) -> Result<UnitState, SystemdError> {
+        let operation = "read the state of";
+        let failed = |source| call_error(operation, unit, source);
+        let path = self
+            .manager
+            .load_unit(unit.to_string())
+            .await
+            .map_err(failed)?;
+        // Uncached: several of these properties are declared constant, which would freeze a
+        // cached value across reloads.
+        let unit_proxy = UnitProxy::builder(&self.connection)
+            .path(path.clone())
+            .cache_properties(CacheProperties::No)
+            .build()
+            .await
+            .map_err(failed)?;
+        let load_state = LoadState::from_property(&unit_proxy.load_state().await.map_err(failed)?);
+        let (error_name, error_message) = unit_proxy.load_error().await.map_err(failed)?;
+        let source_path = unit_proxy.source_path().await.map_err(failed)?;
+        let mut state = UnitState {
+            name: unit.to_string(),
+            load_error: (!error_name.is_empty()).then_some((error_name, error_message)),
+            active_state: ActiveState::from_property(
+                &unit_proxy.active_state().await.map_err(failed)?,
+            ),
+            sub_state: unit_proxy.sub_state().await.map_err(failed)?,
+            unit_file_state: unit_proxy.unit_file_state().await.map_err(failed)?,
+            source_path: (!source_path.is_empty()).then(|| PathBuf::from(source_path)),
+            service_result: None,
+            main_pid: None,
+            restarts: None,
+            load_state,
+        };
+        if unit.ends_with(".service") && state.load_state == LoadState::Loaded {
+            let service = ServiceProxy::builder(&self.connection)
+                .path(path)
+                .cache_properties(CacheProperties::No)
+                .build()
+                .await
+                .map_err(failed)?;
+            state.service_result = Some(service.result().await.map_err(failed)?);
+            let main_pid = service.main_pid().await.map_err(failed)?;
+            state.main_pid = (main_pid != 0).then_some(main_pid);
+            state.restarts = Some(service.n_restarts().await.map_err(failed)?);
+        }
+        Ok(state)
+    }
+
+    /// Waits (at most `timeout`) until the unit's state satisfies `reached`, e.g. active or
+    /// failed after a start whose job finished early (Type=notify containers report ready
+    /// before a bad configuration makes them exit). Polls: final states are what matters here,
+    /// and polling cannot miss one the way a late-registered signal match could.
+    pub async fn wait_for_state(
+        &self,
+        unit: &str,
+        reached: impl Fn(&UnitState) -> bool,
+        timeout: Duration,
+    ) -> Result<UnitState, SystemdError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let state = self.unit_state(unit).await?;
+            if reached(&state) {
+                return Ok(state);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(SystemdError::StateNotReached {
+                    unit: unit.to_string(),
+                    timeout,
+                    last: Box::new(state),
+                });
+            }
+            tokio::time::sleep(STATE_POLL_INTERVAL).await;
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum JobKind {
+    Start,
+    Stop,
+    Restart,
+}
+
+impl JobKind {
+    fn operation(self) -> &'static str {
+        match self {
+            JobKind::Start => "start",
+            JobKind::Stop => "stop",
+            JobKind::Restart => "restart",
+        }
+    }
+}
+
+fn call_error(operation: &'static str, unit: &str, source: zbus::Error) -> SystemdError {
+    match &source {
+        zbus::Error::MethodError(name, _, _) if name.as_str() == NO_SUCH_UNIT => {
+            SystemdError::NoSuchUnit {
+                unit: unit.to_string(),
+            }
+        }
+        _ => SystemdError::Call {
+            operation,
+            unit: unit.to_string(),
+            source,
+        },
+    }
+}
+
+/// Whether `user`'s manager starts at boot without a login (`loginctl enable-linger`), by the
+/// file logind keeps for it, as Skupper checks it. Without linger, the site stops at logout.
+pub fn linger_enabled(user: &str) -> bool {
+    !user.is_empty() && !user.contains('/') && Path::new(LINGER_DIR).join(user).exists()
+}
