@@ -24,7 +24,13 @@ others with the same token and link formats as Skupper's cluster sites.",
 )]
 pub struct Cli {
     /// The site to act on: several sites can live side by side, one per namespace
-    #[arg(short, long, global = true, env = "VANSITE_NAMESPACE", value_name = "NAME")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "VANSITE_NAMESPACE",
+        value_name = "NAME"
+    )]
     pub namespace: Option<String>,
 
     /// More output on stderr (-v: progress, -vv: debug)
@@ -125,33 +131,14 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::CommandFactory;
-
-    #[test]
-    fn the_command_line_is_consistent() {
-        Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn ingress_and_link_access_are_one_choice() {
-        let err = Cli::try_parse_from(["vansite", "init", "--enable-link-access", "--ingress", "none"]).unwrap_err();
-        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
-        let cli = Cli::try_parse_from(["vansite", "-n", "west", "init", "--host", "a", "--host", "10.0.0.1"]).unwrap();
-        assert_eq!(cli.namespace.as_deref(), Some("west"));
-        let Command::Init(init) = cli.command else { panic!("init") };
-        assert_eq!(init.hosts, ["a", "10.0.0.1"]);
-        assert!(Cli::try_parse_from(["vansite", "init", "--timeout", "0"]).is_err());
-    }
-}
-
 /// Runs the parsed command. Data goes to stdout, progress and errors to stderr.
 pub async fn run(cli: Cli) -> Result<(), Error> {
     let paths = Paths::from_env()?;
     let settings = Settings::load(&paths.settings_file())?;
-    let namespace = cli.namespace.clone().unwrap_or_else(|| settings.namespace.clone());
+    let namespace = cli
+        .namespace
+        .clone()
+        .unwrap_or_else(|| settings.namespace.clone());
     let progress = |message: &str| tracing::info!("{message}");
     match cli.command {
         Command::Init(args) => {
@@ -160,7 +147,11 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
                 platform: args.platform,
                 name: args.name,
                 edge: args.router_mode.map(|m| m == RouterMode::Edge),
-                link_access: if args.enable_link_access { Some(true) } else { args.ingress.map(|i| i == Ingress::Host) },
+                link_access: if args.enable_link_access {
+                    Some(true)
+                } else {
+                    args.ingress.map(|i| i == Ingress::Host)
+                },
                 hosts: args.hosts,
                 router_image: args.router_image,
                 default_router_image: settings.router_image,
@@ -174,13 +165,22 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             let status = status::status(&paths, &namespace).await?;
             match args.output {
                 OutputFormat::Table => print!("{}", status_table(&status)),
-                OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&status).expect("serialisable")),
-                OutputFormat::Yaml => print!("{}", serde_saphyr::to_string(&status).expect("serialisable")),
+                OutputFormat::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&status).expect("serialisable")
+                ),
+                OutputFormat::Yaml => print!(
+                    "{}",
+                    serde_saphyr::to_string(&status).expect("serialisable")
+                ),
             }
             if status.healthy {
                 Ok(())
             } else {
-                Err(Error::Unhealthy { namespace, problems: status.problems })
+                Err(Error::Unhealthy {
+                    namespace,
+                    problems: status.problems,
+                })
             }
         }
         Command::Delete(args) => {
@@ -207,7 +207,11 @@ fn describe_init(outcome: &InitOutcome) -> String {
         outcome.site_name, outcome.namespace, outcome.site_id, outcome.unit, outcome.unit, outcome.management_port
     );
     if !outcome.link_access.is_empty() {
-        let endpoints: Vec<String> = outcome.link_access.iter().map(|(role, port)| format!("{role} {port}")).collect();
+        let endpoints: Vec<String> = outcome
+            .link_access
+            .iter()
+            .map(|(role, port)| format!("{role} {port}"))
+            .collect();
         text.push_str(&format!("  link access: {}\n", endpoints.join(", ")));
     }
     if !outcome.linger {
@@ -224,20 +228,84 @@ fn status_table(status: &SiteStatus) -> String {
         ("namespace", status.namespace.clone()),
         ("site", format!("{} ({})", status.site.name, status.site.id)),
         ("mode", status.site.mode.to_string()),
-        ("router unit", format!("{} {}/{}", router.unit, router.active_state, router.sub_state)),
+        (
+            "router unit",
+            format!(
+                "{} {}/{}",
+                router.unit, router.active_state, router.sub_state
+            ),
+        ),
         ("router image", router.image.clone()),
     ];
     if let Some(container) = &router.container {
-        let since = container.started_at.as_deref().map(|s| format!(", started {s}")).unwrap_or_default();
+        let since = container
+            .started_at
+            .as_deref()
+            .map(|s| format!(", started {s}"))
+            .unwrap_or_default();
         let id: String = container.id.chars().take(12).collect();
-        rows.push(("container", format!("{} {id} {}{since}", container.name, container.status)));
+        rows.push((
+            "container",
+            format!("{} {id} {}{since}", container.name, container.status),
+        ));
     }
-    rows.push(("management", format!("127.0.0.1:{}", status.site.management_port)));
+    rows.push((
+        "management",
+        format!("127.0.0.1:{}", status.site.management_port),
+    ));
     if !status.site.link_access.is_empty() {
-        let endpoints: Vec<String> = status.site.link_access.iter().map(|e| format!("{} {}", e.role, e.port)).collect();
+        let endpoints: Vec<String> = status
+            .site
+            .link_access
+            .iter()
+            .map(|e| format!("{} {}", e.role, e.port))
+            .collect();
         rows.push(("link access", endpoints.join(", ")));
     }
     rows.push(("namespaces", status.namespaces.join(", ")));
-    rows.push(("health", if status.healthy { "ok".into() } else { status.problems.join("; ") }));
-    rows.iter().map(|(key, value)| format!("{key:<13}{value}\n")).collect()
+    rows.push((
+        "health",
+        if status.healthy {
+            "ok".into()
+        } else {
+            status.problems.join("; ")
+        },
+    ));
+    rows.iter()
+        .map(|(key, value)| format!("{key:<13}{value}\n"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn ingress_and_link_access_are_one_choice() {
+        let err = Cli::try_parse_from([
+            "vansite",
+            "init",
+            "--enable-link-access",
+            "--ingress",
+            "none",
+        ])
+        .unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+        let cli = Cli::try_parse_from([
+            "vansite", "-n", "west", "init", "--host", "a", "--host", "10.0.0.1",
+        ])
+        .unwrap();
+        assert_eq!(cli.namespace.as_deref(), Some("west"));
+        let Command::Init(init) = cli.command else {
+            panic!("init")
+        };
+        assert_eq!(init.hosts, ["a", "10.0.0.1"]);
+        assert!(Cli::try_parse_from(["vansite", "init", "--timeout", "0"]).is_err());
+    }
 }

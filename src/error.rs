@@ -27,7 +27,7 @@ pub enum Error {
     #[error(transparent)]
     Management(#[from] ManagementError),
     #[error(transparent)]
-    Resources(#[from] ResourceError),
+    Resources(Box<ResourceError>),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -41,40 +41,77 @@ pub enum Error {
     #[error(transparent)]
     Podman(#[from] PodmanError),
     #[error("{what} {}: {source}", path.display())]
-    File { what: &'static str, path: PathBuf, source: std::io::Error },
+    File {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("no site in namespace '{namespace}'{}", namespaces_hint(.present))]
-    NoSite { namespace: String, present: Vec<String> },
+    NoSite {
+        namespace: String,
+        present: Vec<String>,
+    },
     #[error(
         "a site already exists in namespace '{namespace}' with {differences}; \
          run `vansite -n {namespace} delete` first to create it anew, or choose another namespace with -n"
     )]
-    SiteConflict { namespace: String, differences: String },
+    SiteConflict {
+        namespace: String,
+        differences: String,
+    },
     #[error(
         "the router of namespace '{namespace}' did not start: {unit} is {state}.\n\
          The router's last log lines ({}):\n{log_tail}\n\
          Fix the cause, then run `vansite -n {namespace} init` again.",
         log.display()
     )]
-    RouterFailed { namespace: String, unit: String, state: String, log: PathBuf, log_tail: String },
+    RouterFailed {
+        namespace: String,
+        unit: String,
+        state: String,
+        log: PathBuf,
+        log_tail: String,
+    },
     #[error(
         "the router of namespace '{namespace}' is not answering after {seconds}s ({unit} is {state}); \
          see {} and `systemctl --user status {unit}`, or wait longer with --timeout",
         log.display()
     )]
-    RouterTimeout { namespace: String, unit: String, state: String, seconds: u64, log: PathBuf },
+    RouterTimeout {
+        namespace: String,
+        unit: String,
+        state: String,
+        seconds: u64,
+        log: PathBuf,
+    },
     #[error("site '{namespace}' is not healthy: {}", problems.join("; "))]
-    Unhealthy { namespace: String, problems: Vec<String> },
+    Unhealthy {
+        namespace: String,
+        problems: Vec<String>,
+    },
+}
+
+impl From<ResourceError> for Error {
+    fn from(error: ResourceError) -> Error {
+        Error::Resources(Box::new(error))
+    }
 }
 
 fn namespaces_hint(present: &[String]) -> String {
     match present {
         [] => "; create one with `vansite init`".to_string(),
-        names => format!("; sites exist in: {} (choose one with -n)", names.join(", ")),
+        names => format!(
+            "; sites exist in: {} (choose one with -n)",
+            names.join(", ")
+        ),
     }
 }
 
 impl Error {
-    pub fn file(what: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+    pub fn file(
+        what: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> Error {
         let path = path.into();
         move |source| Error::File { what, path, source }
     }

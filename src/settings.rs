@@ -26,14 +26,21 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { namespace: "default".into(), router_image: DEFAULT_ROUTER_IMAGE.into(), grant_port: 9090 }
+        Settings {
+            namespace: "default".into(),
+            router_image: DEFAULT_ROUTER_IMAGE.into(),
+            grant_port: 9090,
+        }
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path} is not valid: {message}")]
     Invalid { path: PathBuf, message: String },
 }
@@ -42,10 +49,15 @@ impl Settings {
     /// Reads the settings file; a missing file means the defaults.
     pub fn load(path: &Path) -> Result<Settings, SettingsError> {
         match std::fs::read_to_string(path) {
-            Ok(text) => Settings::parse(&text)
-                .map_err(|message| SettingsError::Invalid { path: path.to_path_buf(), message }),
+            Ok(text) => Settings::parse(&text).map_err(|message| SettingsError::Invalid {
+                path: path.to_path_buf(),
+                message,
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Settings::default()),
-            Err(source) => Err(SettingsError::Read { path: path.to_path_buf(), source }),
+            Err(source) => Err(SettingsError::Read {
+                path: path.to_path_buf(),
+                source,
+            }),
         }
     }
 
@@ -68,7 +80,9 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_wrong_types_are_refused() {
-        assert!(Settings::parse("router-image = \"x\"\n").unwrap_err().contains("router-image"));
+        assert!(Settings::parse("router-image = \"x\"\n")
+            .unwrap_err()
+            .contains("router-image"));
         assert!(Settings::parse("grant_port = \"high\"\n").is_err());
     }
 

@@ -20,17 +20,30 @@ fn vansite(host: &Host, args: &[&str]) -> std::process::Output {
 /// Runs vansite, which must succeed; returns stdout.
 fn vansite_ok(host: &Host, args: &[&str]) -> String {
     let output = vansite(host, args);
-    assert!(output.status.success(), "vansite {args:?} failed:\n{}", text(&output));
+    assert!(
+        output.status.success(),
+        "vansite {args:?} failed:\n{}",
+        text(&output)
+    );
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 fn status_json(host: &Host, namespace: &str) -> Value {
     let output = vansite(host, &["-n", namespace, "status", "--output", "json"]);
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("status JSON: {e}\n{}", text(&output)))
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("status JSON: {e}\n{}", text(&output)))
 }
 
 fn init(host: &Host, namespace: &str, extra: &[&str]) -> String {
-    let mut args = vec!["-n", namespace, "init", "--router-image", STANDIN_IMAGE, "--timeout", "120"];
+    let mut args = vec![
+        "-n",
+        namespace,
+        "init",
+        "--router-image",
+        STANDIN_IMAGE,
+        "--timeout",
+        "120",
+    ];
     args.extend_from_slice(extra);
     vansite_ok(host, &args)
 }
@@ -58,7 +71,11 @@ fn file_text(host: &Host, path: &str) -> String {
 #[test]
 fn init_status_delete_leave_nothing_behind() {
     let host = host_with_image("life1");
-    let out = init(&host, "default", &["--name", "west", "--enable-link-access"]);
+    let out = init(
+        &host,
+        "default",
+        &["--name", "west", "--enable-link-access"],
+    );
     assert!(out.contains("west"), "{out}");
 
     let status = status_json(&host, "default");
@@ -69,40 +86,89 @@ fn init_status_delete_leave_nothing_behind() {
     assert_eq!(status["router"]["subState"], "running");
     assert_eq!(status["healthy"], true);
     assert_eq!(status["namespaces"], serde_json::json!(["default"]));
-    let roles: Vec<&str> =
-        status["site"]["linkAccess"].as_array().unwrap().iter().map(|e| e["role"].as_str().unwrap()).collect();
+    let roles: Vec<&str> = status["site"]["linkAccess"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["role"].as_str().unwrap())
+        .collect();
     assert_eq!(roles, ["inter-router", "edge"]);
     let site_id = status["site"]["id"].as_str().unwrap().to_string();
     assert_eq!(site_id.len(), 36, "a UUID: {site_id}");
-    assert!(host.ok(&["podman", "ps", "--format", "{{.Names}}"]).contains("vansite-default-router"));
+    assert!(host
+        .ok(&["podman", "ps", "--format", "{{.Names}}"])
+        .contains("vansite-default-router"));
 
     // The files are Skupper's: resources as v2 YAML, keys private, the router config Skupper's.
-    let site_yaml = file_text(&host, ".local/share/vansite/default/resources/Site-west.yaml");
-    assert!(site_yaml.contains("apiVersion: skupper.io/v2alpha1") && site_yaml.contains(&site_id), "{site_yaml}");
-    let key_mode = host.ok(&["stat", "-c", "%a", ".local/share/vansite/default/runtime/certs/skupper-local-server/tls.key"]);
+    let site_yaml = file_text(
+        &host,
+        ".local/share/vansite/default/resources/Site-west.yaml",
+    );
+    assert!(
+        site_yaml.contains("apiVersion: skupper.io/v2alpha1") && site_yaml.contains(&site_id),
+        "{site_yaml}"
+    );
+    let key_mode = host.ok(&[
+        "stat",
+        "-c",
+        "%a",
+        ".local/share/vansite/default/runtime/certs/skupper-local-server/tls.key",
+    ]);
     assert_eq!(key_mode.trim(), "600");
-    let dir_mode = host.ok(&["stat", "-c", "%a", ".local/share/vansite/default/runtime/issuers"]);
+    let dir_mode = host.ok(&[
+        "stat",
+        "-c",
+        "%a",
+        ".local/share/vansite/default/runtime/issuers",
+    ]);
     assert_eq!(dir_mode.trim(), "700");
 
     // Human output names the same facts.
     let table = vansite_ok(&host, &["status"]);
-    assert!(table.contains("west") && table.contains("active"), "{table}");
+    assert!(
+        table.contains("west") && table.contains("active"),
+        "{table}"
+    );
 
     // Twice is the same site: same id, same CA, router still running.
-    let ca_before = file_text(&host, ".local/share/vansite/default/runtime/issuers/skupper-site-ca/tls.crt");
+    let ca_before = file_text(
+        &host,
+        ".local/share/vansite/default/runtime/issuers/skupper-site-ca/tls.crt",
+    );
     init(&host, "default", &[]);
     let again = status_json(&host, "default");
     assert_eq!(again["site"]["id"], site_id.as_str());
-    assert_eq!(file_text(&host, ".local/share/vansite/default/runtime/issuers/skupper-site-ca/tls.crt"), ca_before);
+    assert_eq!(
+        file_text(
+            &host,
+            ".local/share/vansite/default/runtime/issuers/skupper-site-ca/tls.crt"
+        ),
+        ca_before
+    );
     assert_eq!(again["router"]["activeState"], "active");
 
     vansite_ok(&host, &["delete"]);
-    let unit = host.ok(&["systemctl", "--user", "show", "-p", "LoadState", "vansite-default-router.service"]);
+    let unit = host.ok(&[
+        "systemctl",
+        "--user",
+        "show",
+        "-p",
+        "LoadState",
+        "vansite-default-router.service",
+    ]);
     assert_eq!(unit.trim(), "LoadState=not-found");
-    assert_eq!(host.ok(&["podman", "ps", "-a", "--format", "{{.Names}}"]).trim(), "");
+    assert_eq!(
+        host.ok(&["podman", "ps", "-a", "--format", "{{.Names}}"])
+            .trim(),
+        ""
+    );
     assert_no_site_files(&host);
     let status = vansite(&host, &["status"]);
-    assert!(!status.status.success(), "status of a deleted site must fail:\n{}", text(&status));
+    assert!(
+        !status.status.success(),
+        "status of a deleted site must fail:\n{}",
+        text(&status)
+    );
 }
 
 #[test]
@@ -115,13 +181,19 @@ fn two_namespaces_side_by_side() {
     assert_eq!(east["namespaces"], serde_json::json!(["east", "north"]));
     assert_eq!(north["site"]["mode"], "edge");
     assert_ne!(east["site"]["id"], north["site"]["id"]);
-    assert_ne!(east["site"]["managementPort"], north["site"]["managementPort"], "each router has its own port");
+    assert_ne!(
+        east["site"]["managementPort"], north["site"]["managementPort"],
+        "each router has its own port"
+    );
     for status in [&east, &north] {
         assert_eq!(status["router"]["activeState"], "active", "{status:#}");
     }
     vansite_ok(&host, &["-n", "east", "delete"]);
     let north = status_json(&host, "north");
-    assert_eq!(north["router"]["activeState"], "active", "deleting one site leaves the other running");
+    assert_eq!(
+        north["router"]["activeState"], "active",
+        "deleting one site leaves the other running"
+    );
     assert_eq!(north["namespaces"], serde_json::json!(["north"]));
 }
 
@@ -129,7 +201,12 @@ fn two_namespaces_side_by_side() {
 fn an_image_that_cannot_start_is_a_failed_init() {
     let host = host_with_image("life3");
     // Same image, but its command does not exist: the container cannot start.
-    let output = host.run(&["podman", "tag", STANDIN_IMAGE, "localhost/not-a-router:test"]);
+    let output = host.run(&[
+        "podman",
+        "tag",
+        STANDIN_IMAGE,
+        "localhost/not-a-router:test",
+    ]);
     assert!(output.status.success(), "{}", text(&output));
     let output = host.run(&[
         "sh",
@@ -139,14 +216,36 @@ fn an_image_that_cannot_start_is_a_failed_init() {
          podman rm broken-base >/dev/null",
     ]);
     assert!(output.status.success(), "{}", text(&output));
-    let output = vansite(&host, &["init", "--router-image", "localhost/not-a-router:test", "--timeout", "60"]);
-    assert!(!output.status.success(), "init with a broken image must fail:\n{}", text(&output));
+    let output = vansite(
+        &host,
+        &[
+            "init",
+            "--router-image",
+            "localhost/not-a-router:test",
+            "--timeout",
+            "60",
+        ],
+    );
+    assert!(
+        !output.status.success(),
+        "init with a broken image must fail:\n{}",
+        text(&output)
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("vansite-default-router.service"), "{stderr}");
-    assert!(stderr.contains("/no/such/router"), "the router's own last log lines are shown:\n{stderr}");
+    assert!(
+        stderr.contains("vansite-default-router.service"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("/no/such/router"),
+        "the router's own last log lines are shown:\n{stderr}"
+    );
     // The next init with a good image recovers the same site.
     init(&host, "default", &[]);
-    assert_eq!(status_json(&host, "default")["router"]["activeState"], "active");
+    assert_eq!(
+        status_json(&host, "default")["router"]["activeState"],
+        "active"
+    );
 }
 
 #[test]
@@ -155,14 +254,26 @@ fn bad_input_and_faults_are_explained() {
     let output = vansite(&host, &["-n", "Not_A_Name", "init"]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("Not_A_Name") && stderr.contains("RFC 1123"), "{stderr}");
+    assert!(
+        stderr.contains("Not_A_Name") && stderr.contains("RFC 1123"),
+        "{stderr}"
+    );
 
     let output = vansite(&host, &["init", "--platform", "docker"]);
     assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("podman"), "{}", text(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("podman"),
+        "{}",
+        text(&output)
+    );
 
     // No user bus: say what to do.
-    let output = host.run(&["env", "DBUS_SESSION_BUS_ADDRESS=unix:path=/nonexistent/bus", VANSITE, "init"]);
+    let output = host.run(&[
+        "env",
+        "DBUS_SESSION_BUS_ADDRESS=unix:path=/nonexistent/bus",
+        VANSITE,
+        "init",
+    ]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("enable-linger"), "{stderr}");
@@ -173,7 +284,9 @@ fn bad_input_and_faults_are_explained() {
     let squatter = host.run(&["sh", "-c", "(socat TCP-LISTEN:5671,bind=127.0.0.1,fork,reuseaddr /dev/null & echo $! > squatter.pid) >/dev/null 2>&1"]);
     assert!(squatter.status.success());
     host.wait_until("the squatter listening", Duration::from_secs(10), |h| {
-        h.run(&["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/5671"]).status.success()
+        h.run(&["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/5671"])
+            .status
+            .success()
     });
     init(&host, "default", &[]);
     let status = status_json(&host, "default");
@@ -188,7 +301,16 @@ fn killed_and_concurrent_commands_do_not_corrupt_the_site() {
     // Kill init at several points of its work; each next run must recover.
     for delay in ["0.05", "0.2", "0.5", "1"] {
         // Whether it was killed or finished in time, the next command must find a usable site.
-        host.run(&["timeout", "-s", "KILL", delay, VANSITE, "init", "--router-image", STANDIN_IMAGE]);
+        host.run(&[
+            "timeout",
+            "-s",
+            "KILL",
+            delay,
+            VANSITE,
+            "init",
+            "--router-image",
+            STANDIN_IMAGE,
+        ]);
     }
     init(&host, "default", &[]);
     let site_id = status_json(&host, "default")["site"]["id"].clone();
@@ -200,7 +322,12 @@ fn killed_and_concurrent_commands_do_not_corrupt_the_site() {
         i = STANDIN_IMAGE
     );
     let output = host.run(&["bash", "-c", &script]);
-    assert!(output.status.success(), "{}\n{}", text(&output), host.ok(&["sh", "-c", "cat a.out b.out c.out"]));
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        text(&output),
+        host.ok(&["sh", "-c", "cat a.out b.out c.out"])
+    );
     let status = status_json(&host, "default");
     assert_eq!(status["site"]["id"], site_id);
     assert_eq!(status["router"]["activeState"], "active");

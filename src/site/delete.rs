@@ -15,10 +15,17 @@ pub struct DeleteOutcome {
     pub removed: Vec<String>,
 }
 
-pub async fn delete(paths: &Paths, namespace: &str, timeout: Duration, progress: &dyn Fn(&str)) -> Result<DeleteOutcome, Error> {
+pub async fn delete(
+    paths: &Paths,
+    namespace: &str,
+    timeout: Duration,
+    progress: &dyn Fn(&str),
+) -> Result<DeleteOutcome, Error> {
     let manager = UserManager::connect().await?;
     let _lock = SiteLock::acquire(&paths.lock_file(namespace), || {
-        progress(&format!("waiting for another vansite command on namespace '{namespace}'"))
+        progress(&format!(
+            "waiting for another vansite command on namespace '{namespace}'"
+        ))
     })
     .map_err(Error::file("cannot lock", paths.lock_file(namespace)))?;
     let site_dir = paths.site(namespace);
@@ -26,7 +33,10 @@ pub async fn delete(paths: &Paths, namespace: &str, timeout: Duration, progress:
     let unit = format!("{name}.service");
     let quadlet_file = paths.quadlet_dir().join(format!("{name}.container"));
     if !site_dir.exists() && !quadlet_file.exists() {
-        return Err(Error::NoSite { namespace: namespace.to_string(), present: paths.namespaces() });
+        return Err(Error::NoSite {
+            namespace: namespace.to_string(),
+            present: paths.namespaces(),
+        });
     }
     let mut removed = Vec::new();
     let state = manager.unit_state(&unit).await?;
@@ -35,7 +45,9 @@ pub async fn delete(paths: &Paths, namespace: &str, timeout: Duration, progress:
         manager.stop(&unit, timeout).await?;
         removed.push(format!("unit {unit} (stopped)"));
     }
-    if files::remove_if_present(&quadlet_file).map_err(Error::file("cannot remove", &quadlet_file))? {
+    if files::remove_if_present(&quadlet_file)
+        .map_err(Error::file("cannot remove", &quadlet_file))?
+    {
         removed.push(quadlet_file.display().to_string());
         manager.reload().await?;
     }
@@ -46,8 +58,13 @@ pub async fn delete(paths: &Paths, namespace: &str, timeout: Duration, progress:
         podman.remove_container(&name).await?;
         removed.push(format!("container {name}"));
     }
-    if files::remove_if_present(&site_dir.root).map_err(Error::file("cannot remove", &site_dir.root))? {
+    if files::remove_if_present(&site_dir.root)
+        .map_err(Error::file("cannot remove", &site_dir.root))?
+    {
         removed.push(site_dir.root.display().to_string());
     }
-    Ok(DeleteOutcome { namespace: namespace.to_string(), removed })
+    Ok(DeleteOutcome {
+        namespace: namespace.to_string(),
+        removed,
+    })
 }

@@ -24,11 +24,18 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> io::Result<bool>
             return Ok(false);
         }
     }
-    let dir = path.parent().ok_or_else(|| io::Error::other(format!("{} has no parent", path.display())))?;
+    let dir = path
+        .parent()
+        .ok_or_else(|| io::Error::other(format!("{} has no parent", path.display())))?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let temp = dir.join(format!(".{name}{TEMP_MARKER}{}", std::process::id()));
     let result = (|| {
-        let mut file = OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&temp)?;
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&temp)?;
         // The mode given to open() is filtered by the umask; set it exactly.
         file.set_permissions(fs::Permissions::from_mode(mode))?;
         file.write_all(contents)?;
@@ -43,18 +50,25 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> io::Result<bool>
 }
 
 fn mode_of(path: &Path) -> Option<u32> {
-    fs::metadata(path).ok().map(|m| m.permissions().mode() & 0o777)
+    fs::metadata(path)
+        .ok()
+        .map(|m| m.permissions().mode() & 0o777)
 }
 
 /// Creates `dir` and its missing parents with `mode`.
 pub fn create_dir(dir: &Path, mode: u32) -> io::Result<()> {
-    fs::DirBuilder::new().recursive(true).mode(mode).create(dir)?;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(dir)?;
     fs::set_permissions(dir, fs::Permissions::from_mode(mode))
 }
 
 /// Removes temporary files a killed vansite left under `dir`.
 pub fn remove_leftover_temps(dir: &Path) -> io::Result<()> {
-    let Ok(entries) = fs::read_dir(dir) else { return Ok(()) };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Ok(());
+    };
     for entry in entries {
         let entry = entry?;
         let path = entry.path();
@@ -69,7 +83,11 @@ pub fn remove_leftover_temps(dir: &Path) -> io::Result<()> {
 
 /// Removes `path` if it exists; true if something was removed.
 pub fn remove_if_present(path: &Path) -> io::Result<bool> {
-    let result = if path.is_dir() { fs::remove_dir_all(path) } else { fs::remove_file(path) };
+    let result = if path.is_dir() {
+        fs::remove_dir_all(path)
+    } else {
+        fs::remove_file(path)
+    };
     match result {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
@@ -94,19 +112,31 @@ mod tests {
         let key = dir.join("tls.key");
         assert!(write_atomic(&key, b"secret", SECRET).unwrap());
         assert_eq!(mode_of(&key), Some(0o600));
-        assert!(!write_atomic(&key, b"secret", SECRET).unwrap(), "same content: no change");
+        assert!(
+            !write_atomic(&key, b"secret", SECRET).unwrap(),
+            "same content: no change"
+        );
         assert!(write_atomic(&key, b"other", SECRET).unwrap());
         assert_eq!(fs::read(&key).unwrap(), b"other");
         assert_eq!(mode_of(&dir), Some(0o700));
-        let names: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert_eq!(names, vec![std::ffi::OsString::from("tls.key")], "no temporary file left");
+        let names: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            names,
+            vec![std::ffi::OsString::from("tls.key")],
+            "no temporary file left"
+        );
     }
 
     #[test]
     fn leftover_temps_are_removed() {
         let dir = temp_dir("leftover");
         create_dir(&dir.join("sub"), PRIVATE_DIR).unwrap();
-        let leftover = dir.join("sub").join(format!(".skrouterd.json{TEMP_MARKER}123"));
+        let leftover = dir
+            .join("sub")
+            .join(format!(".skrouterd.json{TEMP_MARKER}123"));
         fs::write(&leftover, b"half").unwrap();
         fs::write(dir.join("keep"), b"x").unwrap();
         remove_leftover_temps(&dir).unwrap();

@@ -14,8 +14,8 @@ use crate::error::Error;
 use crate::quadlet::router::{router_quadlet, RouterUnitSpec};
 use crate::quadlet::version::detect_generator_version;
 use crate::resources::{
-    check_name, ObjectMeta, RouterAccess, RouterAccessRole, RouterAccessSpec, Site, SiteResources, SiteSpec,
-    LOCAL_ROUTER_ACCESS,
+    check_name, ObjectMeta, RouterAccess, RouterAccessRole, RouterAccessSpec, Site, SiteResources,
+    SiteSpec, LOCAL_ROUTER_ACCESS,
 };
 use crate::router::config::{render, RenderContext};
 use crate::router::management::{ClientTls, ManagementClient};
@@ -63,7 +63,11 @@ pub struct InitOutcome {
     pub linger: bool,
 }
 
-pub async fn init(paths: &Paths, request: InitRequest, progress: &dyn Fn(&str)) -> Result<InitOutcome, Error> {
+pub async fn init(
+    paths: &Paths,
+    request: InitRequest,
+    progress: &dyn Fn(&str),
+) -> Result<InitOutcome, Error> {
     if request.platform != "podman" {
         return Err(Error::Usage(format!(
             "platform '{}' is not supported: vansite runs the router with podman (use --platform podman)",
@@ -82,9 +86,15 @@ pub async fn init(paths: &Paths, request: InitRequest, progress: &dyn Fn(&str)) 
     let manager = UserManager::connect().await?;
     let site_dir = paths.site(&request.namespace);
     let _lock = SiteLock::acquire(&paths.lock_file(&request.namespace), || {
-        progress(&format!("waiting for another vansite command on namespace '{}'", request.namespace))
+        progress(&format!(
+            "waiting for another vansite command on namespace '{}'",
+            request.namespace
+        ))
     })
-    .map_err(Error::file("cannot lock", paths.lock_file(&request.namespace)))?;
+    .map_err(Error::file(
+        "cannot lock",
+        paths.lock_file(&request.namespace),
+    ))?;
 
     let existing = site_dir.load_resources()?;
     let created = existing.is_none();
@@ -92,14 +102,19 @@ pub async fn init(paths: &Paths, request: InitRequest, progress: &dyn Fn(&str)) 
         Some(current) => reconcile(current, &request)?,
         None => {
             // A Site-less directory is what a killed init leaves: start it over.
-            files::remove_if_present(&site_dir.root).map_err(Error::file("cannot clean", &site_dir.root))?;
+            files::remove_if_present(&site_dir.root)
+                .map_err(Error::file("cannot clean", &site_dir.root))?;
             new_site(paths, &request)?
         }
     };
-    files::remove_leftover_temps(&site_dir.root).map_err(Error::file("cannot clean", &site_dir.root))?;
+    files::remove_leftover_temps(&site_dir.root)
+        .map_err(Error::file("cannot clean", &site_dir.root))?;
 
     progress("writing certificates and router configuration");
-    let mut changed = site_dir.save_certificates(&certs::site_certificates(&resources, &site_dir.load_certificates()?)?)?;
+    let mut changed = site_dir.save_certificates(&certs::site_certificates(
+        &resources,
+        &site_dir.load_certificates()?,
+    )?)?;
     let context = RenderContext {
         site_id: resources.site.metadata.uid.clone(),
         router_id: router_id(&resources.site),
@@ -109,8 +124,12 @@ pub async fn init(paths: &Paths, request: InitRequest, progress: &dyn Fn(&str)) 
     let config = site_dir.router_config();
     files::create_dir(&site_dir.router_config_dir(), files::PRIVATE_DIR)
         .map_err(Error::file("cannot create", site_dir.router_config_dir()))?;
-    changed |= files::write_atomic(&config, render(&resources, &context).as_bytes(), files::PUBLIC)
-        .map_err(Error::file("cannot write", &config))?;
+    changed |= files::write_atomic(
+        &config,
+        render(&resources, &context).as_bytes(),
+        files::PUBLIC,
+    )
+    .map_err(Error::file("cannot write", &config))?;
 
     let spec = RouterUnitSpec {
         namespace: request.namespace.clone(),
@@ -167,15 +186,21 @@ pub async fn init(paths: &Paths, request: InitRequest, progress: &dyn Fn(&str)) 
         return Err(failed(format!("{state} (job {result:?})")));
     }
     progress("waiting for the router to answer");
-    wait_until_answering(&manager, &unit, &site_dir, management_port, request.timeout, failed, |state| {
-        Error::RouterTimeout {
+    wait_until_answering(
+        &manager,
+        &unit,
+        &site_dir,
+        management_port,
+        request.timeout,
+        failed,
+        |state| Error::RouterTimeout {
             namespace: request.namespace.clone(),
             unit: unit.clone(),
             state,
             seconds: request.timeout.as_secs(),
             log: log.clone(),
-        }
-    })
+        },
+    )
     .await?;
 
     let user = std::env::var("USER").unwrap_or_default();
@@ -209,14 +234,18 @@ async fn wait_until_answering(
     let deadline = Instant::now() + timeout;
     loop {
         let state = manager.unit_state(unit).await?;
-        let broken = matches!(state.active_state, ActiveState::Failed | ActiveState::Inactive)
-            || state.sub_state == "auto-restart"
+        let broken = matches!(
+            state.active_state,
+            ActiveState::Failed | ActiveState::Inactive
+        ) || state.sub_state == "auto-restart"
             || state.restarts.unwrap_or(0) > 0;
         if broken {
             return Err(failed(state.to_string()));
         }
         if state.active_state == ActiveState::Active {
-            if let Ok(client) = ManagementClient::connect("127.0.0.1", port, &tls, Duration::from_secs(2)).await {
+            if let Ok(client) =
+                ManagementClient::connect("127.0.0.1", port, &tls, Duration::from_secs(2)).await
+            {
                 let _ = client.close().await;
                 return Ok(());
             }
@@ -234,21 +263,33 @@ fn new_site(paths: &Paths, request: &InitRequest) -> Result<SiteResources, Error
         Some(name) => name.clone(),
         None => default_site_name(),
     };
-    check_name(&name).map_err(|problem| Error::Usage(format!("site name: {problem} (an RFC 1123 label)")))?;
+    check_name(&name)
+        .map_err(|problem| Error::Usage(format!("site name: {problem} (an RFC 1123 label)")))?;
     let taken = ports_of_other_sites(paths, &request.namespace);
     let edge = request.edge.unwrap_or(false);
     let mut site = Site {
         metadata: ObjectMeta::named(&name),
-        spec: SiteSpec { edge, ..SiteSpec::default() },
+        spec: SiteSpec {
+            edge,
+            ..SiteSpec::default()
+        },
     };
     site.metadata.uid = uuid::Uuid::new_v4().to_string();
-    let image = request.router_image.clone().unwrap_or_else(|| request.default_router_image.clone());
-    site.metadata.annotations.insert(ROUTER_IMAGE_ANNOTATION.into(), image);
+    let image = request
+        .router_image
+        .clone()
+        .unwrap_or_else(|| request.default_router_image.clone());
+    site.metadata
+        .annotations
+        .insert(ROUTER_IMAGE_ANNOTATION.into(), image);
     let local_port = free_port("127.0.0.1", LOCAL_PORT, &taken)?;
     let mut accesses = vec![RouterAccess {
         metadata: ObjectMeta::named(LOCAL_ROUTER_ACCESS),
         spec: RouterAccessSpec {
-            roles: vec![RouterAccessRole { name: "normal".into(), port: local_port }],
+            roles: vec![RouterAccessRole {
+                name: "normal".into(),
+                port: local_port,
+            }],
             tls_credentials: "skupper-local-server".into(),
             issuer: "skupper-local-ca".into(),
             bind_host: "127.0.0.1".into(),
@@ -271,8 +312,14 @@ fn new_site(paths: &Paths, request: &InitRequest) -> Result<SiteResources, Error
             metadata: ObjectMeta::named(&name),
             spec: RouterAccessSpec {
                 roles: vec![
-                    RouterAccessRole { name: "inter-router".into(), port: inter_router },
-                    RouterAccessRole { name: "edge".into(), port: edge_port },
+                    RouterAccessRole {
+                        name: "inter-router".into(),
+                        port: inter_router,
+                    },
+                    RouterAccessRole {
+                        name: "edge".into(),
+                        port: edge_port,
+                    },
                 ],
                 tls_credentials: name.clone(),
                 issuer: "skupper-site-ca".into(),
@@ -281,10 +328,16 @@ fn new_site(paths: &Paths, request: &InitRequest) -> Result<SiteResources, Error
             },
         });
     } else if !request.hosts.is_empty() {
-        return Err(Error::Usage("--host names this host for sites that link to it: add --enable-link-access".into()));
+        return Err(Error::Usage(
+            "--host names this host for sites that link to it: add --enable-link-access".into(),
+        ));
     }
-    let resources = accesses.into_iter().map(crate::resources::Resource::RouterAccess);
-    let all = std::iter::once(crate::resources::Resource::Site(site)).chain(resources).collect();
+    let resources = accesses
+        .into_iter()
+        .map(crate::resources::Resource::RouterAccess);
+    let all = std::iter::once(crate::resources::Resource::Site(site))
+        .chain(resources)
+        .collect();
     Ok(SiteResources::new(&request.namespace, all)?)
 }
 
@@ -297,12 +350,20 @@ fn reconcile(mut current: SiteResources, request: &InitRequest) -> Result<SiteRe
     }
     if let Some(edge) = request.edge.filter(|e| *e != current.is_edge()) {
         let mode = |edge: bool| if edge { "edge" } else { "interior" };
-        differences.push(format!("router mode {} (asked: {})", mode(current.is_edge()), mode(edge)));
+        differences.push(format!(
+            "router mode {} (asked: {})",
+            mode(current.is_edge()),
+            mode(edge)
+        ));
     }
     let has_access = current.site.spec.link_access_enabled();
     if let Some(access) = request.link_access.filter(|a| *a != has_access) {
         let word = |on: bool| if on { "enabled" } else { "disabled" };
-        differences.push(format!("link access {} (asked: {})", word(has_access), word(access)));
+        differences.push(format!(
+            "link access {} (asked: {})",
+            word(has_access),
+            word(access)
+        ));
     }
     if !request.hosts.is_empty() {
         let current_hosts = current
@@ -310,19 +371,32 @@ fn reconcile(mut current: SiteResources, request: &InitRequest) -> Result<SiteRe
             .map(|a| a.spec.subject_alternative_names.clone())
             .unwrap_or_default();
         if request.hosts.iter().any(|h| !current_hosts.contains(h)) {
-            differences.push(format!("hosts {} (asked: {})", current_hosts.join(", "), request.hosts.join(", ")));
+            differences.push(format!(
+                "hosts {} (asked: {})",
+                current_hosts.join(", "),
+                request.hosts.join(", ")
+            ));
         }
     }
     if !differences.is_empty() {
-        return Err(Error::SiteConflict { namespace: request.namespace.clone(), differences: differences.join(", ") });
+        return Err(Error::SiteConflict {
+            namespace: request.namespace.clone(),
+            differences: differences.join(", "),
+        });
     }
     let annotations = &mut current.site.metadata.annotations;
-    match (&request.router_image, annotations.contains_key(ROUTER_IMAGE_ANNOTATION)) {
+    match (
+        &request.router_image,
+        annotations.contains_key(ROUTER_IMAGE_ANNOTATION),
+    ) {
         (Some(image), _) => {
             annotations.insert(ROUTER_IMAGE_ANNOTATION.into(), image.clone());
         }
         (None, false) => {
-            annotations.insert(ROUTER_IMAGE_ANNOTATION.into(), request.default_router_image.clone());
+            annotations.insert(
+                ROUTER_IMAGE_ANNOTATION.into(),
+                request.default_router_image.clone(),
+            );
         }
         (None, true) => {}
     }
@@ -331,7 +405,13 @@ fn reconcile(mut current: SiteResources, request: &InitRequest) -> Result<SiteRe
 
 /// Unique in the network and stable across restarts (Skupper uses name + start time).
 fn router_id(site: &Site) -> String {
-    let short: String = site.metadata.uid.chars().filter(|c| *c != '-').take(8).collect();
+    let short: String = site
+        .metadata
+        .uid
+        .chars()
+        .filter(|c| *c != '-')
+        .take(8)
+        .collect();
     format!("{}-{short}", site.metadata.name)
 }
 
@@ -346,7 +426,13 @@ pub fn local_port(resources: &SiteResources) -> u16 {
 pub fn link_endpoints(resources: &SiteResources) -> Vec<(String, u16)> {
     resources
         .router_access(resources.site_name())
-        .map(|a| a.spec.roles.iter().map(|r| (r.name.clone(), r.effective_port())).collect())
+        .map(|a| {
+            a.spec
+                .roles
+                .iter()
+                .map(|r| (r.name.clone(), r.effective_port()))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -376,13 +462,24 @@ fn free_port(bind: &str, preferred: u16, taken: &BTreeSet<u16>) -> Result<u16, E
 }
 
 fn host_name() -> String {
-    rustix::system::uname().nodename().to_string_lossy().into_owned()
+    rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// The host's short name as an RFC 1123 label (what `hostname -s` gives, lower-cased).
 fn default_site_name() -> String {
-    let short = host_name().split('.').next().unwrap_or_default().to_ascii_lowercase();
-    let label: String = short.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).take(63).collect();
+    let short = host_name()
+        .split('.')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let label: String = short
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .take(63)
+        .collect();
     let label = label.trim_matches('-').to_string();
     if label.is_empty() {
         "site".into()
@@ -400,7 +497,10 @@ fn log_tail(log: &std::path::Path, from: u64) -> String {
     if tail.is_empty() {
         "  (nothing: the container may not have started at all)".into()
     } else {
-        tail.iter().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n")
+        tail.iter()
+            .map(|l| format!("  {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 
@@ -415,12 +515,19 @@ mod tests {
         let chosen = free_port("127.0.0.1", port, &BTreeSet::new()).unwrap();
         assert_ne!(chosen, port);
         let recorded: BTreeSet<u16> = [chosen].into();
-        assert_ne!(free_port("127.0.0.1", port, &recorded).unwrap(), chosen, "ports of other sites are skipped too");
+        assert_ne!(
+            free_port("127.0.0.1", port, &recorded).unwrap(),
+            chosen,
+            "ports of other sites are skipped too"
+        );
     }
 
     #[test]
     fn router_ids_are_stable_and_unique() {
-        let mut site = Site { metadata: ObjectMeta::named("west"), spec: SiteSpec::default() };
+        let mut site = Site {
+            metadata: ObjectMeta::named("west"),
+            spec: SiteSpec::default(),
+        };
         site.metadata.uid = "6f1c2a3b-0000-4000-8000-000000000000".into();
         assert_eq!(router_id(&site), "west-6f1c2a3b");
     }

@@ -20,7 +20,12 @@ impl SiteLock {
         if let Some(dir) = path.parent() {
             files::create_dir(dir, files::PRIVATE_DIR)?;
         }
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
@@ -29,7 +34,10 @@ impl SiteLock {
             }
             Err(TryLockError::Error(e)) => return Err(e),
         }
-        Ok(SiteLock { _file: file, path: path.to_path_buf() })
+        Ok(SiteLock {
+            _file: file,
+            path: path.to_path_buf(),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -46,19 +54,31 @@ mod tests {
 
     #[test]
     fn a_second_holder_waits_for_the_first() {
-        let path = std::env::temp_dir().join(format!("vansite-lock-test-{}/site.lock", std::process::id()));
+        let path = std::env::temp_dir().join(format!(
+            "vansite-lock-test-{}/site.lock",
+            std::process::id()
+        ));
         let first = SiteLock::acquire(&path, || panic!("nothing holds it yet")).unwrap();
         let waited = Arc::new(AtomicBool::new(false));
         let (waited_in_thread, path_in_thread) = (Arc::clone(&waited), path.clone());
         let second = std::thread::spawn(move || {
-            let _lock = SiteLock::acquire(&path_in_thread, || waited_in_thread.store(true, Ordering::SeqCst)).unwrap();
+            let _lock = SiteLock::acquire(&path_in_thread, || {
+                waited_in_thread.store(true, Ordering::SeqCst)
+            })
+            .unwrap();
         });
         let start = std::time::Instant::now();
         while !waited.load(Ordering::SeqCst) {
-            assert!(start.elapsed() < Duration::from_secs(10), "the second holder never had to wait");
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the second holder never had to wait"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
-        assert!(!second.is_finished(), "it must not get the lock while the first holds it");
+        assert!(
+            !second.is_finished(),
+            "it must not get the lock while the first holds it"
+        );
         drop(first);
         second.join().unwrap();
     }

@@ -27,14 +27,19 @@ pub struct Paths {
 pub enum PathsError {
     #[error("cannot find the home directory (HOME is not set)")]
     NoHome,
-    #[error("XDG_RUNTIME_DIR is not set: vansite needs the user session that systemd --user runs in")]
+    #[error(
+        "XDG_RUNTIME_DIR is not set: vansite needs the user session that systemd --user runs in"
+    )]
     NoRuntimeDir,
 }
 
 impl Paths {
     pub fn from_env() -> Result<Paths, PathsError> {
         let base = directories::BaseDirs::new().ok_or(PathsError::NoHome)?;
-        let runtime_dir = base.runtime_dir().ok_or(PathsError::NoRuntimeDir)?.to_path_buf();
+        let runtime_dir = base
+            .runtime_dir()
+            .ok_or(PathsError::NoRuntimeDir)?
+            .to_path_buf();
         Ok(Paths {
             data: base.data_dir().join("vansite"),
             config_home: base.config_dir().to_path_buf(),
@@ -43,7 +48,10 @@ impl Paths {
     }
 
     pub fn site(&self, namespace: &str) -> SiteDir {
-        SiteDir { namespace: namespace.to_string(), root: self.data.join(namespace) }
+        SiteDir {
+            namespace: namespace.to_string(),
+            root: self.data.join(namespace),
+        }
     }
 
     /// Where quadlet reads a rootless user's units.
@@ -57,7 +65,9 @@ impl Paths {
     }
 
     pub fn lock_file(&self, namespace: &str) -> PathBuf {
-        self.runtime_dir.join("vansite").join(format!("{namespace}.lock"))
+        self.runtime_dir
+            .join("vansite")
+            .join(format!("{namespace}.lock"))
     }
 
     /// The namespaces that have a site directory, sorted.

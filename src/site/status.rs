@@ -65,7 +65,10 @@ pub async fn status(paths: &Paths, namespace: &str) -> Result<SiteStatus, Error>
     let site_dir = paths.site(namespace);
     let namespaces = paths.namespaces();
     let Some(resources) = site_dir.load_resources()? else {
-        return Err(Error::NoSite { namespace: namespace.to_string(), present: namespaces });
+        return Err(Error::NoSite {
+            namespace: namespace.to_string(),
+            present: namespaces,
+        });
     };
     let mut problems = Vec::new();
     let manager = UserManager::connect().await?;
@@ -73,7 +76,11 @@ pub async fn status(paths: &Paths, namespace: &str) -> Result<SiteStatus, Error>
     let unit = format!("{name}.service");
     let state = manager.unit_state(&unit).await?;
     if state.active_state != ActiveState::Active || state.sub_state != "running" {
-        problems.push(format!("router unit {unit} is {}/{}", state_word(&state.active_state), state.sub_state));
+        problems.push(format!(
+            "router unit {unit} is {}/{}",
+            state_word(&state.active_state),
+            state.sub_state
+        ));
     }
     let container = match PodmanService::connect(&manager).await {
         Ok(podman) => match podman.container_info(&name).await {
@@ -108,16 +115,28 @@ pub async fn status(paths: &Paths, namespace: &str) -> Result<SiteStatus, Error>
         site: SiteInfo {
             name: site.metadata.name.clone(),
             id: site.metadata.uid.clone(),
-            mode: if resources.is_edge() { "edge" } else { "interior" },
+            mode: if resources.is_edge() {
+                "edge"
+            } else {
+                "interior"
+            },
             management_port: local_port(&resources),
-            link_access: link_endpoints(&resources).into_iter().map(|(role, port)| Endpoint { role, port }).collect(),
+            link_access: link_endpoints(&resources)
+                .into_iter()
+                .map(|(role, port)| Endpoint { role, port })
+                .collect(),
         },
         router: RouterInfo {
             unit,
             load_state: format!("{:?}", state.load_state).to_lowercase(),
             active_state: state_word(&state.active_state),
             sub_state: state.sub_state.clone(),
-            image: site.metadata.annotations.get(ROUTER_IMAGE_ANNOTATION).cloned().unwrap_or_default(),
+            image: site
+                .metadata
+                .annotations
+                .get(ROUTER_IMAGE_ANNOTATION)
+                .cloned()
+                .unwrap_or_default(),
             log: site_dir.router_log().display().to_string(),
             container,
         },
@@ -147,6 +166,9 @@ mod tests {
     #[test]
     fn timestamps_are_rfc3339_utc() {
         assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_secs(951_782_400 + 3_723)), "2000-02-29T01:02:03Z");
+        assert_eq!(
+            rfc3339(UNIX_EPOCH + Duration::from_secs(951_782_400 + 3_723)),
+            "2000-02-29T01:02:03Z"
+        );
     }
 }

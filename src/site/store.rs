@@ -13,9 +13,15 @@ use super::{files, SiteDir};
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot read {}: {source}", path.display())]
-    Read { path: std::path::PathBuf, source: std::io::Error },
+    Read {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error("{}: {source}", dir.display())]
-    Invalid { dir: std::path::PathBuf, source: ResourceError },
+    Invalid {
+        dir: std::path::PathBuf,
+        source: Box<ResourceError>,
+    },
 }
 
 impl SiteDir {
@@ -30,18 +36,37 @@ impl SiteDir {
         };
         paths.sort();
         for path in paths.iter().filter(|p| is_yaml(p)) {
-            let text = std::fs::read_to_string(path).map_err(|source| StoreError::Read { path: path.clone(), source })?;
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            let parsed = parse_documents(&text, &name).map_err(|source| StoreError::Invalid { dir: dir.clone(), source })?;
+            let text = std::fs::read_to_string(path).map_err(|source| StoreError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let parsed = parse_documents(&text, &name).map_err(|source| StoreError::Invalid {
+                dir: dir.clone(),
+                source: Box::new(source),
+            })?;
             for skipped in parsed.skipped {
-                tracing::warn!("{name}: ignoring {} {} '{}' (not a kind vansite uses)", skipped.api_version, skipped.kind, skipped.name);
+                tracing::warn!(
+                    "{name}: ignoring {} {} '{}' (not a kind vansite uses)",
+                    skipped.api_version,
+                    skipped.kind,
+                    skipped.name
+                );
             }
             resources.extend(parsed.resources);
         }
         if !resources.iter().any(|r| matches!(r, Resource::Site(_))) {
             return Ok(None);
         }
-        SiteResources::new(&self.namespace, resources).map(Some).map_err(|source| StoreError::Invalid { dir, source })
+        SiteResources::new(&self.namespace, resources)
+            .map(Some)
+            .map_err(|source| StoreError::Invalid {
+                dir,
+                source: Box::new(source),
+            })
     }
 
     /// Writes every object of `set` (Secrets 0600), and removes the files of objects no longer
@@ -53,12 +78,22 @@ impl SiteDir {
         let mut kept = Vec::new();
         for resource in set.to_resources() {
             let path = dir.join(resource.file_name());
-            let yaml = resource.to_yaml().map_err(|e| Error::Usage(e.to_string()))?;
-            let mode = if matches!(resource, Resource::Secret(_)) { files::SECRET } else { files::PUBLIC };
-            changed |= files::write_atomic(&path, yaml.as_bytes(), mode).map_err(Error::file("cannot write", &path))?;
+            let yaml = resource
+                .to_yaml()
+                .map_err(|e| Error::Usage(e.to_string()))?;
+            let mode = if matches!(resource, Resource::Secret(_)) {
+                files::SECRET
+            } else {
+                files::PUBLIC
+            };
+            changed |= files::write_atomic(&path, yaml.as_bytes(), mode)
+                .map_err(Error::file("cannot write", &path))?;
             kept.push(path);
         }
-        for entry in std::fs::read_dir(&dir).map_err(Error::file("cannot read", &dir))?.flatten() {
+        for entry in std::fs::read_dir(&dir)
+            .map_err(Error::file("cannot read", &dir))?
+            .flatten()
+        {
             let path = entry.path();
             if is_yaml(&path) && !kept.contains(&path) {
                 files::remove_if_present(&path).map_err(Error::file("cannot remove", &path))?;
@@ -70,7 +105,10 @@ impl SiteDir {
 }
 
 fn is_yaml(path: &Path) -> bool {
-    matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml")
+    )
 }
 
 const CERT_FILES: [&str; 3] = ["ca.crt", "tls.crt", "tls.key"];
@@ -78,7 +116,10 @@ const CERT_FILES: [&str; 3] = ["ca.crt", "tls.crt", "tls.key"];
 impl SiteDir {
     /// The site's CAs (`runtime/issuers/`) and leaf certificates (`runtime/certs/`) on disk.
     pub fn load_certificates(&self) -> Result<SiteCertificates, Error> {
-        Ok(SiteCertificates { issuers: read_cert_dirs(&self.issuers())?, certs: read_cert_dirs(&self.certs())? })
+        Ok(SiteCertificates {
+            issuers: read_cert_dirs(&self.issuers())?,
+            certs: read_cert_dirs(&self.certs())?,
+        })
     }
 
     /// Writes `set` (keys 0600, directories 0700) and removes leaf directories no longer in it.
@@ -86,10 +127,14 @@ impl SiteDir {
     pub fn save_certificates(&self, set: &SiteCertificates) -> Result<bool, Error> {
         let mut changed = write_cert_dirs(&self.issuers(), &set.issuers)?;
         changed |= write_cert_dirs(&self.certs(), &set.certs)?;
-        for entry in std::fs::read_dir(self.certs()).map_err(Error::file("cannot read", self.certs()))?.flatten() {
+        for entry in std::fs::read_dir(self.certs())
+            .map_err(Error::file("cannot read", self.certs()))?
+            .flatten()
+        {
             let name = entry.file_name().to_string_lossy().into_owned();
             if !set.certs.contains_key(&name) {
-                files::remove_if_present(&entry.path()).map_err(Error::file("cannot remove", entry.path()))?;
+                files::remove_if_present(&entry.path())
+                    .map_err(Error::file("cannot remove", entry.path()))?;
                 changed = true;
             }
         }
@@ -102,14 +147,29 @@ fn read_cert_dirs(dir: &Path) -> Result<BTreeMap<String, CertFiles>, Error> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(found),
-        Err(source) => return Err(Error::File { what: "cannot read", path: dir.to_path_buf(), source }),
+        Err(source) => {
+            return Err(Error::File {
+                what: "cannot read",
+                path: dir.to_path_buf(),
+                source,
+            })
+        }
     };
     for entry in entries.flatten() {
         let path = entry.path();
         let read = |file: &str| std::fs::read_to_string(path.join(file));
         // A directory missing a file (a killed write) is simply not reused.
-        if let (Ok(ca_crt), Ok(tls_crt), Ok(tls_key)) = (read("ca.crt"), read("tls.crt"), read("tls.key")) {
-            found.insert(entry.file_name().to_string_lossy().into_owned(), CertFiles { ca_crt, tls_crt, tls_key });
+        if let (Ok(ca_crt), Ok(tls_crt), Ok(tls_key)) =
+            (read("ca.crt"), read("tls.crt"), read("tls.key"))
+        {
+            found.insert(
+                entry.file_name().to_string_lossy().into_owned(),
+                CertFiles {
+                    ca_crt,
+                    tls_crt,
+                    tls_key,
+                },
+            );
         }
     }
     Ok(found)
@@ -119,12 +179,18 @@ fn write_cert_dirs(dir: &Path, set: &BTreeMap<String, CertFiles>) -> Result<bool
     let mut changed = false;
     for (name, files_of) in set {
         let cert_dir = dir.join(name);
-        files::create_dir(&cert_dir, files::PRIVATE_DIR).map_err(Error::file("cannot create", &cert_dir))?;
+        files::create_dir(&cert_dir, files::PRIVATE_DIR)
+            .map_err(Error::file("cannot create", &cert_dir))?;
         let contents = [&files_of.ca_crt, &files_of.tls_crt, &files_of.tls_key];
         for (file, content) in CERT_FILES.iter().zip(contents) {
             let path = cert_dir.join(file);
-            let mode = if *file == "tls.key" { files::SECRET } else { files::PUBLIC };
-            changed |= files::write_atomic(&path, content.as_bytes(), mode).map_err(Error::file("cannot write", &path))?;
+            let mode = if *file == "tls.key" {
+                files::SECRET
+            } else {
+                files::PUBLIC
+            };
+            changed |= files::write_atomic(&path, content.as_bytes(), mode)
+                .map_err(Error::file("cannot write", &path))?;
         }
     }
     Ok(changed)
