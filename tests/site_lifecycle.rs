@@ -316,8 +316,8 @@ fn killed_and_concurrent_commands_do_not_corrupt_the_site() {
     let site_id = status_json(&host, "default")["site"]["id"].clone();
     // Concurrent commands on one site take turns on its lock.
     let script = format!(
-        "{v} init --router-image {i} >a.out 2>&1 & {v} init --router-image {i} >b.out 2>&1 & {v} status >c.out 2>&1 & \
-         wait %1 && wait %2 && wait %3",
+        "{v} init --router-image {i} >a.out 2>&1 & a=$!; {v} init --router-image {i} >b.out 2>&1 & b=$!; \
+         {v} status >c.out 2>&1 & c=$!; wait $a && wait $b && wait $c",
         v = VANSITE,
         i = STANDIN_IMAGE
     );

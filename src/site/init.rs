@@ -220,7 +220,7 @@ pub async fn init(
 
 /// The router is up when its unit is active and its management listener answers (TLS, SASL
 /// EXTERNAL, AMQP open): the same path every later live change takes. A unit that fails or
-/// restarts meanwhile is a failed start.
+/// is restarted by systemd meanwhile (its restart count grows) is a failed start.
 async fn wait_until_answering(
     manager: &UserManager,
     unit: &str,
@@ -232,13 +232,14 @@ async fn wait_until_answering(
 ) -> Result<(), Error> {
     let tls = ClientTls::from_dir(site_dir.certs().join("skupper-local-client"))?;
     let deadline = Instant::now() + timeout;
+    let restarts_at_start = manager.unit_state(unit).await?.restarts;
     loop {
         let state = manager.unit_state(unit).await?;
         let broken = matches!(
             state.active_state,
             ActiveState::Failed | ActiveState::Inactive
         ) || state.sub_state == "auto-restart"
-            || state.restarts.unwrap_or(0) > 0;
+            || state.restarts > restarts_at_start;
         if broken {
             return Err(failed(state.to_string()));
         }

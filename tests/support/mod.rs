@@ -25,6 +25,11 @@ fn testhost_script() -> PathBuf {
 /// The stand-in image's rootfs tar, built by tests/testhost/build-standin-image.sh (the test
 /// command runs it first). Building it here too keeps `cargo test` usable on its own.
 pub fn standin_image_tar() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT.get_or_init(build_standin_image).clone()
+}
+
+fn build_standin_image() -> PathBuf {
     let status = Command::new(repo_root().join("tests/testhost/build-standin-image.sh"))
         .stdout(Stdio::null())
         .status()

@@ -17,13 +17,16 @@ RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR=$target/static \
     cargo build --quiet --release -p skrouterd-standin --bin skrouterd-standin --target $triple
 binary=$target/static/$triple/release/skrouterd-standin
 
-rootfs=$out/rootfs
-rm -rf "$rootfs"
+# A private work dir, so that concurrent builds never see each other's half-made rootfs.
+mkdir -p "$out"
+work=$(mktemp -d "$out/build.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+rootfs=$work/rootfs
 mkdir -p "$rootfs/home/skrouterd/bin" "$rootfs/etc/skupper-router/config" \
     "$rootfs/etc/skupper-router/runtime/certs" "$rootfs/tmp"
 chmod 1777 "$rootfs/tmp"
 install -m 0755 "$binary" "$rootfs/home/skrouterd/bin/skrouterd"
 # Same bytes for the same binary, so load-image can skip an unchanged image.
-tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$rootfs" -cf "$out/standin-image.tar.tmp" .
-mv "$out/standin-image.tar.tmp" "$out/standin-image.tar"
+tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$rootfs" -cf "$work/standin-image.tar" .
+mv "$work/standin-image.tar" "$out/standin-image.tar"
 echo "$out/standin-image.tar"
