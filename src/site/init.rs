@@ -29,6 +29,8 @@ pub const ROUTER_IMAGE_ANNOTATION: &str = "vansite.io/router-image";
 const LOCAL_PORT: u16 = 5671;
 const INTER_ROUTER_PORT: u16 = 55671;
 const EDGE_PORT: u16 = 45671;
+/// Bound on stopping a router that failed to start.
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How many ports above a default are tried when it is taken.
 const PORT_SEARCH: u16 = 100;
 
@@ -181,27 +183,35 @@ pub async fn init(
         log: log.clone(),
         log_tail: log_tail(&log, log_start),
     };
-    if let Some(result) = job.filter(|r| *r != JobResult::Done) {
-        let state = manager.unit_state(&unit).await?;
-        return Err(failed(format!("{state} (job {result:?})")));
+    let started = async {
+        if let Some(result) = job.filter(|r| *r != JobResult::Done) {
+            let state = manager.unit_state(&unit).await?;
+            return Err(failed(format!("{state} (job {result:?})")));
+        }
+        progress("waiting for the router to answer");
+        wait_until_answering(
+            &manager,
+            &unit,
+            &site_dir,
+            management_port,
+            request.timeout,
+            &failed,
+            |state| Error::RouterTimeout {
+                namespace: request.namespace.clone(),
+                unit: unit.clone(),
+                state,
+                seconds: request.timeout.as_secs(),
+                log: log.clone(),
+            },
+        )
+        .await
+    };
+    if let Err(error) = started.await {
+        // Left alone, systemd would restart a router that cannot start forever; the site's
+        // files stay, so the next init (with the cause fixed) starts it again.
+        let _ = manager.stop(&unit, STOP_TIMEOUT).await;
+        return Err(error);
     }
-    progress("waiting for the router to answer");
-    wait_until_answering(
-        &manager,
-        &unit,
-        &site_dir,
-        management_port,
-        request.timeout,
-        failed,
-        |state| Error::RouterTimeout {
-            namespace: request.namespace.clone(),
-            unit: unit.clone(),
-            state,
-            seconds: request.timeout.as_secs(),
-            log: log.clone(),
-        },
-    )
-    .await?;
 
     let user = std::env::var("USER").unwrap_or_default();
     Ok(InitOutcome {
@@ -372,9 +382,12 @@ fn reconcile(mut current: SiteResources, request: &InitRequest) -> Result<SiteRe
             .map(|a| a.spec.subject_alternative_names.clone())
             .unwrap_or_default();
         if request.hosts.iter().any(|h| !current_hosts.contains(h)) {
+            let current_hosts = match current_hosts.is_empty() {
+                true => "none".to_string(),
+                false => current_hosts.join(", "),
+            };
             differences.push(format!(
-                "hosts {} (asked: {})",
-                current_hosts.join(", "),
+                "hosts {current_hosts} (asked: {})",
                 request.hosts.join(", ")
             ));
         }
