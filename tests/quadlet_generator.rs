@@ -3,7 +3,9 @@
 //! the module renders must convert without errors, and the generated `podman run` command must
 //! carry every value exactly — the check that vansite's quoting matches quadlet's parser.
 //!
-//! `UPDATE_GOLDEN=1 cargo test --test quadlet_generator` rewrites the golden files.
+//! `UPDATE_GOLDEN=1 cargo test --test quadlet_generator` rewrites the golden files (in quadlets/).
+
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -97,25 +99,6 @@ fn pairs(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         .iter()
         .map(|(name, value)| (name.to_string(), value.to_string()))
         .collect()
-}
-
-fn golden(name: &str, actual: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(name);
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (UPDATE_GOLDEN=1 writes it)", path.display()));
-    assert_eq!(
-        actual,
-        expected,
-        "{} differs (UPDATE_GOLDEN=1 rewrites it)",
-        path.display()
-    );
 }
 
 /// The generator's `.service` for one file, after checking it converted cleanly.
@@ -217,8 +200,15 @@ fn router_unit_matches_golden_files() {
     let file = router_quadlet(&router_spec());
     assert_eq!(file.file_name(), "vansite-default-router.container");
     assert_eq!(file.service_name(), "vansite-default-router.service");
-    golden("router-5.4.container", &file.render(V5_4).unwrap());
-    golden("router-4.4.container", &file.render(V4_4).unwrap());
+    // quadlets/ holds them as the reference units vansite writes.
+    support::assert_golden(
+        "quadlets/vansite-default-router.container",
+        &file.render(V5_4).unwrap(),
+    );
+    support::assert_golden(
+        "quadlets/vansite-default-router.podman-4.4.container",
+        &file.render(V4_4).unwrap(),
+    );
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! rewrite them after an intended change), and every rendered config accepted by the router's
 //! 3.5.1 schema as the stand-in router checks it.
 
-use std::path::PathBuf;
+mod support;
 
 use vansite::resources::{parse_documents, SiteResources};
 use vansite::router::config::{render, RenderContext};
@@ -115,28 +115,6 @@ fn context(site_name: &str) -> RenderContext {
     }
 }
 
-/// Compares with `tests/golden/<name>`, or rewrites it when `UPDATE_GOLDEN=1`.
-fn assert_golden(name: &str, rendered: &str) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(name);
-    if std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| v == "1") {
-        std::fs::write(&path, rendered).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (run with UPDATE_GOLDEN=1 to create it)",
-            path.display()
-        )
-    });
-    assert!(
-        expected == rendered,
-        "{} differs from the rendered config (run with UPDATE_GOLDEN=1 if the change is intended):\n{rendered}",
-        path.display()
-    );
-}
-
 /// The router would start with it: the stand-in's schema check accepts every entity and attribute.
 fn assert_router_accepts(rendered: &str) {
     if let Err(error) = skrouterd_standin::config::parse(rendered) {
@@ -147,7 +125,7 @@ fn assert_router_accepts(rendered: &str) {
 fn check(golden: &str, resources: &SiteResources, site_name: &str) -> String {
     let rendered = render(resources, &context(site_name));
     assert_router_accepts(&rendered);
-    assert_golden(golden, &rendered);
+    support::assert_golden(&format!("tests/golden/{golden}"), &rendered);
     rendered
 }
 

@@ -217,3 +217,25 @@ pub fn text(output: &Output) -> String {
         String::from_utf8_lossy(&output.stderr)
     )
 }
+
+/// Compares `actual` with the golden file at `path` (relative to the repository), or rewrites
+/// it when `UPDATE_GOLDEN=1` (after an intended change; review the diff).
+pub fn assert_golden(path: &str, actual: &str) {
+    let path = repo_root().join(path);
+    if std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| v == "1") {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run with UPDATE_GOLDEN=1 to create it)",
+            path.display()
+        )
+    });
+    assert!(
+        expected == actual,
+        "{} differs from what was rendered (run with UPDATE_GOLDEN=1 if the change is intended):\n{actual}",
+        path.display()
+    );
+}
