@@ -30,20 +30,6 @@ const BROKEN_CONFIG: &str = r#"[
                 "sslProfle": "skupper-local-server"}]
 ]"#;
 
-fn manager_call(host: &Host, method: &str, args: &[&str]) -> String {
-    let mut command = vec![
-        "busctl",
-        "--user",
-        "call",
-        "org.freedesktop.systemd1",
-        "/org/freedesktop/systemd1",
-        "org.freedesktop.systemd1.Manager",
-        method,
-    ];
-    command.extend_from_slice(args);
-    host.ok(&command)
-}
-
 fn read(host: &Host, path: &str) -> String {
     String::from_utf8_lossy(&host.run(&["cat", path]).stdout).into_owned()
 }
@@ -88,8 +74,8 @@ fn router_unit_runs_the_router_and_its_output_reaches_the_log_file() {
     );
     let service = file.service_name();
 
-    manager_call(&host, "Reload", &[]);
-    manager_call(&host, "StartUnit", &["ss", &service, "replace"]);
+    host.manager_call("Reload", &[]);
+    host.manager_call("StartUnit", &["ss", &service, "replace"]);
     host.wait_until(
         "the router logging that it runs",
         Duration::from_secs(60),
@@ -121,7 +107,7 @@ fn router_unit_runs_the_router_and_its_output_reaches_the_log_file() {
         ".local/share/vansite/default/runtime/router/skrouterd.json",
         BROKEN_CONFIG,
     );
-    manager_call(&host, "RestartUnit", &["ss", &service, "replace"]);
+    host.manager_call("RestartUnit", &["ss", &service, "replace"]);
     host.wait_until(
         "the configuration error in the log file",
         Duration::from_secs(60),

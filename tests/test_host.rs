@@ -40,20 +40,6 @@ fn probe_config(port: u16) -> String {
     )
 }
 
-fn busctl_manager(host: &Host, method: &str, signature_and_args: &[&str]) -> String {
-    let mut args = vec![
-        "busctl",
-        "--user",
-        "call",
-        "org.freedesktop.systemd1",
-        "/org/freedesktop/systemd1",
-        "org.freedesktop.systemd1.Manager",
-        method,
-    ];
-    args.extend_from_slice(signature_and_args);
-    host.ok(&args)
-}
-
 fn accepts_on(host: &Host, address: &str, port: u16) -> bool {
     let probe = format!("exec 3<>/dev/tcp/{address}/{port}");
     host.run(&["bash", "-c", &probe]).status.success()
@@ -71,7 +57,7 @@ fn two_hosts_run_a_quadlet_container_started_over_dbus_and_leave_nothing() {
         host.write_file(".config/containers/systemd/probe.container", PROBE_QUADLET);
 
         // The real generator turns the file into a unit when the manager reloads.
-        busctl_manager(host, "Reload", &[]);
+        host.manager_call("Reload", &[]);
         let unit = host.ok(&[
             "systemctl",
             "--user",
@@ -87,7 +73,7 @@ fn two_hosts_run_a_quadlet_container_started_over_dbus_and_leave_nothing() {
             "{unit}"
         );
 
-        let job = busctl_manager(host, "StartUnit", &["ss", "probe.service", "replace"]);
+        let job = host.manager_call("StartUnit", &["ss", "probe.service", "replace"]);
         assert!(job.contains("/org/freedesktop/systemd1/job/"), "{job}");
         host.wait_until("probe.service active", Duration::from_secs(60), |h| {
             h.run(&["systemctl", "--user", "is-active", "probe.service"])

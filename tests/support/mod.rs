@@ -108,6 +108,21 @@ impl Host {
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
+    /// Calls a method of the host's systemd user manager over D-Bus (busctl); returns the reply.
+    pub fn manager_call(&self, method: &str, signature_and_args: &[&str]) -> String {
+        let mut args = vec![
+            "busctl",
+            "--user",
+            "call",
+            "org.freedesktop.systemd1",
+            "/org/freedesktop/systemd1",
+            "org.freedesktop.systemd1.Manager",
+            method,
+        ];
+        args.extend_from_slice(signature_and_args);
+        self.ok(&args)
+    }
+
     /// Writes a file as the host's user (`path` relative to its home), creating directories.
     pub fn write_file(&self, path: &str, content: &str) {
         let script = format!("mkdir -p \"$(dirname '{path}')\" && cat > '{path}'");

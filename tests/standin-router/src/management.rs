@@ -39,8 +39,10 @@ use fe2o3_amqp::types::sasl::{SaslCode, SaslInit, SaslOutcome, SaslResponse};
 use fe2o3_amqp::{Receiver, Sender};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot};
+// The same AMQP ↔ JSON mapping as vansite's management client: one definition of the wire values.
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
+use vansite::router::management::{amqp_to_json, json_to_amqp};
 
 /// One management request, decoded from the AMQP message's application-properties and body.
 #[derive(Debug, Clone)]
@@ -489,72 +491,6 @@ fn encode_response(
         application_properties: Some(app),
         body: Body::Value(AmqpValue(body)),
         footer: None,
-    }
-}
-
-fn json_to_amqp(v: &serde_json::Value) -> Value {
-    use serde_json::Value as J;
-    match v {
-        J::Null => Value::Null,
-        J::Bool(b) => Value::Bool(*b),
-        J::Number(n) => match (n.as_i64(), n.as_u64()) {
-            (Some(i), _) => Value::Long(i),
-            (None, Some(u)) => Value::Ulong(u),
-            _ => Value::Double(n.as_f64().unwrap_or(f64::NAN).into()),
-        },
-        J::String(s) => Value::String(s.clone()),
-        J::Array(a) => Value::List(a.iter().map(json_to_amqp).collect()),
-        J::Object(m) => {
-            let mut map = OrderedMap::new();
-            for (k, v) in m {
-                map.insert(Value::String(k.clone()), json_to_amqp(v));
-            }
-            Value::Map(map)
-        }
-    }
-}
-
-fn amqp_to_json(v: Value) -> serde_json::Value {
-    use serde_json::Value as J;
-    let float = |f: f64| {
-        serde_json::Number::from_f64(f)
-            .map(J::Number)
-            .unwrap_or(J::Null)
-    };
-    match v {
-        Value::Null => J::Null,
-        Value::Bool(b) => J::Bool(b),
-        Value::Ubyte(n) => n.into(),
-        Value::Ushort(n) => n.into(),
-        Value::Uint(n) => n.into(),
-        Value::Ulong(n) => n.into(),
-        Value::Byte(n) => n.into(),
-        Value::Short(n) => n.into(),
-        Value::Int(n) => n.into(),
-        Value::Long(n) => n.into(),
-        Value::Float(f) => float(f64::from(f.into_inner())),
-        Value::Double(f) => float(f.into_inner()),
-        Value::Char(c) => J::String(c.to_string()),
-        Value::Timestamp(t) => t.milliseconds().into(),
-        Value::Binary(b) => J::String(String::from_utf8_lossy(&b).into_owned()),
-        Value::String(s) => J::String(s),
-        Value::Symbol(s) => J::String(s.0),
-        Value::List(l) => J::Array(l.into_iter().map(amqp_to_json).collect()),
-        Value::Array(a) => J::Array(a.0.into_iter().map(amqp_to_json).collect()),
-        Value::Map(m) => J::Object(
-            m.into_inner()
-                .into_iter()
-                .map(|(k, v)| {
-                    let key = match amqp_to_json(k) {
-                        J::String(s) => s,
-                        other => other.to_string(),
-                    };
-                    (key, amqp_to_json(v))
-                })
-                .collect(),
-        ),
-        Value::Described(d) => amqp_to_json(d.value),
-        other => J::String(format!("{other:?}")),
     }
 }
 
