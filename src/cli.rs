@@ -133,6 +133,13 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
 
 /// Runs the parsed command. Data goes to stdout, progress and errors to stderr.
 pub async fn run(cli: Cli) -> Result<(), Error> {
+    if rustix::process::geteuid().is_root() {
+        // Root sites need the system manager, /etc/containers/systemd and /var/lib: not built yet.
+        return Err(Error::Usage(
+            "vansite runs rootless: run it as the user who will own the site (root sites are not supported yet)"
+                .into(),
+        ));
+    }
     let paths = Paths::from_env()?;
     let settings = Settings::load(&paths.settings_file())?;
     let namespace = cli
