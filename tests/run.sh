@@ -15,6 +15,13 @@ command -v cargo >/dev/null || {
 }
 
 tests/testhost/testhost.sh setup
+# Test hosts run the built binaries as their own users: the target directory must be reachable
+# by them. A checkout under a private directory (e.g. /root) builds elsewhere.
+if [[ -z ${CARGO_TARGET_DIR:-} ]] && ! setpriv --reuid=nobody --regid=nogroup --clear-groups test -x "$PWD"; then
+    export CARGO_TARGET_DIR=/var/tmp/vansite-target
+    mkdir -p "$CARGO_TARGET_DIR" && chmod 755 "$CARGO_TARGET_DIR"
+    echo "tests/run.sh: $PWD is private to root; building in $CARGO_TARGET_DIR" >&2
+fi
 tests/testhost/build-standin-image.sh >/dev/null
 # Whatever a failed test left up is brought down at the end (test hosts only: users vst-*).
 trap 'tests/testhost/testhost.sh down >/dev/null 2>&1 || true' EXIT
