@@ -89,7 +89,16 @@ fn doctor_is_ok_on_a_host_running_a_site() {
         "{}",
         text(&yaml)
     );
-    assert!(vansite(&host, &["delete"]).status.success());
+    // On a terminal (script(1) gives delete one), the steps show as a spinner line.
+    let delete = format!("env TERM=xterm {VANSITE} delete");
+    let on_tty = host.run(&["script", "-qec", &delete, "/dev/null"]);
+    let transcript = String::from_utf8_lossy(&on_tty.stdout);
+    assert!(on_tty.status.success(), "{}", text(&on_tty));
+    assert!(
+        transcript.contains("stopping vansite-default-router.service"),
+        "{transcript}"
+    );
+    assert!(transcript.contains("Deleted the site"), "{transcript}");
 }
 
 #[test]
