@@ -124,12 +124,15 @@ fn roff_text(text: &str) -> String {
 
 fn write_man_pages(dir: &Path) -> Result<Vec<PathBuf>, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    // Pages of commands that no longer exist go too.
+    // Pages of commands that no longer exist go too (only vansite's pages are touched).
     let stale = std::fs::read_dir(dir)
         .map_err(|e| format!("cannot read {}: {e}", dir.display()))?
         .flatten()
-        .map(|entry| entry.path())
-        .filter(|path| path.extension().is_some_and(|e| e == "1"));
+        .filter(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            (name == "vansite.1" || name.starts_with("vansite-")) && name.ends_with(".1")
+        })
+        .map(|entry| entry.path());
     for path in stale {
         std::fs::remove_file(&path)
             .map_err(|e| format!("cannot remove {}: {e}", path.display()))?;
