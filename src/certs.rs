@@ -410,6 +410,17 @@ fn ip_from_bytes(bytes: &[u8]) -> Option<IpAddr> {
     }
 }
 
+/// A PEM certificate's validity window as Unix seconds (notBefore, notAfter).
+pub fn validity(cert_pem: &str) -> Result<(i64, i64), String> {
+    let pem = parse_pem(cert_pem)?;
+    let cert = pem.parse_x509().map_err(|e| e.to_string())?;
+    let validity = cert.validity();
+    Ok((
+        validity.not_before.timestamp(),
+        validity.not_after.timestamp(),
+    ))
+}
+
 fn parse_pem(text: &str) -> Result<Pem, String> {
     Pem::iter_from_buffer(text.as_bytes())
         .next()

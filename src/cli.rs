@@ -3,9 +3,12 @@
 
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use serde::Serialize;
 
+use crate::doctor::{self, DoctorRequest};
 use crate::error::Error;
+use crate::progress::Progress;
 use crate::settings::Settings;
 use crate::site::init::{self, InitOutcome, InitRequest};
 use crate::site::status::{self, SiteStatus};
@@ -20,7 +23,7 @@ use crate::site::{delete, Paths};
 site's resources (Skupper v2 YAML), certificates and router configuration, runs the \
 skupper-router as a quadlet container under your systemd user manager, and links the site to \
 others with the same token and link formats as Skupper's cluster sites.",
-    after_help = "Exit status: 0 success, 1 the operation failed, 2 bad usage, 3 the site exists but is not healthy."
+    after_help = crate::error::exit_status_text()
 )]
 pub struct Cli {
     /// The site to act on: several sites can live side by side, one per namespace
@@ -49,6 +52,23 @@ pub enum Command {
     Status(StatusArgs),
     /// Stop the site's router and remove every unit and file the site created
     Delete(DeleteArgs),
+    /// Check that this host can run a site: podman, quadlet, cgroups, ids, bus, linger, image,
+    /// ports, clock
+    #[command(
+        long_about = "Check that this host can run a site, and say how to fix what it cannot: \
+the podman version and the quadlet generator, cgroup v2, the user's subordinate uid/gid \
+ranges, the systemd user manager on the session bus, linger (units start at boot only with \
+it), the router image (present, or its registry reachable; nothing is pulled), the site's \
+ports (free, or held by the site's own router) and the clock (offline, only against \
+timestamps vansite knows). Each check is OK, WARN or FAIL; the exit status is 1 when one fails."
+    )]
+    Doctor(DoctorArgs),
+    /// Print a shell completion script (bash, zsh, fish, ...) for vansite
+    #[command(
+        long_about = "Print a shell completion script for vansite on stdout. Packages install \
+them already; by hand: `vansite completion bash > ~/.local/share/bash-completion/completions/vansite`."
+    )]
+    Completion(CompletionArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -118,6 +138,24 @@ pub struct StatusArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The router image to check [default: the site's, else the settings file's router_image]
+    #[arg(long, value_name = "IMAGE")]
+    pub router_image: Option<String>,
+
+    /// Output format
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionArgs {
+    /// The shell to complete for
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
 pub struct DeleteArgs {
     /// How long to wait for the router to stop (seconds)
     #[arg(long, default_value = "120", value_name = "SECONDS", value_parser = parse_seconds)]
@@ -133,21 +171,30 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
 
 /// Runs the parsed command. Data goes to stdout, progress and errors to stderr.
 pub async fn run(cli: Cli) -> Result<(), Error> {
-    if rustix::process::geteuid().is_root() {
-        // Root sites need the system manager, /etc/containers/systemd and /var/lib: not built yet.
-        return Err(Error::Usage(
-            "vansite runs rootless: run it as the user who will own the site (root sites are not supported yet)"
-                .into(),
-        ));
-    }
+    let command = match cli.command {
+        Command::Completion(args) => {
+            write_completion(args.shell, &mut std::io::stdout());
+            return Ok(());
+        }
+        _ if rustix::process::geteuid().is_root() => {
+            // Root sites need the system manager, /etc/containers/systemd and /var/lib: not built yet.
+            return Err(Error::Usage(
+                "vansite runs rootless: run it as the user who will own the site (root sites are not supported yet)"
+                    .into(),
+            ));
+        }
+        Command::Doctor(args) => return run_doctor(cli.namespace, args).await,
+        command => command,
+    };
     let paths = Paths::from_env()?;
     let settings = Settings::load(&paths.settings_file())?;
     let namespace = cli
         .namespace
         .clone()
         .unwrap_or_else(|| settings.namespace.clone());
-    let progress = |message: &str| tracing::info!("{message}");
-    match cli.command {
+    let steps = Progress::on_stderr(cli.verbose);
+    let progress = |message: &str| steps.step(message);
+    match command {
         Command::Init(args) => {
             let request = InitRequest {
                 namespace,
@@ -170,17 +217,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         }
         Command::Status(args) => {
             let status = status::status(&paths, &namespace).await?;
-            match args.output {
-                OutputFormat::Table => print!("{}", status_table(&status)),
-                OutputFormat::Json => println!(
-                    "{}",
-                    serde_json::to_string_pretty(&status).expect("serialisable")
-                ),
-                OutputFormat::Yaml => print!(
-                    "{}",
-                    serde_saphyr::to_string(&status).expect("serialisable")
-                ),
-            }
+            print_data(args.output, &status, status_table);
             if status.healthy {
                 Ok(())
             } else {
@@ -198,6 +235,48 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             }
             Ok(())
         }
+        Command::Doctor(_) | Command::Completion(_) => {
+            unreachable!("run handles them first: they must work without a user session")
+        }
+    }
+}
+
+/// `doctor` works without a user session too: a missing one is what it reports then.
+async fn run_doctor(namespace: Option<String>, args: DoctorArgs) -> Result<(), Error> {
+    let paths = Paths::from_env();
+    let settings = match &paths {
+        Ok(paths) => Settings::load(&paths.settings_file())?,
+        Err(_) => Settings::default(),
+    };
+    let request = DoctorRequest {
+        namespace: namespace.unwrap_or(settings.namespace),
+        router_image: args.router_image,
+        default_router_image: settings.router_image,
+    };
+    let report = doctor::doctor(paths.as_ref(), request).await;
+    print_data(args.output, &report, doctor::table);
+    match report.failed() {
+        failed if failed.is_empty() => Ok(()),
+        failed => Err(Error::ChecksFailed(
+            failed.into_iter().map(String::from).collect(),
+        )),
+    }
+}
+
+/// Writes the completion script for `shell`, generated from these clap definitions.
+pub fn write_completion(shell: clap_complete::Shell, out: &mut dyn std::io::Write) {
+    clap_complete::generate(shell, &mut Cli::command(), "vansite", out);
+}
+
+/// Prints data as `format` asks: a table for a person, or JSON/YAML for scripts.
+fn print_data<T: Serialize>(format: OutputFormat, data: &T, table: impl FnOnce(&T) -> String) {
+    match format {
+        OutputFormat::Table => print!("{}", table(data)),
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(data).expect("serialisable")
+        ),
+        OutputFormat::Yaml => print!("{}", serde_saphyr::to_string(data).expect("serialisable")),
     }
 }
 
@@ -286,7 +365,6 @@ fn status_table(status: &SiteStatus) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn the_command_line_is_consistent() {

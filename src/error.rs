@@ -16,6 +16,28 @@ use crate::site::store::StoreError;
 use crate::site::PathsError;
 use crate::systemd::SystemdError;
 
+const EXIT_FAILED: u8 = 1;
+const EXIT_USAGE: u8 = 2;
+const EXIT_UNHEALTHY: u8 = 3;
+
+/// vansite's exit codes and what each means: the one source for `--help` (`exit_status_text`)
+/// and the man pages' EXIT STATUS section.
+pub const EXIT_CODES: [(u8, &str); 4] = [
+    (0, "success"),
+    (EXIT_FAILED, "the operation failed (doctor: a check failed)"),
+    (EXIT_USAGE, "bad usage"),
+    (EXIT_UNHEALTHY, "the site exists but is not healthy"),
+];
+
+/// `EXIT_CODES` as one line for `--help`.
+pub fn exit_status_text() -> String {
+    let codes: Vec<String> = EXIT_CODES
+        .iter()
+        .map(|(code, meaning)| format!("{code} {meaning}"))
+        .collect();
+    format!("Exit status: {}.", codes.join(", "))
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{0}")]
@@ -84,6 +106,8 @@ pub enum Error {
         seconds: u64,
         log: PathBuf,
     },
+    #[error("doctor: {} failed (see the fixes above)", .0.join(", "))]
+    ChecksFailed(Vec<String>),
     #[error("site '{namespace}' is not healthy: {}", problems.join("; "))]
     Unhealthy {
         namespace: String,
@@ -116,13 +140,12 @@ impl Error {
         move |source| Error::File { what, path, source }
     }
 
-    /// Exit codes, documented in `vansite --help`: 1 an operation failed, 2 bad usage,
-    /// 3 the site exists but is not healthy.
+    /// The exit code, one of `EXIT_CODES`.
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            Error::Usage(_) => ExitCode::from(2),
-            Error::Unhealthy { .. } => ExitCode::from(3),
-            _ => ExitCode::from(1),
+            Error::Usage(_) => ExitCode::from(EXIT_USAGE),
+            Error::Unhealthy { .. } => ExitCode::from(EXIT_UNHEALTHY),
+            _ => ExitCode::from(EXIT_FAILED),
         }
     }
 }

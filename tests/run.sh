@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # vansite's whole test suite, on a fresh Debian 12 machine, as root: installs what the test
-# hosts need (tests/testhost/testhost.sh setup), builds the stand-in router image, then runs
-# every test of the workspace. Extra arguments go to `cargo test`.
+# hosts need (tests/testhost/testhost.sh setup) and rpmbuild, builds the stand-in router image,
+# then runs every test of the workspace, then builds the RPM and checks it (tests/rpm.sh, a
+# release build: only for the whole suite). Extra arguments go to `cargo test` and skip the RPM.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,7 +23,15 @@ if [[ -z ${CARGO_TARGET_DIR:-} ]] && ! setpriv --reuid=nobody --regid=nogroup --
     mkdir -p "$CARGO_TARGET_DIR" && chmod 755 "$CARGO_TARGET_DIR"
     echo "tests/run.sh: $PWD is private to root; building in $CARGO_TARGET_DIR" >&2
 fi
+if ! command -v rpmbuild >/dev/null; then
+    echo "tests/run.sh: installing rpm (rpmbuild, for the package test)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rpm >/dev/null
+fi
 tests/testhost/build-standin-image.sh >/dev/null
 # Whatever a failed test left up is brought down at the end (test hosts only: users vst-*).
 trap 'tests/testhost/testhost.sh down >/dev/null 2>&1 || true' EXIT
 cargo test --workspace --no-fail-fast "$@"
+if (($# == 0)); then
+    tests/rpm.sh
+fi

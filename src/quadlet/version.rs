@@ -138,25 +138,32 @@ pub(crate) fn detect_in(
         Ok(output) if output.status.success() => {
             String::from_utf8_lossy(&output.stdout).into_owned()
         }
-        _ => {
-            let unknown = |reason: String| DetectError::Unknown {
-                generator: generator.clone(),
-                reason,
-            };
-            let output = Command::new(podman)
-                .arg("--version")
-                .output()
-                .map_err(|e| unknown(e.to_string()))?;
-            if !output.status.success() {
-                return Err(unknown(
-                    String::from_utf8_lossy(&output.stderr).trim().to_string(),
-                ));
-            }
-            String::from_utf8_lossy(&output.stdout).into_owned()
-        }
+        _ => podman_version_text(podman).map_err(|reason| DetectError::Unknown {
+            generator: generator.clone(),
+            reason,
+        })?,
     };
     text.parse()
         .map_err(|source| DetectError::Unparsable { generator, source })
+}
+
+/// The release of the `podman` binary on PATH (the one quadlet's units run), from
+/// `podman --version`; the error says why there is none.
+pub fn podman_binary_version() -> Result<PodmanVersion, String> {
+    podman_version_text(Path::new("podman"))?
+        .parse()
+        .map_err(|e: ParseVersionError| e.to_string())
+}
+
+fn podman_version_text(podman: &Path) -> Result<String, String> {
+    let output = Command::new(podman)
+        .arg("--version")
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", podman.display()))?;
+    if !output.status.success() {
+        return Err(String::from_utf8_lossy(&output.stderr).trim().to_string());
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
 #[cfg(test)]

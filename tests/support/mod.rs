@@ -174,6 +174,40 @@ impl Host {
         self.testhost(&["heal"]);
     }
 
+    /// Hides system directories from this host only (an empty tmpfs over each, in the host's
+    /// own mount namespace): a host without something that is installed machine-wide.
+    pub fn hide(&self, dirs: &[&str]) {
+        let output = Command::new(testhost_script())
+            .args(["hide", &self.name])
+            .args(dirs)
+            .output()
+            .expect("run testhost.sh");
+        assert!(
+            output.status.success(),
+            "testhost.sh hide {} {dirs:?}: {}",
+            self.name,
+            text(&output)
+        );
+    }
+
+    /// Turns linger on or off for the host's user the way `loginctl enable-linger` records it
+    /// (the file logind keeps; the test runs as root).
+    pub fn set_linger(&self, on: bool) {
+        let dir = Path::new("/var/lib/systemd/linger");
+        let file = dir.join(self.user());
+        if on {
+            std::fs::create_dir_all(dir).expect("create the linger directory");
+            std::fs::write(&file, b"").expect("create the linger file");
+        } else if let Err(e) = std::fs::remove_file(&file) {
+            assert_eq!(
+                e.kind(),
+                std::io::ErrorKind::NotFound,
+                "remove {}",
+                file.display()
+            );
+        }
+    }
+
     fn testhost(&self, verb: &[&str]) {
         let output = Command::new(testhost_script())
             .args(verb)
@@ -221,6 +255,8 @@ impl Host {
 impl Drop for Host {
     fn drop(&mut self) {
         let _ = self.down();
+        // (`down` disables linger in the systemd-PID1 mode too.)
+        let _ = std::fs::remove_file(Path::new("/var/lib/systemd/linger").join(self.user()));
     }
 }
 

@@ -12,6 +12,7 @@
 #   testhost.sh load-image NAME TAR REF [--change INSTR]...   podman import TAR as REF (skipped if unchanged)
 #   testhost.sh addr NAME                  the host's address (127.0.0.1 without --netns)
 #   testhost.sh cut NAME | heal NAME       take the host's link down / up again
+#   testhost.sh hide NAME DIR...           hide DIRs from host NAME only (an empty tmpfs over each)
 #   testhost.sh down [NAME...]             tear down (all hosts when no NAME given)
 #   testhost.sh status                     list hosts that are up
 #
@@ -676,6 +677,27 @@ cmd_link() { # up|down NAME
     done
 }
 
+# An empty read-only tmpfs over each directory, in the host's own mount namespace only (the
+# namespace `up` made private, so nothing propagates to the machine or to other hosts): for
+# tests of what vansite does on a host that lacks something installed system-wide, e.g. the
+# quadlet generator. Gone with the host (`down`).
+cmd_hide() { # NAME DIR...
+    need_root
+    local name=${1:-}
+    check_name "$name"
+    shift
+    (($#)) || die "usage: testhost.sh hide NAME DIR..."
+    load_state "$name" || die "host $name is not up"
+    [[ $TH_MODE == ns ]] || die "hide needs the host's own mount namespace (not when PID 1 is systemd)"
+    alive "$SYSTEMD_PID" || die "host $name: systemd --user (pid $SYSTEMD_PID) is gone"
+    local dir
+    for dir in "$@"; do
+        [[ $dir == /* ]] || die "hide: '$dir' is not an absolute path"
+        nsenter -t "$SYSTEMD_PID" -m -- test -d "$dir" || die "hide: no directory $dir on host $name"
+        nsenter -t "$SYSTEMD_PID" -m -- mount -t tmpfs -o ro,mode=755,size=16k vansite-hidden "$dir"
+    done
+}
+
 cmd_status() {
     local e name
     for e in "$STATE_ROOT"/*/env; do
@@ -722,6 +744,7 @@ case ${1:-} in
     addr) shift; cmd_addr "$@" ;;
     cut) shift; cmd_link down "$@" ;;
     heal) shift; cmd_link up "$@" ;;
+    hide) shift; cmd_hide "$@" ;;
     status) shift; cmd_status ;;
     __inner) shift; cmd_inner ;;   # internal: the process that becomes systemd --user
     -h | --help | help) usage ;;

@@ -1,0 +1,151 @@
+//! `vansite doctor` on real test hosts: OK on a host that runs a site, FAIL with the fix when
+//! linger is off or the quadlet generator is missing (hidden from that host alone).
+
+mod support;
+
+use serde_json::Value;
+use support::{standin_image_tar, text, Host, STANDIN_IMAGE};
+
+const VANSITE: &str = env!("CARGO_BIN_EXE_vansite");
+
+fn vansite(host: &Host, args: &[&str]) -> std::process::Output {
+    let mut full = vec![VANSITE];
+    full.extend_from_slice(args);
+    host.run(&full)
+}
+
+/// The doctor's checks by name, and the whole output for messages.
+fn doctor_json(host: &Host, extra: &[&str]) -> (std::process::Output, Value) {
+    let mut args = vec!["doctor", "--output", "json"];
+    args.extend_from_slice(extra);
+    let output = vansite(host, &args);
+    let report: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("doctor JSON: {e}\n{}", text(&output)));
+    (output, report)
+}
+
+fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no check {name} in {report:#}"))
+}
+
+#[test]
+fn doctor_is_ok_on_a_host_running_a_site() {
+    let host = Host::up("pk1", true);
+    host.load_standin_image(&standin_image_tar());
+    host.set_linger(true);
+    let init = vansite(
+        &host,
+        &[
+            "init",
+            "--router-image",
+            STANDIN_IMAGE,
+            "--enable-link-access",
+            "--timeout",
+            "120",
+        ],
+    );
+    assert!(init.status.success(), "init: {}", text(&init));
+    // Piped stderr: no spinner, no progress lines (only -v shows them).
+    assert!(
+        init.stderr.is_empty(),
+        "init wrote to a pipe: {}",
+        text(&init)
+    );
+
+    let (output, report) = doctor_json(&host, &[]);
+    assert!(output.status.success(), "doctor: {}", text(&output));
+    for name in [
+        "quadlet generator",
+        "cgroup v2",
+        "subuid",
+        "subgid",
+        "user bus",
+        "linger",
+        "router image",
+        "ports",
+        "clock",
+    ] {
+        assert_eq!(check(&report, name)["result"], "OK", "{name}: {report:#}");
+    }
+    // The test host's podman binary is Debian 12's 4.3.1 under a 5.4.2 quadlet: a WARN, honestly.
+    let podman = &check(&report, "podman")["result"];
+    assert!(podman == "OK" || podman == "WARN", "{report:#}");
+    let ports = check(&report, "ports")["detail"].as_str().unwrap();
+    assert!(ports.contains("held by this site's router"), "{ports}");
+
+    let table = vansite(&host, &["doctor"]);
+    let table_text = String::from_utf8_lossy(&table.stdout);
+    assert!(table.status.success(), "{}", text(&table));
+    assert!(table_text.contains("OK    linger"), "{table_text}");
+    assert!(table_text.contains(" 0 FAIL"), "{table_text}");
+    let yaml = vansite(&host, &["doctor", "-o", "yaml"]);
+    assert!(
+        String::from_utf8_lossy(&yaml.stdout).contains("result: OK"),
+        "{}",
+        text(&yaml)
+    );
+    // On a terminal (script(1) gives delete one), the steps show as a spinner line.
+    let delete = format!("env TERM=xterm {VANSITE} delete");
+    let on_tty = host.run(&["script", "-qec", &delete, "/dev/null"]);
+    let transcript = String::from_utf8_lossy(&on_tty.stdout);
+    assert!(on_tty.status.success(), "{}", text(&on_tty));
+    assert!(
+        transcript.contains("stopping vansite-default-router.service"),
+        "{transcript}"
+    );
+    assert!(transcript.contains("Deleted the site"), "{transcript}");
+}
+
+#[test]
+fn doctor_fails_without_linger_or_quadlet_generator() {
+    let host = Host::up("pk2", true);
+    host.set_linger(false);
+    let (output, report) = doctor_json(&host, &["--router-image", "localhost/nothing:here"]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let linger = check(&report, "linger");
+    assert_eq!(linger["result"], "FAIL", "{report:#}");
+    assert_eq!(
+        linger["fix"], "loginctl enable-linger vst-pk2",
+        "{report:#}"
+    );
+    assert_eq!(
+        check(&report, "quadlet generator")["result"],
+        "OK",
+        "{report:#}"
+    );
+    // A local-only image that is absent cannot be pulled: FAIL, with how to load it.
+    let image = check(&report, "router image");
+    assert_eq!(image["result"], "FAIL", "{report:#}");
+    assert!(
+        image["fix"].as_str().unwrap().contains("podman load"),
+        "{report:#}"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("linger") && stderr.contains("failed"),
+        "{stderr}"
+    );
+
+    // The generator is installed machine-wide; hide it (and podman's libexec) from this host.
+    host.hide(&["/usr/lib/systemd/user-generators", "/usr/libexec/podman"]);
+    host.set_linger(true);
+    let (output, report) = doctor_json(&host, &[]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let generator = check(&report, "quadlet generator");
+    assert_eq!(generator["result"], "FAIL", "{report:#}");
+    assert!(
+        generator["fix"]
+            .as_str()
+            .unwrap()
+            .contains("install podman"),
+        "{report:#}"
+    );
+    assert_eq!(check(&report, "linger")["result"], "OK", "{report:#}");
+    let table = String::from_utf8_lossy(&vansite(&host, &["doctor"]).stdout).into_owned();
+    assert!(table.contains("FAIL  quadlet generator"), "{table}");
+}
