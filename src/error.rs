@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::certs::CertError;
+use crate::grants::GrantError;
 use crate::podman::PodmanError;
 use crate::quadlet::version::DetectError;
 use crate::quadlet::QuadletError;
@@ -40,6 +41,8 @@ pub enum Error {
     Systemd(#[from] SystemdError),
     #[error(transparent)]
     Podman(#[from] PodmanError),
+    #[error(transparent)]
+    Grants(#[from] GrantError),
     #[error("{what} {}: {source}", path.display())]
     File {
         what: &'static str,
@@ -120,7 +123,12 @@ impl Error {
     /// 3 the site exists but is not healthy.
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            Error::Usage(_) => ExitCode::from(2),
+            Error::Usage(_)
+            | Error::Grants(
+                GrantError::BadDuration { .. }
+                | GrantError::UnknownHost { .. }
+                | GrantError::GrantExists { .. },
+            ) => ExitCode::from(2),
             Error::Unhealthy { .. } => ExitCode::from(3),
             _ => ExitCode::from(1),
         }

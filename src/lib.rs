@@ -3,11 +3,13 @@
 //! The module tree follows DESIGN.md: the site model (`site`: layout, lock, atomic writes,
 //! resources on disk, and the operations init/status/delete), pure renderers (`resources`,
 //! `certs`, `router::config`, `quadlet`), effects at the edges (`systemd`, `podman`,
-//! `router::management`), and the command line (`cli`, `error`, `settings`).
+//! `router::management`), the issuing side of links (`grants`: tokens, the grant server, static
+//! links), and the command line (`cli`, `error`, `settings`).
 
 pub mod certs;
 pub mod cli;
 pub mod error;
+pub mod grants;
 pub mod podman;
 pub mod quadlet;
 pub mod resources;
