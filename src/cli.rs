@@ -327,6 +327,8 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             let yaml = issue::generate_link(&paths, &request)?.to_yaml_stream()?;
             match args.file.filter(|f| f.as_os_str() != "-") {
                 Some(file) => {
+                    let file =
+                        std::path::absolute(&file).map_err(Error::file("cannot resolve", &file))?;
                     files::write_atomic(&file, yaml.as_bytes(), files::SECRET)
                         .map_err(Error::file("cannot write", &file))?;
                     eprintln!("Link and Secret written to {}: apply them on the other site (`vansite link create {}`, or `skupper link apply`/`kubectl apply -f`).", file.display(), file.display());

@@ -183,7 +183,10 @@ pub async fn issue(
     if request.redemptions == 0 {
         return Err(Error::Usage("--redemptions must be at least 1".into()));
     }
-    check_output_file(&request.file)?;
+    // Absolute, so the atomic write's directory is never the empty path.
+    let file =
+        std::path::absolute(&request.file).map_err(Error::file("cannot resolve", &request.file))?;
+    check_output_file(&file)?;
     let executable = std::env::current_exe().map_err(Error::file("cannot find", "vansite"))?;
     let manager = UserManager::connect().await?;
     let namespace = &request.namespace;
@@ -258,14 +261,14 @@ pub async fn issue(
         }
     };
     let yaml = token.to_yaml()?;
-    files::write_atomic(&request.file, yaml.as_bytes(), files::SECRET)
-        .map_err(Error::file("cannot write", &request.file))?;
+    files::write_atomic(&file, yaml.as_bytes(), files::SECRET)
+        .map_err(Error::file("cannot write", &file))?;
     Ok(IssueOutcome {
         grant_name: grant.metadata.name.clone(),
         url,
         expiration_time: state.expiration_time,
         redemptions_allowed: request.redemptions,
-        file: request.file,
+        file,
         format: request.format,
         socket_unit,
     })

@@ -222,7 +222,7 @@ pub async fn remove(
 #[serde(rename_all = "camelCase")]
 pub struct GrantServerStatus {
     pub socket: String,
-    /// `active/listening` when it accepts redemptions.
+    /// `active/listening` (or `active/running` while a server runs) when it accepts redemptions.
     pub socket_state: String,
     /// `inactive/dead` between connections is normal: the socket starts it.
     pub service_state: String,
