@@ -463,7 +463,7 @@ fn base_params(common_name: &str) -> CertificateParams {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::Arc;
 
     use rustls::client::danger::ServerCertVerifier;
@@ -627,7 +627,9 @@ mod tests {
         assert!(Ca::from_pem("x", &ca.files().tls_crt[..100], &ca.files().tls_key).is_err());
     }
 
-    fn site(extra: &str) -> SiteResources {
+    /// A site with link access (RouterAccess `west`: west.example, 192.0.2.1), a Link with its
+    /// Secret, and TLS services.
+    pub(crate) fn site(extra: &str) -> SiteResources {
         let link_ca = Ca::new("remote-ca").unwrap();
         let link_client = issue(&link_ca, "west", &[]).unwrap();
         let mut secret = Secret::default();

@@ -13,26 +13,8 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
-use support::{standin_image_tar, text, Host, STANDIN_IMAGE};
+use support::{standin_image_tar, text, vansite, vansite_ok, Host, STANDIN_IMAGE};
 use vansite::resources::{parse_documents, AccessToken, Link, Resource, Secret};
-
-const VANSITE: &str = env!("CARGO_BIN_EXE_vansite");
-
-fn vansite(host: &Host, args: &[&str]) -> std::process::Output {
-    let mut full = vec![VANSITE];
-    full.extend_from_slice(args);
-    host.run(&full)
-}
-
-fn vansite_ok(host: &Host, args: &[&str]) -> String {
-    let output = vansite(host, args);
-    assert!(
-        output.status.success(),
-        "vansite {args:?} failed:\n{}",
-        text(&output)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
 
 /// A host with a site that accepts links at the host's own address.
 fn site_host(name: &str) -> Host {
@@ -158,6 +140,10 @@ fn secret_and_link(body: &str) -> (Secret, Link) {
         [Resource::Secret(secret), Resource::Link(link)] => (secret.clone(), link.clone()),
         other => panic!("not a Secret and a Link: {other:?}"),
     }
+}
+
+fn main_pid(host: &Host, unit: &str) -> String {
+    host.ok(&["systemctl", "--user", "show", "-p", "MainPID", unit])
 }
 
 fn unit_active(host: &Host, unit: &str) -> String {
@@ -353,14 +339,7 @@ async fn counts_hold_across_server_restarts_and_parallel_redemptions() {
     );
     assert!(token.spec.url.contains(":9443/"), "{}", token.spec.url);
     assert_eq!(redeem(&token, &token.spec.code).await.0, 200);
-    let pid_before = host.ok(&[
-        "systemctl",
-        "--user",
-        "show",
-        "-p",
-        "MainPID",
-        "vansite-default-grants.service",
-    ]);
+    let pid_before = main_pid(&host, "vansite-default-grants.service");
     host.ok(&[
         "systemctl",
         "--user",
@@ -368,14 +347,7 @@ async fn counts_hold_across_server_restarts_and_parallel_redemptions() {
         "vansite-default-grants.service",
     ]);
     assert_eq!(redeem(&token, &token.spec.code).await.0, 200);
-    let pid_after = host.ok(&[
-        "systemctl",
-        "--user",
-        "show",
-        "-p",
-        "MainPID",
-        "vansite-default-grants.service",
-    ]);
+    let pid_after = main_pid(&host, "vansite-default-grants.service");
     assert_ne!(pid_before, pid_after, "a new server process answered");
     let (status, body) = redeem(&token, &token.spec.code).await;
     assert_eq!((status, body.as_str()), (404, "No such access granted\n"));

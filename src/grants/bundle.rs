@@ -162,37 +162,11 @@ impl LinkBundle {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
+    use crate::certs::tests::site;
     use crate::certs::{site_certificates, SiteCertificates};
     use crate::resources::parse_documents;
-
-    /// An interior site with link access at west.example and 192.0.2.1.
-    pub(crate) fn site(extra: &str) -> SiteResources {
-        let text = format!(
-            r#"apiVersion: skupper.io/v2alpha1
-kind: Site
-metadata: {{name: west, uid: 6f1c0000-0000-4000-8000-000000000001}}
-spec: {{linkAccess: default}}
----
-apiVersion: skupper.io/v2alpha1
-kind: RouterAccess
-metadata: {{name: skupper-local}}
-spec: {{roles: [{{name: normal, port: 5671}}], bindHost: 127.0.0.1, tlsCredentials: skupper-local-server, issuer: skupper-local-ca}}
----
-apiVersion: skupper.io/v2alpha1
-kind: RouterAccess
-metadata: {{name: west}}
-spec:
-  roles: [{{name: inter-router, port: 55671}}, {{name: edge, port: 45671}}]
-  tlsCredentials: west
-  issuer: skupper-site-ca
-  subjectAlternativeNames: [west.example, 192.0.2.1]
-{extra}"#
-        );
-        let resources = parse_documents(&text, "site.yaml").unwrap().resources;
-        SiteResources::new("default", resources).unwrap()
-    }
 
     fn site_ca(resources: &SiteResources) -> Ca {
         let certs = site_certificates(resources, &SiteCertificates::default()).unwrap();

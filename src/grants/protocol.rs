@@ -349,7 +349,7 @@ mod tests {
         redeemer: Redeemer,
     }
 
-    fn fixture(test: &str, extra: &str) -> Fixture {
+    fn fixture(test: &str) -> Fixture {
         let root =
             std::env::temp_dir().join(format!("vansite-grants-{test}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
@@ -357,7 +357,7 @@ mod tests {
             namespace: "default".into(),
             root,
         };
-        let resources = crate::grants::bundle::tests::site(extra);
+        let resources = crate::certs::tests::site("");
         let certs = crate::certs::site_certificates(&resources, &Default::default()).unwrap();
         site_dir.save_certificates(&certs).unwrap();
         site_dir.save_resources(&resources).unwrap();
@@ -384,16 +384,7 @@ mod tests {
         }
 
         fn post(&self, path: &str, body: &str) -> GrantResponse {
-            self.request(GrantRequest {
-                method: "POST",
-                path,
-                query: None,
-                name: Some("east-link"),
-                subject: Some("east"),
-                site_name: None,
-                body: body.as_bytes(),
-                peer: "198.18.0.9".parse().unwrap(),
-            })
+            self.request(request_for(path, body))
         }
 
         fn request(&self, request: GrantRequest<'_>) -> GrantResponse {
@@ -407,7 +398,7 @@ mod tests {
 
     #[test]
     fn only_post_is_supported() {
-        let f = fixture("method", "");
+        let f = fixture("method");
         let grant = f.grant(TokenFormat::V2, 1, Duration::from_secs(60));
         for method in ["GET", "PUT", "HEAD"] {
             let response = f.request(GrantRequest {
@@ -436,7 +427,7 @@ mod tests {
 
     #[test]
     fn a_redemption_answers_a_secret_and_a_link_once() {
-        let f = fixture("once", "");
+        let f = fixture("once");
         let grant = f.grant(TokenFormat::V2, 1, Duration::from_secs(60));
         let response = f.post(&path(&grant), &grant.spec.code);
         assert_eq!(response.status, 200, "{}", response.body);
@@ -463,7 +454,7 @@ mod tests {
 
     #[test]
     fn name_and_subject_default_to_the_grant_name() {
-        let f = fixture("defaults", "");
+        let f = fixture("defaults");
         let grant = f.grant(TokenFormat::V2, 1, Duration::from_secs(60));
         let response = f.request(GrantRequest {
             name: None,
@@ -477,7 +468,7 @@ mod tests {
 
     #[test]
     fn unknown_and_expired_grants_are_no_such_claim() {
-        let f = fixture("unknown", "");
+        let f = fixture("unknown");
         let response = f.post("/5b0c0000-0000-4000-8000-000000000000", "code");
         assert_eq!(
             (response.status, response.body.as_str()),
@@ -501,7 +492,7 @@ mod tests {
 
     #[test]
     fn a_wrong_code_is_refused_slower_each_time_and_uses_nothing() {
-        let f = fixture("wrong", "");
+        let f = fixture("wrong");
         let grant = f.grant(TokenFormat::V2, 1, Duration::from_secs(60));
         let mut last = Duration::ZERO;
         for attempt in 1..=3 {
@@ -537,7 +528,7 @@ mod tests {
 
     #[test]
     fn many_use_grants_count_every_redemption() {
-        let f = fixture("many", "");
+        let f = fixture("many");
         let grant = f.grant(TokenFormat::V2, 3, Duration::from_secs(60));
         for _ in 0..3 {
             assert_eq!(f.post(&path(&grant), &grant.spec.code).status, 200);
@@ -547,7 +538,7 @@ mod tests {
 
     #[test]
     fn bad_name_header_is_refused_without_using_the_grant() {
-        let f = fixture("badname", "");
+        let f = fixture("badname");
         let grant = f.grant(TokenFormat::V2, 1, Duration::from_secs(60));
         let response = f.request(GrantRequest {
             name: Some("Not_A_Name"),
@@ -559,7 +550,7 @@ mod tests {
 
     #[test]
     fn v1_claims_follow_the_claims_protocol() {
-        let f = fixture("v1", "");
+        let f = fixture("v1");
         let grant = f.grant(TokenFormat::V1, 1, Duration::from_secs(60));
         let claim_path = format!("/{}", grant.metadata.name);
         let v1 = |query: Option<&'static str>, body: &str| {
@@ -595,7 +586,7 @@ mod tests {
 
     #[test]
     fn edge_site_answers_skuppers_500() {
-        let f = fixture("edge", "");
+        let f = fixture("edge");
         let grant = f.grant(TokenFormat::V2, 1, Duration::from_secs(60));
         let mut resources = f.site_dir.load_resources().unwrap().unwrap();
         resources.site.spec.edge = true;
@@ -612,7 +603,7 @@ mod tests {
 
     #[test]
     fn parallel_redemptions_of_a_single_use_grant_succeed_once() {
-        let f = std::sync::Arc::new(fixture("parallel", ""));
+        let f = std::sync::Arc::new(fixture("parallel"));
         let grant = f.grant(TokenFormat::V2, 1, Duration::from_secs(60));
         let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
         let handles: Vec<_> = (0..8)

@@ -1,18 +1,18 @@
 //! What a grant has used up, kept on disk so that counts and expiry hold across grant-server
 //! restarts and between concurrent redemptions: `runtime/grants/<uid>.json` (the AccessGrant
 //! status fields Skupper keeps: redemptions, expirationTime; plus the failed attempts), read and
-//! changed only while holding an exclusive `flock` on `runtime/grants/<uid>.lock`. The JSON file
+//! changed only while holding an exclusive `flock` on `runtime/grants/<uid>.lock` (a
+//! [`SiteLock`], the same kind of lock that serialises commands on a site). The JSON file
 //! is replaced atomically (temp + rename), so a crash leaves the old count or the new one; the
 //! lock file is never replaced, so every holder locks the same inode.
 
-use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use crate::site::files;
+use crate::site::{files, SiteLock};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -51,7 +51,7 @@ pub fn rfc3339(time: SystemTime) -> String {
 
 /// A grant's state under its lock; the lock is released when this is dropped.
 pub struct LockedState {
-    _lock: File,
+    _lock: SiteLock,
     path: PathBuf,
     /// None when the grant has no state file (never issued here, or removed).
     pub state: Option<GrantState>,
@@ -60,14 +60,7 @@ pub struct LockedState {
 impl LockedState {
     /// Waits for the grant's lock, then reads its state. `dir` is `runtime/grants`.
     pub fn lock(dir: &Path, uid: &str) -> io::Result<LockedState> {
-        files::create_dir(dir, files::PRIVATE_DIR)?;
-        let lock = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(dir.join(format!("{uid}.lock")))?;
-        lock.lock()?;
+        let lock = SiteLock::acquire(&dir.join(format!("{uid}.lock")), || {})?;
         let path = state_path(dir, uid);
         let state = match std::fs::read(&path) {
             Ok(bytes) => Some(serde_json::from_slice(&bytes).map_err(|e| {
