@@ -43,10 +43,10 @@ measure() { # METHOD STATUS
     start=$(date +%s.%N)
     count=$(on_host curl --silent --parallel --parallel-max "$CLIENTS" --tlsv1.3 --cacert ca.crt \
         -X "$1" -H 'Connection: close' -H 'name: bench-link' -H 'subject: bench' \
-        --data-binary "$code" -o /dev/null -w '%{http_code}\n' "$url?n=[1-$REQUESTS]" |
+        --data-binary "$code" -o /dev/null -w '%{http_code}\n' "$url?n=[1-$REQUESTS]" 2>/dev/null |
         grep -c "^$2\$" || true)
     end=$(date +%s.%N)
-    echo "$(echo "$end - $start" | bc -l) $count"
+    echo "$(awk -v a="$start" -v b="$end" 'BEGIN { print b - a }') $count"
 }
 
 measure POST 200 >/dev/null # warm-up: the socket starts the server, caches fill
@@ -57,9 +57,9 @@ read -r base2_s base2_n < <(measure GET 405)
     echo "unexpected answers: $redeem_n redemptions, $base_n/$base2_n baseline (of $REQUESTS)" >&2
     exit 1
 }
-base_rate=$(echo "2 * $REQUESTS / ($base_s + $base2_s)" | bc -l)
-redeem_rate=$(echo "$REQUESTS / $redeem_s" | bc -l)
+base_rate=$(awk -v n="$REQUESTS" -v a="$base_s" -v b="$base2_s" 'BEGIN { print 2 * n / (a + b) }')
+redeem_rate=$(awk -v n="$REQUESTS" -v s="$redeem_s" 'BEGIN { print n / s }')
 printf 'grant server, %d clients, new TLS 1.3 connection per request, loopback:\n' "$CLIENTS"
 printf '  redemptions (200, Secret + Link):   %8.0f /s\n' "$redeem_rate"
 printf '  baseline (handshake + 405):          %8.0f /s\n' "$base_rate"
-printf '  ratio redemptions / baseline:        %8.2f\n' "$(echo "$redeem_rate / $base_rate" | bc -l)"
+printf '  ratio redemptions / baseline:        %8.2f\n' "$(awk -v r="$redeem_rate" -v b="$base_rate" 'BEGIN { print r / b }')"
