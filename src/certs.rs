@@ -35,6 +35,10 @@ pub const SERVICE_CA: &str = "skupper-service-ca";
 pub const LOCAL_SERVER: &str = "skupper-local-server";
 /// Client certificate for management over the local listener (what `vansite status` uses).
 pub const LOCAL_CLIENT: &str = "skupper-local-client";
+/// Issuer of the grant server's certificate; an AccessToken's `ca` is this CA.
+pub const GRANT_SERVER_CA: &str = "skupper-grant-server-ca";
+/// The grant server's certificate (SANs = the site's hosts).
+pub const GRANT_SERVER: &str = "skupper-grant-server";
 
 /// Skupper issues for 5×365 days.
 const VALIDITY: Duration = Duration::from_secs(5 * 365 * 24 * 60 * 60);
@@ -195,7 +199,9 @@ struct LeafSpec {
 /// (CN = RouterAccess name, SANs = subjectAlternativeNames + bindHost); for every TLS Listener
 /// and Connector a server certificate from skupper-service-ca (CN and SAN = its host), for a
 /// Connector without client certificate also under `<tlsCredentials>-profile`. Each Link's
-/// Secret becomes `<tlsCredentials>-profile`, the name its router sslProfile uses.
+/// Secret becomes `<tlsCredentials>-profile`, the name its router sslProfile uses. A site that
+/// accepts links also gets skupper-grant-server-ca and the grant server's certificate
+/// skupper-grant-server (CN skupper-grant-server, SANs = its RouterAccess's names).
 pub fn site_certificates(
     resources: &SiteResources,
     existing: &SiteCertificates,
@@ -306,6 +312,17 @@ fn leaf_specs(resources: &SiteResources) -> Vec<LeafSpec> {
                 hosts,
             });
         }
+    }
+    let site_access = resources
+        .router_access(resources.site_name())
+        .filter(|a| resources.site.spec.link_access_enabled() && a.accepts_links());
+    if let (Some(access), false) = (site_access, resources.is_edge()) {
+        leaves.push(LeafSpec {
+            name: GRANT_SERVER.to_string(),
+            issuer: GRANT_SERVER_CA.to_string(),
+            subject: GRANT_SERVER.to_string(),
+            hosts: access.spec.subject_alternative_names.clone(),
+        });
     }
     let service_leaves = resources
         .listeners
@@ -457,7 +474,7 @@ fn base_params(common_name: &str) -> CertificateParams {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::Arc;
 
     use rustls::client::danger::ServerCertVerifier;
@@ -621,7 +638,9 @@ mod tests {
         assert!(Ca::from_pem("x", &ca.files().tls_crt[..100], &ca.files().tls_key).is_err());
     }
 
-    fn site(extra: &str) -> SiteResources {
+    /// A site with link access (RouterAccess `west`: west.example, 192.0.2.1), a Link with its
+    /// Secret, and TLS services.
+    pub(crate) fn site(extra: &str) -> SiteResources {
         let link_ca = Ca::new("remote-ca").unwrap();
         let link_client = issue(&link_ca, "west", &[]).unwrap();
         let mut secret = Secret::default();
@@ -682,7 +701,7 @@ spec: {{routingKey: payments, host: payments.local, port: 8443, tlsCredentials: 
         let resources = site("");
         let certs = site_certificates(&resources, &SiteCertificates::default()).unwrap();
         let issuers: Vec<&str> = certs.issuers.keys().map(String::as_str).collect();
-        assert_eq!(issuers, [LOCAL_CA, SERVICE_CA, SITE_CA]);
+        assert_eq!(issuers, [GRANT_SERVER_CA, LOCAL_CA, SERVICE_CA, SITE_CA]);
         let leaves: Vec<&str> = certs.certs.keys().map(String::as_str).collect();
         assert_eq!(
             leaves,
@@ -691,6 +710,7 @@ spec: {{routingKey: payments, host: payments.local, port: 8443, tlsCredentials: 
                 "east-token-profile",
                 "payments-tls",
                 "payments-tls-profile",
+                GRANT_SERVER,
                 LOCAL_CLIENT,
                 LOCAL_SERVER,
                 "west"
@@ -710,6 +730,12 @@ spec: {{routingKey: payments, host: payments.local, port: 8443, tlsCredentials: 
         check(LOCAL_SERVER, LOCAL_CA, "127.0.0.1", &LOCAL_HOSTS);
         check(LOCAL_CLIENT, LOCAL_CA, "127.0.0.1", &LOCAL_HOSTS);
         check("west", SITE_CA, "west", &["west.example", "192.0.2.1"]);
+        check(
+            GRANT_SERVER,
+            GRANT_SERVER_CA,
+            GRANT_SERVER,
+            &["west.example", "192.0.2.1"],
+        );
         check("db-tls", SERVICE_CA, "db.local", &["db.local"]);
         check(
             "payments-tls",
@@ -742,7 +768,7 @@ spec: {{routingKey: payments, host: payments.local, port: 8443, tlsCredentials: 
         let resources = site("");
         let first = site_certificates(&resources, &SiteCertificates::default()).unwrap();
 
-        // New SANs for the RouterAccess: only its certificate changes.
+        // New SANs for the RouterAccess: only its certificate and the grant server's change.
         let mut changed = resources.clone();
         changed.router_accesses[1]
             .spec
@@ -751,7 +777,8 @@ spec: {{routingKey: payments, host: payments.local, port: 8443, tlsCredentials: 
         let second = site_certificates(&changed, &first).unwrap();
         assert_eq!(second.issuers, first.issuers);
         for (name, files) in &second.certs {
-            assert_eq!(files == &first.certs[name], name != "west", "{name}");
+            let renamed = matches!(name.as_str(), "west" | GRANT_SERVER);
+            assert_eq!(files == &first.certs[name], !renamed, "{name}");
         }
 
         // A missing leaf, and one signed by a CA that is not its issuer, are issued again.

@@ -8,11 +8,13 @@ use serde::Serialize;
 
 use crate::doctor::{self, DoctorRequest};
 use crate::error::Error;
+use crate::grants::issue::{self, GenerateRequest, IssueOutcome, IssueRequest};
+use crate::grants::{self, TokenFormat};
 use crate::progress::Progress;
 use crate::settings::Settings;
 use crate::site::init::{self, InitOutcome, InitRequest};
 use crate::site::status::{self, SiteStatus};
-use crate::site::{delete, Paths};
+use crate::site::{delete, files, Paths, SiteDir};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -69,6 +71,103 @@ timestamps vansite knows). Each check is OK, WARN or FAIL; the exit status is 1 
 them already; by hand: `vansite completion bash > ~/.local/share/bash-completion/completions/vansite`."
     )]
     Completion(CompletionArgs),
+    /// Tokens other sites redeem to link to this one
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Links between this site and others
+    #[command(subcommand)]
+    Link(LinkCommand),
+    /// The grant server (started by its systemd socket unit, not by hand)
+    #[command(hide = true)]
+    GrantServer(GrantServerArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Record an AccessGrant and write the token another site redeems with it (Skupper's
+    /// `token issue`); starts this site's grant server
+    #[command(visible_alias = "create")]
+    Issue(TokenIssueArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LinkCommand {
+    /// Write a static Link and its Secret that another site applies to link to this one (no
+    /// grant server involved; the client certificate inside never expires before 5 years)
+    Generate(LinkGenerateArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TokenFileFormat {
+    /// A Skupper v2 AccessToken (`skupper token redeem`, `vansite link create`)
+    V2,
+    /// A Skupper v1 token-claim Secret, redeemed with the v1 claims protocol
+    V1,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenIssueArgs {
+    /// Where to write the token (it holds the grant's code: keep it private)
+    #[arg(value_name = "FILE")]
+    pub file: std::path::PathBuf,
+
+    /// The grant's name (also the token's) [default: <site>-<random>]
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// How many times the token can be redeemed
+    #[arg(long, default_value = "1", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub redemptions: u32,
+
+    /// How long the token can be redeemed, as a Go duration (15m, 1h30m, 90s)
+    #[arg(long, default_value = "15m", value_name = "DURATION")]
+    pub expiration_window: String,
+
+    /// The host other sites reach this one by, one of the names given to `init --host`
+    /// [default: the first of them]
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+
+    /// The grant server's port [default: the port it already uses, else grant_port from the
+    /// settings file, else 9090]
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<u16>,
+
+    /// The token's format
+    #[arg(long, value_enum, default_value = "v2")]
+    pub format: TokenFileFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct LinkGenerateArgs {
+    /// Where to write the Link and Secret (YAML) [default: standard output]
+    #[arg(value_name = "FILE")]
+    pub file: Option<std::path::PathBuf>,
+
+    /// The Link's and Secret's name [default: link-<site>]
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// The host the remote site dials, one of the names given to `init --host` [default: the
+    /// first of them]
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct GrantServerArgs {
+    /// The site's directory (the unit passes it, so the server needs no XDG environment)
+    #[arg(long, value_name = "DIR")]
+    pub site_dir: std::path::PathBuf,
+
+    /// Listen here instead of on the socket systemd passes (debugging, benchmarks)
+    #[arg(long, value_name = "ADDRESS")]
+    pub listen: Option<std::net::SocketAddr>,
+
+    /// Exit after this many seconds without a connection (0: never); the socket unit starts
+    /// the server again on the next one
+    #[arg(long, default_value = "600", value_name = "SECONDS")]
+    pub idle_timeout: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -183,6 +282,15 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
                     .into(),
             ));
         }
+        Command::GrantServer(args) => {
+            // Needs no XDG environment: systemd starts it with the site directory.
+            let site_dir = SiteDir {
+                namespace: cli.namespace.unwrap_or_else(|| "default".into()),
+                root: args.site_dir,
+            };
+            let idle = (args.idle_timeout > 0).then(|| Duration::from_secs(args.idle_timeout));
+            return Ok(grants::server::run(site_dir, args.listen, idle).await?);
+        }
         Command::Doctor(args) => return run_doctor(cli.namespace, args).await,
         command => command,
     };
@@ -235,7 +343,45 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             }
             Ok(())
         }
-        Command::Doctor(_) | Command::Completion(_) => {
+        Command::Token(TokenCommand::Issue(args)) => {
+            let request = IssueRequest {
+                namespace,
+                file: args.file,
+                name: args.name,
+                redemptions: args.redemptions,
+                expiration_window: args.expiration_window,
+                host: args.host,
+                port: args.port,
+                default_port: settings.grant_port,
+                format: match args.format {
+                    TokenFileFormat::V2 => TokenFormat::V2,
+                    TokenFileFormat::V1 => TokenFormat::V1,
+                },
+            };
+            let outcome = issue::issue(&paths, request, &progress).await?;
+            print!("{}", describe_issue(&outcome));
+            Ok(())
+        }
+        Command::Link(LinkCommand::Generate(args)) => {
+            let request = GenerateRequest {
+                namespace,
+                name: args.name,
+                host: args.host,
+            };
+            let yaml = issue::generate_link(&paths, &request)?.to_yaml_stream()?;
+            match args.file.filter(|f| f.as_os_str() != "-") {
+                Some(file) => {
+                    let file =
+                        std::path::absolute(&file).map_err(Error::file("cannot resolve", &file))?;
+                    files::write_atomic(&file, yaml.as_bytes(), files::SECRET)
+                        .map_err(Error::file("cannot write", &file))?;
+                    eprintln!("Link and Secret written to {}: apply them on the other site (`vansite link create {}`, or `skupper link apply`/`kubectl apply -f`).", file.display(), file.display());
+                }
+                None => print!("{yaml}"),
+            }
+            Ok(())
+        }
+        Command::Doctor(_) | Command::Completion(_) | Command::GrantServer(_) => {
             unreachable!("run handles them first: they must work without a user session")
         }
     }
@@ -278,6 +424,32 @@ fn print_data<T: Serialize>(format: OutputFormat, data: &T, table: impl FnOnce(&
         ),
         OutputFormat::Yaml => print!("{}", serde_saphyr::to_string(data).expect("serialisable")),
     }
+}
+
+fn describe_issue(outcome: &IssueOutcome) -> String {
+    let (kind, redeem) = match outcome.format {
+        TokenFormat::V2 => (
+            "AccessToken",
+            "`vansite link create FILE` on a host, or `skupper token redeem FILE` on a cluster",
+        ),
+        TokenFormat::V1 => (
+            "v1 token-claim",
+            "a Skupper v1 site (`skupper link create FILE`) or `vansite link create FILE`",
+        ),
+    };
+    let uses = match outcome.redemptions_allowed {
+        1 => "once".to_string(),
+        n => format!("{n} times"),
+    };
+    format!(
+        "{kind} '{}' written to {}.\n  url:          {}\n  redeemable:   {uses}, until {}\n  grant server: {} (systemctl --user status {})\nRedeem it with {redeem}.\n",
+        outcome.grant_name,
+        outcome.file.display(),
+        outcome.url,
+        outcome.expiration_time,
+        outcome.socket_unit,
+        outcome.socket_unit,
+    )
 }
 
 fn describe_init(outcome: &InitOutcome) -> String {
@@ -347,6 +519,19 @@ fn status_table(status: &SiteStatus) -> String {
             .map(|e| format!("{} {}", e.role, e.port))
             .collect();
         rows.push(("link access", endpoints.join(", ")));
+    }
+    if let Some(grants) = &status.grant_server {
+        let port = grants
+            .port
+            .map(|p| format!(" port {p},"))
+            .unwrap_or_default();
+        rows.push((
+            "grant server",
+            format!(
+                "{}{port} socket {}, server {}",
+                grants.socket, grants.socket_state, grants.service_state
+            ),
+        ));
     }
     rows.push(("namespaces", status.namespaces.join(", ")));
     rows.push((

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::certs::CertError;
+use crate::grants::GrantError;
 use crate::podman::PodmanError;
 use crate::quadlet::version::DetectError;
 use crate::quadlet::QuadletError;
@@ -62,6 +63,8 @@ pub enum Error {
     Systemd(#[from] SystemdError),
     #[error(transparent)]
     Podman(#[from] PodmanError),
+    #[error(transparent)]
+    Grants(#[from] GrantError),
     #[error("{what} {}: {source}", path.display())]
     File {
         what: &'static str,
@@ -143,7 +146,12 @@ impl Error {
     /// The exit code, one of `EXIT_CODES`.
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            Error::Usage(_) => ExitCode::from(EXIT_USAGE),
+            Error::Usage(_)
+            | Error::Grants(
+                GrantError::BadDuration { .. }
+                | GrantError::UnknownHost { .. }
+                | GrantError::GrantExists { .. },
+            ) => ExitCode::from(EXIT_USAGE),
             Error::Unhealthy { .. } => ExitCode::from(EXIT_UNHEALTHY),
             _ => ExitCode::from(EXIT_FAILED),
         }

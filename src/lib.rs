@@ -3,12 +3,14 @@
 //! The module tree follows DESIGN.md: the site model (`site`: layout, lock, atomic writes,
 //! resources on disk, and the operations init/status/delete), pure renderers (`resources`,
 //! `certs`, `router::config`, `quadlet`), effects at the edges (`systemd`, `podman`,
-//! `router::management`), the command line (`cli`, `error`, `settings`, `progress`), and the host check (`doctor`).
+//! `router::management`), the issuing side of links (`grants`: tokens, the grant server, static
+//! links), the command line (`cli`, `error`, `settings`, `progress`), and the host check (`doctor`).
 
 pub mod certs;
 pub mod cli;
 pub mod doctor;
 pub mod error;
+pub mod grants;
 pub mod podman;
 pub mod progress;
 pub mod quadlet;

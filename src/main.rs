@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use vansite::cli::{self, Cli};
+use vansite::cli::{self, Cli, Command};
 use vansite::error;
 
 fn main() -> ExitCode {
@@ -20,10 +20,12 @@ fn main() -> ExitCode {
         .with_target(false)
         .without_time()
         .init();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    // The grant server handshakes with many clients at once: it gets every core.
+    let mut builder = match cli.command {
+        Command::GrantServer(_) => tokio::runtime::Builder::new_multi_thread(),
+        _ => tokio::runtime::Builder::new_current_thread(),
+    };
+    let runtime = builder.enable_all().build().expect("tokio runtime");
     match runtime.block_on(cli::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

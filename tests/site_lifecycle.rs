@@ -7,26 +7,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::{standin_image_tar, text, Host, STANDIN_IMAGE};
-
-const VANSITE: &str = env!("CARGO_BIN_EXE_vansite");
-
-fn vansite(host: &Host, args: &[&str]) -> std::process::Output {
-    let mut full = vec![VANSITE];
-    full.extend_from_slice(args);
-    host.run(&full)
-}
-
-/// Runs vansite, which must succeed; returns stdout.
-fn vansite_ok(host: &Host, args: &[&str]) -> String {
-    let output = vansite(host, args);
-    assert!(
-        output.status.success(),
-        "vansite {args:?} failed:\n{}",
-        text(&output)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
+use support::{standin_image_tar, text, vansite, vansite_ok, Host, STANDIN_IMAGE, VANSITE};
 
 fn status_json(host: &Host, namespace: &str) -> Value {
     let output = vansite(host, &["-n", namespace, "status", "--output", "json"]);

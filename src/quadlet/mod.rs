@@ -5,7 +5,8 @@
 
 mod model;
 pub mod router;
-mod syntax;
+/// Unit-file syntax, shared with the plain units vansite writes (the grant server's).
+pub(crate) mod syntax;
 pub mod version;
 
 pub use model::{

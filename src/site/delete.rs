@@ -1,4 +1,5 @@
-//! `vansite delete`: stop the router, remove its unit, container and every file of the site.
+//! `vansite delete`: stop the router and the grant server, remove their units, the container
+//! and every file of the site (grants and their state included).
 //! Safe to run again after a partial delete: each step is skipped when already done.
 
 use std::time::Duration;
@@ -32,7 +33,10 @@ pub async fn delete(
     let name = router_unit_name(namespace);
     let unit = format!("{name}.service");
     let quadlet_file = paths.quadlet_dir().join(format!("{name}.container"));
-    if !site_dir.exists() && !quadlet_file.exists() {
+    let grant_socket = paths
+        .systemd_user_dir()
+        .join(crate::grants::units::socket_unit(namespace));
+    if !site_dir.exists() && !quadlet_file.exists() && !grant_socket.exists() {
         return Err(Error::NoSite {
             namespace: namespace.to_string(),
             present: paths.namespaces(),
@@ -51,6 +55,7 @@ pub async fn delete(
         removed.push(quadlet_file.display().to_string());
         manager.reload().await?;
     }
+    removed.extend(crate::grants::units::remove(&manager, paths, namespace).await?);
     // Quadlet containers are removed when their unit stops; this covers a unit that never ran
     // its stop (a killed manager, a container started by hand under the same name).
     let podman = PodmanService::connect(&manager).await?;

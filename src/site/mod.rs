@@ -59,6 +59,11 @@ impl Paths {
         self.config_home.join("containers/systemd")
     }
 
+    /// Where plain (non-quadlet) user units live.
+    pub fn systemd_user_dir(&self) -> PathBuf {
+        self.config_home.join("systemd/user")
+    }
+
     /// vansite's own settings file.
     pub fn settings_file(&self) -> PathBuf {
         self.config_home.join("vansite/config.toml")
@@ -119,6 +124,11 @@ impl SiteDir {
     /// The site's CAs, never mounted into a container.
     pub fn issuers(&self) -> PathBuf {
         self.runtime().join("issuers")
+    }
+
+    /// The grants' state (redemptions, expiry) and their locks, `<uid>.json` and `<uid>.lock`.
+    pub fn grants(&self) -> PathBuf {
+        self.runtime().join("grants")
     }
 
     pub fn router_log(&self) -> PathBuf {

@@ -4,6 +4,8 @@
 use serde::Serialize;
 
 use crate::error::Error;
+use crate::grants::issue::grant_port;
+use crate::grants::units::{self, GrantServerStatus};
 use crate::podman::PodmanService;
 use crate::quadlet::router::router_unit_name;
 use crate::systemd::{ActiveState, UserManager};
@@ -17,6 +19,8 @@ pub struct SiteStatus {
     pub namespace: String,
     pub site: SiteInfo,
     pub router: RouterInfo,
+    /// The grant server's units, once the site issued a token.
+    pub grant_server: Option<GrantServerStatus>,
     /// Every namespace of this user that has a site.
     pub namespaces: Vec<String>,
     pub healthy: bool,
@@ -109,6 +113,7 @@ pub async fn status(paths: &Paths, namespace: &str) -> Result<SiteStatus, Error>
             None
         }
     };
+    let grant_server = units::status(&manager, paths, namespace, grant_port(&resources)).await?;
     let site = &resources.site;
     Ok(SiteStatus {
         namespace: namespace.to_string(),
@@ -140,6 +145,7 @@ pub async fn status(paths: &Paths, namespace: &str) -> Result<SiteStatus, Error>
             log: site_dir.router_log().display().to_string(),
             container,
         },
+        grant_server,
         namespaces,
         healthy: problems.is_empty(),
         problems,

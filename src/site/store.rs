@@ -69,8 +69,8 @@ impl SiteDir {
             })
     }
 
-    /// Writes every object of `set` (Secrets 0600), and removes the files of objects no longer
-    /// in it. Returns whether anything changed.
+    /// Writes every object of `set` (Secrets, AccessGrants and AccessTokens 0600), and removes
+    /// the files of objects no longer in it. Returns whether anything changed.
     pub fn save_resources(&self, set: &SiteResources) -> Result<bool, Error> {
         let dir = self.resources();
         files::create_dir(&dir, files::PRIVATE_DIR).map_err(Error::file("cannot create", &dir))?;
@@ -81,7 +81,12 @@ impl SiteDir {
             let yaml = resource
                 .to_yaml()
                 .map_err(|e| Error::Usage(e.to_string()))?;
-            let mode = if matches!(resource, Resource::Secret(_)) {
+            // Secrets, and grant codes: readable by the user only.
+            let private = matches!(
+                resource,
+                Resource::Secret(_) | Resource::AccessGrant(_) | Resource::AccessToken(_)
+            );
+            let mode = if private {
                 files::SECRET
             } else {
                 files::PUBLIC

@@ -260,6 +260,27 @@ impl Drop for Host {
     }
 }
 
+/// The vansite binary under test.
+pub const VANSITE: &str = env!("CARGO_BIN_EXE_vansite");
+
+/// Runs vansite as the host's user; returns its output, whatever the exit.
+pub fn vansite(host: &Host, args: &[&str]) -> Output {
+    let mut full = vec![VANSITE];
+    full.extend_from_slice(args);
+    host.run(&full)
+}
+
+/// Runs vansite, which must succeed; returns stdout.
+pub fn vansite_ok(host: &Host, args: &[&str]) -> String {
+    let output = vansite(host, args);
+    assert!(
+        output.status.success(),
+        "vansite {args:?} failed:\n{}",
+        text(&output)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 pub fn text(output: &Output) -> String {
     format!(
         "exit {:?}\nstdout: {}\nstderr: {}",

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Grant server redemptions per second on loopback, with concurrent clients, against a baseline
+# measured in the same run on the same server: the same clients sending GET (answered 405 with
+# no work), i.e. a TLS 1.3 handshake and one HTTP exchange per connection. The ratio says what a
+# redemption (grant lock, state write, a client certificate issued, the YAML answer) costs on top
+# of the connection, and holds on a noisy machine where the absolute figure does not.
+#
+# Runs as root on a machine set up for the test hosts (tests/testhost/testhost.sh setup); the
+# site runs on test host `grbench` (its own systemd --user and network namespace) and curl runs
+# inside it against 127.0.0.1. Every connection is new (Connection: close), as redeeming sites'
+# are. Bounded: REQUESTS requests per measurement (default 2000), CLIENTS at once (default 8).
+set -euo pipefail
+
+REQUESTS=${REQUESTS:-2000}
+CLIENTS=${CLIENTS:-8}
+HOST=grbench
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+TESTHOST=$ROOT/tests/testhost/testhost.sh
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+[[ $(id -u) == 0 ]] || { echo "run as root (test hosts)" >&2; exit 2; }
+
+cargo build --quiet --release --bin vansite --manifest-path "$ROOT/Cargo.toml"
+VANSITE=$CARGO_TARGET_DIR/release/vansite
+"$ROOT/tests/testhost/build-standin-image.sh" >/dev/null
+"$TESTHOST" setup >/dev/null
+"$TESTHOST" up "$HOST" --netns >/dev/null
+trap '"$TESTHOST" down "$HOST" >/dev/null 2>&1 || true' EXIT
+"$TESTHOST" load-image "$HOST" "$CARGO_TARGET_DIR/standin-image/standin-image.tar" \
+    localhost/skupper-router-standin:test \
+    --change 'CMD ["/home/skrouterd/bin/skrouterd"]' --change 'USER 10000' >/dev/null
+on_host() { "$TESTHOST" run "$HOST" -- "$@"; }
+
+on_host "$VANSITE" init --name bench --enable-link-access --host 127.0.0.1 \
+    --router-image localhost/skupper-router-standin:test --timeout 120 >/dev/null
+on_host "$VANSITE" token issue bench.token --redemptions 1000000 --expiration-window 1h >/dev/null
+url=$(on_host sed -n 's/^  url: //p' bench.token)
+code=$(on_host sed -n 's/^  code: //p' bench.token)
+on_host sh -c 'cp .local/share/vansite/default/runtime/issuers/skupper-grant-server-ca/tls.crt ca.crt'
+
+# Runs REQUESTS requests with METHOD, CLIENTS at a time; prints "<seconds> <count of STATUS>".
+measure() { # METHOD STATUS
+    local start end count
+    start=$(date +%s.%N)
+    count=$(on_host curl --silent --parallel --parallel-max "$CLIENTS" --tlsv1.3 --cacert ca.crt \
+        -X "$1" -H 'Connection: close' -H 'name: bench-link' -H 'subject: bench' \
+        --data-binary "$code" -o /dev/null -w '%{http_code}\n' "$url?n=[1-$REQUESTS]" 2>/dev/null |
+        grep -c "^$2\$" || true)
+    end=$(date +%s.%N)
+    echo "$(awk -v a="$start" -v b="$end" 'BEGIN { print b - a }') $count"
+}
+
+measure POST 200 >/dev/null # warm-up: the socket starts the server, caches fill
+read -r base_s base_n < <(measure GET 405)
+read -r redeem_s redeem_n < <(measure POST 200)
+read -r base2_s base2_n < <(measure GET 405)
+[[ $redeem_n == "$REQUESTS" && $base_n == "$REQUESTS" && $base2_n == "$REQUESTS" ]] || {
+    echo "unexpected answers: $redeem_n redemptions, $base_n/$base2_n baseline (of $REQUESTS)" >&2
+    exit 1
+}
+base_rate=$(awk -v n="$REQUESTS" -v a="$base_s" -v b="$base2_s" 'BEGIN { print 2 * n / (a + b) }')
+redeem_rate=$(awk -v n="$REQUESTS" -v s="$redeem_s" 'BEGIN { print n / s }')
+printf 'grant server, %d clients, new TLS 1.3 connection per request, loopback:\n' "$CLIENTS"
+printf '  redemptions (200, Secret + Link):   %8.0f /s\n' "$redeem_rate"
+printf '  baseline (handshake + 405):          %8.0f /s\n' "$base_rate"
+printf '  ratio redemptions / baseline:        %8.2f\n' "$(awk -v r="$redeem_rate" -v b="$base_rate" 'BEGIN { print r / b }')"

@@ -1,0 +1,423 @@
+//! `vansite token issue FILE` (the tutorials' `token create`): record an AccessGrant, make sure
+//! the grant server runs, and write the token another site redeems. `vansite link generate`:
+//! a static Link + Secret, no server involved.
+//!
+//! Order of effects: the grant's state file, then the certificates, then the resources (the
+//! commit point: a grant exists once its AccessGrant file does), then the units, then the token
+//! file. A failure before the commit point leaves at most an orphan state file, removed with
+//! the next expired grants.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use crate::certs::{self, Ca, GRANT_SERVER, GRANT_SERVER_CA};
+use crate::error::Error;
+use crate::resources::{
+    check_name, AccessGrant, AccessGrantSpec, AccessToken, AccessTokenSpec, ObjectMeta, Resource,
+    Secret, SiteResources,
+};
+use crate::settings::SKUPPER_VERSION;
+use crate::site::{files, Paths, SiteDir, SiteLock};
+use crate::systemd::UserManager;
+
+use super::bundle::{link_bundle, LinkAccess, LinkBundle, V1_TYPE_LABEL};
+use super::code::{name_suffix, new_code};
+use super::duration::parse_go_duration;
+use super::state::{self, GrantState, LockedState};
+use super::units::{ensure_running, GrantUnitSpec};
+use super::{GrantError, TokenFormat, FORMAT_ANNOTATION, GRANT_PORT_ANNOTATION, HOST_ANNOTATION};
+
+/// What the person asked for.
+#[derive(Debug, Clone)]
+pub struct IssueRequest {
+    pub namespace: String,
+    /// Where the token is written (0600).
+    pub file: PathBuf,
+    /// The AccessGrant's name (and the token's); default `<site>-<8 random characters>`.
+    pub name: Option<String>,
+    /// How many times the token can be redeemed (≥ 1).
+    pub redemptions: u32,
+    /// A Go duration such as `15m`.
+    pub expiration_window: String,
+    /// The host in the token's URL and in the Link endpoints; one of the site's names.
+    pub host: Option<String>,
+    /// The grant server's port; default: the site's current one, else `default_port`.
+    pub port: Option<u16>,
+    /// `grant_port` from the settings file.
+    pub default_port: u16,
+    pub format: TokenFormat,
+}
+
+/// What issue did, for the person.
+#[derive(Debug, Clone)]
+pub struct IssueOutcome {
+    pub grant_name: String,
+    pub url: String,
+    /// RFC 3339.
+    pub expiration_time: String,
+    pub redemptions_allowed: u32,
+    pub file: PathBuf,
+    pub format: TokenFormat,
+    pub socket_unit: String,
+}
+
+/// A new AccessGrant (not recorded yet): a fresh uid and code.
+pub fn new_grant(
+    site_name: &str,
+    name: Option<String>,
+    redemptions: u32,
+    expiration_window: &str,
+    format: TokenFormat,
+    host: Option<&str>,
+) -> AccessGrant {
+    let name = name.unwrap_or_else(|| {
+        let prefix: String = site_name.chars().take(54).collect();
+        format!("{}-{}", prefix.trim_end_matches('-'), name_suffix(8))
+    });
+    let mut grant = AccessGrant {
+        metadata: ObjectMeta::named(name),
+        spec: AccessGrantSpec {
+            redemptions_allowed: i64::from(redemptions.max(1)),
+            expiration_window: expiration_window.to_string(),
+            code: new_code(),
+            ..AccessGrantSpec::default()
+        },
+    };
+    grant.metadata.uid = uuid::Uuid::new_v4().to_string();
+    if format == TokenFormat::V1 {
+        grant
+            .metadata
+            .annotations
+            .insert(FORMAT_ANNOTATION.into(), "v1".into());
+    }
+    if let Some(host) = host {
+        grant
+            .metadata
+            .annotations
+            .insert(HOST_ANNOTATION.into(), host.into());
+    }
+    grant
+}
+
+/// Records `grant` in `resources` and writes its state (expiring `window` after `now`); the
+/// caller saves the resources, which commits it. Refuses a name in use by an unexpired grant.
+pub fn record_grant(
+    site_dir: &SiteDir,
+    resources: &mut SiteResources,
+    grant: AccessGrant,
+    window: Duration,
+    now: SystemTime,
+) -> Result<AccessGrant, Error> {
+    check_name(&grant.metadata.name)
+        .map_err(|problem| Error::Usage(format!("--name: {problem} (an RFC 1123 label)")))?;
+    if resources
+        .access_grants
+        .iter()
+        .any(|g| g.metadata.name == grant.metadata.name)
+    {
+        return Err(GrantError::GrantExists {
+            name: grant.metadata.name,
+        }
+        .into());
+    }
+    let dir = site_dir.grants();
+    let mut locked =
+        LockedState::lock(&dir, &grant.metadata.uid).map_err(Error::file("cannot lock", &dir))?;
+    locked
+        .save(GrantState::new(now, window))
+        .map_err(Error::file("cannot write", &dir))?;
+    resources.access_grants.push(grant.clone());
+    Ok(grant)
+}
+
+/// Drops grants that have expired (or lost their state) from `resources`, and their state
+/// files, and state files no grant names. Returns whether anything was dropped.
+pub fn prune_expired(
+    site_dir: &SiteDir,
+    resources: &mut SiteResources,
+    now: SystemTime,
+) -> Result<bool, Error> {
+    let dir = site_dir.grants();
+    let before = resources.access_grants.len();
+    let mut kept = Vec::new();
+    for grant in std::mem::take(&mut resources.access_grants) {
+        let locked = LockedState::lock(&dir, &grant.metadata.uid)
+            .map_err(Error::file("cannot read", &dir))?;
+        let live = locked.state.as_ref().is_some_and(|s| !s.expired(now));
+        drop(locked);
+        if live {
+            kept.push(grant);
+        } else {
+            state::remove(&dir, &grant.metadata.uid).map_err(Error::file("cannot remove", &dir))?;
+        }
+    }
+    resources.access_grants = kept;
+    let known: Vec<&str> = resources
+        .access_grants
+        .iter()
+        .map(|g| g.metadata.uid.as_str())
+        .collect();
+    for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        let uid = file
+            .strip_suffix(".json")
+            .or_else(|| file.strip_suffix(".lock"));
+        if let Some(uid) = uid.filter(|uid| !known.contains(uid)) {
+            state::remove(&dir, uid).map_err(Error::file("cannot remove", &dir))?;
+        }
+    }
+    Ok(resources.access_grants.len() != before)
+}
+
+pub async fn issue(
+    paths: &Paths,
+    request: IssueRequest,
+    progress: &dyn Fn(&str),
+) -> Result<IssueOutcome, Error> {
+    let window = parse_go_duration(&request.expiration_window).map_err(|problem| {
+        GrantError::BadDuration {
+            text: request.expiration_window.clone(),
+            problem,
+        }
+    })?;
+    if request.redemptions == 0 {
+        return Err(Error::Usage("--redemptions must be at least 1".into()));
+    }
+    // Absolute, so the atomic write's directory is never the empty path.
+    let file =
+        std::path::absolute(&request.file).map_err(Error::file("cannot resolve", &request.file))?;
+    check_output_file(&file)?;
+    let executable = std::env::current_exe().map_err(Error::file("cannot find", "vansite"))?;
+    let manager = UserManager::connect().await?;
+    let namespace = &request.namespace;
+    let _lock = SiteLock::acquire(&paths.lock_file(namespace), || {
+        progress(&format!(
+            "waiting for another vansite command on namespace '{namespace}'"
+        ))
+    })
+    .map_err(Error::file("cannot lock", paths.lock_file(namespace)))?;
+    let site_dir = paths.site(namespace);
+    let mut resources = load_site(paths, &site_dir)?;
+    let host = LinkAccess::of(&resources, request.host.as_deref())?.host;
+    let now = SystemTime::now();
+    prune_expired(&site_dir, &mut resources, now)?;
+
+    let grant = new_grant(
+        resources.site_name(),
+        request.name.clone(),
+        request.redemptions,
+        &request.expiration_window,
+        request.format,
+        request.host.as_deref(),
+    );
+    let grant = record_grant(&site_dir, &mut resources, grant, window, now)?;
+    let state = LockedState::lock(&site_dir.grants(), &grant.metadata.uid)
+        .map_err(Error::file("cannot read", site_dir.grants()))?
+        .state
+        .expect("just written");
+
+    progress("writing the grant server's certificate");
+    let existing = site_dir.load_certificates()?;
+    let certificates = certs::site_certificates(&resources, &existing)?;
+    let server_cert_changed =
+        existing.certs.get(GRANT_SERVER) != certificates.certs.get(GRANT_SERVER);
+    site_dir.save_certificates(&certificates)?;
+    let ca_pem = certificates.issuers[GRANT_SERVER_CA].tls_crt.clone();
+
+    let port = request
+        .port
+        .or_else(|| grant_port(&resources))
+        .unwrap_or(request.default_port);
+    resources
+        .site
+        .metadata
+        .annotations
+        .insert(GRANT_PORT_ANNOTATION.into(), port.to_string());
+    site_dir.save_resources(&resources)?;
+
+    let spec = GrantUnitSpec {
+        namespace: namespace.clone(),
+        site_name: resources.site_name().to_string(),
+        port,
+        executable,
+        site_dir: site_dir.root.clone(),
+    };
+    let socket_unit = ensure_running(&manager, paths, &spec, server_cert_changed, progress).await?;
+
+    let url_host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.clone()
+    };
+    let (url, token) = match request.format {
+        TokenFormat::V2 => {
+            let url = format!("https://{url_host}:{port}/{}", grant.metadata.uid);
+            (url.clone(), access_token(&grant, url, ca_pem))
+        }
+        TokenFormat::V1 => {
+            let url = format!("https://{url_host}:{port}/{}", grant.metadata.name);
+            let claim = v1_claim(&grant, &resources, url.clone(), &state, &ca_pem);
+            (url, Resource::Secret(claim))
+        }
+    };
+    let yaml = token.to_yaml()?;
+    files::write_atomic(&file, yaml.as_bytes(), files::SECRET)
+        .map_err(Error::file("cannot write", &file))?;
+    Ok(IssueOutcome {
+        grant_name: grant.metadata.name.clone(),
+        url,
+        expiration_time: state.expiration_time,
+        redemptions_allowed: request.redemptions,
+        file,
+        format: request.format,
+        socket_unit,
+    })
+}
+
+/// The site's resources, or NoSite.
+fn load_site(paths: &Paths, site_dir: &SiteDir) -> Result<SiteResources, Error> {
+    site_dir.load_resources()?.ok_or_else(|| Error::NoSite {
+        namespace: site_dir.namespace.clone(),
+        present: paths.namespaces(),
+    })
+}
+
+/// The port this site's grant server was set up with, if any.
+pub fn grant_port(resources: &SiteResources) -> Option<u16> {
+    resources
+        .site
+        .metadata
+        .annotations
+        .get(GRANT_PORT_ANNOTATION)
+        .and_then(|p| p.parse().ok())
+}
+
+/// Refuses before anything is recorded when the token could not be written.
+fn check_output_file(file: &Path) -> Result<(), Error> {
+    let parent = match file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    if file.is_dir() || !parent.is_dir() {
+        return Err(Error::Usage(format!(
+            "cannot write the token to {}: {} is not an existing directory",
+            file.display(),
+            if file.is_dir() { file } else { parent }.display()
+        )));
+    }
+    Ok(())
+}
+
+/// The AccessToken for `grant` (§2.5).
+fn access_token(grant: &AccessGrant, url: String, ca_pem: String) -> Resource {
+    Resource::AccessToken(AccessToken {
+        metadata: ObjectMeta::named(&grant.metadata.name),
+        spec: AccessTokenSpec {
+            url,
+            code: grant.spec.code.clone(),
+            ca: ca_pem,
+            ..AccessTokenSpec::default()
+        },
+    })
+}
+
+/// The v1 token-claim Secret for `grant` (§3.2).
+fn v1_claim(
+    grant: &AccessGrant,
+    resources: &SiteResources,
+    url: String,
+    state: &GrantState,
+    ca_pem: &str,
+) -> Secret {
+    let mut claim = Secret {
+        metadata: ObjectMeta::named(&grant.metadata.name),
+        ..Secret::default()
+    };
+    claim
+        .metadata
+        .labels
+        .insert(V1_TYPE_LABEL.into(), "token-claim".into());
+    let annotations = &mut claim.metadata.annotations;
+    annotations.insert("skupper.io/url".into(), url);
+    annotations.insert("skupper.io/site-version".into(), SKUPPER_VERSION.into());
+    annotations.insert(
+        "skupper.io/generated-by".into(),
+        resources.site.metadata.uid.clone(),
+    );
+    annotations.insert(
+        "skupper.io/claim-expiration".into(),
+        state.expiration_time.clone(),
+    );
+    claim.insert("password", grant.spec.code.as_bytes());
+    claim.insert("ca.crt", ca_pem.as_bytes());
+    claim
+}
+
+/// What `vansite link generate` asked for.
+#[derive(Debug, Clone)]
+pub struct GenerateRequest {
+    pub namespace: String,
+    /// The Link's and Secret's name; default `link-<site name>` (Skupper's).
+    pub name: Option<String>,
+    pub host: Option<String>,
+}
+
+/// A static Link + Secret for this site (Skupper's `link generate`): a client certificate
+/// `client-<site name>` signed by the CA the site's RouterAccess trusts. Nothing is recorded.
+pub fn generate_link(paths: &Paths, request: &GenerateRequest) -> Result<LinkBundle, Error> {
+    let site_dir = paths.site(&request.namespace);
+    let resources = load_site(paths, &site_dir)?;
+    let access = LinkAccess::of(&resources, request.host.as_deref())?;
+    let name = request
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("link-{}", resources.site_name()));
+    check_name(&name)
+        .map_err(|problem| Error::Usage(format!("--name: {problem} (an RFC 1123 label)")))?;
+    let issuers = site_dir.load_certificates()?.issuers;
+    let files = issuers.get(access.issuer()).ok_or_else(|| {
+        Error::Usage(format!(
+            "the site has no CA '{}': run `vansite -n {} init` to restore its certificates",
+            access.issuer(),
+            request.namespace
+        ))
+    })?;
+    let ca = Ca::from_pem(access.issuer(), &files.tls_crt, &files.tls_key)?;
+    let mut bundle = link_bundle(
+        &access,
+        &ca,
+        &name,
+        &format!("client-{}", resources.site_name()),
+    )?;
+    for link in &mut bundle.links {
+        link.spec.cost = 1;
+    }
+    Ok(bundle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_grant_names_are_valid_and_unique() {
+        let a = new_grant("west", None, 1, "15m", TokenFormat::V2, None);
+        let b = new_grant("west", None, 1, "15m", TokenFormat::V2, None);
+        assert!(a.metadata.name.starts_with("west-"));
+        check_name(&a.metadata.name).unwrap();
+        assert_ne!(a.metadata.name, b.metadata.name);
+        assert_ne!(a.metadata.uid, b.metadata.uid);
+        assert_ne!(a.spec.code, b.spec.code);
+        let long = new_grant(&"s".repeat(63), None, 1, "1m", TokenFormat::V1, Some("h"));
+        check_name(&long.metadata.name).unwrap();
+        assert_eq!(TokenFormat::of(&long), TokenFormat::V1);
+        assert_eq!(long.metadata.annotations[HOST_ANNOTATION], "h");
+    }
+
+    #[test]
+    fn a_missing_output_directory_is_refused_up_front() {
+        assert!(check_output_file(Path::new("/nonexistent/dir/token.yaml")).is_err());
+        assert!(check_output_file(Path::new("/tmp")).is_err());
+        assert!(check_output_file(Path::new("token.yaml")).is_ok());
+    }
+}

@@ -1,0 +1,240 @@
+//! The grant server process (`vansite grant-server`, hidden): HTTPS over the listening socket
+//! systemd passes (socket activation, `LISTEN_FDS`/`LISTEN_PID`, fd 3), TLS 1.3 only with the
+//! `skupper-grant-server` certificate, HTTP/1.1 by hyper; each request answered by
+//! [`Redeemer`]. It exits after a while without connections; the socket unit keeps listening
+//! and starts it again on the next one, so nothing is lost.
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::FromRawFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{header, Request, Response};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use crate::certs::GRANT_SERVER;
+use crate::site::SiteDir;
+
+use super::protocol::{GrantRequest, GrantResponse, Redeemer};
+use super::GrantError;
+
+/// The first file descriptor systemd passes (SD_LISTEN_FDS_START).
+const LISTEN_FDS_START: i32 = 3;
+/// A code is 24 bytes; anything much larger is not a redemption.
+const MAX_BODY: usize = 4096;
+/// Bound on a client's TLS handshake and on reading its request head.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The listening socket systemd passed to this process, if it did (and only to it).
+pub fn systemd_listener() -> Result<Option<std::net::TcpListener>, GrantError> {
+    let for_us = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|pid| pid.parse::<u32>().ok())
+        == Some(std::process::id());
+    let count: u32 = std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    // Not for processes this one might start.
+    std::env::remove_var("LISTEN_PID");
+    std::env::remove_var("LISTEN_FDS");
+    std::env::remove_var("LISTEN_FDNAMES");
+    if !for_us || count == 0 {
+        return Ok(None);
+    }
+    // SAFETY: systemd passed fd 3 to this process (LISTEN_PID is ours, LISTEN_FDS ≥ 1) and
+    // nothing else in it uses that descriptor; from here on the listener owns it.
+    let listener = unsafe { std::net::TcpListener::from_raw_fd(LISTEN_FDS_START) };
+    listener.local_addr()?; // fails unless it is a socket
+    listener.set_nonblocking(true)?;
+    Ok(Some(listener))
+}
+
+/// TLS 1.3 only, the site's grant server certificate, HTTP/1.1.
+pub fn tls_config(site_dir: &SiteDir) -> Result<Arc<rustls::ServerConfig>, GrantError> {
+    let dir = site_dir.certs().join(GRANT_SERVER);
+    let bad = |problem: String| GrantError::ServerCertificate {
+        path: dir.display().to_string(),
+        problem,
+    };
+    let chain = CertificateDer::pem_file_iter(dir.join("tls.crt"))
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| bad(format!("tls.crt: {e}")))?;
+    let key = PrivateKeyDer::from_pem_file(dir.join("tls.key"))
+        .map_err(|e| bad(format!("tls.key: {e}")))?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| bad(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| bad(e.to_string()))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Serves redemptions on `listener` until `idle_timeout` passes with no connection open
+/// (never, when None).
+pub async fn serve(
+    site_dir: SiteDir,
+    listener: TcpListener,
+    idle_timeout: Option<Duration>,
+) -> Result<(), GrantError> {
+    let acceptor = TlsAcceptor::from(tls_config(&site_dir)?);
+    let redeemer = Arc::new(Redeemer::new(site_dir));
+    let open = Arc::new(AtomicUsize::new(0));
+    tracing::info!("grant server listening on {}", listener.local_addr()?);
+    loop {
+        let accepted = match idle_timeout {
+            Some(idle) => match tokio::time::timeout(idle, listener.accept()).await {
+                Ok(accepted) => accepted,
+                Err(_) if open.load(Ordering::SeqCst) == 0 => {
+                    tracing::info!("idle for {idle:?}: exiting (the socket unit starts it again)");
+                    return Ok(());
+                }
+                Err(_) => continue,
+            },
+            None => listener.accept().await,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of descriptors and the like: wait a little instead of spinning.
+                tracing::warn!("accept: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let (acceptor, redeemer, open) = (acceptor.clone(), redeemer.clone(), open.clone());
+        open.fetch_add(1, Ordering::SeqCst);
+        tokio::spawn(async move {
+            connection(stream, peer, acceptor, redeemer).await;
+            open.fetch_sub(1, Ordering::SeqCst);
+        });
+    }
+}
+
+async fn connection(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    acceptor: TlsAcceptor,
+    redeemer: Arc<Redeemer>,
+) {
+    let tls = match tokio::time::timeout(CLIENT_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            tracing::info!("TLS handshake with {peer} failed: {e}");
+            return;
+        }
+        Err(_) => {
+            tracing::info!("TLS handshake with {peer} timed out");
+            return;
+        }
+    };
+    let peer_ip = peer.ip().to_canonical();
+    let service =
+        hyper::service::service_fn(move |request| respond(request, peer_ip, redeemer.clone()));
+    let result = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(CLIENT_TIMEOUT)
+        .serve_connection(TokioIo::new(tls), service)
+        .await;
+    if let Err(e) = result {
+        tracing::info!("connection from {peer}: {e}");
+    }
+}
+
+async fn respond(
+    request: Request<Incoming>,
+    peer: IpAddr,
+    redeemer: Arc<Redeemer>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let (parts, body) = request.into_parts();
+    let body = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(_) => {
+            return Ok(http_response(&GrantResponse {
+                status: 400,
+                body: "Request body not valid\n".into(),
+                delay: Duration::ZERO,
+            }))
+        }
+    };
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(String::from)
+    };
+    let (name, subject, site_name) = (
+        header("name"),
+        header("subject"),
+        header("skupper-site-name"),
+    );
+    let method = parts.method.as_str().to_string();
+    let path = parts.uri.path().to_string();
+    let query = parts.uri.query().map(String::from);
+    let answered = tokio::task::spawn_blocking(move || {
+        redeemer.handle(
+            &GrantRequest {
+                method: &method,
+                path: &path,
+                query: query.as_deref(),
+                name: name.as_deref(),
+                subject: subject.as_deref(),
+                site_name: site_name.as_deref(),
+                body: &body,
+                peer,
+            },
+            SystemTime::now(),
+        )
+    })
+    .await;
+    let answer = answered.unwrap_or_else(|e| {
+        tracing::error!("redemption handler failed: {e}");
+        GrantResponse {
+            status: 500,
+            body: "Internal error\n".into(),
+            delay: Duration::ZERO,
+        }
+    });
+    if !answer.delay.is_zero() {
+        tokio::time::sleep(answer.delay).await;
+    }
+    Ok(http_response(&answer))
+}
+
+/// Headers as Go's `http.Error` sets them.
+fn http_response(answer: &GrantResponse) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(answer.status)
+        .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
+        .body(Full::new(Bytes::from(answer.body.clone())))
+        .expect("a valid status and headers")
+}
+
+/// `vansite grant-server`: serve on the socket systemd passed, or on `listen`.
+pub async fn run(
+    site_dir: SiteDir,
+    listen: Option<SocketAddr>,
+    idle_timeout: Option<Duration>,
+) -> Result<(), GrantError> {
+    let listener = match (systemd_listener()?, listen) {
+        (Some(listener), _) => TcpListener::from_std(listener)?,
+        (None, Some(address)) => TcpListener::bind(address).await?,
+        (None, None) => return Err(GrantError::NotActivated),
+    };
+    serve(site_dir, listener, idle_timeout).await
+}
