@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::certs::CertError;
+use crate::forward::ForwardError;
 use crate::podman::PodmanError;
 use crate::quadlet::version::DetectError;
 use crate::quadlet::QuadletError;
@@ -40,6 +41,8 @@ pub enum Error {
     Systemd(#[from] SystemdError),
     #[error(transparent)]
     Podman(#[from] PodmanError),
+    #[error(transparent)]
+    Forward(#[from] ForwardError),
     #[error("{what} {}: {source}", path.display())]
     File {
         what: &'static str,

@@ -8,6 +8,7 @@
 pub mod certs;
 pub mod cli;
 pub mod error;
+pub mod forward;
 pub mod podman;
 pub mod quadlet;
 pub mod resources;

@@ -1,4 +1,5 @@
-//! `vansite delete`: stop the router, remove its unit, container and every file of the site.
+//! `vansite delete`: stop the services' forwarders and the router, remove their units,
+//! containers and every file of the site.
 //! Safe to run again after a partial delete: each step is skipped when already done.
 
 use std::time::Duration;
@@ -38,7 +39,7 @@ pub async fn delete(
             present: paths.namespaces(),
         });
     }
-    let mut removed = Vec::new();
+    let mut removed = super::services::remove_all_forwarders(paths, namespace, &manager).await?;
     let state = manager.unit_state(&unit).await?;
     if state.load_state == LoadState::Loaded && state.active_state != ActiveState::Inactive {
         progress(&format!("stopping {unit}"));

@@ -5,6 +5,7 @@ pub mod delete;
 pub mod files;
 pub mod init;
 pub mod lock;
+pub mod services;
 pub mod status;
 pub mod store;
 
@@ -57,6 +58,11 @@ impl Paths {
     /// Where quadlet reads a rootless user's units.
     pub fn quadlet_dir(&self) -> PathBuf {
         self.config_home.join("containers/systemd")
+    }
+
+    /// Where plain user units live (vansite writes the forwarders' sockets there).
+    pub fn unit_dir(&self) -> PathBuf {
+        self.config_home.join("systemd/user")
     }
 
     /// vansite's own settings file.
@@ -123,6 +129,15 @@ impl SiteDir {
 
     pub fn router_log(&self) -> PathBuf {
         self.runtime().join("logs/router.log")
+    }
+
+    /// The forwarder containers' copy of vansite (`forward::bundle`).
+    pub fn forwarder_bundle(&self) -> PathBuf {
+        self.runtime().join("forwarder")
+    }
+
+    pub fn forwarder_log(&self, listener: &str) -> PathBuf {
+        self.runtime().join(format!("logs/listener-{listener}.log"))
     }
 
     pub fn exists(&self) -> bool {

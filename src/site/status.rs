@@ -9,6 +9,7 @@ use crate::quadlet::router::router_unit_name;
 use crate::systemd::{ActiveState, UserManager};
 
 use super::init::{link_endpoints, local_port, ROUTER_IMAGE_ANNOTATION};
+use super::services::{services_status, ServiceStatus};
 use super::Paths;
 
 #[derive(Debug, Serialize)]
@@ -17,6 +18,8 @@ pub struct SiteStatus {
     pub namespace: String,
     pub site: SiteInfo,
     pub router: RouterInfo,
+    /// Listeners and connectors, with their forwarders' and the router's state.
+    pub services: Vec<ServiceStatus>,
     /// Every namespace of this user that has a site.
     pub namespaces: Vec<String>,
     pub healthy: bool,
@@ -109,6 +112,8 @@ pub async fn status(paths: &Paths, namespace: &str) -> Result<SiteStatus, Error>
             None
         }
     };
+    let (services, service_problems) = services_status(&manager, &site_dir, &resources).await?;
+    problems.extend(service_problems);
     let site = &resources.site;
     Ok(SiteStatus {
         namespace: namespace.to_string(),
@@ -140,6 +145,7 @@ pub async fn status(paths: &Paths, namespace: &str) -> Result<SiteStatus, Error>
             log: site_dir.router_log().display().to_string(),
             container,
         },
+        services,
         namespaces,
         healthy: problems.is_empty(),
         problems,
@@ -147,7 +153,7 @@ pub async fn status(paths: &Paths, namespace: &str) -> Result<SiteStatus, Error>
 }
 
 /// systemd's own word for the state (`active`, `failed`, ...).
-fn state_word(state: &ActiveState) -> String {
+pub(super) fn state_word(state: &ActiveState) -> String {
     match state {
         ActiveState::Other(word) => word.clone(),
         known => format!("{known:?}").to_lowercase(),
