@@ -326,12 +326,12 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
                 ListenerCommand::List(args) => print_data(
                     &services::list(&paths, &namespace, kind)?,
                     args.output,
-                    info_table,
+                    |infos| info_table(infos),
                 ),
                 ListenerCommand::Status(args) => {
                     let all =
                         services::status(&paths, &namespace, kind, args.name.as_deref()).await?;
-                    print_data(&all, args.output.output, status_table_of_services)
+                    print_data(&all, args.output.output, |all| status_table_of_services(all))
                 }
                 ListenerCommand::Delete(args) => {
                     let change =
@@ -357,12 +357,12 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
                 ConnectorCommand::List(args) => print_data(
                     &services::list(&paths, &namespace, kind)?,
                     args.output,
-                    info_table,
+                    |infos| info_table(infos),
                 ),
                 ConnectorCommand::Status(args) => {
                     let all =
                         services::status(&paths, &namespace, kind, args.name.as_deref()).await?;
-                    print_data(&all, args.output.output, status_table_of_services)
+                    print_data(&all, args.output.output, |all| status_table_of_services(all))
                 }
                 ConnectorCommand::Delete(args) => {
                     let change =
@@ -424,7 +424,7 @@ fn print_change(change: &ServiceChange, verb: &str, format: OutputFormat) -> Res
     })
 }
 
-fn info_table(infos: &Vec<ServiceInfo>) -> String {
+fn info_table(infos: &[ServiceInfo]) -> String {
     let rows: Vec<Vec<String>> = infos
         .iter()
         .map(|i| {
@@ -438,7 +438,7 @@ fn info_table(infos: &Vec<ServiceInfo>) -> String {
     columns(&["NAME", "ROUTING KEY", "ADDRESS"], &rows)
 }
 
-fn status_table_of_services(all: &Vec<ServiceStatus>) -> String {
+fn status_table_of_services(all: &[ServiceStatus]) -> String {
     let rows: Vec<Vec<String>> = all
         .iter()
         .map(|s| {
