@@ -331,7 +331,9 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
                 ListenerCommand::Status(args) => {
                     let all =
                         services::status(&paths, &namespace, kind, args.name.as_deref()).await?;
-                    print_data(&all, args.output.output, |all| status_table_of_services(all))
+                    print_data(&all, args.output.output, |all| {
+                        status_table_of_services(all)
+                    })
                 }
                 ListenerCommand::Delete(args) => {
                     let change =
@@ -362,7 +364,9 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
                 ConnectorCommand::Status(args) => {
                     let all =
                         services::status(&paths, &namespace, kind, args.name.as_deref()).await?;
-                    print_data(&all, args.output.output, |all| status_table_of_services(all))
+                    print_data(&all, args.output.output, |all| {
+                        status_table_of_services(all)
+                    })
                 }
                 ConnectorCommand::Delete(args) => {
                     let change =
