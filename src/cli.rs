@@ -8,11 +8,15 @@ use serde::Serialize;
 
 use crate::doctor::{self, DoctorRequest};
 use crate::error::Error;
+use crate::forward::proxy;
 use crate::grants::issue::{self, GenerateRequest, IssueOutcome, IssueRequest};
 use crate::grants::{self, TokenFormat};
 use crate::progress::Progress;
 use crate::settings::Settings;
 use crate::site::init::{self, InitOutcome, InitRequest};
+use crate::site::services::{
+    self, ServiceChange, ServiceInfo, ServiceKind, ServiceRequest, ServiceStatus,
+};
 use crate::site::status::{self, SiteStatus};
 use crate::site::{delete, files, Paths, SiteDir};
 
@@ -80,6 +84,18 @@ them already; by hand: `vansite completion bash > ~/.local/share/bash-completion
     /// The grant server (started by its systemd socket unit, not by hand)
     #[command(hide = true)]
     GrantServer(GrantServerArgs),
+    /// Reach a service of the network here: a local port forwarded to the routing key's connectors
+    #[command(subcommand)]
+    Listener(ListenerCommand),
+    /// Offer a service of this host (or one it reaches) to the network under a routing key
+    #[command(subcommand)]
+    Connector(ConnectorCommand),
+    /// Offer a host's service to the network, as Skupper's tutorials write it (a connector)
+    #[command(subcommand)]
+    Expose(ExposeCommand),
+    /// The forwarder of one listener (run by its systemd unit, not by hand)
+    #[command(hide = true)]
+    Forward(ForwardArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -168,6 +184,114 @@ pub struct GrantServerArgs {
     /// the server again on the next one
     #[arg(long, default_value = "600", value_name = "SECONDS")]
     pub idle_timeout: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ListenerCommand {
+    /// Listen on PORT here and forward each connection to the connectors of the routing key
+    Create(ListenerCreateArgs),
+    /// The site's listeners
+    List(OutputArgs),
+    /// The listeners with their forwarder units and whether a connector is reachable
+    Status(ServiceStatusArgs),
+    /// Stop the listener's forwarder (open connections end cleanly) and remove it
+    Delete(ServiceDeleteArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConnectorCommand {
+    /// Offer HOST:PORT to the network under the routing key
+    Create(ConnectorCreateArgs),
+    /// The site's connectors
+    List(OutputArgs),
+    /// The connectors and whether the running router has them
+    Status(ServiceStatusArgs),
+    /// Withdraw the connector (connections through it end)
+    Delete(ServiceDeleteArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExposeCommand {
+    /// `expose host HOST --address A --port P`: the same as `connector create A P --host HOST`
+    Host(ExposeHostArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ListenerCreateArgs {
+    /// The listener's name (an RFC 1123 label)
+    pub name: String,
+    /// The port clients connect to on this host (systemd holds it)
+    pub port: u16,
+    /// The routing key of the connectors to reach [default: NAME]
+    #[arg(long, value_name = "KEY")]
+    pub routing_key: Option<String>,
+    /// The IP address to listen on [default: 0.0.0.0, every interface]
+    #[arg(long, value_name = "BIND")]
+    pub host: Option<String>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ConnectorCreateArgs {
+    /// The connector's name (an RFC 1123 label)
+    pub name: String,
+    /// The service's port
+    pub port: u16,
+    /// The routing key listeners use to reach it [default: NAME]
+    #[arg(long, value_name = "KEY")]
+    pub routing_key: Option<String>,
+    /// Where the service runs, as the router resolves it [default: localhost]
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ExposeHostArgs {
+    /// Where the service runs
+    pub host: String,
+    /// The routing key, and the connector's name
+    #[arg(long, value_name = "ADDRESS")]
+    pub address: String,
+    /// The service's port
+    #[arg(long, value_name = "PORT")]
+    pub port: u16,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Output format
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct ServiceStatusArgs {
+    /// Only this one
+    pub name: Option<String>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ServiceDeleteArgs {
+    pub name: String,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ForwardArgs {
+    /// The router's tcpListener (a loopback address)
+    #[arg(long, value_name = "ADDRESS:PORT")]
+    pub router: std::net::SocketAddr,
+    /// How long a client waits for the router before a clean close (seconds)
+    #[arg(long, default_value = "30", value_name = "SECONDS", value_parser = parse_seconds)]
+    pub wait: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -271,6 +395,10 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
 /// Runs the parsed command. Data goes to stdout, progress and errors to stderr.
 pub async fn run(cli: Cli) -> Result<(), Error> {
     let command = match cli.command {
+        // The forwarder runs in a container: no home, no session, no settings.
+        Command::Forward(args) => {
+            return Ok(proxy::serve(proxy::inherited_listener()?, args.router, args.wait).await?);
+        }
         Command::Completion(args) => {
             write_completion(args.shell, &mut std::io::stdout());
             return Ok(());
@@ -381,7 +509,95 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             }
             Ok(())
         }
-        Command::Doctor(_) | Command::Completion(_) | Command::GrantServer(_) => {
+        Command::Listener(command) => {
+            let kind = ServiceKind::Listener;
+            match command {
+                ListenerCommand::Create(args) => {
+                    let request = ServiceRequest {
+                        kind,
+                        name: args.name,
+                        port: args.port,
+                        routing_key: args.routing_key,
+                        host: args.host,
+                    };
+                    let change = services::create(&paths, &namespace, request, &progress).await?;
+                    print_change(&change, "created", args.output.output)
+                }
+                ListenerCommand::List(args) => {
+                    print_data(
+                        args.output,
+                        &services::list(&paths, &namespace, kind)?,
+                        |infos| info_table(infos),
+                    );
+                    Ok(())
+                }
+                ListenerCommand::Status(args) => {
+                    let all =
+                        services::status(&paths, &namespace, kind, args.name.as_deref()).await?;
+                    print_data(args.output.output, &all, |all| {
+                        status_table_of_services(all)
+                    });
+                    Ok(())
+                }
+                ListenerCommand::Delete(args) => {
+                    let change =
+                        services::delete(&paths, &namespace, kind, &args.name, &progress).await?;
+                    print_change(&change, "deleted", args.output.output)
+                }
+            }
+        }
+        Command::Connector(command) => {
+            let kind = ServiceKind::Connector;
+            match command {
+                ConnectorCommand::Create(args) => {
+                    let request = ServiceRequest {
+                        kind,
+                        name: args.name,
+                        port: args.port,
+                        routing_key: args.routing_key,
+                        host: args.host,
+                    };
+                    let change = services::create(&paths, &namespace, request, &progress).await?;
+                    print_change(&change, "created", args.output.output)
+                }
+                ConnectorCommand::List(args) => {
+                    print_data(
+                        args.output,
+                        &services::list(&paths, &namespace, kind)?,
+                        |infos| info_table(infos),
+                    );
+                    Ok(())
+                }
+                ConnectorCommand::Status(args) => {
+                    let all =
+                        services::status(&paths, &namespace, kind, args.name.as_deref()).await?;
+                    print_data(args.output.output, &all, |all| {
+                        status_table_of_services(all)
+                    });
+                    Ok(())
+                }
+                ConnectorCommand::Delete(args) => {
+                    let change =
+                        services::delete(&paths, &namespace, kind, &args.name, &progress).await?;
+                    print_change(&change, "deleted", args.output.output)
+                }
+            }
+        }
+        Command::Expose(ExposeCommand::Host(args)) => {
+            let request = ServiceRequest {
+                kind: ServiceKind::Connector,
+                name: args.address.clone(),
+                port: args.port,
+                routing_key: Some(args.address),
+                host: Some(args.host),
+            };
+            let change = services::create(&paths, &namespace, request, &progress).await?;
+            print_change(&change, "created", args.output.output)
+        }
+        Command::Doctor(_)
+        | Command::Completion(_)
+        | Command::GrantServer(_)
+        | Command::Forward(_) => {
             unreachable!("run handles them first: they must work without a user session")
         }
     }
@@ -450,6 +666,108 @@ fn describe_issue(outcome: &IssueOutcome) -> String {
         outcome.socket_unit,
         outcome.socket_unit,
     )
+}
+
+fn print_change(change: &ServiceChange, verb: &str, format: OutputFormat) -> Result<(), Error> {
+    print_data(format, change, |change| {
+        let info = &change.info;
+        let kind = match info.kind {
+            ServiceKind::Listener => "Listener",
+            ServiceKind::Connector => "Connector",
+        };
+        let mut text = format!(
+            "{kind} '{}' {verb}: routing key '{}', {}:{}\n",
+            info.name, info.routing_key, info.host, info.port
+        );
+        if !change.live {
+            text.push_str("  (the router is not running: it takes the change when it starts)\n");
+        }
+        if let Some(n) = change.ended_connections.filter(|n| *n > 0) {
+            text.push_str(&format!("  ended {n} open connection(s)\n"));
+        }
+        text
+    });
+    Ok(())
+}
+
+fn info_table(infos: &[ServiceInfo]) -> String {
+    let rows: Vec<Vec<String>> = infos
+        .iter()
+        .map(|i| {
+            vec![
+                i.name.clone(),
+                i.routing_key.clone(),
+                format!("{}:{}", i.host, i.port),
+            ]
+        })
+        .collect();
+    columns(&["NAME", "ROUTING KEY", "ADDRESS"], &rows)
+}
+
+fn status_table_of_services(all: &[ServiceStatus]) -> String {
+    let rows: Vec<Vec<String>> = all
+        .iter()
+        .map(|s| {
+            let unknown = || "-".to_string();
+            vec![
+                format!("{:?}", s.info.kind).to_lowercase(),
+                s.info.name.clone(),
+                s.info.routing_key.clone(),
+                format!("{}:{}", s.info.host, s.info.port),
+                s.forwarder_state
+                    .as_ref()
+                    .map(|f| format!("{f} (socket {})", s.socket_state.as_deref().unwrap_or("?")))
+                    .unwrap_or_else(unknown),
+                match (s.in_router, s.peer) {
+                    (None, _) => "router not answering".into(),
+                    (Some(false), _) => "missing in router".into(),
+                    (Some(true), Some(peer)) => peer.into(),
+                    (Some(true), None) => "in router".into(),
+                },
+                s.active_connections
+                    .map(|n| n.to_string())
+                    .unwrap_or_else(unknown),
+            ]
+        })
+        .collect();
+    columns(
+        &[
+            "KIND",
+            "NAME",
+            "ROUTING KEY",
+            "ADDRESS",
+            "FORWARDER",
+            "PEER",
+            "CONNECTIONS",
+        ],
+        &rows,
+    )
+}
+
+/// Left-aligned columns, two spaces apart; "(none)" for no rows.
+fn columns(header: &[&str], rows: &[Vec<String>]) -> String {
+    if rows.is_empty() {
+        return "(none)\n".into();
+    }
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let text: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        format!("{}\n", text.join("  ").trim_end())
+    };
+    let mut out = line(header.iter().map(|h| h.to_string()).collect());
+    for row in rows {
+        out.push_str(&line(row.clone()));
+    }
+    out
 }
 
 fn describe_init(outcome: &InitOutcome) -> String {
@@ -534,6 +852,11 @@ fn status_table(status: &SiteStatus) -> String {
         ));
     }
     rows.push(("namespaces", status.namespaces.join(", ")));
+    let services = if status.services.is_empty() {
+        String::new()
+    } else {
+        format!("\n{}", status_table_of_services(&status.services))
+    };
     rows.push((
         "health",
         if status.healthy {
@@ -542,9 +865,11 @@ fn status_table(status: &SiteStatus) -> String {
             status.problems.join("; ")
         },
     ));
-    rows.iter()
+    let table: String = rows
+        .iter()
         .map(|(key, value)| format!("{key:<13}{value}\n"))
-        .collect()
+        .collect();
+    table + &services
 }
 
 #[cfg(test)]

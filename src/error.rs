@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::certs::CertError;
+use crate::forward::ForwardError;
 use crate::grants::GrantError;
 use crate::podman::PodmanError;
 use crate::quadlet::version::DetectError;
@@ -65,6 +66,8 @@ pub enum Error {
     Podman(#[from] PodmanError),
     #[error(transparent)]
     Grants(#[from] GrantError),
+    #[error(transparent)]
+    Forward(#[from] ForwardError),
     #[error("{what} {}: {source}", path.display())]
     File {
         what: &'static str,

@@ -10,6 +10,7 @@ pub mod certs;
 pub mod cli;
 pub mod doctor;
 pub mod error;
+pub mod forward;
 pub mod grants;
 pub mod podman;
 pub mod progress;

@@ -351,6 +351,21 @@ pub type Connector = Object<ConnectorSpec>;
 pub type AccessGrant = Object<AccessGrantSpec>;
 pub type AccessToken = Object<AccessTokenSpec>;
 
+/// Annotation on a Listener: the loopback port vansite chose for the router's tcpListener,
+/// behind the forwarder that holds the Listener's own port. Clusters ignore it.
+pub const ROUTER_PORT_ANNOTATION: &str = "vansite.io/router-port";
+
+impl Listener {
+    /// The router's loopback port for this Listener, when vansite serves it through a forwarder.
+    pub fn router_port(&self) -> Option<u16> {
+        self.metadata
+            .annotations
+            .get(ROUTER_PORT_ANNOTATION)
+            .and_then(|port| port.parse().ok())
+            .filter(|port| *port != 0)
+    }
+}
+
 impl RouterAccess {
     /// The server certificate name: `spec.tlsCredentials`, or the RouterAccess name (non-kube default).
     pub fn tls_credentials(&self) -> &str {

@@ -1,10 +1,12 @@
 //! Podman quadlet `.container` files: a typed model of the keys vansite uses, rendered with
 //! systemd's quoting for the quadlet generator of a given Podman release (keys that release
 //! does not know are rewritten into older equivalents or refused, as quadlet would otherwise
-//! skip the whole file). Pure, except `version::detect_generator_version`.
+//! skip the whole file), and the plain `.socket` units that hold a service's port for it. Pure,
+//! except `version::detect_generator_version`.
 
 mod model;
 pub mod router;
+mod socket;
 /// Unit-file syntax, shared with the plain units vansite writes (the grant server's).
 pub(crate) mod syntax;
 pub mod version;
@@ -13,6 +15,7 @@ pub use model::{
     Container, Install, LogDriver, Notify, PullPolicy, QuadletFile, Restart, Service,
     StandardStream, Unit, UserNs, Volume,
 };
+pub use socket::SocketFile;
 pub use version::PodmanVersion;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

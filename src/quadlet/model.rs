@@ -152,7 +152,7 @@ impl QuadletFile {
 }
 
 impl Unit {
-    fn entries(&self) -> Result<Entries, QuadletError> {
+    pub(super) fn entries(&self) -> Result<Entries, QuadletError> {
         let mut entries = Entries::new();
         if let Some(description) = &self.description {
             let value = syntax::single("Description", description, Target::Setting)?;
@@ -367,7 +367,7 @@ impl StandardStream {
 }
 
 impl Install {
-    fn entries(&self) -> Result<Entries, QuadletError> {
+    pub(super) fn entries(&self) -> Result<Entries, QuadletError> {
         let mut entries = Entries::new();
         if !self.wanted_by.is_empty() {
             entries.push(("WantedBy", syntax::unit_names("WantedBy", &self.wanted_by)?));

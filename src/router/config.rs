@@ -10,8 +10,12 @@
 //! name so the output is deterministic.
 
 use serde::Serialize;
+use serde_json::{Map as JsonMap, Value as JsonValue};
 
-use crate::resources::SiteResources;
+use crate::resources::{self, ConnectorSpec, SiteResources};
+
+/// Where the router listens for a Listener served by a forwarder: never another interface.
+pub const LOOPBACK: &str = "127.0.0.1";
 
 /// Where the router container finds the certificate directories; the image's entry script
 /// expands the variable (skrouterd itself does not).
@@ -129,7 +133,7 @@ struct Address {
 }
 
 /// `tcpListener` and `tcpConnector` share Skupper's `TcpEndpoint` shape.
-#[derive(Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct TcpEndpoint {
     name: String,
@@ -156,6 +160,91 @@ struct Site {
     platform: String,
     namespace: String,
     version: String,
+}
+
+/// A `tcpConnector` or `tcpListener` exactly as `skrouterd.json` has it: what a management
+/// CREATE sends to a running router, so that a live change and a restart give the same router.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TcpEntity {
+    /// `tcpConnector` or `tcpListener`.
+    pub entity_type: &'static str,
+    endpoint: TcpEndpoint,
+}
+
+impl TcpEntity {
+    pub fn name(&self) -> &str {
+        &self.endpoint.name
+    }
+
+    /// The attributes, `name` included, as the configuration file has them.
+    pub fn attributes(&self) -> JsonMap<String, JsonValue> {
+        match serde_json::to_value(&self.endpoint) {
+            Ok(JsonValue::Object(map)) => map,
+            _ => unreachable!("a struct serializes to a JSON object"),
+        }
+    }
+}
+
+/// The site's tcpConnectors then tcpListeners, each sorted by name, as `render` writes them.
+pub fn tcp_entities(resources: &SiteResources) -> Vec<TcpEntity> {
+    let mut connectors: Vec<TcpEndpoint> = resources.connectors.iter().map(tcp_connector).collect();
+    let mut listeners: Vec<TcpEndpoint> = resources.listeners.iter().map(tcp_listener).collect();
+    connectors.sort_by(|a, b| a.name.cmp(&b.name));
+    listeners.sort_by(|a, b| a.name.cmp(&b.name));
+    let entity = |entity_type| {
+        move |endpoint| TcpEntity {
+            entity_type,
+            endpoint,
+        }
+    };
+    connectors
+        .into_iter()
+        .map(entity("tcpConnector"))
+        .chain(listeners.into_iter().map(entity("tcpListener")))
+        .collect()
+}
+
+/// With a client certificate the profile presents it; otherwise it only holds the CA that
+/// verifies the server, under a distinct name (Skupper's `GetSslProfileName`).
+fn connector_ssl_profile(spec: &ConnectorSpec) -> String {
+    match (spec.tls_credentials.as_str(), spec.use_client_cert) {
+        ("", _) => String::new(),
+        (credentials, true) => credentials.to_string(),
+        (credentials, false) => format!("{credentials}-profile"),
+    }
+}
+
+fn tcp_connector(connector: &resources::Connector) -> TcpEndpoint {
+    let spec = &connector.spec;
+    let ssl_profile = connector_ssl_profile(spec);
+    TcpEndpoint {
+        name: format!("connector/{}@{}", connector.metadata.name, spec.host),
+        host: spec.host.clone(),
+        port: spec.port.to_string(),
+        address: spec.routing_key.clone(),
+        verify_hostname: (!ssl_profile.is_empty()).then_some(spec.verify_hostname),
+        ssl_profile,
+        observer: String::new(),
+    }
+}
+
+/// A Listener that vansite serves through a forwarder has its router port recorded: the router
+/// then listens on that loopback port only, and the forwarder holds the Listener's own port.
+fn tcp_listener(listener: &resources::Listener) -> TcpEndpoint {
+    let spec = &listener.spec;
+    let (host, port) = match listener.router_port() {
+        Some(port) => (LOOPBACK.to_string(), port),
+        None => (spec.host.clone(), spec.port),
+    };
+    TcpEndpoint {
+        name: format!("listener/{}", listener.metadata.name),
+        host,
+        port: port.to_string(),
+        address: spec.routing_key.clone(),
+        ssl_profile: spec.tls_credentials.clone(),
+        observer: spec.observer.clone(),
+        verify_hostname: None,
+    }
 }
 
 fn entities(resources: &SiteResources, ctx: &RenderContext) -> Vec<Entity> {
@@ -224,42 +313,19 @@ fn entities(resources: &SiteResources, ctx: &RenderContext) -> Vec<Entity> {
     let mut tcp_connectors = Vec::new();
     for connector in &resources.connectors {
         let spec = &connector.spec;
-        // With a client certificate the profile presents it; otherwise it only holds the CA
-        // that verifies the server, under a distinct name (Skupper's `GetSslProfileName`).
-        let ssl_profile = match (spec.tls_credentials.as_str(), spec.use_client_cert) {
-            ("", _) => String::new(),
-            (credentials, true) => credentials.to_string(),
-            (credentials, false) => format!("{credentials}-profile"),
-        };
+        let ssl_profile = connector_ssl_profile(spec);
         if !ssl_profile.is_empty() {
             add_profile(SslProfile::for_certs(&ssl_profile, spec.use_client_cert));
         }
-        tcp_connectors.push(TcpEndpoint {
-            name: format!("connector/{}@{}", connector.metadata.name, spec.host),
-            host: spec.host.clone(),
-            port: spec.port.to_string(),
-            address: spec.routing_key.clone(),
-            verify_hostname: (!ssl_profile.is_empty()).then_some(spec.verify_hostname),
-            ssl_profile,
-            observer: String::new(),
-        });
+        tcp_connectors.push(tcp_connector(connector));
     }
 
     let mut tcp_listeners = Vec::new();
     for listener in &resources.listeners {
-        let spec = &listener.spec;
-        if !spec.tls_credentials.is_empty() {
-            add_profile(SslProfile::for_certs(&spec.tls_credentials, true));
+        if !listener.spec.tls_credentials.is_empty() {
+            add_profile(SslProfile::for_certs(&listener.spec.tls_credentials, true));
         }
-        tcp_listeners.push(TcpEndpoint {
-            name: format!("listener/{}", listener.metadata.name),
-            host: spec.host.clone(),
-            port: spec.port.to_string(),
-            address: spec.routing_key.clone(),
-            ssl_profile: spec.tls_credentials.clone(),
-            observer: spec.observer.clone(),
-            verify_hostname: None,
-        });
+        tcp_listeners.push(tcp_listener(listener));
     }
 
     ssl_profiles.sort_by(|a, b| a.name.cmp(&b.name));

@@ -1,4 +1,5 @@
 //! Talking to the skupper-router that vansite runs.
 
 pub mod config;
+pub mod live;
 pub mod management;

@@ -1,5 +1,5 @@
-//! `vansite delete`: stop the router and the grant server, remove their units, the container
-//! and every file of the site (grants and their state included).
+//! `vansite delete`: stop the services' forwarders, the grant server and the router, remove their
+//! units, containers and every file of the site (grants and their state included).
 //! Safe to run again after a partial delete: each step is skipped when already done.
 
 use std::time::Duration;
@@ -42,7 +42,7 @@ pub async fn delete(
             present: paths.namespaces(),
         });
     }
-    let mut removed = Vec::new();
+    let mut removed = super::services::remove_all_forwarders(paths, namespace, &manager).await?;
     let state = manager.unit_state(&unit).await?;
     if state.load_state == LoadState::Loaded && state.active_state != ActiveState::Inactive {
         progress(&format!("stopping {unit}"));

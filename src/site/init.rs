@@ -117,12 +117,7 @@ pub async fn init(
         &resources,
         &site_dir.load_certificates()?,
     )?)?;
-    let context = RenderContext {
-        site_id: resources.site.metadata.uid.clone(),
-        router_id: router_id(&resources.site),
-        skupper_version: SKUPPER_VERSION.into(),
-        platform: "podman".into(),
-    };
+    let context = render_context(&resources);
     let config = site_dir.router_config();
     files::create_dir(&site_dir.router_config_dir(), files::PRIVATE_DIR)
         .map_err(Error::file("cannot create", site_dir.router_config_dir()))?;
@@ -415,6 +410,16 @@ fn reconcile(mut current: SiteResources, request: &InitRequest) -> Result<SiteRe
         (None, true) => {}
     }
     Ok(current)
+}
+
+/// What `skrouterd.json` is rendered with besides the resources.
+pub fn render_context(resources: &SiteResources) -> RenderContext {
+    RenderContext {
+        site_id: resources.site.metadata.uid.clone(),
+        router_id: router_id(&resources.site),
+        skupper_version: SKUPPER_VERSION.into(),
+        platform: "podman".into(),
+    }
 }
 
 /// Unique in the network and stable across restarts (Skupper uses name + start time).

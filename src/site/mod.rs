@@ -5,6 +5,7 @@ pub mod delete;
 pub mod files;
 pub mod init;
 pub mod lock;
+pub mod services;
 pub mod status;
 pub mod store;
 
@@ -133,6 +134,15 @@ impl SiteDir {
 
     pub fn router_log(&self) -> PathBuf {
         self.runtime().join("logs/router.log")
+    }
+
+    /// The forwarder containers' copy of vansite (`forward::bundle`).
+    pub fn forwarder_bundle(&self) -> PathBuf {
+        self.runtime().join("forwarder")
+    }
+
+    pub fn forwarder_log(&self, listener: &str) -> PathBuf {
+        self.runtime().join(format!("logs/listener-{listener}.log"))
     }
 
     pub fn exists(&self) -> bool {

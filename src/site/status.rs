@@ -11,6 +11,7 @@ use crate::quadlet::router::router_unit_name;
 use crate::systemd::{ActiveState, UserManager};
 
 use super::init::{link_endpoints, local_port, ROUTER_IMAGE_ANNOTATION};
+use super::services::{services_status, ServiceStatus};
 use super::Paths;
 
 #[derive(Debug, Serialize)]
@@ -21,6 +22,8 @@ pub struct SiteStatus {
     pub router: RouterInfo,
     /// The grant server's units, once the site issued a token.
     pub grant_server: Option<GrantServerStatus>,
+    /// Listeners and connectors, with their forwarders' and the router's state.
+    pub services: Vec<ServiceStatus>,
     /// Every namespace of this user that has a site.
     pub namespaces: Vec<String>,
     pub healthy: bool,
@@ -114,6 +117,8 @@ pub async fn status(paths: &Paths, namespace: &str) -> Result<SiteStatus, Error>
         }
     };
     let grant_server = units::status(&manager, paths, namespace, grant_port(&resources)).await?;
+    let (services, service_problems) = services_status(&manager, &site_dir, &resources).await?;
+    problems.extend(service_problems);
     let site = &resources.site;
     Ok(SiteStatus {
         namespace: namespace.to_string(),
@@ -146,6 +151,7 @@ pub async fn status(paths: &Paths, namespace: &str) -> Result<SiteStatus, Error>
             container,
         },
         grant_server,
+        services,
         namespaces,
         healthy: problems.is_empty(),
         problems,
@@ -153,7 +159,7 @@ pub async fn status(paths: &Paths, namespace: &str) -> Result<SiteStatus, Error>
 }
 
 /// systemd's own word for the state (`active`, `failed`, ...).
-fn state_word(state: &ActiveState) -> String {
+pub(super) fn state_word(state: &ActiveState) -> String {
     match state {
         ActiveState::Other(word) => word.clone(),
         known => format!("{known:?}").to_lowercase(),

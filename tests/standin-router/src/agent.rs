@@ -1,6 +1,7 @@
 //! The management agent: applies configuration entities at start-up and management requests
 //! (QUERY / READ / CREATE / DELETE) at run time, with the real router's status codes.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
@@ -9,7 +10,7 @@ use tokio::sync::mpsc;
 use crate::config::{self, Entity};
 use crate::links;
 use crate::management::{AgentSender, Request, Response};
-use crate::router::{Configured, Router};
+use crate::router::{Configured, Router, TcpListenerState};
 use crate::schema::{Operation, Schema};
 use crate::tcp;
 
@@ -224,12 +225,41 @@ fn rows(router: &Router, short: &str) -> Vec<Map<String, Value>> {
     match short {
         "connection" => router.connections(),
         "router.node" => router.nodes(),
-        _ => router
-            .state()
-            .configured
-            .iter()
-            .filter(|((t, _), _)| t == short)
-            .map(|(_, c)| row_of(&c.entity, c.status.as_ref()))
-            .collect(),
+        _ => {
+            let state = router.state();
+            state
+                .configured
+                .iter()
+                .filter(|((t, _), _)| t == short)
+                .map(|((_, name), c)| {
+                    let mut row = row_of(&c.entity, c.status.as_ref());
+                    if let Some(listener) = state
+                        .tcp_listeners
+                        .get(name)
+                        .filter(|_| short == "tcpListener")
+                    {
+                        add_listener_status(&mut row, listener);
+                    }
+                    row
+                })
+                .collect()
+        }
+    }
+}
+
+/// A tcpListener's run-time attributes, as the real router reports them: `operStatus` is `up`
+/// only while it accepts (a tcpConnector of its address is reachable), and the counters.
+fn add_listener_status(row: &mut Map<String, Value>, listener: &TcpListenerState) {
+    let oper_status = if listener.accepting.is_some() {
+        "up"
+    } else {
+        "down"
+    };
+    row.insert("operStatus".into(), Value::String(oper_status.into()));
+    for (key, counter) in [
+        ("connectionsOpened", &listener.opened),
+        ("connectionsClosed", &listener.closed),
+    ] {
+        row.insert(key.into(), Value::from(counter.load(Ordering::Relaxed)));
     }
 }

@@ -4,6 +4,7 @@
 //! because a real tcpListener only accepts while a tcpConnector for its address is reachable.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -65,6 +66,9 @@ pub struct Configured {
 pub struct TcpListenerState {
     pub address: String,
     pub accepting: Option<AbortHandle>,
+    /// The real router's `connectionsOpened` / `connectionsClosed` counters.
+    pub opened: Arc<AtomicU64>,
+    pub closed: Arc<AtomicU64>,
 }
 
 #[derive(Default)]

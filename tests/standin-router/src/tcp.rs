@@ -2,6 +2,7 @@
 //! tcpConnector of address A, here or at a linked site, and connected there.
 
 use std::io;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -21,6 +22,8 @@ pub fn add_listener(router: &Arc<Router>, entity: &Entity) {
         TcpListenerState {
             address: entity.str("address").to_string(),
             accepting: None,
+            opened: Arc::default(),
+            closed: Arc::default(),
         },
     );
     router.topology_changed();
@@ -76,6 +79,7 @@ pub fn set_accepting(router: &Arc<Router>, name: &str, on: bool) {
                 listener.address
             );
             let address = listener.address.clone();
+            let (opened, closed) = (Arc::clone(&listener.opened), Arc::clone(&listener.closed));
             let router = Arc::clone(router);
             let task = tokio::spawn(async move {
                 loop {
@@ -83,12 +87,13 @@ pub fn set_accepting(router: &Arc<Router>, name: &str, on: bool) {
                         continue;
                     };
                     let _ = client.set_nodelay(true);
-                    tokio::spawn(carry(
-                        Arc::clone(&router),
-                        address.clone(),
-                        Box::new(client),
-                        None,
-                    ));
+                    opened.fetch_add(1, Ordering::Relaxed);
+                    let (router, address, closed) =
+                        (Arc::clone(&router), address.clone(), Arc::clone(&closed));
+                    tokio::spawn(async move {
+                        carry(router, address, Box::new(client), None).await;
+                        closed.fetch_add(1, Ordering::Relaxed);
+                    });
                 }
             });
             listener.accepting = Some(task.abort_handle());

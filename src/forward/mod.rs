@@ -1,0 +1,11 @@
+//! Per-Listener forwarders: systemd holds each Listener's port (a socket unit) and a small
+//! forwarder (vansite's own binary, `vansite forward`, in a quadlet container of the router
+//! image) carries each client to the router's loopback-only tcpListener. A client that
+//! connects while the router restarts, or before the service is reachable, waits (bounded)
+//! instead of being refused.
+
+pub mod bundle;
+pub mod proxy;
+pub mod units;
+
+pub use proxy::ForwardError;

@@ -1,0 +1,244 @@
+//! `vansite forward`: the forwarder process of one Listener. systemd holds the Listener's port
+//! (a `.socket` unit) and hands it over as an inherited descriptor (`LISTEN_FDS`, passed by
+//! podman into the container); each accepted client gets one task that connects it to the
+//! router's loopback tcpListener and copies bytes both ways.
+//!
+//! The router refuses connections while it restarts and while no tcpConnector of the address is
+//! reachable; the forwarder then retries for a bounded time, so a client that arrives during a
+//! restart is served once the router is ready, and otherwise gets a clean close (FIN), never a
+//! reset. On SIGTERM (the unit stopping, the service being deleted) it stops accepting and ends
+//! every connection with a FIN both ways.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+/// The first descriptor systemd passes (sd_listen_fds(3)).
+const SD_LISTEN_FDS_START: i32 = 3;
+/// Copy buffers per direction: large enough that syscalls do not bound throughput.
+const BUFFER: usize = 64 * 1024;
+const RETRY_FIRST: Duration = Duration::from_millis(20);
+const RETRY_MAX: Duration = Duration::from_millis(500);
+/// How long connections get to finish their FIN exchange after SIGTERM.
+const DRAIN: Duration = Duration::from_secs(2);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardError {
+    #[error(
+        "no listening socket was passed (LISTEN_FDS={fds:?}, LISTEN_PID={pid:?}): `vansite forward` \
+         runs under its systemd socket unit, not by hand"
+    )]
+    NoSocket {
+        fds: Option<String>,
+        pid: Option<String>,
+    },
+    #[error("the passed descriptor is not a listening TCP socket: {0}")]
+    NotAListener(io::Error),
+    #[error("cannot wait for signals: {0}")]
+    Signals(io::Error),
+}
+
+/// The socket systemd passed, taken over once (the variables are removed so nothing inherits them).
+pub fn inherited_listener() -> Result<TcpListener, ForwardError> {
+    let fds = std::env::var("LISTEN_FDS").ok();
+    let pid = std::env::var("LISTEN_PID").ok();
+    let ours = pid
+        .as_deref()
+        .is_none_or(|pid| pid.parse::<u32>() == Ok(std::process::id()));
+    if fds
+        .as_deref()
+        .and_then(|n| n.parse::<u32>().ok())
+        .unwrap_or(0)
+        < 1
+        || !ours
+    {
+        return Err(ForwardError::NoSocket { fds, pid });
+    }
+    // SAFETY: per sd_listen_fds(3) descriptor 3 was passed to this process (LISTEN_PID is ours
+    // or unset, as podman sets it for the container's first process) and nothing else owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(SD_LISTEN_FDS_START) };
+    let listener = std::net::TcpListener::from(fd);
+    listener.local_addr().map_err(ForwardError::NotAListener)?;
+    listener
+        .set_nonblocking(true)
+        .map_err(ForwardError::NotAListener)?;
+    TcpListener::from_std(listener).map_err(ForwardError::NotAListener)
+}
+
+/// Serves `listener` until SIGTERM or SIGINT, forwarding each client to `router`, retrying
+/// the router for at most `wait` per client.
+pub async fn serve(
+    listener: TcpListener,
+    router: SocketAddr,
+    wait: Duration,
+) -> Result<(), ForwardError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).map_err(ForwardError::Signals)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(ForwardError::Signals)?;
+    let (stop_tx, stop) = watch::channel(false);
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((client, _)) => {
+                    connections.spawn(forward(client, router, wait, stop.clone()));
+                }
+                // Out of descriptors or a client gone before accept: keep serving the others.
+                Err(e) => {
+                    tracing::warn!("accept: {e}");
+                    tokio::time::sleep(RETRY_FIRST).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            _ = term.recv() => break,
+            _ = interrupt.recv() => break,
+        }
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(DRAIN, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    Ok(())
+}
+
+/// One client: connect to the router (retrying), then copy until both sides are done.
+async fn forward(
+    mut client: TcpStream,
+    router: SocketAddr,
+    wait: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let _ = client.set_nodelay(true);
+    let upstream = tokio::select! {
+        connected = connect_with_retry(router, wait) => connected,
+        _ = stopped(&mut stop) => None,
+    };
+    let Some(mut upstream) = upstream else {
+        let _ = client.shutdown().await;
+        return;
+    };
+    let _ = upstream.set_nodelay(true);
+    tokio::select! {
+        _ = tokio::io::copy_bidirectional_with_sizes(&mut client, &mut upstream, BUFFER, BUFFER) => {}
+        _ = stopped(&mut stop) => {
+            let _ = tokio::join!(client.shutdown(), upstream.shutdown());
+        }
+    }
+}
+
+/// Resolves once the forwarder is stopping (or its stopper is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopping| *stopping).await.map(drop);
+}
+
+/// The router, once it accepts; None after `wait` of refusals.
+async fn connect_with_retry(router: SocketAddr, wait: Duration) -> Option<TcpStream> {
+    let deadline = Instant::now() + wait;
+    let mut delay = RETRY_FIRST;
+    loop {
+        match TcpStream::connect(router).await {
+            Ok(stream) => return Some(stream),
+            Err(e) if Instant::now() + delay > deadline => {
+                tracing::info!(
+                    "router at {router} not accepting after {wait:?}: {e}; closing the client"
+                );
+                return None;
+            }
+            Err(_) => {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(RETRY_MAX);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    async fn echo_server() -> (SocketAddr, tokio::task::JoinHandle<()>) {
+        let server = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = server.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            loop {
+                let (mut s, _) = server.accept().await.unwrap();
+                tokio::spawn(async move {
+                    let (mut r, mut w) = s.split();
+                    let _ = tokio::io::copy(&mut r, &mut w).await;
+                });
+            }
+        });
+        (addr, task)
+    }
+
+    #[tokio::test]
+    async fn a_client_that_comes_before_the_router_is_served_once_it_listens() {
+        // A port that refuses now, then an echo server on it later.
+        let reserved = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let router = reserved.local_addr().unwrap();
+        drop(reserved);
+        let front = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let front_addr = front.local_addr().unwrap();
+        let (_stop_tx, stop) = watch::channel(false);
+        tokio::spawn(async move {
+            let (client, _) = front.accept().await.unwrap();
+            forward(client, router, Duration::from_secs(10), stop).await;
+        });
+        let mut client = TcpStream::connect(front_addr).await.unwrap();
+        client.write_all(b"early").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let late = TcpListener::bind(router).await.unwrap();
+        let (mut s, _) = late.accept().await.unwrap();
+        let mut got = [0u8; 5];
+        s.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"early");
+    }
+
+    #[tokio::test]
+    async fn no_router_within_the_wait_is_a_clean_close() {
+        let reserved = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let router = reserved.local_addr().unwrap();
+        drop(reserved);
+        let front = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let front_addr = front.local_addr().unwrap();
+        let (_stop_tx, stop) = watch::channel(false);
+        tokio::spawn(async move {
+            let (client, _) = front.accept().await.unwrap();
+            forward(client, router, Duration::from_millis(200), stop).await;
+        });
+        let mut client = TcpStream::connect(front_addr).await.unwrap();
+        let mut buf = Vec::new();
+        // EOF (0 bytes), not a reset.
+        assert_eq!(client.read_to_end(&mut buf).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn stopping_ends_connections_with_a_fin() {
+        let (router, _server) = echo_server().await;
+        let front = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let front_addr = front.local_addr().unwrap();
+        let (stop_tx, stop) = watch::channel(false);
+        tokio::spawn(async move {
+            let (client, _) = front.accept().await.unwrap();
+            forward(client, router, Duration::from_secs(5), stop).await;
+        });
+        let mut client = TcpStream::connect(front_addr).await.unwrap();
+        client.write_all(b"ping").await.unwrap();
+        let mut got = [0u8; 4];
+        client.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"ping");
+        stop_tx.send(true).unwrap();
+        let mut rest = Vec::new();
+        assert_eq!(client.read_to_end(&mut rest).await.unwrap(), 0);
+    }
+}

@@ -1,0 +1,186 @@
+//! The units of one Listener's forwarder: `<name>.socket`, a plain systemd unit that holds the
+//! Listener's port, and `<name>.container`, a quadlet running `vansite forward` (the bundle)
+//! inside the router image, on the host network, as the user. Starting the socket first and
+//! the container after (Requires/After) gives the container the socket as `LISTEN_FDS`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::quadlet::{
+    Container, Install, LogDriver, QuadletFile, Restart, Service, SocketFile, StandardStream, Unit,
+    UserNs, Volume,
+};
+
+use super::bundle::MOUNT_POINT;
+
+/// Label naming the Listener a forwarder container serves.
+pub const LISTENER_LABEL: &str = "io.vansite.listener";
+/// Label naming the site's namespace (the router container has it too).
+pub const NAMESPACE_LABEL: &str = "io.vansite.namespace";
+
+/// What a forwarder's units depend on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ForwarderSpec {
+    pub namespace: String,
+    pub listener: String,
+    /// The Listener's own address, held by the socket unit.
+    pub bind: SocketAddr,
+    /// The router's loopback tcpListener.
+    pub router: SocketAddr,
+    /// How long a client waits for the router before a clean close.
+    pub wait: Duration,
+    /// The site's router image: already pulled, so starting a forwarder pulls nothing.
+    pub image: String,
+    pub uid: u32,
+    pub gid: u32,
+    /// Host directory of the bundle (`bundle::prepare`), and the command that runs it.
+    pub bundle_dir: PathBuf,
+    pub command: Vec<String>,
+    pub log_file: PathBuf,
+}
+
+/// `vansite-<ns>-listener-<name>`: the stem of both unit files, and the container's name.
+pub fn forwarder_unit_name(namespace: &str, listener: &str) -> String {
+    format!("vansite-{namespace}-listener-{listener}")
+}
+
+pub fn forwarder_units(spec: &ForwarderSpec) -> (SocketFile, QuadletFile) {
+    let name = forwarder_unit_name(&spec.namespace, &spec.listener);
+    let socket_unit = format!("{name}.socket");
+    let what = format!("listener {} of namespace {}", spec.listener, spec.namespace);
+    let socket = SocketFile {
+        name: name.clone(),
+        unit: Unit {
+            description: Some(format!("vansite: port {} of {what}", spec.bind)),
+            ..Unit::default()
+        },
+        listen_stream: vec![spec.bind.to_string()],
+        install: Install {
+            wanted_by: vec!["sockets.target".into()],
+        },
+    };
+    let (entrypoint, arguments) = spec
+        .command
+        .split_first()
+        .expect("the bundle's command names an executable");
+    let mut exec = arguments.to_vec();
+    exec.extend([
+        "forward".to_string(),
+        "--router".into(),
+        spec.router.to_string(),
+        "--wait".into(),
+        spec.wait.as_secs().to_string(),
+    ]);
+    let log = StandardStream::Append(spec.log_file.clone());
+    let container = QuadletFile {
+        unit: Unit {
+            description: Some(format!("vansite: forwarder of {what} to the router")),
+            requires: vec![socket_unit.clone()],
+            after: vec![socket_unit],
+            ..Unit::default()
+        },
+        container: Container {
+            container_name: Some(name.clone()),
+            image: spec.image.clone(),
+            network: Some("host".into()),
+            user_ns: Some(UserNs::KeepId),
+            user: Some(spec.uid),
+            group: Some(spec.gid),
+            volumes: vec![Volume {
+                host_path: spec.bundle_dir.clone(),
+                container_path: MOUNT_POINT.into(),
+                options: vec!["ro".into(), "z".into()],
+            }],
+            labels: vec![
+                (NAMESPACE_LABEL.into(), spec.namespace.clone()),
+                (LISTENER_LABEL.into(), spec.listener.clone()),
+            ],
+            log_driver: Some(LogDriver::Passthrough),
+            // Whatever the image's own entry point, the forwarder runs alone.
+            podman_args: vec![format!("--entrypoint={entrypoint}")],
+            exec,
+            ..Container::default()
+        },
+        service: Service {
+            restart: Some(Restart::OnFailure),
+            standard_output: Some(log.clone()),
+            standard_error: Some(log),
+            ..Service::default()
+        },
+        install: Install {
+            wanted_by: vec!["default.target".into()],
+        },
+        name,
+    };
+    (socket, container)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quadlet::PodmanVersion;
+
+    #[test]
+    fn the_socket_holds_the_port_and_the_container_forwards_to_the_router() {
+        let spec = ForwarderSpec {
+            namespace: "default".into(),
+            listener: "web".into(),
+            bind: "0.0.0.0:8080".parse().unwrap(),
+            router: "127.0.0.1:41000".parse().unwrap(),
+            wait: Duration::from_secs(30),
+            image: "quay.io/skupper/skupper-router:3.5.1".into(),
+            uid: 1000,
+            gid: 1000,
+            bundle_dir: "/home/u/.local/share/vansite/default/runtime/forwarder".into(),
+            command: vec![
+                "/opt/vansite/lib/ld-linux-x86-64.so.2".into(),
+                "--library-path".into(),
+                "/opt/vansite/lib".into(),
+                "/opt/vansite/vansite".into(),
+            ],
+            log_file: "/home/u/.local/share/vansite/default/runtime/logs/listener-web.log".into(),
+        };
+        let (socket, container) = forwarder_units(&spec);
+        assert_eq!(socket.file_name(), "vansite-default-listener-web.socket");
+        assert!(socket
+            .render()
+            .unwrap()
+            .contains("ListenStream=0.0.0.0:8080\n"));
+        let text = container.render(PodmanVersion::new(5, 4, 2)).unwrap();
+        assert!(
+            text.contains("Requires=vansite-default-listener-web.socket\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("After=vansite-default-listener-web.socket\n"),
+            "{text}"
+        );
+        assert!(text.contains("Network=host\n"), "{text}");
+        assert!(
+            text.contains(
+                "Volume=/home/u/.local/share/vansite/default/runtime/forwarder:/opt/vansite:ro,z\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("PodmanArgs=--entrypoint=/opt/vansite/lib/ld-linux-x86-64.so.2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "Exec=--library-path /opt/vansite/lib /opt/vansite/vansite forward --router 127.0.0.1:41000 --wait 30\n"
+            ),
+            "{text}"
+        );
+        let v6 = ForwarderSpec {
+            bind: "[::]:8080".parse().unwrap(),
+            ..spec
+        };
+        assert!(forwarder_units(&v6)
+            .0
+            .render()
+            .unwrap()
+            .contains("ListenStream=[::]:8080\n"));
+    }
+}

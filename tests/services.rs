@@ -1,0 +1,469 @@
+//! Services end to end on test hosts with stand-in routers: connectors and listeners changed live
+//! (the router is never restarted), each listener served by its socket-activated forwarder.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::{standin_image_tar, text, Host, STANDIN_IMAGE};
+use vansite::certs::{self, Ca};
+use vansite::router::management::{ClientTls, ManagementClient};
+
+const VANSITE: &str = env!("CARGO_BIN_EXE_vansite");
+const SITE: &str = ".local/share/vansite/default";
+
+fn vansite(host: &Host, args: &[&str]) -> std::process::Output {
+    let mut full = vec![VANSITE];
+    full.extend_from_slice(args);
+    host.run(&full)
+}
+
+fn vansite_ok(host: &Host, args: &[&str]) -> String {
+    let output = vansite(host, args);
+    assert!(
+        output.status.success(),
+        "vansite {args:?} on {} failed:\n{}",
+        host.name,
+        text(&output)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Runs vansite, which must fail; returns stderr.
+fn vansite_fails(host: &Host, args: &[&str]) -> String {
+    let output = vansite(host, args);
+    assert!(
+        !output.status.success(),
+        "vansite {args:?} must fail:\n{}",
+        text(&output)
+    );
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn status(host: &Host) -> Value {
+    let output = vansite(host, &["status", "--output", "json"]);
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("status JSON: {e}\n{}", text(&output)))
+}
+
+/// The router container's identity: the same id and start time mean no restart.
+fn router_identity(host: &Host) -> Value {
+    let container = &status(host)["router"]["container"];
+    assert!(container["id"].is_string(), "{container:#}");
+    json!([container["id"], container["startedAt"]])
+}
+
+/// A test host running a site; with `link_access`, other sites can link to it at its address.
+fn site(name: &str, link_access: bool) -> Host {
+    let host = Host::up(name, true);
+    host.load_standin_image(&standin_image_tar());
+    let addr = host.addr();
+    let mut args = vec!["init", "--router-image", STANDIN_IMAGE, "--timeout", "120"];
+    if link_access {
+        args.extend(["--enable-link-access", "--host", &addr]);
+    }
+    vansite_ok(&host, &args);
+    host
+}
+
+/// A TCP server on the host (as its user): `socat` with `fork`, `answer` per connection.
+fn serve(host: &Host, port: u16, answer: &str) {
+    let script = format!(
+        "(socat TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr,backlog=256 {answer} </dev/null >/dev/null 2>&1 &)"
+    );
+    host.ok(&["sh", "-c", &script]);
+    host.wait_until("the service listening", Duration::from_secs(10), |h| {
+        h.run(&["bash", "-c", &format!("exec 3<>/dev/tcp/127.0.0.1/{port}")])
+            .status
+            .success()
+    });
+}
+
+fn service_status(host: &Host, name: &str, kind: &str) -> Value {
+    status(host)["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name && s["kind"] == kind)
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+fn wait_reachable(host: &Host, listener: &str) {
+    host.wait_until(
+        &format!("listener {listener} reachable"),
+        Duration::from_secs(60),
+        |h| service_status(h, listener, "listener")["peer"] == "reachable",
+    );
+}
+
+/// Sends `data` on a new connection to `addr` and reads back as much (an echo service).
+fn echo(addr: &str, data: &[u8]) -> Vec<u8> {
+    let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let owned = data.to_vec();
+    let sender = std::thread::spawn(move || writer.write_all(&owned).unwrap());
+    let mut back = vec![0u8; data.len()];
+    stream.read_exact(&mut back).unwrap();
+    sender.join().unwrap();
+    back
+}
+
+/// The whole answer of a service that writes one and closes.
+fn answer(addr: &str) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    text.trim().to_string()
+}
+
+/// The host user's home, as root sees it.
+fn home(host: &Host) -> PathBuf {
+    PathBuf::from(host.ok(&["sh", "-c", "echo $HOME"]).trim())
+}
+
+/// Stand-in for `vansite link create` (issue 4, built elsewhere): links `from`'s router to
+/// `to`'s inter-router access through `from`'s management, with a client certificate signed by
+/// `to`'s site CA. Nothing else here depends on how the link was made.
+fn link(from: &Host, to: &Host) {
+    const PROFILE: &str = "test-link-profile";
+    let issuer = home(to).join(SITE).join("runtime/issuers/skupper-site-ca");
+    let read = |path: PathBuf| std::fs::read_to_string(&path).unwrap();
+    let ca = Ca::from_pem(
+        "skupper-site-ca",
+        &read(issuer.join("tls.crt")),
+        &read(issuer.join("tls.key")),
+    )
+    .unwrap();
+    let client = certs::issue(&ca, &from.name, &[]).unwrap();
+    for (file, content) in [
+        ("ca.crt", &client.ca_crt),
+        ("tls.crt", &client.tls_crt),
+        ("tls.key", &client.tls_key),
+    ] {
+        from.write_file(&format!("{SITE}/runtime/certs/{PROFILE}/{file}"), content);
+    }
+    let port = status(to)["site"]["linkAccess"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["role"] == "inter-router")
+        .expect("the target site accepts links")["port"]
+        .as_u64()
+        .unwrap();
+    let management_port = status(from)["site"]["managementPort"].as_u64().unwrap() as u16;
+    let tls = ClientTls::from_dir(
+        home(from)
+            .join(SITE)
+            .join("runtime/certs/skupper-local-client"),
+    )
+    .unwrap();
+    let certs_in_container = format!("/etc/skupper-router/runtime/certs/{PROFILE}");
+    let to_addr = to.addr();
+    in_netns(from, async move {
+        let mut client =
+            ManagementClient::connect("127.0.0.1", management_port, &tls, Duration::from_secs(10))
+                .await
+                .unwrap();
+        let attributes = |value: Value| value.as_object().unwrap().clone();
+        client
+            .create(
+                "sslProfile",
+                PROFILE,
+                attributes(json!({
+                    "caCertFile": format!("{certs_in_container}/ca.crt"),
+                    "certFile": format!("{certs_in_container}/tls.crt"),
+                    "privateKeyFile": format!("{certs_in_container}/tls.key"),
+                })),
+            )
+            .await
+            .unwrap();
+        client
+            .create(
+                "connector",
+                "test-link",
+                attributes(json!({"role": "inter-router", "host": to_addr,
+                    "port": port.to_string(), "cost": 1, "sslProfile": PROFILE})),
+            )
+            .await
+            .unwrap();
+        let _ = client.close().await;
+    });
+}
+
+/// Runs `work` on a thread inside the host's network namespace (where its router listens on
+/// loopback).
+fn in_netns(host: &Host, work: impl std::future::Future<Output = ()> + Send + 'static) {
+    let netns = std::fs::File::open(format!("/run/netns/{}", host.user())).unwrap();
+    std::thread::spawn(move || {
+        use std::os::fd::AsFd;
+        rustix::thread::move_into_link_name_space(
+            netns.as_fd(),
+            Some(rustix::thread::LinkNameSpaceType::Network),
+        )
+        .unwrap();
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(work);
+    })
+    .join()
+    .unwrap();
+}
+
+/// No forwarder unit, file, container or process of vansite's is left on the host.
+fn assert_no_forwarders(host: &Host) {
+    let left = host.ok(&[
+        "sh",
+        "-c",
+        "ls .config/containers/systemd .config/systemd/user 2>/dev/null | grep -- -listener-; \
+         ls .local/share/vansite/*/runtime/logs 2>/dev/null | grep listener; \
+         podman ps -a --format '{{.Names}}' | grep -- -listener-; \
+         pgrep -a -u $(id -u) -f '[v]ansite forward'; \
+         systemctl --user list-units --all --plain --no-legend 'vansite-*-listener-*'; true",
+    ]);
+    assert_eq!(left.trim(), "", "forwarder leftovers on {}", host.name);
+}
+
+#[test]
+fn a_service_on_one_host_is_reached_from_another_through_the_forwarder() {
+    let a = site("sva", true);
+    let b = site("svb", false);
+    link(&b, &a);
+    let (a_router, b_router) = (router_identity(&a), router_identity(&b));
+
+    // B offers an echo service; A reaches it at its port 8080 (every interface).
+    serve(&b, 9090, "PIPE");
+    vansite_ok(&b, &["connector", "create", "echo", "9090"]);
+    let out = vansite_ok(&a, &["listener", "create", "echo", "8080"]);
+    assert!(out.contains("Listener 'echo' created"), "{out}");
+    wait_reachable(&a, "echo");
+    let addr = format!("{}:8080", a.addr());
+
+    let ten_mb: Vec<u8> = (0..10 * 1024 * 1024u32)
+        .map(|i| (i * 7 + i / 4093) as u8)
+        .collect();
+    assert!(echo(&addr, &ten_mb) == ten_mb, "10 MB came back altered");
+
+    let clients: Vec<_> = (0..50u8)
+        .map(|n| {
+            let addr = addr.clone();
+            std::thread::spawn(move || {
+                let data = vec![n; 64 * 1024];
+                assert!(echo(&addr, &data) == data, "client {n} got other bytes");
+            })
+        })
+        .collect();
+    for client in clients {
+        client.join().unwrap();
+    }
+
+    // Two connectors with one routing key, on both hosts, share the connections.
+    serve(&a, 9091, "SYSTEM:'echo from-a'");
+    serve(&b, 9091, "SYSTEM:'echo from-b'");
+    vansite_ok(
+        &a,
+        &[
+            "connector",
+            "create",
+            "who-a",
+            "9091",
+            "--routing-key",
+            "who",
+        ],
+    );
+    vansite_ok(
+        &b,
+        &[
+            "expose",
+            "host",
+            "127.0.0.1",
+            "--address",
+            "who",
+            "--port",
+            "9091",
+        ],
+    );
+    vansite_ok(
+        &a,
+        &["listener", "create", "who", "8081", "--routing-key", "who"],
+    );
+    wait_reachable(&a, "who");
+    let who = format!("{}:8081", a.addr());
+    let answers: Vec<String> = (0..20).map(|_| answer(&who)).collect();
+    for expected in ["from-a", "from-b"] {
+        assert!(answers.iter().any(|a| a == expected), "{answers:?}");
+    }
+    assert_eq!(
+        router_identity(&a),
+        a_router,
+        "adding services restarted A's router"
+    );
+    assert_eq!(
+        router_identity(&b),
+        b_router,
+        "adding services restarted B's router"
+    );
+
+    // A client that connects while A's router restarts is served after it.
+    std::thread::scope(|scope| {
+        let restart = scope.spawn(|| {
+            a.run(&[
+                "systemctl",
+                "--user",
+                "restart",
+                "vansite-default-router.service",
+            ])
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        let started = Instant::now();
+        let served = std::panic::catch_unwind(|| echo(&addr, b"during the restart"));
+        if served.as_deref().ok() != Some(b"during the restart".as_slice()) {
+            for host in [&a, &b] {
+                eprintln!(
+                    "=== {}\n{}",
+                    host.name,
+                    host.ok(&[
+                        "sh",
+                        "-c",
+                        "tail -n 40 .local/share/vansite/default/runtime/logs/*.log"
+                    ])
+                );
+            }
+            panic!("not served during the restart");
+        }
+        eprintln!("served after the restart in {:?}", started.elapsed());
+        let restarted = restart.join().unwrap();
+        assert!(restarted.status.success(), "{}", text(&restarted));
+    });
+    assert_ne!(router_identity(&a), a_router, "the router did restart");
+
+    // Removing services does not restart the routers either, and leaves nothing behind.
+    let (a_router, b_router) = (router_identity(&a), router_identity(&b));
+    for name in ["echo", "who"] {
+        vansite_ok(&a, &["listener", "delete", name]);
+    }
+    vansite_ok(&a, &["connector", "delete", "who-a"]);
+    for name in ["echo", "who"] {
+        vansite_ok(&b, &["connector", "delete", name]);
+    }
+    assert_eq!(
+        router_identity(&a),
+        a_router,
+        "removing services restarted A's router"
+    );
+    assert_eq!(
+        router_identity(&b),
+        b_router,
+        "removing services restarted B's router"
+    );
+    assert_eq!(status(&a)["services"], json!([]));
+    assert!(TcpStream::connect(&addr).is_err(), "the port is released");
+    assert_no_forwarders(&a);
+    assert_no_forwarders(&b);
+}
+
+#[test]
+fn bad_input_pending_peers_and_deleting_a_service_in_use() {
+    let host = site("svc", false);
+    let unprivileged = host.ok(&["cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start"]);
+    if unprivileged.trim().parse::<u16>().unwrap() > 80 {
+        let stderr = vansite_fails(&host, &["listener", "create", "web", "80"]);
+        assert!(stderr.contains("privileged"), "{stderr}");
+    }
+    serve(&host, 8082, "PIPE");
+    let stderr = vansite_fails(
+        &host,
+        &["listener", "create", "taken", "8082", "--host", "127.0.0.1"],
+    );
+    assert!(
+        stderr.contains("port 8082") && stderr.contains("another port"),
+        "{stderr}"
+    );
+    let stderr = vansite_fails(
+        &host,
+        &["listener", "create", "named", "8083", "--host", "localhost"],
+    );
+    assert!(stderr.contains("not an IP address"), "{stderr}");
+    let stderr = vansite_fails(&host, &["connector", "create", "Bad_Name", "8082"]);
+    assert!(stderr.contains("Bad_Name"), "{stderr}");
+    let stderr = vansite_fails(&host, &["listener", "delete", "nothing"]);
+    assert!(stderr.contains("no listener named 'nothing'"), "{stderr}");
+
+    // A routing key with no connector yet: allowed, pending; a client waits and is served once
+    // the connector comes.
+    vansite_ok(
+        &host,
+        &[
+            "listener",
+            "create",
+            "later",
+            "8084",
+            "--routing-key",
+            "echo",
+        ],
+    );
+    let stderr = vansite_fails(&host, &["listener", "create", "later", "8085"]);
+    assert!(stderr.contains("already exists"), "{stderr}");
+    let stderr = vansite_fails(&host, &["listener", "create", "other", "8084"]);
+    assert!(stderr.contains("port 8084"), "{stderr}");
+    let listed: Value = serde_json::from_str(&vansite_ok(
+        &host,
+        &["listener", "status", "later", "-o", "json"],
+    ))
+    .unwrap();
+    assert_eq!(listed[0]["peer"], "pending", "{listed:#}");
+    assert_eq!(listed[0]["forwarderState"], "active/running", "{listed:#}");
+    let addr = format!("{}:8084", host.addr());
+    let early = std::thread::spawn({
+        let addr = addr.clone();
+        move || echo(&addr, b"before the connector")
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    vansite_ok(&host, &["connector", "create", "echo", "8082"]);
+    assert_eq!(early.join().unwrap(), b"before the connector");
+    let table = vansite_ok(&host, &["status"]);
+    assert!(
+        table.contains("later") && table.contains("reachable"),
+        "{table}"
+    );
+
+    // Deleting a listener in use ends its connections cleanly (EOF, not a reset).
+    let mut open = TcpStream::connect(&addr).unwrap();
+    open.write_all(b"x").unwrap();
+    let mut byte = [0u8; 1];
+    open.read_exact(&mut byte).unwrap();
+    let out = vansite_ok(&host, &["listener", "delete", "later"]);
+    assert!(out.contains("ended 1 open connection"), "{out}");
+    open.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut rest = Vec::new();
+    assert_eq!(open.read_to_end(&mut rest).unwrap(), 0, "a clean end");
+    assert_no_forwarders(&host);
+
+    // Deleting the site removes a listener's forwarder with it.
+    vansite_ok(
+        &host,
+        &[
+            "listener",
+            "create",
+            "last",
+            "8086",
+            "--routing-key",
+            "echo",
+        ],
+    );
+    vansite_ok(&host, &["delete"]);
+    assert_no_forwarders(&host);
+}
