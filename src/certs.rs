@@ -169,6 +169,30 @@ pub fn issue(ca: &Ca, subject: &str, hosts: &[String]) -> Result<CertFiles, Cert
     })
 }
 
+/// Checks credentials that came from elsewhere (a link's Secret, a token): `ca.crt` is a
+/// certificate, `tls.crt` is a certificate and `tls.key` is its private key. A damaged or
+/// altered file fails here instead of in the router.
+pub fn check_credentials(files: &CertFiles) -> Result<(), String> {
+    let ca = parse_pem(&files.ca_crt).map_err(|e| format!("ca.crt: {e}"))?;
+    ca.parse_x509()
+        .map_err(|e| format!("ca.crt is not a valid certificate: {e}"))?;
+    let pem = parse_pem(&files.tls_crt).map_err(|e| format!("tls.crt: {e}"))?;
+    let cert = pem
+        .parse_x509()
+        .map_err(|e| format!("tls.crt is not a valid certificate: {e}"))?;
+    let key = KeyPair::from_pem(&files.tls_key)
+        .map_err(|e| format!("tls.key is not a valid private key: {e}"))?;
+    if cert.public_key().subject_public_key.data.as_ref() != key.der_bytes() {
+        return Err("tls.key does not belong to tls.crt".into());
+    }
+    Ok(())
+}
+
+/// Whether two PEM texts hold the same (first) certificate, whatever their line layout.
+pub fn same_certificate(a: &str, b: &str) -> bool {
+    matches!((parse_pem(a), parse_pem(b)), (Ok(a), Ok(b)) if a.contents == b.contents)
+}
+
 /// Issuers (`runtime/issuers/<name>/`) and leaves (`runtime/certs/<name>/`) of a site, by name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SiteCertificates {

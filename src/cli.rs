@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::error::Error;
 use crate::settings::Settings;
 use crate::site::init::{self, InitOutcome, InitRequest};
+use crate::site::link::{self, Applied, CreateOutcome, CreateRequest, LinkStatus};
 use crate::site::status::{self, SiteStatus};
 use crate::site::{delete, Paths};
 
@@ -49,6 +50,71 @@ pub enum Command {
     Status(StatusArgs),
     /// Stop the site's router and remove every unit and file the site created
     Delete(DeleteArgs),
+    /// Link this site to others, remove links, see them
+    #[command(subcommand)]
+    Link(LinkCommand),
+    /// Redeem tokens that other sites issued
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LinkCommand {
+    /// Link to another site with a file it issued: an AccessToken (redeemed at its grant
+    /// server), a Link with its Secret (`skupper link generate`), or a Skupper v1 token.
+    /// The running router gets the link without a restart.
+    Create(LinkCreateArgs),
+    /// Remove a link: from the running router first, then from the site's files
+    Delete(LinkDeleteArgs),
+    /// Show links: connected or not, the remote router, since when, the last error
+    Status(LinkStatusArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Redeem a token and link to the site that issued it (the same as `vansite link create`)
+    Redeem(LinkCreateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LinkCreateArgs {
+    /// The token or link file (`-` reads standard input)
+    #[arg(value_name = "FILE")]
+    pub file: std::path::PathBuf,
+
+    /// Name of the link and its Secret [default: the name in the file]
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// The link's cost: the router prefers links of lower cost [default: the file's, else 1]
+    #[arg(long, value_name = "COST")]
+    pub cost: Option<i64>,
+
+    /// How long to wait for the router if it has to be restarted (seconds)
+    #[arg(long, default_value = "120", value_name = "SECONDS", value_parser = parse_seconds)]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct LinkDeleteArgs {
+    /// The link to remove
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    /// How long to wait for the router if it has to be restarted (seconds)
+    #[arg(long, default_value = "120", value_name = "SECONDS", value_parser = parse_seconds)]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct LinkStatusArgs {
+    /// Only this link
+    #[arg(value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Output format
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: OutputFormat,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -183,6 +249,50 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
                 })
             }
         }
+        Command::Link(LinkCommand::Create(args))
+        | Command::Token(TokenCommand::Redeem(args)) => {
+            let (text, source_name) = read_token_file(&args.file)?;
+            let request = CreateRequest {
+                namespace,
+                text,
+                source_name,
+                name: args.name,
+                cost: args.cost,
+                timeout: args.timeout,
+            };
+            let outcome = link::create(&paths, request, &progress).await?;
+            print!("{}", describe_link_create(&outcome));
+            Ok(())
+        }
+        Command::Link(LinkCommand::Delete(args)) => {
+            let outcome =
+                link::delete(&paths, &namespace, &args.name, args.timeout, &progress).await?;
+            println!(
+                "Link '{}' removed from the site of namespace '{}' ({}).",
+                outcome.link,
+                outcome.namespace,
+                describe_applied(outcome.applied)
+            );
+            for note in outcome.notes {
+                println!("Note: {note}");
+            }
+            Ok(())
+        }
+        Command::Link(LinkCommand::Status(args)) => {
+            let statuses = link::status(&paths, &namespace, args.name.as_deref()).await?;
+            match args.output {
+                OutputFormat::Table => print!("{}", links_table(&statuses)),
+                OutputFormat::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&statuses).expect("serialisable")
+                ),
+                OutputFormat::Yaml => print!(
+                    "{}",
+                    serde_saphyr::to_string(&statuses).expect("serialisable")
+                ),
+            }
+            Ok(())
+        }
         Command::Delete(args) => {
             let outcome = delete::delete(&paths, &namespace, args.timeout, &progress).await?;
             println!("Deleted the site of namespace '{}':", outcome.namespace);
@@ -192,6 +302,89 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             Ok(())
         }
     }
+}
+
+/// The file's text and its name for messages (`-` is standard input).
+fn read_token_file(path: &std::path::Path) -> Result<(String, String), Error> {
+    if path.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .map_err(Error::file("cannot read", "<stdin>"))?;
+        return Ok((text, "<stdin>".into()));
+    }
+    let bytes = std::fs::read(path).map_err(Error::file("cannot read", path))?;
+    let text = String::from_utf8(bytes).map_err(|_| {
+        Error::Usage(format!(
+            "{} is not a text file: expected a token or link in YAML",
+            path.display()
+        ))
+    })?;
+    Ok((text, path.display().to_string()))
+}
+
+fn describe_applied(applied: Applied) -> &'static str {
+    match applied {
+        Applied::Live => "applied to the running router, no restart",
+        Applied::Restarted => "the router was restarted to apply it",
+        Applied::RouterNotRunning => "the router is not running: it applies it when it starts",
+    }
+}
+
+fn describe_link_create(outcome: &CreateOutcome) -> String {
+    let mut text = format!(
+        "Linked site of namespace '{}' with {} ({}):\n",
+        outcome.namespace,
+        outcome.from,
+        describe_applied(outcome.applied)
+    );
+    for (link, endpoint) in outcome.links.iter().zip(&outcome.endpoints) {
+        text.push_str(&format!("  link {link}: {} to {endpoint}\n", outcome.role));
+    }
+    for note in &outcome.notes {
+        text.push_str(&format!("Note: {note}\n"));
+    }
+    text.push_str(&format!(
+        "See whether it is connected with `vansite -n {} link status`.\n",
+        outcome.namespace
+    ));
+    text
+}
+
+fn links_table(statuses: &[LinkStatus]) -> String {
+    if statuses.is_empty() {
+        return "No links: create one with `vansite link create FILE`.\n".into();
+    }
+    let rows: Vec<[String; 6]> = statuses
+        .iter()
+        .map(|s| {
+            [
+                s.name.clone(),
+                s.state.to_string(),
+                s.remote_router.clone().unwrap_or_else(|| "-".into()),
+                s.since.clone().unwrap_or_else(|| "-".into()),
+                s.endpoint.clone(),
+                s.last_error.clone().unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    let header = ["NAME", "STATE", "REMOTE ROUTER", "SINCE", "ENDPOINT", "LAST ERROR"].map(String::from);
+    let mut widths = [0usize; 6];
+    for row in std::iter::once(&header).chain(&rows) {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    std::iter::once(&header)
+        .chain(&rows)
+        .map(|row| {
+            let cells: Vec<String> = row
+                .iter()
+                .zip(widths)
+                .map(|(cell, width)| format!("{cell:<width$}"))
+                .collect();
+            format!("{}\n", cells.join("  ").trim_end())
+        })
+        .collect()
 }
 
 fn describe_init(outcome: &InitOutcome) -> String {
@@ -261,6 +454,26 @@ fn status_table(status: &SiteStatus) -> String {
             .map(|e| format!("{} {}", e.role, e.port))
             .collect();
         rows.push(("link access", endpoints.join(", ")));
+    }
+    for link in &status.links {
+        let detail = match (&link.remote_router, &link.since, &link.last_error) {
+            (Some(remote), Some(since), _) => format!("to {remote} since {since}"),
+            (_, _, Some(error)) => error.clone(),
+            _ => String::new(),
+        };
+        rows.push((
+            "link",
+            format!("{} {} {} {detail}", link.name, link.endpoint, link.state)
+                .trim_end()
+                .to_string(),
+        ));
+    }
+    if !status.network.is_empty() {
+        let routers: Vec<&str> = status.network.iter().map(|r| r.id.as_str()).collect();
+        rows.push((
+            "network",
+            format!("{} routers: {}", routers.len(), routers.join(", ")),
+        ));
     }
     rows.push(("namespaces", status.namespaces.join(", ")));
     rows.push((

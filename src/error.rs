@@ -12,9 +12,12 @@ use crate::quadlet::QuadletError;
 use crate::resources::ResourceError;
 use crate::router::management::ManagementError;
 use crate::settings::SettingsError;
+use crate::site::link::LinkError;
 use crate::site::store::StoreError;
 use crate::site::PathsError;
 use crate::systemd::SystemdError;
+use crate::tokens::redeem::RedeemError;
+use crate::tokens::TokenError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -40,6 +43,12 @@ pub enum Error {
     Systemd(#[from] SystemdError),
     #[error(transparent)]
     Podman(#[from] PodmanError),
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    #[error("cannot redeem the token: {0}")]
+    Redeem(#[from] RedeemError),
+    #[error(transparent)]
+    Link(#[from] LinkError),
     #[error("{what} {}: {source}", path.display())]
     File {
         what: &'static str,

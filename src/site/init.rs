@@ -117,12 +117,7 @@ pub async fn init(
         &resources,
         &site_dir.load_certificates()?,
     )?)?;
-    let context = RenderContext {
-        site_id: resources.site.metadata.uid.clone(),
-        router_id: router_id(&resources.site),
-        skupper_version: SKUPPER_VERSION.into(),
-        platform: "podman".into(),
-    };
+    let context = render_context(&resources);
     let config = site_dir.router_config();
     files::create_dir(&site_dir.router_config_dir(), files::PRIVATE_DIR)
         .map_err(Error::file("cannot create", site_dir.router_config_dir()))?;
@@ -231,7 +226,7 @@ pub async fn init(
 /// The router is up when its unit is active and its management listener answers (TLS, SASL
 /// EXTERNAL, AMQP open): the same path every later live change takes. A unit that fails or
 /// is restarted by systemd meanwhile (its restart count grows) is a failed start.
-async fn wait_until_answering(
+pub(crate) async fn wait_until_answering(
     manager: &UserManager,
     unit: &str,
     site_dir: &SiteDir,
@@ -415,6 +410,16 @@ fn reconcile(mut current: SiteResources, request: &InitRequest) -> Result<SiteRe
         (None, true) => {}
     }
     Ok(current)
+}
+
+/// What `skrouterd.json` is rendered with for this site.
+pub fn render_context(resources: &SiteResources) -> RenderContext {
+    RenderContext {
+        site_id: resources.site.metadata.uid.clone(),
+        router_id: router_id(&resources.site),
+        skupper_version: SKUPPER_VERSION.into(),
+        platform: "podman".into(),
+    }
 }
 
 /// Unique in the network and stable across restarts (Skupper uses name + start time).

@@ -4,6 +4,7 @@
 pub mod delete;
 pub mod files;
 pub mod init;
+pub mod link;
 pub mod lock;
 pub mod status;
 pub mod store;
