@@ -297,7 +297,8 @@ pub fn parse(text: &str, source_name: &str) -> Result<Token, TokenError> {
                     .map_err(invalid),
                 V1_TOKEN_CLAIM => v1_claim(&secret).map(Token::V1Claim).map_err(invalid),
                 "" => Err(not_a_token(format!(
-                    "only Secret '{}' (no Link uses it, and it has no {V1_TYPE_LABEL} label)",
+                    "only Secret '{}', which no Link uses (a file cut short?) and which is no \
+                     v1 token (no {V1_TYPE_LABEL} label)",
                     secret.metadata.name
                 ))),
                 other => Err(not_a_token(format!(

@@ -130,7 +130,7 @@ fn other_kinds_of_objects_are_named() {
     let message = parse_err("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\n");
     assert!(message.contains("Deployment 'web'"), "{message}");
     let message = parse_err("apiVersion: v1\nkind: Secret\nmetadata: {name: plain}\n");
-    assert!(message.contains("no skupper.io/type label"), "{message}");
+    assert!(message.contains("which no Link uses (a file cut short?)"), "{message}");
     assert!(matches!(
         parse("\n", "empty.yaml"),
         Err(TokenError::Empty { .. })
