@@ -402,11 +402,11 @@ fn bad_input_is_explained_and_leaves_the_site_unchanged() {
     wrong_ca.ca_crt = Ca::new("skupper-site-ca").unwrap().cert_pem().to_string();
     refused(&b, "wrong-ca.yaml", &link_file(&a, "link-north", &wrong_ca), &[], "does not present a certificate of the link's CA");
 
-    // A client certificate A did not issue is refused by A's router.
+    // A client certificate that A's CA did not sign.
     let stranger = credentials(&Ca::new("skupper-site-ca").unwrap(), "south");
     let mut foreign = stranger.clone();
     foreign.ca_crt = a.site_ca().cert_pem().to_string();
-    refused(&b, "foreign.yaml", &link_file(&a, "link-north", &foreign), &[], "refused the link's client certificate");
+    refused(&b, "foreign.yaml", &link_file(&a, "link-north", &foreign), &[], "tls.crt is not signed by ca.crt");
 
     // A grant server that is not there.
     let token = format!(

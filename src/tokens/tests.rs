@@ -114,6 +114,11 @@ fn tampered_certificates_are_refused() {
     let message = parse_err(&String::from_utf8(bytes).unwrap());
     assert!(message.contains("tls.crt"), "{message}");
 
+    let mut foreign = credentials.clone();
+    foreign.tls_crt = self::credentials().tls_crt;
+    let message = parse_err(&link_yaml("east", &foreign));
+    assert!(message.contains("tls.crt is not signed by ca.crt"), "{message}");
+
     let mut other = credentials.clone();
     other.tls_key = self::credentials().tls_key;
     let message = parse_err(&link_yaml("east", &other));
