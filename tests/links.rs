@@ -397,10 +397,9 @@ fn bad_input_is_explained_and_leaves_the_site_unchanged() {
     refused(&b, "tampered.yaml", &String::from_utf8(tampered).unwrap(), &[], "tls.crt");
     refused(&b, "site.yaml", &b.file("resources/Site-south.yaml"), &[], "holds Site 'south', not a token or a link");
 
-    // The client certificate is A's, but the CA it trusts is not: A's server is not trusted.
-    let mut wrong_ca = credentials(&a.site_ca(), "south");
-    wrong_ca.ca_crt = Ca::new("skupper-site-ca").unwrap().cert_pem().to_string();
-    refused(&b, "wrong-ca.yaml", &link_file(&a, "link-north", &wrong_ca), &[], "does not present a certificate of the link's CA");
+    // Credentials of another site's CA with A's endpoints: A's server is not of the link's CA.
+    let other_site = credentials(&Ca::new("skupper-site-ca").unwrap(), "south");
+    refused(&b, "wrong-ca.yaml", &link_file(&a, "link-north", &other_site), &[], "does not present a certificate of the link's CA");
 
     // A client certificate that A's CA did not sign.
     let stranger = credentials(&Ca::new("skupper-site-ca").unwrap(), "south");
