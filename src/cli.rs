@@ -249,8 +249,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
                 })
             }
         }
-        Command::Link(LinkCommand::Create(args))
-        | Command::Token(TokenCommand::Redeem(args)) => {
+        Command::Link(LinkCommand::Create(args)) | Command::Token(TokenCommand::Redeem(args)) => {
             let (text, source_name) = read_token_file(&args.file)?;
             let request = CreateRequest {
                 namespace,
@@ -367,7 +366,15 @@ fn links_table(statuses: &[LinkStatus]) -> String {
             ]
         })
         .collect();
-    let header = ["NAME", "STATE", "REMOTE ROUTER", "SINCE", "ENDPOINT", "LAST ERROR"].map(String::from);
+    let header = [
+        "NAME",
+        "STATE",
+        "REMOTE ROUTER",
+        "SINCE",
+        "ENDPOINT",
+        "LAST ERROR",
+    ]
+    .map(String::from);
     let mut widths = [0usize; 6];
     for row in std::iter::once(&header).chain(&rows) {
         for (width, cell) in widths.iter_mut().zip(row) {

@@ -35,7 +35,15 @@ impl Site {
         host.load_standin_image(&standin_image_tar());
         let addr = host.addr();
         let site = Site { host };
-        let mut args = vec!["init", "--router-image", STANDIN_IMAGE, "--timeout", "120", "--name", site_name];
+        let mut args = vec![
+            "init",
+            "--router-image",
+            STANDIN_IMAGE,
+            "--timeout",
+            "120",
+            "--name",
+            site_name,
+        ];
         if link_access {
             args.extend(["--enable-link-access", "--host", &addr]);
         }
@@ -94,7 +102,8 @@ impl Site {
     }
 
     fn router_id(&self) -> String {
-        let config: Value = serde_json::from_str(&self.file("runtime/router/skrouterd.json")).unwrap();
+        let config: Value =
+            serde_json::from_str(&self.file("runtime/router/skrouterd.json")).unwrap();
         config
             .as_array()
             .unwrap()
@@ -119,7 +128,12 @@ impl Site {
             .as_array()
             .unwrap()
             .iter()
-            .map(|e| (e["role"].as_str().unwrap().to_string(), e["port"].to_string()))
+            .map(|e| {
+                (
+                    e["role"].as_str().unwrap().to_string(),
+                    e["port"].to_string(),
+                )
+            })
             .collect()
     }
 
@@ -145,7 +159,8 @@ impl Site {
     /// test binary run as the host's user (see `management_request`).
     fn manage(&self, entity_type: &str, name: &str, attributes: Value) {
         let port = self.status()["site"]["managementPort"].as_u64().unwrap();
-        let request = json!({"port": port, "type": entity_type, "name": name, "attributes": attributes});
+        let request =
+            json!({"port": port, "type": entity_type, "name": name, "attributes": attributes});
         let exe = std::env::current_exe().unwrap();
         let output = self.host.run(&[
             "env",
@@ -174,12 +189,18 @@ impl Site {
     /// Sends a line to `port` on this host and returns what came back.
     fn echo(&self, port: &str, line: &str) -> String {
         let script = format!("echo {line} | timeout 10 socat -t 3 - TCP:127.0.0.1:{port}");
-        String::from_utf8_lossy(&self.host.run(&["sh", "-c", &script]).stdout).trim().to_string()
+        String::from_utf8_lossy(&self.host.run(&["sh", "-c", &script]).stdout)
+            .trim()
+            .to_string()
     }
 
     fn unit(&self, verb: &str) {
-        self.host
-            .ok(&["systemctl", "--user", verb, "vansite-default-router.service"]);
+        self.host.ok(&[
+            "systemctl",
+            "--user",
+            verb,
+            "vansite-default-router.service",
+        ]);
     }
 }
 
@@ -195,11 +216,16 @@ fn management_request() {
     };
     let request: Value = serde_json::from_str(&request).unwrap();
     let home = std::env::var("HOME").unwrap();
-    let tls = ClientTls::from_dir(format!("{home}/{SITE_DIR}/runtime/certs/skupper-local-client")).unwrap();
+    let tls = ClientTls::from_dir(format!(
+        "{home}/{SITE_DIR}/runtime/certs/skupper-local-client"
+    ))
+    .unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let port = request["port"].as_u64().unwrap() as u16;
-        let mut client = ManagementClient::connect("127.0.0.1", port, &tls, LIMIT).await.unwrap();
+        let mut client = ManagementClient::connect("127.0.0.1", port, &tls, LIMIT)
+            .await
+            .unwrap();
         client
             .create(
                 request["type"].as_str().unwrap(),
@@ -290,7 +316,8 @@ fn wait_connected(site: &Site, connected: bool, what: &str) -> Value {
 }
 
 fn wait_echo(site: &Site, what: &str) {
-    site.host.wait_until(what, LIMIT, |_| site.echo(LISTENER_PORT, "ping") == "ping");
+    site.host
+        .wait_until(what, LIMIT, |_| site.echo(LISTENER_PORT, "ping") == "ping");
 }
 
 #[test]
@@ -310,29 +337,61 @@ fn a_link_comes_up_live_carries_traffic_and_follows_its_peer() {
     );
 
     let before = container_identity(&b);
-    let file = b.write("west.yaml", &link_file(&a, "link-west", &credentials(&a.site_ca(), "east")));
+    let file = b.write(
+        "west.yaml",
+        &link_file(&a, "link-west", &credentials(&a.site_ca(), "east")),
+    );
     let out = b.ok(&["link", "create", &file]);
-    assert!(out.contains("no restart") && out.contains("link-west"), "{out}");
+    assert!(
+        out.contains("no restart") && out.contains("link-west"),
+        "{out}"
+    );
     let link = wait_connected(&b, true, "link-west connected");
     assert_eq!(link["remoteRouter"], a.router_id().as_str(), "{link:#}");
     assert_eq!(link["state"], "connected");
-    assert!(link["since"].as_str().is_some_and(|s| s.ends_with('Z')), "{link:#}");
-    assert_eq!(container_identity(&b), before, "the router was not restarted");
+    assert!(
+        link["since"].as_str().is_some_and(|s| s.ends_with('Z')),
+        "{link:#}"
+    );
+    assert_eq!(
+        container_identity(&b),
+        before,
+        "the router was not restarted"
+    );
     wait_echo(&b, "traffic from B's tcpListener to A's tcpConnector");
 
     // Stored as Skupper stores it: Link and Secret resources, the profile directory, the config.
-    assert!(b.file("resources/Link-link-west.yaml").contains("tlsCredentials: link-west"));
-    assert!(b.file("resources/Secret-link-west.yaml").contains("kind: Secret"));
-    assert!(b.file("runtime/certs/link-west-profile/ca.crt").contains("BEGIN CERTIFICATE"));
-    assert!(b.file("runtime/router/skrouterd.json").contains("\"sslProfile\": \"link-west-profile\""));
+    assert!(b
+        .file("resources/Link-link-west.yaml")
+        .contains("tlsCredentials: link-west"));
+    assert!(b
+        .file("resources/Secret-link-west.yaml")
+        .contains("kind: Secret"));
+    assert!(b
+        .file("runtime/certs/link-west-profile/ca.crt")
+        .contains("BEGIN CERTIFICATE"));
+    assert!(b
+        .file("runtime/router/skrouterd.json")
+        .contains("\"sslProfile\": \"link-west-profile\""));
 
     // `vansite status` shows the link and the network.
     let status = b.status();
     assert_eq!(status["links"][0]["name"], "link-west", "{status:#}");
-    let network: Vec<&str> = status["network"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
-    assert!(network.contains(&a.router_id().as_str()) && network.contains(&b.router_id().as_str()), "{network:?}");
+    let network: Vec<&str> = status["network"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        network.contains(&a.router_id().as_str()) && network.contains(&b.router_id().as_str()),
+        "{network:?}"
+    );
     let table = b.ok(&["link", "status"]);
-    assert!(table.contains("link-west") && table.contains("connected"), "{table}");
+    assert!(
+        table.contains("link-west") && table.contains("connected"),
+        "{table}"
+    );
 
     // The link follows A's router: down while it is stopped, up again when it returns.
     a.unit("stop");
@@ -352,15 +411,23 @@ fn a_link_comes_up_live_carries_traffic_and_follows_its_peer() {
     let out = b.ok(&["link", "delete", "link-west"]);
     assert!(out.contains("no restart"), "{out}");
     assert!(b.links().is_empty());
-    let gone = b.host.run(&["test", "-e", &format!("{SITE_DIR}/runtime/certs/link-west-profile")]);
+    let gone = b.host.run(&[
+        "test",
+        "-e",
+        &format!("{SITE_DIR}/runtime/certs/link-west-profile"),
+    ]);
     assert!(!gone.status.success(), "the profile directory is removed");
     assert_eq!(container_identity(&b), before, "still no restart");
-    b.host.wait_until("the listener stops once the link is gone", LIMIT, |_| {
-        b.echo(LISTENER_PORT, "ping").is_empty()
-    });
+    b.host
+        .wait_until("the listener stops once the link is gone", LIMIT, |_| {
+            b.echo(LISTENER_PORT, "ping").is_empty()
+        });
 
     // A Skupper v1 connection token to the same site works the same way.
-    let file = b.write("west-v1.yaml", &v1_token(&a, &credentials(&a.site_ca(), "east")));
+    let file = b.write(
+        "west-v1.yaml",
+        &v1_token(&a, &credentials(&a.site_ca(), "east")),
+    );
     let out = b.ok(&["token", "redeem", &file, "--name", "west-v1", "--cost", "2"]);
     assert!(out.contains("v1 connection token"), "{out}");
     let link = wait_connected(&b, true, "west-v1 connected");
@@ -382,30 +449,72 @@ fn bad_input_is_explained_and_leaves_the_site_unchanged() {
         let mut args = vec!["link", "create", file.as_str()];
         args.extend_from_slice(extra);
         let stderr = site.fails(&args);
-        assert!(stderr.contains(expected), "{name}: expected '{expected}' in:\n{stderr}");
-        assert!(!stderr.contains("PRIVATE KEY") && !stderr.contains("L1qCl2mZ"), "{stderr}");
+        assert!(
+            stderr.contains(expected),
+            "{name}: expected '{expected}' in:\n{stderr}"
+        );
+        assert!(
+            !stderr.contains("PRIVATE KEY") && !stderr.contains("L1qCl2mZ"),
+            "{stderr}"
+        );
         assert_eq!(site.snapshot(), before, "{name}: the site changed");
     };
 
     let secret_only = &good[..good.rfind("---\n").unwrap()];
-    refused(&b, "truncated.yaml", secret_only, &[], "which no Link uses (a file cut short?)");
+    refused(
+        &b,
+        "truncated.yaml",
+        secret_only,
+        &[],
+        "which no Link uses (a file cut short?)",
+    );
     let mid_quote = good.rfind("port: ").unwrap() + 9;
-    refused(&b, "truncated2.yaml", &good[..mid_quote], &[], "is damaged or is not a token");
+    refused(
+        &b,
+        "truncated2.yaml",
+        &good[..mid_quote],
+        &[],
+        "is damaged or is not a token",
+    );
     let at = good.find("tls.crt: ").unwrap() + 300;
     let mut tampered = good.clone().into_bytes();
     tampered[at] = if tampered[at] == b'Q' { b'R' } else { b'Q' };
-    refused(&b, "tampered.yaml", &String::from_utf8(tampered).unwrap(), &[], "tls.crt");
-    refused(&b, "site.yaml", &b.file("resources/Site-south.yaml"), &[], "holds Site 'south', not a token or a link");
+    refused(
+        &b,
+        "tampered.yaml",
+        &String::from_utf8(tampered).unwrap(),
+        &[],
+        "tls.crt",
+    );
+    refused(
+        &b,
+        "site.yaml",
+        &b.file("resources/Site-south.yaml"),
+        &[],
+        "holds Site 'south', not a token or a link",
+    );
 
     // Credentials of another site's CA with A's endpoints: A's server is not of the link's CA.
     let other_site = credentials(&Ca::new("skupper-site-ca").unwrap(), "south");
-    refused(&b, "wrong-ca.yaml", &link_file(&a, "link-north", &other_site), &[], "does not present a certificate of the link's CA");
+    refused(
+        &b,
+        "wrong-ca.yaml",
+        &link_file(&a, "link-north", &other_site),
+        &[],
+        "does not present a certificate of the link's CA",
+    );
 
     // A client certificate that A's CA did not sign.
     let stranger = credentials(&Ca::new("skupper-site-ca").unwrap(), "south");
     let mut foreign = stranger.clone();
     foreign.ca_crt = a.site_ca().cert_pem().to_string();
-    refused(&b, "foreign.yaml", &link_file(&a, "link-north", &foreign), &[], "tls.crt is not signed by ca.crt");
+    refused(
+        &b,
+        "foreign.yaml",
+        &link_file(&a, "link-north", &foreign),
+        &[],
+        "tls.crt is not signed by ca.crt",
+    );
 
     // A grant server that is not there.
     let token = format!(
@@ -414,7 +523,13 @@ fn bad_input_is_explained_and_leaves_the_site_unchanged() {
         a.host.addr(),
         a.site_ca().cert_pem().lines().map(|l| format!("    {l}\n")).collect::<String>()
     );
-    refused(&b, "token.yaml", &token, &[], "cannot reach the grant server");
+    refused(
+        &b,
+        "token.yaml",
+        &token,
+        &[],
+        "cannot reach the grant server",
+    );
 
     // A's own link, on A itself.
     let own = link_file(&a, "link-self", &credentials(&a.site_ca(), "north"));
@@ -425,11 +540,26 @@ fn bad_input_is_explained_and_leaves_the_site_unchanged() {
     // Duplicates: the same name, or the same endpoint under another name.
     let file = b.write("good.yaml", &good);
     b.ok(&["link", "create", &file]);
-    refused(&b, "again.yaml", &good, &[], "a Link named 'link-north' already exists");
-    refused(&b, "again2.yaml", &good, &["--name", "other"], "already linked to");
+    refused(
+        &b,
+        "again.yaml",
+        &good,
+        &[],
+        "a Link named 'link-north' already exists",
+    );
+    refused(
+        &b,
+        "again2.yaml",
+        &good,
+        &["--name", "other"],
+        "already linked to",
+    );
     wait_connected(&b, true, "the good link connected");
 
     // Unknown links are named as such.
     let stderr = b.fails(&["link", "delete", "nope"]);
-    assert!(stderr.contains("no link named 'nope'") && stderr.contains("link-north"), "{stderr}");
+    assert!(
+        stderr.contains("no link named 'nope'") && stderr.contains("link-north"),
+        "{stderr}"
+    );
 }

@@ -274,7 +274,11 @@ fn entities(resources: &SiteResources, ctx: &RenderContext) -> Vec<Entity> {
                 sasl_mechanisms: "EXTERNAL",
                 authenticate_peer: true,
             });
-            add_profile(SslProfile::for_certs(access.tls_credentials(), true, CERTS_PATH));
+            add_profile(SslProfile::for_certs(
+                access.tls_credentials(),
+                true,
+                CERTS_PATH,
+            ));
         }
     }
 

@@ -82,7 +82,7 @@ pub enum LinkError {
     #[error("the router refused to add link '{link}': {source}; the site is unchanged")]
     RouterRefused {
         link: String,
-        source: ManagementError,
+        source: Box<ManagementError>,
     },
 }
 
@@ -173,8 +173,7 @@ pub async fn create(
                 .unwrap_or_else(|| access_token.metadata.name.clone());
             refuse_taken_name(&resources, &name)?;
             progress(&format!("redeeming the token at {}", access_token.spec.url));
-            let bundle =
-                redeem_access_token(&access_token, &name, resources.site_name()).await?;
+            let bundle = redeem_access_token(&access_token, &name, resources.site_name()).await?;
             let bundle = bundle.renamed(&name);
             match access_token.spec.link_cost {
                 cost if cost > 0 => (name, bundle.with_cost(cost)),
@@ -242,10 +241,22 @@ pub async fn create(
         Ok(()) => Applied::Live,
         Err(Live::Refused(source)) => {
             change.undo();
-            return Err(LinkError::RouterRefused { link: name, source }.into());
+            return Err(LinkError::RouterRefused {
+                link: name,
+                source: Box::new(source),
+            }
+            .into());
         }
         Err(Live::Unreachable(reason)) => {
-            match restart_if_running(&request.namespace, &site_dir, &updated, request.timeout, progress).await {
+            match restart_if_running(
+                &request.namespace,
+                &site_dir,
+                &updated,
+                request.timeout,
+                progress,
+            )
+            .await
+            {
                 Ok(applied) => {
                     if applied == Applied::Restarted {
                         notes.push(format!(
@@ -264,7 +275,11 @@ pub async fn create(
     Ok(CreateOutcome {
         namespace: request.namespace,
         from,
-        links: bundle.links.iter().map(|l| l.metadata.name.clone()).collect(),
+        links: bundle
+            .links
+            .iter()
+            .map(|l| l.metadata.name.clone())
+            .collect(),
         secret: name,
         endpoints: entities.iter().map(|e| e.connector.address()).collect(),
         role,
@@ -318,14 +333,17 @@ pub async fn delete(
     let live = remove_live(
         &site_dir,
         &resources,
-        link_entities(&link, role, CERTS_DIR_IN_CONTAINER)
-            .map(|e| e.connector.name().to_string()),
+        link_entities(&link, role, CERTS_DIR_IN_CONTAINER).map(|e| e.connector.name().to_string()),
         (!shared).then_some(profile.as_str()),
     )
     .await;
     let existing_certs = site_dir.load_certificates()?;
     let change = Change::begin(&site_dir, &resources, &existing_certs.certs);
-    let removed_dirs: Vec<&str> = if shared { vec![] } else { vec![profile.as_str()] };
+    let removed_dirs: Vec<&str> = if shared {
+        vec![]
+    } else {
+        vec![profile.as_str()]
+    };
     change
         .write(
             &BTreeMap::new(),
@@ -344,8 +362,7 @@ pub async fn delete(
         }
         Err(Live::Unreachable(reason)) => {
             let applied =
-                restart_if_running(namespace, &site_dir, &updated, timeout, progress)
-                    .await?;
+                restart_if_running(namespace, &site_dir, &updated, timeout, progress).await?;
             if applied == Applied::Restarted {
                 notes.push(format!(
                     "the router's management did not answer ({reason}), so the router was restarted without the link"
@@ -535,7 +552,11 @@ pub async fn status(
         .as_ref()
         .err()
         .map(|e| format!("the router did not answer: {e}"));
-    let statuses = link_statuses(&resources, view.as_ref().map_err(|_| why.as_deref().unwrap_or_default()));
+    let statuses = link_statuses(
+        &resources,
+        view.as_ref()
+            .map_err(|_| why.as_deref().unwrap_or_default()),
+    );
     Ok(statuses
         .into_iter()
         .filter(|s| name.is_none_or(|n| s.name == n))
@@ -600,11 +621,9 @@ fn refuse_linked_site(resources: &SiteResources, generated_by: &str) -> Result<(
     if generated_by.is_empty() {
         return Ok(());
     }
-    match resources
-        .links
-        .iter()
-        .find(|l| l.metadata.annotations.get(GENERATED_BY).map(String::as_str) == Some(generated_by))
-    {
+    match resources.links.iter().find(|l| {
+        l.metadata.annotations.get(GENERATED_BY).map(String::as_str) == Some(generated_by)
+    }) {
         Some(existing) => Err(LinkError::AlreadyLinked {
             target: format!("site {generated_by}"),
             existing: existing.metadata.name.clone(),
@@ -637,12 +656,19 @@ fn check_bundle(
         refuse_taken_name(resources, &link.metadata.name)?;
         let generated_by = link.metadata.annotations.get(GENERATED_BY);
         own.refuse_generated_by(generated_by.map(String::as_str).unwrap_or_default(), what)?;
-        refuse_linked_site(resources, generated_by.map(String::as_str).unwrap_or_default())?;
+        refuse_linked_site(
+            resources,
+            generated_by.map(String::as_str).unwrap_or_default(),
+        )?;
         let Some(link_entities) = link_entities(link, role, CERTS_DIR_IN_CONTAINER) else {
             return Err(LinkError::NoEndpoint {
                 link: link.metadata.name.clone(),
                 role,
-                mode: if role == "edge" { "n edge" } else { "n interior" },
+                mode: if role == "edge" {
+                    "n edge"
+                } else {
+                    "n interior"
+                },
                 found: endpoint_names(link),
             });
         };
@@ -659,7 +685,12 @@ fn check_bundle(
 }
 
 fn endpoint_names(link: &Link) -> String {
-    let names: Vec<&str> = link.spec.endpoints.iter().map(|e| e.name.as_str()).collect();
+    let names: Vec<&str> = link
+        .spec
+        .endpoints
+        .iter()
+        .map(|e| e.name.as_str())
+        .collect();
     if names.is_empty() {
         "none".into()
     } else {
@@ -692,7 +723,10 @@ async fn probe(endpoint: &str, credentials: &CertFiles) -> Result<Option<String>
     let Some((host, _)) = endpoint.rsplit_once(':') else {
         return Ok(None);
     };
-    let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
     let unreachable = |why: String| {
         Ok(Some(format!(
             "the remote router at {endpoint} cannot be reached now ({why}); the router keeps trying"
@@ -701,13 +735,12 @@ async fn probe(endpoint: &str, credentials: &CertFiles) -> Result<Option<String>
     let Ok(server_name) = rustls::pki_types::ServerName::try_from(host) else {
         return unreachable("not a valid host name".into());
     };
-    let tcp = match tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(endpoint))
-        .await
-    {
-        Ok(Ok(tcp)) => tcp,
-        Ok(Err(e)) => return unreachable(e.to_string()),
-        Err(_) => return unreachable("timed out".into()),
-    };
+    let tcp =
+        match tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(endpoint)).await {
+            Ok(Ok(tcp)) => tcp,
+            Ok(Err(e)) => return unreachable(e.to_string()),
+            Err(_) => return unreachable("timed out".into()),
+        };
     let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
     let tls_error = |e: &std::io::Error| -> LinkError {
         let endpoint = endpoint.to_string();
@@ -831,13 +864,7 @@ async fn connect(
     resources: &SiteResources,
 ) -> Result<ManagementClient, ManagementError> {
     let tls = ClientTls::from_dir(site_dir.certs().join(certs::LOCAL_CLIENT))?;
-    ManagementClient::connect(
-        "127.0.0.1",
-        local_port(resources),
-        &tls,
-        MANAGEMENT_TIMEOUT,
-    )
-    .await
+    ManagementClient::connect("127.0.0.1", local_port(resources), &tls, MANAGEMENT_TIMEOUT).await
 }
 
 /// CREATE of each link's sslProfile and connector on the running router; on a refusal, what

@@ -378,9 +378,10 @@ fn v1_connection_token(secret: &Secret) -> Result<V1ConnectionToken, String> {
     }
     let cost = match annotations.get(V1_COST) {
         None => None,
-        Some(text) => Some(text.parse::<i64>().map_err(|_| {
-            invalid(format!("annotation {V1_COST} '{text}' is not a number"))
-        })?),
+        Some(text) => Some(
+            text.parse::<i64>()
+                .map_err(|_| invalid(format!("annotation {V1_COST} '{text}' is not a number")))?,
+        ),
     };
     let data = secret_credentials(secret, &["ca.crt", "tls.crt", "tls.key"]).map_err(&invalid)?;
     let credentials = CertFiles {

@@ -32,7 +32,9 @@ pub enum RedeemError {
     BadUrl { url: String, problem: String },
     #[error("the token's CA certificate cannot be used: {0}")]
     BadCa(#[from] TlsConfigError),
-    #[error("cannot reach {server} at {addr}: {source}; is it running, and reachable from this host?")]
+    #[error(
+        "cannot reach {server} at {addr}: {source}; is it running, and reachable from this host?"
+    )]
     Unreachable {
         server: &'static str,
         addr: String,
@@ -337,8 +339,9 @@ fn tls_failure(server: &'static str, addr: &str, e: std::io::Error) -> RedeemErr
             RedeemError::Tls {
                 server,
                 addr: addr.to_string(),
-                detail: "the server does not speak TLS 1.3, which Skupper's grant protocol requires"
-                    .into(),
+                detail:
+                    "the server does not speak TLS 1.3, which Skupper's grant protocol requires"
+                        .into(),
             }
         }
         Some(tls) => RedeemError::Tls {

@@ -71,7 +71,11 @@ fn link_and_secret_stream_is_a_link_bundle() {
 fn several_links_of_one_secret_are_renamed_as_skupper_names_them() {
     let credentials = credentials();
     let text = link_yaml("east", &credentials);
-    let second = text.split("---\n").nth(2).unwrap().replace("name: east\n", "name: east-1\n");
+    let second = text
+        .split("---\n")
+        .nth(2)
+        .unwrap()
+        .replace("name: east\n", "name: east-1\n");
     let Token::Links(bundle) = parse_ok(&format!("{text}---\n{second}")) else {
         panic!()
     };
@@ -97,8 +101,11 @@ fn truncated_yaml_is_unreadable_without_quoting_the_file() {
             "no key material in messages: {message}"
         );
     }
-    let error = parse("apiVersion: skupper.io/v2alpha1\nkind: AccessToken\nspec: {code: \"s3cret", "t")
-        .unwrap_err();
+    let error = parse(
+        "apiVersion: skupper.io/v2alpha1\nkind: AccessToken\nspec: {code: \"s3cret",
+        "t",
+    )
+    .unwrap_err();
     assert!(matches!(error, TokenError::Unreadable { .. }), "{error:?}");
     assert!(!error.to_string().contains("s3cret"), "{error}");
 }
@@ -117,12 +124,18 @@ fn tampered_certificates_are_refused() {
     let mut foreign = credentials.clone();
     foreign.tls_crt = self::credentials().tls_crt;
     let message = parse_err(&link_yaml("east", &foreign));
-    assert!(message.contains("tls.crt is not signed by ca.crt"), "{message}");
+    assert!(
+        message.contains("tls.crt is not signed by ca.crt"),
+        "{message}"
+    );
 
     let mut other = credentials.clone();
     other.tls_key = self::credentials().tls_key;
     let message = parse_err(&link_yaml("east", &other));
-    assert!(message.contains("tls.key does not belong to tls.crt"), "{message}");
+    assert!(
+        message.contains("tls.key does not belong to tls.crt"),
+        "{message}"
+    );
 
     let message = parse_err(&link_yaml("east", &credentials).replace("tls.key: ", "tls.key: ab$"));
     assert!(message.contains("base64"), "{message}");
@@ -130,12 +143,19 @@ fn tampered_certificates_are_refused() {
 
 #[test]
 fn other_kinds_of_objects_are_named() {
-    let message = parse_err("apiVersion: skupper.io/v2alpha1\nkind: Site\nmetadata: {name: west}\n");
-    assert!(message.contains("holds Site 'west', not a token or a link"), "{message}");
+    let message =
+        parse_err("apiVersion: skupper.io/v2alpha1\nkind: Site\nmetadata: {name: west}\n");
+    assert!(
+        message.contains("holds Site 'west', not a token or a link"),
+        "{message}"
+    );
     let message = parse_err("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\n");
     assert!(message.contains("Deployment 'web'"), "{message}");
     let message = parse_err("apiVersion: v1\nkind: Secret\nmetadata: {name: plain}\n");
-    assert!(message.contains("which no Link uses (a file cut short?)"), "{message}");
+    assert!(
+        message.contains("which no Link uses (a file cut short?)"),
+        "{message}"
+    );
     assert!(matches!(
         parse("\n", "empty.yaml"),
         Err(TokenError::Empty { .. })
@@ -156,7 +176,10 @@ fn missing_parts_are_named() {
     };
     secret.insert("ca.crt", credentials.ca_crt.as_bytes());
     secret.insert("tls.crt", credentials.tls_crt.as_bytes());
-    let without_key = format!("{}---\n{link_only}", Resource::Secret(secret).to_yaml().unwrap());
+    let without_key = format!(
+        "{}---\n{link_only}",
+        Resource::Secret(secret).to_yaml().unwrap()
+    );
     let message = parse_err(&without_key);
     assert!(message.contains("has no data 'tls.key'"), "{message}");
     let wrong_secret = text.replace("tlsCredentials: east", "tlsCredentials: other");
@@ -180,15 +203,23 @@ fn v1_connection_token_becomes_a_v2_link() {
     assert_eq!(link.spec.tls_credentials, "skupper");
     assert_eq!(link.spec.cost, 3);
     let inter_router = link.spec.endpoint_for_role("inter-router").unwrap();
-    assert_eq!((inter_router.host.as_str(), inter_router.port.as_str()), ("198.18.0.7", "55671"));
+    assert_eq!(
+        (inter_router.host.as_str(), inter_router.port.as_str()),
+        ("198.18.0.7", "55671")
+    );
     assert_eq!(link.spec.endpoint_for_role("edge").unwrap().port, "45671");
     assert_eq!(link.metadata.annotations[GENERATED_BY], token.generated_by);
     // What is stored reads back as the same Link and Secret.
-    let text = [Resource::Secret(bundle.secret.clone()), Resource::Link(link.clone())]
-        .iter()
-        .map(|r| format!("---\n{}", r.to_yaml().unwrap()))
-        .collect::<String>();
-    let Token::Links(again) = parse_ok(&text) else { panic!() };
+    let text = [
+        Resource::Secret(bundle.secret.clone()),
+        Resource::Link(link.clone()),
+    ]
+    .iter()
+    .map(|r| format!("---\n{}", r.to_yaml().unwrap()))
+    .collect::<String>();
+    let Token::Links(again) = parse_ok(&text) else {
+        panic!()
+    };
     assert_eq!(again, bundle);
 }
 
@@ -206,7 +237,9 @@ fn v1_claim_is_parsed_and_its_password_never_printed() {
         b64("Pa55word0123456789abcdef"),
         b64(ca.cert_pem())
     );
-    let Token::V1Claim(claim) = parse_ok(&text) else { panic!() };
+    let Token::V1Claim(claim) = parse_ok(&text) else {
+        panic!()
+    };
     assert_eq!(claim.url, "https://198.18.0.7:8081/5f0e");
     assert_eq!(claim.password, "Pa55word0123456789abcdef");
     assert!(!format!("{claim:?}").contains("Pa55word"));
@@ -224,8 +257,13 @@ fn access_token_needs_a_usable_ca() {
              url: https://198.18.0.7:9090/86b80f6b\n  code: L1qCl2mZ7D81gbXp3ax4YT0K\n  ca: |\n{indented}"
         )
     };
-    assert!(matches!(parse_ok(&token(ca.cert_pem())), Token::AccessToken(_)));
-    let message = parse_err(&token("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----"));
+    assert!(matches!(
+        parse_ok(&token(ca.cert_pem())),
+        Token::AccessToken(_)
+    ));
+    let message = parse_err(&token(
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----",
+    ));
     assert!(message.contains("spec.ca"), "{message}");
 }
 
@@ -237,5 +275,8 @@ fn skupper_rsa_credentials_are_accepted() {
         tls_crt: include_str!("testdata/rsa.crt").into(),
         tls_key: include_str!("testdata/rsa-pkcs1.key").into(),
     };
-    assert!(matches!(parse_ok(&link_yaml("east", &credentials)), Token::Links(_)));
+    assert!(matches!(
+        parse_ok(&link_yaml("east", &credentials)),
+        Token::Links(_)
+    ));
 }

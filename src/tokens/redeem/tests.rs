@@ -43,18 +43,30 @@ fn a_grant_answer_is_a_secret_then_links() {
 
 #[test]
 fn grant_server_refusals_say_what_to_do_and_no_more_than_the_server() {
-    let message = |status, body: &str| access_token_answer(status, body.as_bytes()).unwrap_err().to_string();
-    assert!(message(404, "No such claim").contains("does not know this token, or it has expired (404 No such claim)"));
+    let message = |status, body: &str| {
+        access_token_answer(status, body.as_bytes())
+            .unwrap_err()
+            .to_string()
+    };
+    assert!(message(404, "No such claim")
+        .contains("does not know this token, or it has expired (404 No such claim)"));
     assert!(message(404, "No such access granted").contains("redeemed as often as it allows"));
-    assert!(message(403, "Redemption of access token refused").contains("refused the token's code (403"));
+    assert!(message(403, "Redemption of access token refused")
+        .contains("refused the token's code (403"));
     assert!(message(405, "").contains("(405 (no text))"));
-    assert!(message(500, "Edge sites cannot accept incoming links from remote sites")
-        .contains("could not issue a link (500 Edge sites cannot accept"));
+    assert!(message(
+        500,
+        "Edge sites cannot accept incoming links from remote sites"
+    )
+    .contains("could not issue a link (500 Edge sites cannot accept"));
     assert!(message(503, "x").contains("try again"));
     assert!(message(302, "").contains("redirects are not followed"));
     let noisy = format!("bad\u{1b}[31m{}\nsecond line", "x".repeat(500));
     let text = message(500, &noisy);
-    assert!(!text.contains('\u{1b}') && !text.contains("second line") && text.len() < 400, "{text}");
+    assert!(
+        !text.contains('\u{1b}') && !text.contains("second line") && text.len() < 400,
+        "{text}"
+    );
 }
 
 #[test]
@@ -75,8 +87,14 @@ fn claims_server_answers() {
     );
     let token = v1_claim_answer(200, answer.as_bytes()).unwrap();
     assert_eq!(token.generated_by, "site-a");
-    assert!(v1_claim_answer(403, b"Claim refused").unwrap_err().to_string().contains("password"));
-    assert!(v1_claim_answer(404, b"No such claim").unwrap_err().to_string().contains("used up"));
+    assert!(v1_claim_answer(403, b"Claim refused")
+        .unwrap_err()
+        .to_string()
+        .contains("password"));
+    assert!(v1_claim_answer(404, b"No such claim")
+        .unwrap_err()
+        .to_string()
+        .contains("used up"));
     let (v2, _) = grant_answer("x");
     assert!(v1_claim_answer(200, v2.as_bytes()).is_err());
 }
@@ -119,7 +137,11 @@ async fn serve_once(
             if let Some((head, rest)) = text.split_once("\r\n\r\n") {
                 let length = head
                     .lines()
-                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").map(String::from))
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length: ")
+                            .map(String::from)
+                    })
                     .and_then(|v| v.trim().parse::<usize>().ok())
                     .unwrap_or(0);
                 if rest.len() >= length || n == 0 {
@@ -163,9 +185,18 @@ async fn redeems_over_tls13_with_skuppers_request() {
     assert_eq!(bundle.links[0].metadata.name, "to-west");
     let request = server.request.await.unwrap();
     let lower = request.to_ascii_lowercase();
-    assert!(request.starts_with("POST /86b80f6b-2b02-47ac-bab4-d285bb4f7b9d HTTP/1.1\r\n"), "{request}");
-    assert!(lower.contains("\r\nname: to-west\r\n") && lower.contains("\r\nsubject: east\r\n"), "{request}");
-    assert!(request.ends_with("\r\n\r\nL1qCl2mZ7D81gbXp3ax4YT0K"), "the body is the code: {request}");
+    assert!(
+        request.starts_with("POST /86b80f6b-2b02-47ac-bab4-d285bb4f7b9d HTTP/1.1\r\n"),
+        "{request}"
+    );
+    assert!(
+        lower.contains("\r\nname: to-west\r\n") && lower.contains("\r\nsubject: east\r\n"),
+        "{request}"
+    );
+    assert!(
+        request.ends_with("\r\n\r\nL1qCl2mZ7D81gbXp3ax4YT0K"),
+        "the body is the code: {request}"
+    );
     assert!(!lower.contains("content-type"), "{request}");
 }
 
@@ -194,12 +225,19 @@ async fn redeems_a_v1_claim_with_its_version_and_site_name() {
         site_version: "1.8.3".into(),
         expiration: None,
     };
-    let token = redeem_v1_claim(&claim, "3c1e0000-0000-4000-8000-000000000002").await.unwrap();
+    let token = redeem_v1_claim(&claim, "3c1e0000-0000-4000-8000-000000000002")
+        .await
+        .unwrap();
     assert_eq!(token.edge.unwrap().port, "45671");
     let request = server.request.await.unwrap();
-    assert!(request.starts_with("POST /claim?site-version=1.8.3 HTTP/1.1\r\n"), "{request}");
     assert!(
-        request.to_ascii_lowercase().contains("\r\nskupper-site-name: 3c1e0000-0000-4000-8000-000000000002\r\n"),
+        request.starts_with("POST /claim?site-version=1.8.3 HTTP/1.1\r\n"),
+        "{request}"
+    );
+    assert!(
+        request
+            .to_ascii_lowercase()
+            .contains("\r\nskupper-site-name: 3c1e0000-0000-4000-8000-000000000002\r\n"),
         "{request}"
     );
     assert!(request.ends_with("\r\n\r\nPa55word"), "{request}");
@@ -213,9 +251,20 @@ async fn a_server_of_another_ca_is_not_trusted() {
     let error = redeem_access_token(&token(server.port, &other), "x", "east")
         .await
         .unwrap_err();
-    assert!(matches!(error, RedeemError::UntrustedServer { .. }), "{error:?}");
-    assert!(error.to_string().contains("not the one that issued the token"), "{error}");
-    assert!(!error.to_string().contains("L1qCl2mZ"), "the code never shows: {error}");
+    assert!(
+        matches!(error, RedeemError::UntrustedServer { .. }),
+        "{error:?}"
+    );
+    assert!(
+        error
+            .to_string()
+            .contains("not the one that issued the token"),
+        "{error}"
+    );
+    assert!(
+        !error.to_string().contains("L1qCl2mZ"),
+        "the code never shows: {error}"
+    );
 }
 
 #[tokio::test]
@@ -233,8 +282,14 @@ async fn tls12_only_servers_and_closed_ports_are_explained() {
     let error = redeem_access_token(&token(port, &ca), "x", "east")
         .await
         .unwrap_err();
-    assert!(matches!(error, RedeemError::Unreachable { .. }), "{error:?}");
-    assert!(error.to_string().contains(&format!("127.0.0.1:{port}")), "{error}");
+    assert!(
+        matches!(error, RedeemError::Unreachable { .. }),
+        "{error:?}"
+    );
+    assert!(
+        error.to_string().contains(&format!("127.0.0.1:{port}")),
+        "{error}"
+    );
 
     let mut plain = token(port, &ca);
     plain.spec.url = format!("http://127.0.0.1:{port}/x");
