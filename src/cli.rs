@@ -229,17 +229,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         }
         Command::Status(args) => {
             let status = status::status(&paths, &namespace).await?;
-            match args.output {
-                OutputFormat::Table => print!("{}", status_table(&status)),
-                OutputFormat::Json => println!(
-                    "{}",
-                    serde_json::to_string_pretty(&status).expect("serialisable")
-                ),
-                OutputFormat::Yaml => print!(
-                    "{}",
-                    serde_saphyr::to_string(&status).expect("serialisable")
-                ),
-            }
+            print_data(args.output, &status, status_table);
             if status.healthy {
                 Ok(())
             } else {
@@ -279,17 +269,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         }
         Command::Link(LinkCommand::Status(args)) => {
             let statuses = link::status(&paths, &namespace, args.name.as_deref()).await?;
-            match args.output {
-                OutputFormat::Table => print!("{}", links_table(&statuses)),
-                OutputFormat::Json => println!(
-                    "{}",
-                    serde_json::to_string_pretty(&statuses).expect("serialisable")
-                ),
-                OutputFormat::Yaml => print!(
-                    "{}",
-                    serde_saphyr::to_string(&statuses).expect("serialisable")
-                ),
-            }
+            print_data(args.output, &statuses, |s| links_table(s));
             Ok(())
         }
         Command::Delete(args) => {
@@ -300,6 +280,18 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             }
             Ok(())
         }
+    }
+}
+
+/// Prints what a data command found: a table for people, or JSON / YAML for scripts.
+fn print_data<T: serde::Serialize>(format: OutputFormat, data: &T, table: impl Fn(&T) -> String) {
+    match format {
+        OutputFormat::Table => print!("{}", table(data)),
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(data).expect("serialisable")
+        ),
+        OutputFormat::Yaml => print!("{}", serde_saphyr::to_string(data).expect("serialisable")),
     }
 }
 

@@ -11,7 +11,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use support::{standin_image_tar, text, Host, STANDIN_IMAGE};
 use vansite::certs::{issue, Ca, CertFiles};
-use vansite::resources::{Endpoint, Link, LinkSpec, ObjectMeta, Resource, Secret};
+use vansite::resources::{Endpoint, Link, LinkSpec, ObjectMeta, Resource};
+use vansite::tokens::link_secret;
 
 const VANSITE: &str = env!("CARGO_BIN_EXE_vansite");
 const SITE_DIR: &str = ".local/share/vansite/default";
@@ -247,14 +248,7 @@ fn credentials(ca: &Ca, subject: &str) -> CertFiles {
 /// What `skupper link generate` prints for a link to `to`: a Secret with the client
 /// certificate and `to`'s CA, and a Link with `to`'s address and RouterAccess ports.
 fn link_file(to: &Site, name: &str, credentials: &CertFiles) -> String {
-    let mut secret = Secret {
-        metadata: ObjectMeta::named(name),
-        secret_type: "kubernetes.io/tls".into(),
-        ..Secret::default()
-    };
-    secret.insert("ca.crt", credentials.ca_crt.as_bytes());
-    secret.insert("tls.crt", credentials.tls_crt.as_bytes());
-    secret.insert("tls.key", credentials.tls_key.as_bytes());
+    let secret = link_secret(name, credentials);
     let addr = to.host.addr();
     let link = Link {
         metadata: ObjectMeta::named(name),

@@ -22,7 +22,7 @@ use crate::router::management::{ClientTls, ManagementClient};
 use crate::settings::SKUPPER_VERSION;
 use crate::systemd::{ActiveState, JobResult, UserManager};
 
-use super::{files, Paths, SiteDir, SiteLock};
+use super::{files, Paths, SiteDir};
 
 /// Annotation on the Site recording the router image vansite runs for it.
 pub const ROUTER_IMAGE_ANNOTATION: &str = "vansite.io/router-image";
@@ -87,16 +87,7 @@ pub async fn init(
     let podman = detect_generator_version()?;
     let manager = UserManager::connect().await?;
     let site_dir = paths.site(&request.namespace);
-    let _lock = SiteLock::acquire(&paths.lock_file(&request.namespace), || {
-        progress(&format!(
-            "waiting for another vansite command on namespace '{}'",
-            request.namespace
-        ))
-    })
-    .map_err(Error::file(
-        "cannot lock",
-        paths.lock_file(&request.namespace),
-    ))?;
+    let _lock = paths.lock(&request.namespace, progress)?;
 
     let existing = site_dir.load_resources()?;
     let created = existing.is_none();

@@ -26,7 +26,7 @@ use crate::tokens::{self, LinkBundle, Token, GENERATED_BY};
 
 use super::init::{local_port, render_context, wait_until_answering};
 use super::status::rfc3339;
-use super::{files, Paths, SiteDir, SiteLock};
+use super::{files, Paths, SiteDir};
 
 /// Bound on reaching the router's management for one operation.
 const MANAGEMENT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -150,7 +150,7 @@ pub async fn create(
     let token = tokens::parse(&request.text, &request.source_name)?;
     let from = token.describe();
     let site_dir = paths.site(&request.namespace);
-    let _lock = lock(paths, &request.namespace, progress)?;
+    let _lock = paths.lock(&request.namespace, progress)?;
     let resources = load(paths, &site_dir)?;
     let existing_certs = site_dir.load_certificates()?;
     let own = OwnSite {
@@ -308,7 +308,7 @@ pub async fn delete(
     progress: &dyn Fn(&str),
 ) -> Result<DeleteOutcome, Error> {
     let site_dir = paths.site(namespace);
-    let _lock = lock(paths, namespace, progress)?;
+    let _lock = paths.lock(namespace, progress)?;
     let resources = load(paths, &site_dir)?;
     let link = find_link(&resources, name)?.clone();
     let secret = link.spec.tls_credentials.clone();
@@ -983,15 +983,6 @@ async fn restart_if_running(
     )
     .await?;
     Ok(Applied::Restarted)
-}
-
-fn lock(paths: &Paths, namespace: &str, progress: &dyn Fn(&str)) -> Result<SiteLock, Error> {
-    SiteLock::acquire(&paths.lock_file(namespace), || {
-        progress(&format!(
-            "waiting for another vansite command on namespace '{namespace}'"
-        ))
-    })
-    .map_err(Error::file("cannot lock", paths.lock_file(namespace)))
 }
 
 fn load(paths: &Paths, site_dir: &SiteDir) -> Result<SiteResources, Error> {

@@ -65,6 +65,21 @@ impl Paths {
         self.config_home.join("vansite/config.toml")
     }
 
+    /// Takes the site's lock, telling the person through `progress` if it has to wait.
+    pub fn lock(
+        &self,
+        namespace: &str,
+        progress: &dyn Fn(&str),
+    ) -> Result<SiteLock, crate::error::Error> {
+        let path = self.lock_file(namespace);
+        SiteLock::acquire(&path, || {
+            progress(&format!(
+                "waiting for another vansite command on namespace '{namespace}'"
+            ))
+        })
+        .map_err(crate::error::Error::file("cannot lock", path))
+    }
+
     pub fn lock_file(&self, namespace: &str) -> PathBuf {
         self.runtime_dir
             .join("vansite")

@@ -154,6 +154,20 @@ impl LinkBundle {
     }
 }
 
+/// A link's Secret as Skupper writes it: `kubernetes.io/tls` with `ca.crt` (the remote site's
+/// CA), `tls.crt` and `tls.key` (the client certificate and key).
+pub fn link_secret(name: &str, credentials: &CertFiles) -> Secret {
+    let mut secret = Secret {
+        metadata: ObjectMeta::named(name),
+        secret_type: "kubernetes.io/tls".into(),
+        ..Secret::default()
+    };
+    secret.insert("ca.crt", credentials.ca_crt.as_bytes());
+    secret.insert("tls.crt", credentials.tls_crt.as_bytes());
+    secret.insert("tls.key", credentials.tls_key.as_bytes());
+    secret
+}
+
 /// A Skupper v1 `connection-token` Secret (§3.1).
 #[derive(Debug, Clone, PartialEq)]
 pub struct V1ConnectionToken {
@@ -172,14 +186,7 @@ impl V1ConnectionToken {
     /// endpoints by role, the cost, and the issuing site's id kept as an annotation so that a
     /// second copy of the token is recognised.
     pub fn to_link_bundle(&self) -> LinkBundle {
-        let mut secret = Secret {
-            metadata: ObjectMeta::named(&self.name),
-            secret_type: "kubernetes.io/tls".into(),
-            ..Secret::default()
-        };
-        secret.insert("ca.crt", self.credentials.ca_crt.as_bytes());
-        secret.insert("tls.crt", self.credentials.tls_crt.as_bytes());
-        secret.insert("tls.key", self.credentials.tls_key.as_bytes());
+        let secret = link_secret(&self.name, &self.credentials);
         let mut metadata = ObjectMeta::named(&self.name);
         if !self.generated_by.is_empty() {
             metadata

@@ -3,15 +3,9 @@ use crate::certs::{issue, Ca};
 
 /// A Link and Secret as `skupper link generate` prints them, with real certificates.
 fn link_yaml(name: &str, credentials: &CertFiles) -> String {
-    let mut secret = Secret {
-        metadata: ObjectMeta::named(name),
-        secret_type: "kubernetes.io/tls".into(),
-        ..Secret::default()
-    };
-    secret.insert("ca.crt", credentials.ca_crt.as_bytes());
-    secret.insert("tls.crt", credentials.tls_crt.as_bytes());
-    secret.insert("tls.key", credentials.tls_key.as_bytes());
-    let secret = Resource::Secret(secret).to_yaml().unwrap();
+    let secret = Resource::Secret(link_secret(name, credentials))
+        .to_yaml()
+        .unwrap();
     format!(
         "---\n{secret}---\napiVersion: skupper.io/v2alpha1\nkind: Link\nmetadata:\n  name: {name}\n  \
          creationTimestamp: null\nspec:\n  tlsCredentials: {name}\n  cost: 1\n  endpoints:\n  \

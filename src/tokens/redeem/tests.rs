@@ -6,22 +6,16 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::*;
 use crate::certs::{issue, Ca, CertFiles};
-use crate::resources::{AccessTokenSpec, ObjectMeta, Resource, Secret};
+use crate::resources::{AccessTokenSpec, ObjectMeta, Resource};
 use crate::tokens::V1Claim;
 
 /// A grant server's 200 answer, shaped as §2.8 says: `---` Secret, then `---` Link.
 fn grant_answer(name: &str) -> (String, CertFiles) {
     let ca = Ca::new("skupper-site-ca").unwrap();
     let credentials = issue(&ca, "west", &["198.18.0.7".into()]).unwrap();
-    let mut secret = Secret {
-        metadata: ObjectMeta::named(name),
-        secret_type: "kubernetes.io/tls".into(),
-        ..Secret::default()
-    };
-    secret.insert("ca.crt", credentials.ca_crt.as_bytes());
-    secret.insert("tls.crt", credentials.tls_crt.as_bytes());
-    secret.insert("tls.key", credentials.tls_key.as_bytes());
-    let secret = Resource::Secret(secret).to_yaml().unwrap();
+    let secret = Resource::Secret(crate::tokens::link_secret(name, &credentials))
+        .to_yaml()
+        .unwrap();
     let link = format!(
         "apiVersion: skupper.io/v2alpha1\nkind: Link\nmetadata:\n  name: {name}\nspec:\n  \
          tlsCredentials: {name}\n  endpoints:\n  - name: inter-router\n    host: 198.18.0.7\n    \
@@ -69,22 +63,30 @@ fn grant_server_refusals_say_what_to_do_and_no_more_than_the_server() {
     );
 }
 
+/// A claims server's 200 answer: a v1 connection-token Secret with `annotations`.
+fn connection_token_answer(annotations: &[(&str, &str)]) -> String {
+    let ca = Ca::new("skupper-site-ca").unwrap();
+    let mut secret = crate::tokens::link_secret("claim", &issue(&ca, "west", &[]).unwrap());
+    secret.metadata.labels.insert(
+        crate::tokens::V1_TYPE_LABEL.into(),
+        crate::tokens::V1_CONNECTION_TOKEN.into(),
+    );
+    for (key, value) in annotations {
+        secret
+            .metadata
+            .annotations
+            .insert(key.to_string(), value.to_string());
+    }
+    Resource::Secret(secret).to_yaml().unwrap()
+}
+
 #[test]
 fn claims_server_answers() {
-    let ca = Ca::new("skupper-site-ca").unwrap();
-    let credentials = issue(&ca, "west", &[]).unwrap();
-    let b64 = |text: &str| {
-        use base64::Engine;
-        base64::engine::general_purpose::STANDARD.encode(text)
-    };
-    let answer = format!(
-        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: claim\n  labels: {{skupper.io/type: connection-token}}\n  \
-         annotations: {{inter-router-host: 198.18.0.7, inter-router-port: \"55671\", skupper.io/generated-by: site-a}}\n\
-         data:\n  ca.crt: {}\n  tls.crt: {}\n  tls.key: {}\n",
-        b64(&credentials.ca_crt),
-        b64(&credentials.tls_crt),
-        b64(&credentials.tls_key)
-    );
+    let answer = connection_token_answer(&[
+        ("inter-router-host", "198.18.0.7"),
+        ("inter-router-port", "55671"),
+        ("skupper.io/generated-by", "site-a"),
+    ]);
     let token = v1_claim_answer(200, answer.as_bytes()).unwrap();
     assert_eq!(token.generated_by, "site-a");
     assert!(v1_claim_answer(403, b"Claim refused")
@@ -203,18 +205,7 @@ async fn redeems_over_tls13_with_skuppers_request() {
 #[tokio::test]
 async fn redeems_a_v1_claim_with_its_version_and_site_name() {
     let ca = Ca::new("skupper-site-ca").unwrap();
-    let credentials = issue(&ca, "west", &[]).unwrap();
-    let b64 = |text: &str| {
-        use base64::Engine;
-        base64::engine::general_purpose::STANDARD.encode(text)
-    };
-    let answer = format!(
-        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: claim\n  labels: {{skupper.io/type: connection-token}}\n  \
-         annotations: {{edge-host: 198.18.0.7, edge-port: \"45671\"}}\ndata:\n  ca.crt: {}\n  tls.crt: {}\n  tls.key: {}\n",
-        b64(&credentials.ca_crt),
-        b64(&credentials.tls_crt),
-        b64(&credentials.tls_key)
-    );
+    let answer = connection_token_answer(&[("edge-host", "198.18.0.7"), ("edge-port", "45671")]);
     let server = serve_once(&ca, &[&rustls::version::TLS13], 200, answer).await;
     let claim = V1Claim {
         name: "claim".into(),
