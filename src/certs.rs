@@ -173,6 +173,35 @@ pub fn issue(ca: &Ca, subject: &str, hosts: &[String]) -> Result<CertFiles, Cert
     })
 }
 
+/// Checks a link's credentials, which come from another site (a Secret, a token):
+/// `ca.crt` is a certificate, `tls.crt` a certificate it signed (Skupper issues a link's client
+/// certificate with the CA it ships as `ca.crt`) and `tls.key` the certificate's private key.
+/// A damaged or altered file fails here instead of in the router.
+pub fn check_credentials(files: &CertFiles) -> Result<(), String> {
+    let ca_pem = parse_pem(&files.ca_crt).map_err(|e| format!("ca.crt: {e}"))?;
+    let ca = ca_pem
+        .parse_x509()
+        .map_err(|e| format!("ca.crt is not a valid certificate: {e}"))?;
+    let pem = parse_pem(&files.tls_crt).map_err(|e| format!("tls.crt: {e}"))?;
+    let cert = pem
+        .parse_x509()
+        .map_err(|e| format!("tls.crt is not a valid certificate: {e}"))?;
+    if cert.verify_signature(Some(ca.public_key())).is_err() {
+        return Err("tls.crt is not signed by ca.crt (altered, or not from one site)".into());
+    }
+    let key = KeyPair::from_pem(&files.tls_key)
+        .map_err(|e| format!("tls.key is not a valid private key: {e}"))?;
+    if cert.public_key().raw != key.subject_public_key_info().as_slice() {
+        return Err("tls.key does not belong to tls.crt".into());
+    }
+    Ok(())
+}
+
+/// Whether two PEM texts hold the same (first) certificate, whatever their line layout.
+pub fn same_certificate(a: &str, b: &str) -> bool {
+    matches!((parse_pem(a), parse_pem(b)), (Ok(a), Ok(b)) if a.contents == b.contents)
+}
+
 /// Issuers (`runtime/issuers/<name>/`) and leaves (`runtime/certs/<name>/`) of a site, by name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SiteCertificates {

@@ -14,6 +14,7 @@ use crate::grants::{self, TokenFormat};
 use crate::progress::Progress;
 use crate::settings::Settings;
 use crate::site::init::{self, InitOutcome, InitRequest};
+use crate::site::link::{self, Applied, CreateOutcome, CreateRequest, LinkStatus};
 use crate::site::services::{
     self, ServiceChange, ServiceInfo, ServiceKind, ServiceRequest, ServiceStatus,
 };
@@ -75,7 +76,7 @@ timestamps vansite knows). Each check is OK, WARN or FAIL; the exit status is 1 
 them already; by hand: `vansite completion bash > ~/.local/share/bash-completion/completions/vansite`."
     )]
     Completion(CompletionArgs),
-    /// Tokens other sites redeem to link to this one
+    /// Tokens: issue them for other sites to link here, redeem theirs to link there
     #[command(subcommand)]
     Token(TokenCommand),
     /// Links between this site and others
@@ -104,6 +105,8 @@ pub enum TokenCommand {
     /// `token issue`); starts this site's grant server
     #[command(visible_alias = "create")]
     Issue(TokenIssueArgs),
+    /// Redeem a token and link to the site that issued it (the same as `vansite link create`)
+    Redeem(LinkCreateArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -111,6 +114,14 @@ pub enum LinkCommand {
     /// Write a static Link and its Secret that another site applies to link to this one (no
     /// grant server involved; the client certificate inside never expires before 5 years)
     Generate(LinkGenerateArgs),
+    /// Link to another site with a file it issued: an AccessToken (redeemed at its grant
+    /// server), a Link with its Secret (`skupper link generate`), or a Skupper v1 token.
+    /// The running router gets the link without a restart.
+    Create(LinkCreateArgs),
+    /// Remove a link: from the running router first, then from the site's files
+    Delete(LinkDeleteArgs),
+    /// Show links: connected or not, the remote router, since when, the last error
+    Status(LinkStatusArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -293,6 +304,46 @@ pub struct ForwardArgs {
     #[arg(long, default_value = "30", value_name = "SECONDS", value_parser = parse_seconds)]
     pub wait: Duration,
 }
+#[derive(Debug, Args)]
+pub struct LinkCreateArgs {
+    /// The token or link file (`-` reads standard input)
+    #[arg(value_name = "FILE")]
+    pub file: std::path::PathBuf,
+
+    /// Name of the link and its Secret [default: the name in the file]
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// The link's cost: the router prefers links of lower cost [default: the file's, else 1]
+    #[arg(long, value_name = "COST")]
+    pub cost: Option<i64>,
+
+    /// How long to wait for the router if it has to be restarted (seconds)
+    #[arg(long, default_value = "120", value_name = "SECONDS", value_parser = parse_seconds)]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct LinkDeleteArgs {
+    /// The link to remove
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    /// How long to wait for the router if it has to be restarted (seconds)
+    #[arg(long, default_value = "120", value_name = "SECONDS", value_parser = parse_seconds)]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct LinkStatusArgs {
+    /// Only this link
+    #[arg(value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Output format
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: OutputFormat,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum RouterMode {
@@ -462,6 +513,39 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
                     problems: status.problems,
                 })
             }
+        }
+        Command::Link(LinkCommand::Create(args)) | Command::Token(TokenCommand::Redeem(args)) => {
+            let (text, source_name) = read_token_file(&args.file)?;
+            let request = CreateRequest {
+                namespace,
+                text,
+                source_name,
+                name: args.name,
+                cost: args.cost,
+                timeout: args.timeout,
+            };
+            let outcome = link::create(&paths, request, &progress).await?;
+            print!("{}", describe_link_create(&outcome));
+            Ok(())
+        }
+        Command::Link(LinkCommand::Delete(args)) => {
+            let outcome =
+                link::delete(&paths, &namespace, &args.name, args.timeout, &progress).await?;
+            println!(
+                "Link '{}' removed from the site of namespace '{}' ({}).",
+                outcome.link,
+                outcome.namespace,
+                describe_applied(outcome.applied)
+            );
+            for note in outcome.notes {
+                println!("Note: {note}");
+            }
+            Ok(())
+        }
+        Command::Link(LinkCommand::Status(args)) => {
+            let statuses = link::status(&paths, &namespace, args.name.as_deref()).await?;
+            print_data(args.output, &statuses, |s| links_table(s));
+            Ok(())
         }
         Command::Delete(args) => {
             let outcome = delete::delete(&paths, &namespace, args.timeout, &progress).await?;
@@ -770,6 +854,97 @@ fn columns(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// The file's text and its name for messages (`-` is standard input).
+fn read_token_file(path: &std::path::Path) -> Result<(String, String), Error> {
+    if path.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .map_err(Error::file("cannot read", "<stdin>"))?;
+        return Ok((text, "<stdin>".into()));
+    }
+    let bytes = std::fs::read(path).map_err(Error::file("cannot read", path))?;
+    let text = String::from_utf8(bytes).map_err(|_| {
+        Error::Usage(format!(
+            "{} is not a text file: expected a token or link in YAML",
+            path.display()
+        ))
+    })?;
+    Ok((text, path.display().to_string()))
+}
+
+fn describe_applied(applied: Applied) -> &'static str {
+    match applied {
+        Applied::Live => "applied to the running router, no restart",
+        Applied::Restarted => "the router was restarted to apply it",
+        Applied::RouterNotRunning => "the router is not running: it applies it when it starts",
+    }
+}
+
+fn describe_link_create(outcome: &CreateOutcome) -> String {
+    let mut text = format!(
+        "Linked site of namespace '{}' with {} ({}):\n",
+        outcome.namespace,
+        outcome.from,
+        describe_applied(outcome.applied)
+    );
+    for (link, endpoint) in outcome.links.iter().zip(&outcome.endpoints) {
+        text.push_str(&format!("  link {link}: {} to {endpoint}\n", outcome.role));
+    }
+    for note in &outcome.notes {
+        text.push_str(&format!("Note: {note}\n"));
+    }
+    text.push_str(&format!(
+        "See whether it is connected with `vansite -n {} link status`.\n",
+        outcome.namespace
+    ));
+    text
+}
+
+fn links_table(statuses: &[LinkStatus]) -> String {
+    if statuses.is_empty() {
+        return "No links: create one with `vansite link create FILE`.\n".into();
+    }
+    let rows: Vec<[String; 6]> = statuses
+        .iter()
+        .map(|s| {
+            [
+                s.name.clone(),
+                s.state.to_string(),
+                s.remote_router.clone().unwrap_or_else(|| "-".into()),
+                s.since.clone().unwrap_or_else(|| "-".into()),
+                s.endpoint.clone(),
+                s.last_error.clone().unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    let header = [
+        "NAME",
+        "STATE",
+        "REMOTE ROUTER",
+        "SINCE",
+        "ENDPOINT",
+        "LAST ERROR",
+    ]
+    .map(String::from);
+    let mut widths = [0usize; 6];
+    for row in std::iter::once(&header).chain(&rows) {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    std::iter::once(&header)
+        .chain(&rows)
+        .map(|row| {
+            let cells: Vec<String> = row
+                .iter()
+                .zip(widths)
+                .map(|(cell, width)| format!("{cell:<width$}"))
+                .collect();
+            format!("{}\n", cells.join("  ").trim_end())
+        })
+        .collect()
+}
+
 fn describe_init(outcome: &InitOutcome) -> String {
     let verb = match (outcome.created, outcome.restarted) {
         (true, _) => "created and running",
@@ -849,6 +1024,26 @@ fn status_table(status: &SiteStatus) -> String {
                 "{}{port} socket {}, server {}",
                 grants.socket, grants.socket_state, grants.service_state
             ),
+        ));
+    }
+    for link in &status.links {
+        let detail = match (&link.remote_router, &link.since, &link.last_error) {
+            (Some(remote), Some(since), _) => format!("to {remote} since {since}"),
+            (_, _, Some(error)) => error.clone(),
+            _ => String::new(),
+        };
+        rows.push((
+            "link",
+            format!("{} {} {} {detail}", link.name, link.endpoint, link.state)
+                .trim_end()
+                .to_string(),
+        ));
+    }
+    if !status.network.is_empty() {
+        let routers: Vec<&str> = status.network.iter().map(|r| r.id.as_str()).collect();
+        rows.push((
+            "network",
+            format!("{} routers: {}", routers.len(), routers.join(", ")),
         ));
     }
     rows.push(("namespaces", status.namespaces.join(", ")));

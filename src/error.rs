@@ -14,9 +14,12 @@ use crate::quadlet::QuadletError;
 use crate::resources::ResourceError;
 use crate::router::management::ManagementError;
 use crate::settings::SettingsError;
+use crate::site::link::LinkError;
 use crate::site::store::StoreError;
 use crate::site::PathsError;
 use crate::systemd::SystemdError;
+use crate::tokens::redeem::RedeemError;
+use crate::tokens::TokenError;
 
 const EXIT_FAILED: u8 = 1;
 const EXIT_USAGE: u8 = 2;
@@ -68,6 +71,12 @@ pub enum Error {
     Grants(#[from] GrantError),
     #[error(transparent)]
     Forward(#[from] ForwardError),
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    #[error("cannot redeem the token: {0}")]
+    Redeem(#[from] RedeemError),
+    #[error(transparent)]
+    Link(#[from] LinkError),
     #[error("{what} {}: {source}", path.display())]
     File {
         what: &'static str,

@@ -20,3 +20,5 @@ pub mod router;
 pub mod settings;
 pub mod site;
 pub mod systemd;
+pub mod tls;
+pub mod tokens;

@@ -31,7 +31,17 @@ fi
 tests/testhost/build-standin-image.sh >/dev/null
 # Whatever a failed test left up is brought down at the end (test hosts only: users vst-*).
 trap 'tests/testhost/testhost.sh down >/dev/null 2>&1 || true' EXIT
+# The token and link parsers under libFuzzer, briefly (FUZZ_SECONDS=0 skips it); first, so that
+# the test runner's summary closes the output.
+fuzz_status=0
+if [[ ${FUZZ_SECONDS:-30} != 0 ]]; then
+    fuzz/run.sh "${FUZZ_SECONDS:-30}" || fuzz_status=$?
+fi
 cargo test --workspace --no-fail-fast "$@"
+if ((fuzz_status)); then
+    echo "tests/run.sh: the fuzz target failed (see above; its input is in fuzz/artifacts/)" >&2
+    exit "$fuzz_status"
+fi
 if (($# == 0)); then
     tests/rpm.sh
 fi

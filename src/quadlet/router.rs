@@ -14,7 +14,7 @@ pub const DEFAULT_ROUTER_IMAGE: &str = "quay.io/skupper/skupper-router:3.5.1";
 
 /// Where the image's router looks for its configuration and certificates.
 const CONFIG_DIR_IN_CONTAINER: &str = "/etc/skupper-router/config";
-const CERTS_DIR_IN_CONTAINER: &str = "/etc/skupper-router/runtime/certs";
+pub const CERTS_DIR_IN_CONTAINER: &str = "/etc/skupper-router/runtime/certs";
 const SSL_PROFILE_BASE_PATH: &str = "/etc/skupper-router";
 
 /// First start may pull the image, longer than systemd's default 90 s.

@@ -10,16 +10,17 @@
 //! name so the output is deterministic.
 
 use serde::Serialize;
-use serde_json::{Map as JsonMap, Value as JsonValue};
+use serde_json::{Map, Value};
 
-use crate::resources::{self, ConnectorSpec, SiteResources};
+use crate::resources::{self, ConnectorSpec, Link, SiteResources};
 
 /// Where the router listens for a Listener served by a forwarder: never another interface.
 pub const LOOPBACK: &str = "127.0.0.1";
 
-/// Where the router container finds the certificate directories; the image's entry script
-/// expands the variable (skrouterd itself does not).
-const CERTS_PATH: &str = "${SSL_PROFILE_BASE_PATH}/runtime/certs";
+/// Where the router container finds the certificate directories, as `skrouterd.json` says it:
+/// the image's entry script expands the variable (skrouterd itself does not, so entities
+/// created over management name the directory as the container sees it).
+pub const CERTS_PATH: &str = "${SSL_PROFILE_BASE_PATH}/runtime/certs";
 
 /// What the rendering needs besides the resources.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,9 +78,10 @@ struct SiteMetadata<'a> {
     platform: &'a str,
 }
 
-#[derive(Serialize)]
+/// A router `sslProfile` entity.
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-struct SslProfile {
+pub struct SslProfile {
     name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     cert_file: Option<String>,
@@ -89,10 +91,10 @@ struct SslProfile {
 }
 
 impl SslProfile {
-    /// A profile reading `runtime/certs/<name>/`; `with_key` adds the certificate and key to
+    /// A profile reading `<certs_path>/<name>/`; `with_key` adds the certificate and key to
     /// present (Skupper's `ConfigureSslProfile(name, path, clientAuth)`).
-    fn for_certs(name: &str, with_key: bool) -> Self {
-        let file = |file: &str| format!("{CERTS_PATH}/{name}/{file}");
+    fn for_certs(name: &str, with_key: bool, certs_path: &str) -> Self {
+        let file = |file: &str| format!("{certs_path}/{name}/{file}");
         Self {
             name: name.to_string(),
             cert_file: with_key.then(|| file("tls.crt")),
@@ -102,9 +104,10 @@ impl SslProfile {
     }
 }
 
-#[derive(Serialize)]
+/// A router `connector` entity (a link this router dials).
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-struct Connector {
+pub struct Connector {
     name: String,
     role: &'static str,
     host: String,
@@ -177,11 +180,8 @@ impl TcpEntity {
     }
 
     /// The attributes, `name` included, as the configuration file has them.
-    pub fn attributes(&self) -> JsonMap<String, JsonValue> {
-        match serde_json::to_value(&self.endpoint) {
-            Ok(JsonValue::Object(map)) => map,
-            _ => unreachable!("a struct serializes to a JSON object"),
-        }
+    pub fn attributes(&self) -> Map<String, Value> {
+        attributes(&self.endpoint)
     }
 }
 
@@ -247,12 +247,83 @@ fn tcp_listener(listener: &resources::Listener) -> TcpEndpoint {
     }
 }
 
-fn entities(resources: &SiteResources, ctx: &RenderContext) -> Vec<Entity> {
-    let link_role = if resources.is_edge() {
+/// The role of the links this site's router dials: edge routers dial `edge` endpoints,
+/// interior routers `inter-router` ones.
+pub fn link_role(resources: &SiteResources) -> &'static str {
+    if resources.is_edge() {
         "edge"
     } else {
         "inter-router"
-    };
+    }
+}
+
+/// What the router runs for one Link: its sslProfile and its connector.
+#[derive(Debug, Clone)]
+pub struct LinkEntities {
+    pub ssl_profile: SslProfile,
+    pub connector: Connector,
+}
+
+/// The sslProfile (`<tlsCredentials>-profile`, files under `certs_path`) and connector of
+/// `link` for a router dialling `role` endpoints; None when the Link has no such endpoint
+/// (Skupper then creates no connector either). Used for `skrouterd.json` and for live
+/// management CREATE alike, so both say the same.
+pub fn link_entities(link: &Link, role: &'static str, certs_path: &str) -> Option<LinkEntities> {
+    let endpoint = link.spec.endpoint_for_role(role)?;
+    let profile = format!("{}-profile", link.spec.tls_credentials);
+    Some(LinkEntities {
+        ssl_profile: SslProfile::for_certs(&profile, true, certs_path),
+        connector: Connector {
+            name: link.metadata.name.clone(),
+            role,
+            host: endpoint.host.clone(),
+            port: endpoint.port.clone(),
+            cost: link.spec.cost.max(1),
+            ssl_profile: profile,
+        },
+    })
+}
+
+impl SslProfile {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The attributes as a management CREATE sends them.
+    pub fn attributes(&self) -> Map<String, Value> {
+        attributes(self)
+    }
+}
+
+impl Connector {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn ssl_profile(&self) -> &str {
+        &self.ssl_profile
+    }
+
+    /// `host:port`, as the router names the connection it opens.
+    pub fn address(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+
+    /// The attributes as a management CREATE sends them.
+    pub fn attributes(&self) -> Map<String, Value> {
+        attributes(self)
+    }
+}
+
+fn attributes(entity: &impl Serialize) -> Map<String, Value> {
+    match serde_json::to_value(entity) {
+        Ok(Value::Object(map)) => map,
+        _ => unreachable!("router entities serialize to JSON objects"),
+    }
+}
+
+fn entities(resources: &SiteResources, ctx: &RenderContext) -> Vec<Entity> {
+    let link_role = link_role(resources);
     let metadata = SiteMetadata {
         id: &ctx.site_id,
         version: &ctx.skupper_version,
@@ -288,26 +359,24 @@ fn entities(resources: &SiteResources, ctx: &RenderContext) -> Vec<Entity> {
                 sasl_mechanisms: "EXTERNAL",
                 authenticate_peer: true,
             });
-            add_profile(SslProfile::for_certs(access.tls_credentials(), true));
+            add_profile(SslProfile::for_certs(
+                access.tls_credentials(),
+                true,
+                CERTS_PATH,
+            ));
         }
     }
 
-    // A Link becomes a connector only when it has an endpoint for this router's role.
     let mut connectors = Vec::new();
     for link in &resources.links {
-        let Some(endpoint) = link.spec.endpoint_for_role(link_role) else {
-            continue;
-        };
-        let profile = format!("{}-profile", link.spec.tls_credentials);
-        connectors.push(Connector {
-            name: link.metadata.name.clone(),
-            role: link_role,
-            host: endpoint.host.clone(),
-            port: endpoint.port.clone(),
-            cost: link.spec.cost.max(1),
-            ssl_profile: profile.clone(),
-        });
-        add_profile(SslProfile::for_certs(&profile, true));
+        if let Some(LinkEntities {
+            ssl_profile,
+            connector,
+        }) = link_entities(link, link_role, CERTS_PATH)
+        {
+            connectors.push(connector);
+            add_profile(ssl_profile);
+        }
     }
 
     let mut tcp_connectors = Vec::new();
@@ -315,15 +384,24 @@ fn entities(resources: &SiteResources, ctx: &RenderContext) -> Vec<Entity> {
         let spec = &connector.spec;
         let ssl_profile = connector_ssl_profile(spec);
         if !ssl_profile.is_empty() {
-            add_profile(SslProfile::for_certs(&ssl_profile, spec.use_client_cert));
+            add_profile(SslProfile::for_certs(
+                &ssl_profile,
+                spec.use_client_cert,
+                CERTS_PATH,
+            ));
         }
         tcp_connectors.push(tcp_connector(connector));
     }
 
     let mut tcp_listeners = Vec::new();
     for listener in &resources.listeners {
-        if !listener.spec.tls_credentials.is_empty() {
-            add_profile(SslProfile::for_certs(&listener.spec.tls_credentials, true));
+        let spec = &listener.spec;
+        if !spec.tls_credentials.is_empty() {
+            add_profile(SslProfile::for_certs(
+                &spec.tls_credentials,
+                true,
+                CERTS_PATH,
+            ));
         }
         tcp_listeners.push(tcp_listener(listener));
     }

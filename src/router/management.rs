@@ -33,8 +33,6 @@ use fe2o3_amqp::types::messaging::{
 };
 use fe2o3_amqp::types::primitives::{OrderedMap, SimpleValue, Value};
 use fe2o3_amqp::{Connection, Receiver, Sender, Session};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::Map as JsonMap;
 use serde_json::Value as JsonValue;
 use tokio::net::TcpStream;
@@ -88,42 +86,16 @@ impl ClientTls {
     /// Builds the rustls client configuration: trust only `ca_pem` (the router's certificate is
     /// issued by a site-local CA, never by a public one) and present the client certificate.
     fn client_config(&self) -> Result<rustls::ClientConfig, ManagementError> {
-        let invalid = |what: &str, e: &dyn fmt::Display| {
-            ManagementError::InvalidCredentials(format!("{what}: {e}"))
-        };
-        let mut roots = rustls::RootCertStore::empty();
-        let mut n_ca = 0;
-        for cert in CertificateDer::pem_slice_iter(&self.ca_pem) {
-            let cert = cert.map_err(|e| invalid("CA certificate is not valid PEM", &e))?;
-            roots
-                .add(cert)
-                .map_err(|e| invalid("CA certificate rejected", &e))?;
-            n_ca += 1;
-        }
-        if n_ca == 0 {
-            return Err(ManagementError::InvalidCredentials(
-                "no certificate found in the CA PEM".into(),
-            ));
-        }
-        let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
-        if self.cert_pem.is_empty() && self.key_pem.is_empty() {
-            // No client certificate: only for listeners that do not require one (the router's
-            // `normal` listener does, and refuses such a client).
-            return Ok(builder.with_no_client_auth());
-        }
-        let chain = CertificateDer::pem_slice_iter(&self.cert_pem)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| invalid("client certificate is not valid PEM", &e))?;
-        if chain.is_empty() {
-            return Err(ManagementError::InvalidCredentials(
-                "no certificate found in the client certificate PEM".into(),
-            ));
-        }
-        let key = PrivateKeyDer::from_pem_slice(&self.key_pem)
-            .map_err(|e| invalid("client key is not valid PEM", &e))?;
-        builder
-            .with_client_auth_cert(chain, key)
-            .map_err(|e| invalid("client certificate and key do not match", &e))
+        // No client certificate: only for listeners that do not require one (the router's
+        // `normal` listener does, and refuses such a client).
+        let identity = (!(self.cert_pem.is_empty() && self.key_pem.is_empty())).then(|| {
+            crate::tls::Identity {
+                cert_pem: &self.cert_pem,
+                key_pem: &self.key_pem,
+            }
+        });
+        crate::tls::client_config(&self.ca_pem, identity, crate::tls::Versions::Default)
+            .map_err(|e| ManagementError::InvalidCredentials(e.to_string()))
     }
 }
 
@@ -655,7 +627,7 @@ impl ManagementClient {
 /// is a TLS problem. With TLS 1.3 a refused client certificate only shows on the first read,
 /// i.e. during the SASL exchange, as an alert from the router.
 fn io_failure(addr: &str, step: &str, e: io::Error) -> ManagementError {
-    if let Some(tls) = find_rustls_error(&e) {
+    if let Some(tls) = crate::tls::find_rustls_error(&e) {
         return ManagementError::Tls {
             addr: addr.to_string(),
             detail: describe_rustls_error(tls),
@@ -680,7 +652,7 @@ fn io_failure(addr: &str, step: &str, e: io::Error) -> ManagementError {
 
 /// Maps fe2o3's AMQP open errors (after TLS and SASL succeeded).
 fn classify_open_error(addr: &str, e: OpenError) -> ManagementError {
-    if let Some(tls) = find_rustls_error(&e) {
+    if let Some(tls) = crate::tls::find_rustls_error(&e) {
         return ManagementError::Tls {
             addr: addr.to_string(),
             detail: describe_rustls_error(tls),
@@ -822,24 +794,6 @@ where
         }
     }
     Err(SaslFailure::Refused("too many SASL challenges".into()))
-}
-
-fn find_rustls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
-        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
-            return Some(tls);
-        }
-        if let Some(io) = err.downcast_ref::<io::Error>() {
-            if let Some(inner) = io.get_ref() {
-                if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
-                    return Some(tls);
-                }
-            }
-        }
-        cur = err.source();
-    }
-    None
 }
 
 fn describe_rustls_error(e: &rustls::Error) -> String {

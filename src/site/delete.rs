@@ -9,7 +9,7 @@ use crate::podman::PodmanService;
 use crate::quadlet::router::router_unit_name;
 use crate::systemd::{ActiveState, LoadState, UserManager};
 
-use super::{files, Paths, SiteLock};
+use super::{files, Paths};
 
 pub struct DeleteOutcome {
     pub namespace: String,
@@ -23,12 +23,7 @@ pub async fn delete(
     progress: &dyn Fn(&str),
 ) -> Result<DeleteOutcome, Error> {
     let manager = UserManager::connect().await?;
-    let _lock = SiteLock::acquire(&paths.lock_file(namespace), || {
-        progress(&format!(
-            "waiting for another vansite command on namespace '{namespace}'"
-        ))
-    })
-    .map_err(Error::file("cannot lock", paths.lock_file(namespace)))?;
+    let _lock = paths.lock(namespace, progress)?;
     let site_dir = paths.site(namespace);
     let name = router_unit_name(namespace);
     let unit = format!("{name}.service");

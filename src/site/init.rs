@@ -22,7 +22,7 @@ use crate::router::management::{ClientTls, ManagementClient};
 use crate::settings::SKUPPER_VERSION;
 use crate::systemd::{ActiveState, JobResult, UserManager};
 
-use super::{files, Paths, SiteDir, SiteLock};
+use super::{files, Paths, SiteDir};
 
 /// Annotation on the Site recording the router image vansite runs for it.
 pub const ROUTER_IMAGE_ANNOTATION: &str = "vansite.io/router-image";
@@ -87,16 +87,7 @@ pub async fn init(
     let podman = detect_generator_version()?;
     let manager = UserManager::connect().await?;
     let site_dir = paths.site(&request.namespace);
-    let _lock = SiteLock::acquire(&paths.lock_file(&request.namespace), || {
-        progress(&format!(
-            "waiting for another vansite command on namespace '{}'",
-            request.namespace
-        ))
-    })
-    .map_err(Error::file(
-        "cannot lock",
-        paths.lock_file(&request.namespace),
-    ))?;
+    let _lock = paths.lock(&request.namespace, progress)?;
 
     let existing = site_dir.load_resources()?;
     let created = existing.is_none();
@@ -226,7 +217,7 @@ pub async fn init(
 /// The router is up when its unit is active and its management listener answers (TLS, SASL
 /// EXTERNAL, AMQP open): the same path every later live change takes. A unit that fails or
 /// is restarted by systemd meanwhile (its restart count grows) is a failed start.
-async fn wait_until_answering(
+pub(crate) async fn wait_until_answering(
     manager: &UserManager,
     unit: &str,
     site_dir: &SiteDir,
@@ -412,7 +403,7 @@ fn reconcile(mut current: SiteResources, request: &InitRequest) -> Result<SiteRe
     Ok(current)
 }
 
-/// What `skrouterd.json` is rendered with besides the resources.
+/// What `skrouterd.json` is rendered with for this site.
 pub fn render_context(resources: &SiteResources) -> RenderContext {
     RenderContext {
         site_id: resources.site.metadata.uid.clone(),

@@ -4,6 +4,7 @@
 pub mod delete;
 pub mod files;
 pub mod init;
+pub mod link;
 pub mod lock;
 pub mod services;
 pub mod status;
@@ -68,6 +69,21 @@ impl Paths {
     /// vansite's own settings file.
     pub fn settings_file(&self) -> PathBuf {
         self.config_home.join("vansite/config.toml")
+    }
+
+    /// Takes the site's lock, telling the person through `progress` if it has to wait.
+    pub fn lock(
+        &self,
+        namespace: &str,
+        progress: &dyn Fn(&str),
+    ) -> Result<SiteLock, crate::error::Error> {
+        let path = self.lock_file(namespace);
+        SiteLock::acquire(&path, || {
+            progress(&format!(
+                "waiting for another vansite command on namespace '{namespace}'"
+            ))
+        })
+        .map_err(crate::error::Error::file("cannot lock", path))
     }
 
     pub fn lock_file(&self, namespace: &str) -> PathBuf {

@@ -11,6 +11,7 @@ use crate::quadlet::router::router_unit_name;
 use crate::systemd::{ActiveState, UserManager};
 
 use super::init::{link_endpoints, local_port, ROUTER_IMAGE_ANNOTATION};
+use super::link::{link_statuses, LinkStatus, NetworkRouter, RouterView};
 use super::services::{services_status, ServiceStatus};
 use super::Paths;
 
@@ -26,6 +27,11 @@ pub struct SiteStatus {
     pub services: Vec<ServiceStatus>,
     /// Every namespace of this user that has a site.
     pub namespaces: Vec<String>,
+    /// The site's links, as its router reports them.
+    pub links: Vec<LinkStatus>,
+    /// The routers reachable in the network (this one included), from the router's
+    /// `router.node` entities; empty when the router does not answer.
+    pub network: Vec<NetworkRouter>,
     pub healthy: bool,
     pub problems: Vec<String>,
 }
@@ -119,6 +125,18 @@ pub async fn status(paths: &Paths, namespace: &str) -> Result<SiteStatus, Error>
     let grant_server = units::status(&manager, paths, namespace, grant_port(&resources)).await?;
     let (services, service_problems) = services_status(&manager, &site_dir, &resources).await?;
     problems.extend(service_problems);
+    let view = if state.active_state == ActiveState::Active {
+        RouterView::query(&site_dir, &resources)
+            .await
+            .map_err(|e| format!("the router's management does not answer: {e}"))
+    } else {
+        Err("the router is not running".to_string())
+    };
+    if let (Err(why), ActiveState::Active) = (&view, &state.active_state) {
+        problems.push(why.clone());
+    }
+    let links = link_statuses(&resources, view.as_ref().map_err(String::as_str));
+    let network = view.as_ref().map(RouterView::network).unwrap_or_default();
     let site = &resources.site;
     Ok(SiteStatus {
         namespace: namespace.to_string(),
@@ -153,6 +171,8 @@ pub async fn status(paths: &Paths, namespace: &str) -> Result<SiteStatus, Error>
         grant_server,
         services,
         namespaces,
+        links,
+        network,
         healthy: problems.is_empty(),
         problems,
     })
@@ -166,7 +186,7 @@ pub(super) fn state_word(state: &ActiveState) -> String {
     }
 }
 
-fn rfc3339(time: std::time::SystemTime) -> String {
+pub(crate) fn rfc3339(time: std::time::SystemTime) -> String {
     chrono::DateTime::<chrono::Utc>::from(time).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 

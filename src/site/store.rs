@@ -147,6 +147,19 @@ impl SiteDir {
     }
 }
 
+impl SiteDir {
+    /// Writes some leaf certificate directories, leaving the others alone.
+    pub fn save_leaves(&self, leaves: &BTreeMap<String, CertFiles>) -> Result<bool, Error> {
+        write_cert_dirs(&self.certs(), leaves)
+    }
+
+    /// Removes one leaf certificate directory; true if it existed.
+    pub fn remove_leaf(&self, name: &str) -> Result<bool, Error> {
+        let dir = self.certs().join(name);
+        files::remove_if_present(&dir).map_err(Error::file("cannot remove", &dir))
+    }
+}
+
 fn read_cert_dirs(dir: &Path) -> Result<BTreeMap<String, CertFiles>, Error> {
     let mut found = BTreeMap::new();
     let entries = match std::fs::read_dir(dir) {

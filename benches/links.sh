@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Links benchmark, as root on a machine prepared by tests/run.sh (or testhost.sh setup).
+# Two test hosts (own systemd --user, rootless podman, own network namespace, the stand-in router
+# image): A accepts links, B links to A with a Link + Secret made as `skupper link generate` makes
+# them (client certificate signed by A's skupper-site-ca, CN = B's site name). Prints, as medians
+# over several runs:
+#   - `vansite link create` (the command: parse, TLS check of A's router, files, live management);
+#   - from the start of `vansite link create` until `vansite link status` reports the link
+#     connected (what a person waits for);
+#   - grant server redemptions per second on loopback (see the section at the end).
+# The machine is shared and noisy: compare figures of one run, not across runs.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+T=$root/tests/testhost/testhost.sh
+a=lkba
+b=lkbb
+runs=${RUNS:-7}
+image=localhost/skupper-router-standin:test
+
+"$T" setup >/dev/null
+(cd "$root" && cargo build --quiet --release -p vansite)
+vansite=${CARGO_TARGET_DIR:-$root/target}/release/vansite
+tar=$("$root/tests/testhost/build-standin-image.sh")
+trap '"$T" down "$a" "$b" >/dev/null 2>&1 || true' EXIT
+for host in "$a" "$b"; do
+    "$T" up "$host" --netns >/dev/null
+    "$T" load-image "$host" "$tar" "$image" --change 'CMD ["/home/skrouterd/bin/skrouterd"]' --change 'USER 10000' >/dev/null
+done
+a_addr=$("$T" addr "$a")
+"$T" run "$a" -- "$vansite" init --name west --enable-link-access --host "$a_addr" --router-image "$image" >/dev/null
+"$T" run "$b" -- "$vansite" init --name east --router-image "$image" >/dev/null
+
+# The Link + Secret for B, signed by A's site CA.
+work=$(mktemp -d)
+trap 'rm -rf "$work"; "$T" down "$a" "$b" >/dev/null 2>&1 || true' EXIT
+ca=$("$T" run "$a" -- sh -c 'echo $HOME')/.local/share/vansite/default/runtime/issuers/skupper-site-ca
+openssl ecparam -genkey -name prime256v1 -noout 2>/dev/null | openssl pkcs8 -topk8 -nocrypt -out "$work/tls.key"
+openssl req -new -key "$work/tls.key" -subj /CN=east -out "$work/client.csr"
+openssl x509 -req -in "$work/client.csr" -CA "$ca/tls.crt" -CAkey "$ca/tls.key" -CAcreateserial \
+    -CAserial "$work/ca.srl" -days 30 -out "$work/tls.crt" \
+    -extfile <(printf 'extendedKeyUsage=serverAuth,clientAuth\nkeyUsage=digitalSignature,keyEncipherment\n') 2>/dev/null
+ports=$("$T" run "$a" -- "$vansite" status --output json)
+port_of() { echo "$ports" | tr -d '\n ' | grep -o "\"role\":\"$1\",\"port\":[0-9]*" | grep -o '[0-9]*$'; }
+b64() { base64 -w0 "$1"; }
+cat > "$work/link.yaml" <<EOF
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: link-west
+type: kubernetes.io/tls
+data:
+  ca.crt: $(b64 "$ca/tls.crt")
+  tls.crt: $(b64 "$work/tls.crt")
+  tls.key: $(b64 "$work/tls.key")
+---
+apiVersion: skupper.io/v2alpha1
+kind: Link
+metadata:
+  name: link-west
+spec:
+  tlsCredentials: link-west
+  cost: 1
+  endpoints:
+  - {name: inter-router, host: $a_addr, port: "$(port_of inter-router)", group: skupper-router}
+  - {name: edge, host: $a_addr, port: "$(port_of edge)", group: skupper-router}
+EOF
+"$T" run "$b" -- sh -c 'cat > link.yaml' < "$work/link.yaml"
+
+# Everything is timed inside B, so that entering the host (nsenter) is not counted.
+"$T" run "$b" -- bash -s "$vansite" "$runs" <<'INNER'
+set -euo pipefail
+vansite=$1 runs=$2
+now() { date +%s%N; }
+median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+ms() { awk -v ns="$1" 'BEGIN {printf "%.1f ms", ns / 1e6}'; }
+connected() { "$vansite" link status link-west --output json | tr -d ' \n' | grep -q '"connected":true'; }
+: > create.ns
+: > connected.ns
+for ((i = 0; i < runs; i++)); do
+    t0=$(now)
+    "$vansite" link create link.yaml >/dev/null
+    t1=$(now)
+    until connected; do sleep 0.02; done
+    t2=$(now)
+    echo $((t1 - t0)) >> create.ns
+    echo $((t2 - t0)) >> connected.ns
+    "$vansite" link delete link-west >/dev/null
+done
+echo "vansite link create (command):       $(ms "$(median < create.ns)") (median of $runs)"
+echo "link create until link connected:    $(ms "$(median < connected.ns)") (median of $runs, no router restart)"
+INNER
+
+# Grant server redemptions per second on loopback: measured by the grant server's benchmark
+# (the AccessGrant server of `vansite token issue`), which prints its figure here:
+echo "grant server redemptions/s:          not measured by this script yet (grant server benchmark)"

@@ -1,0 +1,559 @@
+//! Links between two real test hosts (own systemd --user, rootless podman, own network
+//! namespace each), with stand-in routers and real TLS: host A accepts links, host B links to
+//! it with the files Skupper hands out, made here exactly as Skupper makes them (a client
+//! certificate signed by A's skupper-site-ca, CN = B's site name; A's address and RouterAccess
+//! ports as endpoints).
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use support::{standin_image_tar, text, Host, STANDIN_IMAGE};
+use vansite::certs::{issue, Ca, CertFiles};
+use vansite::resources::{Endpoint, Link, LinkSpec, ObjectMeta, Resource};
+use vansite::tokens::link_secret;
+
+const VANSITE: &str = env!("CARGO_BIN_EXE_vansite");
+const SITE_DIR: &str = ".local/share/vansite/default";
+const LIMIT: Duration = Duration::from_secs(60);
+/// A's echo server, behind A's tcpConnector.
+const ECHO_PORT: &str = "7777";
+/// B's tcpListener for the same address.
+const LISTENER_PORT: &str = "7001";
+const ADDRESS: &str = "lk-echo";
+
+/// One test host running a vansite site.
+struct Site {
+    host: Host,
+}
+
+impl Site {
+    /// Host `name` with site `site_name`; `link_access` lets other sites link to it at the
+    /// host's address.
+    fn up(name: &str, site_name: &str, link_access: bool) -> Site {
+        let host = Host::up(name, true);
+        host.load_standin_image(&standin_image_tar());
+        let addr = host.addr();
+        let site = Site { host };
+        let mut args = vec![
+            "init",
+            "--router-image",
+            STANDIN_IMAGE,
+            "--timeout",
+            "120",
+            "--name",
+            site_name,
+        ];
+        if link_access {
+            args.extend(["--enable-link-access", "--host", &addr]);
+        }
+        site.ok(&args);
+        site
+    }
+
+    fn vansite(&self, args: &[&str]) -> std::process::Output {
+        let mut full = vec![VANSITE];
+        full.extend_from_slice(args);
+        self.host.run(&full)
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let output = self.vansite(args);
+        assert!(
+            output.status.success(),
+            "vansite {args:?} on {}:\n{}",
+            self.host.name,
+            text(&output)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// Runs vansite, which must fail; returns stderr.
+    fn fails(&self, args: &[&str]) -> String {
+        let output = self.vansite(args);
+        assert!(
+            !output.status.success(),
+            "vansite {args:?} on {} should fail:\n{}",
+            self.host.name,
+            text(&output)
+        );
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let output = self.vansite(args);
+        serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: not JSON: {e}\n{}", text(&output)))
+    }
+
+    fn status(&self) -> Value {
+        self.json(&["status", "--output", "json"])
+    }
+
+    fn links(&self) -> Vec<Value> {
+        self.json(&["link", "status", "--output", "json"])
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn file(&self, path: &str) -> String {
+        self.host.ok(&["cat", &format!("{SITE_DIR}/{path}")])
+    }
+
+    fn router_id(&self) -> String {
+        let config: Value =
+            serde_json::from_str(&self.file("runtime/router/skrouterd.json")).unwrap();
+        config
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e[0] == "router")
+            .map(|e| e[1]["id"].as_str().unwrap().to_string())
+            .unwrap()
+    }
+
+    fn site_ca(&self) -> Ca {
+        Ca::from_pem(
+            "skupper-site-ca",
+            &self.file("runtime/issuers/skupper-site-ca/tls.crt"),
+            &self.file("runtime/issuers/skupper-site-ca/tls.key"),
+        )
+        .unwrap()
+    }
+
+    /// (role, port) of the site's link access.
+    fn link_ports(&self) -> Vec<(String, String)> {
+        self.status()["site"]["linkAccess"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["role"].as_str().unwrap().to_string(),
+                    e["port"].to_string(),
+                )
+            })
+            .collect()
+    }
+
+    /// Every file of the site with its mode and content hash (the router's log aside, which
+    /// the router writes on its own), and vansite's units.
+    fn snapshot(&self) -> String {
+        self.host.ok(&[
+            "sh",
+            "-c",
+            &format!(
+                "find {SITE_DIR} .config/containers/systemd -path '*/runtime/logs' -prune -o -printf '%p %m\\n' | sort; \
+                 find {SITE_DIR} .config/containers/systemd -path '*/runtime/logs' -prune -o -type f -exec sha256sum {{}} + | sort"
+            ),
+        ])
+    }
+
+    fn write(&self, name: &str, content: &str) -> String {
+        self.host.write_file(name, content);
+        name.to_string()
+    }
+
+    /// A management CREATE on this site's running router, made from inside the host by this
+    /// test binary run as the host's user (see `management_request`).
+    fn manage(&self, entity_type: &str, name: &str, attributes: Value) {
+        let port = self.status()["site"]["managementPort"].as_u64().unwrap();
+        let request =
+            json!({"port": port, "type": entity_type, "name": name, "attributes": attributes});
+        let exe = std::env::current_exe().unwrap();
+        let output = self.host.run(&[
+            "env",
+            &format!("LK_MANAGE={request}"),
+            exe.to_str().unwrap(),
+            "--exact",
+            "management_request",
+            "--ignored",
+            "--nocapture",
+        ]);
+        assert!(
+            output.status.success() && String::from_utf8_lossy(&output.stdout).contains("created"),
+            "management CREATE {entity_type} {name} on {}:\n{}",
+            self.host.name,
+            text(&output)
+        );
+    }
+
+    fn start_echo_server(&self) {
+        let script = format!(
+            "(socat TCP-LISTEN:{ECHO_PORT},bind=127.0.0.1,fork,reuseaddr EXEC:cat & echo $! > echo.pid) >/dev/null 2>&1"
+        );
+        self.host.ok(&["sh", "-c", &script]);
+    }
+
+    /// Sends a line to `port` on this host and returns what came back.
+    fn echo(&self, port: &str, line: &str) -> String {
+        let script = format!("echo {line} | timeout 10 socat -t 3 - TCP:127.0.0.1:{port}");
+        String::from_utf8_lossy(&self.host.run(&["sh", "-c", &script]).stdout)
+            .trim()
+            .to_string()
+    }
+
+    fn unit(&self, verb: &str) {
+        self.host.ok(&[
+            "systemctl",
+            "--user",
+            verb,
+            "vansite-default-router.service",
+        ]);
+    }
+}
+
+/// Not a test on its own: `Site::manage` runs this test binary inside a test host with
+/// `LK_MANAGE` set, to reach the router's management listener, which is bound to the host's
+/// own loopback.
+#[test]
+#[ignore = "run inside a test host by Site::manage"]
+fn management_request() {
+    use vansite::router::management::{ClientTls, ManagementClient};
+    let Ok(request) = std::env::var("LK_MANAGE") else {
+        return;
+    };
+    let request: Value = serde_json::from_str(&request).unwrap();
+    let home = std::env::var("HOME").unwrap();
+    let tls = ClientTls::from_dir(format!(
+        "{home}/{SITE_DIR}/runtime/certs/skupper-local-client"
+    ))
+    .unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let port = request["port"].as_u64().unwrap() as u16;
+        let mut client = ManagementClient::connect("127.0.0.1", port, &tls, LIMIT)
+            .await
+            .unwrap();
+        client
+            .create(
+                request["type"].as_str().unwrap(),
+                request["name"].as_str().unwrap(),
+                request["attributes"].as_object().unwrap().clone(),
+            )
+            .await
+            .unwrap();
+        client.close().await.unwrap();
+    });
+    println!("created");
+}
+
+/// A client certificate for `subject` from `ca`, with `ca_crt` as the CA to trust.
+fn credentials(ca: &Ca, subject: &str) -> CertFiles {
+    issue(ca, subject, &[]).unwrap()
+}
+
+/// What `skupper link generate` prints for a link to `to`: a Secret with the client
+/// certificate and `to`'s CA, and a Link with `to`'s address and RouterAccess ports.
+fn link_file(to: &Site, name: &str, credentials: &CertFiles) -> String {
+    let secret = link_secret(name, credentials);
+    let addr = to.host.addr();
+    let link = Link {
+        metadata: ObjectMeta::named(name),
+        spec: LinkSpec {
+            endpoints: to
+                .link_ports()
+                .into_iter()
+                .map(|(role, port)| Endpoint {
+                    name: role,
+                    host: addr.clone(),
+                    port,
+                    group: "skupper-router".into(),
+                })
+                .collect(),
+            tls_credentials: name.into(),
+            cost: 1,
+            ..LinkSpec::default()
+        },
+    };
+    [Resource::Secret(secret), Resource::Link(link)]
+        .iter()
+        .map(|r| format!("---\n{}", r.to_yaml().unwrap()))
+        .collect()
+}
+
+/// A Skupper v1 connection token for a link to `to` (§3.1).
+fn v1_token(to: &Site, credentials: &CertFiles) -> String {
+    use base64::Engine;
+    let b64 = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
+    let ports: std::collections::BTreeMap<String, String> = to.link_ports().into_iter().collect();
+    let addr = to.host.addr();
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: skupper\n  labels:\n    skupper.io/type: connection-token\n  \
+         annotations:\n    inter-router-host: {addr}\n    inter-router-port: \"{}\"\n    edge-host: {addr}\n    \
+         edge-port: \"{}\"\n    skupper.io/generated-by: {}\n    skupper.io/site-version: 1.9.6\n\
+         type: kubernetes.io/tls\ndata:\n  ca.crt: {}\n  tls.crt: {}\n  tls.key: {}\n",
+        ports["inter-router"],
+        ports["edge"],
+        to.status()["site"]["id"].as_str().unwrap(),
+        b64(&credentials.ca_crt),
+        b64(&credentials.tls_crt),
+        b64(&credentials.tls_key)
+    )
+}
+
+fn container_identity(site: &Site) -> (Value, Value) {
+    let status = site.status();
+    let container = &status["router"]["container"];
+    (container["id"].clone(), container["startedAt"].clone())
+}
+
+fn wait_connected(site: &Site, connected: bool, what: &str) -> Value {
+    let mut last = Value::Null;
+    site.host.wait_until(what, LIMIT, |_| {
+        last = site.links().first().cloned().unwrap_or(Value::Null);
+        last["connected"] == connected
+    });
+    last
+}
+
+fn wait_echo(site: &Site, what: &str) {
+    site.host
+        .wait_until(what, LIMIT, |_| site.echo(LISTENER_PORT, "ping") == "ping");
+}
+
+#[test]
+fn a_link_comes_up_live_carries_traffic_and_follows_its_peer() {
+    let a = Site::up("lk1a", "west", true);
+    let b = Site::up("lk1b", "east", false);
+    a.start_echo_server();
+    a.manage(
+        "tcpConnector",
+        "connector/lk-echo@127.0.0.1",
+        json!({"host": "127.0.0.1", "port": ECHO_PORT, "address": ADDRESS}),
+    );
+    b.manage(
+        "tcpListener",
+        "listener/lk-echo",
+        json!({"host": "127.0.0.1", "port": LISTENER_PORT, "address": ADDRESS}),
+    );
+
+    let before = container_identity(&b);
+    let file = b.write(
+        "west.yaml",
+        &link_file(&a, "link-west", &credentials(&a.site_ca(), "east")),
+    );
+    let out = b.ok(&["link", "create", &file]);
+    assert!(
+        out.contains("no restart") && out.contains("link-west"),
+        "{out}"
+    );
+    let link = wait_connected(&b, true, "link-west connected");
+    assert_eq!(link["remoteRouter"], a.router_id().as_str(), "{link:#}");
+    assert_eq!(link["state"], "connected");
+    assert!(
+        link["since"].as_str().is_some_and(|s| s.ends_with('Z')),
+        "{link:#}"
+    );
+    assert_eq!(
+        container_identity(&b),
+        before,
+        "the router was not restarted"
+    );
+    wait_echo(&b, "traffic from B's tcpListener to A's tcpConnector");
+
+    // Stored as Skupper stores it: Link and Secret resources, the profile directory, the config.
+    assert!(b
+        .file("resources/Link-link-west.yaml")
+        .contains("tlsCredentials: link-west"));
+    assert!(b
+        .file("resources/Secret-link-west.yaml")
+        .contains("kind: Secret"));
+    assert!(b
+        .file("runtime/certs/link-west-profile/ca.crt")
+        .contains("BEGIN CERTIFICATE"));
+    assert!(b
+        .file("runtime/router/skrouterd.json")
+        .contains("\"sslProfile\": \"link-west-profile\""));
+
+    // `vansite status` shows the link and the network.
+    let status = b.status();
+    assert_eq!(status["links"][0]["name"], "link-west", "{status:#}");
+    let network: Vec<&str> = status["network"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        network.contains(&a.router_id().as_str()) && network.contains(&b.router_id().as_str()),
+        "{network:?}"
+    );
+    let table = b.ok(&["link", "status"]);
+    assert!(
+        table.contains("link-west") && table.contains("connected"),
+        "{table}"
+    );
+
+    // The link follows A's router: down while it is stopped, up again when it returns.
+    a.unit("stop");
+    let down = wait_connected(&b, false, "link-west down while A's router is stopped");
+    assert_ne!(down["state"], "connected", "{down:#}");
+    a.unit("start");
+    wait_connected(&b, true, "link-west up again");
+    // A's connector was created live, so A's restarted router has no tcpConnector any more.
+    a.manage(
+        "tcpConnector",
+        "connector/lk-echo@127.0.0.1",
+        json!({"host": "127.0.0.1", "port": ECHO_PORT, "address": ADDRESS}),
+    );
+    wait_echo(&b, "traffic after A's router came back");
+
+    // Delete: live, then files.
+    let out = b.ok(&["link", "delete", "link-west"]);
+    assert!(out.contains("no restart"), "{out}");
+    assert!(b.links().is_empty());
+    let gone = b.host.run(&[
+        "test",
+        "-e",
+        &format!("{SITE_DIR}/runtime/certs/link-west-profile"),
+    ]);
+    assert!(!gone.status.success(), "the profile directory is removed");
+    assert_eq!(container_identity(&b), before, "still no restart");
+    b.host
+        .wait_until("the listener stops once the link is gone", LIMIT, |_| {
+            b.echo(LISTENER_PORT, "ping").is_empty()
+        });
+
+    // A Skupper v1 connection token to the same site works the same way.
+    let file = b.write(
+        "west-v1.yaml",
+        &v1_token(&a, &credentials(&a.site_ca(), "east")),
+    );
+    let out = b.ok(&["token", "redeem", &file, "--name", "west-v1", "--cost", "2"]);
+    assert!(out.contains("v1 connection token"), "{out}");
+    let link = wait_connected(&b, true, "west-v1 connected");
+    assert_eq!(link["remoteRouter"], a.router_id().as_str());
+    assert_eq!(link["cost"], 2);
+    wait_echo(&b, "traffic over the v1 token's link");
+    assert_eq!(container_identity(&b), before, "still no restart");
+}
+
+#[test]
+fn bad_input_is_explained_and_leaves_the_site_unchanged() {
+    let a = Site::up("lk2a", "north", true);
+    let b = Site::up("lk2b", "south", false);
+    let good = link_file(&a, "link-north", &credentials(&a.site_ca(), "south"));
+
+    let refused = |site: &Site, name: &str, content: &str, extra: &[&str], expected: &str| {
+        let file = site.write(name, content);
+        let before = site.snapshot();
+        let mut args = vec!["link", "create", file.as_str()];
+        args.extend_from_slice(extra);
+        let stderr = site.fails(&args);
+        assert!(
+            stderr.contains(expected),
+            "{name}: expected '{expected}' in:\n{stderr}"
+        );
+        assert!(
+            !stderr.contains("PRIVATE KEY") && !stderr.contains("L1qCl2mZ"),
+            "{stderr}"
+        );
+        assert_eq!(site.snapshot(), before, "{name}: the site changed");
+    };
+
+    let secret_only = &good[..good.rfind("---\n").unwrap()];
+    refused(
+        &b,
+        "truncated.yaml",
+        secret_only,
+        &[],
+        "which no Link uses (a file cut short?)",
+    );
+    let mid_quote = good.rfind("port: ").unwrap() + 9;
+    refused(
+        &b,
+        "truncated2.yaml",
+        &good[..mid_quote],
+        &[],
+        "is damaged or is not a token",
+    );
+    let at = good.find("tls.crt: ").unwrap() + 300;
+    let mut tampered = good.clone().into_bytes();
+    tampered[at] = if tampered[at] == b'Q' { b'R' } else { b'Q' };
+    refused(
+        &b,
+        "tampered.yaml",
+        &String::from_utf8(tampered).unwrap(),
+        &[],
+        "tls.crt",
+    );
+    refused(
+        &b,
+        "site.yaml",
+        &b.file("resources/Site-south.yaml"),
+        &[],
+        "holds Site 'south', not a token or a link",
+    );
+
+    // Credentials of another site's CA with A's endpoints: A's server is not of the link's CA.
+    let other_site = credentials(&Ca::new("skupper-site-ca").unwrap(), "south");
+    refused(
+        &b,
+        "wrong-ca.yaml",
+        &link_file(&a, "link-north", &other_site),
+        &[],
+        "does not present a certificate of the link's CA",
+    );
+
+    // A client certificate that A's CA did not sign.
+    let stranger = credentials(&Ca::new("skupper-site-ca").unwrap(), "south");
+    let mut foreign = stranger.clone();
+    foreign.ca_crt = a.site_ca().cert_pem().to_string();
+    refused(
+        &b,
+        "foreign.yaml",
+        &link_file(&a, "link-north", &foreign),
+        &[],
+        "tls.crt is not signed by ca.crt",
+    );
+
+    // A grant server that is not there.
+    let token = format!(
+        "apiVersion: skupper.io/v2alpha1\nkind: AccessToken\nmetadata: {{name: north}}\nspec:\n  url: https://{}:9/grant\n  \
+         code: L1qCl2mZ7D81gbXp3ax4YT0K\n  ca: |\n{}",
+        a.host.addr(),
+        a.site_ca().cert_pem().lines().map(|l| format!("    {l}\n")).collect::<String>()
+    );
+    refused(
+        &b,
+        "token.yaml",
+        &token,
+        &[],
+        "cannot reach the grant server",
+    );
+
+    // A's own link, on A itself.
+    let own = link_file(&a, "link-self", &credentials(&a.site_ca(), "north"));
+    refused(&a, "self.yaml", &own, &[], "made for this same site");
+    let own_v1 = v1_token(&a, &credentials(&a.site_ca(), "north"));
+    refused(&a, "self-v1.yaml", &own_v1, &[], "made for this same site");
+
+    // Duplicates: the same name, or the same endpoint under another name.
+    let file = b.write("good.yaml", &good);
+    b.ok(&["link", "create", &file]);
+    refused(
+        &b,
+        "again.yaml",
+        &good,
+        &[],
+        "a Link named 'link-north' already exists",
+    );
+    refused(
+        &b,
+        "again2.yaml",
+        &good,
+        &["--name", "other"],
+        "already linked to",
+    );
+    wait_connected(&b, true, "the good link connected");
+
+    // Unknown links are named as such.
+    let stderr = b.fails(&["link", "delete", "nope"]);
+    assert!(
+        stderr.contains("no link named 'nope'") && stderr.contains("link-north"),
+        "{stderr}"
+    );
+}
