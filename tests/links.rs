@@ -557,3 +557,70 @@ fn bad_input_is_explained_and_leaves_the_site_unchanged() {
         "{stderr}"
     );
 }
+
+/// The whole flow of the tutorials between two hosts, every part vansite's own: host A issues
+/// a token (its grant server answers), host B redeems it with `link create`; the link comes up
+/// without restarting B's router and a service of A is reached through a listener on B. Then
+/// the v1 token-claim and the static `link generate` paths likewise.
+#[test]
+fn a_token_issued_by_one_host_is_redeemed_by_another_and_services_flow() {
+    let a = Site::up("lk3a", "west", true);
+    let b = Site::up("lk3b", "east", false);
+    a.start_echo_server();
+    a.ok(&[
+        "connector",
+        "create",
+        ADDRESS,
+        ECHO_PORT,
+        "--host",
+        "127.0.0.1",
+    ]);
+    b.ok(&[
+        "listener",
+        "create",
+        ADDRESS,
+        LISTENER_PORT,
+        "--host",
+        "127.0.0.1",
+    ]);
+
+    let before = container_identity(&b);
+    a.ok(&["token", "issue", "west.token"]);
+    let token = a.host.ok(&["cat", "west.token"]);
+    assert!(token.contains("kind: AccessToken"), "{token}");
+    let file = b.write("west.token", &token);
+    let out = b.ok(&["link", "create", &file]);
+    assert!(out.contains("no restart"), "{out}");
+    let link = wait_connected(&b, true, "the redeemed link connected");
+    assert_eq!(link["remoteRouter"], a.router_id().as_str(), "{link:#}");
+    assert_eq!(
+        container_identity(&b),
+        before,
+        "the router was not restarted"
+    );
+    wait_echo(
+        &b,
+        "traffic from B's listener to A's connector over the redeemed link",
+    );
+    // A single-use token is used up.
+    let again = b.fails(&["link", "create", &file, "--name", "again"]);
+    assert!(again.contains("No such access granted"), "{again}");
+    let link_name = link["name"].as_str().unwrap().to_string();
+    b.ok(&["link", "delete", &link_name]);
+
+    // A v1 token-claim, redeemed by the v1 claims protocol.
+    a.ok(&["token", "issue", "west-v1.yaml", "--format", "v1"]);
+    let file = b.write("west-v1.yaml", &a.host.ok(&["cat", "west-v1.yaml"]));
+    b.ok(&["link", "create", &file, "--name", "west-v1"]);
+    wait_connected(&b, true, "the v1 claim's link connected");
+    wait_echo(&b, "traffic over the v1 claim's link");
+    b.ok(&["link", "delete", "west-v1"]);
+
+    // A static Link + Secret, no server involved.
+    a.ok(&["link", "generate", "west-link.yaml"]);
+    let file = b.write("west-link.yaml", &a.host.ok(&["cat", "west-link.yaml"]));
+    b.ok(&["link", "create", &file]);
+    wait_connected(&b, true, "the static link connected");
+    wait_echo(&b, "traffic over the static link");
+    assert_eq!(container_identity(&b), before, "still no restart");
+}
