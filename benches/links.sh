@@ -91,6 +91,5 @@ echo "vansite link create (command):       $(ms "$(median < create.ns)") (median
 echo "link create until link connected:    $(ms "$(median < connected.ns)") (median of $runs, no router restart)"
 INNER
 
-# Grant server redemptions per second on loopback: measured by the grant server's benchmark
-# (the AccessGrant server of `vansite token issue`), which prints its figure here:
-echo "grant server redemptions/s:          not measured by this script yet (grant server benchmark)"
+# Grant server redemptions per second on loopback, in the same run.
+"$root/benches/grants.sh"
