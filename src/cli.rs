@@ -594,78 +594,19 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             Ok(())
         }
         Command::Listener(command) => {
-            let kind = ServiceKind::Listener;
-            match command {
-                ListenerCommand::Create(args) => {
-                    let request = ServiceRequest {
-                        kind,
-                        name: args.name,
-                        port: args.port,
-                        routing_key: args.routing_key,
-                        host: args.host,
-                    };
-                    let change = services::create(&paths, &namespace, request, &progress).await?;
-                    print_change(&change, "created", args.output.output)
-                }
-                ListenerCommand::List(args) => {
-                    print_data(
-                        args.output,
-                        &services::list(&paths, &namespace, kind)?,
-                        |infos| info_table(infos),
-                    );
-                    Ok(())
-                }
-                ListenerCommand::Status(args) => {
-                    let all =
-                        services::status(&paths, &namespace, kind, args.name.as_deref()).await?;
-                    print_data(args.output.output, &all, |all| {
-                        status_table_of_services(all)
-                    });
-                    Ok(())
-                }
-                ListenerCommand::Delete(args) => {
-                    let change =
-                        services::delete(&paths, &namespace, kind, &args.name, &progress).await?;
-                    print_change(&change, "deleted", args.output.output)
-                }
-            }
+            let action = ServiceAction::from(command);
+            run_service(&paths, &namespace, ServiceKind::Listener, action, &progress).await
         }
         Command::Connector(command) => {
-            let kind = ServiceKind::Connector;
-            match command {
-                ConnectorCommand::Create(args) => {
-                    let request = ServiceRequest {
-                        kind,
-                        name: args.name,
-                        port: args.port,
-                        routing_key: args.routing_key,
-                        host: args.host,
-                    };
-                    let change = services::create(&paths, &namespace, request, &progress).await?;
-                    print_change(&change, "created", args.output.output)
-                }
-                ConnectorCommand::List(args) => {
-                    print_data(
-                        args.output,
-                        &services::list(&paths, &namespace, kind)?,
-                        |infos| info_table(infos),
-                    );
-                    Ok(())
-                }
-                ConnectorCommand::Status(args) => {
-                    let all =
-                        services::status(&paths, &namespace, kind, args.name.as_deref()).await?;
-                    print_data(args.output.output, &all, |all| {
-                        status_table_of_services(all)
-                    });
-                    Ok(())
-                }
-                ConnectorCommand::Delete(args) => {
-                    let change =
-                        services::delete(&paths, &namespace, kind, &args.name, &progress).await?;
-                    print_change(&change, "deleted", args.output.output)
-                }
-            }
+            let action = ServiceAction::from(command);
+            run_service(
+                &paths,
+                &namespace,
+                ServiceKind::Connector,
+                action,
+                &progress,
+            )
+            .await
         }
         Command::Expose(ExposeCommand::Host(args)) => {
             let request = ServiceRequest {
@@ -750,6 +691,98 @@ fn describe_issue(outcome: &IssueOutcome) -> String {
         outcome.socket_unit,
         outcome.socket_unit,
     )
+}
+
+/// What a `listener` or `connector` subcommand asks, whichever the kind: both kinds are
+/// served by the same operations.
+enum ServiceAction {
+    Create {
+        name: String,
+        port: u16,
+        routing_key: Option<String>,
+        host: Option<String>,
+        output: OutputFormat,
+    },
+    List(OutputFormat),
+    Status(Option<String>, OutputFormat),
+    Delete(String, OutputFormat),
+}
+
+impl From<ListenerCommand> for ServiceAction {
+    fn from(command: ListenerCommand) -> Self {
+        match command {
+            ListenerCommand::Create(a) => ServiceAction::Create {
+                name: a.name,
+                port: a.port,
+                routing_key: a.routing_key,
+                host: a.host,
+                output: a.output.output,
+            },
+            ListenerCommand::List(a) => ServiceAction::List(a.output),
+            ListenerCommand::Status(a) => ServiceAction::Status(a.name, a.output.output),
+            ListenerCommand::Delete(a) => ServiceAction::Delete(a.name, a.output.output),
+        }
+    }
+}
+
+impl From<ConnectorCommand> for ServiceAction {
+    fn from(command: ConnectorCommand) -> Self {
+        match command {
+            ConnectorCommand::Create(a) => ServiceAction::Create {
+                name: a.name,
+                port: a.port,
+                routing_key: a.routing_key,
+                host: a.host,
+                output: a.output.output,
+            },
+            ConnectorCommand::List(a) => ServiceAction::List(a.output),
+            ConnectorCommand::Status(a) => ServiceAction::Status(a.name, a.output.output),
+            ConnectorCommand::Delete(a) => ServiceAction::Delete(a.name, a.output.output),
+        }
+    }
+}
+
+async fn run_service(
+    paths: &Paths,
+    namespace: &str,
+    kind: ServiceKind,
+    action: ServiceAction,
+    progress: &dyn Fn(&str),
+) -> Result<(), Error> {
+    match action {
+        ServiceAction::Create {
+            name,
+            port,
+            routing_key,
+            host,
+            output,
+        } => {
+            let request = ServiceRequest {
+                kind,
+                name,
+                port,
+                routing_key,
+                host,
+            };
+            let change = services::create(paths, namespace, request, progress).await?;
+            print_change(&change, "created", output)
+        }
+        ServiceAction::List(output) => {
+            print_data(output, &services::list(paths, namespace, kind)?, |infos| {
+                info_table(infos)
+            });
+            Ok(())
+        }
+        ServiceAction::Status(name, output) => {
+            let all = services::status(paths, namespace, kind, name.as_deref()).await?;
+            print_data(output, &all, |all| status_table_of_services(all));
+            Ok(())
+        }
+        ServiceAction::Delete(name, output) => {
+            let change = services::delete(paths, namespace, kind, &name, progress).await?;
+            print_change(&change, "deleted", output)
+        }
+    }
 }
 
 fn print_change(change: &ServiceChange, verb: &str, format: OutputFormat) -> Result<(), Error> {
