@@ -7,10 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::quadlet::{
-    Container, Install, LogDriver, QuadletFile, Restart, Service, SocketFile, StandardStream, Unit,
-    UserNs, Volume,
-};
+use crate::quadlet::{Container, Install, QuadletFile, Service, SocketFile, Unit, Volume};
 
 use super::bundle::MOUNT_POINT;
 
@@ -72,7 +69,6 @@ pub fn forwarder_units(spec: &ForwarderSpec) -> (SocketFile, QuadletFile) {
         "--wait".into(),
         spec.wait.as_secs().to_string(),
     ]);
-    let log = StandardStream::Append(spec.log_file.clone());
     let container = QuadletFile {
         unit: Unit {
             description: Some(format!("vansite: forwarder of {what} to the router")),
@@ -81,12 +77,6 @@ pub fn forwarder_units(spec: &ForwarderSpec) -> (SocketFile, QuadletFile) {
             ..Unit::default()
         },
         container: Container {
-            container_name: Some(name.clone()),
-            image: spec.image.clone(),
-            network: Some("host".into()),
-            user_ns: Some(UserNs::KeepId),
-            user: Some(spec.uid),
-            group: Some(spec.gid),
             volumes: vec![Volume {
                 host_path: spec.bundle_dir.clone(),
                 container_path: MOUNT_POINT.into(),
@@ -96,18 +86,12 @@ pub fn forwarder_units(spec: &ForwarderSpec) -> (SocketFile, QuadletFile) {
                 (NAMESPACE_LABEL.into(), spec.namespace.clone()),
                 (LISTENER_LABEL.into(), spec.listener.clone()),
             ],
-            log_driver: Some(LogDriver::Passthrough),
             // Whatever the image's own entry point, the forwarder runs alone.
             podman_args: vec![format!("--entrypoint={entrypoint}")],
             exec,
-            ..Container::default()
+            ..Container::on_host_network_as(&name, &spec.image, spec.uid, spec.gid)
         },
-        service: Service {
-            restart: Some(Restart::OnFailure),
-            standard_output: Some(log.clone()),
-            standard_error: Some(log),
-            ..Service::default()
-        },
+        service: Service::restarting_with_log(&spec.log_file),
         install: Install {
             wanted_by: vec!["default.target".into()],
         },

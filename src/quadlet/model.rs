@@ -185,6 +185,21 @@ impl Unit {
 }
 
 impl Container {
+    /// A container of vansite's on the host's network, running as the host user `uid:gid`
+    /// (keep-id), so the files it shares with vansite stay the user's.
+    pub fn on_host_network_as(name: &str, image: &str, uid: u32, gid: u32) -> Container {
+        Container {
+            container_name: Some(name.to_string()),
+            image: image.to_string(),
+            network: Some("host".into()),
+            user_ns: Some(UserNs::KeepId),
+            user: Some(uid),
+            group: Some(gid),
+            log_driver: Some(LogDriver::Passthrough),
+            ..Container::default()
+        }
+    }
+
     fn entries(&self, podman: PodmanVersion) -> Result<Entries, QuadletError> {
         let command_line = |key: &str, value: &str| syntax::single(key, value, Target::CommandLine);
         let mut entries = Entries::new();
@@ -317,6 +332,17 @@ impl PullPolicy {
 }
 
 impl Service {
+    /// Restarted when it fails, its output (the container's, passed through) appended to `log`:
+    /// there is not always a journal, and vansite shows the last lines when a start fails.
+    pub fn restarting_with_log(log: &std::path::Path) -> Service {
+        Service {
+            restart: Some(Restart::OnFailure),
+            standard_output: Some(StandardStream::Append(log.to_path_buf())),
+            standard_error: Some(StandardStream::Append(log.to_path_buf())),
+            ..Service::default()
+        }
+    }
+
     fn entries(&self) -> Result<Entries, QuadletError> {
         let mut entries = Entries::new();
         if let Some(restart) = self.restart {

@@ -4,10 +4,7 @@
 
 use std::path::PathBuf;
 
-use super::{
-    Container, Install, LogDriver, QuadletFile, Restart, Service, StandardStream, Unit, UserNs,
-    Volume,
-};
+use super::{Container, Install, QuadletFile, Service, Unit, Volume};
 
 /// The image vansite runs unless told otherwise.
 pub const DEFAULT_ROUTER_IMAGE: &str = "quay.io/skupper/skupper-router:3.5.1";
@@ -45,7 +42,6 @@ pub fn router_unit_name(namespace: &str) -> String {
 pub fn router_quadlet(spec: &RouterUnitSpec) -> QuadletFile {
     let name = router_unit_name(&spec.namespace);
     let runtime = spec.site_dir.join("runtime");
-    let log = StandardStream::Append(spec.log_file.clone());
     QuadletFile {
         unit: Unit {
             description: Some(format!(
@@ -55,12 +51,6 @@ pub fn router_quadlet(spec: &RouterUnitSpec) -> QuadletFile {
             ..Unit::default()
         },
         container: Container {
-            container_name: Some(name.clone()),
-            image: spec.image.clone(),
-            network: Some("host".into()),
-            user_ns: Some(UserNs::KeepId),
-            user: Some(spec.uid),
-            group: Some(spec.gid),
             volumes: vec![
                 Volume {
                     host_path: runtime.join("router"),
@@ -93,16 +83,11 @@ pub fn router_quadlet(spec: &RouterUnitSpec) -> QuadletFile {
             ]
             .map(|(name, value)| (name.to_string(), value))
             .to_vec(),
-            // The container's output is the service's, which goes to the log file.
-            log_driver: Some(LogDriver::Passthrough),
-            ..Container::default()
+            ..Container::on_host_network_as(&name, &spec.image, spec.uid, spec.gid)
         },
         service: Service {
-            restart: Some(Restart::OnFailure),
             timeout_start_sec: Some(START_TIMEOUT_SEC),
-            standard_output: Some(log.clone()),
-            standard_error: Some(log),
-            ..Service::default()
+            ..Service::restarting_with_log(&spec.log_file)
         },
         install: Install {
             wanted_by: vec!["default.target".into()],
