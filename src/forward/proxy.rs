@@ -181,20 +181,33 @@ mod tests {
         (addr, task)
     }
 
+    /// A port where nothing listens (yet).
+    fn refusing_port() -> SocketAddr {
+        let reserved = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        reserved.local_addr().unwrap()
+    }
+
+    /// `forward` serving one client of a front port; returns a client connected to it.
+    async fn forwarded_client(
+        router: SocketAddr,
+        wait: Duration,
+        stop: watch::Receiver<bool>,
+    ) -> TcpStream {
+        let front = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let front_addr = front.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (client, _) = front.accept().await.unwrap();
+            forward(client, router, wait, stop).await;
+        });
+        TcpStream::connect(front_addr).await.unwrap()
+    }
+
     #[tokio::test]
     async fn a_client_that_comes_before_the_router_is_served_once_it_listens() {
         // A port that refuses now, then an echo server on it later.
-        let reserved = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let router = reserved.local_addr().unwrap();
-        drop(reserved);
-        let front = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let front_addr = front.local_addr().unwrap();
+        let router = refusing_port();
         let (_stop_tx, stop) = watch::channel(false);
-        tokio::spawn(async move {
-            let (client, _) = front.accept().await.unwrap();
-            forward(client, router, Duration::from_secs(10), stop).await;
-        });
-        let mut client = TcpStream::connect(front_addr).await.unwrap();
+        let mut client = forwarded_client(router, Duration::from_secs(10), stop).await;
         client.write_all(b"early").await.unwrap();
         tokio::time::sleep(Duration::from_millis(300)).await;
         let late = TcpListener::bind(router).await.unwrap();
@@ -206,17 +219,8 @@ mod tests {
 
     #[tokio::test]
     async fn no_router_within_the_wait_is_a_clean_close() {
-        let reserved = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let router = reserved.local_addr().unwrap();
-        drop(reserved);
-        let front = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let front_addr = front.local_addr().unwrap();
         let (_stop_tx, stop) = watch::channel(false);
-        tokio::spawn(async move {
-            let (client, _) = front.accept().await.unwrap();
-            forward(client, router, Duration::from_millis(200), stop).await;
-        });
-        let mut client = TcpStream::connect(front_addr).await.unwrap();
+        let mut client = forwarded_client(refusing_port(), Duration::from_millis(200), stop).await;
         let mut buf = Vec::new();
         // EOF (0 bytes), not a reset.
         assert_eq!(client.read_to_end(&mut buf).await.unwrap(), 0);
@@ -225,14 +229,8 @@ mod tests {
     #[tokio::test]
     async fn stopping_ends_connections_with_a_fin() {
         let (router, _server) = echo_server().await;
-        let front = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let front_addr = front.local_addr().unwrap();
         let (stop_tx, stop) = watch::channel(false);
-        tokio::spawn(async move {
-            let (client, _) = front.accept().await.unwrap();
-            forward(client, router, Duration::from_secs(5), stop).await;
-        });
-        let mut client = TcpStream::connect(front_addr).await.unwrap();
+        let mut client = forwarded_client(router, Duration::from_secs(5), stop).await;
         client.write_all(b"ping").await.unwrap();
         let mut got = [0u8; 4];
         client.read_exact(&mut got).await.unwrap();
