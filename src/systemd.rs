@@ -139,6 +139,35 @@ impl ActiveState {
     }
 }
 
+impl std::fmt::Display for LoadState {
+    /// systemd's own word (`loaded`, `not-found`, ...), as `systemctl` prints it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LoadState::Loaded => "loaded",
+            LoadState::NotFound => "not-found",
+            LoadState::BadSetting => "bad-setting",
+            LoadState::Error => "error",
+            LoadState::Masked => "masked",
+            LoadState::Other(word) => word,
+        })
+    }
+}
+
+impl std::fmt::Display for ActiveState {
+    /// systemd's own word (`active`, `failed`, ...), as `systemctl` prints it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ActiveState::Active => "active",
+            ActiveState::Reloading => "reloading",
+            ActiveState::Inactive => "inactive",
+            ActiveState::Failed => "failed",
+            ActiveState::Activating => "activating",
+            ActiveState::Deactivating => "deactivating",
+            ActiveState::Other(word) => word,
+        })
+    }
+}
+
 /// A snapshot of a unit's state as `systemctl --user show` would give it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnitState {
@@ -166,7 +195,7 @@ impl std::fmt::Display for UnitState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{:?}/{:?}/{}",
+            "{}/{}/{}",
             self.load_state, self.active_state, self.sub_state
         )?;
         if let Some(result) = &self.service_result {

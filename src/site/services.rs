@@ -35,7 +35,6 @@ use crate::router::management::{ClientTls, ManagementClient, ManagementError};
 use crate::systemd::{ActiveState, JobResult, LoadState, UserManager};
 
 use super::init::{local_port, render_context, ROUTER_IMAGE_ANNOTATION};
-use super::status::state_word;
 use super::{files, Paths, SiteDir, SiteLock};
 
 /// How long a forwarder's client waits for the router (restart, no reachable connector).
@@ -349,7 +348,7 @@ pub async fn services_status(
 }
 
 fn state_text(state: &ActiveState, sub_state: &str) -> String {
-    format!("{}/{sub_state}", state_word(state))
+    format!("{state}/{sub_state}")
 }
 
 /// The running router's tcpConnectors and tcpListeners by (type, name); None when it is not

@@ -91,8 +91,7 @@ pub async fn status(paths: &Paths, namespace: &str) -> Result<SiteStatus, Error>
     if state.active_state != ActiveState::Active || state.sub_state != "running" {
         problems.push(format!(
             "router unit {unit} is {}/{}",
-            state_word(&state.active_state),
-            state.sub_state
+            state.active_state, state.sub_state
         ));
     }
     let container = match PodmanService::connect(&manager).await {
@@ -156,8 +155,8 @@ pub async fn status(paths: &Paths, namespace: &str) -> Result<SiteStatus, Error>
         },
         router: RouterInfo {
             unit,
-            load_state: format!("{:?}", state.load_state).to_lowercase(),
-            active_state: state_word(&state.active_state),
+            load_state: state.load_state.to_string(),
+            active_state: state.active_state.to_string(),
             sub_state: state.sub_state.clone(),
             image: site
                 .metadata
@@ -176,14 +175,6 @@ pub async fn status(paths: &Paths, namespace: &str) -> Result<SiteStatus, Error>
         healthy: problems.is_empty(),
         problems,
     })
-}
-
-/// systemd's own word for the state (`active`, `failed`, ...).
-pub(super) fn state_word(state: &ActiveState) -> String {
-    match state {
-        ActiveState::Other(word) => word.clone(),
-        known => format!("{known:?}").to_lowercase(),
-    }
 }
 
 pub(crate) fn rfc3339(time: std::time::SystemTime) -> String {
