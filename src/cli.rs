@@ -937,45 +937,31 @@ fn links_table(statuses: &[LinkStatus]) -> String {
     if statuses.is_empty() {
         return "No links: create one with `vansite link create FILE`.\n".into();
     }
-    let rows: Vec<[String; 6]> = statuses
+    let or_dash = |value: &Option<String>| value.clone().unwrap_or_else(|| "-".into());
+    let rows: Vec<Vec<String>> = statuses
         .iter()
         .map(|s| {
-            [
+            vec![
                 s.name.clone(),
                 s.state.to_string(),
-                s.remote_router.clone().unwrap_or_else(|| "-".into()),
-                s.since.clone().unwrap_or_else(|| "-".into()),
+                or_dash(&s.remote_router),
+                or_dash(&s.since),
                 s.endpoint.clone(),
-                s.last_error.clone().unwrap_or_else(|| "-".into()),
+                or_dash(&s.last_error),
             ]
         })
         .collect();
-    let header = [
-        "NAME",
-        "STATE",
-        "REMOTE ROUTER",
-        "SINCE",
-        "ENDPOINT",
-        "LAST ERROR",
-    ]
-    .map(String::from);
-    let mut widths = [0usize; 6];
-    for row in std::iter::once(&header).chain(&rows) {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    std::iter::once(&header)
-        .chain(&rows)
-        .map(|row| {
-            let cells: Vec<String> = row
-                .iter()
-                .zip(widths)
-                .map(|(cell, width)| format!("{cell:<width$}"))
-                .collect();
-            format!("{}\n", cells.join("  ").trim_end())
-        })
-        .collect()
+    columns(
+        &[
+            "NAME",
+            "STATE",
+            "REMOTE ROUTER",
+            "SINCE",
+            "ENDPOINT",
+            "LAST ERROR",
+        ],
+        &rows,
+    )
 }
 
 fn describe_init(outcome: &InitOutcome) -> String {
