@@ -413,6 +413,20 @@ impl Secret {
     }
 }
 
+/// The kinds vansite keeps, the Site first, each before the kinds it refers to: the order in
+/// which a site's objects are listed and removed, and the reverse of the order in which they
+/// are written, so that a write cut short never leaves an object pointing at a missing one.
+pub const KINDS: [&str; 8] = [
+    "Site",
+    "RouterAccess",
+    "Link",
+    "Listener",
+    "Connector",
+    "AccessGrant",
+    "AccessToken",
+    "Secret",
+];
+
 /// One object vansite understands.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Resource {
@@ -990,7 +1004,8 @@ impl SiteResources {
             .find(|access| access.metadata.name == name)
     }
 
-    /// Every object, Site first, in a stable order (for writing `<Kind>-<name>.yaml` files).
+    /// Every object, in [`KINDS`] order: the Site first, and each object before the objects
+    /// it refers to (a Link before its Secret).
     pub fn to_resources(&self) -> Vec<Resource> {
         let mut all = vec![Resource::Site(self.site.clone())];
         all.extend(
@@ -1403,6 +1418,12 @@ spec:
         let set = SiteResources::new("default", all(&[LINK_AND_SECRET, SITE])).unwrap();
         assert_eq!(set.site_name(), "west");
         assert_eq!(set.to_resources()[0].kind(), "Site");
+        let kinds: Vec<_> = set.to_resources().iter().map(Resource::kind).collect();
+        let rank = |kind: &str| KINDS.iter().position(|k| *k == kind).unwrap();
+        assert!(
+            kinds.windows(2).all(|w| rank(w[0]) <= rank(w[1])),
+            "{kinds:?} is not in KINDS order"
+        );
     }
 
     #[test]

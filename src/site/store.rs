@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::certs::{CertFiles, SiteCertificates};
 use crate::error::Error;
-use crate::resources::{parse_documents, Resource, ResourceError, SiteResources};
+use crate::resources::{parse_documents, Resource, ResourceError, SiteResources, KINDS};
 
 use super::{files, SiteDir};
 
@@ -71,12 +71,17 @@ impl SiteDir {
 
     /// Writes every object of `set` (Secrets, AccessGrants and AccessTokens 0600), and removes
     /// the files of objects no longer in it. Returns whether anything changed.
+    ///
+    /// The Site is written last and objects are removed before what they refer to, so a save
+    /// cut short by a kill leaves a set that still loads: a new site without its Site (the
+    /// next init starts it over), never a Site without its RouterAccess nor a Link without its
+    /// Secret.
     pub fn save_resources(&self, set: &SiteResources) -> Result<bool, Error> {
         let dir = self.resources();
         files::create_dir(&dir, files::PRIVATE_DIR).map_err(Error::file("cannot create", &dir))?;
         let mut changed = false;
         let mut kept = Vec::new();
-        for resource in set.to_resources() {
+        for resource in set.to_resources().into_iter().rev() {
             let path = dir.join(resource.file_name());
             let yaml = resource
                 .to_yaml()
@@ -95,18 +100,26 @@ impl SiteDir {
                 .map_err(Error::file("cannot write", &path))?;
             kept.push(path);
         }
-        for entry in std::fs::read_dir(&dir)
+        let mut stale: Vec<_> = std::fs::read_dir(&dir)
             .map_err(Error::file("cannot read", &dir))?
             .flatten()
-        {
-            let path = entry.path();
-            if is_yaml(&path) && !kept.contains(&path) {
-                files::remove_if_present(&path).map_err(Error::file("cannot remove", &path))?;
-                changed = true;
-            }
+            .map(|entry| entry.path())
+            .filter(|path| is_yaml(path) && !kept.contains(path))
+            .collect();
+        stale.sort_by_key(|path| removal_rank(path));
+        for path in stale {
+            files::remove_if_present(&path).map_err(Error::file("cannot remove", &path))?;
+            changed = true;
         }
         Ok(changed)
     }
+}
+
+/// Where a `<Kind>-<name>.yaml` file comes in [`KINDS`] (files of other kinds last).
+fn removal_rank(path: &Path) -> usize {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let kind = name.split_once('-').map_or(name, |(kind, _)| kind);
+    KINDS.iter().position(|k| *k == kind).unwrap_or(KINDS.len())
 }
 
 fn is_yaml(path: &Path) -> bool {
@@ -212,4 +225,101 @@ fn write_cert_dirs(dir: &Path, set: &BTreeMap<String, CertFiles>) -> Result<bool
         }
     }
     Ok(changed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SITE_WITH_LINK: &str = r#"apiVersion: skupper.io/v2alpha1
+kind: Site
+metadata:
+  name: west
+spec: {}
+---
+apiVersion: skupper.io/v2alpha1
+kind: Link
+metadata:
+  name: to-east
+spec:
+  tlsCredentials: to-east
+  endpoints:
+  - name: inter-router
+    host: east.example
+    port: "55671"
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: to-east
+type: kubernetes.io/tls
+data:
+  ca.crt: Y2E=
+  tls.crt: Y3J0
+  tls.key: a2V5
+"#;
+
+    fn site_dir(name: &str) -> SiteDir {
+        let root =
+            std::env::temp_dir().join(format!("vansite-store-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        SiteDir {
+            namespace: "default".into(),
+            root,
+        }
+    }
+
+    fn site_with_link() -> SiteResources {
+        let parsed = parse_documents(SITE_WITH_LINK, "test.yaml").unwrap();
+        SiteResources::new("default", parsed.resources).unwrap()
+    }
+
+    #[test]
+    fn a_save_cut_short_before_the_site_leaves_everything_else_written() {
+        let dir = site_dir("site-last");
+        // Writing the Site fails (its path is a directory): every other object is already there.
+        std::fs::create_dir_all(dir.resources().join("Site-west.yaml")).unwrap();
+        dir.save_resources(&site_with_link()).unwrap_err();
+        for file in ["Link-to-east.yaml", "Secret-to-east.yaml"] {
+            assert!(dir.resources().join(file).is_file(), "{file} not written");
+        }
+        std::fs::remove_dir_all(&dir.root).unwrap();
+    }
+
+    #[test]
+    fn a_site_saved_loads_back_and_removed_objects_lose_their_files() {
+        let dir = site_dir("round-trip");
+        let set = site_with_link();
+        assert!(dir.save_resources(&set).unwrap());
+        assert!(!dir.save_resources(&set).unwrap(), "nothing changed");
+        assert_eq!(dir.load_resources().unwrap(), Some(set.clone()));
+        let site_only =
+            SiteResources::new("default", vec![Resource::Site(set.site.clone())]).unwrap();
+        assert!(dir.save_resources(&site_only).unwrap());
+        assert_eq!(dir.load_resources().unwrap(), Some(site_only));
+        std::fs::remove_dir_all(&dir.root).unwrap();
+    }
+
+    #[test]
+    fn objects_are_removed_before_what_they_refer_to() {
+        let mut paths: Vec<_> = [
+            "Secret-a.yaml",
+            "notes.yaml",
+            "Link-a.yaml",
+            "Site-west.yaml",
+        ]
+        .map(std::path::PathBuf::from)
+        .into();
+        paths.sort_by_key(|path| removal_rank(path));
+        assert_eq!(
+            paths,
+            [
+                "Site-west.yaml",
+                "Link-a.yaml",
+                "Secret-a.yaml",
+                "notes.yaml"
+            ]
+            .map(std::path::PathBuf::from)
+        );
+    }
 }
