@@ -6,7 +6,7 @@
 #     router's loopback tcpListener behind it (same router, same connector, same echo server);
 #   - connect + 64-byte echo + close, median, the same two ways, and the forwarder's cost per
 #     connection;
-#   - the forwarder's resident memory (VmRSS) per service;
+#   - the forwarder's resident memory per service (VmRSS, and RssAnon: what is not shared);
 #   - time to add a service live (`vansite connector create` + `vansite listener create`, until the
 #     new listener serves) against a restart of the router (until the listener serves again).
 # Ratios, not absolute figures, are what compares between runs: the machine is shared and noisy.
@@ -15,7 +15,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 T=$root/tests/testhost/testhost.sh
 host=svbench
 megabytes=${MEGABYTES:-256}
-runs=${RUNS:-300}
+runs=${RUNS:-1000}
+rounds=${ROUNDS:-3}
 image=localhost/skupper-router-standin:test
 client="ip netns exec vst-$host /usr/bin/python3 $root/benches/services_client.py"
 
@@ -56,22 +57,31 @@ wait_serving "$router_port"
 restart=$(($(now) - t0))
 
 $client throughput 8080 16 >/dev/null # warm-up
-tput_fwd=$($client throughput 8080 "$megabytes")
-tput_direct=$($client throughput "$router_port" "$megabytes")
-lat_fwd=$($client latency 8080 "$runs")
-lat_direct=$($client latency "$router_port" "$runs")
+# Alternated rounds and interleaved connections: both paths see the same moments of a noisy machine.
+fwd=() direct=()
+for _ in $(seq "$rounds"); do
+    fwd+=("$($client throughput 8080 "$megabytes")")
+    direct+=("$($client throughput "$router_port" "$megabytes")")
+done
+median() { printf '%s\n' "$@" | sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
+tput_fwd=$(median "${fwd[@]}")
+tput_direct=$(median "${direct[@]}")
+read -r lat_fwd lat_direct < <($client latency 8080 "$runs" "$router_port")
 pid=$("$T" run "$host" -- pgrep -u "vst-$host" -f '[v]ansite forward' | head -1)
 rss_kb=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")
+anon_kb=$(awk '/^RssAnon/ {print $2}' "/proc/$pid/status")
 
-echo "throughput, one echo connection ($megabytes MB each way):"
+echo "throughput, one echo connection ($megabytes MB each way, median of $rounds alternated rounds):"
 echo "  through the forwarder:            $tput_fwd Mbit/s"
 echo "  straight to the router:           $tput_direct Mbit/s"
 echo "  ratio forwarder / straight:       $(ratio "$tput_fwd" "$tput_direct") (goal ≥ 0.90)"
-echo "connect + echo + close (median of $runs):"
+echo "connect + echo + close (median of $runs, the two paths interleaved):"
 echo "  through the forwarder:            $lat_fwd µs"
 echo "  straight to the router:           $lat_direct µs"
 echo "  forwarder's cost per connection:  $((lat_fwd - lat_direct)) µs (goal < 50 µs)"
-echo "forwarder memory (VmRSS):           $((rss_kb / 1024)).$(((rss_kb % 1024) * 10 / 1024)) MB per service"
+mb() { echo "$(($1 / 1024)).$((($1 % 1024) * 10 / 1024)) MB"; }
+echo "forwarder memory per service:       VmRSS $(mb "$rss_kb"), of which $(mb "$anon_kb") its own"
+echo "  (the rest is the binary and libc, mapped from the page cache and shared by every forwarder)"
 echo "add a service live, until it serves: $(ms "$add")"
 echo "router restart, until it serves:    $(ms "$restart")"
 echo "  ratio live add / restart:         $(ratio "$add" "$restart")"

@@ -2,7 +2,9 @@
 
   server PORT           echo server: every connection gets its bytes back
   throughput PORT MB    one connection sends MB megabytes and reads them back; prints Mbit/s
-  latency PORT N        N times connect + 64-byte echo + close; prints the median in µs
+  latency PORT N [PORT2]  N times connect + 64-byte echo + close; prints the median in µs
+                        (with PORT2: alternates the two ports, prints both medians, so that
+                        both see the same moments of a noisy machine)
 """
 import socket
 import statistics
@@ -53,22 +55,27 @@ def throughput(port, megabytes):
     print(f"{2 * total * 8 / elapsed / 1e6:.0f}")
 
 
-def latency(port, runs):
-    samples = []
+def connect_echo_close(port):
+    start = time.perf_counter_ns()
+    conn = socket.create_connection(("127.0.0.1", port))
+    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    conn.sendall(b"p" * 64)
+    got = 0
+    while got < 64:
+        data = conn.recv(64)
+        if not data:
+            sys.exit("connection closed before the echo")
+        got += len(data)
+    conn.close()
+    return time.perf_counter_ns() - start
+
+
+def latency(ports, runs):
+    samples = {port: [] for port in ports}
     for _ in range(runs):
-        start = time.perf_counter_ns()
-        conn = socket.create_connection(("127.0.0.1", port))
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        conn.sendall(b"p" * 64)
-        got = 0
-        while got < 64:
-            data = conn.recv(64)
-            if not data:
-                sys.exit("connection closed before the echo")
-            got += len(data)
-        conn.close()
-        samples.append(time.perf_counter_ns() - start)
-    print(f"{statistics.median(samples) / 1000:.0f}")
+        for port in ports:
+            samples[port].append(connect_echo_close(port))
+    print(" ".join(f"{statistics.median(samples[port]) / 1000:.0f}" for port in ports))
 
 
 if __name__ == "__main__":
@@ -78,4 +85,4 @@ if __name__ == "__main__":
     elif mode == "throughput":
         throughput(port, int(sys.argv[3]))
     else:
-        latency(port, int(sys.argv[3]))
+        latency([port] + [int(p) for p in sys.argv[4:]], int(sys.argv[3]))
