@@ -204,6 +204,21 @@ fn link(from: &Host, to: &Host) {
 /// Runs `work` on a thread inside the host's network namespace (where its router listens on
 /// loopback).
 fn in_netns(host: &Host, work: impl std::future::Future<Output = ()> + Send + 'static) {
+    spawn_in_netns(host, || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(work)
+    })
+    .join()
+    .unwrap();
+}
+
+fn spawn_in_netns(
+    host: &Host,
+    work: impl FnOnce() + Send + 'static,
+) -> std::thread::JoinHandle<()> {
     let netns = std::fs::File::open(format!("/run/netns/{}", host.user())).unwrap();
     std::thread::spawn(move || {
         use std::os::fd::AsFd;
@@ -212,14 +227,27 @@ fn in_netns(host: &Host, work: impl std::future::Future<Output = ()> + Send + 's
             Some(rustix::thread::LinkNameSpaceType::Network),
         )
         .unwrap();
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(work);
+        work();
     })
-    .join()
-    .unwrap();
+}
+
+/// An echo service on the host's loopback, for the rest of the test: every connection gets its
+/// bytes back. (socat's PIPE echo blocks for ever on its own pipe once a transfer outgrows it.)
+fn serve_echo(host: &Host, port: u16) {
+    let (ready_tx, ready) = std::sync::mpsc::channel();
+    spawn_in_netns(host, move || {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+        ready_tx.send(()).unwrap();
+        for connection in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut reader = connection.try_clone().unwrap();
+                let mut writer = &connection;
+                let _ = std::io::copy(&mut reader, &mut writer);
+                let _ = connection.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    ready.recv().unwrap();
 }
 
 /// No forwarder unit, file, container or process of vansite's is left on the host.
@@ -244,7 +272,7 @@ fn a_service_on_one_host_is_reached_from_another_through_the_forwarder() {
     let (a_router, b_router) = (router_identity(&a), router_identity(&b));
 
     // B offers an echo service; A reaches it at its port 8080 (every interface).
-    serve(&b, 9090, "PIPE");
+    serve_echo(&b, 9090);
     vansite_ok(&b, &["connector", "create", "echo", "9090"]);
     let out = vansite_ok(&a, &["listener", "create", "echo", "8080"]);
     assert!(out.contains("Listener 'echo' created"), "{out}");
@@ -382,7 +410,7 @@ fn bad_input_pending_peers_and_deleting_a_service_in_use() {
         let stderr = vansite_fails(&host, &["listener", "create", "web", "80"]);
         assert!(stderr.contains("privileged"), "{stderr}");
     }
-    serve(&host, 8082, "PIPE");
+    serve_echo(&host, 8082);
     let stderr = vansite_fails(
         &host,
         &["listener", "create", "taken", "8082", "--host", "127.0.0.1"],

@@ -298,7 +298,10 @@ mod tests {
         let ((), read) = tokio::join!(writer, reader);
         read.unwrap();
         assert_eq!(back.len(), sent.len());
-        assert!(back.iter().rev().eq(sent.iter()), "bytes changed on the way");
+        assert!(
+            back.iter().rev().eq(sent.iter()),
+            "bytes changed on the way"
+        );
     }
 
     #[tokio::test]

@@ -17,6 +17,10 @@
 //!   `entityType` with `type` = `org.amqp.management`, as skmanage sends them), a `correlation_id`
 //!   that the router echoes in its response, and an amqp-value body;
 //! - the response has application-properties `statusCode` and `statusDescription`.
+//!
+//! Connections are opened for one command and closed: the router drops a connection silent for
+//! its 16 s idle timeout, and fe2o3 sends its heartbeats only every full timeout (the spec
+//! suggests half), so a connection left idle that long would race the router's deadline.
 
 use std::fmt;
 use std::io;

@@ -5,9 +5,10 @@
 use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::io;
-use std::task::Poll;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::compat::{Compat, FuturesAsyncReadCompatExt, TokioAsyncReadCompatExt};
 
@@ -37,7 +38,11 @@ impl Opener {
 pub fn start<S>(
     io: S,
     client: bool,
-) -> (Opener, mpsc::Receiver<Stream>, tokio::task::JoinHandle<()>)
+) -> (
+    Opener,
+    mpsc::UnboundedReceiver<Stream>,
+    tokio::task::JoinHandle<()>,
+)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -48,9 +53,16 @@ where
     };
     let mut config = yamux::Config::default();
     config.set_max_num_streams(4096);
-    let mut connection = yamux::Connection::new(io.compat(), config, mode);
+    let (reader, writer) = tokio::io::split(io);
+    let (queue, queued) = mpsc::unbounded_channel();
+    tokio::spawn(drain(queued, writer));
+    let socket = QueuedWrites {
+        reader,
+        queue: Some(queue),
+    };
+    let mut connection = yamux::Connection::new(socket.compat(), config, mode);
     let (open_tx, mut open_rx) = mpsc::channel::<OpenRequest>(64);
-    let (inbound_tx, inbound_rx) = mpsc::channel(64);
+    let (inbound_tx, inbound_rx) = mpsc::unbounded_channel();
     let driver = tokio::spawn(async move {
         let mut waiting: VecDeque<OpenRequest> = VecDeque::new();
         let result: io::Result<()> = poll_fn(|cx| {
@@ -68,8 +80,8 @@ where
                 }
                 match connection.poll_next_inbound(cx) {
                     Poll::Ready(Some(Ok(stream))) => {
-                        // A full queue means the peer opens faster than we serve: drop the stream.
-                        let _ = inbound_tx.try_send(stream.compat());
+                        // yamux's stream limit bounds the queue.
+                        let _ = inbound_tx.send(stream.compat());
                         progressed = true;
                     }
                     Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(io::Error::other(e))),
@@ -93,4 +105,69 @@ where
         }
     });
     (Opener(open_tx), inbound_rx, driver)
+}
+
+/// The connection's socket as yamux sees it: reads come from the socket, writes go to a queue
+/// that a task of its own drains into the socket. yamux stops reading while a frame it must
+/// answer (a Pong) waits to be written; with both peers sending at full speed, each then waits
+/// for the other to read, for ever. Writes that never wait break that cycle; yamux's flow
+/// control windows bound what the queue holds.
+struct QueuedWrites<R> {
+    reader: R,
+    /// None once shut down.
+    queue: Option<mpsc::UnboundedSender<Vec<u8>>>,
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for QueuedWrites<R> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.reader).poll_read(cx, buf)
+    }
+}
+
+impl<R: Unpin> AsyncWrite for QueuedWrites<R> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let sent = self.queue.as_ref().map(|queue| queue.send(buf.to_vec()));
+        Poll::Ready(match sent {
+            Some(Ok(())) => Ok(buf.len()),
+            _ => Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "inter-router connection closed",
+            )),
+        })
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.queue = None;
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Writes the queued bytes to the socket until the queue closes, then ends the socket's
+/// writing side.
+async fn drain<W: AsyncWrite + Unpin>(mut queued: mpsc::UnboundedReceiver<Vec<u8>>, mut writer: W) {
+    let result: io::Result<()> = async {
+        while let Some(bytes) = queued.recv().await {
+            writer.write_all(&bytes).await?;
+            if queued.is_empty() {
+                writer.flush().await?;
+            }
+        }
+        writer.shutdown().await
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::debug!("inter-router connection: cannot write: {e}");
+    }
 }

@@ -601,17 +601,3 @@ async fn fixed_reply_address_and_type_style_query() {
     vansite.close().await.unwrap();
     wait_no_live_connections(&server).await;
 }
-
-/// The server announces the router's 16 s idle timeout: an idle client must keep the connection
-/// alive with heartbeats (fe2o3 sends them). Slow, so not run by default.
-#[tokio::test]
-#[ignore = "waits 20 s"]
-async fn idle_client_survives_the_idle_timeout() {
-    let (pki, server) = setup().await;
-    let mut client = ManagementClient::connect("127.0.0.1", server.port, &pki.client, TIMEOUT)
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_secs(20)).await;
-    assert!(client.query("tcpListener", &[]).await.unwrap().is_empty());
-    client.close().await.unwrap();
-}
