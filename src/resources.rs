@@ -877,18 +877,10 @@ pub fn parse_documents(text: &str, source_name: &str) -> Result<ParsedDocuments,
 
 /// The `&'static str` for a kind [`Resource::from_value`] knows.
 fn static_kind(kind: &str) -> &'static str {
-    [
-        "Site",
-        "RouterAccess",
-        "Link",
-        "Listener",
-        "Connector",
-        "AccessGrant",
-        "AccessToken",
-    ]
-    .into_iter()
-    .find(|known| *known == kind)
-    .unwrap_or("object")
+    KINDS
+        .into_iter()
+        .find(|known| *known == kind)
+        .unwrap_or("object")
 }
 
 /// The resources of one namespace, checked as a whole: exactly one Site, one namespace, unique
