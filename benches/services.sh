@@ -6,6 +6,7 @@
 #     router's loopback tcpListener behind it (same router, same connector, same echo server);
 #   - connect + 64-byte echo + close, median, the same two ways, and the forwarder's cost per
 #     connection;
+#   - the forwarder's CPU time against the router's while it carries the same bytes;
 #   - the forwarder's resident memory per service (VmRSS, and RssAnon: what is not shared);
 #   - time to add a service live (`vansite connector create` + `vansite listener create`, until the
 #     new listener serves) against a restart of the router (until the listener serves again).
@@ -57,17 +58,21 @@ wait_serving "$router_port"
 restart=$(($(now) - t0))
 
 $client throughput 8080 16 >/dev/null # warm-up
+pid=$("$T" run "$host" -- pgrep -u "vst-$host" -f '[v]ansite forward' | head -1)
+router_pid=$("$T" run "$host" -- pgrep -u "vst-$host" -x skrouterd | head -1)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # user + system
 # Alternated rounds and interleaved connections: both paths see the same moments of a noisy machine.
-fwd=() direct=()
+fwd=() direct=() fwd_cpu=0 router_cpu=0
 for _ in $(seq "$rounds"); do
+    f0=$(cpu_ticks "$pid") r0=$(cpu_ticks "$router_pid")
     fwd+=("$($client throughput 8080 "$megabytes")")
+    fwd_cpu=$((fwd_cpu + $(cpu_ticks "$pid") - f0)) router_cpu=$((router_cpu + $(cpu_ticks "$router_pid") - r0))
     direct+=("$($client throughput "$router_port" "$megabytes")")
 done
 median() { printf '%s\n' "$@" | sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 tput_fwd=$(median "${fwd[@]}")
 tput_direct=$(median "${direct[@]}")
 read -r lat_fwd lat_direct < <($client latency 8080 "$runs" "$router_port")
-pid=$("$T" run "$host" -- pgrep -u "vst-$host" -f '[v]ansite forward' | head -1)
 rss_kb=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")
 anon_kb=$(awk '/^RssAnon/ {print $2}' "/proc/$pid/status")
 
@@ -75,6 +80,7 @@ echo "throughput, one echo connection ($megabytes MB each way, median of $rounds
 echo "  through the forwarder:            $tput_fwd Mbit/s"
 echo "  straight to the router:           $tput_direct Mbit/s"
 echo "  ratio forwarder / straight:       $(ratio "$tput_fwd" "$tput_direct") (goal ≥ 0.90)"
+echo "  CPU through the forwarder:        forwarder $(ratio "$fwd_cpu" "$router_cpu") of the router's"
 echo "connect + echo + close (median of $runs, the two paths interleaved):"
 echo "  through the forwarder:            $lat_fwd µs"
 echo "  straight to the router:           $lat_direct µs"
