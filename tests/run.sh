@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# vansite's whole test suite, on a fresh Debian 12 machine, as root: installs what the test
-# hosts need (tests/testhost/testhost.sh setup) and rpmbuild, builds the stand-in router image,
-# then runs every test of the workspace, then builds the RPM and checks it (tests/rpm.sh, a
-# release build: only for the whole suite). Extra arguments go to `cargo test` and skip the RPM.
+# vansite's whole test suite, on a fresh Debian 12 machine, as root: installs Rust (rustup) if
+# missing, what the test hosts need (tests/testhost/testhost.sh setup) and rpmbuild, builds the
+# stand-in router image, then runs every test of the workspace, then builds the RPM and checks
+# it (tests/rpm.sh, a release build: only for the whole suite). Extra arguments go to
+# `cargo test` and skip the RPM.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,10 +11,15 @@ if [[ $(id -u) != 0 ]]; then
     echo "tests/run.sh: run as root: it creates test users, each with its own systemd --user" >&2
     exit 1
 fi
-command -v cargo >/dev/null || {
-    echo "tests/run.sh: cargo not found: install a Rust toolchain (rustup) first" >&2
-    exit 1
-}
+# A fresh machine gets the stable Rust toolchain from rustup (Debian's cargo is older than the
+# crates need), and the C/C++ compilers that crates and the fuzzer's libFuzzer build with.
+if ! command -v cargo >/dev/null && [[ ! -x $HOME/.cargo/bin/cargo ]]; then
+    echo "tests/run.sh: installing the Rust toolchain (rustup, stable)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl ca-certificates gcc g++ >/dev/null
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal >/dev/null
+fi
+export PATH=$PATH:$HOME/.cargo/bin
 
 tests/testhost/testhost.sh setup
 # Test hosts run the built binaries as their own users: the target directory must be reachable

@@ -118,8 +118,9 @@ alive() { # PID: exists and is not a zombie (killed orphans linger as zombies, s
 # ---------------------------------------------------------------------------------------------
 # setup
 # ---------------------------------------------------------------------------------------------
+# socat and procps for the tests; curl, openssl and python3 for the benchmarks (benches/).
 APT_PKGS=(podman runc uidmap slirp4netns fuse-overlayfs dbus dbus-user-session busybox-static
-    socat iproute2 procps)
+    socat iproute2 procps curl openssl python3)
 QUADLET=/usr/libexec/podman/quadlet
 QUADLET_GEN=/usr/lib/systemd/user-generators/podman-user-generator
 CONTAINERS_CONF=/etc/containers/containers.conf
