@@ -159,6 +159,7 @@ impl Error {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             Error::Usage(_)
+            | Error::SiteConflict { .. }
             | Error::Grants(
                 GrantError::BadDuration { .. }
                 | GrantError::UnknownHost { .. }

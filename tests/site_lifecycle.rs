@@ -274,6 +274,40 @@ fn bad_input_and_faults_are_explained() {
     assert_eq!(status["router"]["activeState"], "active");
     assert_ne!(status["site"]["managementPort"], 5671);
     host.run(&["sh", "-c", "kill $(cat squatter.pid)"]);
+
+    // Options that contradict the existing site are refused as bad usage, the site untouched.
+    let output = vansite(&host, &["init", "--router-mode", "edge", "--name", "other"]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("router mode interior (asked: edge)")
+            && stderr.contains("(asked: 'other')")
+            && stderr.contains("delete"),
+        "{stderr}"
+    );
+    let unchanged = status_json(&host, "default");
+    assert_eq!(unchanged["site"], status["site"]);
+
+    // A stopped router is an unhealthy site: status says why, in YAML too, and exits 3.
+    host.ok(&[
+        "systemctl",
+        "--user",
+        "stop",
+        "vansite-default-router.service",
+    ]);
+    let output = vansite(&host, &["status", "--output", "yaml"]);
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
+    let yaml: Value = serde_saphyr::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("status YAML: {e}\n{}", text(&output)));
+    assert_eq!(yaml["healthy"], false);
+    assert_eq!(yaml["site"], status["site"]);
+    assert!(
+        yaml["problems"].as_array().is_some_and(|p| !p.is_empty()),
+        "{yaml:#}"
+    );
+    // init brings it back.
+    init(&host, "default", &[]);
+    assert_eq!(status_json(&host, "default")["healthy"], true);
 }
 
 #[test]
