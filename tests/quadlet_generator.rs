@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use vansite::forward::units::{forwarder_units, ForwarderSpec};
 use vansite::quadlet::router::{router_quadlet, RouterUnitSpec, DEFAULT_ROUTER_IMAGE};
 use vansite::quadlet::{
     Container, Install, LogDriver, Notify, PodmanVersion, PullPolicy, QuadletFile, Restart,
@@ -40,6 +41,28 @@ fn router_spec() -> RouterUnitSpec {
         gid: 1000,
         log_file: site_dir.join("runtime/logs/router.log"),
         site_dir,
+    }
+}
+
+fn forwarder_spec() -> ForwarderSpec {
+    let site_dir = PathBuf::from("/home/alice/.local/share/vansite/default");
+    ForwarderSpec {
+        namespace: "default".into(),
+        listener: "web".into(),
+        bind: "0.0.0.0:8080".parse().unwrap(),
+        router: "127.0.0.1:41000".parse().unwrap(),
+        wait: std::time::Duration::from_secs(30),
+        image: DEFAULT_ROUTER_IMAGE.into(),
+        uid: 1000,
+        gid: 1000,
+        bundle_dir: site_dir.join("runtime/forwarder"),
+        command: vec![
+            "/opt/vansite/lib/ld-linux-x86-64.so.2".into(),
+            "--library-path".into(),
+            "/opt/vansite/lib".into(),
+            "/opt/vansite/vansite".into(),
+        ],
+        log_file: site_dir.join("runtime/logs/listener-web.log"),
     }
 }
 
@@ -209,6 +232,40 @@ fn router_unit_matches_golden_files() {
         "quadlets/vansite-default-router.podman-4.4.container",
         &file.render(V4_4).unwrap(),
     );
+}
+
+#[test]
+fn forwarder_units_match_golden_files_and_convert_with_the_real_generator() {
+    let (socket, container) = forwarder_units(&forwarder_spec());
+    support::assert_golden(
+        "quadlets/vansite-default-listener-web.socket",
+        &socket.render().unwrap(),
+    );
+    support::assert_golden(
+        "quadlets/vansite-default-listener-web.container",
+        &container.render(V5_4).unwrap(),
+    );
+    for release in RELEASES {
+        let service = generate(&container, &container.render(release).unwrap());
+        let exec_start = lines(&service, "ExecStart");
+        assert_eq!(exec_start.len(), 1, "{service}");
+        let args = command_words(exec_start[0]);
+        assert_has_sequence(&args, &["--name", "vansite-default-listener-web"]);
+        assert_has_sequence(&args, &["--network", "host"]);
+        assert_has_sequence(
+            &args,
+            &[
+                "/opt/vansite/vansite",
+                "forward",
+                "--router",
+                "127.0.0.1:41000",
+            ],
+        );
+        assert!(
+            lines(&service, "Requires").contains(&"vansite-default-listener-web.socket"),
+            "{service}"
+        );
+    }
 }
 
 #[test]
