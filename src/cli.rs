@@ -18,7 +18,7 @@ use crate::site::link::{self, Applied, CreateOutcome, CreateRequest, LinkStatus}
 use crate::site::services::{
     self, ServiceChange, ServiceInfo, ServiceKind, ServiceRequest, ServiceStatus,
 };
-use crate::site::status::{self, SiteStatus};
+use crate::site::status::{self, Endpoint, SiteInfo, SiteStatus};
 use crate::site::{delete, files, Paths, SiteDir};
 
 #[derive(Debug, Parser)]
@@ -163,6 +163,9 @@ pub struct TokenIssueArgs {
     /// The token's format
     #[arg(long, value_enum, default_value = "v2")]
     pub format: TokenFileFormat,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -321,6 +324,9 @@ pub struct LinkCreateArgs {
     /// How long to wait for the router if it has to be restarted (seconds)
     #[arg(long, default_value = "120", value_name = "SECONDS", value_parser = parse_seconds)]
     pub timeout: Duration,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -332,6 +338,9 @@ pub struct LinkDeleteArgs {
     /// How long to wait for the router if it has to be restarted (seconds)
     #[arg(long, default_value = "120", value_name = "SECONDS", value_parser = parse_seconds)]
     pub timeout: Duration,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -395,6 +404,9 @@ pub struct InitArgs {
     /// How long to wait for the router to be running (seconds)
     #[arg(long, default_value = "300", value_name = "SECONDS", value_parser = parse_seconds)]
     pub timeout: Duration,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -434,6 +446,9 @@ pub struct DeleteArgs {
     /// How long to wait for the router to stop (seconds)
     #[arg(long, default_value = "120", value_name = "SECONDS", value_parser = parse_seconds)]
     pub timeout: Duration,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 fn parse_seconds(text: &str) -> Result<Duration, String> {
@@ -499,7 +514,11 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
                 timeout: args.timeout,
             };
             let outcome = init::init(&paths, request, &progress).await?;
-            print!("{}", describe_init(&outcome));
+            print_data(
+                args.output.output,
+                &SiteInitialised::from(outcome),
+                describe_init,
+            );
             Ok(())
         }
         Command::Status(args) => {
@@ -525,21 +544,17 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
                 timeout: args.timeout,
             };
             let outcome = link::create(&paths, request, &progress).await?;
-            print!("{}", describe_link_create(&outcome));
+            print_data(
+                args.output.output,
+                &LinkCreated::from(outcome),
+                describe_link_create,
+            );
             Ok(())
         }
         Command::Link(LinkCommand::Delete(args)) => {
             let outcome =
                 link::delete(&paths, &namespace, &args.name, args.timeout, &progress).await?;
-            println!(
-                "Link '{}' removed from the site of namespace '{}' ({}).",
-                outcome.link,
-                outcome.namespace,
-                describe_applied(outcome.applied)
-            );
-            for note in outcome.notes {
-                println!("Note: {note}");
-            }
+            print_data(args.output.output, &outcome, describe_link_delete);
             Ok(())
         }
         Command::Link(LinkCommand::Status(args)) => {
@@ -549,10 +564,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         }
         Command::Delete(args) => {
             let outcome = delete::delete(&paths, &namespace, args.timeout, &progress).await?;
-            println!("Deleted the site of namespace '{}':", outcome.namespace);
-            for item in outcome.removed {
-                println!("  removed {item}");
-            }
+            print_data(args.output.output, &outcome, describe_delete);
             Ok(())
         }
         Command::Token(TokenCommand::Issue(args)) => {
@@ -571,7 +583,11 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
                 },
             };
             let outcome = issue::issue(&paths, request, &progress).await?;
-            print!("{}", describe_issue(&outcome));
+            print_data(
+                args.output.output,
+                &TokenIssued::from(outcome),
+                describe_issue,
+            );
             Ok(())
         }
         Command::Link(LinkCommand::Generate(args)) => {
@@ -667,7 +683,39 @@ fn print_data<T: Serialize>(format: OutputFormat, data: &T, table: impl FnOnce(&
     }
 }
 
-fn describe_issue(outcome: &IssueOutcome) -> String {
+/// What `token issue` did, as it is printed. The grant's code is in the token file only.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TokenIssued {
+    /// The AccessGrant's name, also the token's.
+    name: String,
+    /// Where the token was written; text, since a path that is not UTF-8 cannot be serialised.
+    file: String,
+    format: TokenFormat,
+    /// Where the token is redeemed.
+    url: String,
+    redemptions_allowed: u32,
+    /// RFC 3339.
+    expiration_time: String,
+    /// The grant server's socket unit.
+    grant_server_socket: String,
+}
+
+impl From<IssueOutcome> for TokenIssued {
+    fn from(outcome: IssueOutcome) -> Self {
+        TokenIssued {
+            name: outcome.grant_name,
+            file: outcome.file.display().to_string(),
+            format: outcome.format,
+            url: outcome.url,
+            redemptions_allowed: outcome.redemptions_allowed,
+            expiration_time: outcome.expiration_time,
+            grant_server_socket: outcome.socket_unit,
+        }
+    }
+}
+
+fn describe_issue(outcome: &TokenIssued) -> String {
     let (kind, redeem) = match outcome.format {
         TokenFormat::V2 => (
             "AccessToken",
@@ -684,12 +732,12 @@ fn describe_issue(outcome: &IssueOutcome) -> String {
     };
     format!(
         "{kind} '{}' written to {}.\n  url:          {}\n  redeemable:   {uses}, until {}\n  grant server: {} (systemctl --user status {})\nRedeem it with {redeem}.\n",
-        outcome.grant_name,
-        outcome.file.display(),
+        outcome.name,
+        outcome.file,
         outcome.url,
         outcome.expiration_time,
-        outcome.socket_unit,
-        outcome.socket_unit,
+        outcome.grant_server_socket,
+        outcome.grant_server_socket,
     )
 }
 
@@ -913,23 +961,93 @@ fn describe_applied(applied: Applied) -> &'static str {
     }
 }
 
-fn describe_link_create(outcome: &CreateOutcome) -> String {
+/// `Note: ...` lines, one a note.
+fn note_lines(notes: &[String]) -> String {
+    notes.iter().map(|note| format!("Note: {note}\n")).collect()
+}
+
+/// What `link create` (`token redeem`) did, as it is printed.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LinkCreated {
+    namespace: String,
+    /// What the file held, in words ("an AccessToken", "a Link and its Secret", ...).
+    from: &'static str,
+    links: Vec<CreatedLink>,
+    /// The name of the Secret the links use (its keys stay in the site's files).
+    secret: String,
+    applied: Applied,
+    notes: Vec<String>,
+}
+
+/// One new link, named as `link status` names its fields.
+#[derive(Debug, Serialize)]
+struct CreatedLink {
+    name: String,
+    role: &'static str,
+    /// The `host:port` this site dials.
+    endpoint: String,
+}
+
+impl From<CreateOutcome> for LinkCreated {
+    fn from(outcome: CreateOutcome) -> Self {
+        let links = outcome
+            .links
+            .into_iter()
+            .zip(outcome.endpoints)
+            .map(|(name, endpoint)| CreatedLink {
+                name,
+                role: outcome.role,
+                endpoint,
+            })
+            .collect();
+        LinkCreated {
+            namespace: outcome.namespace,
+            from: outcome.from,
+            links,
+            secret: outcome.secret,
+            applied: outcome.applied,
+            notes: outcome.notes,
+        }
+    }
+}
+
+fn describe_link_create(outcome: &LinkCreated) -> String {
     let mut text = format!(
         "Linked site of namespace '{}' with {} ({}):\n",
         outcome.namespace,
         outcome.from,
         describe_applied(outcome.applied)
     );
-    for (link, endpoint) in outcome.links.iter().zip(&outcome.endpoints) {
-        text.push_str(&format!("  link {link}: {} to {endpoint}\n", outcome.role));
+    for link in &outcome.links {
+        text.push_str(&format!(
+            "  link {}: {} to {}\n",
+            link.name, link.role, link.endpoint
+        ));
     }
-    for note in &outcome.notes {
-        text.push_str(&format!("Note: {note}\n"));
-    }
+    text.push_str(&note_lines(&outcome.notes));
     text.push_str(&format!(
         "See whether it is connected with `vansite -n {} link status`.\n",
         outcome.namespace
     ));
+    text
+}
+
+fn describe_link_delete(outcome: &link::DeleteOutcome) -> String {
+    format!(
+        "Link '{}' removed from the site of namespace '{}' ({}).\n{}",
+        outcome.link,
+        outcome.namespace,
+        describe_applied(outcome.applied),
+        note_lines(&outcome.notes)
+    )
+}
+
+fn describe_delete(outcome: &delete::DeleteOutcome) -> String {
+    let mut text = format!("Deleted the site of namespace '{}':\n", outcome.namespace);
+    for item in &outcome.removed {
+        text.push_str(&format!("  removed {item}\n"));
+    }
     text
 }
 
@@ -964,25 +1082,70 @@ fn links_table(statuses: &[LinkStatus]) -> String {
     )
 }
 
-fn describe_init(outcome: &InitOutcome) -> String {
+/// What `init` did, as it is printed; `site` is the same object `status` prints.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SiteInitialised {
+    namespace: String,
+    site: SiteInfo,
+    /// A new site; false: an existing one, brought to running.
+    created: bool,
+    /// The running router was restarted to take a changed configuration.
+    restarted: bool,
+    router_unit: String,
+    /// Whether the user's manager, and so the router, starts at boot.
+    linger: bool,
+}
+
+impl From<InitOutcome> for SiteInitialised {
+    fn from(outcome: InitOutcome) -> Self {
+        SiteInitialised {
+            namespace: outcome.namespace,
+            site: SiteInfo {
+                name: outcome.site_name,
+                id: outcome.site_id,
+                mode: status::router_mode(outcome.edge),
+                management_port: outcome.management_port,
+                link_access: outcome
+                    .link_access
+                    .into_iter()
+                    .map(|(role, port)| Endpoint { role, port })
+                    .collect(),
+            },
+            created: outcome.created,
+            restarted: outcome.restarted,
+            router_unit: outcome.unit,
+            linger: outcome.linger,
+        }
+    }
+}
+
+/// `role port, role port`, as `init` and `status` print link access.
+fn endpoints_text(endpoints: &[Endpoint]) -> String {
+    let endpoints: Vec<String> = endpoints
+        .iter()
+        .map(|e| format!("{} {}", e.role, e.port))
+        .collect();
+    endpoints.join(", ")
+}
+
+fn describe_init(outcome: &SiteInitialised) -> String {
     let verb = match (outcome.created, outcome.restarted) {
         (true, _) => "created and running",
         (false, true) => "running (restarted with the new configuration)",
         (false, false) => "running (unchanged)",
     };
-    let mode = if outcome.edge { "edge" } else { "interior" };
+    let site = &outcome.site;
     let mut text = format!(
-        "Site '{}' in namespace '{}' is {verb}.\n  id:         {}\n  mode:       {mode}\n  router:     {} \
+        "Site '{}' in namespace '{}' is {verb}.\n  id:         {}\n  mode:       {}\n  router:     {} \
          (systemctl --user status {})\n  management: 127.0.0.1:{}\n",
-        outcome.site_name, outcome.namespace, outcome.site_id, outcome.unit, outcome.unit, outcome.management_port
+        site.name, outcome.namespace, site.id, site.mode, outcome.router_unit, outcome.router_unit, site.management_port
     );
-    if !outcome.link_access.is_empty() {
-        let endpoints: Vec<String> = outcome
-            .link_access
-            .iter()
-            .map(|(role, port)| format!("{role} {port}"))
-            .collect();
-        text.push_str(&format!("  link access: {}\n", endpoints.join(", ")));
+    if !site.link_access.is_empty() {
+        text.push_str(&format!(
+            "  link access: {}\n",
+            endpoints_text(&site.link_access)
+        ));
     }
     if !outcome.linger {
         text.push_str(
@@ -1024,13 +1187,7 @@ fn status_table(status: &SiteStatus) -> String {
         format!("127.0.0.1:{}", status.site.management_port),
     ));
     if !status.site.link_access.is_empty() {
-        let endpoints: Vec<String> = status
-            .site
-            .link_access
-            .iter()
-            .map(|e| format!("{} {}", e.role, e.port))
-            .collect();
-        rows.push(("link access", endpoints.join(", ")));
+        rows.push(("link access", endpoints_text(&status.site.link_access)));
     }
     if let Some(grants) = &status.grant_server {
         let port = grants
@@ -1116,5 +1273,271 @@ mod tests {
         };
         assert_eq!(init.hosts, ["a", "10.0.0.1"]);
         assert!(Cli::try_parse_from(["vansite", "init", "--timeout", "0"]).is_err());
+    }
+
+    fn sample_init() -> InitOutcome {
+        InitOutcome {
+            namespace: "west".into(),
+            site_name: "west-site".into(),
+            site_id: "5f0c7e1a-2b3c-4d5e-8f90-123456789abc".into(),
+            edge: false,
+            created: true,
+            restarted: false,
+            unit: "vansite-west.service".into(),
+            management_port: 5671,
+            link_access: vec![("inter-router".into(), 55671), ("edge".into(), 45671)],
+            linger: false,
+        }
+    }
+
+    fn sample_issue() -> IssueOutcome {
+        IssueOutcome {
+            grant_name: "west-site-ab12cd34".into(),
+            url: "https://west.example:9090/0d1e2f3a-4b5c-6d7e-8f90-abcdef012345".into(),
+            expiration_time: "2025-01-01T12:15:00Z".into(),
+            redemptions_allowed: 3,
+            file: "/home/u/west.token".into(),
+            format: TokenFormat::V2,
+            socket_unit: "vansite-west-grants.socket".into(),
+        }
+    }
+
+    fn sample_link_create() -> CreateOutcome {
+        CreateOutcome {
+            namespace: "east".into(),
+            from: "an AccessToken",
+            links: vec!["west-site-ab12cd34".into()],
+            secret: "west-site-ab12cd34".into(),
+            endpoints: vec!["west.example:55671".into()],
+            role: "inter-router",
+            applied: Applied::Restarted,
+            notes: vec![
+                "the router's management did not answer (timeout), so the router was \
+                         restarted to use the link"
+                    .into(),
+            ],
+        }
+    }
+
+    fn sample_link_delete() -> link::DeleteOutcome {
+        link::DeleteOutcome {
+            namespace: "east".into(),
+            link: "west-site-ab12cd34".into(),
+            removed_secret: None,
+            applied: Applied::Live,
+            notes: vec!["the Secret stays: link-b uses it".into()],
+        }
+    }
+
+    fn sample_delete() -> delete::DeleteOutcome {
+        delete::DeleteOutcome {
+            namespace: "west".into(),
+            removed: vec![
+                "unit vansite-west.service (stopped)".into(),
+                "/home/u/.local/share/vansite/west".into(),
+            ],
+        }
+    }
+
+    fn json<T: Serialize>(data: &T) -> serde_json::Value {
+        serde_json::to_value(data).unwrap()
+    }
+
+    #[test]
+    fn init_output_has_the_site_as_status_shows_it() {
+        assert_eq!(
+            json(&SiteInitialised::from(sample_init())),
+            serde_json::json!({
+                "namespace": "west",
+                "site": {
+                    "name": "west-site",
+                    "id": "5f0c7e1a-2b3c-4d5e-8f90-123456789abc",
+                    "mode": "interior",
+                    "managementPort": 5671,
+                    "linkAccess": [
+                        {"role": "inter-router", "port": 55671},
+                        {"role": "edge", "port": 45671},
+                    ],
+                },
+                "created": true,
+                "restarted": false,
+                "routerUnit": "vansite-west.service",
+                "linger": false,
+            })
+        );
+    }
+
+    #[test]
+    fn token_issue_output_names_the_file_not_the_code() {
+        assert_eq!(
+            json(&TokenIssued::from(sample_issue())),
+            serde_json::json!({
+                "name": "west-site-ab12cd34",
+                "file": "/home/u/west.token",
+                "format": "v2",
+                "url": "https://west.example:9090/0d1e2f3a-4b5c-6d7e-8f90-abcdef012345",
+                "redemptionsAllowed": 3,
+                "expirationTime": "2025-01-01T12:15:00Z",
+                "grantServerSocket": "vansite-west-grants.socket",
+            })
+        );
+        let v1 = IssueOutcome {
+            format: TokenFormat::V1,
+            ..sample_issue()
+        };
+        assert_eq!(json(&TokenIssued::from(v1))["format"], "v1");
+    }
+
+    #[test]
+    fn link_create_output_pairs_each_link_with_its_endpoint() {
+        assert_eq!(
+            json(&LinkCreated::from(sample_link_create())),
+            serde_json::json!({
+                "namespace": "east",
+                "from": "an AccessToken",
+                "links": [{
+                    "name": "west-site-ab12cd34",
+                    "role": "inter-router",
+                    "endpoint": "west.example:55671",
+                }],
+                "secret": "west-site-ab12cd34",
+                "applied": "restarted",
+                "notes": [
+                    "the router's management did not answer (timeout), so the router was \
+                     restarted to use the link",
+                ],
+            })
+        );
+    }
+
+    #[test]
+    fn link_delete_output_says_how_the_router_took_it() {
+        assert_eq!(
+            json(&sample_link_delete()),
+            serde_json::json!({
+                "namespace": "east",
+                "link": "west-site-ab12cd34",
+                "removedSecret": null,
+                "applied": "live",
+                "notes": ["the Secret stays: link-b uses it"],
+            })
+        );
+        let not_running = link::DeleteOutcome {
+            removed_secret: Some("west-site-ab12cd34".into()),
+            applied: Applied::RouterNotRunning,
+            ..sample_link_delete()
+        };
+        let value = json(&not_running);
+        assert_eq!(value["removedSecret"], "west-site-ab12cd34");
+        assert_eq!(value["applied"], "router-not-running");
+    }
+
+    #[test]
+    fn delete_output_lists_what_was_removed() {
+        assert_eq!(
+            json(&sample_delete()),
+            serde_json::json!({
+                "namespace": "west",
+                "removed": [
+                    "unit vansite-west.service (stopped)",
+                    "/home/u/.local/share/vansite/west",
+                ],
+            })
+        );
+    }
+
+    #[test]
+    fn yaml_output_reads_back_as_the_json_output() {
+        fn same<T: Serialize>(data: T) {
+            let yaml = serde_saphyr::to_string(&data).unwrap();
+            let read: serde_json::Value = serde_saphyr::from_str(&yaml).unwrap();
+            assert_eq!(read, json(&data), "{yaml}");
+        }
+        same(SiteInitialised::from(sample_init()));
+        same(TokenIssued::from(sample_issue()));
+        same(LinkCreated::from(sample_link_create()));
+        same(sample_link_delete());
+        same(sample_delete());
+    }
+
+    /// The default output is the text these commands printed before they had --output.
+    #[test]
+    fn text_output_is_unchanged() {
+        assert_eq!(
+            describe_init(&SiteInitialised::from(sample_init())),
+            "Site 'west-site' in namespace 'west' is created and running.
+  id:         5f0c7e1a-2b3c-4d5e-8f90-123456789abc
+  mode:       interior
+  router:     vansite-west.service (systemctl --user status vansite-west.service)
+  management: 127.0.0.1:5671
+  link access: inter-router 55671, edge 45671
+Note: the router starts at boot only if your user manager does: run `loginctl enable-linger $USER`.
+"
+        );
+        assert_eq!(
+            describe_issue(&TokenIssued::from(sample_issue())),
+            "AccessToken 'west-site-ab12cd34' written to /home/u/west.token.
+  url:          https://west.example:9090/0d1e2f3a-4b5c-6d7e-8f90-abcdef012345
+  redeemable:   3 times, until 2025-01-01T12:15:00Z
+  grant server: vansite-west-grants.socket (systemctl --user status vansite-west-grants.socket)
+Redeem it with `vansite link create FILE` on a host, or `skupper token redeem FILE` on a cluster.
+"
+        );
+        assert_eq!(
+            describe_link_create(&LinkCreated::from(sample_link_create())),
+            "Linked site of namespace 'east' with an AccessToken (the router was restarted to apply it):
+  link west-site-ab12cd34: inter-router to west.example:55671
+Note: the router's management did not answer (timeout), so the router was restarted to use the link
+See whether it is connected with `vansite -n east link status`.
+"
+        );
+        assert_eq!(
+            describe_link_delete(&sample_link_delete()),
+            "Link 'west-site-ab12cd34' removed from the site of namespace 'east' (applied to the \
+             running router, no restart).\nNote: the Secret stays: link-b uses it\n"
+        );
+        assert_eq!(
+            describe_delete(&sample_delete()),
+            "Deleted the site of namespace 'west':\n  removed unit vansite-west.service (stopped)\n  \
+             removed /home/u/.local/share/vansite/west\n"
+        );
+    }
+
+    #[test]
+    fn commands_that_change_the_site_take_output() {
+        let output_of = |args: &[&str]| {
+            let cli = Cli::try_parse_from([&["vansite"], args].concat()).unwrap();
+            match cli.command {
+                Command::Init(a) => a.output.output,
+                Command::Delete(a) => a.output.output,
+                Command::Token(TokenCommand::Issue(a)) => a.output.output,
+                Command::Token(TokenCommand::Redeem(a)) => a.output.output,
+                Command::Link(LinkCommand::Create(a)) => a.output.output,
+                Command::Link(LinkCommand::Delete(a)) => a.output.output,
+                other => panic!("not a command under test: {other:?}"),
+            }
+        };
+        assert_eq!(output_of(&["init"]), OutputFormat::Table);
+        assert_eq!(output_of(&["init", "-o", "json"]), OutputFormat::Json);
+        assert_eq!(
+            output_of(&["delete", "--output", "yaml"]),
+            OutputFormat::Yaml
+        );
+        assert_eq!(
+            output_of(&["token", "create", "t.yaml", "-o", "json"]),
+            OutputFormat::Json
+        );
+        assert_eq!(
+            output_of(&["token", "redeem", "t.yaml", "-o", "yaml"]),
+            OutputFormat::Yaml
+        );
+        assert_eq!(
+            output_of(&["link", "create", "-", "-o", "json"]),
+            OutputFormat::Json
+        );
+        assert_eq!(
+            output_of(&["link", "delete", "west", "-o", "json"]),
+            OutputFormat::Json
+        );
     }
 }

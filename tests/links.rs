@@ -585,13 +585,25 @@ fn a_token_issued_by_one_host_is_redeemed_by_another_and_services_flow() {
     ]);
 
     let before = container_identity(&b);
-    a.ok(&["token", "issue", "west.token"]);
+    let issued = a.json(&["token", "issue", "west.token", "--output", "json"]);
+    assert_eq!(issued["format"], "v2", "{issued:#}");
+    assert_eq!(issued["redemptionsAllowed"], 1);
+    assert!(
+        issued["file"].as_str().unwrap().ends_with("/west.token"),
+        "{issued:#}"
+    );
     let token = a.host.ok(&["cat", "west.token"]);
     assert!(token.contains("kind: AccessToken"), "{token}");
+    assert!(
+        token.contains(&format!("name: {}", issued["name"].as_str().unwrap())),
+        "{token}"
+    );
     let file = b.write("west.token", &token);
-    let out = b.ok(&["link", "create", &file]);
-    assert!(out.contains("no restart"), "{out}");
+    let created = b.json(&["link", "create", &file, "--output", "json"]);
+    assert_eq!(created["applied"], "live", "{created:#}");
+    assert_eq!(created["from"], "an AccessToken");
     let link = wait_connected(&b, true, "the redeemed link connected");
+    assert_eq!(created["links"][0]["name"], link["name"], "{created:#}");
     assert_eq!(link["remoteRouter"], a.router_id().as_str(), "{link:#}");
     assert_eq!(
         container_identity(&b),
@@ -606,7 +618,9 @@ fn a_token_issued_by_one_host_is_redeemed_by_another_and_services_flow() {
     let again = b.fails(&["link", "create", &file, "--name", "again"]);
     assert!(again.contains("No such access granted"), "{again}");
     let link_name = link["name"].as_str().unwrap().to_string();
-    b.ok(&["link", "delete", &link_name]);
+    let deleted = b.json(&["link", "delete", &link_name, "--output", "json"]);
+    assert_eq!(deleted["link"], link_name.as_str(), "{deleted:#}");
+    assert_eq!(deleted["applied"], "live");
 
     // A v1 token-claim, redeemed by the v1 claims protocol.
     a.ok(&["token", "issue", "west-v1.yaml", "--format", "v1"]);

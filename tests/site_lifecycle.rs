@@ -55,11 +55,19 @@ fn init_status_delete_leave_nothing_behind() {
     let out = init(
         &host,
         "default",
-        &["--name", "west", "--enable-link-access"],
+        &["--name", "west", "--enable-link-access", "--output", "json"],
     );
-    assert!(out.contains("west"), "{out}");
+    let initialised: Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("init JSON: {e}\n{out}"));
+    assert_eq!(initialised["site"]["name"], "west", "{initialised:#}");
+    assert_eq!(initialised["created"], true);
+    assert_eq!(initialised["routerUnit"], "vansite-default-router.service");
 
     let status = status_json(&host, "default");
+    assert_eq!(
+        initialised["site"], status["site"],
+        "init and status show the same site"
+    );
     assert_eq!(status["site"]["name"], "west", "{status:#}");
     assert_eq!(status["site"]["mode"], "interior");
     assert_eq!(status["router"]["unit"], "vansite-default-router.service");
@@ -128,7 +136,19 @@ fn init_status_delete_leave_nothing_behind() {
     );
     assert_eq!(again["router"]["activeState"], "active");
 
-    vansite_ok(&host, &["delete"]);
+    let out = vansite_ok(&host, &["delete", "--output", "json"]);
+    let deleted: Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("delete JSON: {e}\n{out}"));
+    assert_eq!(deleted["namespace"], "default", "{deleted:#}");
+    assert!(
+        deleted["removed"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from(
+                "unit vansite-default-router.service (stopped)"
+            )),
+        "{deleted:#}"
+    );
     let unit = host.ok(&[
         "systemctl",
         "--user",

@@ -31,8 +31,9 @@ pub const GRANT_PORT_ANNOTATION: &str = "vansite.io/grant-port";
 /// Annotation on an AccessGrant naming the host its token's URL and Link endpoints use.
 pub const HOST_ANNOTATION: &str = "vansite.io/host";
 
-/// The token a grant was issued as.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The token a grant was issued as (`v2`, `v1`: the names `token issue --format` takes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum TokenFormat {
     /// A Skupper v2 AccessToken, redeemed at `/<grant uid>` (§2.8).
     V2,

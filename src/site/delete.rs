@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use serde::Serialize;
+
 use crate::error::Error;
 use crate::podman::PodmanService;
 use crate::quadlet::router::router_unit_name;
@@ -11,8 +13,11 @@ use crate::systemd::{ActiveState, LoadState, UserManager};
 
 use super::{files, Paths};
 
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct DeleteOutcome {
     pub namespace: String,
+    /// What was stopped or removed, in words (`unit X (stopped)`, a path, `container X`).
     pub removed: Vec<String>,
 }
 

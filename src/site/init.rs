@@ -22,6 +22,7 @@ use crate::router::management::{ClientTls, ManagementClient};
 use crate::settings::SKUPPER_VERSION;
 use crate::systemd::{ActiveState, JobResult, UserManager};
 
+use super::status::router_mode;
 use super::{files, Paths, SiteDir};
 
 /// Annotation on the Site recording the router image vansite runs for it.
@@ -346,11 +347,10 @@ fn reconcile(mut current: SiteResources, request: &InitRequest) -> Result<SiteRe
         differences.push(format!("name '{}' (asked: '{name}')", current.site_name()));
     }
     if let Some(edge) = request.edge.filter(|e| *e != current.is_edge()) {
-        let mode = |edge: bool| if edge { "edge" } else { "interior" };
         differences.push(format!(
             "router mode {} (asked: {})",
-            mode(current.is_edge()),
-            mode(edge)
+            router_mode(current.is_edge()),
+            router_mode(edge)
         ));
     }
     let has_access = current.site.spec.link_access_enabled();

@@ -288,7 +288,8 @@ pub async fn create(
     })
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct DeleteOutcome {
     pub namespace: String,
     pub link: String,

@@ -74,6 +74,15 @@ pub struct ContainerStatus {
     pub started_at: Option<String>,
 }
 
+/// The site's router mode as `status` (and `init`) name it.
+pub fn router_mode(edge: bool) -> &'static str {
+    if edge {
+        "edge"
+    } else {
+        "interior"
+    }
+}
+
 pub async fn status(paths: &Paths, namespace: &str) -> Result<SiteStatus, Error> {
     let site_dir = paths.site(namespace);
     let namespaces = paths.namespaces();
@@ -142,11 +151,7 @@ pub async fn status(paths: &Paths, namespace: &str) -> Result<SiteStatus, Error>
         site: SiteInfo {
             name: site.metadata.name.clone(),
             id: site.metadata.uid.clone(),
-            mode: if resources.is_edge() {
-                "edge"
-            } else {
-                "interior"
-            },
+            mode: router_mode(resources.is_edge()),
             management_port: local_port(&resources),
             link_access: link_endpoints(&resources)
                 .into_iter()
