@@ -598,6 +598,21 @@ fn a_token_issued_by_one_host_is_redeemed_by_another_and_services_flow() {
         token.contains(&format!("name: {}", issued["name"].as_str().unwrap())),
         "{token}"
     );
+    // A wrong code: A's grant server refuses it, B stays as it was, and the grant is not spent.
+    let code = token
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("code: "))
+        .expect("the token has a code");
+    let wrong_code: String = code.chars().rev().collect();
+    let wrong = b.write("wrong.token", &token.replace(code, &wrong_code));
+    let before_wrong = b.snapshot();
+    let stderr = b.fails(&["link", "create", &wrong]);
+    assert!(stderr.contains("refused the token's code"), "{stderr}");
+    assert!(
+        !stderr.contains(code) && !stderr.contains(&wrong_code),
+        "{stderr}"
+    );
+    assert_eq!(b.snapshot(), before_wrong, "a refused token changed B");
     let file = b.write("west.token", &token);
     let created = b.json(&["link", "create", &file, "--output", "json"]);
     assert_eq!(created["applied"], "live", "{created:#}");
@@ -614,10 +629,15 @@ fn a_token_issued_by_one_host_is_redeemed_by_another_and_services_flow() {
         &b,
         "traffic from B's listener to A's connector over the redeemed link",
     );
-    // A single-use token is used up.
+    let link_name = link["name"].as_str().unwrap().to_string();
+    let one = b.json(&["link", "status", &link_name, "--output", "json"]);
+    assert_eq!(one.as_array().map(Vec::len), Some(1), "{one:#}");
+    assert_eq!(one[0]["name"], link_name.as_str());
+    // A single-use token is used up, and B stays as it was.
+    let before_again = b.snapshot();
     let again = b.fails(&["link", "create", &file, "--name", "again"]);
     assert!(again.contains("No such access granted"), "{again}");
-    let link_name = link["name"].as_str().unwrap().to_string();
+    assert_eq!(b.snapshot(), before_again, "a used-up token changed B");
     let deleted = b.json(&["link", "delete", &link_name, "--output", "json"]);
     assert_eq!(deleted["link"], link_name.as_str(), "{deleted:#}");
     assert_eq!(deleted["applied"], "live");
