@@ -11,7 +11,8 @@ use support::{echo_roundtrip, echo_server, fixture, free_port, wait_accepting, C
 
 const LIMIT: Duration = Duration::from_secs(20);
 
-/// Site A: listens for links; its server certificate carries `a_sans`.
+/// Site A: listens for links; its server certificate has subject CN `site-a` (unless a test
+/// names it otherwise) and carries `a_sans`.
 struct SiteA {
     standin: Standin,
     site_ca: Ca,
@@ -21,12 +22,24 @@ struct SiteA {
 }
 
 fn start_site_a(dir: &Path, a_sans: &[San]) -> SiteA {
-    start_site_a_on(dir, a_sans, Ca::new("skupper-site-ca"), free_port())
+    start_site_a_on(
+        dir,
+        "site-a",
+        a_sans,
+        Ca::new("skupper-site-ca"),
+        free_port(),
+    )
 }
 
-fn start_site_a_on(dir: &Path, a_sans: &[San], site_ca: Ca, inter_router_port: u16) -> SiteA {
+fn start_site_a_on(
+    dir: &Path,
+    server_cn: &str,
+    a_sans: &[San],
+    site_ca: Ca,
+    inter_router_port: u16,
+) -> SiteA {
     let certs = dir.join("a-certs");
-    site_ca.issue(&certs.join("site-a"), "site-a", a_sans);
+    site_ca.issue(&certs.join("site-a"), server_cn, a_sans);
     let local_ca = Ca::new("skupper-local-ca");
     local_ca.issue(
         &certs.join("skupper-local-server"),
@@ -175,6 +188,24 @@ fn a_server_named_only_by_ip_san_is_rejected() {
 }
 
 #[test]
+fn a_server_named_only_by_its_common_name_is_accepted() {
+    let dir = test_dir("cn-only");
+    // No SAN at all: the real router falls back to the subject CN, which names the dialled host.
+    let a = start_site_a_on(
+        &dir,
+        "127.0.0.1",
+        &[],
+        Ca::new("skupper-site-ca"),
+        free_port(),
+    );
+    a.site_ca.issue(&dir.join("link"), "site-b", &[]);
+    let (b, echo_a_port) = start_site_b(&dir, "site-b.json", &dir.join("link"), &a);
+    b.wait_for_log("link up: inter-router with router site-a", LIMIT);
+    wait_accepting(echo_a_port, LIMIT);
+    echo_roundtrip(echo_a_port, 1024);
+}
+
+#[test]
 fn an_unknown_attribute_stops_the_router_with_its_name() {
     let output = Command::new(env!("CARGO_BIN_EXE_skrouterd-standin"))
         .env("QDROUTERD_CONF", fixture("unknown-attribute.json"))
@@ -216,7 +247,13 @@ fn a_connector_redials_until_its_peer_appears() {
     let (b, echo_a_port) = start_site_b_to(&dir, "site-b.json", &dir.join("link"), &placeholder);
     b.wait_for_log("Connection refused", LIMIT);
     // A appears on that port later, with a server certificate from the CA B trusts.
-    let a = start_site_a_on(&dir, &good_server_sans(), site_ca, inter_router_port);
+    let a = start_site_a_on(
+        &dir,
+        "site-a",
+        &good_server_sans(),
+        site_ca,
+        inter_router_port,
+    );
     wait_accepting(echo_a_port, LIMIT);
     echo_roundtrip(echo_a_port, 64 * 1024);
     drop(a);
