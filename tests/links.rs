@@ -530,6 +530,10 @@ fn bad_input_is_explained_and_leaves_the_site_unchanged() {
     refused(&a, "self.yaml", &own, &[], "made for this same site");
     let own_v1 = v1_token(&a, &credentials(&a.site_ca(), "north"));
     refused(&a, "self-v1.yaml", &own_v1, &[], "made for this same site");
+    // A's own AccessToken: refused before it is redeemed.
+    a.ok(&["token", "issue", "own.token"]);
+    let own_token = a.host.ok(&["cat", "own.token"]);
+    refused(&a, "own.token", &own_token, &[], "made for this same site");
 
     // Duplicates: the same name, or the same endpoint under another name.
     let file = b.write("good.yaml", &good);
