@@ -1,5 +1,6 @@
 //! `vansite doctor` on real test hosts: OK on a host that runs a site, FAIL with the fix when
-//! linger is off or the quadlet generator is missing (hidden from that host alone).
+//! linger is off or the quadlet generator is missing (hidden from that host alone), and init
+//! refusing on such a host.
 
 mod support;
 
@@ -148,4 +149,19 @@ fn doctor_fails_without_linger_or_quadlet_generator() {
     assert_eq!(check(&report, "linger")["result"], "OK", "{report:#}");
     let table = String::from_utf8_lossy(&vansite(&host, &["doctor"]).stdout).into_owned();
     assert!(table.contains("FAIL  quadlet generator"), "{table}");
+
+    // init refuses the same way, before it writes anything.
+    let output = vansite(&host, &["init", "--router-image", STANDIN_IMAGE]);
+    assert!(!output.status.success(), "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("no quadlet generator") && stderr.contains("podman ≥ 4.4"),
+        "{stderr}"
+    );
+    let left = host.ok(&[
+        "sh",
+        "-c",
+        "ls -A .local/share/vansite .config/containers/systemd 2>/dev/null; true",
+    ]);
+    assert_eq!(left.trim(), "", "init left files behind");
 }
