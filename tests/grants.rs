@@ -192,18 +192,6 @@ async fn tokens_are_issued_and_redeemed_over_tls13_exactly_as_skupper() {
         (status, body.as_str()),
         (403, "Redemption of access token refused\n")
     );
-    // Wrong codes again: each answer waits longer than the one before (0.2, 0.4, 0.8 s, then
-    // 1.6 s for the fifth); a lower bound only, which no slow machine can break.
-    for _ in 0..3 {
-        assert_eq!(redeem(&token, "AAAAAAAAAAAAAAAAAAAAAAAA").await.0, 403);
-    }
-    let started = std::time::Instant::now();
-    assert_eq!(redeem(&token, "AAAAAAAAAAAAAAAAAAAAAAAA").await.0, 403);
-    let waited = started.elapsed();
-    assert!(
-        waited >= Duration::from_millis(1600),
-        "answered after {waited:?}"
-    );
 
     // The right one: a Secret and a Link to this site; the client certificate chains to the
     // site CA, with CN = subject.
