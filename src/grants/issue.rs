@@ -197,7 +197,7 @@ pub async fn issue(
     })
     .map_err(Error::file("cannot lock", paths.lock_file(namespace)))?;
     let site_dir = paths.site(namespace);
-    let mut resources = load_site(paths, &site_dir)?;
+    let mut resources = paths.load_site(&site_dir.namespace)?;
     let host = LinkAccess::of(&resources, request.host.as_deref())?.host;
     let now = SystemTime::now();
     prune_expired(&site_dir, &mut resources, now)?;
@@ -271,14 +271,6 @@ pub async fn issue(
         file,
         format: request.format,
         socket_unit,
-    })
-}
-
-/// The site's resources, or NoSite.
-fn load_site(paths: &Paths, site_dir: &SiteDir) -> Result<SiteResources, Error> {
-    site_dir.load_resources()?.ok_or_else(|| Error::NoSite {
-        namespace: site_dir.namespace.clone(),
-        present: paths.namespaces(),
     })
 }
 
@@ -366,7 +358,7 @@ pub struct GenerateRequest {
 /// `client-<site name>` signed by the CA the site's RouterAccess trusts. Nothing is recorded.
 pub fn generate_link(paths: &Paths, request: &GenerateRequest) -> Result<LinkBundle, Error> {
     let site_dir = paths.site(&request.namespace);
-    let resources = load_site(paths, &site_dir)?;
+    let resources = paths.load_site(&site_dir.namespace)?;
     let access = LinkAccess::of(&resources, request.host.as_deref())?;
     let name = request
         .name

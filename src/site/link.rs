@@ -151,7 +151,7 @@ pub async fn create(
     let from = token.describe();
     let site_dir = paths.site(&request.namespace);
     let _lock = paths.lock(&request.namespace, progress)?;
-    let resources = load(paths, &site_dir)?;
+    let resources = paths.load_site(&site_dir.namespace)?;
     let existing_certs = site_dir.load_certificates()?;
     let own = OwnSite {
         id: resources.site.metadata.uid.clone(),
@@ -310,7 +310,7 @@ pub async fn delete(
 ) -> Result<DeleteOutcome, Error> {
     let site_dir = paths.site(namespace);
     let _lock = paths.lock(namespace, progress)?;
-    let resources = load(paths, &site_dir)?;
+    let resources = paths.load_site(&site_dir.namespace)?;
     let link = find_link(&resources, name)?.clone();
     let secret = link.spec.tls_credentials.clone();
     let shared = resources
@@ -544,7 +544,7 @@ pub async fn status(
     name: Option<&str>,
 ) -> Result<Vec<LinkStatus>, Error> {
     let site_dir = paths.site(namespace);
-    let resources = load(paths, &site_dir)?;
+    let resources = paths.load_site(&site_dir.namespace)?;
     if let Some(name) = name {
         find_link(&resources, name)?;
     }
@@ -984,13 +984,6 @@ async fn restart_if_running(
     )
     .await?;
     Ok(Applied::Restarted)
-}
-
-fn load(paths: &Paths, site_dir: &SiteDir) -> Result<SiteResources, Error> {
-    site_dir.load_resources()?.ok_or_else(|| Error::NoSite {
-        namespace: site_dir.namespace.clone(),
-        present: paths.namespaces(),
-    })
 }
 
 fn find_link<'a>(resources: &'a SiteResources, name: &str) -> Result<&'a Link, LinkError> {

@@ -124,7 +124,7 @@ pub struct ServiceChange {
 
 /// `listener list` / `connector list`: from the resources alone.
 pub fn list(paths: &Paths, namespace: &str, kind: ServiceKind) -> Result<Vec<ServiceInfo>, Error> {
-    let resources = load(paths, namespace)?;
+    let resources = paths.load_site(namespace)?;
     Ok(infos(&resources)
         .into_iter()
         .filter(|info| info.kind == kind)
@@ -138,7 +138,7 @@ pub async fn status(
     kind: ServiceKind,
     name: Option<&str>,
 ) -> Result<Vec<ServiceStatus>, Error> {
-    let resources = load(paths, namespace)?;
+    let resources = paths.load_site(namespace)?;
     if let Some(name) = name {
         find(&resources, kind, name)?;
     }
@@ -420,16 +420,6 @@ fn find(resources: &SiteResources, kind: ServiceKind, name: &str) -> Result<Serv
         })
 }
 
-fn load(paths: &Paths, namespace: &str) -> Result<SiteResources, Error> {
-    paths
-        .site(namespace)
-        .load_resources()?
-        .ok_or_else(|| Error::NoSite {
-            namespace: namespace.to_string(),
-            present: paths.namespaces(),
-        })
-}
-
 /// The socket address systemd binds for a listener: an IP literal (systemd resolves no names).
 fn bind_address(host: &str, port: u16) -> Result<SocketAddr, Error> {
     let ip: IpAddr = host.parse().map_err(|_| {
@@ -573,7 +563,7 @@ impl Session {
             paths: paths.clone(),
             site_dir: paths.site(namespace),
             manager,
-            resources: load(paths, namespace)?,
+            resources: paths.load_site(namespace)?,
             _lock: lock,
         })
     }

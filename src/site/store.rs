@@ -8,7 +8,7 @@ use crate::certs::{CertFiles, SiteCertificates};
 use crate::error::Error;
 use crate::resources::{parse_documents, Resource, ResourceError, SiteResources, KINDS};
 
-use super::{files, SiteDir};
+use super::{files, Paths, SiteDir};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -22,6 +22,18 @@ pub enum StoreError {
         dir: std::path::PathBuf,
         source: Box<ResourceError>,
     },
+}
+
+impl Paths {
+    /// The resources of `namespace`'s site; an error naming the sites there are when it has none.
+    pub fn load_site(&self, namespace: &str) -> Result<SiteResources, Error> {
+        self.site(namespace)
+            .load_resources()?
+            .ok_or_else(|| Error::NoSite {
+                namespace: namespace.to_string(),
+                present: self.namespaces(),
+            })
+    }
 }
 
 impl SiteDir {
