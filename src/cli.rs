@@ -1283,6 +1283,7 @@ mod tests {
             edge: false,
             created: true,
             restarted: false,
+            router: crate::ops::apply::RouterChange::Started,
             unit: "vansite-west.service".into(),
             management_port: 5671,
             link_access: vec![("inter-router".into(), 55671), ("edge".into(), 45671)],

@@ -10,12 +10,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 use crate::certs;
+use crate::ops::apply::local_port;
+use crate::plan::ROUTER_IMAGE_ANNOTATION;
 use crate::podman::PodmanService;
 use crate::quadlet::router::router_unit_name;
 use crate::quadlet::version::{detect_generator_version, podman_binary_version, PodmanVersion};
 use crate::resources::SiteResources;
 use crate::router::management::{ClientTls, ManagementClient};
-use crate::site::init::{link_endpoints, local_port, ROUTER_IMAGE_ANNOTATION};
+use crate::site::init::link_endpoints;
 use crate::site::{Paths, PathsError, SiteDir};
 use crate::systemd::{linger_enabled, ActiveState, UserManager};
 

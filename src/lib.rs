@@ -12,6 +12,8 @@ pub mod doctor;
 pub mod error;
 pub mod forward;
 pub mod grants;
+pub mod ops;
+pub mod plan;
 pub mod podman;
 pub mod progress;
 pub mod quadlet;

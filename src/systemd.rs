@@ -300,6 +300,21 @@ impl UserManager {
             })?
     }
 
+    /// Forgets a unit's failed state and restart count (`systemctl --user reset-failed`), so
+    /// a removed unit leaves no record behind. A unit systemd does not know is not an error.
+    pub async fn reset_failed(&self, unit: &str) -> Result<(), SystemdError> {
+        match self.manager.reset_failed_unit(unit.to_string()).await {
+            Ok(()) => Ok(()),
+            Err(zbus::Error::MethodError(name, _, _))
+                if name.as_str() == NO_SUCH_UNIT
+                    || name.as_str() == "org.freedesktop.systemd1.LoadFailed" =>
+            {
+                Ok(())
+            }
+            Err(source) => Err(call_error("reset the failed state of", unit, source)),
+        }
+    }
+
     /// The unit's current state. A unit without a unit file is reported with
     /// `LoadState::NotFound` (not as an error): "not installed" is a state too.
     pub async fn unit_state(&self, unit: &str) -> Result<UnitState, SystemdError> {

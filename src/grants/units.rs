@@ -28,6 +28,11 @@ pub fn socket_unit(namespace: &str) -> String {
     format!("{}.socket", grant_unit_name(namespace))
 }
 
+/// Both of the grant server's units.
+pub fn unit_names(namespace: &str) -> [String; 2] {
+    [socket_unit(namespace), service_unit(namespace)]
+}
+
 pub fn service_unit(namespace: &str) -> String {
     format!("{}.service", grant_unit_name(namespace))
 }

@@ -14,6 +14,8 @@ use serde_json::{Map, Value};
 
 use crate::resources::{self, ConnectorSpec, Link, SiteResources};
 
+use super::entity::{EntityType, RouterEntity};
+
 /// Where the router listens for a Listener served by a forwarder: never another interface.
 pub const LOOPBACK: &str = "127.0.0.1";
 
@@ -37,7 +39,7 @@ pub struct RenderContext {
 
 /// Renders `skrouterd.json` for `resources`.
 pub fn render(resources: &SiteResources, ctx: &RenderContext) -> String {
-    let entities = entities(resources, ctx);
+    let entities = entities(resources, ctx, CERTS_PATH);
     let mut out = Vec::new();
     let formatter = serde_json::ser::PrettyFormatter::with_indent(b"    ");
     let mut serializer = serde_json::Serializer::with_formatter(&mut out, formatter);
@@ -322,7 +324,40 @@ fn attributes(entity: &impl Serialize) -> Map<String, Value> {
     }
 }
 
-fn entities(resources: &SiteResources, ctx: &RenderContext) -> Vec<Entity> {
+/// The entities `render` writes, typed, with certificate paths under `certs_path`: the file's
+/// `CERTS_PATH`, or the directory as the container sees it for management CREATE (skrouterd
+/// does not expand the variable).
+pub fn router_entities(
+    resources: &SiteResources,
+    ctx: &RenderContext,
+    certs_path: &str,
+) -> Vec<RouterEntity> {
+    entities(resources, ctx, certs_path)
+        .into_iter()
+        .map(Entity::typed)
+        .collect()
+}
+
+impl Entity {
+    fn typed(self) -> RouterEntity {
+        let (name, attributes) = match self {
+            Entity::Router(name, e) => (name, attributes(&e)),
+            Entity::SslProfile(name, e) => (name, attributes(&e)),
+            Entity::Connector(name, e) => (name, attributes(&e)),
+            Entity::Listener(name, e) => (name, attributes(&e)),
+            Entity::Address(name, e) => (name, attributes(&e)),
+            Entity::TcpEndpoint(name, e) => (name, attributes(&e)),
+            Entity::Log(name, e) => (name, attributes(&e)),
+            Entity::Site(name, e) => (name, attributes(&e)),
+        };
+        RouterEntity {
+            entity_type: EntityType::parse(name).expect("render writes known entity types"),
+            attributes,
+        }
+    }
+}
+
+fn entities(resources: &SiteResources, ctx: &RenderContext, certs_path: &str) -> Vec<Entity> {
     let link_role = link_role(resources);
     let metadata = SiteMetadata {
         id: &ctx.site_id,
@@ -362,7 +397,7 @@ fn entities(resources: &SiteResources, ctx: &RenderContext) -> Vec<Entity> {
             add_profile(SslProfile::for_certs(
                 access.tls_credentials(),
                 true,
-                CERTS_PATH,
+                certs_path,
             ));
         }
     }
@@ -372,7 +407,7 @@ fn entities(resources: &SiteResources, ctx: &RenderContext) -> Vec<Entity> {
         if let Some(LinkEntities {
             ssl_profile,
             connector,
-        }) = link_entities(link, link_role, CERTS_PATH)
+        }) = link_entities(link, link_role, certs_path)
         {
             connectors.push(connector);
             add_profile(ssl_profile);
@@ -387,7 +422,7 @@ fn entities(resources: &SiteResources, ctx: &RenderContext) -> Vec<Entity> {
             add_profile(SslProfile::for_certs(
                 &ssl_profile,
                 spec.use_client_cert,
-                CERTS_PATH,
+                certs_path,
             ));
         }
         tcp_connectors.push(tcp_connector(connector));
@@ -400,7 +435,7 @@ fn entities(resources: &SiteResources, ctx: &RenderContext) -> Vec<Entity> {
             add_profile(SslProfile::for_certs(
                 &spec.tls_credentials,
                 true,
-                CERTS_PATH,
+                certs_path,
             ));
         }
         tcp_listeners.push(tcp_listener(listener));

@@ -1,5 +1,5 @@
 //! Talking to the skupper-router that vansite runs.
 
 pub mod config;
-pub mod live;
+pub mod entity;
 pub mod management;

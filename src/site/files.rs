@@ -81,6 +81,38 @@ pub fn remove_leftover_temps(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Puts directory `new` in place of `target` in one step: `renameat2(RENAME_EXCHANGE)` swaps
+/// them (the old content then sits at `new`), or a plain rename when `target` does not exist
+/// yet. The parent is synced, so the swap survives a crash.
+pub fn exchange_dirs(new: &Path, target: &Path) -> io::Result<()> {
+    use rustix::fs::{renameat_with, RenameFlags, CWD};
+    if target.exists() {
+        renameat_with(CWD, new, CWD, target, RenameFlags::EXCHANGE)?;
+    } else {
+        fs::rename(new, target)?;
+    }
+    if let Some(parent) = target.parent() {
+        File::open(parent)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// Removes `dir` if it exists and is empty; true if it was removed.
+pub fn remove_dir_if_empty(dir: &Path) -> io::Result<bool> {
+    match fs::remove_dir(dir) {
+        Ok(()) => Ok(true),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::DirectoryNotEmpty
+            ) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Removes `path` if it exists; true if something was removed.
 pub fn remove_if_present(path: &Path) -> io::Result<bool> {
     let result = if path.is_dir() {
@@ -128,6 +160,32 @@ mod tests {
             vec![std::ffi::OsString::from("tls.key")],
             "no temporary file left"
         );
+    }
+
+    #[test]
+    fn directories_are_exchanged_whole() {
+        let dir = temp_dir("exchange");
+        let (old, new) = (dir.join("resources"), dir.join("staged"));
+        create_dir(&new, PRIVATE_DIR).unwrap();
+        fs::write(new.join("a"), b"1").unwrap();
+        exchange_dirs(&new, &old).unwrap();
+        assert_eq!(
+            fs::read(old.join("a")).unwrap(),
+            b"1",
+            "first time: a rename"
+        );
+        create_dir(&new, PRIVATE_DIR).unwrap();
+        fs::write(new.join("b"), b"2").unwrap();
+        exchange_dirs(&new, &old).unwrap();
+        assert!(old.join("b").exists() && !old.join("a").exists());
+        assert!(
+            new.join("a").exists(),
+            "the old content is left at the staging path"
+        );
+        assert!(!remove_dir_if_empty(&new).unwrap(), "not empty");
+        fs::remove_file(new.join("a")).unwrap();
+        assert!(remove_dir_if_empty(&new).unwrap());
+        assert!(!remove_dir_if_empty(&new).unwrap(), "already gone");
     }
 
     #[test]

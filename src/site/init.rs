@@ -1,37 +1,28 @@
 //! `vansite init`: make this host a running Skupper site, or bring an existing one back to
-//! running. Every decision is rendered from the resources first (certificates, skrouterd.json,
-//! the router's quadlet); the files are written atomically, the resources last (they are the
-//! commit point: a killed init leaves no Site, and the next init starts clean); then systemd
-//! is asked to (re)start the router, and init waits until the router answers management.
+//! running. A new site's resources are made here (names, ports, the image); an existing
+//! site's must match what was asked (init does not reshape a site: `site update` does). Then
+//! the one apply (`ops::apply`) renders and writes everything, starts the router and waits
+//! until it answers management; a new site that cannot start is removed again.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use tokio::time::Instant;
-
-use crate::certs;
 use crate::error::Error;
-use crate::quadlet::router::{router_quadlet, RouterUnitSpec};
+use crate::ops::apply::{local_port, ApplyOptions, RouterChange, SiteSession};
+use crate::plan::ROUTER_IMAGE_ANNOTATION;
+use crate::quadlet::router::router_unit_name;
 use crate::quadlet::version::detect_generator_version;
 use crate::resources::{
     check_name, ObjectMeta, RouterAccess, RouterAccessRole, RouterAccessSpec, Site, SiteResources,
     SiteSpec, LOCAL_ROUTER_ACCESS,
 };
-use crate::router::config::{render, RenderContext};
-use crate::router::management::{ClientTls, ManagementClient};
-use crate::settings::SKUPPER_VERSION;
-use crate::systemd::{ActiveState, JobResult, UserManager};
 
 use super::status::router_mode;
-use super::{files, Paths, SiteDir};
+use super::{files, Paths};
 
-/// Annotation on the Site recording the router image vansite runs for it.
-pub const ROUTER_IMAGE_ANNOTATION: &str = "vansite.io/router-image";
 const LOCAL_PORT: u16 = 5671;
 const INTER_ROUTER_PORT: u16 = 55671;
 const EDGE_PORT: u16 = 45671;
-/// Bound on stopping a router that failed to start.
-const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How many ports above a default are tried when it is taken.
 const PORT_SEARCH: u16 = 100;
 
@@ -59,6 +50,8 @@ pub struct InitOutcome {
     pub edge: bool,
     pub created: bool,
     pub restarted: bool,
+    /// What the apply did to the router.
+    pub router: RouterChange,
     pub unit: String,
     pub management_port: u16,
     /// (role, port) of each link access endpoint.
@@ -85,14 +78,11 @@ pub async fn init(
         ));
     }
     // Everything that can refuse before a file is written does so here: the podman floor, the bus.
-    let podman = detect_generator_version()?;
-    let manager = UserManager::connect().await?;
-    let site_dir = paths.site(&request.namespace);
-    let _lock = paths.lock(&request.namespace, progress)?;
-
-    let existing = site_dir.load_resources()?;
-    let created = existing.is_none();
-    let resources = match existing {
+    detect_generator_version()?;
+    let mut session = SiteSession::open(paths, &request.namespace, progress).await?;
+    let site_dir = session.site_dir.clone();
+    let created = session.saved.is_none();
+    let target = match session.saved.clone() {
         Some(current) => reconcile(current, &request)?,
         None => {
             // A Site-less directory is what a killed init leaves: start it over.
@@ -101,105 +91,13 @@ pub async fn init(
             new_site(paths, &request)?
         }
     };
-    files::remove_leftover_temps(&site_dir.root)
-        .map_err(Error::file("cannot clean", &site_dir.root))?;
-
-    progress("writing certificates and router configuration");
-    let mut changed = site_dir.save_certificates(&certs::site_certificates(
-        &resources,
-        &site_dir.load_certificates()?,
-    )?)?;
-    let context = render_context(&resources);
-    let config = site_dir.router_config();
-    files::create_dir(&site_dir.router_config_dir(), files::PRIVATE_DIR)
-        .map_err(Error::file("cannot create", site_dir.router_config_dir()))?;
-    changed |= files::write_atomic(
-        &config,
-        render(&resources, &context).as_bytes(),
-        files::PUBLIC,
-    )
-    .map_err(Error::file("cannot write", &config))?;
-
-    let spec = RouterUnitSpec {
-        namespace: request.namespace.clone(),
-        site_id: resources.site.metadata.uid.clone(),
-        site_name: resources.site_name().to_string(),
-        image: resources.site.metadata.annotations[ROUTER_IMAGE_ANNOTATION].clone(),
-        uid: rustix::process::getuid().as_raw(),
-        gid: rustix::process::getgid().as_raw(),
-        site_dir: site_dir.root.clone(),
-        log_file: site_dir.router_log(),
+    progress("writing certificates, router configuration and units");
+    let options = ApplyOptions {
+        start_router: true,
+        timeout: request.timeout,
     };
-    let unit_file = router_quadlet(&spec);
-    let unit_text = unit_file.render(podman)?;
-    let quadlet_dir = paths.quadlet_dir();
-    files::create_dir(&quadlet_dir, 0o755).map_err(Error::file("cannot create", &quadlet_dir))?;
-    let quadlet_path = quadlet_dir.join(unit_file.file_name());
-    let unit_changed = files::write_atomic(&quadlet_path, unit_text.as_bytes(), files::PUBLIC)
-        .map_err(Error::file("cannot write", &quadlet_path))?;
-    let log = site_dir.router_log();
-    if let Some(dir) = log.parent() {
-        files::create_dir(dir, files::PRIVATE_DIR).map_err(Error::file("cannot create", dir))?;
-    }
-    site_dir.save_resources(&resources)?;
-
-    let unit = unit_file.service_name();
-    let mut state = manager.unit_state(&unit).await?;
-    if unit_changed || state.load_state != crate::systemd::LoadState::Loaded {
-        progress("reloading systemd (quadlet generator)");
-        manager.reload().await?;
-        state = manager.unit_state(&unit).await?;
-    }
-    let log_start = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
-    let running = state.active_state == ActiveState::Active;
-    let restarted = running && (changed || unit_changed);
-    let job = if restarted {
-        progress(&format!("restarting {unit}"));
-        Some(manager.restart(&unit, request.timeout).await?)
-    } else if !running {
-        progress(&format!("starting {unit}"));
-        Some(manager.start(&unit, request.timeout).await?)
-    } else {
-        None
-    };
-    let management_port = local_port(&resources);
-    let failed = |state: String| Error::RouterFailed {
-        namespace: request.namespace.clone(),
-        unit: unit.clone(),
-        state,
-        log: log.clone(),
-        log_tail: log_tail(&log, log_start),
-    };
-    let started = async {
-        if let Some(result) = job.filter(|r| *r != JobResult::Done) {
-            let state = manager.unit_state(&unit).await?;
-            return Err(failed(format!("{state} (job {result:?})")));
-        }
-        progress("waiting for the router to answer");
-        wait_until_answering(
-            &manager,
-            &unit,
-            &site_dir,
-            management_port,
-            request.timeout,
-            &failed,
-            |state| Error::RouterTimeout {
-                namespace: request.namespace.clone(),
-                unit: unit.clone(),
-                state,
-                seconds: request.timeout.as_secs(),
-                log: log.clone(),
-            },
-        )
-        .await
-    };
-    if let Err(error) = started.await {
-        // Left alone, systemd would restart a router that cannot start forever; the site's
-        // files stay, so the next init (with the cause fixed) starts it again.
-        let _ = manager.stop(&unit, STOP_TIMEOUT).await;
-        return Err(error);
-    }
-
+    let applied = session.apply(target, "init", options, progress).await?;
+    let resources = session.resources()?;
     let user = std::env::var("USER").unwrap_or_default();
     Ok(InitOutcome {
         namespace: request.namespace.clone(),
@@ -207,52 +105,13 @@ pub async fn init(
         site_id: resources.site.metadata.uid.clone(),
         edge: resources.is_edge(),
         created,
-        restarted,
-        unit,
-        management_port,
-        link_access: link_endpoints(&resources),
+        restarted: matches!(applied.router, RouterChange::Restarted { .. }),
+        router: applied.router,
+        unit: format!("{}.service", router_unit_name(&request.namespace)),
+        management_port: local_port(resources),
+        link_access: link_endpoints(resources),
         linger: crate::systemd::linger_enabled(&user),
     })
-}
-
-/// The router is up when its unit is active and its management listener answers (TLS, SASL
-/// EXTERNAL, AMQP open): the same path every later live change takes. A unit that fails or
-/// is restarted by systemd meanwhile (its restart count grows) is a failed start.
-pub(crate) async fn wait_until_answering(
-    manager: &UserManager,
-    unit: &str,
-    site_dir: &SiteDir,
-    port: u16,
-    timeout: Duration,
-    failed: impl Fn(String) -> Error,
-    timed_out: impl Fn(String) -> Error,
-) -> Result<(), Error> {
-    let tls = ClientTls::from_dir(site_dir.certs().join("skupper-local-client"))?;
-    let deadline = Instant::now() + timeout;
-    let restarts_at_start = manager.unit_state(unit).await?.restarts;
-    loop {
-        let state = manager.unit_state(unit).await?;
-        let broken = matches!(
-            state.active_state,
-            ActiveState::Failed | ActiveState::Inactive
-        ) || state.sub_state == "auto-restart"
-            || state.restarts > restarts_at_start;
-        if broken {
-            return Err(failed(state.to_string()));
-        }
-        if state.active_state == ActiveState::Active {
-            if let Ok(client) =
-                ManagementClient::connect("127.0.0.1", port, &tls, Duration::from_secs(2)).await
-            {
-                let _ = client.close().await;
-                return Ok(());
-            }
-        }
-        if Instant::now() >= deadline {
-            return Err(timed_out(state.to_string()));
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 /// A new site's resources: the Site, the local management access, and link access if asked.
@@ -378,59 +237,38 @@ fn reconcile(mut current: SiteResources, request: &InitRequest) -> Result<SiteRe
             ));
         }
     }
+    let image = current
+        .site
+        .metadata
+        .annotations
+        .get(ROUTER_IMAGE_ANNOTATION)
+        .cloned();
+    if let (Some(asked), Some(image)) = (&request.router_image, &image) {
+        if asked != image {
+            differences.push(format!(
+                "router image {image} (asked: {asked}; `vansite site update --router-image \
+                 {asked}` changes it)"
+            ));
+        }
+    }
     if !differences.is_empty() {
         return Err(Error::SiteConflict {
             namespace: request.namespace.clone(),
             differences: differences.join(", "),
         });
     }
-    let annotations = &mut current.site.metadata.annotations;
-    match (
-        &request.router_image,
-        annotations.contains_key(ROUTER_IMAGE_ANNOTATION),
-    ) {
-        (Some(image), _) => {
-            annotations.insert(ROUTER_IMAGE_ANNOTATION.into(), image.clone());
-        }
-        (None, false) => {
-            annotations.insert(
-                ROUTER_IMAGE_ANNOTATION.into(),
-                request.default_router_image.clone(),
-            );
-        }
-        (None, true) => {}
+    if image.is_none() {
+        let image = request
+            .router_image
+            .clone()
+            .unwrap_or_else(|| request.default_router_image.clone());
+        current
+            .site
+            .metadata
+            .annotations
+            .insert(ROUTER_IMAGE_ANNOTATION.into(), image);
     }
     Ok(current)
-}
-
-/// What `skrouterd.json` is rendered with for this site.
-pub fn render_context(resources: &SiteResources) -> RenderContext {
-    RenderContext {
-        site_id: resources.site.metadata.uid.clone(),
-        router_id: router_id(&resources.site),
-        skupper_version: SKUPPER_VERSION.into(),
-        platform: "podman".into(),
-    }
-}
-
-/// Unique in the network and stable across restarts (Skupper uses name + start time).
-fn router_id(site: &Site) -> String {
-    let short: String = site
-        .metadata
-        .uid
-        .chars()
-        .filter(|c| *c != '-')
-        .take(8)
-        .collect();
-    format!("{}-{short}", site.metadata.name)
-}
-
-pub fn local_port(resources: &SiteResources) -> u16 {
-    resources
-        .router_access(LOCAL_ROUTER_ACCESS)
-        .and_then(|a| a.spec.roles.first())
-        .map(|r| r.port)
-        .unwrap_or(LOCAL_PORT)
 }
 
 pub fn link_endpoints(resources: &SiteResources) -> Vec<(String, u16)> {
@@ -498,22 +336,6 @@ fn default_site_name() -> String {
     }
 }
 
-/// The router's log lines written since `from` (this start), the last 20 of them.
-fn log_tail(log: &std::path::Path, from: u64) -> String {
-    let text = std::fs::read(log).unwrap_or_default();
-    let recent = String::from_utf8_lossy(text.get(from as usize..).unwrap_or(&text));
-    let lines: Vec<&str> = recent.lines().collect();
-    let tail = &lines[lines.len().saturating_sub(20)..];
-    if tail.is_empty() {
-        "  (nothing: the container may not have started at all)".into()
-    } else {
-        tail.iter()
-            .map(|l| format!("  {l}"))
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -530,15 +352,5 @@ mod tests {
             chosen,
             "ports of other sites are skipped too"
         );
-    }
-
-    #[test]
-    fn router_ids_are_stable_and_unique() {
-        let mut site = Site {
-            metadata: ObjectMeta::named("west"),
-            spec: SiteSpec::default(),
-        };
-        site.metadata.uid = "6f1c2a3b-0000-4000-8000-000000000000".into();
-        assert_eq!(router_id(&site), "west-6f1c2a3b");
     }
 }

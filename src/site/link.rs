@@ -1,14 +1,15 @@
 //! `vansite link create|delete|status`: links from this site to others.
 //!
-//! `create` takes any file [`crate::tokens`] understands, redeems it if it is a token, refuses
-//! a link to this same site and a second link to the same place, checks that the remote
-//! server's certificate matches the link's CA, then stores the Link, its Secret, the
-//! `<secret>-profile` certificate directory and the new `skrouterd.json` (resources last: the
-//! commit point), and adds the sslProfile and connector to the running router over management,
-//! so the router is not restarted. Every failure before or during the writes leaves the site's
-//! files exactly as they were.
+//! `create` takes any file [`crate::tokens`] understands. Every check that can be made before a
+//! token is spent is made first (a link to this same site, a name in use, a site already
+//! linked); then it redeems the token, keeps what the redemption returned (so a retry after a
+//! later refusal or a kill applies it without redeeming again: tokens are often single-use),
+//! refuses a second link to the same place, checks that the remote server's certificate
+//! matches the link's CA, and adds the Link and its Secret to the site through the one apply
+//! (`ops::apply`): certificates and `skrouterd.json` are written and the running router gets
+//! the sslProfile and connector through management, without a restart.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
@@ -16,15 +17,14 @@ use serde_json::{Map, Value};
 
 use crate::certs::{self, same_certificate, CertFiles};
 use crate::error::Error;
-use crate::quadlet::router::{router_unit_name, CERTS_DIR_IN_CONTAINER};
+use crate::ops::apply::{local_port, ApplyOptions, RouterChange, SiteSession};
+use crate::quadlet::router::CERTS_DIR_IN_CONTAINER;
 use crate::resources::{check_name, Link, Resource, SiteResources};
-use crate::router::config::{link_entities, link_role, render, LinkEntities};
+use crate::router::config::{link_entities, link_role, LinkEntities};
 use crate::router::management::{ClientTls, ManagementClient, ManagementError};
-use crate::systemd::{ActiveState, UserManager};
 use crate::tokens::redeem::{redeem_access_token, redeem_v1_claim};
 use crate::tokens::{self, LinkBundle, Token, GENERATED_BY};
 
-use super::init::{local_port, render_context, wait_until_answering};
 use super::status::rfc3339;
 use super::{files, Paths, SiteDir};
 
@@ -79,11 +79,6 @@ pub enum LinkError {
     NotARouter { endpoint: String, detail: String },
     #[error("no link named '{name}' in this site{}", links_hint(.present))]
     NotFound { name: String, present: Vec<String> },
-    #[error("the router refused to add link '{link}': {source}; the site is unchanged")]
-    RouterRefused {
-        link: String,
-        source: Box<ManagementError>,
-    },
 }
 
 fn links_hint(present: &[String]) -> String {
@@ -149,9 +144,9 @@ pub async fn create(
     }
     let token = tokens::parse(&request.text, &request.source_name)?;
     let from = token.describe();
-    let site_dir = paths.site(&request.namespace);
-    let _lock = paths.lock(&request.namespace, progress)?;
-    let resources = paths.load_site(&site_dir.namespace)?;
+    let mut session = SiteSession::open(paths, &request.namespace, progress).await?;
+    let site_dir = session.site_dir.clone();
+    let resources = session.resources()?.clone();
     let existing_certs = site_dir.load_certificates()?;
     let own = OwnSite {
         id: resources.site.metadata.uid.clone(),
@@ -164,6 +159,7 @@ pub async fn create(
     let role = link_role(&resources);
 
     // What can be refused before a token is spent is refused here.
+    let mut redemption = None;
     let (name, mut bundle) = match token {
         Token::AccessToken(access_token) => {
             own.refuse_own_ca(&access_token.spec.ca, from)?;
@@ -172,8 +168,21 @@ pub async fn create(
                 .clone()
                 .unwrap_or_else(|| access_token.metadata.name.clone());
             refuse_taken_name(&resources, &name)?;
-            progress(&format!("redeeming the token at {}", access_token.spec.url));
-            let bundle = redeem_access_token(&access_token, &name, resources.site_name()).await?;
+            let kept = Redemption::of(&site_dir, &access_token.spec.url);
+            let bundle = match kept.load() {
+                Some(bundle) => {
+                    progress("using the link this token was already redeemed for");
+                    bundle
+                }
+                None => {
+                    progress(&format!("redeeming the token at {}", access_token.spec.url));
+                    let bundle =
+                        redeem_access_token(&access_token, &name, resources.site_name()).await?;
+                    kept.keep(&bundle)?;
+                    bundle
+                }
+            };
+            redemption = Some(kept);
             let bundle = bundle.renamed(&name);
             match access_token.spec.link_cost {
                 cost if cost > 0 => (name, bundle.with_cost(cost)),
@@ -186,9 +195,21 @@ pub async fn create(
             refuse_linked_site(&resources, &claim.generated_by)?;
             let name = request.name.clone().unwrap_or_else(|| claim.name.clone());
             refuse_taken_name(&resources, &name)?;
-            progress(&format!("redeeming the claim at {}", claim.url));
-            let token = redeem_v1_claim(&claim, &own.id).await?;
-            (name.clone(), token.to_link_bundle().renamed(&name))
+            let kept = Redemption::of(&site_dir, &claim.url);
+            let bundle = match kept.load() {
+                Some(bundle) => {
+                    progress("using the link this claim was already redeemed for");
+                    bundle
+                }
+                None => {
+                    progress(&format!("redeeming the claim at {}", claim.url));
+                    let bundle = redeem_v1_claim(&claim, &own.id).await?.to_link_bundle();
+                    kept.keep(&bundle)?;
+                    bundle
+                }
+            };
+            redemption = Some(kept);
+            (name.clone(), bundle.renamed(&name))
         }
         Token::V1Connection(token) => {
             let name = request.name.clone().unwrap_or_else(|| token.name.clone());
@@ -215,63 +236,21 @@ pub async fn create(
         }
     }
 
-    // Everything is decided in memory; then written, resources last.
     let mut all = resources.to_resources();
     all.push(Resource::Secret(bundle.secret.clone()));
     all.extend(bundle.links.iter().cloned().map(Resource::Link));
-    let updated = SiteResources::new(&request.namespace, all)?;
-    let profile_name = format!("{name}-profile");
-    let mut wanted = certs::site_certificates(&updated, &existing_certs)?;
-    let profile = wanted
-        .certs
-        .remove(&profile_name)
-        .expect("site_certificates derives every Link Secret's profile");
-    let config = render(&updated, &render_context(&updated));
-    let change = Change::begin(&site_dir, &resources, &existing_certs.certs);
-    change
-        .write(
-            &BTreeMap::from([(profile_name.clone(), profile)]),
-            &[],
-            &config,
-            &updated,
-        )
-        .inspect_err(|_| change.undo())?;
-
-    let applied = match add_live(&site_dir, &updated, &entities).await {
-        Ok(()) => Applied::Live,
-        Err(Live::Refused(source)) => {
-            change.undo();
-            return Err(LinkError::RouterRefused {
-                link: name,
-                source: Box::new(source),
-            }
-            .into());
-        }
-        Err(Live::Unreachable(reason)) => {
-            match restart_if_running(
-                &request.namespace,
-                &site_dir,
-                &updated,
-                request.timeout,
-                progress,
-            )
-            .await
-            {
-                Ok(applied) => {
-                    if applied == Applied::Restarted {
-                        notes.push(format!(
-                            "the router's management did not answer ({reason}), so the router was restarted to use the link"
-                        ));
-                    }
-                    applied
-                }
-                Err(error) => {
-                    change.undo();
-                    return Err(error);
-                }
-            }
-        }
+    let target = SiteResources::new(&request.namespace, all)?;
+    let options = ApplyOptions {
+        start_router: false,
+        timeout: request.timeout,
     };
+    let applied = session
+        .apply(target, &format!("link create {name}"), options, progress)
+        .await?;
+    if let Some(kept) = redemption {
+        kept.forget()?;
+    }
+    let applied = applied_by(&applied.router, &mut notes);
     Ok(CreateOutcome {
         namespace: request.namespace,
         from,
@@ -288,6 +267,74 @@ pub async fn create(
     })
 }
 
+/// How a link change reached the router, for the outcome; a restart is explained in `notes`.
+fn applied_by(router: &RouterChange, notes: &mut Vec<String>) -> Applied {
+    match router {
+        RouterChange::NotRunning | RouterChange::Removed => Applied::RouterNotRunning,
+        RouterChange::Restarted { .. } | RouterChange::Started => {
+            notes.push(router.describe());
+            Applied::Restarted
+        }
+        RouterChange::Live { .. } | RouterChange::Unchanged => Applied::Live,
+    }
+}
+
+/// What a redemption returned, kept in `runtime/redeemed/` until its link is applied.
+struct Redemption {
+    path: std::path::PathBuf,
+}
+
+impl Redemption {
+    /// The redemption of the grant at `url` (its last path segment is the grant's uid).
+    fn of(site_dir: &SiteDir, url: &str) -> Redemption {
+        let key: String = url
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        Redemption {
+            path: site_dir
+                .runtime()
+                .join("redeemed")
+                .join(format!("{key}.yaml")),
+        }
+    }
+
+    fn load(&self) -> Option<LinkBundle> {
+        let text = std::fs::read_to_string(&self.path).ok()?;
+        match tokens::parse(&text, &self.path.display().to_string()) {
+            Ok(Token::Links(bundle)) => Some(bundle),
+            _ => None,
+        }
+    }
+
+    fn keep(&self, bundle: &LinkBundle) -> Result<(), Error> {
+        let mut text = String::new();
+        for resource in bundle
+            .links
+            .iter()
+            .cloned()
+            .map(Resource::Link)
+            .chain([Resource::Secret(bundle.secret.clone())])
+        {
+            text.push_str("---\n");
+            text.push_str(&resource.to_yaml()?);
+        }
+        if let Some(dir) = self.path.parent() {
+            files::create_dir(dir, files::PRIVATE_DIR)
+                .map_err(Error::file("cannot create", dir))?;
+        }
+        files::write_atomic(&self.path, text.as_bytes(), files::SECRET)
+            .map_err(Error::file("cannot write", &self.path))
+            .map(drop)
+    }
+
+    fn forget(&self) -> Result<(), Error> {
+        files::remove_if_present(&self.path)
+            .map_err(Error::file("cannot remove", &self.path))
+            .map(drop)
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeleteOutcome {
@@ -299,8 +346,8 @@ pub struct DeleteOutcome {
     pub notes: Vec<String>,
 }
 
-/// `vansite link delete NAME`: management DELETE of the connector (and of its sslProfile when
-/// no other link uses it), then the files.
+/// `vansite link delete NAME`: the Link (and its Secret when no other Link uses it) leave the
+/// site; the apply deletes the connector and sslProfile from the running router.
 pub async fn delete(
     paths: &Paths,
     namespace: &str,
@@ -308,9 +355,8 @@ pub async fn delete(
     timeout: Duration,
     progress: &dyn Fn(&str),
 ) -> Result<DeleteOutcome, Error> {
-    let site_dir = paths.site(namespace);
-    let _lock = paths.lock(namespace, progress)?;
-    let resources = paths.load_site(&site_dir.namespace)?;
+    let mut session = SiteSession::open(paths, namespace, progress).await?;
+    let resources = session.resources()?.clone();
     let link = find_link(&resources, name)?.clone();
     let secret = link.spec.tls_credentials.clone();
     let shared = resources
@@ -326,52 +372,16 @@ pub async fn delete(
             _ => true,
         })
         .collect();
-    let updated = SiteResources::new(namespace, kept)?;
-    let profile = format!("{secret}-profile");
-    let role = link_role(&resources);
-
+    let target = SiteResources::new(namespace, kept)?;
+    let options = ApplyOptions {
+        start_router: false,
+        timeout,
+    };
+    let applied = session
+        .apply(target, &format!("link delete {name}"), options, progress)
+        .await?;
     let mut notes = Vec::new();
-    let live = remove_live(
-        &site_dir,
-        &resources,
-        link_entities(&link, role, CERTS_DIR_IN_CONTAINER).map(|e| e.connector.name().to_string()),
-        (!shared).then_some(profile.as_str()),
-    )
-    .await;
-    let existing_certs = site_dir.load_certificates()?;
-    let change = Change::begin(&site_dir, &resources, &existing_certs.certs);
-    let removed_dirs: Vec<&str> = if shared {
-        vec![]
-    } else {
-        vec![profile.as_str()]
-    };
-    change
-        .write(
-            &BTreeMap::new(),
-            &removed_dirs,
-            &render(&updated, &render_context(&updated)),
-            &updated,
-        )
-        .inspect_err(|_| change.undo())?;
-    let applied = match live {
-        Ok(()) => Applied::Live,
-        Err(Live::Refused(source)) => {
-            notes.push(format!(
-                "the router refused to remove the link live ({source}); it is gone from the files and goes at the router's next restart"
-            ));
-            Applied::Live
-        }
-        Err(Live::Unreachable(reason)) => {
-            let applied =
-                restart_if_running(namespace, &site_dir, &updated, timeout, progress).await?;
-            if applied == Applied::Restarted {
-                notes.push(format!(
-                    "the router's management did not answer ({reason}), so the router was restarted without the link"
-                ));
-            }
-            applied
-        }
-    };
+    let applied = applied_by(&applied.router, &mut notes);
     Ok(DeleteOutcome {
         namespace: namespace.to_string(),
         link: name.to_string(),
@@ -777,213 +787,12 @@ async fn probe(endpoint: &str, credentials: &CertFiles) -> Result<Option<String>
     Ok(None)
 }
 
-/// The files a link operation changes, and how to put them back.
-struct Change<'a> {
-    site_dir: &'a SiteDir,
-    resources: &'a SiteResources,
-    config: Option<Vec<u8>>,
-    leaves: &'a BTreeMap<String, CertFiles>,
-    touched: std::cell::RefCell<Vec<String>>,
-}
-
-impl<'a> Change<'a> {
-    fn begin(
-        site_dir: &'a SiteDir,
-        resources: &'a SiteResources,
-        leaves: &'a BTreeMap<String, CertFiles>,
-    ) -> Self {
-        Change {
-            site_dir,
-            resources,
-            config: std::fs::read(site_dir.router_config()).ok(),
-            leaves,
-            touched: Default::default(),
-        }
-    }
-
-    /// Writes the certificate directories, the router config, then the resources (the commit
-    /// point: a crash before it leaves a config the next `init` rewrites from the resources).
-    fn write(
-        &self,
-        add: &BTreeMap<String, CertFiles>,
-        remove: &[&str],
-        config: &str,
-        resources: &SiteResources,
-    ) -> Result<(), Error> {
-        for name in add.keys().map(String::as_str).chain(remove.iter().copied()) {
-            self.touched.borrow_mut().push(name.to_string());
-        }
-        self.site_dir.save_leaves(add)?;
-        for name in remove {
-            self.site_dir.remove_leaf(name)?;
-        }
-        let path = self.site_dir.router_config();
-        files::write_atomic(&path, config.as_bytes(), files::PUBLIC)
-            .map_err(Error::file("cannot write", &path))?;
-        self.site_dir.save_resources(resources)?;
-        Ok(())
-    }
-
-    /// Puts back what [`Change::write`] changed. Best effort: a failure here is logged, the
-    /// original error is what the person needs.
-    fn undo(&self) {
-        let undo = || -> Result<(), Error> {
-            self.site_dir.save_resources(self.resources)?;
-            if let Some(config) = &self.config {
-                let path = self.site_dir.router_config();
-                files::write_atomic(&path, config, files::PUBLIC)
-                    .map_err(Error::file("cannot write", &path))?;
-            }
-            for name in self.touched.borrow().iter() {
-                match self.leaves.get(name) {
-                    Some(files) => {
-                        self.site_dir
-                            .save_leaves(&BTreeMap::from([(name.clone(), files.clone())]))?;
-                    }
-                    None => {
-                        self.site_dir.remove_leaf(name)?;
-                    }
-                }
-            }
-            Ok(())
-        };
-        if let Err(e) = undo() {
-            tracing::error!("could not put the site's files back as they were: {e}");
-        }
-    }
-}
-
-enum Live {
-    /// Management could not be reached (the reason, for the person).
-    Unreachable(String),
-    /// The router answered and refused.
-    Refused(ManagementError),
-}
-
 async fn connect(
     site_dir: &SiteDir,
     resources: &SiteResources,
 ) -> Result<ManagementClient, ManagementError> {
     let tls = ClientTls::from_dir(site_dir.certs().join(certs::LOCAL_CLIENT))?;
     ManagementClient::connect("127.0.0.1", local_port(resources), &tls, MANAGEMENT_TIMEOUT).await
-}
-
-/// CREATE of each link's sslProfile and connector on the running router; on a refusal, what
-/// was created is deleted again.
-async fn add_live(
-    site_dir: &SiteDir,
-    resources: &SiteResources,
-    entities: &[LinkEntities],
-) -> Result<(), Live> {
-    let mut client = connect(site_dir, resources)
-        .await
-        .map_err(|e| Live::Unreachable(e.to_string()))?;
-    let mut created: Vec<(&str, &str)> = Vec::new();
-    let mut result = Ok(());
-    for entity in entities {
-        let profile = &entity.ssl_profile;
-        if !created.contains(&("sslProfile", profile.name())) {
-            if let Err(e) = client
-                .create("sslProfile", profile.name(), profile.attributes())
-                .await
-            {
-                result = Err(e);
-                break;
-            }
-            created.push(("sslProfile", profile.name()));
-        }
-        let connector = &entity.connector;
-        if let Err(e) = client
-            .create("connector", connector.name(), connector.attributes())
-            .await
-        {
-            result = Err(e);
-            break;
-        }
-        created.push(("connector", connector.name()));
-    }
-    if result.is_err() {
-        for (entity_type, name) in created.iter().rev() {
-            let _ = client.delete(entity_type, name).await;
-        }
-    }
-    let _ = client.close().await;
-    result.map_err(Live::Refused)
-}
-
-/// DELETE of a link's connector and (when given) sslProfile; entities the router does not
-/// have are not an error.
-async fn remove_live(
-    site_dir: &SiteDir,
-    resources: &SiteResources,
-    connector: Option<String>,
-    profile: Option<&str>,
-) -> Result<(), Live> {
-    let mut client = connect(site_dir, resources)
-        .await
-        .map_err(|e| Live::Unreachable(e.to_string()))?;
-    let mut result = Ok(());
-    let targets = connector
-        .as_deref()
-        .map(|c| ("connector", c))
-        .into_iter()
-        .chain(profile.map(|p| ("sslProfile", p)));
-    for (entity_type, name) in targets {
-        match client.delete(entity_type, name).await {
-            Err(e) if !e.is_not_found() => {
-                result = Err(Live::Refused(e));
-                break;
-            }
-            _ => {}
-        }
-    }
-    let _ = client.close().await;
-    result
-}
-
-/// When management cannot be reached: restart the router if it runs (it then reads the new
-/// config), else leave it for its next start.
-async fn restart_if_running(
-    namespace: &str,
-    site_dir: &SiteDir,
-    resources: &SiteResources,
-    timeout: Duration,
-    progress: &dyn Fn(&str),
-) -> Result<Applied, Error> {
-    let manager = UserManager::connect().await?;
-    let unit = format!("{}.service", router_unit_name(namespace));
-    let state = manager.unit_state(&unit).await?;
-    if state.active_state != ActiveState::Active {
-        return Ok(Applied::RouterNotRunning);
-    }
-    progress(&format!(
-        "the router's management does not answer: restarting {unit}"
-    ));
-    manager.restart(&unit, timeout).await?;
-    let log = site_dir.router_log();
-    wait_until_answering(
-        &manager,
-        &unit,
-        site_dir,
-        local_port(resources),
-        timeout,
-        |state| Error::RouterFailed {
-            namespace: namespace.to_string(),
-            unit: unit.clone(),
-            state,
-            log: log.clone(),
-            log_tail: String::new(),
-        },
-        |state| Error::RouterTimeout {
-            namespace: namespace.to_string(),
-            unit: unit.clone(),
-            state,
-            seconds: timeout.as_secs(),
-            log: log.clone(),
-        },
-    )
-    .await?;
-    Ok(Applied::Restarted)
 }
 
 fn find_link<'a>(resources: &'a SiteResources, name: &str) -> Result<&'a Link, LinkError> {

@@ -92,7 +92,7 @@ impl Paths {
             .join(format!("{namespace}.lock"))
     }
 
-    /// The namespaces that have a site directory, sorted.
+    /// The namespaces that have a site (saved resources), sorted.
     pub fn namespaces(&self) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(&self.data)
             .into_iter()
@@ -101,6 +101,7 @@ impl Paths {
             .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
             .filter_map(|e| e.file_name().into_string().ok())
             .filter(|name| !name.starts_with('.'))
+            .filter(|name| self.site(name).resources().is_dir())
             .collect();
         names.sort();
         names

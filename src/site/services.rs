@@ -2,46 +2,37 @@
 //! listener …` (a network service reachable here), stored as Skupper Connector / Listener
 //! resources.
 //!
-//! Every change is applied as one reconciliation of the whole site to its new resources, under
-//! the site lock: forwarders no longer wanted are stopped and removed, `skrouterd.json` is
-//! re-rendered, the running router's tcpConnectors/tcpListeners are brought to the rendered
-//! ones through management (no restart), the forwarders wanted are written and started, and
-//! the resources are saved last (the commit point). If a step fails, the site is reconciled
-//! back to its previous resources, so a change is applied whole or not at all; a killed
-//! command is repaired by the next one, which reconciles everything again.
+//! Each command edits the site's resources and hands them to the one apply
+//! (`ops::apply`): forwarders, `skrouterd.json` and the running router's tcp entities follow,
+//! live, and the resources are saved last.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::Value as JsonValue;
-use tokio::time::Instant;
 
 use crate::error::Error;
-use crate::forward::bundle;
-use crate::forward::units::{
-    forwarder_unit_name, forwarder_units, ForwarderSpec, LISTENER_LABEL, NAMESPACE_LABEL,
-};
+use crate::forward::units::forwarder_unit_name;
+use crate::ops::apply::{local_port, ApplyOptions, RouterChange, SiteSession};
+use crate::plan::bind_address;
 use crate::quadlet::router::router_unit_name;
-use crate::quadlet::version::detect_generator_version;
 use crate::resources::{
     check_name, Connector, ConnectorSpec, Listener, ListenerSpec, ObjectMeta, Resource,
     SiteResources, ROUTER_PORT_ANNOTATION,
 };
-use crate::router::config::{render, tcp_entities, LOOPBACK};
-use crate::router::live::{sync_tcp, LiveChanges};
-use crate::router::management::{ClientTls, ManagementClient, ManagementError};
-use crate::systemd::{ActiveState, JobResult, LoadState, UserManager};
+use crate::router::config::{tcp_entities, LOOPBACK};
+use crate::router::management::{ClientTls, ManagementClient};
+use crate::systemd::{ActiveState, UserManager};
 
-use super::init::{local_port, render_context, ROUTER_IMAGE_ANNOTATION};
-use super::{files, Paths, SiteDir, SiteLock};
+use super::{Paths, SiteDir};
 
-/// How long a forwarder's client waits for the router (restart, no reachable connector).
-pub const FORWARDER_WAIT: Duration = Duration::from_secs(30);
-const UNIT_TIMEOUT: Duration = Duration::from_secs(90);
-/// A router that is (re)starting gets this long to answer management.
-const MANAGEMENT_TIMEOUT: Duration = Duration::from_secs(30);
+/// A service change never needs the router restarted; when it is not running it stays so.
+const SERVICE_APPLY: ApplyOptions = ApplyOptions {
+    start_router: false,
+    timeout: Duration::from_secs(120),
+};
 const UNPRIVILEGED_PORT_START: &str = "/proc/sys/net/ipv4/ip_unprivileged_port_start";
 /// Listeners bind every interface unless told otherwise, as Skupper's do.
 const DEFAULT_LISTENER_HOST: &str = "0.0.0.0";
@@ -118,6 +109,8 @@ pub struct ServiceChange {
     /// Whether the running router was changed live (false: it is not running; the change
     /// applies when it starts).
     pub live: bool,
+    /// How the change reached the router.
+    pub router: RouterChange,
     /// Delete: connections that were open and have been ended.
     pub ended_connections: Option<u64>,
 }
@@ -156,8 +149,9 @@ pub async fn create(
     request: ServiceRequest,
     progress: &dyn Fn(&str),
 ) -> Result<ServiceChange, Error> {
-    let session = Session::open(paths, namespace, progress).await?;
-    let current = &session.resources;
+    let mut session = SiteSession::open(paths, namespace, progress).await?;
+    let current = session.resources()?.clone();
+    let current = &current;
     check_name(&request.name)
         .map_err(|problem| Error::Usage(format!("{} name: {problem}", request.kind.word())))?;
     if let Ok(existing) = find(current, request.kind, &request.name) {
@@ -224,10 +218,14 @@ pub async fn create(
     objects.push(resource);
     let target = SiteResources::new(namespace, objects)?;
     progress(&format!("adding {} {}", request.kind.word(), request.name));
-    let live = session.apply(&target, progress).await?;
+    let command = format!("{} create {}", request.kind.word(), request.name);
+    let applied = session
+        .apply(target, &command, SERVICE_APPLY, progress)
+        .await?;
     Ok(ServiceChange {
-        info: find(&target, request.kind, &request.name)?,
-        live,
+        info: find(session.resources()?, request.kind, &request.name)?,
+        live: applied.router.is_live(),
+        router: applied.router,
         ended_connections: None,
     })
 }
@@ -239,42 +237,30 @@ pub async fn delete(
     name: &str,
     progress: &dyn Fn(&str),
 ) -> Result<ServiceChange, Error> {
-    let session = Session::open(paths, namespace, progress).await?;
-    let info = find(&session.resources, kind, name)?;
-    let (statuses, _) =
-        services_status(&session.manager, &session.site_dir, &session.resources).await?;
+    let mut session = SiteSession::open(paths, namespace, progress).await?;
+    let current = session.resources()?.clone();
+    let info = find(&current, kind, name)?;
+    let (statuses, _) = services_status(&session.manager, &session.site_dir, &current).await?;
     let ended_connections = statuses
         .iter()
         .find(|s| s.info.kind == kind && s.info.name == name)
         .and_then(|s| s.active_connections);
-    let mut target = session.resources.clone();
+    let mut target = current;
     match kind {
         ServiceKind::Listener => target.listeners.retain(|l| l.metadata.name != name),
         ServiceKind::Connector => target.connectors.retain(|c| c.metadata.name != name),
     }
     progress(&format!("removing {} {name}", kind.word()));
-    let live = session.apply(&target, progress).await?;
+    let command = format!("{} delete {name}", kind.word());
+    let applied = session
+        .apply(target, &command, SERVICE_APPLY, progress)
+        .await?;
     Ok(ServiceChange {
         info,
-        live,
+        live: applied.router.is_live(),
+        router: applied.router,
         ended_connections,
     })
-}
-
-/// Stops and removes every forwarder of the namespace (for `vansite delete`); returns what went.
-pub async fn remove_all_forwarders(
-    paths: &Paths,
-    namespace: &str,
-    manager: &UserManager,
-) -> Result<Vec<String>, Error> {
-    let mut removed = Vec::new();
-    for listener in installed_forwarders(paths, namespace) {
-        removed.extend(remove_forwarder(paths, namespace, manager, &listener).await?);
-    }
-    if !removed.is_empty() {
-        manager.reload().await?;
-    }
-    Ok(removed)
 }
 
 /// Every service of the site with its units' and the router's view; and the problems found.
@@ -420,17 +406,6 @@ fn find(resources: &SiteResources, kind: ServiceKind, name: &str) -> Result<Serv
         })
 }
 
-/// The socket address systemd binds for a listener: an IP literal (systemd resolves no names).
-fn bind_address(host: &str, port: u16) -> Result<SocketAddr, Error> {
-    let ip: IpAddr = host.parse().map_err(|_| {
-        Error::Usage(format!(
-            "listener host '{host}' is not an IP address: give the address to listen on, e.g. \
-             0.0.0.0 (every interface), 127.0.0.1 (this host only) or ::"
-        ))
-    })?;
-    Ok(SocketAddr::new(ip, port))
-}
-
 /// Refuses a port the user may not bind, or one that something else holds now or that
 /// another listener of this user's sites has recorded.
 fn check_port_free(paths: &Paths, bind: SocketAddr) -> Result<(), Error> {
@@ -488,265 +463,4 @@ fn router_port(paths: &Paths) -> Result<u16, Error> {
     Err(Error::Usage(
         "no free loopback port for the router's tcpListener".into(),
     ))
-}
-
-/// The listener names that have forwarder units installed for `namespace`.
-fn installed_forwarders(paths: &Paths, namespace: &str) -> Vec<String> {
-    let namespace_line = format!("Label={NAMESPACE_LABEL}={namespace}");
-    let listener_prefix = format!("Label={LISTENER_LABEL}=");
-    let mut names: Vec<String> = std::fs::read_dir(paths.quadlet_dir())
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".container"))
-        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
-        .filter(|text| text.lines().any(|l| l == namespace_line))
-        .filter_map(|text| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(&listener_prefix).map(str::to_string))
-        })
-        .collect();
-    names.sort();
-    names
-}
-
-/// Stops a forwarder (its connections end with a FIN) and removes its files; the caller reloads.
-async fn remove_forwarder(
-    paths: &Paths,
-    namespace: &str,
-    manager: &UserManager,
-    listener: &str,
-) -> Result<Vec<String>, Error> {
-    let unit = forwarder_unit_name(namespace, listener);
-    let mut removed = Vec::new();
-    for suffix in ["service", "socket"] {
-        let name = format!("{unit}.{suffix}");
-        let state = manager.unit_state(&name).await?;
-        if state.load_state == LoadState::Loaded && state.active_state != ActiveState::Inactive {
-            manager.stop(&name, UNIT_TIMEOUT).await?;
-            removed.push(format!("unit {name} (stopped)"));
-        }
-    }
-    let site_dir = paths.site(namespace);
-    for path in [
-        paths.quadlet_dir().join(format!("{unit}.container")),
-        paths.systemd_user_dir().join(format!("{unit}.socket")),
-        site_dir.forwarder_log(listener),
-    ] {
-        if files::remove_if_present(&path).map_err(Error::file("cannot remove", &path))? {
-            removed.push(path.display().to_string());
-        }
-    }
-    Ok(removed)
-}
-
-/// One service command's hold on the site: the lock, the bus, the current resources.
-struct Session {
-    paths: Paths,
-    site_dir: SiteDir,
-    manager: UserManager,
-    resources: SiteResources,
-    _lock: SiteLock,
-}
-
-impl Session {
-    async fn open(paths: &Paths, namespace: &str, progress: &dyn Fn(&str)) -> Result<Self, Error> {
-        let manager = UserManager::connect().await?;
-        let lock_file = paths.lock_file(namespace);
-        let lock = SiteLock::acquire(&lock_file, || {
-            progress(&format!(
-                "waiting for another vansite command on namespace '{namespace}'"
-            ))
-        })
-        .map_err(Error::file("cannot lock", &lock_file))?;
-        Ok(Session {
-            paths: paths.clone(),
-            site_dir: paths.site(namespace),
-            manager,
-            resources: paths.load_site(namespace)?,
-            _lock: lock,
-        })
-    }
-
-    /// Brings the site to `target`; on failure back to the current resources. Returns whether
-    /// the running router was changed live.
-    async fn apply(&self, target: &SiteResources, progress: &dyn Fn(&str)) -> Result<bool, Error> {
-        match self.reconcile(target, progress).await {
-            Ok(live) => Ok(live),
-            Err(error) => {
-                progress("undoing the change");
-                if let Err(undo) = self.reconcile(&self.resources, progress).await {
-                    tracing::warn!("undoing the change failed too: {undo}");
-                }
-                Err(error)
-            }
-        }
-    }
-
-    async fn reconcile(
-        &self,
-        target: &SiteResources,
-        progress: &dyn Fn(&str),
-    ) -> Result<bool, Error> {
-        let namespace = &self.site_dir.namespace;
-        let podman = detect_generator_version()?;
-        let wanted: Vec<&str> = target
-            .listeners
-            .iter()
-            .map(|l| l.metadata.name.as_str())
-            .collect();
-        let mut reload = false;
-        for listener in installed_forwarders(&self.paths, namespace) {
-            if !wanted.contains(&listener.as_str()) {
-                progress(&format!("stopping the forwarder of listener {listener}"));
-                reload |= !remove_forwarder(&self.paths, namespace, &self.manager, &listener)
-                    .await?
-                    .is_empty();
-            }
-        }
-
-        let config = self.site_dir.router_config();
-        files::write_atomic(
-            &config,
-            render(target, &render_context(target)).as_bytes(),
-            files::PUBLIC,
-        )
-        .map_err(Error::file("cannot write", &config))?;
-        let live = self.sync_router(target).await?;
-        if let Some(changes) = &live {
-            if !changes.is_empty() {
-                progress(&format!(
-                    "router changed live: created {:?}, deleted {:?}",
-                    changes.created, changes.deleted
-                ));
-            }
-        }
-
-        let mut to_start = Vec::new();
-        if !target.listeners.is_empty() {
-            let bundle_dir = self.site_dir.forwarder_bundle();
-            let command = bundle::prepare(&bundle_dir)
-                .map_err(Error::file("cannot prepare the forwarder in", &bundle_dir))?;
-            for dir in [self.paths.quadlet_dir(), self.paths.systemd_user_dir()] {
-                files::create_dir(&dir, 0o755).map_err(Error::file("cannot create", &dir))?;
-            }
-            for listener in &target.listeners {
-                let spec = self.forwarder_spec(target, listener, &command)?;
-                let (socket, container) = forwarder_units(&spec);
-                let socket_path = self.paths.systemd_user_dir().join(socket.file_name());
-                let container_path = self.paths.quadlet_dir().join(container.file_name());
-                let mut changed =
-                    files::write_atomic(&socket_path, socket.render()?.as_bytes(), files::PUBLIC)
-                        .map_err(Error::file("cannot write", &socket_path))?;
-                changed |= files::write_atomic(
-                    &container_path,
-                    container.render(podman)?.as_bytes(),
-                    files::PUBLIC,
-                )
-                .map_err(Error::file("cannot write", &container_path))?;
-                reload |= changed;
-                to_start.push((container.name.clone(), changed));
-            }
-        }
-        if reload {
-            self.manager.reload().await?;
-        }
-        for (unit, changed) in to_start {
-            self.start_forwarder(&unit, changed).await?;
-        }
-        self.site_dir.save_resources(target)?;
-        Ok(live.is_some())
-    }
-
-    fn forwarder_spec(
-        &self,
-        target: &SiteResources,
-        listener: &Listener,
-        command: &[String],
-    ) -> Result<ForwarderSpec, Error> {
-        let name = &listener.metadata.name;
-        let router_port = listener.router_port().ok_or_else(|| {
-            Error::Usage(format!(
-                "listener {name} has no {ROUTER_PORT_ANNOTATION} annotation (was it written by \
-                 hand?); delete it and create it with `vansite listener create`"
-            ))
-        })?;
-        Ok(ForwarderSpec {
-            namespace: self.site_dir.namespace.clone(),
-            listener: name.clone(),
-            bind: bind_address(&listener.spec.host, listener.spec.port)?,
-            router: SocketAddr::new(LOOPBACK.parse().expect("an IP"), router_port),
-            wait: FORWARDER_WAIT,
-            image: target
-                .site
-                .metadata
-                .annotations
-                .get(ROUTER_IMAGE_ANNOTATION)
-                .cloned()
-                .unwrap_or_default(),
-            uid: rustix::process::getuid().as_raw(),
-            gid: rustix::process::getgid().as_raw(),
-            bundle_dir: self.site_dir.forwarder_bundle(),
-            command: command.to_vec(),
-            log_file: self.site_dir.forwarder_log(name),
-        })
-    }
-
-    /// Starts the socket, then the forwarder (warm, so the first client waits for nothing);
-    /// a forwarder whose unit changed is restarted.
-    async fn start_forwarder(&self, unit: &str, changed: bool) -> Result<(), Error> {
-        let socket = format!("{unit}.socket");
-        let service = format!("{unit}.service");
-        for (name, restart) in [(&socket, false), (&service, changed)] {
-            let state = self.manager.unit_state(name).await?;
-            let running = state.active_state == ActiveState::Active;
-            let result = if running && !restart {
-                continue;
-            } else if running {
-                self.manager.restart(name, UNIT_TIMEOUT).await?
-            } else {
-                self.manager.start(name, UNIT_TIMEOUT).await?
-            };
-            if result != JobResult::Done {
-                let state = self.manager.unit_state(name).await?;
-                return Err(Error::Usage(format!(
-                    "{name} did not start ({state}, job {result:?}); see `systemctl --user status \
-                     {name}` and {}",
-                    self.site_dir.runtime().join("logs").display()
-                )));
-            }
-        }
-        Ok(())
-    }
-
-    /// The router's tcp entities made equal to `target`'s, when the router runs; None when it
-    /// does not (its configuration file has the change for its next start).
-    async fn sync_router(&self, target: &SiteResources) -> Result<Option<LiveChanges>, Error> {
-        let unit = format!("{}.service", router_unit_name(&self.site_dir.namespace));
-        let state = self.manager.unit_state(&unit).await?;
-        if state.load_state != LoadState::Loaded
-            || matches!(
-                state.active_state,
-                ActiveState::Inactive | ActiveState::Failed
-            )
-        {
-            return Ok(None);
-        }
-        let tls = ClientTls::from_dir(self.site_dir.certs().join("skupper-local-client"))?;
-        let port = local_port(target);
-        let deadline = Instant::now() + MANAGEMENT_TIMEOUT;
-        let mut client = loop {
-            match ManagementClient::connect(LOOPBACK, port, &tls, Duration::from_secs(3)).await {
-                Ok(client) => break client,
-                Err(e) if Instant::now() >= deadline => return Err(e.into()),
-                Err(
-                    ManagementError::ConnectionRefused { .. } | ManagementError::Timeout { .. },
-                ) => tokio::time::sleep(Duration::from_millis(200)).await,
-                Err(e) => return Err(e.into()),
-            }
-        };
-        let changes = sync_tcp(&mut client, &tcp_entities(target)).await;
-        let _ = client.close().await;
-        Ok(Some(changes?))
-    }
 }

@@ -10,10 +10,12 @@ use crate::podman::PodmanService;
 use crate::quadlet::router::router_unit_name;
 use crate::systemd::{ActiveState, UserManager};
 
-use super::init::{link_endpoints, local_port, ROUTER_IMAGE_ANNOTATION};
+use super::init::link_endpoints;
 use super::link::{link_statuses, LinkStatus, NetworkRouter, RouterView};
 use super::services::{services_status, ServiceStatus};
 use super::Paths;
+use crate::ops::apply::local_port;
+use crate::plan::ROUTER_IMAGE_ANNOTATION;
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::certs::{CertFiles, SiteCertificates};
 use crate::error::Error;
-use crate::resources::{parse_documents, Resource, ResourceError, SiteResources, KINDS};
+use crate::resources::{parse_documents, Resource, ResourceError, SiteResources};
 
 use super::{files, Paths, SiteDir};
 
@@ -81,20 +81,14 @@ impl SiteDir {
             })
     }
 
-    /// Writes every object of `set` (Secrets, AccessGrants and AccessTokens 0600), and removes
-    /// the files of objects no longer in it. Returns whether anything changed.
-    ///
-    /// The Site is written last and objects are removed before what they refer to, so a save
-    /// cut short by a kill leaves a set that still loads: a new site without its Site (the
-    /// next init starts it over), never a Site without its RouterAccess nor a Link without its
-    /// Secret.
+    /// Replaces the saved resources with `set` in one step (Secrets, AccessGrants and
+    /// AccessTokens 0600): the new set is written into a staging directory, then exchanged
+    /// with `resources/` by one `renameat2(RENAME_EXCHANGE)`, so a kill at any moment leaves
+    /// either the old set or the new one, never a mix. Returns whether anything changed.
     pub fn save_resources(&self, set: &SiteResources) -> Result<bool, Error> {
         let dir = self.resources();
-        files::create_dir(&dir, files::PRIVATE_DIR).map_err(Error::file("cannot create", &dir))?;
-        let mut changed = false;
-        let mut kept = Vec::new();
-        for resource in set.to_resources().into_iter().rev() {
-            let path = dir.join(resource.file_name());
+        let mut wanted = Vec::new();
+        for resource in set.to_resources() {
             let yaml = resource
                 .to_yaml()
                 .map_err(|e| Error::Usage(e.to_string()))?;
@@ -108,30 +102,51 @@ impl SiteDir {
             } else {
                 files::PUBLIC
             };
-            changed |= files::write_atomic(&path, yaml.as_bytes(), mode)
+            wanted.push((resource.file_name(), yaml, mode));
+        }
+        wanted.sort();
+        if saved_files(&dir) == wanted {
+            return Ok(false);
+        }
+        let staging = self.resources_staging();
+        files::remove_if_present(&staging).map_err(Error::file("cannot remove", &staging))?;
+        files::create_dir(&staging, files::PRIVATE_DIR)
+            .map_err(Error::file("cannot create", &staging))?;
+        for (name, yaml, mode) in &wanted {
+            let path = staging.join(name);
+            files::write_atomic(&path, yaml.as_bytes(), *mode)
                 .map_err(Error::file("cannot write", &path))?;
-            kept.push(path);
         }
-        let mut stale: Vec<_> = std::fs::read_dir(&dir)
-            .map_err(Error::file("cannot read", &dir))?
-            .flatten()
-            .map(|entry| entry.path())
-            .filter(|path| is_yaml(path) && !kept.contains(path))
-            .collect();
-        stale.sort_by_key(|path| removal_rank(path));
-        for path in stale {
-            files::remove_if_present(&path).map_err(Error::file("cannot remove", &path))?;
-            changed = true;
-        }
-        Ok(changed)
+        files::exchange_dirs(&staging, &dir).map_err(Error::file("cannot replace", &dir))?;
+        // What is left in the staging directory now is the old set.
+        files::remove_if_present(&staging).map_err(Error::file("cannot remove", &staging))?;
+        Ok(true)
+    }
+
+    /// Where a save stages the new set; a kill can leave it behind (it is never read).
+    fn resources_staging(&self) -> std::path::PathBuf {
+        self.root.join(".resources.new")
     }
 }
 
-/// Where a `<Kind>-<name>.yaml` file comes in [`KINDS`] (files of other kinds last).
-fn removal_rank(path: &Path) -> usize {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    let kind = name.split_once('-').map_or(name, |(kind, _)| kind);
-    KINDS.iter().position(|k| *k == kind).unwrap_or(KINDS.len())
+/// The `(file name, text, mode)` of each YAML file in `dir`, sorted.
+fn saved_files(dir: &Path) -> Vec<(String, String, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut found: Vec<(String, String, u32)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| is_yaml(path))
+        .filter_map(|path| {
+            let text = std::fs::read_to_string(&path).ok()?;
+            let mode = std::fs::metadata(&path).ok()?.permissions().mode() & 0o777;
+            let name = path.file_name()?.to_string_lossy().into_owned();
+            Some((name, text, mode))
+        })
+        .collect();
+    found.sort();
+    found
 }
 
 fn is_yaml(path: &Path) -> bool {
@@ -287,14 +302,23 @@ data:
     }
 
     #[test]
-    fn a_save_cut_short_before_the_site_leaves_everything_else_written() {
-        let dir = site_dir("site-last");
-        // Writing the Site fails (its path is a directory): every other object is already there.
-        std::fs::create_dir_all(dir.resources().join("Site-west.yaml")).unwrap();
-        dir.save_resources(&site_with_link()).unwrap_err();
-        for file in ["Link-to-east.yaml", "Secret-to-east.yaml"] {
-            assert!(dir.resources().join(file).is_file(), "{file} not written");
-        }
+    fn a_set_staged_by_a_killed_save_is_never_read_and_the_next_save_replaces_it() {
+        let dir = site_dir("all-or-nothing");
+        let site_only =
+            SiteResources::new("default", vec![Resource::Site(site_with_link().site)]).unwrap();
+        dir.save_resources(&site_only).unwrap();
+        // A save killed before its exchange: the new set is staged, half written.
+        let staging = dir.resources_staging();
+        std::fs::create_dir_all(&staging).unwrap();
+        std::fs::write(staging.join("Link-to-east.yaml"), "kind: Link").unwrap();
+        assert_eq!(dir.load_resources().unwrap(), Some(site_only.clone()));
+        let set = site_with_link();
+        assert!(dir.save_resources(&set).unwrap());
+        assert_eq!(dir.load_resources().unwrap(), Some(set));
+        assert!(
+            !staging.exists(),
+            "the old set is removed after the exchange"
+        );
         std::fs::remove_dir_all(&dir.root).unwrap();
     }
 
@@ -310,28 +334,5 @@ data:
         assert!(dir.save_resources(&site_only).unwrap());
         assert_eq!(dir.load_resources().unwrap(), Some(site_only));
         std::fs::remove_dir_all(&dir.root).unwrap();
-    }
-
-    #[test]
-    fn objects_are_removed_before_what_they_refer_to() {
-        let mut paths: Vec<_> = [
-            "Secret-a.yaml",
-            "notes.yaml",
-            "Link-a.yaml",
-            "Site-west.yaml",
-        ]
-        .map(std::path::PathBuf::from)
-        .into();
-        paths.sort_by_key(|path| removal_rank(path));
-        assert_eq!(
-            paths,
-            [
-                "Site-west.yaml",
-                "Link-a.yaml",
-                "Secret-a.yaml",
-                "notes.yaml"
-            ]
-            .map(std::path::PathBuf::from)
-        );
     }
 }

@@ -1,0 +1,790 @@
+//! The one apply: makes the host hold what a site's resources say, for every command.
+//!
+//! A command opens a [`SiteSession`] (the site's lock, the bus, the saved resources), edits the
+//! resources in memory and calls [`SiteSession::apply`] with the result. Apply renders a
+//! [`HostPlan`] (pure), then in one order for every operation: marks the site as changing (the
+//! journal), stops and removes forwarders no longer wanted, writes certificates, router
+//! configuration and unit files, reloads systemd once, brings the router over (live through
+//! management, or by a restart only when the change needs one, which it says), starts the
+//! forwarders, and saves the resources last, in one atomic step (the commit point).
+//!
+//! On a failure it converges back to the saved resources (undo), so a change lands whole or
+//! not at all. A kill leaves the journal: the next session finds it and converges to the
+//! saved resources before doing anything else, removing whatever the killed command had made
+//! that no saved resource names. Convergence always compares with what is really there (files
+//! on disk, units installed, the router's entities as management reports them), so running it
+//! again changes nothing.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::time::Instant;
+
+use crate::error::Error;
+use crate::forward::bundle;
+use crate::forward::units::{forwarder_unit_name, LISTENER_LABEL, NAMESPACE_LABEL};
+use crate::grants;
+use crate::plan::router::{live_ops, restart_needed_for, LiveOp};
+use crate::plan::{self, HostContext, HostPlan, PlannedFile};
+use crate::podman::PodmanService;
+use crate::quadlet::router::router_unit_name;
+use crate::quadlet::version::detect_generator_version;
+use crate::resources::{SiteResources, LOCAL_ROUTER_ACCESS};
+use crate::router::config::LOOPBACK;
+use crate::router::entity::{parse_config, EntityType, RouterEntity};
+use crate::router::management::{ClientTls, ManagementClient, ManagementError};
+use crate::site::{files, Paths, SiteDir, SiteLock};
+use crate::systemd::{ActiveState, JobResult, LoadState, UserManager};
+
+/// Bound on a forwarder's or the grant server's unit job.
+const UNIT_TIMEOUT: Duration = Duration::from_secs(90);
+/// A running router gets this long to answer management for a live change.
+const MANAGEMENT_TIMEOUT: Duration = Duration::from_secs(30);
+/// The management port when the site has no local RouterAccess (never for sites vansite made).
+const DEFAULT_LOCAL_PORT: u16 = 5671;
+
+/// What an apply did to the router.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase", tag = "action")]
+pub enum RouterChange {
+    /// The router already ran what the resources say.
+    Unchanged,
+    /// Management DELETE/CREATE on the running router; no restart.
+    Live { operations: Vec<String> },
+    /// The router was not running and has been started.
+    Started,
+    /// Restarted, because a running router cannot take these changes live.
+    Restarted { reasons: Vec<String> },
+    /// The router is not running (stopped by hand, or never started); the change is in its
+    /// files for its next start.
+    NotRunning,
+    /// The site is gone.
+    Removed,
+}
+
+impl RouterChange {
+    /// How the change reached the router, in a few words.
+    pub fn describe(&self) -> String {
+        match self {
+            RouterChange::Unchanged => "the router was unchanged".into(),
+            RouterChange::Live { operations } if operations.is_empty() => {
+                "the router was unchanged".into()
+            }
+            RouterChange::Live { .. } => "applied to the running router live (no restart)".into(),
+            RouterChange::Started => "the router was started".into(),
+            RouterChange::Restarted { reasons } => format!(
+                "the router was restarted: it cannot change {} live",
+                reasons.join(", ")
+            ),
+            RouterChange::NotRunning => {
+                "the router is not running: the change applies when it starts".into()
+            }
+            RouterChange::Removed => "the router was removed".into(),
+        }
+    }
+
+    /// Whether a running router took the change without a restart.
+    pub fn is_live(&self) -> bool {
+        matches!(self, RouterChange::Live { .. } | RouterChange::Unchanged)
+    }
+}
+
+/// How an apply treats the router.
+#[derive(Debug, Clone, Copy)]
+pub struct ApplyOptions {
+    /// Start the router when it is not running (init, apply -f); otherwise a stopped router
+    /// stays stopped and takes the change when it starts.
+    pub start_router: bool,
+    /// Bound on a router start or restart until it answers management.
+    pub timeout: Duration,
+}
+
+/// What one apply changed.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Applied {
+    pub router: RouterChange,
+    /// Whether any file (resources, certificates, configuration, units) changed.
+    pub changed: bool,
+}
+
+/// One command's hold on a site: the lock, the bus, the saved resources.
+pub struct SiteSession {
+    pub paths: Paths,
+    pub site_dir: SiteDir,
+    pub manager: UserManager,
+    /// The resources as saved; None when the namespace has no site yet.
+    pub saved: Option<SiteResources>,
+    _lock: SiteLock,
+}
+
+impl SiteSession {
+    /// Takes the site's lock and loads its resources. When an earlier command was killed in
+    /// the middle of a change, the site is first brought back to its saved resources.
+    pub async fn open(
+        paths: &Paths,
+        namespace: &str,
+        progress: &dyn Fn(&str),
+    ) -> Result<SiteSession, Error> {
+        let manager = UserManager::connect().await?;
+        let lock = paths.lock(namespace, progress)?;
+        let site_dir = paths.site(namespace);
+        files::remove_leftover_temps(&site_dir.root)
+            .map_err(Error::file("cannot clean", &site_dir.root))?;
+        let saved = site_dir.load_resources()?;
+        let session = SiteSession {
+            paths: paths.clone(),
+            site_dir,
+            manager,
+            saved,
+            _lock: lock,
+        };
+        if let Some(interrupted) = journal::read(&session.site_dir) {
+            progress(&format!(
+                "an earlier `vansite {interrupted}` was interrupted: bringing the site back to \
+                 its saved resources first"
+            ));
+            let options = ApplyOptions {
+                start_router: false,
+                timeout: MANAGEMENT_TIMEOUT,
+            };
+            match session.saved.clone() {
+                Some(saved) => {
+                    session.converge(&saved, options, progress).await?;
+                }
+                None => {
+                    session.teardown(UNIT_TIMEOUT, progress).await?;
+                }
+            }
+            journal::end(&session.site_dir)?;
+        }
+        Ok(session)
+    }
+
+    /// The saved resources, or the error naming the sites there are.
+    pub fn resources(&self) -> Result<&SiteResources, Error> {
+        self.saved.as_ref().ok_or_else(|| Error::NoSite {
+            namespace: self.site_dir.namespace.clone(),
+            present: self.paths.namespaces(),
+        })
+    }
+
+    /// Makes the host hold `target` and saves it; on failure puts the host back as the saved
+    /// resources say and returns the error. `command` names the change in the journal.
+    pub async fn apply(
+        &mut self,
+        target: SiteResources,
+        command: &str,
+        options: ApplyOptions,
+        progress: &dyn Fn(&str),
+    ) -> Result<Applied, Error> {
+        journal::begin(&self.site_dir, command)?;
+        let result = match self.converge(&target, options, progress).await {
+            Ok(applied) => self.site_dir.save_resources(&target).map(|saved| Applied {
+                changed: applied.changed || saved,
+                ..applied
+            }),
+            Err(error) => Err(error),
+        };
+        match result {
+            Ok(applied) => {
+                journal::end(&self.site_dir)?;
+                self.saved = Some(target);
+                Ok(applied)
+            }
+            Err(error) => {
+                progress("undoing the change");
+                let undo = match self.saved.clone() {
+                    Some(saved) => {
+                        let options = ApplyOptions {
+                            start_router: false,
+                            ..options
+                        };
+                        self.converge(&saved, options, progress).await.map(drop)
+                    }
+                    None => self.teardown(options.timeout, progress).await.map(drop),
+                };
+                match undo {
+                    // Undone: nothing is left for the next command to repair.
+                    Ok(()) => journal::end(&self.site_dir)?,
+                    Err(undo) => tracing::warn!(
+                        "undoing the change failed too ({undo}); the next vansite command on \
+                         this site tries again"
+                    ),
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Removes the site from the host: forwarders, grant server, router, their unit records,
+    /// the container, every file of the site and the lock. Returns what was removed.
+    pub async fn delete(
+        self,
+        timeout: Duration,
+        progress: &dyn Fn(&str),
+    ) -> Result<Vec<String>, Error> {
+        journal::begin(&self.site_dir, "delete")?;
+        let removed = self.teardown(timeout, progress).await?;
+        // The lock file goes last: the kernel releases the lock itself when this process ends.
+        let lock_file = self.paths.lock_file(&self.site_dir.namespace);
+        files::remove_if_present(&lock_file).map_err(Error::file("cannot remove", &lock_file))?;
+        if let Some(dir) = lock_file.parent() {
+            files::remove_dir_if_empty(dir).map_err(Error::file("cannot remove", dir))?;
+        }
+        Ok(removed)
+    }
+
+    fn host_context(&self, with_forwarders: bool) -> Result<HostContext, Error> {
+        let forwarder_command = if with_forwarders {
+            let dir = self.site_dir.forwarder_bundle();
+            bundle::prepare(&dir).map_err(Error::file("cannot prepare the forwarder in", &dir))?
+        } else {
+            Vec::new()
+        };
+        Ok(HostContext {
+            site_dir: self.site_dir.clone(),
+            quadlet_dir: self.paths.quadlet_dir(),
+            systemd_user_dir: self.paths.systemd_user_dir(),
+            uid: rustix::process::getuid().as_raw(),
+            gid: rustix::process::getgid().as_raw(),
+            podman: detect_generator_version()?,
+            forwarder_command,
+        })
+    }
+
+    /// Brings the host to `target` (files, units, router, forwarders); does not save it.
+    async fn converge(
+        &self,
+        target: &SiteResources,
+        options: ApplyOptions,
+        progress: &dyn Fn(&str),
+    ) -> Result<Applied, Error> {
+        let host = self.host_context(!target.listeners.is_empty())?;
+        let plan = plan::plan(target, &host, &self.site_dir.load_certificates()?)?;
+        let namespace = &self.site_dir.namespace;
+        let mut changed = false;
+        let mut reload = false;
+
+        // Forwarders no longer wanted go first: their clients end, their ports are free.
+        for listener in installed_forwarders(&self.paths, namespace) {
+            if !plan.forwarders.iter().any(|f| f.listener == listener) {
+                progress(&format!("stopping the forwarder of listener {listener}"));
+                reload |= self.remove_forwarder(&listener).await?;
+                changed = true;
+            }
+        }
+        if plan.forwarders.is_empty() {
+            let dir = self.site_dir.forwarder_bundle();
+            files::remove_if_present(&dir).map_err(Error::file("cannot remove", &dir))?;
+        }
+
+        // Files: what the router reads, then the units.
+        let running_config = std::fs::read_to_string(&plan.router_config.path)
+            .ok()
+            .and_then(|text| parse_config(&text).ok());
+        for dir in [
+            self.site_dir.router_config_dir(),
+            self.site_dir.runtime().join("logs"),
+        ] {
+            files::create_dir(&dir, files::PRIVATE_DIR)
+                .map_err(Error::file("cannot create", &dir))?;
+        }
+        changed |= self.site_dir.save_certificates(&plan.certificates)?;
+        changed |= write(&plan.router_config)?;
+        for dir in [self.paths.quadlet_dir(), self.paths.systemd_user_dir()] {
+            files::create_dir(&dir, 0o755).map_err(Error::file("cannot create", &dir))?;
+        }
+        let router_unit_changed = write(&plan.router_unit)?;
+        let mut changed_forwarders = Vec::new();
+        for forwarder in &plan.forwarders {
+            let socket = write(&forwarder.socket)?;
+            let container = write(&forwarder.container)?;
+            if socket || container {
+                changed_forwarders.push(forwarder.unit.clone());
+            }
+        }
+        reload |= router_unit_changed || !changed_forwarders.is_empty();
+        changed |= reload;
+        let router_state = self.manager.unit_state(&plan.router_service).await?;
+        if reload || router_state.load_state != LoadState::Loaded {
+            progress("reloading systemd (quadlet generator)");
+            self.manager.reload().await?;
+        }
+
+        let router = self
+            .bring_router(
+                target,
+                &plan,
+                running_config,
+                router_unit_changed,
+                options,
+                progress,
+            )
+            .await?;
+
+        for forwarder in &plan.forwarders {
+            let restart = changed_forwarders.contains(&forwarder.unit);
+            self.start_forwarder(&forwarder.unit, restart).await?;
+        }
+        Ok(Applied { router, changed })
+    }
+
+    /// The router takes the plan: started, restarted when a fixed part changed, else live.
+    async fn bring_router(
+        &self,
+        target: &SiteResources,
+        plan: &HostPlan,
+        running_config: Option<Vec<RouterEntity>>,
+        unit_changed: bool,
+        options: ApplyOptions,
+        progress: &dyn Fn(&str),
+    ) -> Result<RouterChange, Error> {
+        let unit = &plan.router_service;
+        let state = self.manager.unit_state(unit).await?;
+        let running = matches!(
+            state.active_state,
+            ActiveState::Active | ActiveState::Activating | ActiveState::Reloading
+        );
+        if !running {
+            if !options.start_router {
+                return Ok(RouterChange::NotRunning);
+            }
+            progress(&format!("starting {unit}"));
+            self.start_router(target, unit, false, options.timeout)
+                .await?;
+            return Ok(RouterChange::Started);
+        }
+        let mut reasons = match &running_config {
+            Some(running) => restart_needed_for(running, &plan.config_entities),
+            None => vec!["its configuration file (missing or unreadable)".into()],
+        };
+        if unit_changed {
+            reasons.insert(0, "its unit (image or site)".into());
+        }
+        if reasons.is_empty() {
+            match self.sync_live(target, plan).await {
+                Ok(operations) => {
+                    if !operations.is_empty() {
+                        progress(&format!("router changed live: {}", operations.join(", ")));
+                    }
+                    return Ok(RouterChange::Live { operations });
+                }
+                Err(LiveError::Refused(error)) => return Err(error.into()),
+                Err(LiveError::Unreachable(reason)) => {
+                    reasons.push(format!(
+                        "anything while its management does not answer ({reason})"
+                    ));
+                }
+            }
+        }
+        progress(&format!("restarting {unit}: {}", reasons.join(", ")));
+        self.start_router(target, unit, true, options.timeout)
+            .await?;
+        Ok(RouterChange::Restarted { reasons })
+    }
+
+    /// Starts or restarts the router and waits until it answers management; a router that
+    /// cannot start is stopped again (left alone, systemd would restart it forever).
+    async fn start_router(
+        &self,
+        target: &SiteResources,
+        unit: &str,
+        restart: bool,
+        timeout: Duration,
+    ) -> Result<(), Error> {
+        let log = self.site_dir.router_log();
+        let log_start = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
+        let namespace = &self.site_dir.namespace;
+        let failed = |state: String| Error::RouterFailed {
+            namespace: namespace.clone(),
+            unit: unit.to_string(),
+            state,
+            log: log.clone(),
+            log_tail: log_tail(&log, log_start),
+        };
+        let started = async {
+            let result = if restart {
+                self.manager.restart(unit, timeout).await?
+            } else {
+                self.manager.start(unit, timeout).await?
+            };
+            if result != JobResult::Done {
+                let state = self.manager.unit_state(unit).await?;
+                return Err(failed(format!("{state} (job {result:?})")));
+            }
+            wait_until_answering(
+                &self.manager,
+                unit,
+                &self.site_dir,
+                local_port(target),
+                timeout,
+                &failed,
+                |state| Error::RouterTimeout {
+                    namespace: namespace.clone(),
+                    unit: unit.to_string(),
+                    state,
+                    seconds: timeout.as_secs(),
+                    log: log.clone(),
+                },
+            )
+            .await
+        };
+        let result = started.await;
+        if result.is_err() {
+            let _ = self.manager.stop(unit, UNIT_TIMEOUT).await;
+        }
+        result
+    }
+
+    /// Brings the running router's live entities to the plan's; returns what it did.
+    async fn sync_live(
+        &self,
+        target: &SiteResources,
+        plan: &HostPlan,
+    ) -> Result<Vec<String>, LiveError> {
+        let tls = ClientTls::from_dir(self.site_dir.certs().join(crate::certs::LOCAL_CLIENT))
+            .map_err(LiveError::Refused)?;
+        let port = local_port(target);
+        let deadline = Instant::now() + MANAGEMENT_TIMEOUT;
+        let mut client = loop {
+            match ManagementClient::connect(LOOPBACK, port, &tls, Duration::from_secs(3)).await {
+                Ok(client) => break client,
+                Err(
+                    e @ (ManagementError::ConnectionRefused { .. }
+                    | ManagementError::Timeout { .. }),
+                ) => {
+                    if Instant::now() >= deadline {
+                        return Err(LiveError::Unreachable(e.to_string()));
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => return Err(LiveError::Unreachable(e.to_string())),
+            }
+        };
+        let result = async {
+            let mut running = Vec::new();
+            for entity_type in live_types(plan) {
+                for attributes in client.query(entity_type.as_str(), &[]).await? {
+                    running.push(RouterEntity {
+                        entity_type,
+                        attributes,
+                    });
+                }
+            }
+            let ops = live_ops(&running, &plan.live_entities, &plan.fixed);
+            let mut done = Vec::new();
+            for op in ops {
+                match &op {
+                    LiveOp::Delete { entity_type, name } => {
+                        match client.delete(entity_type.as_str(), name).await {
+                            Err(e) if !e.is_not_found() => return Err(e),
+                            _ => {}
+                        }
+                    }
+                    LiveOp::Create(entity) => {
+                        client
+                            .create(
+                                entity.entity_type.as_str(),
+                                entity.name(),
+                                entity.attributes.clone(),
+                            )
+                            .await?;
+                    }
+                }
+                done.push(op.label());
+            }
+            Ok(done)
+        }
+        .await;
+        let _ = client.close().await;
+        result.map_err(LiveError::Refused)
+    }
+
+    /// Stops a forwarder (its connections end with a FIN), removes its files and forgets its
+    /// units; true when a unit file was removed (the caller reloads).
+    async fn remove_forwarder(&self, listener: &str) -> Result<bool, Error> {
+        let unit = forwarder_unit_name(&self.site_dir.namespace, listener);
+        self.stop_units(
+            &[format!("{unit}.service"), format!("{unit}.socket")],
+            UNIT_TIMEOUT,
+        )
+        .await?;
+        let mut removed = false;
+        for path in [
+            self.paths.quadlet_dir().join(format!("{unit}.container")),
+            self.paths.systemd_user_dir().join(format!("{unit}.socket")),
+            self.site_dir.forwarder_log(listener),
+        ] {
+            removed |=
+                files::remove_if_present(&path).map_err(Error::file("cannot remove", &path))?;
+        }
+        Ok(removed)
+    }
+
+    /// Stops each unit that runs, and forgets any failed state it has.
+    async fn stop_units(&self, units: &[String], timeout: Duration) -> Result<Vec<String>, Error> {
+        let mut stopped = Vec::new();
+        for unit in units {
+            let state = self.manager.unit_state(unit).await?;
+            if state.load_state == LoadState::Loaded && state.active_state != ActiveState::Inactive
+            {
+                self.manager.stop(unit, timeout).await?;
+                stopped.push(format!("unit {unit} (stopped)"));
+            }
+            self.manager.reset_failed(unit).await?;
+        }
+        Ok(stopped)
+    }
+
+    /// Starts the socket, then the forwarder (warm, so the first client waits for nothing);
+    /// a forwarder whose units changed is restarted.
+    async fn start_forwarder(&self, unit: &str, changed: bool) -> Result<(), Error> {
+        let socket = format!("{unit}.socket");
+        let service = format!("{unit}.service");
+        for (name, restart) in [(&socket, false), (&service, changed)] {
+            let state = self.manager.unit_state(name).await?;
+            let running = state.active_state == ActiveState::Active;
+            let result = if running && !restart {
+                continue;
+            } else if running {
+                self.manager.restart(name, UNIT_TIMEOUT).await?
+            } else {
+                self.manager.start(name, UNIT_TIMEOUT).await?
+            };
+            if result != JobResult::Done {
+                let state = self.manager.unit_state(name).await?;
+                return Err(Error::Usage(format!(
+                    "{name} did not start ({state}, job {result:?}); see `systemctl --user status \
+                     {name}` and {}",
+                    self.site_dir.runtime().join("logs").display()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Everything the site put on the host, gone; what was removed, in words.
+    async fn teardown(
+        &self,
+        timeout: Duration,
+        progress: &dyn Fn(&str),
+    ) -> Result<Vec<String>, Error> {
+        let namespace = &self.site_dir.namespace;
+        let mut removed = Vec::new();
+        let mut reload = false;
+        for listener in installed_forwarders(&self.paths, namespace) {
+            progress(&format!("stopping the forwarder of listener {listener}"));
+            reload |= self.remove_forwarder(&listener).await?;
+            removed.push(format!("forwarder of listener {listener}"));
+        }
+        let name = router_unit_name(namespace);
+        let router_service = format!("{name}.service");
+        progress(&format!("stopping {router_service}"));
+        removed.extend(
+            self.stop_units(std::slice::from_ref(&router_service), timeout)
+                .await?,
+        );
+        let quadlet_file = self.paths.quadlet_dir().join(format!("{name}.container"));
+        if files::remove_if_present(&quadlet_file)
+            .map_err(Error::file("cannot remove", &quadlet_file))?
+        {
+            removed.push(quadlet_file.display().to_string());
+            reload = true;
+        }
+        let grant_files = grants::units::remove(&self.manager, &self.paths, namespace).await?;
+        reload |= !grant_files.is_empty();
+        removed.extend(grant_files);
+        if reload {
+            self.manager.reload().await?;
+        }
+        // After the reload the removed units are gone; forget any record systemd kept.
+        for unit in grants::units::unit_names(namespace) {
+            self.manager.reset_failed(&unit).await?;
+        }
+        self.manager.reset_failed(&router_service).await?;
+        // Quadlet containers are removed when their unit stops; this covers a unit that never
+        // ran its stop (a killed manager, a container started by hand under the same name).
+        let podman = PodmanService::connect(&self.manager).await?;
+        if podman.container_info(&name).await?.is_some() {
+            podman.remove_container(&name).await?;
+            removed.push(format!("container {name}"));
+        }
+        let root = &self.site_dir.root;
+        if files::remove_if_present(root).map_err(Error::file("cannot remove", root))? {
+            removed.push(root.display().to_string());
+        }
+        // Directories vansite created for this site and no longer holds anything in.
+        for dir in [
+            self.paths.systemd_user_dir().join("sockets.target.wants"),
+            self.paths.data.clone(),
+        ] {
+            files::remove_dir_if_empty(&dir).map_err(Error::file("cannot remove", &dir))?;
+        }
+        Ok(removed)
+    }
+}
+
+enum LiveError {
+    /// Management could not be reached (the reason, for the person).
+    Unreachable(String),
+    /// The router answered and refused.
+    Refused(ManagementError),
+}
+
+/// The live types a sync reads from the router: those the plan uses, and those the router
+/// may hold from an earlier plan. listenerAddress is read only when the plan has some, so a
+/// router without multi-key listeners is never asked about the type.
+fn live_types(plan: &HostPlan) -> Vec<EntityType> {
+    EntityType::LIVE
+        .into_iter()
+        .filter(|t| {
+            *t != EntityType::ListenerAddress
+                || plan.live_entities.iter().any(|e| e.entity_type == *t)
+        })
+        .collect()
+}
+
+fn write(file: &PlannedFile) -> Result<bool, Error> {
+    files::write_atomic(&file.path, file.contents.as_bytes(), files::PUBLIC)
+        .map_err(Error::file("cannot write", &file.path))
+}
+
+/// The router's management port: the local RouterAccess's `normal` role.
+pub fn local_port(resources: &SiteResources) -> u16 {
+    resources
+        .router_access(LOCAL_ROUTER_ACCESS)
+        .and_then(|a| a.spec.roles.first())
+        .map(|r| r.port)
+        .unwrap_or(DEFAULT_LOCAL_PORT)
+}
+
+/// The listener names that have forwarder units installed for `namespace` (read from the
+/// units' labels: a name prefix alone could be another namespace's).
+pub fn installed_forwarders(paths: &Paths, namespace: &str) -> Vec<String> {
+    let namespace_line = format!("Label={NAMESPACE_LABEL}={namespace}");
+    let listener_prefix = format!("Label={LISTENER_LABEL}=");
+    let mut names: Vec<String> = std::fs::read_dir(paths.quadlet_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".container"))
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .filter(|text| text.lines().any(|l| l == namespace_line))
+        .filter_map(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&listener_prefix).map(str::to_string))
+        })
+        .collect();
+    // A socket unit whose container file a kill already removed is still the forwarder's.
+    let socket_prefix = forwarder_unit_name(namespace, "");
+    for entry in std::fs::read_dir(paths.systemd_user_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        if let Some(listener) = file
+            .strip_prefix(&socket_prefix)
+            .and_then(|rest| rest.strip_suffix(".socket"))
+        {
+            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            if text.contains(&format!("of namespace {namespace}\n"))
+                && !names.iter().any(|n| n == listener)
+            {
+                names.push(listener.to_string());
+            }
+        }
+    }
+    names.sort();
+    names
+}
+
+/// The router is up when its unit is active and its management listener answers (TLS, SASL
+/// EXTERNAL, AMQP open): the same path every later live change takes. A unit that fails or
+/// is restarted by systemd meanwhile (its restart count grows) is a failed start.
+pub async fn wait_until_answering(
+    manager: &UserManager,
+    unit: &str,
+    site_dir: &SiteDir,
+    port: u16,
+    timeout: Duration,
+    failed: impl Fn(String) -> Error,
+    timed_out: impl Fn(String) -> Error,
+) -> Result<(), Error> {
+    let tls = ClientTls::from_dir(site_dir.certs().join(crate::certs::LOCAL_CLIENT))?;
+    let deadline = Instant::now() + timeout;
+    let restarts_at_start = manager.unit_state(unit).await?.restarts;
+    loop {
+        let state = manager.unit_state(unit).await?;
+        let broken = matches!(
+            state.active_state,
+            ActiveState::Failed | ActiveState::Inactive
+        ) || state.sub_state == "auto-restart"
+            || state.restarts > restarts_at_start;
+        if broken {
+            return Err(failed(state.to_string()));
+        }
+        if state.active_state == ActiveState::Active {
+            if let Ok(client) =
+                ManagementClient::connect(LOOPBACK, port, &tls, Duration::from_secs(2)).await
+            {
+                let _ = client.close().await;
+                return Ok(());
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(timed_out(state.to_string()));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The router's log lines written since `from` (this start), the last 20 of them.
+fn log_tail(log: &Path, from: u64) -> String {
+    let text = std::fs::read(log).unwrap_or_default();
+    let recent = String::from_utf8_lossy(text.get(from as usize..).unwrap_or(&text));
+    let lines: Vec<&str> = recent.lines().collect();
+    let tail = &lines[lines.len().saturating_sub(20)..];
+    if tail.is_empty() {
+        "  (nothing: the container may not have started at all)".into()
+    } else {
+        tail.iter()
+            .map(|l| format!("  {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// A marker that a change is under way: written before the first effect, removed after the
+/// resources are saved (or the change undone). Found by the next command, it means a command
+/// was killed midway.
+pub mod journal {
+    use super::*;
+
+    fn path(site_dir: &SiteDir) -> PathBuf {
+        site_dir.root.join(".applying")
+    }
+
+    pub fn begin(site_dir: &SiteDir, command: &str) -> Result<(), Error> {
+        files::create_dir(&site_dir.root, files::PRIVATE_DIR)
+            .map_err(Error::file("cannot create", &site_dir.root))?;
+        let path = path(site_dir);
+        files::write_atomic(&path, command.as_bytes(), files::PUBLIC)
+            .map_err(Error::file("cannot write", &path))
+            .map(drop)
+    }
+
+    pub fn end(site_dir: &SiteDir) -> Result<(), Error> {
+        let path = path(site_dir);
+        files::remove_if_present(&path)
+            .map_err(Error::file("cannot remove", &path))
+            .map(drop)
+    }
+
+    /// The command that was interrupted, if one was.
+    pub fn read(site_dir: &SiteDir) -> Option<String> {
+        std::fs::read_to_string(path(site_dir)).ok()
+    }
+}

@@ -1,0 +1,204 @@
+//! Pure decisions: what the host must hold for a site's resources (the [`HostPlan`]: files,
+//! units, router entities), and what a change does to the running router (`router`).
+//! Nothing here touches the host; `ops::apply` carries a plan out.
+
+pub mod router;
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::certs::{self, SiteCertificates};
+use crate::error::Error;
+use crate::forward::units::{forwarder_units, ForwarderSpec};
+use crate::quadlet::router::{router_quadlet, RouterUnitSpec, CERTS_DIR_IN_CONTAINER};
+use crate::quadlet::version::PodmanVersion;
+use crate::resources::{Listener, SiteResources, ROUTER_PORT_ANNOTATION};
+use crate::router::config::{render, router_entities, RenderContext, CERTS_PATH, LOOPBACK};
+use crate::router::entity::{EntityType, RouterEntity};
+use crate::settings::SKUPPER_VERSION;
+use crate::site::SiteDir;
+
+/// Annotation on the Site recording the router image vansite runs for it.
+pub const ROUTER_IMAGE_ANNOTATION: &str = "vansite.io/router-image";
+/// How long a forwarder's client waits for the router (restart, no reachable connector).
+pub const FORWARDER_WAIT: Duration = Duration::from_secs(30);
+
+/// What a plan depends on besides the resources: where things go on this host, and who runs them.
+#[derive(Debug, Clone)]
+pub struct HostContext {
+    pub site_dir: SiteDir,
+    /// `~/.config/containers/systemd`
+    pub quadlet_dir: PathBuf,
+    /// `~/.config/systemd/user`
+    pub systemd_user_dir: PathBuf,
+    pub uid: u32,
+    pub gid: u32,
+    pub podman: PodmanVersion,
+    /// How a forwarder container starts vansite (`forward::bundle::prepare`).
+    pub forwarder_command: Vec<String>,
+}
+
+/// One file a plan writes: its whole content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedFile {
+    pub path: PathBuf,
+    pub contents: String,
+}
+
+/// A listener's forwarder: a socket unit holding the port, a quadlet container splicing it to
+/// the router.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwarderPlan {
+    pub listener: String,
+    /// `vansite-<ns>-listener-<name>`: the stem of both units.
+    pub unit: String,
+    pub socket: PlannedFile,
+    pub container: PlannedFile,
+}
+
+/// Everything the host holds for one site's resources.
+#[derive(Debug, Clone)]
+pub struct HostPlan {
+    pub certificates: SiteCertificates,
+    /// `skrouterd.json`.
+    pub router_config: PlannedFile,
+    /// Its entities with certificate paths as the file has them (for the restart decision).
+    pub config_entities: Vec<RouterEntity>,
+    /// The entities a running router takes live, with paths as the container sees them.
+    pub live_entities: Vec<RouterEntity>,
+    /// The entities fixed at the router's start, never changed through management.
+    pub fixed: BTreeSet<(EntityType, String)>,
+    pub router_unit: PlannedFile,
+    /// `vansite-<ns>-router.service`.
+    pub router_service: String,
+    pub forwarders: Vec<ForwarderPlan>,
+}
+
+/// What `skrouterd.json` is rendered with for this site.
+pub fn render_context(resources: &SiteResources) -> RenderContext {
+    let site = &resources.site;
+    let short: String = site
+        .metadata
+        .uid
+        .chars()
+        .filter(|c| *c != '-')
+        .take(8)
+        .collect();
+    RenderContext {
+        site_id: site.metadata.uid.clone(),
+        // Unique in the network and stable across restarts (Skupper uses name + start time).
+        router_id: format!("{}-{short}", site.metadata.name),
+        skupper_version: SKUPPER_VERSION.into(),
+        platform: "podman".into(),
+    }
+}
+
+/// The router image a site runs (its annotation; init always sets one).
+pub fn router_image(resources: &SiteResources) -> &str {
+    resources
+        .site
+        .metadata
+        .annotations
+        .get(ROUTER_IMAGE_ANNOTATION)
+        .map(String::as_str)
+        .unwrap_or_default()
+}
+
+/// Renders everything the host must hold for `resources`. `existing` certificates are kept
+/// where still valid (CAs always), so planning twice gives the same files.
+pub fn plan(
+    resources: &SiteResources,
+    host: &HostContext,
+    existing: &SiteCertificates,
+) -> Result<HostPlan, Error> {
+    let certificates = certs::site_certificates(resources, existing)?;
+    let context = render_context(resources);
+    let config_entities = router_entities(resources, &context, CERTS_PATH);
+    let in_container = router_entities(resources, &context, CERTS_DIR_IN_CONTAINER);
+    let site_dir = &host.site_dir;
+    let unit = router_quadlet(&RouterUnitSpec {
+        namespace: site_dir.namespace.clone(),
+        site_id: resources.site.metadata.uid.clone(),
+        site_name: resources.site_name().to_string(),
+        image: router_image(resources).to_string(),
+        uid: host.uid,
+        gid: host.gid,
+        site_dir: site_dir.root.clone(),
+        log_file: site_dir.router_log(),
+    });
+    let forwarders = resources
+        .listeners
+        .iter()
+        .map(|listener| forwarder_plan(resources, host, listener))
+        .collect::<Result<_, _>>()?;
+    Ok(HostPlan {
+        certificates,
+        router_config: PlannedFile {
+            path: site_dir.router_config(),
+            contents: render(resources, &context),
+        },
+        live_entities: router::live_entities(&in_container),
+        fixed: router::fixed_names(&in_container),
+        config_entities,
+        router_unit: PlannedFile {
+            path: host.quadlet_dir.join(unit.file_name()),
+            contents: unit.render(host.podman)?,
+        },
+        router_service: unit.service_name(),
+        forwarders,
+    })
+}
+
+fn forwarder_plan(
+    resources: &SiteResources,
+    host: &HostContext,
+    listener: &Listener,
+) -> Result<ForwarderPlan, Error> {
+    let name = &listener.metadata.name;
+    let router_port = listener.router_port().ok_or_else(|| {
+        Error::Usage(format!(
+            "listener {name} has no {ROUTER_PORT_ANNOTATION} annotation; vansite adds one when \
+             it applies the listener (delete it and apply it again)"
+        ))
+    })?;
+    let site_dir = &host.site_dir;
+    let spec = ForwarderSpec {
+        namespace: site_dir.namespace.clone(),
+        listener: name.clone(),
+        bind: bind_address(&listener.spec.host, listener.spec.port)?,
+        router: SocketAddr::new(LOOPBACK.parse().expect("an IP"), router_port),
+        wait: FORWARDER_WAIT,
+        image: router_image(resources).to_string(),
+        uid: host.uid,
+        gid: host.gid,
+        bundle_dir: site_dir.forwarder_bundle(),
+        command: host.forwarder_command.clone(),
+        log_file: site_dir.forwarder_log(name),
+    };
+    let (socket, container) = forwarder_units(&spec);
+    Ok(ForwarderPlan {
+        listener: name.clone(),
+        unit: container.name.clone(),
+        socket: PlannedFile {
+            path: host.systemd_user_dir.join(socket.file_name()),
+            contents: socket.render()?,
+        },
+        container: PlannedFile {
+            path: host.quadlet_dir.join(container.file_name()),
+            contents: container.render(host.podman)?,
+        },
+    })
+}
+
+/// The socket address systemd binds for a listener: an IP literal (systemd resolves no names).
+pub fn bind_address(host: &str, port: u16) -> Result<SocketAddr, Error> {
+    let ip: IpAddr = host.parse().map_err(|_| {
+        Error::Usage(format!(
+            "listener host '{host}' is not an IP address: give the address to listen on, e.g. \
+             0.0.0.0 (every interface), 127.0.0.1 (this host only) or ::"
+        ))
+    })?;
+    Ok(SocketAddr::new(ip, port))
+}
