@@ -502,6 +502,19 @@ impl Resource {
         }
     }
 
+    pub fn metadata_mut(&mut self) -> &mut ObjectMeta {
+        match self {
+            Resource::Site(o) => &mut o.metadata,
+            Resource::RouterAccess(o) => &mut o.metadata,
+            Resource::Link(o) => &mut o.metadata,
+            Resource::Listener(o) => &mut o.metadata,
+            Resource::Connector(o) => &mut o.metadata,
+            Resource::AccessGrant(o) => &mut o.metadata,
+            Resource::AccessToken(o) => &mut o.metadata,
+            Resource::Secret(o) => &mut o.metadata,
+        }
+    }
+
     pub fn name(&self) -> &str {
         &self.metadata().name
     }

@@ -30,31 +30,45 @@ pub fn prepare(dir: &Path) -> io::Result<Vec<String>> {
     files::create_dir(&dir.join(LIBRARIES), 0o755)?;
     fs::set_permissions(dir, fs::Permissions::from_mode(0o755))?;
     copy_if_changed(&exe, &dir.join(EXECUTABLE))?;
-    let in_container = |relative: String| format!("{MOUNT_POINT}/{relative}");
     let Some(loader) = interpreter(&exe)? else {
-        return Ok(vec![in_container(EXECUTABLE.into())]);
+        return command_line();
     };
     for library in mapped_libraries(&exe)? {
         let name = library.file_name().expect("mapped files have names");
         copy_if_changed(&library, &dir.join(LIBRARIES).join(name))?;
     }
-    let loader_name = Path::new(&loader)
-        .file_name()
-        .ok_or_else(|| io::Error::other(format!("odd ELF interpreter {loader}")))?
-        .to_string_lossy()
-        .into_owned();
+    let loader_name = loader_name(&loader)?;
     if !dir.join(LIBRARIES).join(&loader_name).exists() {
         copy_if_changed(
             &fs::canonicalize(&loader)?,
             &dir.join(LIBRARIES).join(&loader_name),
         )?;
     }
+    command_line()
+}
+
+/// The command line, as seen inside the container, that starts the bundled vansite; copies
+/// nothing (`prepare` does).
+pub fn command_line() -> io::Result<Vec<String>> {
+    let exe = fs::canonicalize("/proc/self/exe")?;
+    let in_container = |relative: String| format!("{MOUNT_POINT}/{relative}");
+    let Some(loader) = interpreter(&exe)? else {
+        return Ok(vec![in_container(EXECUTABLE.into())]);
+    };
     Ok(vec![
-        in_container(format!("{LIBRARIES}/{loader_name}")),
+        in_container(format!("{LIBRARIES}/{}", loader_name(&loader)?)),
         "--library-path".into(),
         in_container(LIBRARIES.into()),
         in_container(EXECUTABLE.into()),
     ])
+}
+
+fn loader_name(loader: &str) -> io::Result<String> {
+    Ok(Path::new(loader)
+        .file_name()
+        .ok_or_else(|| io::Error::other(format!("odd ELF interpreter {loader}")))?
+        .to_string_lossy()
+        .into_owned())
 }
 
 /// The ELF program interpreter (`PT_INTERP`) of a 64-bit little-endian executable, if any.

@@ -236,13 +236,19 @@ impl SiteSession {
         Ok(removed)
     }
 
-    fn host_context(&self, with_forwarders: bool) -> Result<HostContext, Error> {
-        let forwarder_command = if with_forwarders {
-            let dir = self.site_dir.forwarder_bundle();
-            bundle::prepare(&dir).map_err(Error::file("cannot prepare the forwarder in", &dir))?
-        } else {
-            Vec::new()
-        };
+    /// `prepare_bundle`: copy vansite into the forwarders' bundle (not for a preview).
+    fn host_context(
+        &self,
+        target: &SiteResources,
+        prepare_bundle: bool,
+    ) -> Result<HostContext, Error> {
+        let dir = self.site_dir.forwarder_bundle();
+        let forwarder_command = match (target.listeners.is_empty(), prepare_bundle) {
+            (true, _) => Ok(Vec::new()),
+            (false, true) => bundle::prepare(&dir),
+            (false, false) => bundle::command_line(),
+        }
+        .map_err(Error::file("cannot prepare the forwarder in", &dir))?;
         Ok(HostContext {
             site_dir: self.site_dir.clone(),
             quadlet_dir: self.paths.quadlet_dir(),
@@ -261,7 +267,7 @@ impl SiteSession {
         options: ApplyOptions,
         progress: &dyn Fn(&str),
     ) -> Result<Applied, Error> {
-        let host = self.host_context(!target.listeners.is_empty())?;
+        let host = self.host_context(target, true)?;
         let plan = plan::plan(target, &host, &self.site_dir.load_certificates()?)?;
         let namespace = &self.site_dir.namespace;
         let mut changed = false;
@@ -356,13 +362,7 @@ impl SiteSession {
                 .await?;
             return Ok(RouterChange::Started);
         }
-        let mut reasons = match &running_config {
-            Some(running) => restart_needed_for(running, &plan.config_entities),
-            None => vec!["its configuration file (missing or unreadable)".into()],
-        };
-        if unit_changed {
-            reasons.insert(0, "its unit (image or site)".into());
-        }
+        let mut reasons = restart_reasons(plan, running_config.as_deref(), unit_changed);
         if reasons.is_empty() {
             match self.sync_live(target, plan).await {
                 Ok(operations) => {
@@ -444,38 +444,10 @@ impl SiteSession {
         target: &SiteResources,
         plan: &HostPlan,
     ) -> Result<Vec<String>, LiveError> {
-        let tls = ClientTls::from_dir(self.site_dir.certs().join(crate::certs::LOCAL_CLIENT))
-            .map_err(LiveError::Refused)?;
-        let port = local_port(target);
-        let deadline = Instant::now() + MANAGEMENT_TIMEOUT;
-        let mut client = loop {
-            match ManagementClient::connect(LOOPBACK, port, &tls, Duration::from_secs(3)).await {
-                Ok(client) => break client,
-                Err(
-                    e @ (ManagementError::ConnectionRefused { .. }
-                    | ManagementError::Timeout { .. }),
-                ) => {
-                    if Instant::now() >= deadline {
-                        return Err(LiveError::Unreachable(e.to_string()));
-                    }
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-                Err(e) => return Err(LiveError::Unreachable(e.to_string())),
-            }
-        };
+        let mut client = self.management(target).await?;
         let result = async {
-            let mut running = Vec::new();
-            for entity_type in live_types(plan) {
-                for attributes in client.query(entity_type.as_str(), &[]).await? {
-                    running.push(RouterEntity {
-                        entity_type,
-                        attributes,
-                    });
-                }
-            }
-            let ops = live_ops(&running, &plan.live_entities, &plan.fixed);
             let mut done = Vec::new();
-            for op in ops {
+            for op in planned_live_ops(&mut client, plan).await? {
                 match &op {
                     LiveOp::Delete { entity_type, name } => {
                         match client.delete(entity_type.as_str(), name).await {
@@ -500,6 +472,132 @@ impl SiteSession {
         .await;
         let _ = client.close().await;
         result.map_err(LiveError::Refused)
+    }
+
+    /// A management connection to the site's running router, retried while it starts.
+    async fn management(&self, target: &SiteResources) -> Result<ManagementClient, LiveError> {
+        let tls = ClientTls::from_dir(self.site_dir.certs().join(crate::certs::LOCAL_CLIENT))
+            .map_err(LiveError::Refused)?;
+        let port = local_port(target);
+        let deadline = Instant::now() + MANAGEMENT_TIMEOUT;
+        loop {
+            match ManagementClient::connect(LOOPBACK, port, &tls, Duration::from_secs(3)).await {
+                Ok(client) => return Ok(client),
+                Err(
+                    e @ (ManagementError::ConnectionRefused { .. }
+                    | ManagementError::Timeout { .. }),
+                ) => {
+                    if Instant::now() >= deadline {
+                        return Err(LiveError::Unreachable(e.to_string()));
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => return Err(LiveError::Unreachable(e.to_string())),
+            }
+        }
+    }
+
+    /// What an apply of `target` would do, without doing any of it: the files it would write
+    /// or remove, the units it would stop, and what the router would go through.
+    pub async fn preview(&self, target: &SiteResources) -> Result<Preview, Error> {
+        let host = self.host_context(target, false)?;
+        let existing = self.site_dir.load_certificates()?;
+        let plan = plan::plan(target, &host, &existing)?;
+        let mut files = Vec::new();
+        let mut note = |path: &Path, action: FileAction| {
+            files.push(FileChange {
+                path: path.to_path_buf(),
+                action,
+            })
+        };
+        for file in std::iter::once(&plan.router_config)
+            .chain([&plan.router_unit])
+            .chain(plan.forwarders.iter().flat_map(|f| [&f.socket, &f.container]))
+        {
+            match std::fs::read_to_string(&file.path) {
+                Ok(text) if text == file.contents => {}
+                Ok(_) => note(&file.path, FileAction::Update),
+                Err(_) => note(&file.path, FileAction::Create),
+            }
+        }
+        for (dir, wanted, present) in [
+            (self.site_dir.issuers(), &plan.certificates.issuers, &existing.issuers),
+            (self.site_dir.certs(), &plan.certificates.certs, &existing.certs),
+        ] {
+            for (name, files_of) in wanted {
+                match present.get(name) {
+                    Some(now) if now == files_of => {}
+                    Some(_) => note(&dir.join(name), FileAction::Update),
+                    None => note(&dir.join(name), FileAction::Create),
+                }
+            }
+            for name in present.keys().filter(|n| !wanted.contains_key(*n)) {
+                if dir == self.site_dir.certs() {
+                    note(&dir.join(name), FileAction::Remove);
+                }
+            }
+        }
+        let mut units = Vec::new();
+        for listener in installed_forwarders(&self.paths, &self.site_dir.namespace) {
+            if !plan.forwarders.iter().any(|f| f.listener == listener) {
+                let unit = forwarder_unit_name(&self.site_dir.namespace, &listener);
+                units.push(format!("stop and remove {unit}.socket and {unit}.service"));
+            }
+        }
+        for forwarder in &plan.forwarders {
+            units.push(format!(
+                "start {0}.socket and {0}.service (if not running)",
+                forwarder.unit
+            ));
+        }
+        let resources = match &self.saved {
+            Some(saved) => resource_changes(saved, target),
+            None => target
+                .to_resources()
+                .iter()
+                .map(|r| format!("create {}", r.object_ref()))
+                .collect(),
+        };
+        let state = self.manager.unit_state(&plan.router_service).await?;
+        let running = matches!(
+            state.active_state,
+            ActiveState::Active | ActiveState::Activating | ActiveState::Reloading
+        );
+        let router = if !running {
+            RouterChange::Started
+        } else {
+            let running_config = std::fs::read_to_string(&plan.router_config.path)
+                .ok()
+                .and_then(|text| parse_config(&text).ok());
+            let unit_changed = std::fs::read_to_string(&plan.router_unit.path)
+                .map_or(true, |text| text != plan.router_unit.contents);
+            let reasons = restart_reasons(&plan, running_config.as_deref(), unit_changed);
+            if !reasons.is_empty() {
+                RouterChange::Restarted { reasons }
+            } else {
+                match self.management(target).await {
+                    Ok(mut client) => {
+                        let ops = planned_live_ops(&mut client, &plan).await;
+                        let _ = client.close().await;
+                        RouterChange::Live {
+                            operations: ops?.iter().map(LiveOp::label).collect(),
+                        }
+                    }
+                    Err(LiveError::Unreachable(reason)) => RouterChange::Restarted {
+                        reasons: vec![format!(
+                            "anything while its management does not answer ({reason})"
+                        )],
+                    },
+                    Err(LiveError::Refused(error)) => return Err(error.into()),
+                }
+            }
+        };
+        Ok(Preview {
+            resources,
+            files,
+            units,
+            router,
+        })
     }
 
     /// Stops a forwarder (its connections end with a FIN), removes its files and forgets its
@@ -624,6 +722,86 @@ impl SiteSession {
         }
         Ok(removed)
     }
+}
+
+/// What an apply would do (`--dry-run`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Preview {
+    /// `create|update|delete Kind/name` for each saved resource that changes.
+    pub resources: Vec<String>,
+    pub files: Vec<FileChange>,
+    pub units: Vec<String>,
+    pub router: RouterChange,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileChange {
+    pub path: PathBuf,
+    pub action: FileAction,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileAction {
+    Create,
+    Update,
+    Remove,
+}
+
+/// `create|update|delete Kind/name` from `saved` to `target`.
+fn resource_changes(saved: &SiteResources, target: &SiteResources) -> Vec<String> {
+    let (before, after) = (saved.to_resources(), target.to_resources());
+    let mut changes = Vec::new();
+    for resource in &after {
+        match before.iter().find(|b| b.object_ref() == resource.object_ref()) {
+            Some(old) if old == resource => {}
+            Some(_) => changes.push(format!("update {}", resource.object_ref())),
+            None => changes.push(format!("create {}", resource.object_ref())),
+        }
+    }
+    for resource in &before {
+        if !after.iter().any(|a| a.object_ref() == resource.object_ref()) {
+            changes.push(format!("delete {}", resource.object_ref()));
+        }
+    }
+    changes
+}
+
+/// Why the router must restart for `plan`: a changed unit, or fixed entities that differ
+/// from the configuration it runs (`running_config`; None when unreadable).
+fn restart_reasons(
+    plan: &HostPlan,
+    running_config: Option<&[RouterEntity]>,
+    unit_changed: bool,
+) -> Vec<String> {
+    let mut reasons = Vec::new();
+    if unit_changed {
+        reasons.push("its unit (image or site)".to_string());
+    }
+    match running_config {
+        Some(running) => reasons.extend(restart_needed_for(running, &plan.config_entities)),
+        None => reasons.push("its configuration file (missing or unreadable)".into()),
+    }
+    reasons
+}
+
+/// Reads the router's live entities and plans the operations that bring them to `plan`'s.
+async fn planned_live_ops(
+    client: &mut ManagementClient,
+    plan: &HostPlan,
+) -> Result<Vec<LiveOp>, ManagementError> {
+    let mut running = Vec::new();
+    for entity_type in live_types(plan) {
+        for attributes in client.query(entity_type.as_str(), &[]).await? {
+            running.push(RouterEntity {
+                entity_type,
+                attributes,
+            });
+        }
+    }
+    Ok(live_ops(&running, &plan.live_entities, &plan.fixed))
 }
 
 enum LiveError {

@@ -2,3 +2,4 @@
 //! the one apply (`apply`).
 
 pub mod apply;
+pub mod manifest;

@@ -13,8 +13,8 @@ use crate::plan::ROUTER_IMAGE_ANNOTATION;
 use crate::quadlet::router::router_unit_name;
 use crate::quadlet::version::detect_generator_version;
 use crate::resources::{
-    check_name, ObjectMeta, RouterAccess, RouterAccessRole, RouterAccessSpec, Site, SiteResources,
-    SiteSpec, LOCAL_ROUTER_ACCESS,
+    check_name, ObjectMeta, Resource, RouterAccess, RouterAccessRole, RouterAccessSpec, Site,
+    SiteResources, SiteSpec, LOCAL_ROUTER_ACCESS,
 };
 
 use super::status::router_mode;
@@ -122,50 +122,98 @@ fn new_site(paths: &Paths, request: &InitRequest) -> Result<SiteResources, Error
     };
     check_name(&name)
         .map_err(|problem| Error::Usage(format!("site name: {problem} (an RFC 1123 label)")))?;
-    let taken = ports_of_other_sites(paths, &request.namespace);
-    let edge = request.edge.unwrap_or(false);
     let mut site = Site {
         metadata: ObjectMeta::named(&name),
         spec: SiteSpec {
-            edge,
+            edge: request.edge.unwrap_or(false),
             ..SiteSpec::default()
         },
     };
-    site.metadata.uid = uuid::Uuid::new_v4().to_string();
+    if request.link_access.unwrap_or(false) {
+        site.spec.link_access = "default".into();
+    } else if !request.hosts.is_empty() {
+        return Err(Error::Usage(
+            "--host names this host for sites that link to it: add --enable-link-access".into(),
+        ));
+    }
     let image = request
         .router_image
         .clone()
         .unwrap_or_else(|| request.default_router_image.clone());
+    let objects = with_host_defaults(
+        paths,
+        &request.namespace,
+        vec![Resource::Site(site)],
+        &request.hosts,
+        &image,
+    )?;
+    Ok(SiteResources::new(&request.namespace, objects)?)
+}
+
+/// Completes a site's objects for this host, as Skupper's non-kube sites do: the Site gets an
+/// id and the router image to run (when it has none), a `skupper-local` RouterAccess for
+/// management (when missing), and, when the Site accepts links and no RouterAccess takes them,
+/// one named after the site for `hosts` and this host's name. Ports are the defaults, or the
+/// next free ones that no other site of this user records.
+pub fn with_host_defaults(
+    paths: &Paths,
+    namespace: &str,
+    mut objects: Vec<Resource>,
+    hosts: &[String],
+    default_image: &str,
+) -> Result<Vec<Resource>, Error> {
+    let mut taken = ports_of_other_sites(paths, namespace);
+    for object in &objects {
+        if let Resource::RouterAccess(access) = object {
+            taken.extend(access.spec.roles.iter().map(|r| r.effective_port()));
+        }
+    }
+    let Some(site) = objects.iter_mut().find_map(|o| match o {
+        Resource::Site(site) => Some(site),
+        _ => None,
+    }) else {
+        return Ok(objects);
+    };
+    if site.metadata.uid.is_empty() {
+        site.metadata.uid = uuid::Uuid::new_v4().to_string();
+    }
     site.metadata
         .annotations
-        .insert(ROUTER_IMAGE_ANNOTATION.into(), image);
-    let local_port = free_port("127.0.0.1", LOCAL_PORT, &taken)?;
-    let mut accesses = vec![RouterAccess {
-        metadata: ObjectMeta::named(LOCAL_ROUTER_ACCESS),
-        spec: RouterAccessSpec {
-            roles: vec![RouterAccessRole {
-                name: "normal".into(),
-                port: local_port,
-            }],
-            tls_credentials: "skupper-local-server".into(),
-            issuer: "skupper-local-ca".into(),
-            bind_host: "127.0.0.1".into(),
-            ..RouterAccessSpec::default()
-        },
-    }];
-    if request.link_access.unwrap_or(false) {
-        site.spec.link_access = "default".into();
-        let mut taken = taken.clone();
+        .entry(ROUTER_IMAGE_ANNOTATION.into())
+        .or_insert_with(|| default_image.to_string());
+    let name = site.metadata.name.clone();
+    let accepts_links = site.spec.link_access_enabled() && !site.spec.edge;
+    let has = |wanted: &dyn Fn(&RouterAccess) -> bool| {
+        objects.iter().any(|o| matches!(o, Resource::RouterAccess(a) if wanted(a)))
+    };
+    let mut added = Vec::new();
+    if !has(&|a| a.metadata.name == LOCAL_ROUTER_ACCESS) {
+        let local_port = free_port("127.0.0.1", LOCAL_PORT, &taken)?;
         taken.insert(local_port);
+        added.push(RouterAccess {
+            metadata: ObjectMeta::named(LOCAL_ROUTER_ACCESS),
+            spec: RouterAccessSpec {
+                roles: vec![RouterAccessRole {
+                    name: "normal".into(),
+                    port: local_port,
+                }],
+                tls_credentials: "skupper-local-server".into(),
+                issuer: "skupper-local-ca".into(),
+                bind_host: "127.0.0.1".into(),
+                ..RouterAccessSpec::default()
+            },
+        });
+    }
+    if accepts_links && !has(&|a| a.accepts_links()) {
         let inter_router = free_port("0.0.0.0", INTER_ROUTER_PORT, &taken)?;
         taken.insert(inter_router);
         let edge_port = free_port("0.0.0.0", EDGE_PORT, &taken)?;
-        let mut hosts = request.hosts.clone();
+        let mut hosts = hosts.to_vec();
         let hostname = host_name();
         if !hosts.contains(&hostname) {
             hosts.push(hostname);
         }
-        accesses.push(RouterAccess {
+        added.push(RouterAccess {
             metadata: ObjectMeta::named(&name),
             spec: RouterAccessSpec {
                 roles: vec![
@@ -184,18 +232,9 @@ fn new_site(paths: &Paths, request: &InitRequest) -> Result<SiteResources, Error
                 ..RouterAccessSpec::default()
             },
         });
-    } else if !request.hosts.is_empty() {
-        return Err(Error::Usage(
-            "--host names this host for sites that link to it: add --enable-link-access".into(),
-        ));
     }
-    let resources = accesses
-        .into_iter()
-        .map(crate::resources::Resource::RouterAccess);
-    let all = std::iter::once(crate::resources::Resource::Site(site))
-        .chain(resources)
-        .collect();
-    Ok(SiteResources::new(&request.namespace, all)?)
+    objects.extend(added.into_iter().map(Resource::RouterAccess));
+    Ok(objects)
 }
 
 /// An existing site: options given explicitly must match it (init does not silently reshape

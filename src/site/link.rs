@@ -280,13 +280,13 @@ fn applied_by(router: &RouterChange, notes: &mut Vec<String>) -> Applied {
 }
 
 /// What a redemption returned, kept in `runtime/redeemed/` until its link is applied.
-struct Redemption {
+pub(crate) struct Redemption {
     path: std::path::PathBuf,
 }
 
 impl Redemption {
     /// The redemption of the grant at `url` (its last path segment is the grant's uid).
-    fn of(site_dir: &SiteDir, url: &str) -> Redemption {
+    pub(crate) fn of(site_dir: &SiteDir, url: &str) -> Redemption {
         let key: String = url
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
@@ -299,7 +299,7 @@ impl Redemption {
         }
     }
 
-    fn load(&self) -> Option<LinkBundle> {
+    pub(crate) fn load(&self) -> Option<LinkBundle> {
         let text = std::fs::read_to_string(&self.path).ok()?;
         match tokens::parse(&text, &self.path.display().to_string()) {
             Ok(Token::Links(bundle)) => Some(bundle),
@@ -307,7 +307,7 @@ impl Redemption {
         }
     }
 
-    fn keep(&self, bundle: &LinkBundle) -> Result<(), Error> {
+    pub(crate) fn keep(&self, bundle: &LinkBundle) -> Result<(), Error> {
         let mut text = String::new();
         for resource in bundle
             .links
@@ -328,7 +328,7 @@ impl Redemption {
             .map(drop)
     }
 
-    fn forget(&self) -> Result<(), Error> {
+    pub(crate) fn forget(&self) -> Result<(), Error> {
         files::remove_if_present(&self.path)
             .map_err(Error::file("cannot remove", &self.path))
             .map(drop)

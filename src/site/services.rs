@@ -408,7 +408,7 @@ fn find(resources: &SiteResources, kind: ServiceKind, name: &str) -> Result<Serv
 
 /// Refuses a port the user may not bind, or one that something else holds now or that
 /// another listener of this user's sites has recorded.
-fn check_port_free(paths: &Paths, bind: SocketAddr) -> Result<(), Error> {
+pub(crate) fn check_port_free(paths: &Paths, bind: SocketAddr) -> Result<(), Error> {
     let port = bind.port();
     let unprivileged_start: u16 = std::fs::read_to_string(UNPRIVILEGED_PORT_START)
         .ok()
@@ -443,7 +443,7 @@ fn check_port_free(paths: &Paths, bind: SocketAddr) -> Result<(), Error> {
 }
 
 /// A free loopback port for a router tcpListener, not recorded by any listener of this user.
-fn router_port(paths: &Paths) -> Result<u16, Error> {
+pub(crate) fn router_port(paths: &Paths) -> Result<u16, Error> {
     let recorded: Vec<u16> = paths
         .namespaces()
         .into_iter()
