@@ -512,7 +512,11 @@ impl SiteSession {
         };
         for file in std::iter::once(&plan.router_config)
             .chain([&plan.router_unit])
-            .chain(plan.forwarders.iter().flat_map(|f| [&f.socket, &f.container]))
+            .chain(
+                plan.forwarders
+                    .iter()
+                    .flat_map(|f| [&f.socket, &f.container]),
+            )
         {
             match std::fs::read_to_string(&file.path) {
                 Ok(text) if text == file.contents => {}
@@ -521,8 +525,16 @@ impl SiteSession {
             }
         }
         for (dir, wanted, present) in [
-            (self.site_dir.issuers(), &plan.certificates.issuers, &existing.issuers),
-            (self.site_dir.certs(), &plan.certificates.certs, &existing.certs),
+            (
+                self.site_dir.issuers(),
+                &plan.certificates.issuers,
+                &existing.issuers,
+            ),
+            (
+                self.site_dir.certs(),
+                &plan.certificates.certs,
+                &existing.certs,
+            ),
         ] {
             for (name, files_of) in wanted {
                 match present.get(name) {
@@ -755,14 +767,20 @@ fn resource_changes(saved: &SiteResources, target: &SiteResources) -> Vec<String
     let (before, after) = (saved.to_resources(), target.to_resources());
     let mut changes = Vec::new();
     for resource in &after {
-        match before.iter().find(|b| b.object_ref() == resource.object_ref()) {
+        match before
+            .iter()
+            .find(|b| b.object_ref() == resource.object_ref())
+        {
             Some(old) if old == resource => {}
             Some(_) => changes.push(format!("update {}", resource.object_ref())),
             None => changes.push(format!("create {}", resource.object_ref())),
         }
     }
     for resource in &before {
-        if !after.iter().any(|a| a.object_ref() == resource.object_ref()) {
+        if !after
+            .iter()
+            .any(|a| a.object_ref() == resource.object_ref())
+        {
             changes.push(format!("delete {}", resource.object_ref()));
         }
     }

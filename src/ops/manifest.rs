@@ -48,10 +48,26 @@ const KUBE_ONLY_KINDS: [(&str, &str); 3] = [
 
 /// Connector and Listener fields that select pods, and what a host uses instead.
 const KUBE_ONLY_FIELDS: [(&str, &str, &str); 4] = [
-    ("Connector", "selector", "give spec.host (a host name or address) instead"),
-    ("Connector", "includeNotReadyPods", "a host has no pods; leave it out"),
-    ("Connector", "exposePodsByName", "a host has no pods; leave it out"),
-    ("Listener", "exposePodsByName", "a host has no pods; leave it out"),
+    (
+        "Connector",
+        "selector",
+        "give spec.host (a host name or address) instead",
+    ),
+    (
+        "Connector",
+        "includeNotReadyPods",
+        "a host has no pods; leave it out",
+    ),
+    (
+        "Connector",
+        "exposePodsByName",
+        "a host has no pods; leave it out",
+    ),
+    (
+        "Listener",
+        "exposePodsByName",
+        "a host has no pods; leave it out",
+    ),
 ];
 
 /// Where documents come from: a file, every YAML file of a directory, or standard input.
@@ -218,8 +234,7 @@ fn kube_only(text: &str, source: &str) -> Vec<String> {
         let spec = document.get("spec");
         for (_, field, instead) in KUBE_ONLY_FIELDS.iter().filter(|(k, _, _)| *k == kind) {
             let set = spec.and_then(|s| s.get(*field)).is_some_and(|value| {
-                !matches!(value, Value::Null | Value::Bool(false))
-                    && value.as_str() != Some("")
+                !matches!(value, Value::Null | Value::Bool(false)) && value.as_str() != Some("")
             });
             if set {
                 refusals.push(format!(
@@ -241,7 +256,10 @@ pub async fn apply(
     let namespace = &request.namespace;
     let mut session = SiteSession::open(paths, namespace, progress).await?;
     let saved = session.saved.clone();
-    let stored = saved.as_ref().map(SiteResources::to_resources).unwrap_or_default();
+    let stored = saved
+        .as_ref()
+        .map(SiteResources::to_resources)
+        .unwrap_or_default();
 
     let (tokens, declared): (Vec<Resource>, Vec<Resource>) = documents
         .resources
@@ -302,9 +320,7 @@ pub async fn apply(
         start_router: true,
         ..request.options
     };
-    let applied = session
-        .apply(target, "apply -f", options, progress)
-        .await?;
+    let applied = session.apply(target, "apply -f", options, progress).await?;
     Ok(ManifestOutcome {
         namespace: namespace.clone(),
         objects: outcomes,
@@ -378,18 +394,23 @@ pub async fn delete(
         .collect();
     let kept: Vec<Resource> = stored
         .into_iter()
-        .filter(|r| !wanted_gone.iter().any(|(k, n)| r.kind() == *k && r.name() == n))
+        .filter(|r| {
+            !wanted_gone
+                .iter()
+                .any(|(k, n)| r.kind() == *k && r.name() == n)
+        })
         .filter(|r| match r {
             Resource::Link(link) => !tokens.contains(&link.spec.tls_credentials.as_str()),
             Resource::Secret(secret) => !tokens.contains(&secret.metadata.name.as_str()),
             _ => true,
         })
         .collect();
-    for gone in saved
-        .to_resources()
-        .iter()
-        .filter(|r| !kept.contains(r) && !wanted_gone.iter().any(|(k, n)| r.kind() == *k && r.name() == n))
-    {
+    for gone in saved.to_resources().iter().filter(|r| {
+        !kept.contains(r)
+            && !wanted_gone
+                .iter()
+                .any(|(k, n)| r.kind() == *k && r.name() == n)
+    }) {
         outcomes.push(ObjectOutcome {
             kind: gone.kind(),
             name: gone.name().to_string(),
@@ -483,7 +504,8 @@ fn portable(resource: Resource, show_secrets: bool) -> Resource {
             Resource::Listener(o)
         }
         Resource::Secret(mut o) if !show_secrets => {
-            o.data.retain(|key, _| !key.ends_with(".key") && key != "password");
+            o.data
+                .retain(|key, _| !key.ends_with(".key") && key != "password");
             Resource::Secret(o)
         }
         Resource::AccessGrant(mut o) if !show_secrets => {
@@ -600,7 +622,10 @@ async fn redeem_into(
     let bundle = match kept.load() {
         Some(bundle) => bundle,
         None => {
-            progress(&format!("redeeming AccessToken {name} at {}", token.spec.url));
+            progress(&format!(
+                "redeeming AccessToken {name} at {}",
+                token.spec.url
+            ));
             let bundle = redeem_access_token(token, &name, site.site_name()).await?;
             kept.keep(&bundle)?;
             bundle

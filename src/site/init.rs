@@ -97,17 +97,66 @@ pub async fn init(
         timeout: request.timeout,
     };
     let applied = session.apply(target, "init", options, progress).await?;
+    outcome(&session, &request.namespace, created, applied.router)
+}
+
+/// `vansite site update`: what is given changes. A new router image restarts the router; if
+/// it does not start, the apply puts the previous image back (and restarts it again).
+#[derive(Debug, Clone)]
+pub struct SiteUpdate {
+    pub namespace: String,
+    pub router_image: Option<String>,
+    pub timeout: Duration,
+}
+
+pub async fn update(
+    paths: &Paths,
+    request: SiteUpdate,
+    progress: &dyn Fn(&str),
+) -> Result<InitOutcome, Error> {
+    detect_generator_version()?;
+    let mut session = SiteSession::open(paths, &request.namespace, progress).await?;
+    let mut target = session.resources()?.clone();
+    if let Some(image) = &request.router_image {
+        if image.trim().is_empty() {
+            return Err(Error::Usage(
+                "--router-image: give an image reference".into(),
+            ));
+        }
+        target
+            .site
+            .metadata
+            .annotations
+            .insert(ROUTER_IMAGE_ANNOTATION.into(), image.clone());
+    }
+    let options = ApplyOptions {
+        start_router: true,
+        timeout: request.timeout,
+    };
+    let applied = session
+        .apply(target, "site update", options, progress)
+        .await?;
+    outcome(&session, &request.namespace, false, applied.router)
+}
+
+/// What init (or site update) did, for the person.
+fn outcome(
+    session: &SiteSession,
+    namespace: &str,
+    created: bool,
+    router: RouterChange,
+) -> Result<InitOutcome, Error> {
     let resources = session.resources()?;
     let user = std::env::var("USER").unwrap_or_default();
     Ok(InitOutcome {
-        namespace: request.namespace.clone(),
+        namespace: namespace.to_string(),
         site_name: resources.site_name().to_string(),
         site_id: resources.site.metadata.uid.clone(),
         edge: resources.is_edge(),
         created,
-        restarted: matches!(applied.router, RouterChange::Restarted { .. }),
-        router: applied.router,
-        unit: format!("{}.service", router_unit_name(&request.namespace)),
+        restarted: matches!(router, RouterChange::Restarted { .. }),
+        router,
+        unit: format!("{}.service", router_unit_name(namespace)),
         management_port: local_port(resources),
         link_access: link_endpoints(resources),
         linger: crate::systemd::linger_enabled(&user),
@@ -184,7 +233,9 @@ pub fn with_host_defaults(
     let name = site.metadata.name.clone();
     let accepts_links = site.spec.link_access_enabled() && !site.spec.edge;
     let has = |wanted: &dyn Fn(&RouterAccess) -> bool| {
-        objects.iter().any(|o| matches!(o, Resource::RouterAccess(a) if wanted(a)))
+        objects
+            .iter()
+            .any(|o| matches!(o, Resource::RouterAccess(a) if wanted(a)))
     };
     let mut added = Vec::new();
     if !has(&|a| a.metadata.name == LOCAL_ROUTER_ACCESS) {

@@ -230,6 +230,90 @@ pub async fn create(
     })
 }
 
+/// `listener update` / `connector update`: what is given changes, the rest stays.
+#[derive(Debug, Clone)]
+pub struct ServiceUpdate {
+    pub kind: ServiceKind,
+    pub name: String,
+    pub port: Option<u16>,
+    pub routing_key: Option<String>,
+    pub host: Option<String>,
+}
+
+/// Changes a listener's or connector's port, host or routing key; the running router takes
+/// the change live, and a listener's forwarder moves to a new port.
+pub async fn update(
+    paths: &Paths,
+    namespace: &str,
+    request: ServiceUpdate,
+    progress: &dyn Fn(&str),
+) -> Result<ServiceChange, Error> {
+    if request.port == Some(0) {
+        return Err(Error::Usage("port 0: give a port from 1 to 65535".into()));
+    }
+    if let Some(key) = &request.routing_key {
+        if key.is_empty() || key.chars().any(char::is_whitespace) {
+            return Err(Error::Usage(format!(
+                "routing key '{key}': give a non-empty key without whitespace"
+            )));
+        }
+    }
+    let mut session = SiteSession::open(paths, namespace, progress).await?;
+    let mut target = session.resources()?.clone();
+    find(&target, request.kind, &request.name)?;
+    match request.kind {
+        ServiceKind::Listener => {
+            let listener = target
+                .listeners
+                .iter_mut()
+                .find(|l| l.metadata.name == request.name)
+                .expect("found above");
+            let spec = &mut listener.spec;
+            let moved = request.port.is_some_and(|p| p != spec.port)
+                || request.host.as_ref().is_some_and(|h| *h != spec.host);
+            spec.port = request.port.unwrap_or(spec.port);
+            spec.host = request.host.clone().unwrap_or(spec.host.clone());
+            spec.routing_key = request
+                .routing_key
+                .clone()
+                .unwrap_or(spec.routing_key.clone());
+            if moved {
+                check_port_free(paths, bind_address(&spec.host, spec.port)?)?;
+            }
+        }
+        ServiceKind::Connector => {
+            let connector = target
+                .connectors
+                .iter_mut()
+                .find(|c| c.metadata.name == request.name)
+                .expect("found above");
+            let spec = &mut connector.spec;
+            spec.port = request.port.unwrap_or(spec.port);
+            spec.host = request.host.clone().unwrap_or(spec.host.clone());
+            spec.routing_key = request
+                .routing_key
+                .clone()
+                .unwrap_or(spec.routing_key.clone());
+        }
+    }
+    let target = SiteResources::new(namespace, target.to_resources())?;
+    progress(&format!(
+        "updating {} {}",
+        request.kind.word(),
+        request.name
+    ));
+    let command = format!("{} update {}", request.kind.word(), request.name);
+    let applied = session
+        .apply(target, &command, SERVICE_APPLY, progress)
+        .await?;
+    Ok(ServiceChange {
+        info: find(session.resources()?, request.kind, &request.name)?,
+        live: applied.router.is_live(),
+        router: applied.router,
+        ended_connections: None,
+    })
+}
+
 pub async fn delete(
     paths: &Paths,
     namespace: &str,

@@ -14,7 +14,7 @@ use super::init::link_endpoints;
 use super::link::{link_statuses, LinkStatus, NetworkRouter, RouterView};
 use super::services::{services_status, ServiceStatus};
 use super::Paths;
-use crate::ops::apply::local_port;
+use crate::ops::apply::{journal, local_port};
 use crate::plan::ROUTER_IMAGE_ANNOTATION;
 
 #[derive(Debug, Serialize)]
@@ -29,6 +29,8 @@ pub struct SiteStatus {
     pub services: Vec<ServiceStatus>,
     /// Every namespace of this user that has a site.
     pub namespaces: Vec<String>,
+    /// The command that was interrupted midway, when one was (`.applying`).
+    pub interrupted: Option<String>,
     /// The site's links, as its router reports them.
     pub links: Vec<LinkStatus>,
     /// The routers reachable in the network (this one included), from the router's
@@ -88,13 +90,28 @@ pub fn router_mode(edge: bool) -> &'static str {
 pub async fn status(paths: &Paths, namespace: &str) -> Result<SiteStatus, Error> {
     let site_dir = paths.site(namespace);
     let namespaces = paths.namespaces();
+    let interrupted = journal::read(&site_dir);
     let Some(resources) = site_dir.load_resources()? else {
+        if let Some(command) = interrupted {
+            return Err(Error::Usage(format!(
+                "no site in namespace '{namespace}': a `vansite {command}` was interrupted before \
+                 it saved one; `vansite -n {namespace} delete` removes what it left, or run \
+                 `vansite -n {namespace} init` again"
+            )));
+        }
         return Err(Error::NoSite {
             namespace: namespace.to_string(),
             present: namespaces,
         });
     };
     let mut problems = Vec::new();
+    if let Some(command) = &interrupted {
+        problems.push(format!(
+            "an earlier `vansite {command}` was interrupted: the host may hold part of that \
+             change; the next vansite command that changes this site (e.g. `vansite -n \
+             {namespace} init`) takes it back"
+        ));
+    }
     let manager = UserManager::connect().await?;
     let name = router_unit_name(namespace);
     let unit = format!("{name}.service");
@@ -177,6 +194,7 @@ pub async fn status(paths: &Paths, namespace: &str) -> Result<SiteStatus, Error>
         grant_server,
         services,
         namespaces,
+        interrupted,
         links,
         network,
         healthy: problems.is_empty(),
