@@ -5,16 +5,12 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::{standin_image_tar, text, Host, STANDIN_IMAGE};
-use vansite::certs::{self, Ca};
-use vansite::router::management::{ClientTls, ManagementClient};
 
 const VANSITE: &str = env!("CARGO_BIN_EXE_vansite");
-const SITE: &str = ".local/share/vansite/default";
 
 fn vansite(host: &Host, args: &[&str]) -> std::process::Output {
     let mut full = vec![VANSITE];
@@ -127,92 +123,12 @@ fn answer(addr: &str) -> String {
     text.trim().to_string()
 }
 
-/// The host user's home, as root sees it.
-fn home(host: &Host) -> PathBuf {
-    PathBuf::from(host.ok(&["sh", "-c", "echo $HOME"]).trim())
-}
-
-/// Stand-in for `vansite link create` (issue 4, built elsewhere): links `from`'s router to
-/// `to`'s inter-router access through `from`'s management, with a client certificate signed by
-/// `to`'s site CA. Nothing else here depends on how the link was made.
+/// Links `from`'s router to `to`'s inter-router access with a static Link + Secret that `to`
+/// generates (no grant server involved).
 fn link(from: &Host, to: &Host) {
-    const PROFILE: &str = "test-link-profile";
-    let issuer = home(to).join(SITE).join("runtime/issuers/skupper-site-ca");
-    let read = |path: PathBuf| std::fs::read_to_string(&path).unwrap();
-    let ca = Ca::from_pem(
-        "skupper-site-ca",
-        &read(issuer.join("tls.crt")),
-        &read(issuer.join("tls.key")),
-    )
-    .unwrap();
-    let client = certs::issue(&ca, &from.name, &[]).unwrap();
-    for (file, content) in [
-        ("ca.crt", &client.ca_crt),
-        ("tls.crt", &client.tls_crt),
-        ("tls.key", &client.tls_key),
-    ] {
-        from.write_file(&format!("{SITE}/runtime/certs/{PROFILE}/{file}"), content);
-    }
-    let port = status(to)["site"]["linkAccess"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["role"] == "inter-router")
-        .expect("the target site accepts links")["port"]
-        .as_u64()
-        .unwrap();
-    let management_port = status(from)["site"]["managementPort"].as_u64().unwrap() as u16;
-    let tls = ClientTls::from_dir(
-        home(from)
-            .join(SITE)
-            .join("runtime/certs/skupper-local-client"),
-    )
-    .unwrap();
-    let certs_in_container = format!("/etc/skupper-router/runtime/certs/{PROFILE}");
-    let to_addr = to.addr();
-    in_netns(from, async move {
-        let mut client =
-            ManagementClient::connect("127.0.0.1", management_port, &tls, Duration::from_secs(10))
-                .await
-                .unwrap();
-        let attributes = |value: Value| value.as_object().unwrap().clone();
-        client
-            .create(
-                "sslProfile",
-                PROFILE,
-                attributes(json!({
-                    "caCertFile": format!("{certs_in_container}/ca.crt"),
-                    "certFile": format!("{certs_in_container}/tls.crt"),
-                    "privateKeyFile": format!("{certs_in_container}/tls.key"),
-                })),
-            )
-            .await
-            .unwrap();
-        client
-            .create(
-                "connector",
-                "test-link",
-                attributes(json!({"role": "inter-router", "host": to_addr,
-                    "port": port.to_string(), "cost": 1, "sslProfile": PROFILE})),
-            )
-            .await
-            .unwrap();
-        let _ = client.close().await;
-    });
-}
-
-/// Runs `work` on a thread inside the host's network namespace (where its router listens on
-/// loopback).
-fn in_netns(host: &Host, work: impl std::future::Future<Output = ()> + Send + 'static) {
-    spawn_in_netns(host, || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(work)
-    })
-    .join()
-    .unwrap();
+    vansite_ok(to, &["link", "generate", "link.yaml"]);
+    from.write_file("link.yaml", &to.ok(&["cat", "link.yaml"]));
+    vansite_ok(from, &["link", "create", "link.yaml"]);
 }
 
 fn spawn_in_netns(
