@@ -8,7 +8,7 @@ mod support;
 
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use support::{standin_image_tar, text, Host, STANDIN_IMAGE};
 use vansite::certs::{issue, Ca, CertFiles};
 use vansite::resources::{Endpoint, Link, LinkSpec, ObjectMeta, Resource};
@@ -156,30 +156,6 @@ impl Site {
         name.to_string()
     }
 
-    /// A management CREATE on this site's running router, made from inside the host by this
-    /// test binary run as the host's user (see `management_request`).
-    fn manage(&self, entity_type: &str, name: &str, attributes: Value) {
-        let port = self.status()["site"]["managementPort"].as_u64().unwrap();
-        let request =
-            json!({"port": port, "type": entity_type, "name": name, "attributes": attributes});
-        let exe = std::env::current_exe().unwrap();
-        let output = self.host.run(&[
-            "env",
-            &format!("LK_MANAGE={request}"),
-            exe.to_str().unwrap(),
-            "--exact",
-            "management_request",
-            "--ignored",
-            "--nocapture",
-        ]);
-        assert!(
-            output.status.success() && String::from_utf8_lossy(&output.stdout).contains("created"),
-            "management CREATE {entity_type} {name} on {}:\n{}",
-            self.host.name,
-            text(&output)
-        );
-    }
-
     fn start_echo_server(&self) {
         let script = format!(
             "(socat TCP-LISTEN:{ECHO_PORT},bind=127.0.0.1,fork,reuseaddr EXEC:cat & echo $! > echo.pid) >/dev/null 2>&1"
@@ -203,41 +179,6 @@ impl Site {
             "vansite-default-router.service",
         ]);
     }
-}
-
-/// Not a test on its own: `Site::manage` runs this test binary inside a test host with
-/// `LK_MANAGE` set, to reach the router's management listener, which is bound to the host's
-/// own loopback.
-#[test]
-#[ignore = "run inside a test host by Site::manage"]
-fn management_request() {
-    use vansite::router::management::{ClientTls, ManagementClient};
-    let Ok(request) = std::env::var("LK_MANAGE") else {
-        return;
-    };
-    let request: Value = serde_json::from_str(&request).unwrap();
-    let home = std::env::var("HOME").unwrap();
-    let tls = ClientTls::from_dir(format!(
-        "{home}/{SITE_DIR}/runtime/certs/skupper-local-client"
-    ))
-    .unwrap();
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(async {
-        let port = request["port"].as_u64().unwrap() as u16;
-        let mut client = ManagementClient::connect("127.0.0.1", port, &tls, LIMIT)
-            .await
-            .unwrap();
-        client
-            .create(
-                request["type"].as_str().unwrap(),
-                request["name"].as_str().unwrap(),
-                request["attributes"].as_object().unwrap().clone(),
-            )
-            .await
-            .unwrap();
-        client.close().await.unwrap();
-    });
-    println!("created");
 }
 
 /// A client certificate for `subject` from `ca`, with `ca_crt` as the CA to trust.
@@ -319,16 +260,8 @@ fn a_link_comes_up_live_carries_traffic_and_follows_its_peer() {
     let a = Site::up("lk1a", "west", true);
     let b = Site::up("lk1b", "east", false);
     a.start_echo_server();
-    a.manage(
-        "tcpConnector",
-        "connector/lk-echo@127.0.0.1",
-        json!({"host": "127.0.0.1", "port": ECHO_PORT, "address": ADDRESS}),
-    );
-    b.manage(
-        "tcpListener",
-        "listener/lk-echo",
-        json!({"host": "127.0.0.1", "port": LISTENER_PORT, "address": ADDRESS}),
-    );
+    a.ok(&["connector", "create", ADDRESS, ECHO_PORT, "--host", "127.0.0.1"]);
+    b.ok(&["listener", "create", ADDRESS, LISTENER_PORT, "--host", "127.0.0.1"]);
 
     let before = container_identity(&b);
     let file = b.write(
@@ -393,12 +326,6 @@ fn a_link_comes_up_live_carries_traffic_and_follows_its_peer() {
     assert_ne!(down["state"], "connected", "{down:#}");
     a.unit("start");
     wait_connected(&b, true, "link-west up again");
-    // A's connector was created live, so A's restarted router has no tcpConnector any more.
-    a.manage(
-        "tcpConnector",
-        "connector/lk-echo@127.0.0.1",
-        json!({"host": "127.0.0.1", "port": ECHO_PORT, "address": ADDRESS}),
-    );
     wait_echo(&b, "traffic after A's router came back");
 
     // Delete: live, then files.
