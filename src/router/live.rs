@@ -1,8 +1,17 @@
-//! A running router's tcpConnectors and tcpListeners brought to what the site's resources
-//! render (`config::tcp_entities`), through management: DELETE what is no longer wanted or
-//! differs, CREATE what is missing. The router is never restarted, so every other connection
-//! and link stays up. Entities are matched by Skupper's names (`listener/…`, `connector/…`);
-//! other entities of those types are left alone.
+//! A running router's tcpConnectors, tcpListeners and listenerAddresses brought to what the
+//! site's resources render (`config::tcp_entities`), through management: DELETE what is no
+//! longer wanted or differs, CREATE what is missing. The router is never restarted, so every
+//! other connection and link stays up. Entities are matched by Skupper's names (`listener/…`,
+//! `multiAddress/…`, `connector/…`; a listenerAddress by its `listener`); other entities of
+//! those types are left alone.
+//!
+//! The router refuses a listenerAddress whose tcpListener does not exist, and refuses to delete
+//! a tcpListener that still has listenerAddresses (skupper-router `adaptor_listener.c`), so
+//! deletions go listenerAddresses, tcpListeners, tcpConnectors, and creations the other way
+//! round; a tcpListener that is replaced takes its listenerAddresses with it, and they are
+//! created again after it (as Skupper's `qdr.go` `Difference` does).
+
+use std::collections::BTreeSet;
 
 use serde_json::Value as JsonValue;
 
@@ -22,41 +31,83 @@ impl LiveChanges {
     }
 }
 
-const MANAGED_PREFIXES: [&str; 2] = ["listener/", "connector/"];
+const MANAGED_PREFIXES: [&str; 3] = ["listener/", "connector/", "multiAddress/"];
+
+/// In creation order; deletion goes the other way.
+const TYPES: [&str; 3] = ["tcpConnector", "tcpListener", "listenerAddress"];
+
+fn is_managed(name: &str) -> bool {
+    MANAGED_PREFIXES.iter().any(|p| name.starts_with(p))
+}
 
 pub async fn sync_tcp(
     client: &mut ManagementClient,
     desired: &[TcpEntity],
 ) -> Result<LiveChanges, ManagementError> {
     let mut changes = LiveChanges::default();
-    for entity_type in ["tcpConnector", "tcpListener"] {
+    // (type, name) of what runs as wanted, and of what must go.
+    let mut present: BTreeSet<(&str, String)> = BTreeSet::new();
+    let mut stale: Vec<(&str, String)> = Vec::new();
+    for entity_type in TYPES {
         let running = client.query(entity_type, &[]).await?;
-        let wanted: Vec<&TcpEntity> = desired
-            .iter()
-            .filter(|e| e.entity_type == entity_type)
-            .collect();
-        let mut present = Vec::new();
         for row in &running {
-            let Some(name) = row.get("name").and_then(JsonValue::as_str) else {
+            let text = |key: &str| row.get(key).and_then(JsonValue::as_str);
+            let Some(name) = text("name") else {
                 continue;
             };
-            if !MANAGED_PREFIXES.iter().any(|p| name.starts_with(p)) {
+            let managed = match entity_type {
+                "listenerAddress" => text("listener").is_some_and(is_managed),
+                _ => is_managed(name),
+            };
+            if !managed {
                 continue;
             }
-            let same = wanted.iter().find(|e| e.name() == name).is_some_and(|e| {
-                e.attributes()
-                    .iter()
-                    .all(|(k, v)| same_value(row.get(k), v))
-            });
+            let same = desired
+                .iter()
+                .find(|e| e.entity_type == entity_type && e.name() == name)
+                .is_some_and(|e| {
+                    e.attributes()
+                        .iter()
+                        .all(|(k, v)| same_value(row.get(k), v))
+                });
             if same {
-                present.push(name.to_string());
+                present.insert((entity_type, name.to_string()));
             } else {
-                client.delete(entity_type, name).await?;
-                changes.deleted.push(name.to_string());
+                stale.push((entity_type, name.to_string()));
             }
         }
-        for entity in wanted {
-            if !present.iter().any(|name| name == entity.name()) {
+    }
+    // A tcpListener that goes takes its listenerAddresses along, changed or not.
+    let going: BTreeSet<String> = stale
+        .iter()
+        .filter(|(t, _)| *t == "tcpListener")
+        .map(|(_, name)| name.clone())
+        .collect();
+    let orphans: Vec<(&str, String)> = present
+        .iter()
+        .filter(|(t, name)| {
+            *t == "listenerAddress"
+                && desired
+                    .iter()
+                    .find(|e| e.entity_type == *t && e.name() == name)
+                    .and_then(TcpEntity::listener)
+                    .is_some_and(|listener| going.contains(listener))
+        })
+        .cloned()
+        .collect();
+    for (entity_type, name) in orphans {
+        present.remove(&(entity_type, name.clone()));
+        stale.push((entity_type, name));
+    }
+    for entity_type in TYPES.iter().rev() {
+        for (_, name) in stale.iter().filter(|(t, _)| t == entity_type) {
+            client.delete(entity_type, name).await?;
+            changes.deleted.push(name.clone());
+        }
+    }
+    for entity_type in TYPES {
+        for entity in desired.iter().filter(|e| e.entity_type == entity_type) {
+            if !present.contains(&(entity_type, entity.name().to_string())) {
                 client
                     .create(entity_type, entity.name(), entity.attributes())
                     .await?;
