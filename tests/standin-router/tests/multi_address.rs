@@ -147,6 +147,56 @@ async fn priority_falls_back_to_the_next_key_and_back() {
     client.close().await.unwrap();
 }
 
+/// Reads through `port` until the answer is `wanted` (bounded): reachability across a link
+/// changes when the link comes up or goes down.
+async fn wait_answer(port: u16, wanted: &'static str) {
+    tokio::task::spawn_blocking(move || {
+        let start = std::time::Instant::now();
+        loop {
+            let got = std::net::TcpStream::connect(("127.0.0.1", port))
+                .ok()
+                .map(|_| read_all_from(port));
+            if got.as_deref() == Some(wanted) {
+                return;
+            }
+            assert!(start.elapsed() < LIMIT, "still {got:?} through port {port}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    })
+    .await
+    .unwrap();
+}
+
+/// A key is reachable when a connector for it is anywhere in the network: here a linked site
+/// serves the first key, and while the link is up it takes the connections.
+#[tokio::test(flavor = "multi_thread")]
+async fn priority_follows_a_key_served_across_a_link() {
+    let site = support::start_site_a("mkl-network", LIMIT);
+    let mut client = connect(&site).await;
+    tagged_connector(&mut client, "local", "local").await;
+    // Site B's tcpConnector serves address echo-b (tests/fixtures/site-b.json).
+    let port = multi_listener(&mut client, "priority", &[("echo-b", 1), ("local", 0)]).await;
+    assert_eq!(answers(port, 2).await, vec!["local"; 2]);
+
+    let link = site.dir.join("link");
+    site.site_ca.issue(&link, "site-b", &[]);
+    let env = [
+        ("LINK_CERTS", link.display().to_string()),
+        ("A_HOST", "127.0.0.1".to_string()),
+        ("A_PORT", site.inter_router_port.to_string()),
+        ("ECHO_SERVER_PORT", tag_server("remote").to_string()),
+        ("ECHO_A_PORT", free_port().to_string()),
+    ];
+    let b = Standin::start(&fixture("site-b.json"), &env, site.dir.join("b.log"));
+    wait_answer(port, "remote").await;
+    assert_eq!(answers(port, 3).await, vec!["remote"; 3]);
+
+    // The link goes down with site B: back to the local key.
+    drop(b);
+    wait_answer(port, "local").await;
+    client.close().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn weighted_spreads_connections_by_weight() {
     let site = support::start_site_a("mkl-weighted", LIMIT);

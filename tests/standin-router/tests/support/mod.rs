@@ -242,6 +242,11 @@ pub struct Site {
     pub client_tls: ClientTls,
     pub management_port: u16,
     pub echo_server_port: u16,
+    /// Where site A takes links, and the CA its link server certificate comes from.
+    pub inter_router_port: u16,
+    pub site_ca: Ca,
+    /// The test's directory (certificates, logs).
+    pub dir: PathBuf,
 }
 
 /// Site A of tests/fixtures/site-a.json, alone: its tcpConnector for `echo-a` is local.
@@ -250,7 +255,8 @@ pub fn start_site_a(name: &str, limit: Duration) -> Site {
     let dir = std::env::temp_dir().join(format!("standin-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let certs = dir.join("certs");
-    Ca::new("skupper-site-ca").issue(&certs.join("site-a"), "site-a", &[San::Dns("127.0.0.1")]);
+    let site_ca = Ca::new("skupper-site-ca");
+    site_ca.issue(&certs.join("site-a"), "site-a", &[San::Dns("127.0.0.1")]);
     let local_ca = Ca::new("skupper-local-ca");
     let server_sans = [
         San::Dns("127.0.0.1"),
@@ -268,10 +274,11 @@ pub fn start_site_a(name: &str, limit: Duration) -> Site {
         &server_sans,
     );
     let (management_port, echo_server_port) = (free_port(), echo_server());
+    let inter_router_port = free_port();
     let env = [
         ("CERTS", certs.display().to_string()),
         ("MANAGEMENT_PORT", management_port.to_string()),
-        ("INTER_ROUTER_PORT", free_port().to_string()),
+        ("INTER_ROUTER_PORT", inter_router_port.to_string()),
         ("ECHO_SERVER_PORT", echo_server_port.to_string()),
         ("ECHO_B_PORT", free_port().to_string()),
     ];
@@ -283,5 +290,8 @@ pub fn start_site_a(name: &str, limit: Duration) -> Site {
         client_tls,
         management_port,
         echo_server_port,
+        inter_router_port,
+        site_ca,
+        dir,
     }
 }
