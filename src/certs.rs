@@ -359,6 +359,12 @@ fn leaf_specs(resources: &SiteResources) -> Vec<LeafSpec> {
         .map(|l| (&l.spec.tls_credentials, &l.spec.host))
         .chain(
             resources
+                .multi_key_listeners
+                .iter()
+                .map(|l| (&l.spec.tls_credentials, &l.spec.host)),
+        )
+        .chain(
+            resources
                 .connectors
                 .iter()
                 .map(|c| (&c.spec.tls_credentials, &c.spec.host)),
@@ -781,6 +787,24 @@ spec: {{routingKey: payments, host: payments.local, port: 8443, tlsCredentials: 
         assert_eq!(
             link_files.tls_key.as_bytes(),
             secret.decoded("tls.key").unwrap().unwrap()
+        );
+    }
+
+    #[test]
+    fn multi_key_listener_gets_its_server_certificate() {
+        // As Skupper's `site_state.go` issues one for a MultiKeyListener's tlsCredentials.
+        let resources = site(
+            "---\napiVersion: skupper.io/v2alpha1\nkind: MultiKeyListener\nmetadata: {name: web}\n\
+             spec: {host: web.local, port: 8443, tlsCredentials: web-tls, \
+             strategy: {priority: {routingKeys: [web-a, web-b]}}}\n",
+        );
+        let certs = site_certificates(&resources, &SiteCertificates::default()).unwrap();
+        let files = &certs.certs["web-tls"];
+        assert_eq!(files.ca_crt, certs.issuers[SERVICE_CA].tls_crt);
+        let pem = parse_pem(&files.tls_crt).unwrap();
+        assert_eq!(
+            SubjectNames::of(&pem.parse_x509().unwrap()),
+            SubjectNames::expected("web.local", &super::tests::hosts(&["web.local"]))
         );
     }
 

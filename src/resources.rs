@@ -29,7 +29,6 @@ const SKIPPED_SKUPPER_KINDS: &[&str] = &[
     "AttachedConnector",
     "AttachedConnectorBinding",
     "Certificate",
-    "MultiKeyListener",
     "SecuredAccess",
 ];
 
@@ -48,7 +47,8 @@ pub enum ResourceError {
     },
     #[error(
         "{source_name}, document {document}: unknown kind '{kind}' for apiVersion {SKUPPER_API_VERSION} \
-         (vansite reads Site, RouterAccess, Link, Listener, Connector, AccessGrant, AccessToken)"
+         (vansite reads Site, RouterAccess, Link, Listener, MultiKeyListener, Connector, AccessGrant, \
+         AccessToken)"
     )]
     UnknownKind {
         source_name: String,
@@ -275,6 +275,59 @@ pub struct ListenerSpec {
     pub settings: Settings,
 }
 
+/// A Listener whose connections go to one of several routing keys, chosen by a strategy
+/// (Skupper's `MultiKeyListenerSpec`, `pkg/apis/skupper/v2alpha1/multikeylistener_types.go`;
+/// fields in Go's order).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MultiKeyListenerSpec {
+    #[serde(default)]
+    pub host: String,
+    #[serde(default)]
+    pub port: u16,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub tls_credentials: String,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub require_client_cert: bool,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub settings: Settings,
+    #[serde(default)]
+    pub strategy: MultiKeyListenerStrategy,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub observer: String,
+}
+
+/// Exactly one of `priority` or `weighted` (Skupper's `MultiKeyListenerStrategy`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MultiKeyListenerStrategy {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<PriorityStrategySpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weighted: Option<WeightedStrategySpec>,
+}
+
+/// Routing keys from highest to lowest priority: every connection goes to the first key that
+/// has a reachable connector.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PriorityStrategySpec {
+    #[serde(default)]
+    pub routing_keys: Vec<String>,
+}
+
+/// Routing keys and their weights: connections are spread over the reachable keys in
+/// proportion to their weights.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WeightedStrategySpec {
+    #[serde(default)]
+    pub routing_keys: BTreeMap<String, u32>,
+}
+
+/// Skupper's limit on the routing keys of one strategy (the CRD's `maxItems`/`maxProperties`).
+pub const MAX_STRATEGY_KEYS: usize = 256;
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectorSpec {
@@ -347,22 +400,89 @@ pub type Site = Object<SiteSpec>;
 pub type RouterAccess = Object<RouterAccessSpec>;
 pub type Link = Object<LinkSpec>;
 pub type Listener = Object<ListenerSpec>;
+pub type MultiKeyListener = Object<MultiKeyListenerSpec>;
 pub type Connector = Object<ConnectorSpec>;
 pub type AccessGrant = Object<AccessGrantSpec>;
 pub type AccessToken = Object<AccessTokenSpec>;
 
-/// Annotation on a Listener: the loopback port vansite chose for the router's tcpListener,
-/// behind the forwarder that holds the Listener's own port. Clusters ignore it.
+/// Annotation on a Listener or MultiKeyListener: the loopback port vansite chose for the
+/// router's tcpListener, behind the forwarder that holds the object's own port. Clusters ignore
+/// it.
 pub const ROUTER_PORT_ANNOTATION: &str = "vansite.io/router-port";
+
+impl ObjectMeta {
+    /// The [`ROUTER_PORT_ANNOTATION`], when present and a port number other than 0.
+    pub fn router_port(&self) -> Option<u16> {
+        self.annotations
+            .get(ROUTER_PORT_ANNOTATION)
+            .and_then(|port| port.parse().ok())
+            .filter(|port| *port != 0)
+    }
+}
 
 impl Listener {
     /// The router's loopback port for this Listener, when vansite serves it through a forwarder.
     pub fn router_port(&self) -> Option<u16> {
-        self.metadata
-            .annotations
-            .get(ROUTER_PORT_ANNOTATION)
-            .and_then(|port| port.parse().ok())
-            .filter(|port| *port != 0)
+        self.metadata.router_port()
+    }
+}
+
+/// Which of the two strategies a MultiKeyListener uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StrategyKind {
+    Priority,
+    Weighted,
+}
+
+impl StrategyKind {
+    /// The field name in the resource, and the router's `multiAddressStrategy` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StrategyKind::Priority => "priority",
+            StrategyKind::Weighted => "weighted",
+        }
+    }
+}
+
+impl MultiKeyListener {
+    /// The router's loopback port for this MultiKeyListener, when vansite serves it through a
+    /// forwarder (as for a Listener).
+    pub fn router_port(&self) -> Option<u16> {
+        self.metadata.router_port()
+    }
+
+    /// The strategy in use; None unless exactly one is set (refused by validation).
+    pub fn strategy_kind(&self) -> Option<StrategyKind> {
+        match (&self.spec.strategy.priority, &self.spec.strategy.weighted) {
+            (Some(_), None) => Some(StrategyKind::Priority),
+            (None, Some(_)) => Some(StrategyKind::Weighted),
+            _ => None,
+        }
+    }
+
+    /// Every routing key with the router's `listenerAddress` value, as Skupper computes it
+    /// (`internal/site/multikeylistener.go`): for priority the first key gets the highest
+    /// value (keys − 1) down to 0 for the last; for weighted the value is the weight. Weighted
+    /// keys come sorted by key.
+    pub fn keyed_values(&self) -> Vec<(&str, i64)> {
+        let strategy = &self.spec.strategy;
+        if let Some(priority) = &strategy.priority {
+            let count = priority.routing_keys.len() as i64;
+            priority
+                .routing_keys
+                .iter()
+                .enumerate()
+                .map(|(index, key)| (key.as_str(), count - 1 - index as i64))
+                .collect()
+        } else if let Some(weighted) = &strategy.weighted {
+            weighted
+                .routing_keys
+                .iter()
+                .map(|(key, weight)| (key.as_str(), i64::from(*weight)))
+                .collect()
+        } else {
+            Vec::new()
+        }
     }
 }
 
@@ -416,11 +536,12 @@ impl Secret {
 /// The kinds vansite keeps, the Site first, each before the kinds it refers to: the order in
 /// which a site's objects are listed and removed, and the reverse of the order in which they
 /// are written, so that a write cut short never leaves an object pointing at a missing one.
-pub const KINDS: [&str; 8] = [
+pub const KINDS: [&str; 9] = [
     "Site",
     "RouterAccess",
     "Link",
     "Listener",
+    "MultiKeyListener",
     "Connector",
     "AccessGrant",
     "AccessToken",
@@ -434,6 +555,7 @@ pub enum Resource {
     RouterAccess(RouterAccess),
     Link(Link),
     Listener(Listener),
+    MultiKeyListener(MultiKeyListener),
     Connector(Connector),
     AccessGrant(AccessGrant),
     AccessToken(AccessToken),
@@ -482,6 +604,7 @@ impl Resource {
             Resource::RouterAccess(_) => "RouterAccess",
             Resource::Link(_) => "Link",
             Resource::Listener(_) => "Listener",
+            Resource::MultiKeyListener(_) => "MultiKeyListener",
             Resource::Connector(_) => "Connector",
             Resource::AccessGrant(_) => "AccessGrant",
             Resource::AccessToken(_) => "AccessToken",
@@ -495,6 +618,7 @@ impl Resource {
             Resource::RouterAccess(o) => &o.metadata,
             Resource::Link(o) => &o.metadata,
             Resource::Listener(o) => &o.metadata,
+            Resource::MultiKeyListener(o) => &o.metadata,
             Resource::Connector(o) => &o.metadata,
             Resource::AccessGrant(o) => &o.metadata,
             Resource::AccessToken(o) => &o.metadata,
@@ -508,6 +632,7 @@ impl Resource {
             Resource::RouterAccess(o) => &mut o.metadata,
             Resource::Link(o) => &mut o.metadata,
             Resource::Listener(o) => &mut o.metadata,
+            Resource::MultiKeyListener(o) => &mut o.metadata,
             Resource::Connector(o) => &mut o.metadata,
             Resource::AccessGrant(o) => &mut o.metadata,
             Resource::AccessToken(o) => &mut o.metadata,
@@ -550,6 +675,7 @@ impl Resource {
             Resource::RouterAccess(o) => envelope(kind, o),
             Resource::Link(o) => envelope(kind, o),
             Resource::Listener(o) => envelope(kind, o),
+            Resource::MultiKeyListener(o) => envelope(kind, o),
             Resource::Connector(o) => envelope(kind, o),
             Resource::AccessGrant(o) => envelope(kind, o),
             Resource::AccessToken(o) => envelope(kind, o),
@@ -626,15 +752,11 @@ impl Resource {
                 }
                 check_tcp_type(&spec.listener_type)
                     .map_err(|problem| invalid("spec.type", problem))?;
-                if !matches!(
-                    spec.observer.as_str(),
-                    "" | "auto" | "none" | "http1" | "http2"
-                ) {
-                    return Err(invalid(
-                        "spec.observer",
-                        format!("'{}' is not one of auto, none, http1, http2", spec.observer),
-                    ));
-                }
+                check_observer(&spec.observer)
+                    .map_err(|problem| invalid("spec.observer", problem))?;
+            }
+            Resource::MultiKeyListener(listener) => {
+                validate_multi_key_listener(listener, &invalid)?
             }
             Resource::Connector(connector) => {
                 let spec = &connector.spec;
@@ -678,6 +800,7 @@ impl Resource {
             "RouterAccess" => Resource::RouterAccess(serde_json::from_value(value)?),
             "Link" => Resource::Link(serde_json::from_value(value)?),
             "Listener" => Resource::Listener(serde_json::from_value(value)?),
+            "MultiKeyListener" => Resource::MultiKeyListener(serde_json::from_value(value)?),
             "Connector" => Resource::Connector(serde_json::from_value(value)?),
             "AccessGrant" => Resource::AccessGrant(serde_json::from_value(value)?),
             "AccessToken" => Resource::AccessToken(serde_json::from_value(value)?),
@@ -695,6 +818,90 @@ fn require(
         Err(invalid(field, "is required".into()))
     } else {
         Ok(())
+    }
+}
+
+/// Skupper's checks (`site_state_validator.go` `validateMultiKeyListeners` and the CRD):
+/// host and port, exactly one strategy, 1 to 256 non-empty keys (unique for priority),
+/// weights of at least 1.
+fn validate_multi_key_listener(
+    listener: &MultiKeyListener,
+    invalid: &impl Fn(&'static str, String) -> ResourceError,
+) -> Result<(), ResourceError> {
+    let spec = &listener.spec;
+    require("spec.host", &spec.host, invalid)?;
+    check_host(&spec.host).map_err(|problem| invalid("spec.host", problem))?;
+    if spec.port == 0 {
+        return Err(invalid("spec.port", "is required (1-65535)".into()));
+    }
+    check_observer(&spec.observer).map_err(|problem| invalid("spec.observer", problem))?;
+    let keys: Vec<&String> = match (&spec.strategy.priority, &spec.strategy.weighted) {
+        (None, None) => {
+            return Err(invalid(
+                "spec.strategy",
+                "is required: give either strategy.priority or strategy.weighted".into(),
+            ))
+        }
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "spec.strategy",
+                "give only one of strategy.priority or strategy.weighted".into(),
+            ))
+        }
+        (Some(priority), None) => {
+            let mut seen = BTreeSet::new();
+            for key in &priority.routing_keys {
+                if !seen.insert(key) {
+                    return Err(invalid(
+                        "spec.strategy.priority.routingKeys",
+                        format!("routing key '{key}' is listed twice"),
+                    ));
+                }
+            }
+            priority.routing_keys.iter().collect()
+        }
+        (None, Some(weighted)) => {
+            if let Some((key, _)) = weighted.routing_keys.iter().find(|(_, w)| **w == 0) {
+                return Err(invalid(
+                    "spec.strategy.weighted.routingKeys",
+                    format!("the weight of '{key}' must be positive (at least 1)"),
+                ));
+            }
+            weighted.routing_keys.keys().collect()
+        }
+    };
+    let field = match listener.strategy_kind() {
+        Some(StrategyKind::Weighted) => "spec.strategy.weighted.routingKeys",
+        _ => "spec.strategy.priority.routingKeys",
+    };
+    if keys.is_empty() {
+        return Err(invalid(
+            field,
+            "must not be empty (1 to 256 routing keys)".into(),
+        ));
+    }
+    if keys.len() > MAX_STRATEGY_KEYS {
+        return Err(invalid(
+            field,
+            format!(
+                "has {} routing keys; at most {MAX_STRATEGY_KEYS} are allowed",
+                keys.len()
+            ),
+        ));
+    }
+    if keys.iter().any(|key| key.is_empty()) {
+        return Err(invalid(field, "a routing key must not be empty".into()));
+    }
+    Ok(())
+}
+
+fn check_observer(observer: &str) -> Result<(), String> {
+    if matches!(observer, "" | "auto" | "none" | "http1" | "http2") {
+        Ok(())
+    } else {
+        Err(format!(
+            "'{observer}' is not one of auto, none, http1, http2"
+        ))
     }
 }
 
@@ -905,6 +1112,7 @@ pub struct SiteResources {
     pub router_accesses: Vec<RouterAccess>,
     pub links: Vec<Link>,
     pub listeners: Vec<Listener>,
+    pub multi_key_listeners: Vec<MultiKeyListener>,
     pub connectors: Vec<Connector>,
     pub access_grants: Vec<AccessGrant>,
     pub access_tokens: Vec<AccessToken>,
@@ -931,6 +1139,7 @@ impl SiteResources {
             router_accesses: Vec::new(),
             links: Vec::new(),
             listeners: Vec::new(),
+            multi_key_listeners: Vec::new(),
             connectors: Vec::new(),
             access_grants: Vec::new(),
             access_tokens: Vec::new(),
@@ -955,6 +1164,7 @@ impl SiteResources {
                 Resource::RouterAccess(o) => set.router_accesses.push(o),
                 Resource::Link(o) => set.links.push(o),
                 Resource::Listener(o) => set.listeners.push(o),
+                Resource::MultiKeyListener(o) => set.multi_key_listeners.push(o),
                 Resource::Connector(o) => set.connectors.push(o),
                 Resource::AccessGrant(o) => set.access_grants.push(o),
                 Resource::AccessToken(o) => set.access_tokens.push(o),
@@ -975,6 +1185,8 @@ impl SiteResources {
             .sort_by(|a, b| by_name(&a.metadata, &b.metadata));
         set.links.sort_by(|a, b| by_name(&a.metadata, &b.metadata));
         set.listeners
+            .sort_by(|a, b| by_name(&a.metadata, &b.metadata));
+        set.multi_key_listeners
             .sort_by(|a, b| by_name(&a.metadata, &b.metadata));
         set.connectors
             .sort_by(|a, b| by_name(&a.metadata, &b.metadata));
@@ -1021,6 +1233,12 @@ impl SiteResources {
         );
         all.extend(self.links.iter().cloned().map(Resource::Link));
         all.extend(self.listeners.iter().cloned().map(Resource::Listener));
+        all.extend(
+            self.multi_key_listeners
+                .iter()
+                .cloned()
+                .map(Resource::MultiKeyListener),
+        );
         all.extend(self.connectors.iter().cloned().map(Resource::Connector));
         all.extend(
             self.access_grants
@@ -1058,8 +1276,9 @@ impl SiteResources {
         Ok(())
     }
 
-    /// Ports the router would bind twice: RouterAccess roles on the same bind host, Listeners
-    /// on the same host (Skupper's "port is already mapped").
+    /// Ports bound twice: RouterAccess roles on the same bind host, Listeners and
+    /// MultiKeyListeners on the same host (Skupper's "port is already mapped", which checks
+    /// both kinds together), and the loopback router port of two forwarded listeners.
     fn check_ports(&self) -> Result<(), ResourceError> {
         let mut bound: BTreeMap<(String, u16), ObjectRef> = BTreeMap::new();
         let mut bind = |host: &str, port: u16, object: ObjectRef| match bound
@@ -1085,12 +1304,79 @@ impl SiteResources {
                 bind(&access.spec.bind_host, role.effective_port(), object)?;
             }
         }
-        for listener in &self.listeners {
+        let listeners = self.listeners.iter().map(|listener| {
             let object = ObjectRef {
                 kind: "Listener",
                 name: listener.metadata.name.clone(),
             };
-            bind(&listener.spec.host, listener.spec.port, object)?;
+            (
+                &listener.spec.host,
+                listener.spec.port,
+                &listener.metadata,
+                object,
+            )
+        });
+        let multi_key_listeners = self.multi_key_listeners.iter().map(|listener| {
+            let object = ObjectRef {
+                kind: "MultiKeyListener",
+                name: listener.metadata.name.clone(),
+            };
+            (
+                &listener.spec.host,
+                listener.spec.port,
+                &listener.metadata,
+                object,
+            )
+        });
+        let all: Vec<_> = listeners.chain(multi_key_listeners).collect();
+        for (host, port, _, object) in &all {
+            bind(host, *port, object.clone())?;
+        }
+        // The router's own loopback ports behind the forwarders: one tcpListener each.
+        let mut router_ports: BTreeMap<u16, &ObjectRef> = BTreeMap::new();
+        for (_, _, metadata, object) in &all {
+            if let Some(port) = metadata.router_port() {
+                if let Some(other) = router_ports.insert(port, object) {
+                    return Err(ResourceError::PortInUse {
+                        object: object.clone(),
+                        port: format!("router port {port} ({ROUTER_PORT_ANNOTATION})"),
+                        other: other.clone(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Skupper refuses to change a MultiKeyListener's strategy from priority to weighted or back
+    /// ("strategy is immutable"): delete it and create it anew instead. Checks `self`, the set
+    /// about to be applied, against `current`, the site's set now.
+    pub fn check_strategies_unchanged(&self, current: &SiteResources) -> Result<(), ResourceError> {
+        for listener in &self.multi_key_listeners {
+            let before = current
+                .multi_key_listeners
+                .iter()
+                .find(|l| l.metadata.name == listener.metadata.name);
+            if let Some(before) = before {
+                let (was, is) = (before.strategy_kind(), listener.strategy_kind());
+                if let (Some(was), Some(is)) = (was, is) {
+                    if was != is {
+                        return Err(ResourceError::Invalid {
+                            object: ObjectRef {
+                                kind: "MultiKeyListener",
+                                name: listener.metadata.name.clone(),
+                            },
+                            field: "spec.strategy",
+                            problem: format!(
+                                "cannot change from {} to {}; delete the MultiKeyListener and \
+                                 create it again",
+                                was.as_str(),
+                                is.as_str()
+                            ),
+                        });
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -1241,7 +1527,7 @@ spec:
                 ..Default::default()
             },
         };
-        let mut resources = all(&[SITE, LINK_AND_SECRET]);
+        let mut resources = all(&[SITE, LINK_AND_SECRET, PRIORITY_MKL, WEIGHTED_MKL]);
         resources.extend([
             Resource::RouterAccess(access),
             Resource::Listener(listener),
@@ -1441,6 +1727,202 @@ spec:
         assert_eq!(
             error.to_string(),
             "Listener/b: port 0.0.0.0:8080 is already used by Listener/a"
+        );
+    }
+
+    /// The CRD's fields in Go's order, quoted as vansite writes them.
+    const PRIORITY_MKL: &str = r#"apiVersion: skupper.io/v2alpha1
+kind: MultiKeyListener
+metadata:
+  name: db
+  annotations:
+    vansite.io/router-port: "41001"
+spec:
+  host: "0.0.0.0"
+  port: 5432
+  tlsCredentials: db-tls
+  requireClientCert: true
+  strategy:
+    priority:
+      routingKeys:
+      - db-primary
+      - db-replica
+  observer: none
+"#;
+
+    const WEIGHTED_MKL: &str = r#"apiVersion: skupper.io/v2alpha1
+kind: MultiKeyListener
+metadata:
+  name: web
+spec:
+  host: localhost
+  port: 8080
+  strategy:
+    weighted:
+      routingKeys:
+        web-blue: 3
+        web-green: 1
+"#;
+
+    fn mkl(text: &str) -> MultiKeyListener {
+        match parse(text).expect("valid").resources.remove(0) {
+            Resource::MultiKeyListener(listener) => listener,
+            other => panic!("not a MultiKeyListener: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn multi_key_listener_round_trips_in_skuppers_shape() {
+        let priority = mkl(PRIORITY_MKL);
+        assert_eq!(priority.spec.port, 5432);
+        assert!(priority.spec.require_client_cert);
+        assert_eq!(priority.strategy_kind(), Some(StrategyKind::Priority));
+        assert_eq!(priority.router_port(), Some(41001));
+        let resource = Resource::MultiKeyListener(priority);
+        assert_eq!(resource.to_yaml().unwrap(), PRIORITY_MKL);
+        assert_eq!(resource.file_name(), "MultiKeyListener-db.yaml");
+        let weighted = mkl(WEIGHTED_MKL);
+        assert_eq!(weighted.strategy_kind(), Some(StrategyKind::Weighted));
+        assert_eq!(weighted.router_port(), None);
+        assert_eq!(
+            Resource::MultiKeyListener(weighted).to_yaml().unwrap(),
+            WEIGHTED_MKL
+        );
+    }
+
+    #[test]
+    fn multi_key_listener_values_follow_skupper() {
+        // Priority: the first key the highest value, the last 0 (numKeys - 1 - i).
+        let three = PRIORITY_MKL.replace(
+            "      - db-replica\n",
+            "      - db-replica\n      - db-backup\n",
+        );
+        assert_eq!(
+            mkl(&three).keyed_values(),
+            vec![("db-primary", 2), ("db-replica", 1), ("db-backup", 0)]
+        );
+        assert_eq!(
+            mkl(WEIGHTED_MKL).keyed_values(),
+            vec![("web-blue", 3), ("web-green", 1)]
+        );
+    }
+
+    #[test]
+    fn multi_key_listener_strategy_is_checked() {
+        let error = |text: &str| parse(text).unwrap_err().to_string();
+        let no_strategy =
+            "apiVersion: skupper.io/v2alpha1\nkind: MultiKeyListener\nmetadata: {name: m}\n\
+                           spec: {host: 0.0.0.0, port: 80}\n";
+        assert!(
+            error(no_strategy).contains("spec.strategy: is required"),
+            "{}",
+            error(no_strategy)
+        );
+        let both = format!(
+            "{}    weighted:\n      routingKeys: {{a: 1}}\n",
+            PRIORITY_MKL.replace("  observer: none\n", "")
+        );
+        assert!(error(&both).contains("only one of"), "{}", error(&both));
+        let empty = PRIORITY_MKL.replace(
+            "      routingKeys:\n      - db-primary\n      - db-replica\n",
+            "      routingKeys: []\n",
+        );
+        assert!(
+            error(&empty).contains("must not be empty"),
+            "{}",
+            error(&empty)
+        );
+        let twice = PRIORITY_MKL.replace("db-replica", "db-primary");
+        assert!(error(&twice).contains("listed twice"), "{}", error(&twice));
+        let blank = PRIORITY_MKL.replace("db-replica", "''");
+        assert!(
+            error(&blank).contains("must not be empty"),
+            "{}",
+            error(&blank)
+        );
+        let zero = WEIGHTED_MKL.replace("web-green: 1", "web-green: 0");
+        assert!(
+            error(&zero).contains("'web-green' must be positive"),
+            "{}",
+            error(&zero)
+        );
+        let negative = WEIGHTED_MKL.replace("web-green: 1", "web-green: -1");
+        assert!(error(&negative).contains("MultiKeyListener/web"));
+        let no_port = WEIGHTED_MKL.replace("  port: 8080\n", "");
+        assert!(error(&no_port).contains("spec.port: is required"));
+        let bad_host = WEIGHTED_MKL.replace("localhost", "Local_Host");
+        assert!(error(&bad_host).contains("spec.host"));
+        let observer = PRIORITY_MKL.replace("observer: none", "observer: http3");
+        assert!(error(&observer).contains("spec.observer"));
+        let many: String = (0..257).map(|i| format!("      - k{i}\n")).collect();
+        let too_many = PRIORITY_MKL.replace("      - db-primary\n      - db-replica\n", &many);
+        assert!(
+            error(&too_many).contains("at most 256"),
+            "{}",
+            error(&too_many)
+        );
+    }
+
+    #[test]
+    fn multi_key_listeners_share_ports_with_listeners() {
+        let listener = |name: &str, port: u16, router_port: u16| {
+            format!("apiVersion: skupper.io/v2alpha1\nkind: Listener\nmetadata: {{name: {name}, annotations: {{vansite.io/router-port: '{router_port}'}}}}\nspec: {{routingKey: k, host: 0.0.0.0, port: {port}}}\n")
+        };
+        let error = SiteResources::new(
+            "default",
+            all(&[SITE, &listener("a", 5432, 41002), PRIORITY_MKL]),
+        )
+        .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "MultiKeyListener/db: port 0.0.0.0:5432 is already used by Listener/a"
+        );
+        let error = SiteResources::new(
+            "default",
+            all(&[SITE, &listener("a", 5433, 41001), PRIORITY_MKL]),
+        )
+        .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "MultiKeyListener/db: port router port 41001 (vansite.io/router-port) is already used by Listener/a"
+        );
+        let set = SiteResources::new(
+            "default",
+            all(&[
+                WEIGHTED_MKL,
+                SITE,
+                &listener("a", 5433, 41002),
+                PRIORITY_MKL,
+            ]),
+        )
+        .unwrap();
+        let names: Vec<_> = set
+            .multi_key_listeners
+            .iter()
+            .map(|l| l.metadata.name.as_str())
+            .collect();
+        assert_eq!(names, ["db", "web"], "sorted by name");
+        let kinds: Vec<_> = set.to_resources().iter().map(Resource::kind).collect();
+        assert_eq!(
+            kinds,
+            ["Site", "Listener", "MultiKeyListener", "MultiKeyListener"]
+        );
+    }
+
+    #[test]
+    fn multi_key_listener_strategy_cannot_change() {
+        let current = SiteResources::new("default", all(&[SITE, WEIGHTED_MKL])).unwrap();
+        let same_kind = WEIGHTED_MKL.replace("web-green: 1", "web-green: 2");
+        let target = SiteResources::new("default", all(&[SITE, &same_kind])).unwrap();
+        target.check_strategies_unchanged(&current).unwrap();
+        let other_kind = "apiVersion: skupper.io/v2alpha1\nkind: MultiKeyListener\nmetadata: {name: web}\n\
+                          spec: {host: localhost, port: 8080, strategy: {priority: {routingKeys: [web-blue]}}}\n";
+        let target = SiteResources::new("default", all(&[SITE, other_kind])).unwrap();
+        let error = target.check_strategies_unchanged(&current).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "MultiKeyListener/web: spec.strategy: cannot change from weighted to priority; delete \
+             the MultiKeyListener and create it again"
         );
     }
 

@@ -104,7 +104,10 @@ fn one_yaml_stream_makes_a_site_and_applying_it_again_changes_nothing() {
     host.write_file("site.yaml", SITE_STREAM);
 
     // A plan first: nothing is made.
-    let plan = vansite_ok(&host, &["apply", "-f", "site.yaml", "--dry-run", "-o", "json"]);
+    let plan = vansite_ok(
+        &host,
+        &["apply", "-f", "site.yaml", "--dry-run", "-o", "json"],
+    );
     let plan: Value = serde_json::from_str(&plan).unwrap();
     assert_eq!(plan["plan"]["router"]["action"], "started", "{plan:#}");
     assert!(
@@ -152,13 +155,17 @@ fn one_yaml_stream_makes_a_site_and_applying_it_again_changes_nothing() {
     assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(
-        stderr.contains("AttachedConnector/pods") && stderr.contains("Connector with host and port"),
+        stderr.contains("AttachedConnector/pods")
+            && stderr.contains("Connector with host and port"),
         "{stderr}"
     );
     assert_eq!(site_files(&host), files, "a refused stream changes nothing");
 
     // A changed field goes to the running router live: the listener moves to another port.
-    host.write_file("moved.yaml", &SITE_STREAM.replace("port: 18080", "port: 18081"));
+    host.write_file(
+        "moved.yaml",
+        &SITE_STREAM.replace("port: 18080", "port: 18081"),
+    );
     let moved = vansite_ok(&host, &["apply", "-f", "moved.yaml", "-o", "json"]);
     let moved: Value = serde_json::from_str(&moved).unwrap();
     assert!(
@@ -170,7 +177,11 @@ fn one_yaml_stream_makes_a_site_and_applying_it_again_changes_nothing() {
     );
     wait_echo(&host, 18081, "the listener at its new port");
     assert!(!echoes(&host, 18080), "the old port is closed");
-    assert_eq!(router_identity(&host), identity, "no restart for a live change");
+    assert_eq!(
+        router_identity(&host),
+        identity,
+        "no restart for a live change"
+    );
 
     // `get` gives a stream that applies: no keys, no host-only details.
     let exported = vansite_ok(&host, &["get", "-o", "yaml"]);
@@ -189,16 +200,28 @@ fn one_yaml_stream_makes_a_site_and_applying_it_again_changes_nothing() {
     // delete -f of the services: they go, the site stays.
     host.write_file(
         "services.yaml",
-        SITE_STREAM.split("---\n").skip(1).take(2).collect::<Vec<_>>().join("---\n").as_str(),
+        SITE_STREAM
+            .split("---\n")
+            .skip(1)
+            .take(2)
+            .collect::<Vec<_>>()
+            .join("---\n")
+            .as_str(),
     );
     vansite_ok(&host, &["delete", "-f", "services.yaml"]);
     assert!(!echoes(&host, 18080), "the listener is gone");
     let services = status(&host)["services"].clone();
     assert_eq!(services, json!([]), "{services:#}");
-    let left = host.ok(&["sh", "-c", "ls .config/containers/systemd .config/systemd/user"]);
+    let left = host.ok(&[
+        "sh",
+        "-c",
+        "ls .config/containers/systemd .config/systemd/user",
+    ]);
     assert!(!left.contains("listener"), "forwarder units left: {left}");
     assert!(
-        !host.ok(&["ls", ".local/share/vansite/default/runtime"]).contains("forwarder"),
+        !host
+            .ok(&["ls", ".local/share/vansite/default/runtime"])
+            .contains("forwarder"),
         "the forwarder bundle goes with the last listener"
     );
 
@@ -211,7 +234,11 @@ fn one_yaml_stream_makes_a_site_and_applying_it_again_changes_nothing() {
         "systemctl --user list-units --all --plain --no-legend 'vansite-*'; \
          ls -A $XDG_RUNTIME_DIR/vansite .local/share/vansite 2>/dev/null; true",
     ]);
-    assert_eq!(records.trim(), "", "unit records, locks or directories left");
+    assert_eq!(
+        records.trim(),
+        "",
+        "unit records, locks or directories left"
+    );
 }
 
 #[test]
@@ -232,13 +259,23 @@ fn a_router_image_that_does_not_start_is_rolled_back() {
     // site update does, and goes back when the new image cannot run.
     let failed = vansite(
         &host,
-        &["site", "update", "--router-image", "localhost/none:1", "--timeout", "60"],
+        &[
+            "site",
+            "update",
+            "--router-image",
+            "localhost/none:1",
+            "--timeout",
+            "60",
+        ],
     );
     assert!(!failed.status.success(), "{}", text(&failed));
     let after = status(&host);
     assert_eq!(after["healthy"], true, "{after:#}");
     assert_eq!(after["router"]["image"], STANDIN_IMAGE, "{after:#}");
-    let unit = host.ok(&["cat", ".config/containers/systemd/vansite-default-router.container"]);
+    let unit = host.ok(&[
+        "cat",
+        ".config/containers/systemd/vansite-default-router.container",
+    ]);
     assert!(unit.contains(STANDIN_IMAGE), "{unit}");
 }
 
@@ -275,7 +312,10 @@ fn kill_at_many_moments(
             text(&output)
         );
         if let Err(problem) = check(host) {
-            panic!("after a kill at {delay}s and `{}`: {problem}", recover.join(" "));
+            panic!(
+                "after a kill at {delay}s and `{}`: {problem}",
+                recover.join(" ")
+            );
         }
     }
 }
@@ -285,7 +325,14 @@ fn commands_killed_at_any_moment_leave_a_site_the_next_command_converges() {
     let host = host_with_image("decl3");
     vansite_ok(
         &host,
-        &["init", "--router-image", STANDIN_IMAGE, "--enable-link-access", "--timeout", "120"],
+        &[
+            "init",
+            "--router-image",
+            STANDIN_IMAGE,
+            "--enable-link-access",
+            "--timeout",
+            "120",
+        ],
     );
     serve_echo(&host, 9091);
     vansite_ok(&host, &["connector", "create", "kc", "9091"]);
@@ -296,7 +343,11 @@ fn commands_killed_at_any_moment_leave_a_site_the_next_command_converges() {
         let listed = vansite_ok(h, &["listener", "list", "-o", "json"]);
         let listed: Value = serde_json::from_str(&listed).unwrap();
         let exists = listed.as_array().unwrap().iter().any(|l| l["name"] == "kl");
-        let units = h.ok(&["sh", "-c", "ls .config/containers/systemd .config/systemd/user"]);
+        let units = h.ok(&[
+            "sh",
+            "-c",
+            "ls .config/containers/systemd .config/systemd/user",
+        ]);
         let serving = h
             .run(&["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/18600"])
             .status
@@ -306,7 +357,11 @@ fn commands_killed_at_any_moment_leave_a_site_the_next_command_converges() {
                 "listed: {exists}, units: {units}, port open: {serving}"
             ));
         }
-        let temps = h.ok(&["sh", "-c", "find .local/share/vansite -name '*vansite-tmp*'"]);
+        let temps = h.ok(&[
+            "sh",
+            "-c",
+            "find .local/share/vansite -name '*vansite-tmp*'",
+        ]);
         if !temps.trim().is_empty() {
             return Err(format!("temporary files left: {temps}"));
         }
@@ -317,7 +372,16 @@ fn commands_killed_at_any_moment_leave_a_site_the_next_command_converges() {
         kill_at_many_moments(
             &host,
             &[delay],
-            &["listener", "create", "kl", "18600", "--host", "127.0.0.1", "--routing-key", "kc"],
+            &[
+                "listener",
+                "create",
+                "kl",
+                "18600",
+                "--host",
+                "127.0.0.1",
+                "--routing-key",
+                "kc",
+            ],
             &["init"],
             &listener_consistent,
         );
@@ -330,18 +394,41 @@ fn commands_killed_at_any_moment_leave_a_site_the_next_command_converges() {
     }
     vansite_ok(
         &host,
-        &["listener", "create", "kl", "18600", "--host", "127.0.0.1", "--routing-key", "kc"],
+        &[
+            "listener",
+            "create",
+            "kl",
+            "18600",
+            "--host",
+            "127.0.0.1",
+            "--routing-key",
+            "kc",
+        ],
     );
     wait_echo(&host, 18600, "the listener after the kills");
 
     // link create from a static link, killed: the next link create converges; the router
     // never dials a link no resource names.
-    vansite_ok(&host, &["-n", "east", "init", "--router-image", STANDIN_IMAGE, "--timeout", "120"]);
+    vansite_ok(
+        &host,
+        &[
+            "-n",
+            "east",
+            "init",
+            "--router-image",
+            STANDIN_IMAGE,
+            "--timeout",
+            "120",
+        ],
+    );
     vansite_ok(&host, &["link", "generate", "static.yaml"]);
     let link_consistent = |h: &Host| -> Result<(), String> {
         let links = vansite_ok(h, &["-n", "east", "link", "status", "-o", "json"]);
         let links: Value = serde_json::from_str(&links).unwrap();
-        let config = h.ok(&["cat", ".local/share/vansite/east/runtime/router/skrouterd.json"]);
+        let config = h.ok(&[
+            "cat",
+            ".local/share/vansite/east/runtime/router/skrouterd.json",
+        ]);
         let names = links.as_array().unwrap().len();
         let connectors = config.matches("\"connector\",").count();
         let resources = h.ok(&["ls", ".local/share/vansite/east/resources"]);
@@ -375,7 +462,10 @@ fn commands_killed_at_any_moment_leave_a_site_the_next_command_converges() {
             .unwrap()
             .to_string();
         vansite_ok(&host, &["-n", "east", "link", "delete", &name]);
-        let config = host.ok(&["cat", ".local/share/vansite/east/runtime/router/skrouterd.json"]);
+        let config = host.ok(&[
+            "cat",
+            ".local/share/vansite/east/runtime/router/skrouterd.json",
+        ]);
         assert!(
             !config.contains("\"connector\","),
             "no connector is left once the link is deleted:\n{config}"

@@ -260,8 +260,22 @@ fn a_link_comes_up_live_carries_traffic_and_follows_its_peer() {
     let a = Site::up("lk1a", "west", true);
     let b = Site::up("lk1b", "east", false);
     a.start_echo_server();
-    a.ok(&["connector", "create", ADDRESS, ECHO_PORT, "--host", "127.0.0.1"]);
-    b.ok(&["listener", "create", ADDRESS, LISTENER_PORT, "--host", "127.0.0.1"]);
+    a.ok(&[
+        "connector",
+        "create",
+        ADDRESS,
+        ECHO_PORT,
+        "--host",
+        "127.0.0.1",
+    ]);
+    b.ok(&[
+        "listener",
+        "create",
+        ADDRESS,
+        LISTENER_PORT,
+        "--host",
+        "127.0.0.1",
+    ]);
 
     let before = container_identity(&b);
     let file = b.write(

@@ -5,7 +5,7 @@
 mod support;
 
 use vansite::resources::{parse_documents, SiteResources};
-use vansite::router::config::{render, RenderContext};
+use vansite::router::config::{render, tcp_entities, RenderContext};
 
 const SITE_ID: &str = "6f1c2d3e-0000-4000-8000-000000000001";
 
@@ -88,6 +88,38 @@ metadata: {name: db}
 spec: {routingKey: db, host: 127.0.0.1, port: 5432, tlsCredentials: db-tls, observer: none}
 "#;
 
+/// A Listener and MultiKeyListeners both ways: one served through a forwarder (router port
+/// annotation, TLS, client certificates required), one bound by the router itself.
+const MULTI_KEY_LISTENERS: &str = r#"
+apiVersion: skupper.io/v2alpha1
+kind: Listener
+metadata: {name: frontend, annotations: {vansite.io/router-port: "41000"}}
+spec: {routingKey: frontend, host: 0.0.0.0, port: 9090}
+---
+apiVersion: skupper.io/v2alpha1
+kind: MultiKeyListener
+metadata: {name: db, annotations: {vansite.io/router-port: "41001"}}
+spec:
+  host: 0.0.0.0
+  port: 5432
+  tlsCredentials: db-tls
+  requireClientCert: true
+  observer: none
+  strategy:
+    priority:
+      routingKeys: [db-primary, db-replica, db-backup]
+---
+apiVersion: skupper.io/v2alpha1
+kind: MultiKeyListener
+metadata: {name: web}
+spec:
+  host: 127.0.0.1
+  port: 8080
+  strategy:
+    weighted:
+      routingKeys: {web-green: 1, web-blue: 3}
+"#;
+
 fn site(name: &str, spec: &str) -> String {
     format!(
         "apiVersion: skupper.io/v2alpha1\nkind: Site\nmetadata: {{name: {name}, uid: {SITE_ID}}}\nspec: {spec}\n"
@@ -168,4 +200,58 @@ fn rendering_does_not_depend_on_input_order() {
         render(&forward, &context("west")),
         render(&backward, &context("west"))
     );
+}
+
+#[test]
+fn interior_site_with_multi_key_listeners() {
+    let set = resources(&[&site("west", "{}"), LOCAL_ACCESS_ONLY, MULTI_KEY_LISTENERS]);
+    check("skrouterd-multi-key-listeners.json", &set, "west");
+}
+
+/// Live management creates entities in `tcp_entities` order and deletes them in the reverse:
+/// every listenerAddress must come after its tcpListener.
+#[test]
+fn listener_addresses_come_after_their_tcp_listener() {
+    let set = resources(&[&site("west", "{}"), LOCAL_ACCESS_ONLY, MULTI_KEY_LISTENERS]);
+    let entities = tcp_entities(&set);
+    let names: Vec<(&str, &str)> = entities.iter().map(|e| (e.entity_type, e.name())).collect();
+    assert_eq!(
+        names,
+        [
+            ("tcpListener", "listener/frontend"),
+            ("tcpListener", "multiAddress/db"),
+            ("tcpListener", "multiAddress/web"),
+            ("listenerAddress", "db/db-backup"),
+            ("listenerAddress", "db/db-primary"),
+            ("listenerAddress", "db/db-replica"),
+            ("listenerAddress", "web/web-blue"),
+            ("listenerAddress", "web/web-green"),
+        ]
+    );
+    for (index, entity) in entities.iter().enumerate() {
+        if let Some(listener) = entity.listener() {
+            let parent = entities
+                .iter()
+                .position(|e| e.entity_type == "tcpListener" && e.name() == listener)
+                .expect("its tcpListener is rendered");
+            assert!(parent < index, "{} before its tcpListener", entity.name());
+        }
+    }
+    // What a live CREATE sends is what the file says.
+    let rendered: serde_json::Value =
+        serde_json::from_str(&render(&set, &context("west"))).unwrap();
+    for entity in &entities {
+        let in_file = rendered
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e[0] == entity.entity_type && e[1]["name"] == entity.name())
+            .expect("in the file");
+        assert_eq!(
+            in_file[1],
+            serde_json::Value::Object(entity.attributes()),
+            "{}",
+            entity.name()
+        );
+    }
 }

@@ -15,6 +15,7 @@
 //! on disk, units installed, the router's entities as management reports them), so running it
 //! again changes nothing.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -243,7 +244,8 @@ impl SiteSession {
         prepare_bundle: bool,
     ) -> Result<HostContext, Error> {
         let dir = self.site_dir.forwarder_bundle();
-        let forwarder_command = match (target.listeners.is_empty(), prepare_bundle) {
+        let no_forwarders = target.listeners.is_empty() && target.multi_key_listeners.is_empty();
+        let forwarder_command = match (no_forwarders, prepare_bundle) {
             (true, _) => Ok(Vec::new()),
             (false, true) => bundle::prepare(&dir),
             (false, false) => bundle::command_line(),
@@ -445,33 +447,11 @@ impl SiteSession {
         plan: &HostPlan,
     ) -> Result<Vec<String>, LiveError> {
         let mut client = self.management(target).await?;
-        let result = async {
-            let mut done = Vec::new();
-            for op in planned_live_ops(&mut client, plan).await? {
-                match &op {
-                    LiveOp::Delete { entity_type, name } => {
-                        match client.delete(entity_type.as_str(), name).await {
-                            Err(e) if !e.is_not_found() => return Err(e),
-                            _ => {}
-                        }
-                    }
-                    LiveOp::Create(entity) => {
-                        client
-                            .create(
-                                entity.entity_type.as_str(),
-                                entity.name(),
-                                entity.attributes.clone(),
-                            )
-                            .await?;
-                    }
-                }
-                done.push(op.label());
-            }
-            Ok(done)
-        }
-        .await;
+        let result = sync_router_entities(&mut client, &plan.live_entities, &plan.fixed).await;
         let _ = client.close().await;
-        result.map_err(LiveError::Refused)
+        result
+            .map(|ops| ops.iter().map(LiveOp::label).collect())
+            .map_err(LiveError::Refused)
     }
 
     /// A management connection to the site's running router, retried while it starts.
@@ -589,7 +569,8 @@ impl SiteSession {
             } else {
                 match self.management(target).await {
                     Ok(mut client) => {
-                        let ops = planned_live_ops(&mut client, &plan).await;
+                        let ops =
+                            planned_live_ops(&mut client, &plan.live_entities, &plan.fixed).await;
                         let _ = client.close().await;
                         RouterChange::Live {
                             operations: ops?.iter().map(LiveOp::label).collect(),
@@ -805,13 +786,15 @@ fn restart_reasons(
     reasons
 }
 
-/// Reads the router's live entities and plans the operations that bring them to `plan`'s.
+/// Reads the router's live entities and plans the operations that bring them to `wanted`
+/// (never touching the `fixed` ones).
 async fn planned_live_ops(
     client: &mut ManagementClient,
-    plan: &HostPlan,
+    wanted: &[RouterEntity],
+    fixed: &BTreeSet<(EntityType, String)>,
 ) -> Result<Vec<LiveOp>, ManagementError> {
     let mut running = Vec::new();
-    for entity_type in live_types(plan) {
+    for entity_type in EntityType::LIVE {
         for attributes in client.query(entity_type.as_str(), &[]).await? {
             running.push(RouterEntity {
                 entity_type,
@@ -819,7 +802,38 @@ async fn planned_live_ops(
             });
         }
     }
-    Ok(live_ops(&running, &plan.live_entities, &plan.fixed))
+    Ok(live_ops(&running, wanted, fixed))
+}
+
+/// Brings a running router's live entities to `wanted` through management: DELETE what is not
+/// wanted or differs, then CREATE what is missing, in the order the router accepts. Returns
+/// what it did.
+pub async fn sync_router_entities(
+    client: &mut ManagementClient,
+    wanted: &[RouterEntity],
+    fixed: &BTreeSet<(EntityType, String)>,
+) -> Result<Vec<LiveOp>, ManagementError> {
+    let ops = planned_live_ops(client, wanted, fixed).await?;
+    for op in &ops {
+        match op {
+            LiveOp::Delete { entity_type, name } => {
+                match client.delete(entity_type.as_str(), name).await {
+                    Err(e) if !e.is_not_found() => return Err(e),
+                    _ => {}
+                }
+            }
+            LiveOp::Create(entity) => {
+                client
+                    .create(
+                        entity.entity_type.as_str(),
+                        entity.name(),
+                        entity.attributes.clone(),
+                    )
+                    .await?;
+            }
+        }
+    }
+    Ok(ops)
 }
 
 enum LiveError {
@@ -827,19 +841,6 @@ enum LiveError {
     Unreachable(String),
     /// The router answered and refused.
     Refused(ManagementError),
-}
-
-/// The live types a sync reads from the router: those the plan uses, and those the router
-/// may hold from an earlier plan. listenerAddress is read only when the plan has some, so a
-/// router without multi-key listeners is never asked about the type.
-fn live_types(plan: &HostPlan) -> Vec<EntityType> {
-    EntityType::LIVE
-        .into_iter()
-        .filter(|t| {
-            *t != EntityType::ListenerAddress
-                || plan.live_entities.iter().any(|e| e.entity_type == *t)
-        })
-        .collect()
 }
 
 fn write(file: &PlannedFile) -> Result<bool, Error> {

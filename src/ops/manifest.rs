@@ -18,6 +18,7 @@ use serde_json::Value;
 
 use crate::error::Error;
 use crate::ops::apply::{ApplyOptions, Preview, RouterChange, SiteSession};
+use crate::plan::{bind_address, forwarded_listeners};
 use crate::resources::{
     parse_documents, AccessToken, ObjectMeta, Resource, SiteResources, ROUTER_PORT_ANNOTATION,
 };
@@ -285,9 +286,13 @@ pub async fn apply(
         &request.default_router_image,
     )?;
     for object in objects.iter_mut() {
-        if let Resource::Listener(listener) = object {
-            if listener.router_port().is_none() {
-                listener.metadata.annotations.insert(
+        if matches!(
+            object,
+            Resource::Listener(_) | Resource::MultiKeyListener(_)
+        ) {
+            let meta = object.metadata_mut();
+            if meta.router_port().is_none() {
+                meta.annotations.insert(
                     ROUTER_PORT_ANNOTATION.into(),
                     router_port(paths)?.to_string(),
                 );
@@ -296,6 +301,9 @@ pub async fn apply(
     }
     // Checked before a token is spent: the stream without its tokens must be a valid site.
     let mut target = SiteResources::new(namespace, objects.clone())?;
+    if let Some(saved) = &saved {
+        target.check_strategies_unchanged(saved)?;
+    }
     check_listener_ports(paths, saved.as_ref(), &target)?;
 
     for token in tokens {
@@ -570,28 +578,16 @@ fn check_listener_ports(
     saved: Option<&SiteResources>,
     target: &SiteResources,
 ) -> Result<(), Error> {
-    for listener in &target.listeners {
-        let unchanged = saved.is_some_and(|s| {
-            s.listeners.iter().any(|old| {
-                old.metadata.name == listener.metadata.name
-                    && old.spec.port == listener.spec.port
-                    && old.spec.host == listener.spec.host
-            })
+    let before = match saved {
+        Some(saved) => forwarded_listeners(saved)?,
+        None => Vec::new(),
+    };
+    for listener in forwarded_listeners(target)? {
+        let unchanged = before.iter().any(|old| {
+            old.name == listener.name && old.port == listener.port && old.host == listener.host
         });
         if !unchanged {
-            let bind = crate::plan::bind_address(&listener.spec.host, listener.spec.port)?;
-            let others_of_this_site = target
-                .listeners
-                .iter()
-                .filter(|l| l.metadata.name != listener.metadata.name)
-                .any(|l| l.spec.port == listener.spec.port);
-            if others_of_this_site {
-                return Err(Error::Usage(format!(
-                    "listener {}: port {} is given to another listener too",
-                    listener.metadata.name, listener.spec.port
-                )));
-            }
-            check_port_free(paths, bind)?;
+            check_port_free(paths, bind_address(&listener.host, listener.port)?)?;
         }
     }
     Ok(())

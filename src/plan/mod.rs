@@ -14,7 +14,7 @@ use crate::error::Error;
 use crate::forward::units::{forwarder_units, ForwarderSpec};
 use crate::quadlet::router::{router_quadlet, RouterUnitSpec, CERTS_DIR_IN_CONTAINER};
 use crate::quadlet::version::PodmanVersion;
-use crate::resources::{Listener, SiteResources, ROUTER_PORT_ANNOTATION};
+use crate::resources::{SiteResources, ROUTER_PORT_ANNOTATION};
 use crate::router::config::{render, router_entities, RenderContext, CERTS_PATH, LOOPBACK};
 use crate::router::entity::{EntityType, RouterEntity};
 use crate::settings::SKUPPER_VERSION;
@@ -95,6 +95,22 @@ pub fn render_context(resources: &SiteResources) -> RenderContext {
     }
 }
 
+/// The entities a running router takes live for `resources` (paths as the container sees
+/// them), and the fixed ones, by type and name, that a live change never touches.
+pub fn live_entities(
+    resources: &SiteResources,
+) -> (Vec<RouterEntity>, BTreeSet<(EntityType, String)>) {
+    let in_container = router_entities(
+        resources,
+        &render_context(resources),
+        CERTS_DIR_IN_CONTAINER,
+    );
+    (
+        router::live_entities(&in_container),
+        router::fixed_names(&in_container),
+    )
+}
+
 /// The router image a site runs (its annotation; init always sets one).
 pub fn router_image(resources: &SiteResources) -> &str {
     resources
@@ -116,7 +132,7 @@ pub fn plan(
     let certificates = certs::site_certificates(resources, existing)?;
     let context = render_context(resources);
     let config_entities = router_entities(resources, &context, CERTS_PATH);
-    let in_container = router_entities(resources, &context, CERTS_DIR_IN_CONTAINER);
+    let (live_entities, fixed) = live_entities(resources);
     let site_dir = &host.site_dir;
     let unit = router_quadlet(&RouterUnitSpec {
         namespace: site_dir.namespace.clone(),
@@ -128,8 +144,7 @@ pub fn plan(
         site_dir: site_dir.root.clone(),
         log_file: site_dir.router_log(),
     });
-    let forwarders = resources
-        .listeners
+    let forwarders = forwarded_listeners(resources)?
         .iter()
         .map(|listener| forwarder_plan(resources, host, listener))
         .collect::<Result<_, _>>()?;
@@ -139,8 +154,8 @@ pub fn plan(
             path: site_dir.router_config(),
             contents: render(resources, &context),
         },
-        live_entities: router::live_entities(&in_container),
-        fixed: router::fixed_names(&in_container),
+        live_entities,
+        fixed,
         config_entities,
         router_unit: PlannedFile {
             path: host.quadlet_dir.join(unit.file_name()),
@@ -151,13 +166,54 @@ pub fn plan(
     })
 }
 
+/// What a forwarder serves: a Listener's or a MultiKeyListener's port, spliced to the
+/// router's loopback tcpListener at `router_port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardedListener {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub router_port: Option<u16>,
+}
+
+/// Every Listener and MultiKeyListener of the site, as its forwarder sees it. Both kinds
+/// share the forwarders' unit names, so one name may not be both.
+pub fn forwarded_listeners(resources: &SiteResources) -> Result<Vec<ForwardedListener>, Error> {
+    let mut all: Vec<ForwardedListener> = resources
+        .listeners
+        .iter()
+        .map(|l| ForwardedListener {
+            name: l.metadata.name.clone(),
+            host: l.spec.host.clone(),
+            port: l.spec.port,
+            router_port: l.router_port(),
+        })
+        .collect();
+    for listener in &resources.multi_key_listeners {
+        let name = &listener.metadata.name;
+        if all.iter().any(|l| l.name == *name) {
+            return Err(Error::Usage(format!(
+                "Listener {name} and MultiKeyListener {name}: on a host each is served by \
+                 forwarder units named after it, so one name cannot be both; rename one"
+            )));
+        }
+        all.push(ForwardedListener {
+            name: name.clone(),
+            host: listener.spec.host.clone(),
+            port: listener.spec.port,
+            router_port: listener.router_port(),
+        });
+    }
+    Ok(all)
+}
+
 fn forwarder_plan(
     resources: &SiteResources,
     host: &HostContext,
-    listener: &Listener,
+    listener: &ForwardedListener,
 ) -> Result<ForwarderPlan, Error> {
-    let name = &listener.metadata.name;
-    let router_port = listener.router_port().ok_or_else(|| {
+    let name = &listener.name;
+    let router_port = listener.router_port.ok_or_else(|| {
         Error::Usage(format!(
             "listener {name} has no {ROUTER_PORT_ANNOTATION} annotation; vansite adds one when \
              it applies the listener (delete it and apply it again)"
@@ -167,7 +223,7 @@ fn forwarder_plan(
     let spec = ForwarderSpec {
         namespace: site_dir.namespace.clone(),
         listener: name.clone(),
-        bind: bind_address(&listener.spec.host, listener.spec.port)?,
+        bind: bind_address(&listener.host, listener.port)?,
         router: SocketAddr::new(LOOPBACK.parse().expect("an IP"), router_port),
         wait: FORWARDER_WAIT,
         image: router_image(resources).to_string(),

@@ -111,10 +111,33 @@ pub fn live_ops(
         .filter(|r| !fixed.contains(&(r.entity_type, r.name().to_string())))
         .filter(|r| !wanted.iter().any(|w| same(r, w)))
         .collect();
+    // The router refuses to delete a tcpListener that still has listenerAddresses: a listener
+    // that goes (or is replaced) takes its addresses along; wanted ones are created again.
+    let listeners_going: Vec<String> = deletes
+        .iter()
+        .filter(|e| e.entity_type == EntityType::TcpListener)
+        .map(|e| e.name().to_string())
+        .collect();
+    for address in running.iter().filter(|r| {
+        r.entity_type == EntityType::ListenerAddress
+            && r.attributes
+                .get("listener")
+                .and_then(Value::as_str)
+                .is_some_and(|l| listeners_going.iter().any(|g| g == l))
+    }) {
+        if !deletes.iter().any(|d| std::ptr::eq(*d, address)) {
+            deletes.push(address);
+        }
+    }
     deletes.sort_by_key(|e| std::cmp::Reverse(creation_rank(e.entity_type)));
+    let deleted = |w: &RouterEntity| {
+        deletes
+            .iter()
+            .any(|d| d.entity_type == w.entity_type && d.name() == w.name())
+    };
     let mut creates: Vec<&RouterEntity> = wanted
         .iter()
-        .filter(|w| !running.iter().any(|r| same(r, w)))
+        .filter(|w| deleted(w) || !running.iter().any(|r| same(r, w)))
         .collect();
     creates.sort_by_key(|e| creation_rank(e.entity_type));
     deletes
@@ -258,6 +281,35 @@ mod tests {
         // Once applied, nothing is left to do.
         let converged: Vec<RouterEntity> = wanted.clone();
         assert!(live_ops(&converged, &wanted, &fixed).is_empty());
+    }
+
+    #[test]
+    fn a_replaced_multi_address_listener_takes_its_addresses_along() {
+        let listener = |port: &str| {
+            entity(
+                EntityType::TcpListener,
+                json!({"name": "multiAddress/db", "port": port, "multiAddressStrategy": "priority"}),
+            )
+        };
+        let address = entity(
+            EntityType::ListenerAddress,
+            json!({"name": "db/a", "address": "a", "value": 0, "listener": "multiAddress/db"}),
+        );
+        let running = vec![listener("1"), address.clone()];
+        let wanted = vec![listener("2"), address];
+        let ops: Vec<String> = live_ops(&running, &wanted, &BTreeSet::new())
+            .iter()
+            .map(LiveOp::label)
+            .collect();
+        assert_eq!(
+            ops,
+            [
+                "delete listenerAddress/db/a",
+                "delete tcpListener/multiAddress/db",
+                "create tcpListener/multiAddress/db",
+                "create listenerAddress/db/a",
+            ]
+        );
     }
 
     #[test]

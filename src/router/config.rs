@@ -3,7 +3,8 @@
 //! Written the way Skupper writes it for a podman site (`internal/qdr/qdr.go`
 //! `MarshalRouterConfig`, `pkg/nonkube/api/site_state.go` `ToRouterConfig`, `internal/site/*.go`;
 //! skupper-formats §4): a JSON array of `[entityType, {attributes}]` pairs in the order router,
-//! sslProfile, connector, listener, address, tcpConnector, tcpListener, log, site; attributes in
+//! sslProfile, connector, listener, address, tcpConnector, tcpListener, listenerAddress, log,
+//! site; attributes in
 //! Skupper's order with its string/number choices (listener `port` a number, connector and tcp
 //! ports strings, `helloMaxAgeSeconds` "3"); 4-space indentation and no final newline, as Go's
 //! `json.MarshalIndent`. Where Skupper iterates a Go map (random order), entities are sorted by
@@ -12,7 +13,7 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::resources::{self, ConnectorSpec, Link, SiteResources};
+use crate::resources::{self, ConnectorSpec, Link, MultiKeyListener, SiteResources};
 
 use super::entity::{EntityType, RouterEntity};
 
@@ -59,6 +60,7 @@ enum Entity {
     Listener(&'static str, Listener),
     Address(&'static str, Address),
     TcpEndpoint(&'static str, TcpEndpoint),
+    ListenerAddress(&'static str, ListenerAddress),
     Log(&'static str, Log),
     Site(&'static str, Site),
 }
@@ -137,13 +139,16 @@ struct Address {
     distribution: &'static str,
 }
 
-/// `tcpListener` and `tcpConnector` share Skupper's `TcpEndpoint` shape.
+/// `tcpListener` and `tcpConnector` share Skupper's `TcpEndpoint` shape (`internal/qdr/qdr.go`,
+/// fields in its order, empty ones left out as its `omitempty` does).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct TcpEndpoint {
     name: String,
     host: String,
     port: String,
+    /// Empty for a MultiKeyListener's tcpListener: its addresses are listenerAddress entities.
+    #[serde(skip_serializing_if = "String::is_empty")]
     address: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     ssl_profile: String,
@@ -151,6 +156,25 @@ struct TcpEndpoint {
     observer: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     verify_hostname: Option<bool>,
+    /// `priority` or `weighted` for a MultiKeyListener; never written otherwise.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    multi_address_strategy: String,
+    #[serde(skip_serializing_if = "is_false")]
+    authenticate_peer: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+/// One routing key of a MultiKeyListener: Skupper's `ListenerAddress` (`value` always
+/// written, even 0).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct ListenerAddress {
+    name: String,
+    address: String,
+    value: i64,
+    listener: String,
 }
 
 #[derive(Serialize)]
@@ -167,43 +191,95 @@ struct Site {
     version: String,
 }
 
-/// A `tcpConnector` or `tcpListener` exactly as `skrouterd.json` has it: what a management
-/// CREATE sends to a running router, so that a live change and a restart give the same router.
+/// A `tcpConnector`, `tcpListener` or `listenerAddress` exactly as `skrouterd.json` has it:
+/// what a management CREATE sends to a running router, so that a live change and a restart
+/// give the same router.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TcpEntity {
-    /// `tcpConnector` or `tcpListener`.
+    /// `tcpConnector`, `tcpListener` or `listenerAddress`.
     pub entity_type: &'static str,
-    endpoint: TcpEndpoint,
+    body: TcpBody,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum TcpBody {
+    Endpoint(TcpEndpoint),
+    Address(ListenerAddress),
 }
 
 impl TcpEntity {
     pub fn name(&self) -> &str {
-        &self.endpoint.name
+        match &self.body {
+            TcpBody::Endpoint(endpoint) => &endpoint.name,
+            TcpBody::Address(address) => &address.name,
+        }
+    }
+
+    /// For a `listenerAddress`, the name of the `tcpListener` it belongs to: the router takes
+    /// it only once that listener exists, and deletes that listener only once none is left.
+    pub fn listener(&self) -> Option<&str> {
+        match &self.body {
+            TcpBody::Endpoint(_) => None,
+            TcpBody::Address(address) => Some(&address.listener),
+        }
     }
 
     /// The attributes, `name` included, as the configuration file has them.
     pub fn attributes(&self) -> Map<String, Value> {
-        attributes(&self.endpoint)
+        match &self.body {
+            TcpBody::Endpoint(endpoint) => attributes(endpoint),
+            TcpBody::Address(address) => attributes(address),
+        }
     }
 }
 
-/// The site's tcpConnectors then tcpListeners, each sorted by name, as `render` writes them.
+/// The site's tcpConnectors, then tcpListeners (Listeners' and MultiKeyListeners'), then
+/// listenerAddresses, each sorted by name, as `render` writes them. Created in this order,
+/// every listenerAddress comes after its tcpListener; deleted in the reverse order, before it.
 pub fn tcp_entities(resources: &SiteResources) -> Vec<TcpEntity> {
-    let mut connectors: Vec<TcpEndpoint> = resources.connectors.iter().map(tcp_connector).collect();
-    let mut listeners: Vec<TcpEndpoint> = resources.listeners.iter().map(tcp_listener).collect();
-    connectors.sort_by(|a, b| a.name.cmp(&b.name));
-    listeners.sort_by(|a, b| a.name.cmp(&b.name));
-    let entity = |entity_type| {
+    let (connectors, listeners, addresses) = tcp_parts(resources);
+    let endpoint = |entity_type| {
         move |endpoint| TcpEntity {
             entity_type,
-            endpoint,
+            body: TcpBody::Endpoint(endpoint),
         }
     };
     connectors
         .into_iter()
-        .map(entity("tcpConnector"))
-        .chain(listeners.into_iter().map(entity("tcpListener")))
+        .map(endpoint("tcpConnector"))
+        .chain(listeners.into_iter().map(endpoint("tcpListener")))
+        .chain(addresses.into_iter().map(|address| TcpEntity {
+            entity_type: "listenerAddress",
+            body: TcpBody::Address(address),
+        }))
         .collect()
+}
+
+/// tcpConnectors, tcpListeners and listenerAddresses, each sorted by name.
+fn tcp_parts(
+    resources: &SiteResources,
+) -> (Vec<TcpEndpoint>, Vec<TcpEndpoint>, Vec<ListenerAddress>) {
+    let mut connectors: Vec<TcpEndpoint> = resources.connectors.iter().map(tcp_connector).collect();
+    let mut listeners: Vec<TcpEndpoint> = resources
+        .listeners
+        .iter()
+        .map(tcp_listener)
+        .chain(
+            resources
+                .multi_key_listeners
+                .iter()
+                .map(multi_key_tcp_listener),
+        )
+        .collect();
+    let mut addresses: Vec<ListenerAddress> = resources
+        .multi_key_listeners
+        .iter()
+        .flat_map(listener_addresses)
+        .collect();
+    connectors.sort_by(|a, b| a.name.cmp(&b.name));
+    listeners.sort_by(|a, b| a.name.cmp(&b.name));
+    addresses.sort_by(|a, b| a.name.cmp(&b.name));
+    (connectors, listeners, addresses)
 }
 
 /// With a client certificate the profile presents it; otherwise it only holds the CA that
@@ -227,6 +303,8 @@ fn tcp_connector(connector: &resources::Connector) -> TcpEndpoint {
         verify_hostname: (!ssl_profile.is_empty()).then_some(spec.verify_hostname),
         ssl_profile,
         observer: String::new(),
+        multi_address_strategy: String::new(),
+        authenticate_peer: false,
     }
 }
 
@@ -246,7 +324,56 @@ fn tcp_listener(listener: &resources::Listener) -> TcpEndpoint {
         ssl_profile: spec.tls_credentials.clone(),
         observer: spec.observer.clone(),
         verify_hostname: None,
+        multi_address_strategy: String::new(),
+        authenticate_peer: false,
     }
+}
+
+/// Skupper's name for a MultiKeyListener's tcpListener (`internal/site/multikeylistener.go`
+/// `multiAddressTcpListenerName`), distinct from Listeners' `listener/<name>`.
+pub fn multi_key_listener_name(name: &str) -> String {
+    format!("multiAddress/{name}")
+}
+
+/// A MultiKeyListener's tcpListener (Skupper's `UpdateBridgeConfigForMultiKeyListener`): no
+/// `address`, `multiAddressStrategy` instead, and `authenticatePeer` for `requireClientCert`.
+/// Served through a forwarder like a Listener: then on the loopback router port.
+fn multi_key_tcp_listener(listener: &MultiKeyListener) -> TcpEndpoint {
+    let spec = &listener.spec;
+    let (host, port) = match listener.router_port() {
+        Some(port) => (LOOPBACK.to_string(), port),
+        None => (spec.host.clone(), spec.port),
+    };
+    TcpEndpoint {
+        name: multi_key_listener_name(&listener.metadata.name),
+        host,
+        port: port.to_string(),
+        address: String::new(),
+        ssl_profile: spec.tls_credentials.clone(),
+        observer: spec.observer.clone(),
+        verify_hostname: None,
+        multi_address_strategy: listener
+            .strategy_kind()
+            .map(|kind| kind.as_str().to_string())
+            .unwrap_or_default(),
+        authenticate_peer: spec.require_client_cert,
+    }
+}
+
+/// One listenerAddress per routing key, named `<MultiKeyListener name>/<routing key>` as
+/// Skupper names them (`listenerAddressName`), with Skupper's values.
+fn listener_addresses(listener: &MultiKeyListener) -> Vec<ListenerAddress> {
+    let tcp_listener = multi_key_listener_name(&listener.metadata.name);
+    listener
+        .keyed_values()
+        .into_iter()
+        .map(|(key, value)| ListenerAddress {
+            name: format!("{}/{key}", listener.metadata.name),
+            address: key.to_string(),
+            value,
+            listener: tcp_listener.clone(),
+        })
+        .collect()
 }
 
 /// The role of the links this site's router dials: edge routers dial `edge` endpoints,
@@ -347,6 +474,7 @@ impl Entity {
             Entity::Listener(name, e) => (name, attributes(&e)),
             Entity::Address(name, e) => (name, attributes(&e)),
             Entity::TcpEndpoint(name, e) => (name, attributes(&e)),
+            Entity::ListenerAddress(name, e) => (name, attributes(&e)),
             Entity::Log(name, e) => (name, attributes(&e)),
             Entity::Site(name, e) => (name, attributes(&e)),
         };
@@ -414,7 +542,6 @@ fn entities(resources: &SiteResources, ctx: &RenderContext, certs_path: &str) ->
         }
     }
 
-    let mut tcp_connectors = Vec::new();
     for connector in &resources.connectors {
         let spec = &connector.spec;
         let ssl_profile = connector_ssl_profile(spec);
@@ -425,27 +552,27 @@ fn entities(resources: &SiteResources, ctx: &RenderContext, certs_path: &str) ->
                 certs_path,
             ));
         }
-        tcp_connectors.push(tcp_connector(connector));
     }
-
-    let mut tcp_listeners = Vec::new();
-    for listener in &resources.listeners {
-        let spec = &listener.spec;
-        if !spec.tls_credentials.is_empty() {
-            add_profile(SslProfile::for_certs(
-                &spec.tls_credentials,
-                true,
-                certs_path,
-            ));
+    let listener_credentials = resources
+        .listeners
+        .iter()
+        .map(|l| &l.spec.tls_credentials)
+        .chain(
+            resources
+                .multi_key_listeners
+                .iter()
+                .map(|l| &l.spec.tls_credentials),
+        );
+    for tls_credentials in listener_credentials {
+        if !tls_credentials.is_empty() {
+            add_profile(SslProfile::for_certs(tls_credentials, true, certs_path));
         }
-        tcp_listeners.push(tcp_listener(listener));
     }
+    let (tcp_connectors, tcp_listeners, listener_addresses) = tcp_parts(resources);
 
     ssl_profiles.sort_by(|a, b| a.name.cmp(&b.name));
     connectors.sort_by(|a, b| a.name.cmp(&b.name));
     listeners.sort_by(|a, b| a.name.cmp(&b.name));
-    tcp_connectors.sort_by(|a, b| a.name.cmp(&b.name));
-    tcp_listeners.sort_by(|a, b| a.name.cmp(&b.name));
 
     let mut entities = vec![Entity::Router("router", router)];
     entities.extend(
@@ -479,6 +606,11 @@ fn entities(resources: &SiteResources, ctx: &RenderContext, certs_path: &str) ->
         tcp_listeners
             .into_iter()
             .map(|t| Entity::TcpEndpoint("tcpListener", t)),
+    );
+    entities.extend(
+        listener_addresses
+            .into_iter()
+            .map(|a| Entity::ListenerAddress("listenerAddress", a)),
     );
     entities.push(Entity::Log(
         "log",

@@ -1,6 +1,7 @@
 //! The management agent: applies configuration entities at start-up and management requests
 //! (QUERY / READ / CREATE / DELETE) at run time, with the real router's status codes.
 
+use std::fmt;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -16,13 +17,49 @@ use crate::tcp;
 
 const PREFIX: &str = "io.skupper.router.";
 
+/// Why a CREATE or DELETE is refused, with the real router's status: what its Python agent
+/// checks is a 400 Bad Request; what the C code refuses raises `CError` in the agent, which
+/// answers 500 with the error's name and text.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Refusal {
+    BadRequest(String),
+    /// The `qd_error` message, e.g. `Value: Listener for new address does not exist x`.
+    CError(String),
+}
+
+impl Refusal {
+    fn response(&self) -> Response {
+        match self {
+            Refusal::BadRequest(message) => {
+                answer(400, &format!("Bad Request: {message}"), Value::Null)
+            }
+            Refusal::CError(message) => answer(500, &format!("CError: {message}"), Value::Null),
+        }
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::BadRequest(message) => f.write_str(message),
+            Refusal::CError(message) => write!(f, "CError: {message}"),
+        }
+    }
+}
+
+impl From<String> for Refusal {
+    fn from(message: String) -> Self {
+        Refusal::BadRequest(message)
+    }
+}
+
 /// Creates one entity and starts what it runs. Used for the configuration file and for
 /// management CREATE alike, so both behave the same.
 pub async fn create(
     router: &Arc<Router>,
     agent: &AgentSender,
     mut entity: Entity,
-) -> Result<(), String> {
+) -> Result<(), Refusal> {
     if entity.name().is_empty() {
         // Nameless entities (router, address, log, site) get one, as the real agent gives them.
         let generated = format!("{}/{}", entity.entity_type, router.next_id());
@@ -32,10 +69,29 @@ pub async fn create(
     }
     let key = (entity.entity_type.clone(), entity.name().to_string());
     if router.state().configured.contains_key(&key) {
-        return Err(format!("{} '{}' already exists", key.0, key.1));
+        return Err(format!("{} '{}' already exists", key.0, key.1).into());
     }
     if entity.entity_type == "sslProfile" {
         config::check_ssl_files(&entity).map_err(|e| e.to_string())?;
+    }
+    let problem = match entity.entity_type.as_str() {
+        "tcpListener" => config::tcp_listener_problem(&entity),
+        "listenerAddress" => {
+            let state = router.state();
+            let listener = state
+                .configured
+                .get(&(
+                    "tcpListener".to_string(),
+                    entity.str("listener").to_string(),
+                ))
+                .map(|c| &c.entity);
+            config::listener_address_problem(&entity, listener)
+        }
+        _ => None,
+    };
+    if let Some(message) = problem {
+        tracing::error!("cannot create {} '{}': {message}", key.0, key.1);
+        return Err(Refusal::CError(message));
     }
     let task = match entity.entity_type.as_str() {
         "listener" => Some(links::start_listener(router, &entity, agent.clone()).await?),
@@ -53,18 +109,39 @@ pub async fn create(
     match entity.entity_type.as_str() {
         "tcpListener" => tcp::add_listener(router, &entity),
         "tcpConnector" => router.topology_changed(),
+        "listenerAddress" => tcp::add_address(router, &entity),
         _ => {}
     }
     Ok(())
 }
 
-fn delete(router: &Arc<Router>, entity_type: &str, name: &str) -> bool {
-    let removed = router
-        .state()
-        .configured
-        .remove(&(entity_type.to_string(), name.to_string()));
+/// Deletes one entity; Ok(false) when there is none of that name.
+fn delete(router: &Arc<Router>, entity_type: &str, name: &str) -> Result<bool, Refusal> {
+    let removed = {
+        let mut state = router.state();
+        // The real router keeps a multi-address tcpListener while it has addresses
+        // (`qd_adaptor_listener_close`).
+        let has_addresses = entity_type == "tcpListener"
+            && state
+                .tcp_listeners
+                .get(name)
+                .is_some_and(|l| !l.addresses.is_empty());
+        if has_addresses
+            && state
+                .configured
+                .contains_key(&(entity_type.into(), name.into()))
+        {
+            let message =
+                format!("Value: listenerAddress entities exist for  multi-address listener {name}");
+            tracing::error!("cannot delete tcpListener '{name}': {message}");
+            return Err(Refusal::CError(message));
+        }
+        state
+            .configured
+            .remove(&(entity_type.to_string(), name.to_string()))
+    };
     let Some(configured) = removed else {
-        return false;
+        return Ok(false);
     };
     if let Some(task) = configured.task {
         task.abort();
@@ -84,8 +161,11 @@ fn delete(router: &Arc<Router>, entity_type: &str, name: &str) -> bool {
     if entity_type == "tcpListener" {
         tcp::remove_listener(router, name);
     }
+    if entity_type == "listenerAddress" {
+        tcp::remove_address(router, &configured.entity);
+    }
     router.topology_changed();
-    true
+    Ok(true)
 }
 
 /// Serves management requests until every sender is gone.
@@ -181,20 +261,18 @@ async fn handle(router: &Arc<Router>, agent: &AgentSender, request: Request) -> 
             };
             match create(router, agent, entity.clone()).await {
                 Ok(()) => answer(201, "Created", Value::Object(row_of(&entity, None))),
-                Err(e) => answer(400, &format!("Bad Request: {e}"), Value::Null),
+                Err(refusal) => refusal.response(),
             }
         }
-        "DELETE" if entity_type.allows("DELETE") => {
-            if delete(router, &short, &name) {
-                answer(204, "No Content", Value::Null)
-            } else {
-                answer(
-                    404,
-                    &format!("Not Found: No entity with name='{name}'"),
-                    Value::Null,
-                )
-            }
-        }
+        "DELETE" if entity_type.allows("DELETE") => match delete(router, &short, &name) {
+            Ok(true) => answer(204, "No Content", Value::Null),
+            Ok(false) => answer(
+                404,
+                &format!("Not Found: No entity with name='{name}'"),
+                Value::Null,
+            ),
+            Err(refusal) => refusal.response(),
+        },
         "CREATE" | "DELETE" | "UPDATE" => answer(
             405,
             &format!(
@@ -239,6 +317,14 @@ fn rows(router: &Router, short: &str) -> Vec<Map<String, Value>> {
                         .filter(|_| short == "tcpListener")
                     {
                         add_listener_status(&mut row, listener);
+                    }
+                    if short == "listenerAddress" {
+                        let opened = state
+                            .tcp_listeners
+                            .get(c.entity.str("listener"))
+                            .and_then(|l| l.addresses.iter().find(|a| &a.name == name))
+                            .map_or(0, |a| a.opened.load(Ordering::Relaxed));
+                        row.insert("connectionsOpened".into(), Value::from(opened));
                     }
                     row
                 })

@@ -40,6 +40,43 @@ pub enum ConfigError {
     },
     #[error("only one 'router' entity is allowed")]
     DuplicateRouter,
+    /// What the real router's C code refuses once the schema has accepted the entity.
+    #[error("{entity} '{name}': {message}")]
+    Refused {
+        entity: String,
+        name: String,
+        message: String,
+    },
+}
+
+/// The real router's rule for a tcpListener (`tcp_adaptor.c`
+/// `qd_dispatch_configure_tcp_listener`): `multiAddressStrategy` `none` means a single-address
+/// listener, which needs `address`; `priority` or `weighted` take their addresses from
+/// listenerAddress entities and must have no `address`. Returns the router's error
+/// (`qd_error` name and text) when broken.
+pub fn tcp_listener_problem(listener: &Entity) -> Option<String> {
+    let multi = !matches!(listener.str("multiAddressStrategy"), "" | "none");
+    let has_address = listener.attributes.contains_key("address");
+    (multi == has_address).then(|| {
+        "Configuration: Exactly one of the 'address' or 'multiAddressStrategy' field must be set"
+            .to_string()
+    })
+}
+
+/// The real router's rule for a listenerAddress (`adaptor_listener.c`
+/// `qd_adaptor_listener_add_address`): its `listener` must be an existing tcpListener with a
+/// multi-address strategy. `listener` is that tcpListener, if it exists.
+pub fn listener_address_problem(address: &Entity, listener: Option<&Entity>) -> Option<String> {
+    let name = address.str("listener");
+    match listener {
+        None => Some(format!(
+            "Value: Listener for new address does not exist {name}"
+        )),
+        Some(l) if matches!(l.str("multiAddressStrategy"), "" | "none") => Some(format!(
+            "Value: Must not assign new address to non multi-address listener {name}"
+        )),
+        Some(_) => None,
+    }
 }
 
 /// One validated entity: its short type name and coerced attributes (defaults filled in).
@@ -144,6 +181,7 @@ pub fn parse(text: &str) -> Result<Vec<Entity>, ConfigError> {
         return Err(ConfigError::DuplicateRouter);
     }
     check_references(&entities)?;
+    check_tcp_listeners(&entities)?;
     Ok(entities)
 }
 
@@ -174,6 +212,32 @@ pub fn check_ssl_files(profile: &Entity) -> Result<(), ConfigError> {
             path: path.to_string(),
             source,
         })?;
+    }
+    Ok(())
+}
+
+/// The router configures every tcpListener before any listenerAddress (`config.py`), so a
+/// listenerAddress may come before its tcpListener in the file.
+fn check_tcp_listeners(entities: &[Entity]) -> Result<(), ConfigError> {
+    let refused = |entity: &Entity, message| ConfigError::Refused {
+        entity: entity.entity_type.clone(),
+        name: entity.name().to_string(),
+        message,
+    };
+    for entity in entities {
+        let problem = match entity.entity_type.as_str() {
+            "tcpListener" => tcp_listener_problem(entity),
+            "listenerAddress" => {
+                let listener = entities
+                    .iter()
+                    .find(|e| e.entity_type == "tcpListener" && e.name() == entity.str("listener"));
+                listener_address_problem(entity, listener)
+            }
+            _ => None,
+        };
+        if let Some(message) = problem {
+            return Err(refused(entity, message));
+        }
     }
     Ok(())
 }
@@ -223,6 +287,64 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "configuration entry 1 (listener): unknown attribute 'prot' for entity type 'listener'"
+        );
+    }
+
+    #[test]
+    fn tcp_listener_needs_exactly_one_of_address_or_strategy() {
+        let listener = |attrs: &str| {
+            parse(&format!(
+                r#"[["tcpListener", {{"name": "l", "host": "127.0.0.1", "port": "1"{attrs}}}]]"#
+            ))
+        };
+        listener(r#", "address": "a""#).unwrap();
+        listener(r#", "address": "a", "multiAddressStrategy": "none""#).unwrap();
+        listener(r#", "multiAddressStrategy": "priority""#).unwrap();
+        for bad in [
+            "",
+            r#", "multiAddressStrategy": "none""#,
+            r#", "address": "a", "multiAddressStrategy": "weighted""#,
+        ] {
+            let err = listener(bad).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "tcpListener 'l': Configuration: Exactly one of the 'address' or \
+                 'multiAddressStrategy' field must be set",
+                "{bad}"
+            );
+        }
+        let err = listener(r#", "multiAddressStrategy": "random""#).unwrap_err();
+        assert!(err.to_string().contains("must be one of"), "{err}");
+    }
+
+    #[test]
+    fn listener_address_needs_a_multi_address_listener() {
+        let config = |strategy: &str, listener: &str| {
+            parse(&format!(
+                r#"[["listenerAddress", {{"name": "m/k", "address": "k", "value": 1, "listener": "{listener}"}}],
+                    ["tcpListener", {{"name": "multiAddress/m", "host": "127.0.0.1", "port": "1", {strategy}}}]]"#
+            ))
+        };
+        // Before its tcpListener in the file is fine: the router loads tcpListeners first.
+        config(r#""multiAddressStrategy": "priority""#, "multiAddress/m").unwrap();
+        let err = config(r#""multiAddressStrategy": "priority""#, "multiAddress/x").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "listenerAddress 'm/k': Value: Listener for new address does not exist multiAddress/x"
+        );
+        let err = config(r#""address": "a""#, "multiAddress/m").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "listenerAddress 'm/k': Value: Must not assign new address to non multi-address \
+             listener multiAddress/m"
+        );
+        // The schema requires address, value and listener.
+        let err =
+            parse(r#"[["listenerAddress", {"name": "m/k", "address": "k", "listener": "l"}]]"#)
+                .unwrap_err();
+        assert!(
+            err.to_string().contains("required attribute 'value'"),
+            "{err}"
         );
     }
 

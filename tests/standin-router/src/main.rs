@@ -52,9 +52,20 @@ async fn main() -> ExitCode {
     let router = Router::new(id.clone(), mode.clone());
     let (agent_tx, agent_rx) = mpsc::channel(64);
     tokio::spawn(agent::run(Arc::clone(&router), agent_tx.clone(), agent_rx));
-    // sslProfiles first: listeners and connectors refer to them.
+    // In the real router's order (`config.py` `configure_dispatch`): sslProfiles first, which
+    // the others refer to; connectors, listeners, tcpListeners, tcpConnectors and
+    // listenerAddresses last, in that order, so a listenerAddress finds its tcpListener.
+    let rank = |entity_type: &str| match entity_type {
+        "sslProfile" => 0,
+        "connector" => 2,
+        "listener" => 3,
+        "tcpListener" => 4,
+        "tcpConnector" => 5,
+        "listenerAddress" => 6,
+        _ => 1,
+    };
     let mut ordered = entities;
-    ordered.sort_by_key(|e| e.entity_type != "sslProfile");
+    ordered.sort_by_key(|e| rank(&e.entity_type));
     for entity in ordered {
         let what = format!("{} '{}'", entity.entity_type, entity.name());
         if let Err(e) = agent::create(&router, &agent_tx, entity).await {

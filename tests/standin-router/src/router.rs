@@ -1,10 +1,12 @@
 //! The router's state: configured entities, running listeners and connectors, linked peers, and
 //! which addresses are reachable where. Every change recomputes reachability, tells the peers
 //! (distance-vector advertisements with split horizon) and opens or closes tcpListener sockets,
-//! because a real tcpListener only accepts while a tcpConnector for its address is reachable.
+//! because a real tcpListener only accepts while a tcpConnector for its address is reachable
+//! (a multi-address one: for any of its listenerAddresses).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::AtomicU64;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -64,11 +66,102 @@ pub struct Configured {
 }
 
 pub struct TcpListenerState {
+    /// The single address; empty for a multi-address listener.
     pub address: String,
+    pub strategy: Strategy,
+    /// A multi-address listener's listenerAddresses, in the real router's order: by value,
+    /// highest first, and among equal values the newest first (`adaptor_listener.c`).
+    pub addresses: Vec<ListenerAddressState>,
     pub accepting: Option<AbortHandle>,
     /// The real router's `connectionsOpened` / `connectionsClosed` counters.
     pub opened: Arc<AtomicU64>,
     pub closed: Arc<AtomicU64>,
+}
+
+/// A tcpListener's `multiAddressStrategy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    /// One address, the tcpListener's own `address`.
+    None,
+    /// The reachable address with the highest value.
+    Priority,
+    /// A reachable address at random, in proportion to the values.
+    Weighted,
+}
+
+impl Strategy {
+    pub fn parse(text: &str) -> Strategy {
+        match text {
+            "priority" => Strategy::Priority,
+            "weighted" => Strategy::Weighted,
+            _ => Strategy::None,
+        }
+    }
+}
+
+/// One listenerAddress of a multi-address tcpListener.
+pub struct ListenerAddressState {
+    /// The entity's name.
+    pub name: String,
+    pub address: String,
+    /// Priority or weight.
+    pub value: i64,
+    /// The real router's `connectionsOpened` for this address.
+    pub opened: Arc<AtomicU64>,
+}
+
+impl TcpListenerState {
+    /// Whether the socket should be open: some address of the listener is reachable.
+    fn wanted(&self, reachable: &BTreeMap<String, u32>) -> bool {
+        match self.strategy {
+            Strategy::None => reachable.contains_key(&self.address),
+            _ => self
+                .addresses
+                .iter()
+                .any(|a| reachable.contains_key(&a.address)),
+        }
+    }
+
+    /// Where a new connection goes, as `qd_adaptor_listener_best_address_incref_LH` picks it:
+    /// priority takes the first reachable address (highest value); weighted draws among the
+    /// reachable ones in proportion to their values. With nothing reachable (or weights summing
+    /// to 0) the first address is taken anyway; the socket is closed then, so only a
+    /// connection racing the close gets there.
+    fn pick(&self, reachable: &BTreeMap<String, u32>) -> Option<&ListenerAddressState> {
+        let is_reachable = |a: &&ListenerAddressState| reachable.contains_key(&a.address);
+        let chosen = match self.strategy {
+            Strategy::None => None,
+            Strategy::Priority => self.addresses.iter().find(is_reachable),
+            Strategy::Weighted => {
+                let sum: u64 = self
+                    .addresses
+                    .iter()
+                    .filter(is_reachable)
+                    .map(|a| a.value.max(0) as u64)
+                    .sum();
+                if sum == 0 {
+                    None
+                } else {
+                    // As the real router: from the lowest weight up, the first whose partial
+                    // sum exceeds the draw.
+                    let draw = random_u64() % sum;
+                    let mut partial = 0;
+                    self.addresses.iter().rev().filter(is_reachable).find(|a| {
+                        partial += a.value.max(0) as u64;
+                        draw < partial
+                    })
+                }
+            }
+        };
+        chosen.or_else(|| self.addresses.first())
+    }
+}
+
+/// A random number from the standard library's per-process random hash keys.
+fn random_u64() -> u64 {
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(0);
+    hasher.finish()
 }
 
 #[derive(Default)]
@@ -164,7 +257,7 @@ impl Router {
             }
             let reachable = self.view_for(&state, None).addresses;
             for (name, listener) in &state.tcp_listeners {
-                let wanted = reachable.contains_key(&listener.address);
+                let wanted = listener.wanted(&reachable);
                 if wanted != listener.accepting.is_some() {
                     switches.push((name.clone(), wanted));
                 }
@@ -173,6 +266,20 @@ impl Router {
         for (name, on) in switches {
             crate::tcp::set_accepting(self, &name, on);
         }
+    }
+
+    /// The address a new connection at tcpListener `name` goes to: its own, or the one its
+    /// multi-address strategy picks now (that listenerAddress's `connectionsOpened` counts it).
+    pub fn listener_target(&self, name: &str) -> Option<String> {
+        let state = self.state();
+        let listener = state.tcp_listeners.get(name)?;
+        if listener.strategy == Strategy::None {
+            return Some(listener.address.clone());
+        }
+        let reachable = self.view_for(&state, None).addresses;
+        let chosen = listener.pick(&reachable)?;
+        chosen.opened.fetch_add(1, Ordering::Relaxed);
+        Some(chosen.address.clone())
     }
 
     /// Picks where a new stream for `address` goes, sharing streams among every connector of

@@ -1,5 +1,7 @@
 //! The TCP adaptor: a connection accepted at a tcpListener of address A is carried to a
-//! tcpConnector of address A, here or at a linked site, and connected there.
+//! tcpConnector of address A, here or at a linked site, and connected there. A multi-address
+//! tcpListener (`multiAddressStrategy` priority or weighted) picks A among its listenerAddresses
+//! for each new connection.
 
 use std::io;
 use std::sync::atomic::Ordering;
@@ -10,17 +12,20 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::config::Entity;
 use crate::mux;
-use crate::router::{Route, Router, TcpListenerState};
+use crate::router::{ListenerAddressState, Route, Router, Strategy, TcpListenerState};
 
 pub trait AsyncStream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> AsyncStream for T {}
 
-/// Registers a tcpListener; its socket opens once its address is reachable.
+/// Registers a tcpListener; its socket opens once its address (one of its listenerAddresses,
+/// for a multi-address one) is reachable.
 pub fn add_listener(router: &Arc<Router>, entity: &Entity) {
     router.state().tcp_listeners.insert(
         entity.name().to_string(),
         TcpListenerState {
             address: entity.str("address").to_string(),
+            strategy: Strategy::parse(entity.str("multiAddressStrategy")),
+            addresses: Vec::new(),
             accepting: None,
             opened: Arc::default(),
             closed: Arc::default(),
@@ -35,6 +40,48 @@ pub fn remove_listener(router: &Arc<Router>, name: &str) {
             task.abort();
         }
     }
+}
+
+/// Adds a listenerAddress to its (multi-address) tcpListener, already checked to exist, in
+/// the real router's order: before the first address of a value not above its own.
+pub fn add_address(router: &Arc<Router>, entity: &Entity) {
+    {
+        let mut state = router.state();
+        let Some(listener) = state.tcp_listeners.get_mut(entity.str("listener")) else {
+            return;
+        };
+        let value = entity.int("value");
+        let at = listener
+            .addresses
+            .iter()
+            .position(|a| a.value <= value)
+            .unwrap_or(listener.addresses.len());
+        listener.addresses.insert(
+            at,
+            ListenerAddressState {
+                name: entity.name().to_string(),
+                address: entity.str("address").to_string(),
+                value,
+                opened: Arc::default(),
+            },
+        );
+        tracing::info!(
+            "tcpListener {}: address '{}' ({value})",
+            entity.str("listener"),
+            entity.str("address")
+        );
+    }
+    router.topology_changed();
+}
+
+pub fn remove_address(router: &Arc<Router>, entity: &Entity) {
+    {
+        let mut state = router.state();
+        if let Some(listener) = state.tcp_listeners.get_mut(entity.str("listener")) {
+            listener.addresses.retain(|a| a.name != entity.name());
+        }
+    }
+    router.topology_changed();
 }
 
 /// Opens (binds) or closes a tcpListener's socket. Closing refuses new connections; connections
@@ -56,7 +103,7 @@ pub fn set_accepting(router: &Arc<Router>, name: &str, on: bool) {
             task.abort();
             tracing::info!(
                 "tcpListener {name}: no reachable tcpConnector for '{}', not accepting",
-                listener.address
+                listener_addresses(listener)
             );
         }
         return;
@@ -76,11 +123,11 @@ pub fn set_accepting(router: &Arc<Router>, name: &str, on: bool) {
             tracing::info!(
                 "tcpListener {name}: accepting on {host}:{} for '{}'",
                 entity.str("port"),
-                listener.address
+                listener_addresses(listener)
             );
-            let address = listener.address.clone();
             let (opened, closed) = (Arc::clone(&listener.opened), Arc::clone(&listener.closed));
             let router = Arc::clone(router);
+            let name = name.to_string();
             let task = tokio::spawn(async move {
                 loop {
                     let Ok((client, _)) = socket.accept().await else {
@@ -88,8 +135,13 @@ pub fn set_accepting(router: &Arc<Router>, name: &str, on: bool) {
                     };
                     let _ = client.set_nodelay(true);
                     opened.fetch_add(1, Ordering::Relaxed);
-                    let (router, address, closed) =
-                        (Arc::clone(&router), address.clone(), Arc::clone(&closed));
+                    let closed = Arc::clone(&closed);
+                    let Some(address) = router.listener_target(&name) else {
+                        // Deleted while this connection was being accepted.
+                        closed.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    };
+                    let router = Arc::clone(&router);
                     tokio::spawn(async move {
                         carry(router, address, Box::new(client), None).await;
                         closed.fetch_add(1, Ordering::Relaxed);
@@ -102,6 +154,19 @@ pub fn set_accepting(router: &Arc<Router>, name: &str, on: bool) {
             "tcpListener {name}: cannot listen on {host}:{}: {e}",
             entity.str("port")
         ),
+    }
+}
+
+/// The address, or the listenerAddresses' addresses joined, for log lines.
+fn listener_addresses(listener: &TcpListenerState) -> String {
+    match listener.strategy {
+        Strategy::None => listener.address.clone(),
+        _ => listener
+            .addresses
+            .iter()
+            .map(|a| a.address.as_str())
+            .collect::<Vec<_>>()
+            .join("', '"),
     }
 }
 

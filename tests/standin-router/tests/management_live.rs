@@ -7,60 +7,13 @@ mod support;
 use std::time::Duration;
 
 use serde_json::json;
-use support::{
-    echo_roundtrip, echo_server, fixture, free_port, wait_accepting, wait_refusing, Ca, San,
-    Standin,
-};
-use vansite::router::management::{ClientTls, ManagementClient};
+use support::{echo_roundtrip, free_port, wait_accepting, wait_refusing, Site};
+use vansite::router::management::ManagementClient;
 
 const LIMIT: Duration = Duration::from_secs(20);
 
-struct Site {
-    standin: Standin,
-    client_tls: ClientTls,
-    management_port: u16,
-    echo_server_port: u16,
-}
-
-/// Site A of tests/fixtures/site-a.json, alone: its tcpConnector for `echo-a` is local.
 fn start_site(name: &str) -> Site {
-    let dir = std::env::temp_dir().join(format!("standin-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let certs = dir.join("certs");
-    Ca::new("skupper-site-ca").issue(&certs.join("site-a"), "site-a", &[San::Dns("127.0.0.1")]);
-    let local_ca = Ca::new("skupper-local-ca");
-    let server_sans = [
-        San::Dns("127.0.0.1"),
-        San::Dns("localhost"),
-        San::Ip("127.0.0.1"),
-    ];
-    local_ca.issue(
-        &certs.join("skupper-local-server"),
-        "127.0.0.1",
-        &server_sans,
-    );
-    local_ca.issue(
-        &certs.join("skupper-local-client"),
-        "127.0.0.1",
-        &server_sans,
-    );
-    let (management_port, echo_server_port) = (free_port(), echo_server());
-    let env = [
-        ("CERTS", certs.display().to_string()),
-        ("MANAGEMENT_PORT", management_port.to_string()),
-        ("INTER_ROUTER_PORT", free_port().to_string()),
-        ("ECHO_SERVER_PORT", echo_server_port.to_string()),
-        ("ECHO_B_PORT", free_port().to_string()),
-    ];
-    let standin = Standin::start(&fixture("site-a.json"), &env, dir.join("router.log"));
-    standin.wait_for_log("router site-a (interior) running", LIMIT);
-    let client_tls = ClientTls::from_dir(certs.join("skupper-local-client")).unwrap();
-    Site {
-        standin,
-        client_tls,
-        management_port,
-        echo_server_port,
-    }
+    support::start_site_a(name, LIMIT)
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -12,6 +12,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose, SanType,
 };
+use vansite::router::management::ClientTls;
 
 /// A CA that issues server and client certificates into a directory holding
 /// `ca.crt`, `tls.crt` and `tls.key`, Skupper's layout.
@@ -233,4 +234,64 @@ pub fn read_all_from(port: u16) -> String {
     let mut text = String::new();
     stream.read_to_string(&mut text).unwrap();
     text
+}
+
+/// A running stand-in of site A and what its management needs.
+pub struct Site {
+    pub standin: Standin,
+    pub client_tls: ClientTls,
+    pub management_port: u16,
+    pub echo_server_port: u16,
+    /// Where site A takes links, and the CA its link server certificate comes from.
+    pub inter_router_port: u16,
+    pub site_ca: Ca,
+    /// The test's directory (certificates, logs).
+    pub dir: PathBuf,
+}
+
+/// Site A of tests/fixtures/site-a.json, alone: its tcpConnector for `echo-a` is local.
+/// Management answers on `management_port` to `client_tls` (skupper-local-client).
+pub fn start_site_a(name: &str, limit: Duration) -> Site {
+    let dir = std::env::temp_dir().join(format!("standin-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let certs = dir.join("certs");
+    let site_ca = Ca::new("skupper-site-ca");
+    site_ca.issue(&certs.join("site-a"), "site-a", &[San::Dns("127.0.0.1")]);
+    let local_ca = Ca::new("skupper-local-ca");
+    let server_sans = [
+        San::Dns("127.0.0.1"),
+        San::Dns("localhost"),
+        San::Ip("127.0.0.1"),
+    ];
+    local_ca.issue(
+        &certs.join("skupper-local-server"),
+        "127.0.0.1",
+        &server_sans,
+    );
+    local_ca.issue(
+        &certs.join("skupper-local-client"),
+        "127.0.0.1",
+        &server_sans,
+    );
+    let (management_port, echo_server_port) = (free_port(), echo_server());
+    let inter_router_port = free_port();
+    let env = [
+        ("CERTS", certs.display().to_string()),
+        ("MANAGEMENT_PORT", management_port.to_string()),
+        ("INTER_ROUTER_PORT", inter_router_port.to_string()),
+        ("ECHO_SERVER_PORT", echo_server_port.to_string()),
+        ("ECHO_B_PORT", free_port().to_string()),
+    ];
+    let standin = Standin::start(&fixture("site-a.json"), &env, dir.join("router.log"));
+    standin.wait_for_log("router site-a (interior) running", limit);
+    let client_tls = ClientTls::from_dir(certs.join("skupper-local-client")).unwrap();
+    Site {
+        standin,
+        client_tls,
+        management_port,
+        echo_server_port,
+        inter_router_port,
+        site_ca,
+        dir,
+    }
 }
