@@ -2,9 +2,12 @@
 //! shell completions are generated from these (`xtask`), so they are the whole command line:
 //! no dispatch and no printing here.
 
+use std::marker::PhantomData;
 use std::time::Duration;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+
+use crate::site::services::ServiceKind;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -72,10 +75,10 @@ them already; by hand: `vansite completion bash > ~/.local/share/bash-completion
     GrantServer(GrantServerArgs),
     /// Reach a service of the network here: a local port forwarded to the routing key's connectors
     #[command(subcommand)]
-    Listener(ListenerCommand),
+    Listener(ServiceCommand<ListenerKind>),
     /// Offer a service of this host (or one it reaches) to the network under a routing key
     #[command(subcommand)]
-    Connector(ConnectorCommand),
+    Connector(ServiceCommand<ConnectorKind>),
     /// Offer a host's service to the network, as Skupper's tutorials write it (a connector)
     #[command(subcommand)]
     Expose(ExposeCommand),
@@ -185,66 +188,102 @@ pub struct GrantServerArgs {
     pub idle_timeout: u64,
 }
 
+/// `listener …` and `connector …`: one shape for both kinds of service. `K` is the kind, with
+/// the help texts where the two differ.
 #[derive(Debug, Subcommand)]
-pub enum ListenerCommand {
-    /// Listen on PORT here and forward each connection to the connectors of the routing key
-    Create(ListenerCreateArgs),
-    /// The site's listeners
+pub enum ServiceCommand<K: ServiceKindArgs> {
+    #[command(about = K::TEXT.create)]
+    Create(ServiceCreateArgs<K>),
+    #[command(about = K::TEXT.list)]
     List(OutputArgs),
-    /// The listeners with their forwarder units and whether a connector is reachable
+    #[command(about = K::TEXT.status)]
     Status(ServiceStatusArgs),
-    /// Stop the listener's forwarder (open connections end cleanly) and remove it
+    #[command(about = K::TEXT.delete)]
     Delete(ServiceDeleteArgs),
 }
 
-#[derive(Debug, Subcommand)]
-pub enum ConnectorCommand {
-    /// Offer HOST:PORT to the network under the routing key
-    Create(ConnectorCreateArgs),
-    /// The site's connectors
-    List(OutputArgs),
-    /// The connectors and whether the running router has them
-    Status(ServiceStatusArgs),
-    /// Withdraw the connector (connections through it end)
-    Delete(ServiceDeleteArgs),
+/// `listener create` / `connector create`.
+#[derive(Debug, Args)]
+pub struct ServiceCreateArgs<K: ServiceKindArgs> {
+    #[arg(help = K::TEXT.name)]
+    pub name: String,
+    #[arg(help = K::TEXT.port)]
+    pub port: u16,
+    #[arg(long, value_name = "KEY", help = K::TEXT.routing_key)]
+    pub routing_key: Option<String>,
+    #[arg(long, value_name = K::TEXT.host_value, help = K::TEXT.host)]
+    pub host: Option<String>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[arg(skip)]
+    kind: PhantomData<K>,
+}
+
+/// A kind of service on the command line: which kind the operations are asked about, and the
+/// texts of its subcommands where listeners and connectors differ.
+pub trait ServiceKindArgs {
+    const KIND: ServiceKind;
+    const TEXT: ServiceText;
+}
+
+/// The help texts of one kind's subcommands and of its `create` arguments.
+#[derive(Debug)]
+pub struct ServiceText {
+    pub create: &'static str,
+    pub list: &'static str,
+    pub status: &'static str,
+    pub delete: &'static str,
+    pub name: &'static str,
+    pub port: &'static str,
+    pub routing_key: &'static str,
+    /// `--host`, with the kind's default host.
+    pub host: &'static str,
+    pub host_value: &'static str,
+}
+
+/// `listener …`: a network service reachable here.
+#[derive(Debug)]
+pub struct ListenerKind;
+
+impl ServiceKindArgs for ListenerKind {
+    const KIND: ServiceKind = ServiceKind::Listener;
+    const TEXT: ServiceText = ServiceText {
+        create:
+            "Listen on PORT here and forward each connection to the connectors of the routing key",
+        list: "The site's listeners",
+        status: "The listeners with their forwarder units and whether a connector is reachable",
+        delete: "Stop the listener's forwarder (open connections end cleanly) and remove it",
+        name: "The listener's name (an RFC 1123 label)",
+        port: "The port clients connect to on this host (systemd holds it)",
+        routing_key: "The routing key of the connectors to reach [default: NAME]",
+        host: "The IP address to listen on [default: 0.0.0.0, every interface]",
+        host_value: "BIND",
+    };
+}
+
+/// `connector …`: a service of this host (or one it reaches) offered to the network.
+#[derive(Debug)]
+pub struct ConnectorKind;
+
+impl ServiceKindArgs for ConnectorKind {
+    const KIND: ServiceKind = ServiceKind::Connector;
+    const TEXT: ServiceText = ServiceText {
+        create: "Offer HOST:PORT to the network under the routing key",
+        list: "The site's connectors",
+        status: "The connectors and whether the running router has them",
+        delete: "Withdraw the connector (connections through it end)",
+        name: "The connector's name (an RFC 1123 label)",
+        port: "The service's port",
+        routing_key: "The routing key listeners use to reach it [default: NAME]",
+        host: "Where the service runs, as the router resolves it [default: localhost]",
+        host_value: "HOST",
+    };
 }
 
 #[derive(Debug, Subcommand)]
 pub enum ExposeCommand {
     /// `expose host HOST --address A --port P`: the same as `connector create A P --host HOST`
     Host(ExposeHostArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct ListenerCreateArgs {
-    /// The listener's name (an RFC 1123 label)
-    pub name: String,
-    /// The port clients connect to on this host (systemd holds it)
-    pub port: u16,
-    /// The routing key of the connectors to reach [default: NAME]
-    #[arg(long, value_name = "KEY")]
-    pub routing_key: Option<String>,
-    /// The IP address to listen on [default: 0.0.0.0, every interface]
-    #[arg(long, value_name = "BIND")]
-    pub host: Option<String>,
-    #[command(flatten)]
-    pub output: OutputArgs,
-}
-
-#[derive(Debug, Args)]
-pub struct ConnectorCreateArgs {
-    /// The connector's name (an RFC 1123 label)
-    pub name: String,
-    /// The service's port
-    pub port: u16,
-    /// The routing key listeners use to reach it [default: NAME]
-    #[arg(long, value_name = "KEY")]
-    pub routing_key: Option<String>,
-    /// Where the service runs, as the router resolves it [default: localhost]
-    #[arg(long, value_name = "HOST")]
-    pub host: Option<String>,
-    #[command(flatten)]
-    pub output: OutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -478,6 +517,70 @@ mod tests {
         };
         assert_eq!(init.hosts, ["a", "10.0.0.1"]);
         assert!(Cli::try_parse_from(["vansite", "init", "--timeout", "0"]).is_err());
+    }
+
+    /// `listener` and `connector` have one shape, each kind with its own texts.
+    #[test]
+    fn listeners_and_connectors_share_one_shape() {
+        let parsed = |args: &[&str]| {
+            Cli::try_parse_from([&["vansite"], args].concat())
+                .unwrap()
+                .command
+        };
+        let Command::Listener(ServiceCommand::Create(listener)) =
+            parsed(&["listener", "create", "web", "8080", "--host", "127.0.0.1"])
+        else {
+            panic!("listener create")
+        };
+        assert_eq!(
+            (
+                listener.name.as_str(),
+                listener.port,
+                listener.host.as_deref()
+            ),
+            ("web", 8080, Some("127.0.0.1"))
+        );
+        let Command::Connector(ServiceCommand::Delete(connector)) =
+            parsed(&["connector", "delete", "db", "-o", "json"])
+        else {
+            panic!("connector delete")
+        };
+        assert_eq!(connector.name, "db");
+        assert_eq!(connector.output.output, OutputFormat::Json);
+
+        /// `create`'s about, and `--host`'s help and value name.
+        fn create_texts(kind: &str) -> [String; 3] {
+            let command = Cli::command();
+            let create = command
+                .find_subcommand(kind)
+                .and_then(|c| c.find_subcommand("create"))
+                .unwrap();
+            let host = create
+                .get_arguments()
+                .find(|a| a.get_id() == "host")
+                .unwrap();
+            [
+                create.get_about().unwrap().to_string(),
+                host.get_help().unwrap().to_string(),
+                host.get_value_names().unwrap()[0].to_string(),
+            ]
+        }
+        assert_eq!(
+            create_texts("listener"),
+            [
+                "Listen on PORT here and forward each connection to the connectors of the routing key",
+                "The IP address to listen on [default: 0.0.0.0, every interface]",
+                "BIND",
+            ]
+        );
+        assert_eq!(
+            create_texts("connector"),
+            [
+                "Offer HOST:PORT to the network under the routing key",
+                "Where the service runs, as the router resolves it [default: localhost]",
+                "HOST",
+            ]
+        );
     }
 
     #[test]

@@ -23,8 +23,8 @@ use crate::site::status;
 use crate::site::{delete, files, Paths, SiteDir};
 
 use args::{
-    ConnectorCommand, DoctorArgs, ExposeCommand, Ingress, LinkCommand, ListenerCommand,
-    OutputFormat, RouterMode, TokenCommand, TokenFileFormat,
+    DoctorArgs, ExposeCommand, Ingress, LinkCommand, RouterMode, ServiceCommand, ServiceKindArgs,
+    TokenCommand, TokenFileFormat,
 };
 
 /// Runs the parsed command. Data goes to stdout, progress and errors to stderr.
@@ -166,21 +166,8 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             }
             Ok(())
         }
-        Command::Listener(command) => {
-            let action = ServiceAction::from(command);
-            run_service(&paths, &namespace, ServiceKind::Listener, action, &progress).await
-        }
-        Command::Connector(command) => {
-            let action = ServiceAction::from(command);
-            run_service(
-                &paths,
-                &namespace,
-                ServiceKind::Connector,
-                action,
-                &progress,
-            )
-            .await
-        }
+        Command::Listener(command) => run_service(&paths, &namespace, command, &progress).await,
+        Command::Connector(command) => run_service(&paths, &namespace, command, &progress).await,
         Command::Expose(ExposeCommand::Host(args)) => {
             let request = ServiceRequest {
                 kind: ServiceKind::Connector,
@@ -224,96 +211,39 @@ async fn run_doctor(namespace: Option<String>, args: DoctorArgs) -> Result<(), E
     }
 }
 
-/// What a `listener` or `connector` subcommand asks, whichever the kind: both kinds are
-/// served by the same operations.
-enum ServiceAction {
-    Create {
-        name: String,
-        port: u16,
-        routing_key: Option<String>,
-        host: Option<String>,
-        output: OutputFormat,
-    },
-    List(OutputFormat),
-    Status(Option<String>, OutputFormat),
-    Delete(String, OutputFormat),
-}
-
-impl From<ListenerCommand> for ServiceAction {
-    fn from(command: ListenerCommand) -> Self {
-        match command {
-            ListenerCommand::Create(a) => ServiceAction::Create {
-                name: a.name,
-                port: a.port,
-                routing_key: a.routing_key,
-                host: a.host,
-                output: a.output.output,
-            },
-            ListenerCommand::List(a) => ServiceAction::List(a.output),
-            ListenerCommand::Status(a) => ServiceAction::Status(a.name, a.output.output),
-            ListenerCommand::Delete(a) => ServiceAction::Delete(a.name, a.output.output),
-        }
-    }
-}
-
-impl From<ConnectorCommand> for ServiceAction {
-    fn from(command: ConnectorCommand) -> Self {
-        match command {
-            ConnectorCommand::Create(a) => ServiceAction::Create {
-                name: a.name,
-                port: a.port,
-                routing_key: a.routing_key,
-                host: a.host,
-                output: a.output.output,
-            },
-            ConnectorCommand::List(a) => ServiceAction::List(a.output),
-            ConnectorCommand::Status(a) => ServiceAction::Status(a.name, a.output.output),
-            ConnectorCommand::Delete(a) => ServiceAction::Delete(a.name, a.output.output),
-        }
-    }
-}
-
-async fn run_service(
+/// A `listener` or `connector` subcommand: both kinds are served by the same operations.
+async fn run_service<K: ServiceKindArgs>(
     paths: &Paths,
     namespace: &str,
-    kind: ServiceKind,
-    action: ServiceAction,
+    command: ServiceCommand<K>,
     progress: &dyn Fn(&str),
 ) -> Result<(), Error> {
-    match action {
-        ServiceAction::Create {
-            name,
-            port,
-            routing_key,
-            host,
-            output,
-        } => {
+    let kind = K::KIND;
+    match command {
+        ServiceCommand::Create(args) => {
             let request = ServiceRequest {
                 kind,
-                name,
-                port,
-                routing_key,
-                host,
+                name: args.name,
+                port: args.port,
+                routing_key: args.routing_key,
+                host: args.host,
             };
             let change = services::create(paths, namespace, request, progress).await?;
-            output::print_service_change(output, &change, "created");
-            Ok(())
+            output::print_service_change(args.output.output, &change, "created");
         }
-        ServiceAction::List(output) => {
-            output::print_services(output, &services::list(paths, namespace, kind)?);
-            Ok(())
+        ServiceCommand::List(args) => {
+            output::print_services(args.output, &services::list(paths, namespace, kind)?);
         }
-        ServiceAction::Status(name, output) => {
-            let all = services::status(paths, namespace, kind, name.as_deref()).await?;
-            output::print_service_statuses(output, &all);
-            Ok(())
+        ServiceCommand::Status(args) => {
+            let all = services::status(paths, namespace, kind, args.name.as_deref()).await?;
+            output::print_service_statuses(args.output.output, &all);
         }
-        ServiceAction::Delete(name, output) => {
-            let change = services::delete(paths, namespace, kind, &name, progress).await?;
-            output::print_service_change(output, &change, "deleted");
-            Ok(())
+        ServiceCommand::Delete(args) => {
+            let change = services::delete(paths, namespace, kind, &args.name, progress).await?;
+            output::print_service_change(args.output.output, &change, "deleted");
         }
     }
+    Ok(())
 }
 
 /// The file's text and its name for messages (`-` is standard input).
