@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
+use crate::settings::Platform;
 use crate::site::services::ServiceKind;
 
 #[derive(Debug, Parser)]
@@ -397,8 +398,8 @@ pub enum Ingress {
 #[derive(Debug, Args)]
 pub struct InitArgs {
     /// How the router runs; only podman exists so far
-    #[arg(long, default_value = "podman", value_name = "PLATFORM")]
-    pub platform: String,
+    #[arg(long, value_enum, default_value = "podman", value_name = "PLATFORM")]
+    pub platform: Platform,
 
     /// The site's name in the network [default: this host's short name]
     #[arg(long, value_name = "NAME")]
@@ -517,6 +518,31 @@ mod tests {
         };
         assert_eq!(init.hosts, ["a", "10.0.0.1"]);
         assert!(Cli::try_parse_from(["vansite", "init", "--timeout", "0"]).is_err());
+    }
+
+    /// `--platform` is podman unless told, and nothing else is accepted.
+    #[test]
+    fn the_platform_is_podman() {
+        let platform = |args: &[&str]| {
+            let cli = Cli::try_parse_from([&["vansite", "init"], args].concat())?;
+            let Command::Init(init) = cli.command else {
+                panic!("init")
+            };
+            Ok::<_, clap::Error>(init.platform)
+        };
+        assert_eq!(platform(&[]).unwrap(), Platform::Podman);
+        assert_eq!(
+            platform(&["--platform", "podman"]).unwrap(),
+            Platform::Podman
+        );
+        let err = platform(&["--platform", "docker"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::InvalidValue);
+        assert_eq!(err.exit_code(), 2);
+        let message = err.to_string();
+        assert!(
+            message.contains("'docker'") && message.contains("[possible values: podman]"),
+            "{message}"
+        );
     }
 
     /// `listener` and `connector` have one shape, each kind with its own texts.

@@ -19,7 +19,7 @@ use crate::resources::{
 };
 use crate::router::config::{render, RenderContext};
 use crate::router::management::{ClientTls, ManagementClient};
-use crate::settings::SKUPPER_VERSION;
+use crate::settings::{Platform, SKUPPER_VERSION};
 use crate::systemd::{ActiveState, JobResult, UserManager};
 
 use super::status::router_mode;
@@ -39,7 +39,7 @@ const PORT_SEARCH: u16 = 100;
 #[derive(Debug, Clone)]
 pub struct InitRequest {
     pub namespace: String,
-    pub platform: String,
+    pub platform: Platform,
     pub name: Option<String>,
     pub edge: Option<bool>,
     pub link_access: Option<bool>,
@@ -71,11 +71,9 @@ pub async fn init(
     request: InitRequest,
     progress: &dyn Fn(&str),
 ) -> Result<InitOutcome, Error> {
-    if request.platform != "podman" {
-        return Err(Error::Usage(format!(
-            "platform '{}' is not supported: vansite runs the router with podman (use --platform podman)",
-            request.platform
-        )));
+    match request.platform {
+        // The only one so far: the router unit below is a podman quadlet.
+        Platform::Podman => {}
     }
     check_name(&request.namespace)
         .map_err(|problem| Error::Usage(format!("namespace: {problem} (an RFC 1123 label)")))?;
