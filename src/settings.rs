@@ -16,6 +16,14 @@ use crate::quadlet::router::DEFAULT_ROUTER_IMAGE;
 /// The Skupper release whose formats vansite writes (router metadata, `site` entity).
 pub const SKUPPER_VERSION: &str = "2.2.1";
 
+/// How a site's router runs (`init --platform`; the doc comments are its help). Only podman
+/// exists so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Platform {
+    /// Rootless podman: the router is a quadlet container under the systemd user manager
+    Podman,
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {

@@ -16,6 +16,7 @@ use crate::resources::{
     check_name, ObjectMeta, Resource, RouterAccess, RouterAccessRole, RouterAccessSpec, Site,
     SiteResources, SiteSpec, LOCAL_ROUTER_ACCESS,
 };
+use crate::settings::Platform;
 
 use super::status::router_mode;
 use super::{files, Paths};
@@ -30,7 +31,7 @@ const PORT_SEARCH: u16 = 100;
 #[derive(Debug, Clone)]
 pub struct InitRequest {
     pub namespace: String,
-    pub platform: String,
+    pub platform: Platform,
     pub name: Option<String>,
     pub edge: Option<bool>,
     pub link_access: Option<bool>,
@@ -64,11 +65,9 @@ pub async fn init(
     request: InitRequest,
     progress: &dyn Fn(&str),
 ) -> Result<InitOutcome, Error> {
-    if request.platform != "podman" {
-        return Err(Error::Usage(format!(
-            "platform '{}' is not supported: vansite runs the router with podman (use --platform podman)",
-            request.platform
-        )));
+    match request.platform {
+        // The only one so far: the router unit below is a podman quadlet.
+        Platform::Podman => {}
     }
     check_name(&request.namespace)
         .map_err(|problem| Error::Usage(format!("namespace: {problem} (an RFC 1123 label)")))?;

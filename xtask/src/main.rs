@@ -13,7 +13,8 @@ use std::process::ExitCode;
 
 use clap::CommandFactory;
 use clap_complete::Shell;
-use vansite::cli::{write_completion, Cli};
+use vansite::cli::args::write_completion;
+use vansite::cli::Cli;
 use vansite::error::EXIT_CODES;
 
 /// The command that rewrites man/, for messages.

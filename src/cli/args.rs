@@ -1,0 +1,649 @@
+//! The command line's clap types: `Cli`, its `Command`s and their arguments. Man pages and
+//! shell completions are generated from these (`xtask`), so they are the whole command line:
+//! no dispatch and no printing here.
+
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+
+use crate::settings::Platform;
+use crate::site::services::ServiceKind;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "vansite",
+    version,
+    about = "Join this host to a Skupper network: a rootless site run by podman and systemd",
+    long_about = "vansite turns a Linux host into a Skupper site without Kubernetes: it writes the \
+site's resources (Skupper v2 YAML), certificates and router configuration, runs the \
+skupper-router as a quadlet container under your systemd user manager, and links the site to \
+others with the same token and link formats as Skupper's cluster sites.",
+    after_help = crate::error::exit_status_text()
+)]
+pub struct Cli {
+    /// The site to act on: several sites can live side by side, one per namespace
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "VANSITE_NAMESPACE",
+        value_name = "NAME"
+    )]
+    pub namespace: Option<String>,
+
+    /// More output on stderr (-v: progress, -vv: debug)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the site (resources, certificates, router config, router unit) and start its router
+    Init(InitArgs),
+    /// Show the site: its identity, mode, and the router unit's state
+    Status(StatusArgs),
+    /// Stop the site's router and remove every unit and file the site created
+    Delete(DeleteArgs),
+    /// Check that this host can run a site: podman, quadlet, cgroups, ids, bus, linger, image,
+    /// ports, clock
+    #[command(
+        long_about = "Check that this host can run a site, and say how to fix what it cannot: \
+the podman version and the quadlet generator, cgroup v2, the user's subordinate uid/gid \
+ranges, the systemd user manager on the session bus, linger (units start at boot only with \
+it), the router image (present, or its registry reachable; nothing is pulled), the site's \
+ports (free, or held by the site's own router) and the clock (offline, only against \
+timestamps vansite knows). Each check is OK, WARN or FAIL; the exit status is 1 when one fails."
+    )]
+    Doctor(DoctorArgs),
+    /// Print a shell completion script (bash, zsh, fish, ...) for vansite
+    #[command(
+        long_about = "Print a shell completion script for vansite on stdout. Packages install \
+them already; by hand: `vansite completion bash > ~/.local/share/bash-completion/completions/vansite`."
+    )]
+    Completion(CompletionArgs),
+    /// Tokens: issue them for other sites to link here, redeem theirs to link there
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Links between this site and others
+    #[command(subcommand)]
+    Link(LinkCommand),
+    /// The grant server (started by its systemd socket unit, not by hand)
+    #[command(hide = true)]
+    GrantServer(GrantServerArgs),
+    /// Reach a service of the network here: a local port forwarded to the routing key's connectors
+    #[command(subcommand)]
+    Listener(ServiceCommand<ListenerKind>),
+    /// Offer a service of this host (or one it reaches) to the network under a routing key
+    #[command(subcommand)]
+    Connector(ServiceCommand<ConnectorKind>),
+    /// Offer a host's service to the network, as Skupper's tutorials write it (a connector)
+    #[command(subcommand)]
+    Expose(ExposeCommand),
+    /// The forwarder of one listener (run by its systemd unit, not by hand)
+    #[command(hide = true)]
+    Forward(ForwardArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Record an AccessGrant and write the token another site redeems with it (Skupper's
+    /// `token issue`); starts this site's grant server
+    #[command(visible_alias = "create")]
+    Issue(TokenIssueArgs),
+    /// Redeem a token and link to the site that issued it (the same as `vansite link create`)
+    Redeem(LinkCreateArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LinkCommand {
+    /// Write a static Link and its Secret that another site applies to link to this one (no
+    /// grant server involved; the client certificate inside never expires before 5 years)
+    Generate(LinkGenerateArgs),
+    /// Link to another site with a file it issued: an AccessToken (redeemed at its grant
+    /// server), a Link with its Secret (`skupper link generate`), or a Skupper v1 token.
+    /// The running router gets the link without a restart.
+    Create(LinkCreateArgs),
+    /// Remove a link: from the running router first, then from the site's files
+    Delete(LinkDeleteArgs),
+    /// Show links: connected or not, the remote router, since when, the last error
+    Status(LinkStatusArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TokenFileFormat {
+    /// A Skupper v2 AccessToken (`skupper token redeem`, `vansite link create`)
+    V2,
+    /// A Skupper v1 token-claim Secret, redeemed with the v1 claims protocol
+    V1,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenIssueArgs {
+    /// Where to write the token (it holds the grant's code: keep it private)
+    #[arg(value_name = "FILE")]
+    pub file: std::path::PathBuf,
+
+    /// The grant's name (also the token's) [default: <site>-<random>]
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// How many times the token can be redeemed
+    #[arg(long, default_value = "1", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub redemptions: u32,
+
+    /// How long the token can be redeemed, as a Go duration (15m, 1h30m, 90s)
+    #[arg(long, default_value = "15m", value_name = "DURATION")]
+    pub expiration_window: String,
+
+    /// The host other sites reach this one by, one of the names given to `init --host`
+    /// [default: the first of them]
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+
+    /// The grant server's port [default: the port it already uses, else grant_port from the
+    /// settings file, else 9090]
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<u16>,
+
+    /// The token's format
+    #[arg(long, value_enum, default_value = "v2")]
+    pub format: TokenFileFormat,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LinkGenerateArgs {
+    /// Where to write the Link and Secret (YAML) [default: standard output]
+    #[arg(value_name = "FILE")]
+    pub file: Option<std::path::PathBuf>,
+
+    /// The Link's and Secret's name [default: link-<site>]
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// The host the remote site dials, one of the names given to `init --host` [default: the
+    /// first of them]
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct GrantServerArgs {
+    /// The site's directory (the unit passes it, so the server needs no XDG environment)
+    #[arg(long, value_name = "DIR")]
+    pub site_dir: std::path::PathBuf,
+
+    /// Listen here instead of on the socket systemd passes (debugging, benchmarks)
+    #[arg(long, value_name = "ADDRESS")]
+    pub listen: Option<std::net::SocketAddr>,
+
+    /// Exit after this many seconds without a connection (0: never); the socket unit starts
+    /// the server again on the next one
+    #[arg(long, default_value = "600", value_name = "SECONDS")]
+    pub idle_timeout: u64,
+}
+
+/// `listener …` and `connector …`: one shape for both kinds of service. `K` is the kind, with
+/// the help texts where the two differ.
+#[derive(Debug, Subcommand)]
+pub enum ServiceCommand<K: ServiceKindArgs> {
+    #[command(about = K::TEXT.create)]
+    Create(ServiceCreateArgs<K>),
+    #[command(about = K::TEXT.list)]
+    List(OutputArgs),
+    #[command(about = K::TEXT.status)]
+    Status(ServiceStatusArgs),
+    #[command(about = K::TEXT.delete)]
+    Delete(ServiceDeleteArgs),
+}
+
+/// `listener create` / `connector create`.
+#[derive(Debug, Args)]
+pub struct ServiceCreateArgs<K: ServiceKindArgs> {
+    #[arg(help = K::TEXT.name)]
+    pub name: String,
+    #[arg(help = K::TEXT.port)]
+    pub port: u16,
+    #[arg(long, value_name = "KEY", help = K::TEXT.routing_key)]
+    pub routing_key: Option<String>,
+    #[arg(long, value_name = K::TEXT.host_value, help = K::TEXT.host)]
+    pub host: Option<String>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[arg(skip)]
+    kind: PhantomData<K>,
+}
+
+/// A kind of service on the command line: which kind the operations are asked about, and the
+/// texts of its subcommands where listeners and connectors differ.
+pub trait ServiceKindArgs {
+    const KIND: ServiceKind;
+    const TEXT: ServiceText;
+}
+
+/// The help texts of one kind's subcommands and of its `create` arguments.
+#[derive(Debug)]
+pub struct ServiceText {
+    pub create: &'static str,
+    pub list: &'static str,
+    pub status: &'static str,
+    pub delete: &'static str,
+    pub name: &'static str,
+    pub port: &'static str,
+    pub routing_key: &'static str,
+    /// `--host`, with the kind's default host.
+    pub host: &'static str,
+    pub host_value: &'static str,
+}
+
+/// `listener …`: a network service reachable here.
+#[derive(Debug)]
+pub struct ListenerKind;
+
+impl ServiceKindArgs for ListenerKind {
+    const KIND: ServiceKind = ServiceKind::Listener;
+    const TEXT: ServiceText = ServiceText {
+        create:
+            "Listen on PORT here and forward each connection to the connectors of the routing key",
+        list: "The site's listeners",
+        status: "The listeners with their forwarder units and whether a connector is reachable",
+        delete: "Stop the listener's forwarder (open connections end cleanly) and remove it",
+        name: "The listener's name (an RFC 1123 label)",
+        port: "The port clients connect to on this host (systemd holds it)",
+        routing_key: "The routing key of the connectors to reach [default: NAME]",
+        host: "The IP address to listen on [default: 0.0.0.0, every interface]",
+        host_value: "BIND",
+    };
+}
+
+/// `connector …`: a service of this host (or one it reaches) offered to the network.
+#[derive(Debug)]
+pub struct ConnectorKind;
+
+impl ServiceKindArgs for ConnectorKind {
+    const KIND: ServiceKind = ServiceKind::Connector;
+    const TEXT: ServiceText = ServiceText {
+        create: "Offer HOST:PORT to the network under the routing key",
+        list: "The site's connectors",
+        status: "The connectors and whether the running router has them",
+        delete: "Withdraw the connector (connections through it end)",
+        name: "The connector's name (an RFC 1123 label)",
+        port: "The service's port",
+        routing_key: "The routing key listeners use to reach it [default: NAME]",
+        host: "Where the service runs, as the router resolves it [default: localhost]",
+        host_value: "HOST",
+    };
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExposeCommand {
+    /// `expose host HOST --address A --port P`: the same as `connector create A P --host HOST`
+    Host(ExposeHostArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExposeHostArgs {
+    /// Where the service runs
+    pub host: String,
+    /// The routing key, and the connector's name
+    #[arg(long, value_name = "ADDRESS")]
+    pub address: String,
+    /// The service's port
+    #[arg(long, value_name = "PORT")]
+    pub port: u16,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Output format
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct ServiceStatusArgs {
+    /// Only this one
+    pub name: Option<String>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ServiceDeleteArgs {
+    pub name: String,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ForwardArgs {
+    /// The router's tcpListener (a loopback address)
+    #[arg(long, value_name = "ADDRESS:PORT")]
+    pub router: std::net::SocketAddr,
+    /// How long a client waits for the router before a clean close (seconds)
+    #[arg(long, default_value = "30", value_name = "SECONDS", value_parser = parse_seconds)]
+    pub wait: Duration,
+}
+#[derive(Debug, Args)]
+pub struct LinkCreateArgs {
+    /// The token or link file (`-` reads standard input)
+    #[arg(value_name = "FILE")]
+    pub file: std::path::PathBuf,
+
+    /// Name of the link and its Secret [default: the name in the file]
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// The link's cost: the router prefers links of lower cost [default: the file's, else 1]
+    #[arg(long, value_name = "COST")]
+    pub cost: Option<i64>,
+
+    /// How long to wait for the router if it has to be restarted (seconds)
+    #[arg(long, default_value = "120", value_name = "SECONDS", value_parser = parse_seconds)]
+    pub timeout: Duration,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LinkDeleteArgs {
+    /// The link to remove
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    /// How long to wait for the router if it has to be restarted (seconds)
+    #[arg(long, default_value = "120", value_name = "SECONDS", value_parser = parse_seconds)]
+    pub timeout: Duration,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LinkStatusArgs {
+    /// Only this link
+    #[arg(value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Output format
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RouterMode {
+    /// A full router: accepts and makes links
+    Interior,
+    /// A leaf router: links to interior sites only, cannot accept links
+    Edge,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Ingress {
+    /// No link access: this site only makes links
+    None,
+    /// Accept links on this host's own ports (inter-router 55671, edge 45671, or the next free)
+    Host,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// How the router runs; only podman exists so far
+    #[arg(long, value_enum, default_value = "podman", value_name = "PLATFORM")]
+    pub platform: Platform,
+
+    /// The site's name in the network [default: this host's short name]
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// interior sites accept and make links; edge sites only link to interior ones
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub router_mode: Option<RouterMode>,
+
+    /// Let other sites link to this one (the same as --ingress host)
+    #[arg(long, conflicts_with = "ingress")]
+    pub enable_link_access: bool,
+
+    /// How other sites reach this one to link
+    #[arg(long, value_enum, value_name = "INGRESS")]
+    pub ingress: Option<Ingress>,
+
+    /// A name or address other sites use to reach this host (repeatable); each goes into the
+    /// site's server certificate
+    #[arg(long = "host", value_name = "HOST")]
+    pub hosts: Vec<String>,
+
+    /// The router image [default: the settings file's router_image, else the tested skupper-router release]
+    #[arg(long, value_name = "IMAGE")]
+    pub router_image: Option<String>,
+
+    /// How long to wait for the router to be running (seconds)
+    #[arg(long, default_value = "300", value_name = "SECONDS", value_parser = parse_seconds)]
+    pub timeout: Duration,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+    Yaml,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Output format
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The router image to check [default: the site's, else the settings file's router_image]
+    #[arg(long, value_name = "IMAGE")]
+    pub router_image: Option<String>,
+
+    /// Output format
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionArgs {
+    /// The shell to complete for
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// How long to wait for the router to stop (seconds)
+    #[arg(long, default_value = "120", value_name = "SECONDS", value_parser = parse_seconds)]
+    pub timeout: Duration,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    match text.parse::<u64>() {
+        Ok(0) | Err(_) => Err(format!("'{text}' is not a positive number of seconds")),
+        Ok(seconds) => Ok(Duration::from_secs(seconds)),
+    }
+}
+
+/// Writes the completion script for `shell`, generated from these clap definitions.
+pub fn write_completion(shell: clap_complete::Shell, out: &mut dyn std::io::Write) {
+    clap_complete::generate(shell, &mut Cli::command(), "vansite", out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn ingress_and_link_access_are_one_choice() {
+        let err = Cli::try_parse_from([
+            "vansite",
+            "init",
+            "--enable-link-access",
+            "--ingress",
+            "none",
+        ])
+        .unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+        let cli = Cli::try_parse_from([
+            "vansite", "-n", "west", "init", "--host", "a", "--host", "10.0.0.1",
+        ])
+        .unwrap();
+        assert_eq!(cli.namespace.as_deref(), Some("west"));
+        let Command::Init(init) = cli.command else {
+            panic!("init")
+        };
+        assert_eq!(init.hosts, ["a", "10.0.0.1"]);
+        assert!(Cli::try_parse_from(["vansite", "init", "--timeout", "0"]).is_err());
+    }
+
+    /// `--platform` is podman unless told, and nothing else is accepted.
+    #[test]
+    fn the_platform_is_podman() {
+        let platform = |args: &[&str]| {
+            let cli = Cli::try_parse_from([&["vansite", "init"], args].concat())?;
+            let Command::Init(init) = cli.command else {
+                panic!("init")
+            };
+            Ok::<_, clap::Error>(init.platform)
+        };
+        assert_eq!(platform(&[]).unwrap(), Platform::Podman);
+        assert_eq!(
+            platform(&["--platform", "podman"]).unwrap(),
+            Platform::Podman
+        );
+        let err = platform(&["--platform", "docker"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::InvalidValue);
+        assert_eq!(err.exit_code(), 2);
+        let message = err.to_string();
+        assert!(
+            message.contains("'docker'") && message.contains("[possible values: podman]"),
+            "{message}"
+        );
+    }
+
+    /// `listener` and `connector` have one shape, each kind with its own texts.
+    #[test]
+    fn listeners_and_connectors_share_one_shape() {
+        let parsed = |args: &[&str]| {
+            Cli::try_parse_from([&["vansite"], args].concat())
+                .unwrap()
+                .command
+        };
+        let Command::Listener(ServiceCommand::Create(listener)) =
+            parsed(&["listener", "create", "web", "8080", "--host", "127.0.0.1"])
+        else {
+            panic!("listener create")
+        };
+        assert_eq!(
+            (
+                listener.name.as_str(),
+                listener.port,
+                listener.host.as_deref()
+            ),
+            ("web", 8080, Some("127.0.0.1"))
+        );
+        let Command::Connector(ServiceCommand::Delete(connector)) =
+            parsed(&["connector", "delete", "db", "-o", "json"])
+        else {
+            panic!("connector delete")
+        };
+        assert_eq!(connector.name, "db");
+        assert_eq!(connector.output.output, OutputFormat::Json);
+
+        /// `create`'s about, and `--host`'s help and value name.
+        fn create_texts(kind: &str) -> [String; 3] {
+            let command = Cli::command();
+            let create = command
+                .find_subcommand(kind)
+                .and_then(|c| c.find_subcommand("create"))
+                .unwrap();
+            let host = create
+                .get_arguments()
+                .find(|a| a.get_id() == "host")
+                .unwrap();
+            [
+                create.get_about().unwrap().to_string(),
+                host.get_help().unwrap().to_string(),
+                host.get_value_names().unwrap()[0].to_string(),
+            ]
+        }
+        assert_eq!(
+            create_texts("listener"),
+            [
+                "Listen on PORT here and forward each connection to the connectors of the routing key",
+                "The IP address to listen on [default: 0.0.0.0, every interface]",
+                "BIND",
+            ]
+        );
+        assert_eq!(
+            create_texts("connector"),
+            [
+                "Offer HOST:PORT to the network under the routing key",
+                "Where the service runs, as the router resolves it [default: localhost]",
+                "HOST",
+            ]
+        );
+    }
+
+    #[test]
+    fn commands_that_change_the_site_take_output() {
+        let output_of = |args: &[&str]| {
+            let cli = Cli::try_parse_from([&["vansite"], args].concat()).unwrap();
+            match cli.command {
+                Command::Init(a) => a.output.output,
+                Command::Delete(a) => a.output.output,
+                Command::Token(TokenCommand::Issue(a)) => a.output.output,
+                Command::Token(TokenCommand::Redeem(a)) => a.output.output,
+                Command::Link(LinkCommand::Create(a)) => a.output.output,
+                Command::Link(LinkCommand::Delete(a)) => a.output.output,
+                other => panic!("not a command under test: {other:?}"),
+            }
+        };
+        assert_eq!(output_of(&["init"]), OutputFormat::Table);
+        assert_eq!(output_of(&["init", "-o", "json"]), OutputFormat::Json);
+        assert_eq!(
+            output_of(&["delete", "--output", "yaml"]),
+            OutputFormat::Yaml
+        );
+        assert_eq!(
+            output_of(&["token", "create", "t.yaml", "-o", "json"]),
+            OutputFormat::Json
+        );
+        assert_eq!(
+            output_of(&["token", "redeem", "t.yaml", "-o", "yaml"]),
+            OutputFormat::Yaml
+        );
+        assert_eq!(
+            output_of(&["link", "create", "-", "-o", "json"]),
+            OutputFormat::Json
+        );
+        assert_eq!(
+            output_of(&["link", "delete", "west", "-o", "json"]),
+            OutputFormat::Json
+        );
+    }
+}

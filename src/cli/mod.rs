@@ -1,0 +1,265 @@
+//! The command line: `args` holds the clap definitions, this module the dispatch from a parsed
+//! command to the site operations, and `output` everything printed on stdout.
+
+mod output;
+
+pub mod args;
+
+pub use args::{Cli, Command};
+
+use std::time::Duration;
+
+use crate::doctor::{self, DoctorRequest};
+use crate::error::Error;
+use crate::forward::proxy;
+use crate::grants::issue::{self, GenerateRequest, IssueRequest};
+use crate::grants::{self, TokenFormat};
+use crate::progress::Progress;
+use crate::settings::Settings;
+use crate::site::init::{self, InitRequest};
+use crate::site::link::{self, CreateRequest};
+use crate::site::services::{self, ServiceKind, ServiceRequest};
+use crate::site::status;
+use crate::site::{delete, files, Paths, SiteDir};
+
+use args::{
+    DoctorArgs, ExposeCommand, Ingress, LinkCommand, RouterMode, ServiceCommand, ServiceKindArgs,
+    TokenCommand, TokenFileFormat,
+};
+
+/// Runs the parsed command. Data goes to stdout, progress and errors to stderr.
+pub async fn run(cli: Cli) -> Result<(), Error> {
+    let command = match cli.command {
+        // The forwarder runs in a container: no home, no session, no settings.
+        Command::Forward(args) => {
+            return Ok(proxy::serve(proxy::inherited_listener()?, args.router, args.wait).await?);
+        }
+        Command::Completion(args) => {
+            output::print_completion(args.shell);
+            return Ok(());
+        }
+        _ if rustix::process::geteuid().is_root() => {
+            // Root sites need the system manager, /etc/containers/systemd and /var/lib: not built yet.
+            return Err(Error::Usage(
+                "vansite runs rootless: run it as the user who will own the site (root sites are not supported yet)"
+                    .into(),
+            ));
+        }
+        Command::GrantServer(args) => {
+            // Needs no XDG environment: systemd starts it with the site directory.
+            let site_dir = SiteDir {
+                namespace: cli.namespace.unwrap_or_else(|| "default".into()),
+                root: args.site_dir,
+            };
+            let idle = (args.idle_timeout > 0).then(|| Duration::from_secs(args.idle_timeout));
+            return Ok(grants::server::run(site_dir, args.listen, idle).await?);
+        }
+        Command::Doctor(args) => return run_doctor(cli.namespace, args).await,
+        command => command,
+    };
+    let paths = Paths::from_env()?;
+    let settings = Settings::load(&paths.settings_file())?;
+    let namespace = cli
+        .namespace
+        .clone()
+        .unwrap_or_else(|| settings.namespace.clone());
+    let steps = Progress::on_stderr(cli.verbose);
+    let progress = |message: &str| steps.step(message);
+    match command {
+        Command::Init(args) => {
+            let request = InitRequest {
+                namespace,
+                platform: args.platform,
+                name: args.name,
+                edge: args.router_mode.map(|m| m == RouterMode::Edge),
+                link_access: if args.enable_link_access {
+                    Some(true)
+                } else {
+                    args.ingress.map(|i| i == Ingress::Host)
+                },
+                hosts: args.hosts,
+                router_image: args.router_image,
+                default_router_image: settings.router_image,
+                timeout: args.timeout,
+            };
+            let outcome = init::init(&paths, request, &progress).await?;
+            output::print_init(args.output.output, outcome);
+            Ok(())
+        }
+        Command::Status(args) => {
+            let status = status::status(&paths, &namespace).await?;
+            output::print_status(args.output, &status);
+            if status.healthy {
+                Ok(())
+            } else {
+                Err(Error::Unhealthy {
+                    namespace,
+                    problems: status.problems,
+                })
+            }
+        }
+        Command::Link(LinkCommand::Create(args)) | Command::Token(TokenCommand::Redeem(args)) => {
+            let (text, source_name) = read_token_file(&args.file)?;
+            let request = CreateRequest {
+                namespace,
+                text,
+                source_name,
+                name: args.name,
+                cost: args.cost,
+                timeout: args.timeout,
+            };
+            let outcome = link::create(&paths, request, &progress).await?;
+            output::print_link_created(args.output.output, outcome);
+            Ok(())
+        }
+        Command::Link(LinkCommand::Delete(args)) => {
+            let outcome =
+                link::delete(&paths, &namespace, &args.name, args.timeout, &progress).await?;
+            output::print_link_deleted(args.output.output, &outcome);
+            Ok(())
+        }
+        Command::Link(LinkCommand::Status(args)) => {
+            let statuses = link::status(&paths, &namespace, args.name.as_deref()).await?;
+            output::print_links(args.output, &statuses);
+            Ok(())
+        }
+        Command::Delete(args) => {
+            let outcome = delete::delete(&paths, &namespace, args.timeout, &progress).await?;
+            output::print_delete(args.output.output, &outcome);
+            Ok(())
+        }
+        Command::Token(TokenCommand::Issue(args)) => {
+            let request = IssueRequest {
+                namespace,
+                file: args.file,
+                name: args.name,
+                redemptions: args.redemptions,
+                expiration_window: args.expiration_window,
+                host: args.host,
+                port: args.port,
+                default_port: settings.grant_port,
+                format: match args.format {
+                    TokenFileFormat::V2 => TokenFormat::V2,
+                    TokenFileFormat::V1 => TokenFormat::V1,
+                },
+            };
+            let outcome = issue::issue(&paths, request, &progress).await?;
+            output::print_token_issued(args.output.output, outcome);
+            Ok(())
+        }
+        Command::Link(LinkCommand::Generate(args)) => {
+            let request = GenerateRequest {
+                namespace,
+                name: args.name,
+                host: args.host,
+            };
+            let yaml = issue::generate_link(&paths, &request)?.to_yaml_stream()?;
+            match args.file.filter(|f| f.as_os_str() != "-") {
+                Some(file) => {
+                    let file =
+                        std::path::absolute(&file).map_err(Error::file("cannot resolve", &file))?;
+                    files::write_atomic(&file, yaml.as_bytes(), files::SECRET)
+                        .map_err(Error::file("cannot write", &file))?;
+                    output::generated_link_written(&file);
+                }
+                None => output::print_generated_link(&yaml),
+            }
+            Ok(())
+        }
+        Command::Listener(command) => run_service(&paths, &namespace, command, &progress).await,
+        Command::Connector(command) => run_service(&paths, &namespace, command, &progress).await,
+        Command::Expose(ExposeCommand::Host(args)) => {
+            let request = ServiceRequest {
+                kind: ServiceKind::Connector,
+                name: args.address.clone(),
+                port: args.port,
+                routing_key: Some(args.address),
+                host: Some(args.host),
+            };
+            let change = services::create(&paths, &namespace, request, &progress).await?;
+            output::print_service_change(args.output.output, &change, "created");
+            Ok(())
+        }
+        Command::Doctor(_)
+        | Command::Completion(_)
+        | Command::GrantServer(_)
+        | Command::Forward(_) => {
+            unreachable!("run handles them first: they must work without a user session")
+        }
+    }
+}
+
+/// `doctor` works without a user session too: a missing one is what it reports then.
+async fn run_doctor(namespace: Option<String>, args: DoctorArgs) -> Result<(), Error> {
+    let paths = Paths::from_env();
+    let settings = match &paths {
+        Ok(paths) => Settings::load(&paths.settings_file())?,
+        Err(_) => Settings::default(),
+    };
+    let request = DoctorRequest {
+        namespace: namespace.unwrap_or(settings.namespace),
+        router_image: args.router_image,
+        default_router_image: settings.router_image,
+    };
+    let report = doctor::doctor(paths.as_ref(), request).await;
+    output::print_doctor(args.output, &report);
+    match report.failed() {
+        failed if failed.is_empty() => Ok(()),
+        failed => Err(Error::ChecksFailed(
+            failed.into_iter().map(String::from).collect(),
+        )),
+    }
+}
+
+/// A `listener` or `connector` subcommand: both kinds are served by the same operations.
+async fn run_service<K: ServiceKindArgs>(
+    paths: &Paths,
+    namespace: &str,
+    command: ServiceCommand<K>,
+    progress: &dyn Fn(&str),
+) -> Result<(), Error> {
+    let kind = K::KIND;
+    match command {
+        ServiceCommand::Create(args) => {
+            let request = ServiceRequest {
+                kind,
+                name: args.name,
+                port: args.port,
+                routing_key: args.routing_key,
+                host: args.host,
+            };
+            let change = services::create(paths, namespace, request, progress).await?;
+            output::print_service_change(args.output.output, &change, "created");
+        }
+        ServiceCommand::List(args) => {
+            output::print_services(args.output, &services::list(paths, namespace, kind)?);
+        }
+        ServiceCommand::Status(args) => {
+            let all = services::status(paths, namespace, kind, args.name.as_deref()).await?;
+            output::print_service_statuses(args.output.output, &all);
+        }
+        ServiceCommand::Delete(args) => {
+            let change = services::delete(paths, namespace, kind, &args.name, progress).await?;
+            output::print_service_change(args.output.output, &change, "deleted");
+        }
+    }
+    Ok(())
+}
+
+/// The file's text and its name for messages (`-` is standard input).
+fn read_token_file(path: &std::path::Path) -> Result<(String, String), Error> {
+    if path.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .map_err(Error::file("cannot read", "<stdin>"))?;
+        return Ok((text, "<stdin>".into()));
+    }
+    let bytes = std::fs::read(path).map_err(Error::file("cannot read", path))?;
+    let text = String::from_utf8(bytes).map_err(|_| {
+        Error::Usage(format!(
+            "{} is not a text file: expected a token or link in YAML",
+            path.display()
+        ))
+    })?;
+    Ok((text, path.display().to_string()))
+}

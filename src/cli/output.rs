@@ -1,0 +1,779 @@
+//! Everything the command line prints on stdout: tables and sentences for a person, JSON or
+//! YAML for scripts (`--output`), and the views those are made of. Nothing else in vansite
+//! writes to stdout; progress and errors go to stderr.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::doctor::{self, DoctorReport};
+use crate::grants::issue::IssueOutcome;
+use crate::grants::TokenFormat;
+use crate::site::delete;
+use crate::site::init::InitOutcome;
+use crate::site::link::{self, Applied, CreateOutcome, LinkStatus};
+use crate::site::services::{ServiceChange, ServiceInfo, ServiceKind, ServiceStatus};
+use crate::site::status::{self, Endpoint, SiteInfo, SiteStatus};
+
+use super::args::{write_completion, OutputFormat};
+
+/// What `init` did.
+pub fn print_init(format: OutputFormat, outcome: InitOutcome) {
+    print_data(format, &SiteInitialised::from(outcome), describe_init);
+}
+
+/// The site, as `status` shows it.
+pub fn print_status(format: OutputFormat, status: &SiteStatus) {
+    print_data(format, status, status_table);
+}
+
+/// What `delete` removed.
+pub fn print_delete(format: OutputFormat, outcome: &delete::DeleteOutcome) {
+    print_data(format, outcome, describe_delete);
+}
+
+/// The host checks of `doctor`.
+pub fn print_doctor(format: OutputFormat, report: &DoctorReport) {
+    print_data(format, report, doctor::table);
+}
+
+/// What `token issue` wrote.
+pub fn print_token_issued(format: OutputFormat, outcome: IssueOutcome) {
+    print_data(format, &TokenIssued::from(outcome), describe_issue);
+}
+
+/// What `link create` (`token redeem`) did.
+pub fn print_link_created(format: OutputFormat, outcome: CreateOutcome) {
+    print_data(format, &LinkCreated::from(outcome), describe_link_create);
+}
+
+/// What `link delete` did.
+pub fn print_link_deleted(format: OutputFormat, outcome: &link::DeleteOutcome) {
+    print_data(format, outcome, describe_link_delete);
+}
+
+/// `link status`.
+pub fn print_links(format: OutputFormat, statuses: &[LinkStatus]) {
+    print_data(format, &statuses, |s| links_table(s));
+}
+
+/// `link generate` without a file: the Link and Secret, as YAML.
+pub fn print_generated_link(yaml: &str) {
+    print!("{yaml}");
+}
+
+/// `link generate FILE`: where they went, on stderr (stdout stays empty).
+pub fn generated_link_written(file: &Path) {
+    eprintln!("Link and Secret written to {}: apply them on the other site (`vansite link create {}`, or `skupper link apply`/`kubectl apply -f`).", file.display(), file.display());
+}
+
+/// `completion SHELL`.
+pub fn print_completion(shell: clap_complete::Shell) {
+    write_completion(shell, &mut std::io::stdout());
+}
+
+/// A listener or connector `created` or `deleted`.
+pub fn print_service_change(format: OutputFormat, change: &ServiceChange, verb: &str) {
+    print_data(format, change, |change| {
+        let info = &change.info;
+        let kind = match info.kind {
+            ServiceKind::Listener => "Listener",
+            ServiceKind::Connector => "Connector",
+        };
+        let mut text = format!(
+            "{kind} '{}' {verb}: routing key '{}', {}:{}\n",
+            info.name, info.routing_key, info.host, info.port
+        );
+        if !change.live {
+            text.push_str("  (the router is not running: it takes the change when it starts)\n");
+        }
+        if let Some(n) = change.ended_connections.filter(|n| *n > 0) {
+            text.push_str(&format!("  ended {n} open connection(s)\n"));
+        }
+        text
+    });
+}
+
+/// `listener list` / `connector list`.
+pub fn print_services(format: OutputFormat, infos: &[ServiceInfo]) {
+    print_data(format, &infos, |infos| info_table(infos));
+}
+
+/// `listener status` / `connector status`.
+pub fn print_service_statuses(format: OutputFormat, all: &[ServiceStatus]) {
+    print_data(format, &all, |all| status_table_of_services(all));
+}
+
+/// Prints data as `format` asks: a table for a person, or JSON/YAML for scripts.
+fn print_data<T: Serialize>(format: OutputFormat, data: &T, table: impl FnOnce(&T) -> String) {
+    match format {
+        OutputFormat::Table => print!("{}", table(data)),
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(data).expect("serialisable")
+        ),
+        OutputFormat::Yaml => print!("{}", serde_saphyr::to_string(data).expect("serialisable")),
+    }
+}
+
+/// What `token issue` did, as it is printed. The grant's code is in the token file only.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TokenIssued {
+    /// The AccessGrant's name, also the token's.
+    name: String,
+    /// Where the token was written; text, since a path that is not UTF-8 cannot be serialised.
+    file: String,
+    format: TokenFormat,
+    /// Where the token is redeemed.
+    url: String,
+    redemptions_allowed: u32,
+    /// RFC 3339.
+    expiration_time: String,
+    /// The grant server's socket unit.
+    grant_server_socket: String,
+}
+
+impl From<IssueOutcome> for TokenIssued {
+    fn from(outcome: IssueOutcome) -> Self {
+        TokenIssued {
+            name: outcome.grant_name,
+            file: outcome.file.display().to_string(),
+            format: outcome.format,
+            url: outcome.url,
+            redemptions_allowed: outcome.redemptions_allowed,
+            expiration_time: outcome.expiration_time,
+            grant_server_socket: outcome.socket_unit,
+        }
+    }
+}
+
+fn describe_issue(outcome: &TokenIssued) -> String {
+    let (kind, redeem) = match outcome.format {
+        TokenFormat::V2 => (
+            "AccessToken",
+            "`vansite link create FILE` on a host, or `skupper token redeem FILE` on a cluster",
+        ),
+        TokenFormat::V1 => (
+            "v1 token-claim",
+            "a Skupper v1 site (`skupper link create FILE`) or `vansite link create FILE`",
+        ),
+    };
+    let uses = match outcome.redemptions_allowed {
+        1 => "once".to_string(),
+        n => format!("{n} times"),
+    };
+    format!(
+        "{kind} '{}' written to {}.\n  url:          {}\n  redeemable:   {uses}, until {}\n  grant server: {} (systemctl --user status {})\nRedeem it with {redeem}.\n",
+        outcome.name,
+        outcome.file,
+        outcome.url,
+        outcome.expiration_time,
+        outcome.grant_server_socket,
+        outcome.grant_server_socket,
+    )
+}
+
+fn info_table(infos: &[ServiceInfo]) -> String {
+    let rows: Vec<Vec<String>> = infos
+        .iter()
+        .map(|i| {
+            vec![
+                i.name.clone(),
+                i.routing_key.clone(),
+                format!("{}:{}", i.host, i.port),
+            ]
+        })
+        .collect();
+    columns(&["NAME", "ROUTING KEY", "ADDRESS"], &rows)
+}
+
+fn status_table_of_services(all: &[ServiceStatus]) -> String {
+    let rows: Vec<Vec<String>> = all
+        .iter()
+        .map(|s| {
+            let unknown = || "-".to_string();
+            vec![
+                format!("{:?}", s.info.kind).to_lowercase(),
+                s.info.name.clone(),
+                s.info.routing_key.clone(),
+                format!("{}:{}", s.info.host, s.info.port),
+                s.forwarder_state
+                    .as_ref()
+                    .map(|f| format!("{f} (socket {})", s.socket_state.as_deref().unwrap_or("?")))
+                    .unwrap_or_else(unknown),
+                match (s.in_router, s.peer) {
+                    (None, _) => "router not answering".into(),
+                    (Some(false), _) => "missing in router".into(),
+                    (Some(true), Some(peer)) => peer.into(),
+                    (Some(true), None) => "in router".into(),
+                },
+                s.active_connections
+                    .map(|n| n.to_string())
+                    .unwrap_or_else(unknown),
+            ]
+        })
+        .collect();
+    columns(
+        &[
+            "KIND",
+            "NAME",
+            "ROUTING KEY",
+            "ADDRESS",
+            "FORWARDER",
+            "PEER",
+            "CONNECTIONS",
+        ],
+        &rows,
+    )
+}
+
+/// Left-aligned columns, two spaces apart; "(none)" for no rows.
+fn columns(header: &[&str], rows: &[Vec<String>]) -> String {
+    if rows.is_empty() {
+        return "(none)\n".into();
+    }
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let text: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        format!("{}\n", text.join("  ").trim_end())
+    };
+    let mut out = line(header.iter().map(|h| h.to_string()).collect());
+    for row in rows {
+        out.push_str(&line(row.clone()));
+    }
+    out
+}
+
+fn describe_applied(applied: Applied) -> &'static str {
+    match applied {
+        Applied::Live => "applied to the running router, no restart",
+        Applied::Restarted => "the router was restarted to apply it",
+        Applied::RouterNotRunning => "the router is not running: it applies it when it starts",
+    }
+}
+
+/// `Note: ...` lines, one a note.
+fn note_lines(notes: &[String]) -> String {
+    notes.iter().map(|note| format!("Note: {note}\n")).collect()
+}
+
+/// What `link create` (`token redeem`) did, as it is printed.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LinkCreated {
+    namespace: String,
+    /// What the file held, in words ("an AccessToken", "a Link and its Secret", ...).
+    from: &'static str,
+    links: Vec<CreatedLink>,
+    /// The name of the Secret the links use (its keys stay in the site's files).
+    secret: String,
+    applied: Applied,
+    notes: Vec<String>,
+}
+
+/// One new link, named as `link status` names its fields.
+#[derive(Debug, Serialize)]
+struct CreatedLink {
+    name: String,
+    role: &'static str,
+    /// The `host:port` this site dials.
+    endpoint: String,
+}
+
+impl From<CreateOutcome> for LinkCreated {
+    fn from(outcome: CreateOutcome) -> Self {
+        let links = outcome
+            .links
+            .into_iter()
+            .zip(outcome.endpoints)
+            .map(|(name, endpoint)| CreatedLink {
+                name,
+                role: outcome.role,
+                endpoint,
+            })
+            .collect();
+        LinkCreated {
+            namespace: outcome.namespace,
+            from: outcome.from,
+            links,
+            secret: outcome.secret,
+            applied: outcome.applied,
+            notes: outcome.notes,
+        }
+    }
+}
+
+fn describe_link_create(outcome: &LinkCreated) -> String {
+    let mut text = format!(
+        "Linked site of namespace '{}' with {} ({}):\n",
+        outcome.namespace,
+        outcome.from,
+        describe_applied(outcome.applied)
+    );
+    for link in &outcome.links {
+        text.push_str(&format!(
+            "  link {}: {} to {}\n",
+            link.name, link.role, link.endpoint
+        ));
+    }
+    text.push_str(&note_lines(&outcome.notes));
+    text.push_str(&format!(
+        "See whether it is connected with `vansite -n {} link status`.\n",
+        outcome.namespace
+    ));
+    text
+}
+
+fn describe_link_delete(outcome: &link::DeleteOutcome) -> String {
+    format!(
+        "Link '{}' removed from the site of namespace '{}' ({}).\n{}",
+        outcome.link,
+        outcome.namespace,
+        describe_applied(outcome.applied),
+        note_lines(&outcome.notes)
+    )
+}
+
+fn describe_delete(outcome: &delete::DeleteOutcome) -> String {
+    let mut text = format!("Deleted the site of namespace '{}':\n", outcome.namespace);
+    for item in &outcome.removed {
+        text.push_str(&format!("  removed {item}\n"));
+    }
+    text
+}
+
+fn links_table(statuses: &[LinkStatus]) -> String {
+    if statuses.is_empty() {
+        return "No links: create one with `vansite link create FILE`.\n".into();
+    }
+    let or_dash = |value: &Option<String>| value.clone().unwrap_or_else(|| "-".into());
+    let rows: Vec<Vec<String>> = statuses
+        .iter()
+        .map(|s| {
+            vec![
+                s.name.clone(),
+                s.state.to_string(),
+                or_dash(&s.remote_router),
+                or_dash(&s.since),
+                s.endpoint.clone(),
+                or_dash(&s.last_error),
+            ]
+        })
+        .collect();
+    columns(
+        &[
+            "NAME",
+            "STATE",
+            "REMOTE ROUTER",
+            "SINCE",
+            "ENDPOINT",
+            "LAST ERROR",
+        ],
+        &rows,
+    )
+}
+
+/// What `init` did, as it is printed; `site` is the same object `status` prints.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SiteInitialised {
+    namespace: String,
+    site: SiteInfo,
+    /// A new site; false: an existing one, brought to running.
+    created: bool,
+    /// The running router was restarted to take a changed configuration.
+    restarted: bool,
+    router_unit: String,
+    /// Whether the user's manager, and so the router, starts at boot.
+    linger: bool,
+}
+
+impl From<InitOutcome> for SiteInitialised {
+    fn from(outcome: InitOutcome) -> Self {
+        SiteInitialised {
+            namespace: outcome.namespace,
+            site: SiteInfo {
+                name: outcome.site_name,
+                id: outcome.site_id,
+                mode: status::router_mode(outcome.edge),
+                management_port: outcome.management_port,
+                link_access: outcome
+                    .link_access
+                    .into_iter()
+                    .map(|(role, port)| Endpoint { role, port })
+                    .collect(),
+            },
+            created: outcome.created,
+            restarted: outcome.restarted,
+            router_unit: outcome.unit,
+            linger: outcome.linger,
+        }
+    }
+}
+
+/// `role port, role port`, as `init` and `status` print link access.
+fn endpoints_text(endpoints: &[Endpoint]) -> String {
+    let endpoints: Vec<String> = endpoints
+        .iter()
+        .map(|e| format!("{} {}", e.role, e.port))
+        .collect();
+    endpoints.join(", ")
+}
+
+fn describe_init(outcome: &SiteInitialised) -> String {
+    let verb = match (outcome.created, outcome.restarted) {
+        (true, _) => "created and running",
+        (false, true) => "running (restarted with the new configuration)",
+        (false, false) => "running (unchanged)",
+    };
+    let site = &outcome.site;
+    let mut text = format!(
+        "Site '{}' in namespace '{}' is {verb}.\n  id:         {}\n  mode:       {}\n  router:     {} \
+         (systemctl --user status {})\n  management: 127.0.0.1:{}\n",
+        site.name, outcome.namespace, site.id, site.mode, outcome.router_unit, outcome.router_unit, site.management_port
+    );
+    if !site.link_access.is_empty() {
+        text.push_str(&format!(
+            "  link access: {}\n",
+            endpoints_text(&site.link_access)
+        ));
+    }
+    if !outcome.linger {
+        text.push_str(
+            "Note: the router starts at boot only if your user manager does: run `loginctl enable-linger $USER`.\n",
+        );
+    }
+    text
+}
+
+fn status_table(status: &SiteStatus) -> String {
+    let router = &status.router;
+    let mut rows = vec![
+        ("namespace", status.namespace.clone()),
+        ("site", format!("{} ({})", status.site.name, status.site.id)),
+        ("mode", status.site.mode.to_string()),
+        (
+            "router unit",
+            format!(
+                "{} {}/{}",
+                router.unit, router.active_state, router.sub_state
+            ),
+        ),
+        ("router image", router.image.clone()),
+    ];
+    if let Some(container) = &router.container {
+        let since = container
+            .started_at
+            .as_deref()
+            .map(|s| format!(", started {s}"))
+            .unwrap_or_default();
+        let id: String = container.id.chars().take(12).collect();
+        rows.push((
+            "container",
+            format!("{} {id} {}{since}", container.name, container.status),
+        ));
+    }
+    rows.push((
+        "management",
+        format!("127.0.0.1:{}", status.site.management_port),
+    ));
+    if !status.site.link_access.is_empty() {
+        rows.push(("link access", endpoints_text(&status.site.link_access)));
+    }
+    if let Some(grants) = &status.grant_server {
+        let port = grants
+            .port
+            .map(|p| format!(" port {p},"))
+            .unwrap_or_default();
+        rows.push((
+            "grant server",
+            format!(
+                "{}{port} socket {}, server {}",
+                grants.socket, grants.socket_state, grants.service_state
+            ),
+        ));
+    }
+    for link in &status.links {
+        let detail = match (&link.remote_router, &link.since, &link.last_error) {
+            (Some(remote), Some(since), _) => format!("to {remote} since {since}"),
+            (_, _, Some(error)) => error.clone(),
+            _ => String::new(),
+        };
+        rows.push((
+            "link",
+            format!("{} {} {} {detail}", link.name, link.endpoint, link.state)
+                .trim_end()
+                .to_string(),
+        ));
+    }
+    if !status.network.is_empty() {
+        let routers: Vec<&str> = status.network.iter().map(|r| r.id.as_str()).collect();
+        rows.push((
+            "network",
+            format!("{} routers: {}", routers.len(), routers.join(", ")),
+        ));
+    }
+    rows.push(("namespaces", status.namespaces.join(", ")));
+    let services = if status.services.is_empty() {
+        String::new()
+    } else {
+        format!("\n{}", status_table_of_services(&status.services))
+    };
+    rows.push((
+        "health",
+        if status.healthy {
+            "ok".into()
+        } else {
+            status.problems.join("; ")
+        },
+    ));
+    let table: String = rows
+        .iter()
+        .map(|(key, value)| format!("{key:<13}{value}\n"))
+        .collect();
+    table + &services
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample_init() -> InitOutcome {
+        InitOutcome {
+            namespace: "west".into(),
+            site_name: "west-site".into(),
+            site_id: "5f0c7e1a-2b3c-4d5e-8f90-123456789abc".into(),
+            edge: false,
+            created: true,
+            restarted: false,
+            router: crate::ops::apply::RouterChange::Started,
+            unit: "vansite-west.service".into(),
+            management_port: 5671,
+            link_access: vec![("inter-router".into(), 55671), ("edge".into(), 45671)],
+            linger: false,
+        }
+    }
+
+    fn sample_issue() -> IssueOutcome {
+        IssueOutcome {
+            grant_name: "west-site-ab12cd34".into(),
+            url: "https://west.example:9090/0d1e2f3a-4b5c-6d7e-8f90-abcdef012345".into(),
+            expiration_time: "2025-01-01T12:15:00Z".into(),
+            redemptions_allowed: 3,
+            file: "/home/u/west.token".into(),
+            format: TokenFormat::V2,
+            socket_unit: "vansite-west-grants.socket".into(),
+        }
+    }
+
+    fn sample_link_create() -> CreateOutcome {
+        CreateOutcome {
+            namespace: "east".into(),
+            from: "an AccessToken",
+            links: vec!["west-site-ab12cd34".into()],
+            secret: "west-site-ab12cd34".into(),
+            endpoints: vec!["west.example:55671".into()],
+            role: "inter-router",
+            applied: Applied::Restarted,
+            notes: vec![
+                "the router's management did not answer (timeout), so the router was \
+                         restarted to use the link"
+                    .into(),
+            ],
+        }
+    }
+
+    fn sample_link_delete() -> link::DeleteOutcome {
+        link::DeleteOutcome {
+            namespace: "east".into(),
+            link: "west-site-ab12cd34".into(),
+            removed_secret: None,
+            applied: Applied::Live,
+            notes: vec!["the Secret stays: link-b uses it".into()],
+        }
+    }
+
+    fn sample_delete() -> delete::DeleteOutcome {
+        delete::DeleteOutcome {
+            namespace: "west".into(),
+            removed: vec![
+                "unit vansite-west.service (stopped)".into(),
+                "/home/u/.local/share/vansite/west".into(),
+            ],
+        }
+    }
+
+    fn json<T: Serialize>(data: &T) -> serde_json::Value {
+        serde_json::to_value(data).unwrap()
+    }
+
+    #[test]
+    fn init_output_has_the_site_as_status_shows_it() {
+        assert_eq!(
+            json(&SiteInitialised::from(sample_init())),
+            serde_json::json!({
+                "namespace": "west",
+                "site": {
+                    "name": "west-site",
+                    "id": "5f0c7e1a-2b3c-4d5e-8f90-123456789abc",
+                    "mode": "interior",
+                    "managementPort": 5671,
+                    "linkAccess": [
+                        {"role": "inter-router", "port": 55671},
+                        {"role": "edge", "port": 45671},
+                    ],
+                },
+                "created": true,
+                "restarted": false,
+                "routerUnit": "vansite-west.service",
+                "linger": false,
+            })
+        );
+    }
+
+    #[test]
+    fn token_issue_output_names_the_file_not_the_code() {
+        assert_eq!(
+            json(&TokenIssued::from(sample_issue())),
+            serde_json::json!({
+                "name": "west-site-ab12cd34",
+                "file": "/home/u/west.token",
+                "format": "v2",
+                "url": "https://west.example:9090/0d1e2f3a-4b5c-6d7e-8f90-abcdef012345",
+                "redemptionsAllowed": 3,
+                "expirationTime": "2025-01-01T12:15:00Z",
+                "grantServerSocket": "vansite-west-grants.socket",
+            })
+        );
+        let v1 = IssueOutcome {
+            format: TokenFormat::V1,
+            ..sample_issue()
+        };
+        assert_eq!(json(&TokenIssued::from(v1))["format"], "v1");
+    }
+
+    #[test]
+    fn link_create_output_pairs_each_link_with_its_endpoint() {
+        assert_eq!(
+            json(&LinkCreated::from(sample_link_create())),
+            serde_json::json!({
+                "namespace": "east",
+                "from": "an AccessToken",
+                "links": [{
+                    "name": "west-site-ab12cd34",
+                    "role": "inter-router",
+                    "endpoint": "west.example:55671",
+                }],
+                "secret": "west-site-ab12cd34",
+                "applied": "restarted",
+                "notes": [
+                    "the router's management did not answer (timeout), so the router was \
+                     restarted to use the link",
+                ],
+            })
+        );
+    }
+
+    #[test]
+    fn link_delete_output_says_how_the_router_took_it() {
+        assert_eq!(
+            json(&sample_link_delete()),
+            serde_json::json!({
+                "namespace": "east",
+                "link": "west-site-ab12cd34",
+                "removedSecret": null,
+                "applied": "live",
+                "notes": ["the Secret stays: link-b uses it"],
+            })
+        );
+        let not_running = link::DeleteOutcome {
+            removed_secret: Some("west-site-ab12cd34".into()),
+            applied: Applied::RouterNotRunning,
+            ..sample_link_delete()
+        };
+        let value = json(&not_running);
+        assert_eq!(value["removedSecret"], "west-site-ab12cd34");
+        assert_eq!(value["applied"], "router-not-running");
+    }
+
+    #[test]
+    fn delete_output_lists_what_was_removed() {
+        assert_eq!(
+            json(&sample_delete()),
+            serde_json::json!({
+                "namespace": "west",
+                "removed": [
+                    "unit vansite-west.service (stopped)",
+                    "/home/u/.local/share/vansite/west",
+                ],
+            })
+        );
+    }
+
+    #[test]
+    fn yaml_output_reads_back_as_the_json_output() {
+        fn same<T: Serialize>(data: T) {
+            let yaml = serde_saphyr::to_string(&data).unwrap();
+            let read: serde_json::Value = serde_saphyr::from_str(&yaml).unwrap();
+            assert_eq!(read, json(&data), "{yaml}");
+        }
+        same(SiteInitialised::from(sample_init()));
+        same(TokenIssued::from(sample_issue()));
+        same(LinkCreated::from(sample_link_create()));
+        same(sample_link_delete());
+        same(sample_delete());
+    }
+
+    /// The default output is the text these commands printed before they had --output.
+    #[test]
+    fn text_output_is_unchanged() {
+        assert_eq!(
+            describe_init(&SiteInitialised::from(sample_init())),
+            "Site 'west-site' in namespace 'west' is created and running.
+  id:         5f0c7e1a-2b3c-4d5e-8f90-123456789abc
+  mode:       interior
+  router:     vansite-west.service (systemctl --user status vansite-west.service)
+  management: 127.0.0.1:5671
+  link access: inter-router 55671, edge 45671
+Note: the router starts at boot only if your user manager does: run `loginctl enable-linger $USER`.
+"
+        );
+        assert_eq!(
+            describe_issue(&TokenIssued::from(sample_issue())),
+            "AccessToken 'west-site-ab12cd34' written to /home/u/west.token.
+  url:          https://west.example:9090/0d1e2f3a-4b5c-6d7e-8f90-abcdef012345
+  redeemable:   3 times, until 2025-01-01T12:15:00Z
+  grant server: vansite-west-grants.socket (systemctl --user status vansite-west-grants.socket)
+Redeem it with `vansite link create FILE` on a host, or `skupper token redeem FILE` on a cluster.
+"
+        );
+        assert_eq!(
+            describe_link_create(&LinkCreated::from(sample_link_create())),
+            "Linked site of namespace 'east' with an AccessToken (the router was restarted to apply it):
+  link west-site-ab12cd34: inter-router to west.example:55671
+Note: the router's management did not answer (timeout), so the router was restarted to use the link
+See whether it is connected with `vansite -n east link status`.
+"
+        );
+        assert_eq!(
+            describe_link_delete(&sample_link_delete()),
+            "Link 'west-site-ab12cd34' removed from the site of namespace 'east' (applied to the \
+             running router, no restart).\nNote: the Secret stays: link-b uses it\n"
+        );
+        assert_eq!(
+            describe_delete(&sample_delete()),
+            "Deleted the site of namespace 'west':\n  removed unit vansite-west.service (stopped)\n  \
+             removed /home/u/.local/share/vansite/west\n"
+        );
+    }
+}
