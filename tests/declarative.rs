@@ -286,7 +286,7 @@ fn kill_at_many_moments(
     delays: &[&str],
     args: &[&str],
     recover: &[&str],
-    check: impl Fn(&Host) -> Result<(), String>,
+    check: &dyn Fn(&Host) -> Result<(), String>,
 ) {
     for delay in delays {
         let mut command = vec!["timeout", "-s", "KILL", delay, VANSITE];

@@ -46,8 +46,27 @@ pub enum Command {
     Init(InitArgs),
     /// Show the site: its identity, mode, and the router unit's state
     Status(StatusArgs),
-    /// Stop the site's router and remove every unit and file the site created
+    /// Stop the site's router and remove every unit and file the site created; with -f, remove
+    /// only the resources the files name
     Delete(DeleteArgs),
+    /// Make the site what Skupper YAML says: Site, Link, Secret, Listener, Connector,
+    /// MultiKeyListener, RouterAccess, AccessToken (kubectl habits)
+    #[command(
+        long_about = "Make the site what Skupper YAML says, as `kubectl apply -f` and `skupper \
+system apply -f` do: each document (Site, Link with its Secret, Secret, Listener, Connector, \
+MultiKeyListener, RouterAccess, AccessToken) replaces the site's object of the same kind and name. \
+A Site builds the site from nothing when there is none. An AccessToken is redeemed once and kept \
+as a Link and Secret. Documents of other API groups are skipped; Kubernetes-only kinds and fields \
+are refused, and one refused document refuses the whole input: nothing is applied. The same \
+input applied twice changes nothing. Changes go to the running router live where it allows; a \
+change it cannot take live (site name, mode, router image) restarts it, and the output says so."
+    )]
+    Apply(ApplyArgs),
+    /// Print the site's resources as YAML that `vansite apply -f` (or kubectl) takes
+    Get(GetArgs),
+    /// Change the site itself (its router image)
+    #[command(subcommand)]
+    Site(SiteCommand),
     /// Check that this host can run a site: podman, quadlet, cgroups, ids, bus, linger, image,
     /// ports, clock
     #[command(
@@ -86,6 +105,73 @@ them already; by hand: `vansite completion bash > ~/.local/share/bash-completion
     /// The forwarder of one listener (run by its systemd unit, not by hand)
     #[command(hide = true)]
     Forward(ForwardArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// A YAML file, a directory of them, or - for standard input (repeatable; a file may hold
+    /// several documents separated by ---)
+    #[arg(short = 'f', long = "filename", value_name = "FILE", required = true)]
+    pub files: Vec<String>,
+
+    /// Print what would change (resources, files, units, the router) and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// How long to wait for the router when it (re)starts (seconds)
+    #[arg(long, default_value = "300", value_name = "SECONDS", value_parser = parse_seconds)]
+    pub timeout: Duration,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// Only objects of this kind (site, link, listener, connector, secret, ...)
+    #[arg(value_name = "KIND")]
+    pub kind: Option<String>,
+
+    /// Only the object of this name
+    #[arg(value_name = "NAME", requires = "kind")]
+    pub name: Option<String>,
+
+    /// Include private keys and token codes (left out otherwise)
+    #[arg(long)]
+    pub show_secrets: bool,
+
+    /// Output format
+    #[arg(short, long, value_enum, default_value = "yaml")]
+    pub output: ManifestFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ManifestFormat {
+    /// One YAML stream, documents separated by ---
+    Yaml,
+    /// A JSON array of the objects
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SiteCommand {
+    /// Change the site's router image: the router restarts with it, and goes back to the
+    /// previous image if the new one does not start
+    Update(SiteUpdateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SiteUpdateArgs {
+    /// The router image to run
+    #[arg(long, value_name = "IMAGE")]
+    pub router_image: Option<String>,
+
+    /// How long to wait for the router to be running (seconds)
+    #[arg(long, default_value = "300", value_name = "SECONDS", value_parser = parse_seconds)]
+    pub timeout: Duration,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -199,8 +285,29 @@ pub enum ServiceCommand<K: ServiceKindArgs> {
     List(OutputArgs),
     #[command(about = K::TEXT.status)]
     Status(ServiceStatusArgs),
+    #[command(about = K::TEXT.update)]
+    Update(ServiceUpdateArgs<K>),
     #[command(about = K::TEXT.delete)]
     Delete(ServiceDeleteArgs),
+}
+
+/// `listener update` / `connector update`: what is given changes, live.
+#[derive(Debug, Args)]
+pub struct ServiceUpdateArgs<K: ServiceKindArgs> {
+    #[arg(help = K::TEXT.name)]
+    pub name: String,
+    /// A new port
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<u16>,
+    /// A new routing key
+    #[arg(long, value_name = "KEY")]
+    pub routing_key: Option<String>,
+    #[arg(long, value_name = K::TEXT.host_value, help = K::TEXT.update_host)]
+    pub host: Option<String>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[arg(skip)]
+    kind: PhantomData<K>,
 }
 
 /// `listener create` / `connector create`.
@@ -233,12 +340,15 @@ pub struct ServiceText {
     pub create: &'static str,
     pub list: &'static str,
     pub status: &'static str,
+    pub update: &'static str,
     pub delete: &'static str,
     pub name: &'static str,
     pub port: &'static str,
     pub routing_key: &'static str,
     /// `--host`, with the kind's default host.
     pub host: &'static str,
+    /// `--host` of `update`.
+    pub update_host: &'static str,
     pub host_value: &'static str,
 }
 
@@ -253,11 +363,13 @@ impl ServiceKindArgs for ListenerKind {
             "Listen on PORT here and forward each connection to the connectors of the routing key",
         list: "The site's listeners",
         status: "The listeners with their forwarder units and whether a connector is reachable",
+        update: "Change a listener's port, address or routing key, live (its forwarder moves)",
         delete: "Stop the listener's forwarder (open connections end cleanly) and remove it",
         name: "The listener's name (an RFC 1123 label)",
         port: "The port clients connect to on this host (systemd holds it)",
         routing_key: "The routing key of the connectors to reach [default: NAME]",
         host: "The IP address to listen on [default: 0.0.0.0, every interface]",
+        update_host: "A new IP address to listen on",
         host_value: "BIND",
     };
 }
@@ -272,11 +384,13 @@ impl ServiceKindArgs for ConnectorKind {
         create: "Offer HOST:PORT to the network under the routing key",
         list: "The site's connectors",
         status: "The connectors and whether the running router has them",
+        update: "Change a connector's host, port or routing key, live",
         delete: "Withdraw the connector (connections through it end)",
         name: "The connector's name (an RFC 1123 label)",
         port: "The service's port",
         routing_key: "The routing key listeners use to reach it [default: NAME]",
         host: "Where the service runs, as the router resolves it [default: localhost]",
+        update_host: "Where the service runs now",
         host_value: "HOST",
     };
 }
@@ -468,6 +582,15 @@ pub struct CompletionArgs {
 
 #[derive(Debug, Args)]
 pub struct DeleteArgs {
+    /// Remove only the resources these YAML files name (a Site among them: the whole site);
+    /// a file, a directory of them, or - (repeatable)
+    #[arg(short = 'f', long = "filename", value_name = "FILE")]
+    pub files: Vec<String>,
+
+    /// With -f: print what would change and change nothing
+    #[arg(long, requires = "files")]
+    pub dry_run: bool,
+
     /// How long to wait for the router to stop (seconds)
     #[arg(long, default_value = "120", value_name = "SECONDS", value_parser = parse_seconds)]
     pub timeout: Duration,

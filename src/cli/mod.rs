@@ -14,17 +14,19 @@ use crate::error::Error;
 use crate::forward::proxy;
 use crate::grants::issue::{self, GenerateRequest, IssueRequest};
 use crate::grants::{self, TokenFormat};
+use crate::ops::apply::ApplyOptions;
+use crate::ops::manifest::{self, Input, ManifestRequest};
 use crate::progress::Progress;
 use crate::settings::Settings;
-use crate::site::init::{self, InitRequest};
+use crate::site::init::{self, InitRequest, SiteUpdate};
 use crate::site::link::{self, CreateRequest};
-use crate::site::services::{self, ServiceKind, ServiceRequest};
+use crate::site::services::{self, ServiceKind, ServiceRequest, ServiceUpdate};
 use crate::site::status;
 use crate::site::{delete, files, Paths, SiteDir};
 
 use args::{
     DoctorArgs, ExposeCommand, Ingress, LinkCommand, RouterMode, ServiceCommand, ServiceKindArgs,
-    TokenCommand, TokenFileFormat,
+    SiteCommand, TokenCommand, TokenFileFormat,
 };
 
 /// Runs the parsed command. Data goes to stdout, progress and errors to stderr.
@@ -123,9 +125,59 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             output::print_links(args.output, &statuses);
             Ok(())
         }
+        Command::Delete(args) if !args.files.is_empty() => {
+            let request = ManifestRequest {
+                namespace,
+                inputs: args.files.iter().map(|f| Input::parse(f)).collect(),
+                dry_run: args.dry_run,
+                options: ApplyOptions {
+                    start_router: false,
+                    timeout: args.timeout,
+                },
+                default_router_image: settings.router_image,
+            };
+            let outcome = manifest::delete(&paths, request, &progress).await?;
+            output::print_manifest(args.output.output, &outcome);
+            Ok(())
+        }
         Command::Delete(args) => {
             let outcome = delete::delete(&paths, &namespace, args.timeout, &progress).await?;
             output::print_delete(args.output.output, &outcome);
+            Ok(())
+        }
+        Command::Apply(args) => {
+            let request = ManifestRequest {
+                namespace,
+                inputs: args.files.iter().map(|f| Input::parse(f)).collect(),
+                dry_run: args.dry_run,
+                options: ApplyOptions {
+                    start_router: true,
+                    timeout: args.timeout,
+                },
+                default_router_image: settings.router_image,
+            };
+            let outcome = manifest::apply(&paths, request, &progress).await?;
+            output::print_manifest(args.output.output, &outcome);
+            Ok(())
+        }
+        Command::Get(args) => {
+            let resources = manifest::get(
+                &paths,
+                &namespace,
+                args.kind.as_deref(),
+                args.name.as_deref(),
+                args.show_secrets,
+            )?;
+            output::print_resources(args.output, &resources)
+        }
+        Command::Site(SiteCommand::Update(args)) => {
+            let request = SiteUpdate {
+                namespace,
+                router_image: args.router_image,
+                timeout: args.timeout,
+            };
+            let outcome = init::update(&paths, request, &progress).await?;
+            output::print_init(args.output.output, outcome);
             Ok(())
         }
         Command::Token(TokenCommand::Issue(args)) => {
@@ -237,6 +289,17 @@ async fn run_service<K: ServiceKindArgs>(
         ServiceCommand::Status(args) => {
             let all = services::status(paths, namespace, kind, args.name.as_deref()).await?;
             output::print_service_statuses(args.output.output, &all);
+        }
+        ServiceCommand::Update(args) => {
+            let request = ServiceUpdate {
+                kind,
+                name: args.name,
+                port: args.port,
+                routing_key: args.routing_key,
+                host: args.host,
+            };
+            let change = services::update(paths, namespace, request, progress).await?;
+            output::print_service_change(args.output.output, &change, "updated");
         }
         ServiceCommand::Delete(args) => {
             let change = services::delete(paths, namespace, kind, &args.name, progress).await?;

@@ -15,7 +15,11 @@ use crate::site::link::{self, Applied, CreateOutcome, LinkStatus};
 use crate::site::services::{ServiceChange, ServiceInfo, ServiceKind, ServiceStatus};
 use crate::site::status::{self, Endpoint, SiteInfo, SiteStatus};
 
-use super::args::{write_completion, OutputFormat};
+use crate::ops::apply::{FileAction, Preview, RouterChange};
+use crate::ops::manifest::{ManifestOutcome, ObjectChange};
+use crate::resources::Resource;
+
+use super::args::{write_completion, ManifestFormat, OutputFormat};
 
 /// What `init` did.
 pub fn print_init(format: OutputFormat, outcome: InitOutcome) {
@@ -85,13 +89,112 @@ pub fn print_service_change(format: OutputFormat, change: &ServiceChange, verb: 
             info.name, info.routing_key, info.host, info.port
         );
         if !change.live {
-            text.push_str("  (the router is not running: it takes the change when it starts)\n");
+            text.push_str(&format!("  ({})\n", change.router.describe()));
         }
         if let Some(n) = change.ended_connections.filter(|n| *n > 0) {
             text.push_str(&format!("  ended {n} open connection(s)\n"));
         }
         text
     });
+}
+
+/// What `apply -f` / `delete -f` did, kubectl's way (`listener/db configured`), or its plan.
+pub fn print_manifest(format: OutputFormat, outcome: &ManifestOutcome) {
+    print_data(format, outcome, describe_manifest);
+}
+
+fn describe_manifest(outcome: &ManifestOutcome) -> String {
+    let mut text = String::new();
+    let dry = if outcome.plan.is_some() {
+        " (dry run)"
+    } else {
+        ""
+    };
+    for object in &outcome.objects {
+        let change = match object.change {
+            ObjectChange::Created => "created",
+            ObjectChange::Configured => "configured",
+            ObjectChange::Unchanged => "unchanged",
+            ObjectChange::Deleted => "deleted",
+        };
+        text.push_str(&format!(
+            "{}/{} {change}{dry}\n",
+            object.kind.to_ascii_lowercase(),
+            object.name
+        ));
+    }
+    for skipped in &outcome.skipped {
+        text.push_str(&format!("{skipped} skipped (not for a host site)\n"));
+    }
+    if let Some(router) = &outcome.router {
+        text.push_str(&format!("Router: {}.\n", router.describe()));
+    }
+    if let Some(plan) = &outcome.plan {
+        text.push_str(&describe_preview(plan));
+    }
+    text
+}
+
+fn describe_preview(plan: &Preview) -> String {
+    let mut text = String::from("Plan:\n");
+    text.push_str("  resources:\n");
+    for change in &plan.resources {
+        text.push_str(&format!("    {change}\n"));
+    }
+    if plan.resources.is_empty() {
+        text.push_str("    (no change)\n");
+    }
+    text.push_str("  files:\n");
+    for file in &plan.files {
+        let action = match file.action {
+            FileAction::Create => "create",
+            FileAction::Update => "update",
+            FileAction::Remove => "remove",
+        };
+        text.push_str(&format!("    {action} {}\n", file.path.display()));
+    }
+    text.push_str("  units:\n");
+    for unit in &plan.units {
+        text.push_str(&format!("    {unit}\n"));
+    }
+    let router = match &plan.router {
+        RouterChange::Live { operations } if operations.is_empty() => "unchanged".to_string(),
+        RouterChange::Live { operations } => {
+            format!("changed live (no restart): {}", operations.join(", "))
+        }
+        RouterChange::Started => "started (it is not running)".into(),
+        RouterChange::Restarted { reasons } => format!("restarted: {}", reasons.join(", ")),
+        other => other.describe(),
+    };
+    text.push_str(&format!("  router: {router}\n"));
+    text
+}
+
+/// `get`: the resources as one YAML stream, or a JSON array.
+pub fn print_resources(
+    format: ManifestFormat,
+    resources: &[Resource],
+) -> Result<(), crate::error::Error> {
+    match format {
+        ManifestFormat::Yaml => {
+            for resource in resources {
+                print!("---\n{}", resource.to_yaml()?);
+            }
+        }
+        ManifestFormat::Json => {
+            let mut all = Vec::new();
+            for resource in resources {
+                let value: serde_json::Value = serde_saphyr::from_str(&resource.to_yaml()?)
+                    .expect("vansite's own YAML reads back");
+                all.push(value);
+            }
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&all).expect("serialisable")
+            );
+        }
+    }
+    Ok(())
 }
 
 /// `listener list` / `connector list`.
@@ -393,6 +496,8 @@ struct SiteInitialised {
     created: bool,
     /// The running router was restarted to take a changed configuration.
     restarted: bool,
+    /// What happened to the router: unchanged, started, restarted (with why), live changes.
+    router: RouterChange,
     router_unit: String,
     /// Whether the user's manager, and so the router, starts at boot.
     linger: bool,
@@ -415,6 +520,7 @@ impl From<InitOutcome> for SiteInitialised {
             },
             created: outcome.created,
             restarted: outcome.restarted,
+            router: outcome.router,
             router_unit: outcome.unit,
             linger: outcome.linger,
         }
@@ -431,10 +537,17 @@ fn endpoints_text(endpoints: &[Endpoint]) -> String {
 }
 
 fn describe_init(outcome: &SiteInitialised) -> String {
-    let verb = match (outcome.created, outcome.restarted) {
-        (true, _) => "created and running",
-        (false, true) => "running (restarted with the new configuration)",
-        (false, false) => "running (unchanged)",
+    let verb = match (outcome.created, &outcome.router) {
+        (true, _) => "created and running".to_string(),
+        (false, RouterChange::Restarted { reasons }) => format!(
+            "running (restarted: it could not change {} live)",
+            reasons.join(", ")
+        ),
+        (false, RouterChange::Started) => "running (started)".into(),
+        (false, RouterChange::Live { operations }) if !operations.is_empty() => {
+            format!("running (changed live: {})", operations.join(", "))
+        }
+        (false, _) => "running (unchanged)".into(),
     };
     let site = &outcome.site;
     let mut text = format!(
