@@ -748,6 +748,7 @@ mod tests {
                 },
                 "created": true,
                 "restarted": false,
+                "router": {"action": "started"},
                 "routerUnit": "vansite-west.service",
                 "linger": false,
             })
