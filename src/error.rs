@@ -5,19 +5,19 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::certs::CertError;
 use crate::forward::ForwardError;
 use crate::grants::GrantError;
-use crate::podman::PodmanError;
+use crate::model::ResourceError;
+use crate::ops::link::LinkError;
+use crate::platform::podman::PodmanError;
+use crate::platform::systemd::SystemdError;
 use crate::quadlet::version::DetectError;
 use crate::quadlet::QuadletError;
-use crate::resources::ResourceError;
+use crate::render::certs::CertError;
 use crate::router::management::ManagementError;
 use crate::settings::SettingsError;
-use crate::site::link::LinkError;
-use crate::site::store::StoreError;
-use crate::site::PathsError;
-use crate::systemd::SystemdError;
+use crate::store::resources::StoreError;
+use crate::store::PathsError;
 use crate::tokens::redeem::RedeemError;
 use crate::tokens::TokenError;
 

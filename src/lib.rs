@@ -1,26 +1,25 @@
 //! vansite: join a Linux host to a Skupper network.
 //!
-//! The module tree follows DESIGN.md: the site model (`site`: layout, lock, atomic writes,
-//! resources on disk, and the operations init/status/delete), pure renderers (`resources`,
-//! `certs`, `router::config`, `quadlet`), effects at the edges (`systemd`, `podman`,
-//! `router::management`), the issuing side of links (`grants`: tokens, the grant server, static
-//! links), the command line (`cli`, `error`, `settings`, `progress`), and the host check (`doctor`).
+//! The module tree follows DESIGN.md, from the bottom up: the Skupper resources (`model`),
+//! pure renderers (`render`, `quadlet`) and decisions (`plan`), the site on disk (`store`),
+//! effects at the edges (`platform`: systemd and podman; `router`: management; `tokens`: the
+//! redeem client; `grants`: the grant server; `forward`: the forwarder), one error type
+//! (`error`), the operations (`ops`: one file per verb, and the one apply), and the command
+//! line (`cli`).
 
-pub mod certs;
 pub mod cli;
-pub mod doctor;
 pub mod error;
 pub mod forward;
 pub mod grants;
+pub mod model;
 pub mod ops;
 pub mod plan;
-pub mod podman;
+pub mod platform;
 pub mod progress;
 pub mod quadlet;
-pub mod resources;
+pub mod render;
 pub mod router;
 pub mod settings;
-pub mod site;
-pub mod systemd;
+pub mod store;
 pub mod tls;
 pub mod tokens;

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::quadlet::router::DEFAULT_ROUTER_IMAGE;
+use crate::render::router_unit::DEFAULT_ROUTER_IMAGE;
 
 /// The Skupper release whose formats vansite writes (router metadata, `site` entity).
 pub const SKUPPER_VERSION: &str = "2.2.1";

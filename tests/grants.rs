@@ -14,7 +14,7 @@ use hyper_util::rt::TokioIo;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
 use support::{standin_image_tar, text, vansite, vansite_ok, Host, STANDIN_IMAGE};
-use vansite::resources::{parse_documents, AccessToken, Link, Resource, Secret};
+use vansite::model::{parse_documents, AccessToken, Link, Resource, Secret};
 
 /// A host with a site that accepts links at the host's own address.
 fn site_host(name: &str) -> Host {

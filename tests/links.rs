@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::{standin_image_tar, text, Host, STANDIN_IMAGE};
-use vansite::certs::{issue, Ca, CertFiles};
-use vansite::resources::{Endpoint, Link, LinkSpec, ObjectMeta, Resource};
+use vansite::model::{Endpoint, Link, LinkSpec, ObjectMeta, Resource};
+use vansite::render::certs::{issue, Ca, CertFiles};
 use vansite::tokens::link_secret;
 
 const VANSITE: &str = env!("CARGO_BIN_EXE_vansite");

@@ -11,12 +11,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use vansite::forward::units::{forwarder_units, ForwarderSpec};
-use vansite::quadlet::router::{router_quadlet, RouterUnitSpec, DEFAULT_ROUTER_IMAGE};
 use vansite::quadlet::{
     Container, Install, LogDriver, Notify, PodmanVersion, PullPolicy, QuadletFile, Restart,
     Service, StandardStream, Unit, UserNs, Volume,
 };
+use vansite::render::forwarder_units::{forwarder_units, ForwarderSpec};
+use vansite::render::router_unit::{router_quadlet, RouterUnitSpec, DEFAULT_ROUTER_IMAGE};
 
 const QUADLET: &str = "/usr/libexec/podman/quadlet";
 const V4_4: PodmanVersion = PodmanVersion::new(4, 4, 0);

@@ -7,8 +7,8 @@ mod support;
 use std::time::Duration;
 
 use support::{standin_image_tar, Host, STANDIN_IMAGE};
-use vansite::quadlet::router::{router_quadlet, RouterUnitSpec};
 use vansite::quadlet::version::detect_generator_version;
+use vansite::render::router_unit::{router_quadlet, RouterUnitSpec};
 
 const PORT: u16 = 18641;
 

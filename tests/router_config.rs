@@ -4,8 +4,8 @@
 
 mod support;
 
-use vansite::resources::{parse_documents, SiteResources};
-use vansite::router::config::{render, tcp_entities, RenderContext};
+use vansite::model::{parse_documents, SiteResources};
+use vansite::render::router_config::{render, tcp_entities, RenderContext};
 
 const SITE_ID: &str = "6f1c2d3e-0000-4000-8000-000000000001";
 

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use support::{standin_image_tar, text, Host, STANDIN_IMAGE};
-use vansite::podman::PodmanService;
-use vansite::systemd::{
+use vansite::platform::podman::PodmanService;
+use vansite::platform::systemd::{
     linger_enabled, ActiveState, JobResult, LoadState, SystemdError, UnitState, UserManager,
 };
 

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
+use crate::ops::services::ServiceKind;
 use crate::settings::Platform;
-use crate::site::services::ServiceKind;
 
 #[derive(Debug, Parser)]
 #[command(

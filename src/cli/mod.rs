@@ -9,20 +9,21 @@ pub use args::{Cli, Command};
 
 use std::time::Duration;
 
-use crate::doctor::{self, DoctorRequest};
 use crate::error::Error;
 use crate::forward::proxy;
-use crate::grants::issue::{self, GenerateRequest, IssueRequest};
 use crate::grants::{self, TokenFormat};
 use crate::ops::apply::ApplyOptions;
+use crate::ops::delete;
+use crate::ops::doctor::{self, DoctorRequest};
+use crate::ops::init::{self, InitRequest, SiteUpdate};
+use crate::ops::link::{self, CreateRequest};
 use crate::ops::manifest::{self, Input, ManifestRequest};
+use crate::ops::services::{self, ServiceKind, ServiceRequest, ServiceUpdate};
+use crate::ops::status;
+use crate::ops::token::{self, GenerateRequest, IssueRequest};
 use crate::progress::Progress;
 use crate::settings::Settings;
-use crate::site::init::{self, InitRequest, SiteUpdate};
-use crate::site::link::{self, CreateRequest};
-use crate::site::services::{self, ServiceKind, ServiceRequest, ServiceUpdate};
-use crate::site::status;
-use crate::site::{delete, files, Paths, SiteDir};
+use crate::store::{files, Paths, SiteDir};
 
 use args::{
     DoctorArgs, ExposeCommand, Ingress, LinkCommand, RouterMode, ServiceCommand, ServiceKindArgs,
@@ -195,7 +196,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
                     TokenFileFormat::V1 => TokenFormat::V1,
                 },
             };
-            let outcome = issue::issue(&paths, request, &progress).await?;
+            let outcome = token::issue(&paths, request, &progress).await?;
             output::print_token_issued(args.output.output, outcome);
             Ok(())
         }
@@ -205,7 +206,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
                 name: args.name,
                 host: args.host,
             };
-            let yaml = issue::generate_link(&paths, &request)?.to_yaml_stream()?;
+            let yaml = token::generate_link(&paths, &request)?.to_yaml_stream()?;
             match args.file.filter(|f| f.as_os_str() != "-") {
                 Some(file) => {
                     let file =

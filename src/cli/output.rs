@@ -6,18 +6,18 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::doctor::{self, DoctorReport};
-use crate::grants::issue::IssueOutcome;
 use crate::grants::TokenFormat;
-use crate::site::delete;
-use crate::site::init::InitOutcome;
-use crate::site::link::{self, Applied, CreateOutcome, LinkStatus};
-use crate::site::services::{ServiceChange, ServiceInfo, ServiceKind, ServiceStatus};
-use crate::site::status::{self, Endpoint, SiteInfo, SiteStatus};
+use crate::ops::delete;
+use crate::ops::doctor::{self, DoctorReport};
+use crate::ops::init::InitOutcome;
+use crate::ops::link::{self, Applied, CreateOutcome, LinkStatus};
+use crate::ops::services::{ServiceChange, ServiceInfo, ServiceKind, ServiceStatus};
+use crate::ops::status::{self, Endpoint, SiteInfo, SiteStatus};
+use crate::ops::token::IssueOutcome;
 
+use crate::model::Resource;
 use crate::ops::apply::{FileAction, Preview, RouterChange};
 use crate::ops::manifest::{ManifestOutcome, ObjectChange};
-use crate::resources::Resource;
 
 use super::args::{write_completion, ManifestFormat, OutputFormat};
 

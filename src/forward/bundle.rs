@@ -15,7 +15,7 @@ use std::io::{self, Read};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::site::files;
+use crate::store::files;
 
 /// Where the bundle appears inside the forwarder container.
 pub const MOUNT_POINT: &str = "/opt/vansite";

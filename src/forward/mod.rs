@@ -6,6 +6,5 @@
 
 pub mod bundle;
 pub mod proxy;
-pub mod units;
 
 pub use proxy::ForwardError;

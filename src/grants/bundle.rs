@@ -5,11 +5,11 @@
 
 use std::collections::BTreeMap;
 
-use crate::certs::{self, Ca, CertError, SITE_CA};
-use crate::resources::{
+use crate::model::{
     Endpoint, Link, LinkSpec, ObjectMeta, Resource, ResourceError, RouterAccess, Secret,
     SiteResources,
 };
+use crate::render::certs::{self, Ca, CertError, SITE_CA};
 use crate::settings::SKUPPER_VERSION;
 
 use super::GrantError;
@@ -164,9 +164,9 @@ impl LinkBundle {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::certs::tests::site;
-    use crate::certs::{site_certificates, SiteCertificates};
-    use crate::resources::parse_documents;
+    use crate::model::parse_documents;
+    use crate::render::certs::tests::site;
+    use crate::render::certs::{site_certificates, SiteCertificates};
 
     fn site_ca(resources: &SiteResources) -> Ca {
         let certs = site_certificates(resources, &SiteCertificates::default()).unwrap();

@@ -18,7 +18,6 @@
 pub mod bundle;
 pub mod code;
 pub mod duration;
-pub mod issue;
 pub mod protocol;
 pub mod server;
 pub mod state;
@@ -42,7 +41,7 @@ pub enum TokenFormat {
 }
 
 impl TokenFormat {
-    pub fn of(grant: &crate::resources::AccessGrant) -> TokenFormat {
+    pub fn of(grant: &crate::model::AccessGrant) -> TokenFormat {
         match grant.metadata.annotations.get(FORMAT_ANNOTATION) {
             Some(format) if format == "v1" => TokenFormat::V1,
             _ => TokenFormat::V2,

@@ -22,9 +22,9 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::certs::Ca;
-use crate::resources::{check_name, AccessGrant, Resource, SiteResources};
-use crate::site::SiteDir;
+use crate::model::{check_name, AccessGrant, Resource, SiteResources};
+use crate::render::certs::Ca;
+use crate::store::SiteDir;
 
 use super::bundle::{link_bundle, LinkAccess, LinkBundle};
 use super::code::code_matches;
@@ -341,8 +341,8 @@ pub fn failure_delay(failures: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::grants::issue::{new_grant, record_grant};
-    use crate::resources::{parse_documents, Resource};
+    use crate::model::{parse_documents, Resource};
+    use crate::ops::token::{new_grant, record_grant};
 
     struct Fixture {
         site_dir: SiteDir,
@@ -357,8 +357,9 @@ mod tests {
             namespace: "default".into(),
             root,
         };
-        let resources = crate::certs::tests::site("");
-        let certs = crate::certs::site_certificates(&resources, &Default::default()).unwrap();
+        let resources = crate::render::certs::tests::site("");
+        let certs =
+            crate::render::certs::site_certificates(&resources, &Default::default()).unwrap();
         site_dir.save_certificates(&certs).unwrap();
         site_dir.save_resources(&resources).unwrap();
         Fixture {

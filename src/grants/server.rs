@@ -21,8 +21,8 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use crate::certs::GRANT_SERVER;
-use crate::site::SiteDir;
+use crate::render::certs::GRANT_SERVER;
+use crate::store::SiteDir;
 
 use super::protocol::{GrantRequest, GrantResponse, Redeemer};
 use super::GrantError;

@@ -10,9 +10,9 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::error::Error;
+use crate::platform::systemd::{ActiveState, JobResult, LoadState, UserManager};
 use crate::quadlet::syntax::{self, Target};
-use crate::site::{files, Paths};
-use crate::systemd::{ActiveState, JobResult, LoadState, UserManager};
+use crate::store::{files, Paths};
 
 use super::GrantError;
 
@@ -245,7 +245,7 @@ pub async fn status(
     if !paths.systemd_user_dir().join(&socket).exists() {
         return Ok(None);
     }
-    let words = |state: crate::systemd::UnitState| {
+    let words = |state: crate::platform::systemd::UnitState| {
         let active = match state.active_state {
             ActiveState::Other(word) => word,
             known => format!("{known:?}").to_lowercase(),

@@ -24,19 +24,19 @@ use tokio::time::Instant;
 
 use crate::error::Error;
 use crate::forward::bundle;
-use crate::forward::units::{forwarder_unit_name, LISTENER_LABEL, NAMESPACE_LABEL};
 use crate::grants;
+use crate::model::{SiteResources, LOCAL_ROUTER_ACCESS};
 use crate::plan::router::{live_ops, restart_needed_for, LiveOp};
 use crate::plan::{self, HostContext, HostPlan, PlannedFile};
-use crate::podman::PodmanService;
-use crate::quadlet::router::router_unit_name;
+use crate::platform::podman::PodmanService;
+use crate::platform::systemd::{ActiveState, JobResult, LoadState, UserManager};
 use crate::quadlet::version::detect_generator_version;
-use crate::resources::{SiteResources, LOCAL_ROUTER_ACCESS};
-use crate::router::config::LOOPBACK;
+use crate::render::forwarder_units::{forwarder_unit_name, LISTENER_LABEL, NAMESPACE_LABEL};
+use crate::render::router_config::LOOPBACK;
+use crate::render::router_unit::router_unit_name;
 use crate::router::entity::{parse_config, EntityType, RouterEntity};
 use crate::router::management::{ClientTls, ManagementClient, ManagementError};
-use crate::site::{files, Paths, SiteDir, SiteLock};
-use crate::systemd::{ActiveState, JobResult, LoadState, UserManager};
+use crate::store::{files, Paths, SiteDir, SiteLock};
 
 /// Bound on a forwarder's or the grant server's unit job.
 const UNIT_TIMEOUT: Duration = Duration::from_secs(90);
@@ -456,8 +456,12 @@ impl SiteSession {
 
     /// A management connection to the site's running router, retried while it starts.
     async fn management(&self, target: &SiteResources) -> Result<ManagementClient, LiveError> {
-        let tls = ClientTls::from_dir(self.site_dir.certs().join(crate::certs::LOCAL_CLIENT))
-            .map_err(LiveError::Refused)?;
+        let tls = ClientTls::from_dir(
+            self.site_dir
+                .certs()
+                .join(crate::render::certs::LOCAL_CLIENT),
+        )
+        .map_err(LiveError::Refused)?;
         let port = local_port(target);
         let deadline = Instant::now() + MANAGEMENT_TIMEOUT;
         loop {
@@ -910,7 +914,7 @@ pub async fn wait_until_answering(
     failed: impl Fn(String) -> Error,
     timed_out: impl Fn(String) -> Error,
 ) -> Result<(), Error> {
-    let tls = ClientTls::from_dir(site_dir.certs().join(crate::certs::LOCAL_CLIENT))?;
+    let tls = ClientTls::from_dir(site_dir.certs().join(crate::render::certs::LOCAL_CLIENT))?;
     let deadline = Instant::now() + timeout;
     let restarts_at_start = manager.unit_state(unit).await?.restarts;
     loop {

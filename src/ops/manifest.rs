@@ -17,14 +17,14 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::Error;
-use crate::ops::apply::{ApplyOptions, Preview, RouterChange, SiteSession};
-use crate::plan::{bind_address, forwarded_listeners};
-use crate::resources::{
+use crate::model::{
     parse_documents, AccessToken, ObjectMeta, Resource, SiteResources, ROUTER_PORT_ANNOTATION,
 };
-use crate::site::init::with_host_defaults;
-use crate::site::services::{check_port_free, router_port};
-use crate::site::Paths;
+use crate::ops::apply::{ApplyOptions, Preview, RouterChange, SiteSession};
+use crate::ops::init::with_host_defaults;
+use crate::ops::services::{check_port_free, router_port};
+use crate::plan::{bind_address, forwarded_listeners};
+use crate::store::Paths;
 use crate::tokens::redeem::redeem_access_token;
 
 /// Annotations vansite keeps for itself on stored objects; a document that leaves them out
@@ -485,13 +485,13 @@ pub fn get(
 fn canonical_kind(text: &str) -> Result<&'static str, Error> {
     let wanted = text.to_ascii_lowercase();
     let wanted = wanted.strip_suffix('s').unwrap_or(&wanted);
-    crate::resources::KINDS
+    crate::model::KINDS
         .into_iter()
         .find(|k| k.to_ascii_lowercase() == wanted)
         .ok_or_else(|| {
             Error::Usage(format!(
                 "unknown kind '{text}': one of {}",
-                crate::resources::KINDS.join(", ")
+                crate::model::KINDS.join(", ")
             ))
         })
 }
@@ -614,7 +614,7 @@ async fn redeem_into(
             change: ObjectChange::Unchanged,
         });
     }
-    let kept = crate::site::link::Redemption::of(&session.site_dir, &token.spec.url);
+    let kept = crate::ops::link::Redemption::of(&session.site_dir, &token.spec.url);
     let bundle = match kept.load() {
         Some(bundle) => bundle,
         None => {

@@ -9,16 +9,16 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::certs::{self, SiteCertificates};
 use crate::error::Error;
-use crate::forward::units::{forwarder_units, ForwarderSpec};
-use crate::quadlet::router::{router_quadlet, RouterUnitSpec, CERTS_DIR_IN_CONTAINER};
+use crate::model::{SiteResources, ROUTER_PORT_ANNOTATION};
 use crate::quadlet::version::PodmanVersion;
-use crate::resources::{SiteResources, ROUTER_PORT_ANNOTATION};
-use crate::router::config::{render, router_entities, RenderContext, CERTS_PATH, LOOPBACK};
+use crate::render::certs::{self, SiteCertificates};
+use crate::render::forwarder_units::{forwarder_units, ForwarderSpec};
+use crate::render::router_config::{render, router_entities, RenderContext, CERTS_PATH, LOOPBACK};
+use crate::render::router_unit::{router_quadlet, RouterUnitSpec, CERTS_DIR_IN_CONTAINER};
 use crate::router::entity::{EntityType, RouterEntity};
 use crate::settings::SKUPPER_VERSION;
-use crate::site::SiteDir;
+use crate::store::SiteDir;
 
 /// Annotation on the Site recording the router image vansite runs for it.
 pub const ROUTER_IMAGE_ANNOTATION: &str = "vansite.io/router-image";

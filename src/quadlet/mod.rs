@@ -5,7 +5,6 @@
 //! except `version::detect_generator_version`.
 
 mod model;
-pub mod router;
 mod socket;
 /// Unit-file syntax, shared with the plain units vansite writes (the grant server's).
 pub(crate) mod syntax;

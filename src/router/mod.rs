@@ -1,5 +1,4 @@
 //! Talking to the skupper-router that vansite runs.
 
-pub mod config;
 pub mod entity;
 pub mod management;

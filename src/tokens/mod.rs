@@ -16,11 +16,11 @@ pub mod redeem;
 
 use std::fmt;
 
-use crate::certs::{check_credentials, CertFiles};
-use crate::resources::{
+use crate::model::{
     parse_documents, AccessToken, Endpoint, Link, LinkSpec, ObjectMeta, Resource, ResourceError,
     Secret,
 };
+use crate::render::certs::{check_credentials, CertFiles};
 
 /// Label that tells a Skupper v1 token's type.
 pub const V1_TYPE_LABEL: &str = "skupper.io/type";

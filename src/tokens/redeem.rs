@@ -14,7 +14,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use super::{parse, LinkBundle, Token, TokenError, V1Claim, V1ConnectionToken};
-use crate::resources::AccessToken;
+use crate::model::AccessToken;
 use crate::tls::{client_config, find_rustls_error, is_untrusted_server, TlsConfigError, Versions};
 
 /// Skupper's redeem timeout, for connecting, TLS, request and answer together.

@@ -1,5 +1,5 @@
 use super::*;
-use crate::certs::{issue, Ca};
+use crate::render::certs::{issue, Ca};
 
 /// A Link and Secret as `skupper link generate` prints them, with real certificates.
 fn link_yaml(name: &str, credentials: &CertFiles) -> String {

@@ -5,8 +5,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::*;
-use crate::certs::{issue, Ca, CertFiles};
-use crate::resources::{AccessTokenSpec, ObjectMeta, Resource};
+use crate::model::{AccessTokenSpec, ObjectMeta, Resource};
+use crate::render::certs::{issue, Ca, CertFiles};
 use crate::tokens::V1Claim;
 
 /// A grant server's 200 answer, shaped as §2.8 says: `---` Secret, then `---` Link.
@@ -164,8 +164,8 @@ async fn serve_once(
     Server { port, request }
 }
 
-fn token(port: u16, ca: &Ca) -> crate::resources::AccessToken {
-    crate::resources::AccessToken {
+fn token(port: u16, ca: &Ca) -> crate::model::AccessToken {
+    crate::model::AccessToken {
         metadata: ObjectMeta::named("west-grant"),
         spec: AccessTokenSpec {
             url: format!("https://127.0.0.1:{port}/86b80f6b-2b02-47ac-bab4-d285bb4f7b9d"),

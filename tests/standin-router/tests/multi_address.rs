@@ -13,9 +13,9 @@ use serde_json::{json, Map, Value};
 use support::{
     fixture, free_port, read_all_from, tag_server, wait_accepting, wait_refusing, Site, Standin,
 };
+use vansite::model::{parse_documents, SiteResources};
 use vansite::ops::apply::sync_router_entities;
 use vansite::plan::router::LiveOp;
-use vansite::resources::{parse_documents, SiteResources};
 use vansite::router::management::{ManagementClient, ManagementError};
 
 const LIMIT: Duration = Duration::from_secs(20);

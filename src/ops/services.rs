@@ -14,19 +14,19 @@ use serde::Serialize;
 use serde_json::Value as JsonValue;
 
 use crate::error::Error;
-use crate::forward::units::forwarder_unit_name;
-use crate::ops::apply::{local_port, ApplyOptions, RouterChange, SiteSession};
-use crate::plan::bind_address;
-use crate::quadlet::router::router_unit_name;
-use crate::resources::{
+use crate::model::{
     check_name, Connector, ConnectorSpec, Listener, ListenerSpec, ObjectMeta, Resource,
     SiteResources, ROUTER_PORT_ANNOTATION,
 };
-use crate::router::config::{tcp_entities, LOOPBACK};
+use crate::ops::apply::{local_port, ApplyOptions, RouterChange, SiteSession};
+use crate::plan::bind_address;
+use crate::platform::systemd::{ActiveState, UserManager};
+use crate::render::forwarder_units::forwarder_unit_name;
+use crate::render::router_config::{tcp_entities, LOOPBACK};
+use crate::render::router_unit::router_unit_name;
 use crate::router::management::{ClientTls, ManagementClient};
-use crate::systemd::{ActiveState, UserManager};
 
-use super::{Paths, SiteDir};
+use crate::store::{Paths, SiteDir};
 
 /// A service change never needs the router restarted; when it is not running it stays so.
 const SERVICE_APPLY: ApplyOptions = ApplyOptions {

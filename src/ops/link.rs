@@ -15,18 +15,18 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::certs::{self, same_certificate, CertFiles};
 use crate::error::Error;
+use crate::model::{check_name, Link, Resource, SiteResources};
 use crate::ops::apply::{local_port, ApplyOptions, RouterChange, SiteSession};
-use crate::quadlet::router::CERTS_DIR_IN_CONTAINER;
-use crate::resources::{check_name, Link, Resource, SiteResources};
-use crate::router::config::{link_entities, link_role, LinkEntities};
+use crate::render::certs::{self, same_certificate, CertFiles};
+use crate::render::router_config::{link_entities, link_role, LinkEntities};
+use crate::render::router_unit::CERTS_DIR_IN_CONTAINER;
 use crate::router::management::{ClientTls, ManagementClient, ManagementError};
 use crate::tokens::redeem::{redeem_access_token, redeem_v1_claim};
 use crate::tokens::{self, LinkBundle, Token, GENERATED_BY};
 
 use super::status::rfc3339;
-use super::{files, Paths, SiteDir};
+use crate::store::{files, Paths, SiteDir};
 
 /// Bound on reaching the router's management for one operation.
 const MANAGEMENT_TIMEOUT: Duration = Duration::from_secs(5);

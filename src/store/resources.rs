@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::certs::{CertFiles, SiteCertificates};
 use crate::error::Error;
-use crate::resources::{parse_documents, Resource, ResourceError, SiteResources};
+use crate::model::{parse_documents, Resource, ResourceError, SiteResources};
+use crate::render::certs::{CertFiles, SiteCertificates};
 
 use super::{files, Paths, SiteDir};
 

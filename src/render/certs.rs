@@ -23,7 +23,7 @@ use x509_parser::extensions::GeneralName;
 use x509_parser::pem::Pem;
 use x509_parser::time::ASN1Time;
 
-use crate::resources::{SiteResources, LOCAL_ROUTER_ACCESS};
+use crate::model::{SiteResources, LOCAL_ROUTER_ACCESS};
 
 /// Issuer of the certificates remote sites link to (RouterAccess server certificates).
 pub const SITE_CA: &str = "skupper-site-ca";
@@ -518,7 +518,7 @@ pub(crate) mod tests {
     use x509_parser::oid_registry::OID_KEY_TYPE_EC_PUBLIC_KEY;
 
     use super::*;
-    use crate::resources::{parse_documents, Secret, SiteResources};
+    use crate::model::{parse_documents, Secret, SiteResources};
 
     fn der(pem: &str) -> Vec<u8> {
         parse_pem(pem).unwrap().contents
@@ -727,7 +727,7 @@ spec: {{routingKey: payments, host: payments.local, port: 8443, tlsCredentials: 
 {extra}"#
         );
         let mut resources = parse_documents(&text, "site.yaml").unwrap().resources;
-        resources.push(crate::resources::Resource::Secret(secret));
+        resources.push(crate::model::Resource::Secret(secret));
         SiteResources::new("default", resources).unwrap()
     }
 

@@ -8,18 +8,18 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::error::Error;
-use crate::ops::apply::{local_port, ApplyOptions, RouterChange, SiteSession};
-use crate::plan::ROUTER_IMAGE_ANNOTATION;
-use crate::quadlet::router::router_unit_name;
-use crate::quadlet::version::detect_generator_version;
-use crate::resources::{
+use crate::model::{
     check_name, ObjectMeta, Resource, RouterAccess, RouterAccessRole, RouterAccessSpec, Site,
     SiteResources, SiteSpec, LOCAL_ROUTER_ACCESS,
 };
+use crate::ops::apply::{local_port, ApplyOptions, RouterChange, SiteSession};
+use crate::plan::ROUTER_IMAGE_ANNOTATION;
+use crate::quadlet::version::detect_generator_version;
+use crate::render::router_unit::router_unit_name;
 use crate::settings::Platform;
 
 use super::status::router_mode;
-use super::{files, Paths};
+use crate::store::{files, Paths};
 
 const LOCAL_PORT: u16 = 5671;
 const INTER_ROUTER_PORT: u16 = 55671;
@@ -158,7 +158,7 @@ fn outcome(
         unit: format!("{}.service", router_unit_name(namespace)),
         management_port: local_port(resources),
         link_access: link_endpoints(resources),
-        linger: crate::systemd::linger_enabled(&user),
+        linger: crate::platform::systemd::linger_enabled(&user),
     })
 }
 

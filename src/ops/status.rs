@@ -4,18 +4,18 @@
 use serde::Serialize;
 
 use crate::error::Error;
-use crate::grants::issue::grant_port;
 use crate::grants::units::{self, GrantServerStatus};
-use crate::podman::PodmanService;
-use crate::quadlet::router::router_unit_name;
-use crate::systemd::{ActiveState, UserManager};
+use crate::ops::token::grant_port;
+use crate::platform::podman::PodmanService;
+use crate::platform::systemd::{ActiveState, UserManager};
+use crate::render::router_unit::router_unit_name;
 
 use super::init::link_endpoints;
 use super::link::{link_statuses, LinkStatus, NetworkRouter, RouterView};
 use super::services::{services_status, ServiceStatus};
-use super::Paths;
 use crate::ops::apply::{journal, local_port};
 use crate::plan::ROUTER_IMAGE_ANNOTATION;
+use crate::store::Paths;
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use podman_api::Podman;
 
-use crate::systemd::{JobResult, SystemdError, UserManager};
+use crate::platform::systemd::{JobResult, SystemdError, UserManager};
 
 /// The user unit that listens on the API socket and starts the service on the first request.
 const SOCKET_UNIT: &str = "podman.socket";

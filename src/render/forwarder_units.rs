@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::quadlet::{Container, Install, QuadletFile, Service, SocketFile, Unit, Volume};
 
-use super::bundle::MOUNT_POINT;
+use crate::forward::bundle::MOUNT_POINT;
 
 /// Label naming the Listener a forwarder container serves.
 pub const LISTENER_LABEL: &str = "io.vansite.listener";

@@ -7,11 +7,11 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::error::Error;
-use crate::forward::units::forwarder_unit_name;
 use crate::ops::apply::SiteSession;
-use crate::quadlet::router::router_unit_name;
+use crate::render::forwarder_units::forwarder_unit_name;
+use crate::render::router_unit::router_unit_name;
 
-use super::Paths;
+use crate::store::Paths;
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -9,17 +9,17 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::certs;
+use crate::model::SiteResources;
 use crate::ops::apply::local_port;
+use crate::ops::init::link_endpoints;
 use crate::plan::ROUTER_IMAGE_ANNOTATION;
-use crate::podman::PodmanService;
-use crate::quadlet::router::router_unit_name;
+use crate::platform::podman::PodmanService;
+use crate::platform::systemd::{linger_enabled, ActiveState, UserManager};
 use crate::quadlet::version::{detect_generator_version, podman_binary_version, PodmanVersion};
-use crate::resources::SiteResources;
+use crate::render::certs;
+use crate::render::router_unit::router_unit_name;
 use crate::router::management::{ClientTls, ManagementClient};
-use crate::site::init::link_endpoints;
-use crate::site::{Paths, PathsError, SiteDir};
-use crate::systemd::{linger_enabled, ActiveState, UserManager};
+use crate::store::{Paths, PathsError, SiteDir};
 
 /// Bound on reaching the user bus and the podman service (which may be socket-started).
 const SERVICE_TIMEOUT: Duration = Duration::from_secs(20);

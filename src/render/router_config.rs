@@ -13,9 +13,9 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::resources::{self, ConnectorSpec, Link, MultiKeyListener, SiteResources};
+use crate::model::{self, ConnectorSpec, Link, MultiKeyListener, SiteResources};
 
-use super::entity::{EntityType, RouterEntity};
+use crate::router::entity::{EntityType, RouterEntity};
 
 /// Where the router listens for a Listener served by a forwarder: never another interface.
 pub const LOOPBACK: &str = "127.0.0.1";
@@ -292,7 +292,7 @@ fn connector_ssl_profile(spec: &ConnectorSpec) -> String {
     }
 }
 
-fn tcp_connector(connector: &resources::Connector) -> TcpEndpoint {
+fn tcp_connector(connector: &model::Connector) -> TcpEndpoint {
     let spec = &connector.spec;
     let ssl_profile = connector_ssl_profile(spec);
     TcpEndpoint {
@@ -310,7 +310,7 @@ fn tcp_connector(connector: &resources::Connector) -> TcpEndpoint {
 
 /// A Listener that vansite serves through a forwarder has its router port recorded: the router
 /// then listens on that loopback port only, and the forwarder holds the Listener's own port.
-fn tcp_listener(listener: &resources::Listener) -> TcpEndpoint {
+fn tcp_listener(listener: &model::Listener) -> TcpEndpoint {
     let spec = &listener.spec;
     let (host, port) = match listener.router_port() {
         Some(port) => (LOOPBACK.to_string(), port),

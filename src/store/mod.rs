@@ -1,14 +1,9 @@
 //! The site on disk: where its resources, runtime files and units live (DESIGN.md "Layout on
-//! the host"), its lock, and loading/saving its resources.
+//! the host"), its lock, atomic files, and loading/saving its resources and certificates.
 
-pub mod delete;
 pub mod files;
-pub mod init;
-pub mod link;
 pub mod lock;
-pub mod services;
-pub mod status;
-pub mod store;
+pub mod resources;
 
 pub use lock::SiteLock;
 

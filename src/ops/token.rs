@@ -10,22 +10,24 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use crate::certs::{self, Ca, GRANT_SERVER, GRANT_SERVER_CA};
 use crate::error::Error;
-use crate::resources::{
+use crate::model::{
     check_name, AccessGrant, AccessGrantSpec, AccessToken, AccessTokenSpec, ObjectMeta, Resource,
     Secret, SiteResources,
 };
+use crate::platform::systemd::UserManager;
+use crate::render::certs::{self, Ca, GRANT_SERVER, GRANT_SERVER_CA};
 use crate::settings::SKUPPER_VERSION;
-use crate::site::{files, Paths, SiteDir, SiteLock};
-use crate::systemd::UserManager;
+use crate::store::{files, Paths, SiteDir, SiteLock};
 
-use super::bundle::{link_bundle, LinkAccess, LinkBundle, V1_TYPE_LABEL};
-use super::code::{name_suffix, new_code};
-use super::duration::parse_go_duration;
-use super::state::{self, GrantState, LockedState};
-use super::units::{ensure_running, GrantUnitSpec};
-use super::{GrantError, TokenFormat, FORMAT_ANNOTATION, GRANT_PORT_ANNOTATION, HOST_ANNOTATION};
+use crate::grants::bundle::{link_bundle, LinkAccess, LinkBundle, V1_TYPE_LABEL};
+use crate::grants::code::{name_suffix, new_code};
+use crate::grants::duration::parse_go_duration;
+use crate::grants::state::{self, GrantState, LockedState};
+use crate::grants::units::{ensure_running, GrantUnitSpec};
+use crate::grants::{
+    GrantError, TokenFormat, FORMAT_ANNOTATION, GRANT_PORT_ANNOTATION, HOST_ANNOTATION,
+};
 
 /// What the person asked for.
 #[derive(Debug, Clone)]

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use super::{Container, Install, QuadletFile, Service, Unit, Volume};
+use crate::quadlet::{Container, Install, QuadletFile, Service, Unit, Volume};
 
 /// The image vansite runs unless told otherwise.
 pub const DEFAULT_ROUTER_IMAGE: &str = "quay.io/skupper/skupper-router:3.5.1";

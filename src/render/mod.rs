@@ -1,0 +1,7 @@
+//! Pure renderers: the router's configuration (`router_config`), certificates (`certs`), and
+//! the units vansite writes (the router's and the forwarders' quadlets).
+
+pub mod certs;
+pub mod forwarder_units;
+pub mod router_config;
+pub mod router_unit;
