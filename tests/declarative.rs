@@ -33,7 +33,7 @@ fn site_files(host: &Host) -> String {
         "sh",
         "-c",
         "find .local/share/vansite .config/containers/systemd .config/systemd/user -type f \
-         ! -path '*/logs/*' 2>/dev/null | sort | xargs -r sha256sum",
+         ! -path '*/logs/*' ! -path '*/service.d/*' 2>/dev/null | sort | xargs -r sha256sum",
     ])
 }
 

@@ -180,6 +180,13 @@ impl SiteSession {
         options: ApplyOptions,
         progress: &dyn Fn(&str),
     ) -> Result<Applied, Error> {
+        // Undone, the router runs again if it ran before (a failed restart stopped it).
+        let router_ran = self
+            .manager
+            .unit_state(&format!("{}.service", router_unit_name(&self.site_dir.namespace)))
+            .await?
+            .active_state
+            == ActiveState::Active;
         journal::begin(&self.site_dir, command)?;
         let result = match self.converge(&target, options, progress).await {
             Ok(applied) => self.site_dir.save_resources(&target).map(|saved| Applied {
@@ -199,7 +206,7 @@ impl SiteSession {
                 let undo = match self.saved.clone() {
                     Some(saved) => {
                         let options = ApplyOptions {
-                            start_router: false,
+                            start_router: router_ran,
                             ..options
                         };
                         self.converge(&saved, options, progress).await.map(drop)
