@@ -16,8 +16,8 @@ use crate::quadlet::QuadletError;
 use crate::render::certs::CertError;
 use crate::router::management::ManagementError;
 use crate::settings::SettingsError;
-use crate::store::resources::StoreError;
 use crate::store::PathsError;
+use crate::store::StoreError;
 use crate::tokens::redeem::RedeemError;
 use crate::tokens::TokenError;
 
@@ -83,11 +83,6 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("no site in namespace '{namespace}'{}", namespaces_hint(.present))]
-    NoSite {
-        namespace: String,
-        present: Vec<String>,
-    },
     #[error(
         "a site already exists in namespace '{namespace}' with {differences}; \
          run `vansite -n {namespace} delete` first to create it anew, or choose another namespace with -n"
@@ -133,16 +128,6 @@ pub enum Error {
 impl From<ResourceError> for Error {
     fn from(error: ResourceError) -> Error {
         Error::Resources(Box::new(error))
-    }
-}
-
-fn namespaces_hint(present: &[String]) -> String {
-    match present {
-        [] => "; create one with `vansite init`".to_string(),
-        names => format!(
-            "; sites exist in: {} (choose one with -n)",
-            names.join(", ")
-        ),
     }
 }
 

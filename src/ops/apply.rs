@@ -36,7 +36,7 @@ use crate::render::router_config::LOOPBACK;
 use crate::render::router_unit::router_unit_name;
 use crate::router::entity::{parse_config, EntityType, RouterEntity};
 use crate::router::management::{ClientTls, ManagementClient, ManagementError};
-use crate::store::{files, Paths, SiteDir, SiteLock};
+use crate::store::{files, Paths, SiteDir, SiteLock, StoreError};
 
 /// Bound on a forwarder's or the grant server's unit job.
 const UNIT_TIMEOUT: Duration = Duration::from_secs(90);
@@ -165,9 +165,12 @@ impl SiteSession {
 
     /// The saved resources, or the error naming the sites there are.
     pub fn resources(&self) -> Result<&SiteResources, Error> {
-        self.saved.as_ref().ok_or_else(|| Error::NoSite {
-            namespace: self.site_dir.namespace.clone(),
-            present: self.paths.namespaces(),
+        self.saved.as_ref().ok_or_else(|| {
+            StoreError::NoSite {
+                namespace: self.site_dir.namespace.clone(),
+                present: self.paths.namespaces(),
+            }
+            .into()
         })
     }
 
@@ -183,16 +186,23 @@ impl SiteSession {
         // Undone, the router runs again if it ran before (a failed restart stopped it).
         let router_ran = self
             .manager
-            .unit_state(&format!("{}.service", router_unit_name(&self.site_dir.namespace)))
+            .unit_state(&format!(
+                "{}.service",
+                router_unit_name(&self.site_dir.namespace)
+            ))
             .await?
             .active_state
             == ActiveState::Active;
         journal::begin(&self.site_dir, command)?;
         let result = match self.converge(&target, options, progress).await {
-            Ok(applied) => self.site_dir.save_resources(&target).map(|saved| Applied {
-                changed: applied.changed || saved,
-                ..applied
-            }),
+            Ok(applied) => self
+                .site_dir
+                .save_resources(&target)
+                .map(|saved| Applied {
+                    changed: applied.changed || saved,
+                    ..applied
+                })
+                .map_err(Error::from),
             Err(error) => Err(error),
         };
         match result {

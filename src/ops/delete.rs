@@ -49,10 +49,11 @@ pub async fn delete(
         && !grant_socket.exists()
         && !has_forwarders
     {
-        return Err(Error::NoSite {
+        return Err(crate::store::StoreError::NoSite {
             namespace: namespace.to_string(),
             present: paths.namespaces(),
-        });
+        }
+        .into());
     }
     let removed = session.delete(timeout, progress).await?;
     Ok(DeleteOutcome {

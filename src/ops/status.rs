@@ -99,10 +99,11 @@ pub async fn status(paths: &Paths, namespace: &str) -> Result<SiteStatus, Error>
                  `vansite -n {namespace} init` again"
             )));
         }
-        return Err(Error::NoSite {
+        return Err(crate::store::StoreError::NoSite {
             namespace: namespace.to_string(),
             present: namespaces,
-        });
+        }
+        .into());
     };
     let mut problems = Vec::new();
     if let Some(command) = &interrupted {

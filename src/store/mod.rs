@@ -6,6 +6,7 @@ pub mod lock;
 pub mod resources;
 
 pub use lock::SiteLock;
+pub use resources::StoreError;
 
 use std::path::PathBuf;
 
@@ -67,18 +68,14 @@ impl Paths {
     }
 
     /// Takes the site's lock, telling the person through `progress` if it has to wait.
-    pub fn lock(
-        &self,
-        namespace: &str,
-        progress: &dyn Fn(&str),
-    ) -> Result<SiteLock, crate::error::Error> {
+    pub fn lock(&self, namespace: &str, progress: &dyn Fn(&str)) -> Result<SiteLock, StoreError> {
         let path = self.lock_file(namespace);
         SiteLock::acquire(&path, || {
             progress(&format!(
                 "waiting for another vansite command on namespace '{namespace}'"
             ))
         })
-        .map_err(crate::error::Error::file("cannot lock", path))
+        .map_err(StoreError::file("cannot lock", path))
     }
 
     pub fn lock_file(&self, namespace: &str) -> PathBuf {

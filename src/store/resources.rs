@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::error::Error;
 use crate::model::{parse_documents, Resource, ResourceError, SiteResources};
 use crate::render::certs::{CertFiles, SiteCertificates};
 
@@ -12,6 +11,19 @@ use super::{files, Paths, SiteDir};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    #[error("{what} {}: {source}", path.display())]
+    File {
+        what: &'static str,
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("no site in namespace '{namespace}'{}", namespaces_hint(.present))]
+    NoSite {
+        namespace: String,
+        present: Vec<String>,
+    },
+    #[error(transparent)]
+    Serialize(Box<ResourceError>),
     #[error("cannot read {}: {source}", path.display())]
     Read {
         path: std::path::PathBuf,
@@ -24,12 +36,33 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// Wraps an I/O error with what was being done to which path.
+    pub fn file(
+        what: &'static str,
+        path: impl Into<std::path::PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> StoreError {
+        let path = path.into();
+        move |source| StoreError::File { what, path, source }
+    }
+}
+
+fn namespaces_hint(present: &[String]) -> String {
+    match present {
+        [] => "; create one with `vansite init`".to_string(),
+        names => format!(
+            "; sites exist in: {} (choose one with -n)",
+            names.join(", ")
+        ),
+    }
+}
+
 impl Paths {
     /// The resources of `namespace`'s site; an error naming the sites there are when it has none.
-    pub fn load_site(&self, namespace: &str) -> Result<SiteResources, Error> {
+    pub fn load_site(&self, namespace: &str) -> Result<SiteResources, StoreError> {
         self.site(namespace)
             .load_resources()?
-            .ok_or_else(|| Error::NoSite {
+            .ok_or_else(|| StoreError::NoSite {
                 namespace: namespace.to_string(),
                 present: self.namespaces(),
             })
@@ -85,13 +118,13 @@ impl SiteDir {
     /// AccessTokens 0600): the new set is written into a staging directory, then exchanged
     /// with `resources/` by one `renameat2(RENAME_EXCHANGE)`, so a kill at any moment leaves
     /// either the old set or the new one, never a mix. Returns whether anything changed.
-    pub fn save_resources(&self, set: &SiteResources) -> Result<bool, Error> {
+    pub fn save_resources(&self, set: &SiteResources) -> Result<bool, StoreError> {
         let dir = self.resources();
         let mut wanted = Vec::new();
         for resource in set.to_resources() {
             let yaml = resource
                 .to_yaml()
-                .map_err(|e| Error::Usage(e.to_string()))?;
+                .map_err(|e| StoreError::Serialize(Box::new(e)))?;
             // Secrets, and grant codes: readable by the user only.
             let private = matches!(
                 resource,
@@ -109,17 +142,17 @@ impl SiteDir {
             return Ok(false);
         }
         let staging = self.resources_staging();
-        files::remove_if_present(&staging).map_err(Error::file("cannot remove", &staging))?;
+        files::remove_if_present(&staging).map_err(StoreError::file("cannot remove", &staging))?;
         files::create_dir(&staging, files::PRIVATE_DIR)
-            .map_err(Error::file("cannot create", &staging))?;
+            .map_err(StoreError::file("cannot create", &staging))?;
         for (name, yaml, mode) in &wanted {
             let path = staging.join(name);
             files::write_atomic(&path, yaml.as_bytes(), *mode)
-                .map_err(Error::file("cannot write", &path))?;
+                .map_err(StoreError::file("cannot write", &path))?;
         }
-        files::exchange_dirs(&staging, &dir).map_err(Error::file("cannot replace", &dir))?;
+        files::exchange_dirs(&staging, &dir).map_err(StoreError::file("cannot replace", &dir))?;
         // What is left in the staging directory now is the old set.
-        files::remove_if_present(&staging).map_err(Error::file("cannot remove", &staging))?;
+        files::remove_if_present(&staging).map_err(StoreError::file("cannot remove", &staging))?;
         Ok(true)
     }
 
@@ -160,7 +193,7 @@ const CERT_FILES: [&str; 3] = ["ca.crt", "tls.crt", "tls.key"];
 
 impl SiteDir {
     /// The site's CAs (`runtime/issuers/`) and leaf certificates (`runtime/certs/`) on disk.
-    pub fn load_certificates(&self) -> Result<SiteCertificates, Error> {
+    pub fn load_certificates(&self) -> Result<SiteCertificates, StoreError> {
         Ok(SiteCertificates {
             issuers: read_cert_dirs(&self.issuers())?,
             certs: read_cert_dirs(&self.certs())?,
@@ -169,17 +202,17 @@ impl SiteDir {
 
     /// Writes `set` (keys 0600, directories 0700) and removes leaf directories no longer in it.
     /// CAs are never removed here: links issued by them must keep working.
-    pub fn save_certificates(&self, set: &SiteCertificates) -> Result<bool, Error> {
+    pub fn save_certificates(&self, set: &SiteCertificates) -> Result<bool, StoreError> {
         let mut changed = write_cert_dirs(&self.issuers(), &set.issuers)?;
         changed |= write_cert_dirs(&self.certs(), &set.certs)?;
         for entry in std::fs::read_dir(self.certs())
-            .map_err(Error::file("cannot read", self.certs()))?
+            .map_err(StoreError::file("cannot read", self.certs()))?
             .flatten()
         {
             let name = entry.file_name().to_string_lossy().into_owned();
             if !set.certs.contains_key(&name) {
                 files::remove_if_present(&entry.path())
-                    .map_err(Error::file("cannot remove", entry.path()))?;
+                    .map_err(StoreError::file("cannot remove", entry.path()))?;
                 changed = true;
             }
         }
@@ -187,26 +220,13 @@ impl SiteDir {
     }
 }
 
-impl SiteDir {
-    /// Writes some leaf certificate directories, leaving the others alone.
-    pub fn save_leaves(&self, leaves: &BTreeMap<String, CertFiles>) -> Result<bool, Error> {
-        write_cert_dirs(&self.certs(), leaves)
-    }
-
-    /// Removes one leaf certificate directory; true if it existed.
-    pub fn remove_leaf(&self, name: &str) -> Result<bool, Error> {
-        let dir = self.certs().join(name);
-        files::remove_if_present(&dir).map_err(Error::file("cannot remove", &dir))
-    }
-}
-
-fn read_cert_dirs(dir: &Path) -> Result<BTreeMap<String, CertFiles>, Error> {
+fn read_cert_dirs(dir: &Path) -> Result<BTreeMap<String, CertFiles>, StoreError> {
     let mut found = BTreeMap::new();
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(found),
         Err(source) => {
-            return Err(Error::File {
+            return Err(StoreError::File {
                 what: "cannot read",
                 path: dir.to_path_buf(),
                 source,
@@ -233,12 +253,12 @@ fn read_cert_dirs(dir: &Path) -> Result<BTreeMap<String, CertFiles>, Error> {
     Ok(found)
 }
 
-fn write_cert_dirs(dir: &Path, set: &BTreeMap<String, CertFiles>) -> Result<bool, Error> {
+fn write_cert_dirs(dir: &Path, set: &BTreeMap<String, CertFiles>) -> Result<bool, StoreError> {
     let mut changed = false;
     for (name, files_of) in set {
         let cert_dir = dir.join(name);
         files::create_dir(&cert_dir, files::PRIVATE_DIR)
-            .map_err(Error::file("cannot create", &cert_dir))?;
+            .map_err(StoreError::file("cannot create", &cert_dir))?;
         let contents = [&files_of.ca_crt, &files_of.tls_crt, &files_of.tls_key];
         for (file, content) in CERT_FILES.iter().zip(contents) {
             let path = cert_dir.join(file);
@@ -248,7 +268,7 @@ fn write_cert_dirs(dir: &Path, set: &BTreeMap<String, CertFiles>) -> Result<bool
                 files::PUBLIC
             };
             changed |= files::write_atomic(&path, content.as_bytes(), mode)
-                .map_err(Error::file("cannot write", &path))?;
+                .map_err(StoreError::file("cannot write", &path))?;
         }
     }
     Ok(changed)
