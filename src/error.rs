@@ -8,7 +8,8 @@ use std::process::ExitCode;
 use crate::forward::ForwardError;
 use crate::grants::GrantError;
 use crate::model::ResourceError;
-use crate::ops::link::LinkError;
+use crate::plan::link::LinkError;
+use crate::plan::PlanError;
 use crate::platform::podman::PodmanError;
 use crate::platform::systemd::SystemdError;
 use crate::quadlet::version::DetectError;
@@ -77,6 +78,8 @@ pub enum Error {
     Redeem(#[from] RedeemError),
     #[error(transparent)]
     Link(#[from] LinkError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
     #[error("{what} {}: {source}", path.display())]
     File {
         what: &'static str,
@@ -144,6 +147,7 @@ impl Error {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             Error::Usage(_)
+            | Error::Plan(PlanError::Invalid(_))
             | Error::SiteConflict { .. }
             | Error::Grants(
                 GrantError::BadDuration { .. }

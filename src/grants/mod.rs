@@ -21,7 +21,6 @@ pub mod duration;
 pub mod protocol;
 pub mod server;
 pub mod state;
-pub mod units;
 
 /// Annotation on an AccessGrant issued as a Skupper v1 token-claim (redeemed by name, §3.3).
 pub const FORMAT_ANNOTATION: &str = "vansite.io/token-format";

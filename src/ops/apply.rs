@@ -24,7 +24,6 @@ use tokio::time::Instant;
 
 use crate::error::Error;
 use crate::forward::bundle;
-use crate::grants;
 use crate::model::{SiteResources, LOCAL_ROUTER_ACCESS};
 use crate::plan::router::{live_ops, restart_needed_for, LiveOp};
 use crate::plan::{self, HostContext, HostPlan, PlannedFile};
@@ -705,14 +704,15 @@ impl SiteSession {
             removed.push(quadlet_file.display().to_string());
             reload = true;
         }
-        let grant_files = grants::units::remove(&self.manager, &self.paths, namespace).await?;
+        let grant_files =
+            crate::ops::grant_server::remove(&self.manager, &self.paths, namespace).await?;
         reload |= !grant_files.is_empty();
         removed.extend(grant_files);
         if reload {
             self.manager.reload().await?;
         }
         // After the reload the removed units are gone; forget any record systemd kept.
-        for unit in grants::units::unit_names(namespace) {
+        for unit in crate::render::grant_units::unit_names(namespace) {
             self.manager.reset_failed(&unit).await?;
         }
         self.manager.reset_failed(&router_service).await?;

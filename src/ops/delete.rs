@@ -33,7 +33,7 @@ pub async fn delete(
         .join(format!("{}.container", router_unit_name(namespace)));
     let grant_socket = paths
         .systemd_user_dir()
-        .join(crate::grants::units::socket_unit(namespace));
+        .join(crate::render::grant_units::socket_unit(namespace));
     let forwarder_prefix = forwarder_unit_name(namespace, "");
     let has_forwarders = std::fs::read_dir(paths.systemd_user_dir())
         .into_iter()

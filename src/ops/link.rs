@@ -16,16 +16,19 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::error::Error;
-use crate::model::{check_name, Link, Resource, SiteResources};
+use crate::model::{check_name, Resource, SiteResources};
 use crate::ops::apply::{local_port, ApplyOptions, RouterChange, SiteSession};
-use crate::render::certs::{self, same_certificate, CertFiles};
-use crate::render::router_config::{link_entities, link_role, LinkEntities};
+use crate::render::certs::{self, CertFiles};
+use crate::render::router_config::{link_entities, link_role};
 use crate::render::router_unit::CERTS_DIR_IN_CONTAINER;
 use crate::router::management::{ClientTls, ManagementClient, ManagementError};
 use crate::tokens::redeem::{redeem_access_token, redeem_v1_claim};
-use crate::tokens::{self, LinkBundle, Token, GENERATED_BY};
+use crate::tokens::{self, LinkBundle, Token};
 
 use super::status::rfc3339;
+use crate::plan::link::{
+    check_bundle, find_link, refuse_linked_site, refuse_taken_name, LinkError, OwnSite,
+};
 use crate::store::{files, Paths, SiteDir};
 
 /// Bound on reaching the router's management for one operation.
@@ -34,59 +37,6 @@ const MANAGEMENT_TIMEOUT: Duration = Duration::from_secs(5);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// A server that refuses our client certificate says so within this time after the handshake.
 const PROBE_REFUSAL_WAIT: Duration = Duration::from_millis(500);
-
-#[derive(Debug, thiserror::Error)]
-pub enum LinkError {
-    #[error(
-        "{what} was made for this same site ({reason}): a site cannot link to itself; use it on \
-         the site that should link to this one"
-    )]
-    SelfLink { what: &'static str, reason: String },
-    #[error(
-        "a {kind} named '{name}' already exists in this site: choose another name with --name, \
-         or remove the existing link with `vansite link delete {link}`"
-    )]
-    NameTaken {
-        kind: &'static str,
-        name: String,
-        link: String,
-    },
-    #[error(
-        "this site is already linked to {target} by link '{existing}': remove that link first \
-         (`vansite link delete {existing}`) to replace it"
-    )]
-    AlreadyLinked { target: String, existing: String },
-    #[error(
-        "Link '{link}' has no '{role}' endpoint, the one a{mode} site dials (endpoints: {found})"
-    )]
-    NoEndpoint {
-        link: String,
-        role: &'static str,
-        mode: &'static str,
-        found: String,
-    },
-    #[error(
-        "the server at {endpoint} does not present a certificate of the link's CA ({detail}): \
-         the link was made for another site, or its file was altered"
-    )]
-    ServerNotTrusted { endpoint: String, detail: String },
-    #[error(
-        "the server at {endpoint} refused the link's client certificate ({detail}): the link was \
-         made by another site, or has been revoked"
-    )]
-    ClientRefused { endpoint: String, detail: String },
-    #[error("TLS with {endpoint} failed ({detail}): is it a Skupper router's link port?")]
-    NotARouter { endpoint: String, detail: String },
-    #[error("no link named '{name}' in this site{}", links_hint(.present))]
-    NotFound { name: String, present: Vec<String> },
-}
-
-fn links_hint(present: &[String]) -> String {
-    match present {
-        [] => " (it has none)".into(),
-        names => format!(" (links: {})", names.join(", ")),
-    }
-}
 
 /// What `vansite link create` is asked to do.
 #[derive(Debug, Clone)]
@@ -574,141 +524,6 @@ pub async fn status(
         .collect())
 }
 
-/// This site, as far as refusing a link to itself goes.
-struct OwnSite {
-    id: String,
-    /// PEM of every CA of the site (`runtime/issuers/`).
-    cas: Vec<String>,
-}
-
-impl OwnSite {
-    fn refuse_own_ca(&self, ca_pem: &str, what: &'static str) -> Result<(), LinkError> {
-        if self.cas.iter().any(|own| same_certificate(own, ca_pem)) {
-            return Err(LinkError::SelfLink {
-                what,
-                reason: "its CA is one of this site's own".into(),
-            });
-        }
-        Ok(())
-    }
-
-    fn refuse_generated_by(&self, generated_by: &str, what: &'static str) -> Result<(), LinkError> {
-        if !generated_by.is_empty() && generated_by == self.id {
-            return Err(LinkError::SelfLink {
-                what,
-                reason: format!("{GENERATED_BY} is this site's id {generated_by}"),
-            });
-        }
-        Ok(())
-    }
-}
-
-fn refuse_taken_name(resources: &SiteResources, name: &str) -> Result<(), LinkError> {
-    if let Some(link) = resources.links.iter().find(|l| l.metadata.name == name) {
-        return Err(LinkError::NameTaken {
-            kind: "Link",
-            name: name.to_string(),
-            link: link.metadata.name.clone(),
-        });
-    }
-    if resources.secret(name).is_some() {
-        let link = resources
-            .links
-            .iter()
-            .find(|l| l.spec.tls_credentials == name)
-            .map(|l| l.metadata.name.clone())
-            .unwrap_or_else(|| name.to_string());
-        return Err(LinkError::NameTaken {
-            kind: "Secret",
-            name: name.to_string(),
-            link,
-        });
-    }
-    Ok(())
-}
-
-/// A second token of a site this one already links to (v1 tokens name their issuer).
-fn refuse_linked_site(resources: &SiteResources, generated_by: &str) -> Result<(), LinkError> {
-    if generated_by.is_empty() {
-        return Ok(());
-    }
-    match resources.links.iter().find(|l| {
-        l.metadata.annotations.get(GENERATED_BY).map(String::as_str) == Some(generated_by)
-    }) {
-        Some(existing) => Err(LinkError::AlreadyLinked {
-            target: format!("site {generated_by}"),
-            existing: existing.metadata.name.clone(),
-        }),
-        None => Ok(()),
-    }
-}
-
-/// Every check of the links to be added against the site; returns their router entities
-/// (with paths as the router container sees them).
-fn check_bundle(
-    resources: &SiteResources,
-    own: &OwnSite,
-    bundle: &LinkBundle,
-    role: &'static str,
-    what: &'static str,
-) -> Result<Vec<LinkEntities>, LinkError> {
-    own.refuse_own_ca(&bundle.credentials.ca_crt, what)?;
-    refuse_taken_name(resources, &bundle.secret.metadata.name)?;
-    let existing: Vec<(String, String)> = resources
-        .links
-        .iter()
-        .filter_map(|l| {
-            link_entities(l, role, CERTS_DIR_IN_CONTAINER)
-                .map(|e| (e.connector.address(), l.metadata.name.clone()))
-        })
-        .collect();
-    let mut entities = Vec::new();
-    for link in &bundle.links {
-        refuse_taken_name(resources, &link.metadata.name)?;
-        let generated_by = link.metadata.annotations.get(GENERATED_BY);
-        own.refuse_generated_by(generated_by.map(String::as_str).unwrap_or_default(), what)?;
-        refuse_linked_site(
-            resources,
-            generated_by.map(String::as_str).unwrap_or_default(),
-        )?;
-        let Some(link_entities) = link_entities(link, role, CERTS_DIR_IN_CONTAINER) else {
-            return Err(LinkError::NoEndpoint {
-                link: link.metadata.name.clone(),
-                role,
-                mode: if role == "edge" {
-                    "n edge"
-                } else {
-                    "n interior"
-                },
-                found: endpoint_names(link),
-            });
-        };
-        let address = link_entities.connector.address();
-        if let Some((_, existing)) = existing.iter().find(|(a, _)| *a == address) {
-            return Err(LinkError::AlreadyLinked {
-                target: address,
-                existing: existing.clone(),
-            });
-        }
-        entities.push(link_entities);
-    }
-    Ok(entities)
-}
-
-fn endpoint_names(link: &Link) -> String {
-    let names: Vec<&str> = link
-        .spec
-        .endpoints
-        .iter()
-        .map(|e| e.name.as_str())
-        .collect();
-    if names.is_empty() {
-        "none".into()
-    } else {
-        names.join(", ")
-    }
-}
-
 /// Checks the remote router at `endpoint` with the link's credentials, as its connector will:
 /// TLS with the link's client certificate, trusting only the link's CA. A server of another
 /// CA, or one refusing the certificate, is an error; a server not reachable now is a note (the
@@ -793,21 +608,6 @@ async fn connect(
 ) -> Result<ManagementClient, ManagementError> {
     let tls = ClientTls::from_dir(site_dir.certs().join(certs::LOCAL_CLIENT))?;
     ManagementClient::connect("127.0.0.1", local_port(resources), &tls, MANAGEMENT_TIMEOUT).await
-}
-
-fn find_link<'a>(resources: &'a SiteResources, name: &str) -> Result<&'a Link, LinkError> {
-    resources
-        .links
-        .iter()
-        .find(|l| l.metadata.name == name)
-        .ok_or_else(|| LinkError::NotFound {
-            name: name.to_string(),
-            present: resources
-                .links
-                .iter()
-                .map(|l| l.metadata.name.clone())
-                .collect(),
-        })
 }
 
 fn text(row: &Map<String, Value>, key: &str) -> String {

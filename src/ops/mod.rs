@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod delete;
 pub mod doctor;
+pub mod grant_server;
 pub mod init;
 pub mod link;
 pub mod manifest;

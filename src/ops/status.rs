@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::error::Error;
-use crate::grants::units::{self, GrantServerStatus};
+use crate::ops::grant_server::{self as units, GrantServerStatus};
 use crate::ops::token::grant_port;
 use crate::platform::podman::PodmanService;
 use crate::platform::systemd::{ActiveState, UserManager};

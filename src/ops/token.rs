@@ -24,10 +24,11 @@ use crate::grants::bundle::{link_bundle, LinkAccess, LinkBundle, V1_TYPE_LABEL};
 use crate::grants::code::{name_suffix, new_code};
 use crate::grants::duration::parse_go_duration;
 use crate::grants::state::{self, GrantState, LockedState};
-use crate::grants::units::{ensure_running, GrantUnitSpec};
 use crate::grants::{
     GrantError, TokenFormat, FORMAT_ANNOTATION, GRANT_PORT_ANNOTATION, HOST_ANNOTATION,
 };
+use crate::ops::grant_server::ensure_running;
+use crate::render::grant_units::GrantUnitSpec;
 
 /// What the person asked for.
 #[derive(Debug, Clone)]

@@ -2,6 +2,7 @@
 //! units, router entities), and what a change does to the running router (`router`).
 //! Nothing here touches the host; `ops::apply` carries a plan out.
 
+pub mod link;
 pub mod router;
 
 use std::collections::BTreeSet;
@@ -9,7 +10,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::error::Error;
 use crate::model::{SiteResources, ROUTER_PORT_ANNOTATION};
 use crate::quadlet::version::PodmanVersion;
 use crate::render::certs::{self, SiteCertificates};
@@ -24,6 +24,17 @@ use crate::store::SiteDir;
 pub const ROUTER_IMAGE_ANNOTATION: &str = "vansite.io/router-image";
 /// How long a forwarder's client waits for the router (restart, no reachable connector).
 pub const FORWARDER_WAIT: Duration = Duration::from_secs(30);
+
+/// Why resources cannot be planned for this host; each message says what to change.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Certs(#[from] crate::render::certs::CertError),
+    #[error(transparent)]
+    Quadlet(#[from] crate::quadlet::QuadletError),
+}
 
 /// What a plan depends on besides the resources: where things go on this host, and who runs them.
 #[derive(Debug, Clone)]
@@ -128,7 +139,7 @@ pub fn plan(
     resources: &SiteResources,
     host: &HostContext,
     existing: &SiteCertificates,
-) -> Result<HostPlan, Error> {
+) -> Result<HostPlan, PlanError> {
     let certificates = certs::site_certificates(resources, existing)?;
     let context = render_context(resources);
     let config_entities = router_entities(resources, &context, CERTS_PATH);
@@ -178,7 +189,7 @@ pub struct ForwardedListener {
 
 /// Every Listener and MultiKeyListener of the site, as its forwarder sees it. Both kinds
 /// share the forwarders' unit names, so one name may not be both.
-pub fn forwarded_listeners(resources: &SiteResources) -> Result<Vec<ForwardedListener>, Error> {
+pub fn forwarded_listeners(resources: &SiteResources) -> Result<Vec<ForwardedListener>, PlanError> {
     let mut all: Vec<ForwardedListener> = resources
         .listeners
         .iter()
@@ -192,7 +203,7 @@ pub fn forwarded_listeners(resources: &SiteResources) -> Result<Vec<ForwardedLis
     for listener in &resources.multi_key_listeners {
         let name = &listener.metadata.name;
         if all.iter().any(|l| l.name == *name) {
-            return Err(Error::Usage(format!(
+            return Err(PlanError::Invalid(format!(
                 "Listener {name} and MultiKeyListener {name}: on a host each is served by \
                  forwarder units named after it, so one name cannot be both; rename one"
             )));
@@ -211,10 +222,10 @@ fn forwarder_plan(
     resources: &SiteResources,
     host: &HostContext,
     listener: &ForwardedListener,
-) -> Result<ForwarderPlan, Error> {
+) -> Result<ForwarderPlan, PlanError> {
     let name = &listener.name;
     let router_port = listener.router_port.ok_or_else(|| {
-        Error::Usage(format!(
+        PlanError::Invalid(format!(
             "listener {name} has no {ROUTER_PORT_ANNOTATION} annotation; vansite adds one when \
              it applies the listener (delete it and apply it again)"
         ))
@@ -249,9 +260,9 @@ fn forwarder_plan(
 }
 
 /// The socket address systemd binds for a listener: an IP literal (systemd resolves no names).
-pub fn bind_address(host: &str, port: u16) -> Result<SocketAddr, Error> {
+pub fn bind_address(host: &str, port: u16) -> Result<SocketAddr, PlanError> {
     let ip: IpAddr = host.parse().map_err(|_| {
-        Error::Usage(format!(
+        PlanError::Invalid(format!(
             "listener host '{host}' is not an IP address: give the address to listen on, e.g. \
              0.0.0.0 (every interface), 127.0.0.1 (this host only) or ::"
         ))

@@ -3,5 +3,6 @@
 
 pub mod certs;
 pub mod forwarder_units;
+pub mod grant_units;
 pub mod router_config;
 pub mod router_unit;
