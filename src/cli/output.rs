@@ -12,10 +12,10 @@ use crate::ops::doctor::{self, DoctorReport};
 use crate::ops::init::InitOutcome;
 use crate::ops::link::{self, Applied, CreateOutcome, LinkStatus};
 use crate::ops::services::{ServiceChange, ServiceInfo, ServiceKind, ServiceStatus};
-use crate::ops::status::{self, Endpoint, SiteInfo, SiteStatus};
+use crate::ops::status::{Endpoint, SiteInfo, SiteStatus};
 use crate::ops::token::IssueOutcome;
 
-use crate::model::Resource;
+use crate::model::{LinkRole, Resource, RouterMode};
 use crate::ops::apply::{FileAction, Preview, RouterChange};
 use crate::ops::manifest::{ManifestOutcome, ObjectChange};
 
@@ -388,7 +388,7 @@ struct LinkCreated {
 #[derive(Debug, Serialize)]
 struct CreatedLink {
     name: String,
-    role: &'static str,
+    role: LinkRole,
     /// The `host:port` this site dials.
     endpoint: String,
 }
@@ -510,7 +510,7 @@ impl From<InitOutcome> for SiteInitialised {
             site: SiteInfo {
                 name: outcome.site_name,
                 id: outcome.site_id,
-                mode: status::router_mode(outcome.edge),
+                mode: RouterMode::from_edge(outcome.edge),
                 management_port: outcome.management_port,
                 link_access: outcome
                     .link_access
@@ -696,7 +696,7 @@ mod tests {
             links: vec!["west-site-ab12cd34".into()],
             secret: "west-site-ab12cd34".into(),
             endpoints: vec!["west.example:55671".into()],
-            role: "inter-router",
+            role: LinkRole::InterRouter,
             applied: Applied::Restarted,
             notes: vec![
                 "the router's management did not answer (timeout), so the router was \

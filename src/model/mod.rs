@@ -10,6 +10,10 @@
 //! other API groups are skipped with a note, names are RFC 1123 labels, a site has exactly one
 //! `Site`, and every `Link.spec.tlsCredentials` names a `Secret`.
 
+mod vocabulary;
+
+pub use vocabulary::{LinkRole, RouterMode};
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::IpAddr;
@@ -1207,6 +1211,24 @@ impl SiteResources {
 
     pub fn is_edge(&self) -> bool {
         self.site.spec.edge
+    }
+
+    pub fn router_mode(&self) -> RouterMode {
+        RouterMode::from_edge(self.site.spec.edge)
+    }
+
+    /// The role, and port, of each endpoint other sites link to (the RouterAccess named after
+    /// the site).
+    pub fn link_endpoints(&self) -> Vec<(String, u16)> {
+        self.router_access(self.site_name())
+            .map(|a| {
+                a.spec
+                    .roles
+                    .iter()
+                    .map(|r| (r.name.clone(), r.effective_port()))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     pub fn secret(&self, name: &str) -> Option<&Secret> {

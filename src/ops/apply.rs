@@ -654,7 +654,13 @@ impl SiteSession {
     async fn start_forwarder(&self, unit: &str, changed: bool) -> Result<(), Error> {
         let socket = format!("{unit}.socket");
         let service = format!("{unit}.service");
-        for (name, restart) in [(&socket, false), (&service, changed)] {
+        if changed {
+            // A socket holds its old port until it restarts, and the service holds the socket:
+            // the service stops first (its connections end with a FIN).
+            self.stop_units(std::slice::from_ref(&service), UNIT_TIMEOUT)
+                .await?;
+        }
+        for (name, restart) in [(&socket, changed), (&service, false)] {
             let state = self.manager.unit_state(name).await?;
             let running = state.active_state == ActiveState::Active;
             let result = if running && !restart {

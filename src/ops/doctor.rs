@@ -11,7 +11,6 @@ use serde::Serialize;
 
 use crate::model::SiteResources;
 use crate::ops::apply::local_port;
-use crate::ops::init::link_endpoints;
 use crate::plan::ROUTER_IMAGE_ANNOTATION;
 use crate::platform::podman::PodmanService;
 use crate::platform::systemd::{linger_enabled, ActiveState, UserManager};
@@ -450,7 +449,7 @@ async fn check_ports(
     let management = local_port(site);
     let mut ports = vec![("management".to_string(), "127.0.0.1", management)];
     ports.extend(
-        link_endpoints(site)
+        site.link_endpoints()
             .into_iter()
             .map(|(role, port)| (role, "0.0.0.0", port)),
     );

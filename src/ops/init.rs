@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use crate::error::Error;
 use crate::model::{
-    check_name, ObjectMeta, Resource, RouterAccess, RouterAccessRole, RouterAccessSpec, Site,
-    SiteResources, SiteSpec, LOCAL_ROUTER_ACCESS,
+    check_name, ObjectMeta, Resource, RouterAccess, RouterAccessRole, RouterAccessSpec, RouterMode,
+    Site, SiteResources, SiteSpec, LOCAL_ROUTER_ACCESS,
 };
 use crate::ops::apply::{local_port, ApplyOptions, RouterChange, SiteSession};
 use crate::plan::ROUTER_IMAGE_ANNOTATION;
@@ -18,7 +18,6 @@ use crate::quadlet::version::detect_generator_version;
 use crate::render::router_unit::router_unit_name;
 use crate::settings::Platform;
 
-use super::status::router_mode;
 use crate::store::{files, Paths};
 
 const LOCAL_PORT: u16 = 5671;
@@ -157,7 +156,7 @@ fn outcome(
         router,
         unit: format!("{}.service", router_unit_name(namespace)),
         management_port: local_port(resources),
-        link_access: link_endpoints(resources),
+        link_access: resources.link_endpoints(),
         linger: crate::platform::systemd::linger_enabled(&user),
     })
 }
@@ -297,8 +296,8 @@ fn reconcile(mut current: SiteResources, request: &InitRequest) -> Result<SiteRe
     if let Some(edge) = request.edge.filter(|e| *e != current.is_edge()) {
         differences.push(format!(
             "router mode {} (asked: {})",
-            router_mode(current.is_edge()),
-            router_mode(edge)
+            current.router_mode(),
+            RouterMode::from_edge(edge)
         ));
     }
     let has_access = current.site.spec.link_access_enabled();
@@ -358,19 +357,6 @@ fn reconcile(mut current: SiteResources, request: &InitRequest) -> Result<SiteRe
             .insert(ROUTER_IMAGE_ANNOTATION.into(), image);
     }
     Ok(current)
-}
-
-pub fn link_endpoints(resources: &SiteResources) -> Vec<(String, u16)> {
-    resources
-        .router_access(resources.site_name())
-        .map(|a| {
-            a.spec
-                .roles
-                .iter()
-                .map(|r| (r.name.clone(), r.effective_port()))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// Ports recorded by the user's other sites: their routers may be stopped right now, so a

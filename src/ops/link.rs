@@ -16,16 +16,16 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::error::Error;
-use crate::model::{check_name, Resource, SiteResources};
+use crate::model::{check_name, LinkRole, Resource, SiteResources};
 use crate::ops::apply::{local_port, ApplyOptions, RouterChange, SiteSession};
 use crate::render::certs::{self, CertFiles};
-use crate::render::router_config::{link_entities, link_role};
+use crate::render::router_config::link_entities;
 use crate::render::router_unit::CERTS_DIR_IN_CONTAINER;
 use crate::router::management::{ClientTls, ManagementClient, ManagementError};
 use crate::tokens::redeem::{redeem_access_token, redeem_v1_claim};
 use crate::tokens::{self, LinkBundle, Token};
 
-use super::status::rfc3339;
+use super::rfc3339;
 use crate::plan::link::{
     check_bundle, find_link, refuse_linked_site, refuse_taken_name, LinkError, OwnSite,
 };
@@ -74,7 +74,7 @@ pub struct CreateOutcome {
     pub secret: String,
     /// `host:port` dialled per link, in `links` order.
     pub endpoints: Vec<String>,
-    pub role: &'static str,
+    pub role: LinkRole,
     pub applied: Applied,
     /// Things the person should know (an endpoint not reachable now, a restart and why).
     pub notes: Vec<String>,
@@ -106,7 +106,7 @@ pub async fn create(
             .map(|ca| ca.tls_crt.clone())
             .collect(),
     };
-    let role = link_role(&resources);
+    let role = resources.router_mode().link_role();
 
     // What can be refused before a token is spent is refused here.
     let mut redemption = None;
@@ -173,7 +173,7 @@ pub async fn create(
     if let Some(cost) = request.cost {
         bundle = bundle.with_cost(cost);
     }
-    let entities = check_bundle(&resources, &own, &bundle, role, from)?;
+    let entities = check_bundle(&resources, &own, &bundle, from)?;
     let mut notes = Vec::new();
     for endpoint in entities
         .iter()
@@ -348,7 +348,7 @@ pub struct LinkStatus {
     pub name: String,
     /// `host:port` this site dials (empty when the Link has no endpoint for this site's role).
     pub endpoint: String,
-    pub role: &'static str,
+    pub role: LinkRole,
     pub cost: i64,
     pub connected: bool,
     /// connected, connecting, failed, not-on-router (the router has no connector for it), or
@@ -421,7 +421,7 @@ pub fn link_statuses(
     resources: &SiteResources,
     view: Result<&RouterView, &str>,
 ) -> Vec<LinkStatus> {
-    let role = link_role(resources);
+    let role = resources.router_mode().link_role();
     let now = SystemTime::now();
     resources
         .links
@@ -468,7 +468,7 @@ pub fn link_statuses(
             };
             let connection = view.connections.iter().find(|c| {
                 text(c, "dir") == "out"
-                    && text(c, "role") == role
+                    && text(c, "role") == role.as_str()
                     && text(c, "host") == endpoint
                     && c.get("opened").and_then(Value::as_bool).unwrap_or(true)
             });

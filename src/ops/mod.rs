@@ -11,3 +11,8 @@ pub mod manifest;
 pub mod services;
 pub mod status;
 pub mod token;
+
+/// A time as RFC 3339 in UTC, to the second, as `status` shows times.
+pub(crate) fn rfc3339(time: std::time::SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(time).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}

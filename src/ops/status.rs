@@ -10,9 +10,10 @@ use crate::platform::podman::PodmanService;
 use crate::platform::systemd::{ActiveState, UserManager};
 use crate::render::router_unit::router_unit_name;
 
-use super::init::link_endpoints;
 use super::link::{link_statuses, LinkStatus, NetworkRouter, RouterView};
+use super::rfc3339;
 use super::services::{services_status, ServiceStatus};
+use crate::model::RouterMode;
 use crate::ops::apply::{journal, local_port};
 use crate::plan::ROUTER_IMAGE_ANNOTATION;
 use crate::store::Paths;
@@ -45,7 +46,7 @@ pub struct SiteStatus {
 pub struct SiteInfo {
     pub name: String,
     pub id: String,
-    pub mode: &'static str,
+    pub mode: RouterMode,
     pub management_port: u16,
     pub link_access: Vec<Endpoint>,
 }
@@ -76,15 +77,6 @@ pub struct ContainerStatus {
     pub status: String,
     /// RFC 3339, UTC.
     pub started_at: Option<String>,
-}
-
-/// The site's router mode as `status` (and `init`) name it.
-pub fn router_mode(edge: bool) -> &'static str {
-    if edge {
-        "edge"
-    } else {
-        "interior"
-    }
 }
 
 pub async fn status(paths: &Paths, namespace: &str) -> Result<SiteStatus, Error> {
@@ -171,9 +163,10 @@ pub async fn status(paths: &Paths, namespace: &str) -> Result<SiteStatus, Error>
         site: SiteInfo {
             name: site.metadata.name.clone(),
             id: site.metadata.uid.clone(),
-            mode: router_mode(resources.is_edge()),
+            mode: resources.router_mode(),
             management_port: local_port(&resources),
-            link_access: link_endpoints(&resources)
+            link_access: resources
+                .link_endpoints()
                 .into_iter()
                 .map(|(role, port)| Endpoint { role, port })
                 .collect(),
@@ -201,10 +194,6 @@ pub async fn status(paths: &Paths, namespace: &str) -> Result<SiteStatus, Error>
         healthy: problems.is_empty(),
         problems,
     })
-}
-
-pub(crate) fn rfc3339(time: std::time::SystemTime) -> String {
-    chrono::DateTime::<chrono::Utc>::from(time).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 #[cfg(test)]

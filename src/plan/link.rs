@@ -2,7 +2,7 @@
 //! to this same site, a name in use, a second link to the same place, a Link without an
 //! endpoint for this router's role), and the errors of links, probe included.
 
-use crate::model::{Link, SiteResources};
+use crate::model::{Link, RouterMode, SiteResources};
 use crate::render::certs::same_certificate;
 use crate::render::router_config::{link_entities, LinkEntities};
 use crate::render::router_unit::CERTS_DIR_IN_CONTAINER;
@@ -30,12 +30,12 @@ pub enum LinkError {
     )]
     AlreadyLinked { target: String, existing: String },
     #[error(
-        "Link '{link}' has no '{role}' endpoint, the one a{mode} site dials (endpoints: {found})"
+        "Link '{link}' has no '{}' endpoint, the one an {mode} site dials (endpoints: {found})",
+        mode.link_role()
     )]
     NoEndpoint {
         link: String,
-        role: &'static str,
-        mode: &'static str,
+        mode: RouterMode,
         found: String,
     },
     #[error(
@@ -140,11 +140,12 @@ pub fn check_bundle(
     resources: &SiteResources,
     own: &OwnSite,
     bundle: &LinkBundle,
-    role: &'static str,
     what: &'static str,
 ) -> Result<Vec<LinkEntities>, LinkError> {
     own.refuse_own_ca(&bundle.credentials.ca_crt, what)?;
     refuse_taken_name(resources, &bundle.secret.metadata.name)?;
+    let mode = resources.router_mode();
+    let role = mode.link_role();
     let existing: Vec<(String, String)> = resources
         .links
         .iter()
@@ -165,12 +166,7 @@ pub fn check_bundle(
         let Some(link_entities) = link_entities(link, role, CERTS_DIR_IN_CONTAINER) else {
             return Err(LinkError::NoEndpoint {
                 link: link.metadata.name.clone(),
-                role,
-                mode: if role == "edge" {
-                    "n edge"
-                } else {
-                    "n interior"
-                },
+                mode,
                 found: endpoint_names(link),
             });
         };

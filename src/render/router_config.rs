@@ -13,7 +13,9 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::model::{self, ConnectorSpec, Link, MultiKeyListener, SiteResources};
+use crate::model::{
+    self, ConnectorSpec, Link, LinkRole, MultiKeyListener, RouterMode, SiteResources,
+};
 
 use crate::router::entity::{EntityType, RouterEntity};
 
@@ -69,7 +71,7 @@ enum Entity {
 #[serde(rename_all = "camelCase")]
 struct Router {
     id: String,
-    mode: &'static str,
+    mode: RouterMode,
     hello_max_age_seconds: &'static str,
     /// A JSON document inside a string, as Skupper writes it.
     metadata: String,
@@ -113,7 +115,7 @@ impl SslProfile {
 #[serde(rename_all = "camelCase")]
 pub struct Connector {
     name: String,
-    role: &'static str,
+    role: LinkRole,
     host: String,
     port: String,
     cost: i64,
@@ -376,16 +378,6 @@ fn listener_addresses(listener: &MultiKeyListener) -> Vec<ListenerAddress> {
         .collect()
 }
 
-/// The role of the links this site's router dials: edge routers dial `edge` endpoints,
-/// interior routers `inter-router` ones.
-pub fn link_role(resources: &SiteResources) -> &'static str {
-    if resources.is_edge() {
-        "edge"
-    } else {
-        "inter-router"
-    }
-}
-
 /// What the router runs for one Link: its sslProfile and its connector.
 #[derive(Debug, Clone)]
 pub struct LinkEntities {
@@ -397,8 +389,8 @@ pub struct LinkEntities {
 /// `link` for a router dialling `role` endpoints; None when the Link has no such endpoint
 /// (Skupper then creates no connector either). Used for `skrouterd.json` and for live
 /// management CREATE alike, so both say the same.
-pub fn link_entities(link: &Link, role: &'static str, certs_path: &str) -> Option<LinkEntities> {
-    let endpoint = link.spec.endpoint_for_role(role)?;
+pub fn link_entities(link: &Link, role: LinkRole, certs_path: &str) -> Option<LinkEntities> {
+    let endpoint = link.spec.endpoint_for_role(role.as_str())?;
     let profile = format!("{}-profile", link.spec.tls_credentials);
     Some(LinkEntities {
         ssl_profile: SslProfile::for_certs(&profile, true, certs_path),
@@ -486,7 +478,7 @@ impl Entity {
 }
 
 fn entities(resources: &SiteResources, ctx: &RenderContext, certs_path: &str) -> Vec<Entity> {
-    let link_role = link_role(resources);
+    let link_role = resources.router_mode().link_role();
     let metadata = SiteMetadata {
         id: &ctx.site_id,
         version: &ctx.skupper_version,
@@ -494,11 +486,7 @@ fn entities(resources: &SiteResources, ctx: &RenderContext, certs_path: &str) ->
     };
     let router = Router {
         id: ctx.router_id.clone(),
-        mode: if resources.is_edge() {
-            "edge"
-        } else {
-            "interior"
-        },
+        mode: resources.router_mode(),
         hello_max_age_seconds: "3",
         metadata: serde_json::to_string(&metadata).expect("plain struct"),
     };
