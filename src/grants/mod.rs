@@ -26,6 +26,16 @@ pub mod state;
 pub const FORMAT_ANNOTATION: &str = "vansite.io/token-format";
 /// Annotation on the Site recording the port its grant server listens on.
 pub const GRANT_PORT_ANNOTATION: &str = "vansite.io/grant-port";
+/// The port this site's grant server was set up with (the Site's annotation), if any.
+pub fn grant_port(resources: &crate::model::SiteResources) -> Option<u16> {
+    resources
+        .site
+        .metadata
+        .annotations
+        .get(GRANT_PORT_ANNOTATION)
+        .and_then(|p| p.parse().ok())
+}
+
 /// Annotation on an AccessGrant naming the host its token's URL and Link endpoints use.
 pub const HOST_ANNOTATION: &str = "vansite.io/host";
 

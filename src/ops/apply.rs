@@ -24,12 +24,15 @@ use tokio::time::Instant;
 
 use crate::error::Error;
 use crate::forward::bundle;
+use crate::grants::GrantError;
 use crate::model::{SiteResources, LOCAL_ROUTER_ACCESS};
+use crate::ops::grant_server;
 use crate::plan::router::{live_ops, restart_needed_for, LiveOp};
-use crate::plan::{self, HostContext, HostPlan, PlannedFile};
+use crate::plan::{self, GrantServerPlan, HostContext, HostPlan, PlannedFile};
 use crate::platform::podman::PodmanService;
 use crate::platform::systemd::{ActiveState, JobResult, LoadState, UserManager};
 use crate::quadlet::version::detect_generator_version;
+use crate::render::certs::GRANT_SERVER;
 use crate::render::forwarder_units::{forwarder_unit_name, LISTENER_LABEL, NAMESPACE_LABEL};
 use crate::render::router_config::LOOPBACK;
 use crate::render::router_unit::router_unit_name;
@@ -275,6 +278,7 @@ impl SiteSession {
             gid: rustix::process::getgid().as_raw(),
             podman: detect_generator_version()?,
             forwarder_command,
+            executable: std::env::current_exe().map_err(Error::file("cannot find", "vansite"))?,
         })
     }
 
@@ -286,10 +290,18 @@ impl SiteSession {
         progress: &dyn Fn(&str),
     ) -> Result<Applied, Error> {
         let host = self.host_context(target, true)?;
-        let plan = plan::plan(target, &host, &self.site_dir.load_certificates()?)?;
+        let existing = self.site_dir.load_certificates()?;
+        let plan = plan::plan(target, &host, &existing)?;
         let namespace = &self.site_dir.namespace;
         let mut changed = false;
         let mut reload = false;
+        // The grant server reads its certificate when it starts: a new one needs a new server.
+        let grant_certificate_changed =
+            existing.certs.get(GRANT_SERVER) != plan.certificates.certs.get(GRANT_SERVER);
+        if plan.grant_server.is_none() {
+            let removed = grant_server::remove(&self.manager, &self.paths, namespace).await?;
+            changed |= !removed.is_empty();
+        }
 
         // Forwarders no longer wanted go first: their clients end, their ports are free.
         for listener in installed_forwarders(&self.paths, namespace) {
@@ -329,7 +341,16 @@ impl SiteSession {
                 changed_forwarders.push(forwarder.unit.clone());
             }
         }
-        reload |= router_unit_changed || !changed_forwarders.is_empty();
+        let grant_units_changed = match &plan.grant_server {
+            Some(grants) => {
+                let socket = write(&grants.socket)?;
+                let service = write(&grants.service)?;
+                enable(&grants.enabled_link)?;
+                socket || service
+            }
+            None => false,
+        };
+        reload |= router_unit_changed || !changed_forwarders.is_empty() || grant_units_changed;
         changed |= reload;
         let router_state = self.manager.unit_state(&plan.router_service).await?;
         if reload || router_state.load_state != LoadState::Loaded {
@@ -352,7 +373,39 @@ impl SiteSession {
             let restart = changed_forwarders.contains(&forwarder.unit);
             self.start_forwarder(&forwarder.unit, restart).await?;
         }
+        if let Some(grants) = &plan.grant_server {
+            self.start_grant_server(grants, grant_units_changed || grant_certificate_changed)
+                .await?;
+        }
         Ok(Applied { router, changed })
+    }
+
+    /// Makes the grant server's socket listen; `renew`: its units or certificate changed, so
+    /// a running server stops (the next connection starts one that reads them) and the socket
+    /// restarts (it may listen on another port now).
+    async fn start_grant_server(&self, grants: &GrantServerPlan, renew: bool) -> Result<(), Error> {
+        if renew {
+            self.stop_units(std::slice::from_ref(&grants.service_unit), UNIT_TIMEOUT)
+                .await?;
+        }
+        let socket = &grants.socket_unit;
+        let state = self.manager.unit_state(socket).await?;
+        let running = state.active_state == ActiveState::Active;
+        let result = match (running, renew) {
+            (true, false) => return Ok(()),
+            (true, true) => self.manager.restart(socket, UNIT_TIMEOUT).await?,
+            (false, _) => self.manager.start(socket, UNIT_TIMEOUT).await?,
+        };
+        let state = self.manager.unit_state(socket).await?;
+        if result != JobResult::Done || state.active_state != ActiveState::Active {
+            return Err(GrantError::SocketFailed {
+                unit: socket.clone(),
+                port: grants.port,
+                state: format!("{state} (job {result:?})"),
+            }
+            .into());
+        }
+        Ok(())
     }
 
     /// The router takes the plan: started, restarted when a fixed part changed, else live.
@@ -868,6 +921,20 @@ enum LiveError {
     Unreachable(String),
     /// The router answered and refused.
     Refused(ManagementError),
+}
+
+/// What `systemctl --user enable` does for a unit with `WantedBy=sockets.target`: a link
+/// `sockets.target.wants/<unit>` to `../<unit>`.
+fn enable(link: &Path) -> Result<(), Error> {
+    if std::fs::read_link(link).is_ok() {
+        return Ok(());
+    }
+    let dir = link.parent().expect("a link in sockets.target.wants");
+    files::create_dir(dir, 0o755).map_err(Error::file("cannot create", dir))?;
+    files::remove_if_present(link).map_err(Error::file("cannot replace", link))?;
+    let unit = link.file_name().expect("a unit name");
+    std::os::unix::fs::symlink(Path::new("..").join(unit), link)
+        .map_err(Error::file("cannot create", link))
 }
 
 fn write(file: &PlannedFile) -> Result<bool, Error> {

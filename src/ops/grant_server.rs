@@ -1,90 +1,18 @@
-//! The grant server's units on the host: written, enabled in sockets.target and started
-//! (`ensure_running`, for `token issue`), removed (`remove`, for `delete`), and their state
-//! (`status`). The units themselves are rendered by `render::grant_units`.
+//! The grant server's units on the host, beside the apply (which writes and starts them from
+//! the plan): removed (`remove`, when the site has no grant server or is deleted), and their
+//! state (`status`). The units themselves are rendered by `render::grant_units`.
 
-use std::path::Path;
 use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::error::Error;
-use crate::grants::GrantError;
-use crate::platform::systemd::{ActiveState, JobResult, LoadState, UserManager};
-use crate::render::grant_units::{
-    render_service, render_socket, service_unit, socket_unit, GrantUnitSpec,
-};
+use crate::platform::systemd::{ActiveState, LoadState, UserManager};
+use crate::render::grant_units::{service_unit, socket_unit};
 use crate::store::{files, Paths};
 
 /// Bound on systemd jobs for the grant units (they start in milliseconds).
 const JOB_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Writes the units (reloading systemd when they changed) and makes sure the socket listens.
-/// `restart_server`: stop a running server so the next connection starts one that reads the
-/// current certificate. Returns the socket unit's name.
-pub async fn ensure_running(
-    manager: &UserManager,
-    paths: &Paths,
-    spec: &GrantUnitSpec,
-    restart_server: bool,
-    progress: &dyn Fn(&str),
-) -> Result<String, Error> {
-    let dir = paths.systemd_user_dir();
-    let socket = socket_unit(&spec.namespace);
-    let service = service_unit(&spec.namespace);
-    files::create_dir(&dir, 0o755).map_err(Error::file("cannot create", &dir))?;
-    let mut changed = false;
-    for (unit, text) in [
-        (&socket, render_socket(spec)?),
-        (&service, render_service(spec)?),
-    ] {
-        let path = dir.join(unit);
-        changed |= files::write_atomic(&path, text.as_bytes(), files::PUBLIC)
-            .map_err(Error::file("cannot write", &path))?;
-    }
-    enable_socket(&dir, &socket)?;
-    if changed {
-        progress("reloading systemd (grant server units)");
-        manager.reload().await?;
-    }
-    let server_state = manager.unit_state(&service).await?;
-    if (changed || restart_server) && server_state.active_state != ActiveState::Inactive {
-        progress(&format!(
-            "stopping {service} (it starts again on the next connection)"
-        ));
-        manager.stop(&service, JOB_TIMEOUT).await?;
-    }
-    let socket_state = manager.unit_state(&socket).await?;
-    let result = if changed && socket_state.active_state == ActiveState::Active {
-        progress(&format!("restarting {socket}"));
-        manager.restart(&socket, JOB_TIMEOUT).await?
-    } else {
-        progress(&format!("starting {socket}"));
-        manager.start(&socket, JOB_TIMEOUT).await?
-    };
-    let state = manager.unit_state(&socket).await?;
-    if result != JobResult::Done || state.active_state != ActiveState::Active {
-        return Err(GrantError::SocketFailed {
-            unit: socket,
-            port: spec.port,
-            state: format!("{state} (job {result:?})"),
-        }
-        .into());
-    }
-    Ok(socket)
-}
-
-/// What `systemctl --user enable` does for a unit with `WantedBy=sockets.target`.
-fn enable_socket(dir: &Path, socket: &str) -> Result<(), Error> {
-    let wants = dir.join("sockets.target.wants");
-    files::create_dir(&wants, 0o755).map_err(Error::file("cannot create", &wants))?;
-    let link = wants.join(socket);
-    if std::fs::read_link(&link).is_err() {
-        files::remove_if_present(&link).map_err(Error::file("cannot replace", &link))?;
-        std::os::unix::fs::symlink(Path::new("..").join(socket), &link)
-            .map_err(Error::file("cannot create", &link))?;
-    }
-    Ok(())
-}
 
 /// Stops the grant units and removes their files (`vansite delete`). Returns what was removed.
 pub async fn remove(

@@ -4,8 +4,8 @@
 use serde::Serialize;
 
 use crate::error::Error;
+use crate::grants::grant_port;
 use crate::ops::grant_server::{self as units, GrantServerStatus};
-use crate::ops::token::grant_port;
 use crate::platform::podman::PodmanService;
 use crate::platform::systemd::{ActiveState, UserManager};
 use crate::render::router_unit::router_unit_name;

@@ -15,20 +15,23 @@ use crate::model::{
     check_name, AccessGrant, AccessGrantSpec, AccessToken, AccessTokenSpec, ObjectMeta, Resource,
     Secret, SiteResources,
 };
-use crate::platform::systemd::UserManager;
-use crate::render::certs::{self, Ca, GRANT_SERVER, GRANT_SERVER_CA};
+use crate::render::certs::{Ca, GRANT_SERVER_CA};
 use crate::settings::SKUPPER_VERSION;
-use crate::store::{files, Paths, SiteDir, SiteLock};
+use crate::store::{files, Paths, SiteDir};
 
 use crate::grants::bundle::{link_bundle, LinkAccess, LinkBundle, V1_TYPE_LABEL};
 use crate::grants::code::{name_suffix, new_code};
 use crate::grants::duration::parse_go_duration;
+use crate::grants::grant_port;
 use crate::grants::state::{self, GrantState, LockedState};
 use crate::grants::{
     GrantError, TokenFormat, FORMAT_ANNOTATION, GRANT_PORT_ANNOTATION, HOST_ANNOTATION,
 };
-use crate::ops::grant_server::ensure_running;
-use crate::render::grant_units::GrantUnitSpec;
+use crate::ops::apply::{ApplyOptions, SiteSession};
+use crate::render::grant_units::socket_unit;
+
+/// Bound on the apply of a grant (the router is not restarted for it).
+const GRANT_APPLY_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// What the person asked for.
 #[derive(Debug, Clone)]
@@ -190,17 +193,10 @@ pub async fn issue(
     let file =
         std::path::absolute(&request.file).map_err(Error::file("cannot resolve", &request.file))?;
     check_output_file(&file)?;
-    let executable = std::env::current_exe().map_err(Error::file("cannot find", "vansite"))?;
-    let manager = UserManager::connect().await?;
     let namespace = &request.namespace;
-    let _lock = SiteLock::acquire(&paths.lock_file(namespace), || {
-        progress(&format!(
-            "waiting for another vansite command on namespace '{namespace}'"
-        ))
-    })
-    .map_err(Error::file("cannot lock", paths.lock_file(namespace)))?;
-    let site_dir = paths.site(namespace);
-    let mut resources = paths.load_site(&site_dir.namespace)?;
+    let mut session = SiteSession::open(paths, namespace, progress).await?;
+    let site_dir = session.site_dir.clone();
+    let mut resources = session.resources()?.clone();
     let host = LinkAccess::of(&resources, request.host.as_deref())?.host;
     let now = SystemTime::now();
     prune_expired(&site_dir, &mut resources, now)?;
@@ -218,15 +214,6 @@ pub async fn issue(
         .map_err(Error::file("cannot read", site_dir.grants()))?
         .state
         .expect("just written");
-
-    progress("writing the grant server's certificate");
-    let existing = site_dir.load_certificates()?;
-    let certificates = certs::site_certificates(&resources, &existing)?;
-    let server_cert_changed =
-        existing.certs.get(GRANT_SERVER) != certificates.certs.get(GRANT_SERVER);
-    site_dir.save_certificates(&certificates)?;
-    let ca_pem = certificates.issuers[GRANT_SERVER_CA].tls_crt.clone();
-
     let port = request
         .port
         .or_else(|| grant_port(&resources))
@@ -236,16 +223,25 @@ pub async fn issue(
         .metadata
         .annotations
         .insert(GRANT_PORT_ANNOTATION.into(), port.to_string());
-    site_dir.save_resources(&resources)?;
+    let target = SiteResources::new(namespace, resources.to_resources())?;
 
-    let spec = GrantUnitSpec {
-        namespace: namespace.clone(),
-        site_name: resources.site_name().to_string(),
-        port,
-        executable,
-        site_dir: site_dir.root.clone(),
+    // The grant server's certificate and units, through the one apply; the grant counts once
+    // the resources are saved.
+    progress("recording the grant and starting the grant server");
+    let options = ApplyOptions {
+        start_router: false,
+        timeout: GRANT_APPLY_TIMEOUT,
     };
-    let socket_unit = ensure_running(&manager, paths, &spec, server_cert_changed, progress).await?;
+    let command = format!("token issue {}", grant.metadata.name);
+    if let Err(error) = session.apply(target, &command, options, progress).await {
+        let dir = site_dir.grants();
+        state::remove(&dir, &grant.metadata.uid).map_err(Error::file("cannot remove", &dir))?;
+        return Err(error);
+    }
+    let ca_pem = site_dir.load_certificates()?.issuers[GRANT_SERVER_CA]
+        .tls_crt
+        .clone();
+    let socket_unit = socket_unit(namespace);
 
     let url_host = if host.contains(':') {
         format!("[{host}]")
@@ -259,7 +255,7 @@ pub async fn issue(
         }
         TokenFormat::V1 => {
             let url = format!("https://{url_host}:{port}/{}", grant.metadata.name);
-            let claim = v1_claim(&grant, &resources, url.clone(), &state, &ca_pem);
+            let claim = v1_claim(&grant, session.resources()?, url.clone(), &state, &ca_pem);
             (url, Resource::Secret(claim))
         }
     };
@@ -275,16 +271,6 @@ pub async fn issue(
         format: request.format,
         socket_unit,
     })
-}
-
-/// The port this site's grant server was set up with, if any.
-pub fn grant_port(resources: &SiteResources) -> Option<u16> {
-    resources
-        .site
-        .metadata
-        .annotations
-        .get(GRANT_PORT_ANNOTATION)
-        .and_then(|p| p.parse().ok())
 }
 
 /// Refuses before anything is recorded when the token could not be written.

@@ -10,10 +10,14 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::grants::grant_port;
 use crate::model::{SiteResources, ROUTER_PORT_ANNOTATION};
 use crate::quadlet::version::PodmanVersion;
 use crate::render::certs::{self, SiteCertificates};
 use crate::render::forwarder_units::{forwarder_units, ForwarderSpec};
+use crate::render::grant_units::{
+    render_service, render_socket, service_unit, socket_unit, GrantUnitSpec,
+};
 use crate::render::router_config::{render, router_entities, RenderContext, CERTS_PATH, LOOPBACK};
 use crate::render::router_unit::{router_quadlet, RouterUnitSpec, CERTS_DIR_IN_CONTAINER};
 use crate::router::entity::{EntityType, RouterEntity};
@@ -49,6 +53,8 @@ pub struct HostContext {
     pub podman: PodmanVersion,
     /// How a forwarder container starts vansite (`forward::bundle::prepare`).
     pub forwarder_command: Vec<String>,
+    /// The vansite binary the grant server's unit runs (absolute).
+    pub executable: PathBuf,
 }
 
 /// One file a plan writes: its whole content.
@@ -85,6 +91,21 @@ pub struct HostPlan {
     /// `vansite-<ns>-router.service`.
     pub router_service: String,
     pub forwarders: Vec<ForwarderPlan>,
+    /// Once the site issued a token: the grant server's socket and service units.
+    pub grant_server: Option<GrantServerPlan>,
+}
+
+/// The grant server's plain units: a socket holding its port (enabled in sockets.target, so
+/// it listens from boot when the user lingers) and the service it starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantServerPlan {
+    pub socket: PlannedFile,
+    pub service: PlannedFile,
+    /// `sockets.target.wants/<socket>`, what `systemctl enable` makes.
+    pub enabled_link: PathBuf,
+    pub socket_unit: String,
+    pub service_unit: String,
+    pub port: u16,
 }
 
 /// What `skrouterd.json` is rendered with for this site.
@@ -159,7 +180,11 @@ pub fn plan(
         .iter()
         .map(|listener| forwarder_plan(resources, host, listener))
         .collect::<Result<_, _>>()?;
+    let grant_server = grant_port(resources)
+        .map(|port| grant_server_plan(resources, host, port))
+        .transpose()?;
     Ok(HostPlan {
+        grant_server,
         certificates,
         router_config: PlannedFile {
             path: site_dir.router_config(),
@@ -174,6 +199,39 @@ pub fn plan(
         },
         router_service: unit.service_name(),
         forwarders,
+    })
+}
+
+fn grant_server_plan(
+    resources: &SiteResources,
+    host: &HostContext,
+    port: u16,
+) -> Result<GrantServerPlan, PlanError> {
+    let namespace = &host.site_dir.namespace;
+    let spec = GrantUnitSpec {
+        namespace: namespace.clone(),
+        site_name: resources.site_name().to_string(),
+        port,
+        executable: host.executable.clone(),
+        site_dir: host.site_dir.root.clone(),
+    };
+    let (socket_unit, service_unit) = (socket_unit(namespace), service_unit(namespace));
+    Ok(GrantServerPlan {
+        socket: PlannedFile {
+            path: host.systemd_user_dir.join(&socket_unit),
+            contents: render_socket(&spec)?,
+        },
+        service: PlannedFile {
+            path: host.systemd_user_dir.join(&service_unit),
+            contents: render_service(&spec)?,
+        },
+        enabled_link: host
+            .systemd_user_dir
+            .join("sockets.target.wants")
+            .join(&socket_unit),
+        socket_unit,
+        service_unit,
+        port,
     })
 }
 

@@ -39,7 +39,7 @@ pub struct ForwarderSpec {
 
 /// `vansite-<ns>-listener-<name>`: the stem of both unit files, and the container's name.
 pub fn forwarder_unit_name(namespace: &str, listener: &str) -> String {
-    format!("vansite-{namespace}-listener-{listener}")
+    super::unit_names::forwarder(namespace, listener)
 }
 
 pub fn forwarder_units(spec: &ForwarderSpec) -> (SocketFile, QuadletFile) {

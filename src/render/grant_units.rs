@@ -11,7 +11,7 @@ use crate::quadlet::QuadletError;
 
 /// `vansite-<ns>-grants`: the stem of both units.
 pub fn grant_unit_name(namespace: &str) -> String {
-    format!("vansite-{namespace}-grants")
+    super::unit_names::grant_server(namespace)
 }
 
 pub fn socket_unit(namespace: &str) -> String {

@@ -6,3 +6,4 @@ pub mod forwarder_units;
 pub mod grant_units;
 pub mod router_config;
 pub mod router_unit;
+pub mod unit_names;

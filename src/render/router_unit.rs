@@ -35,7 +35,7 @@ pub struct RouterUnitSpec {
 
 /// `vansite-<ns>-router`: the quadlet file's stem, the service's and the container's name.
 pub fn router_unit_name(namespace: &str) -> String {
-    format!("vansite-{namespace}-router")
+    super::unit_names::router(namespace)
 }
 
 /// The router's quadlet file (`vansite-<ns>-router.container`).

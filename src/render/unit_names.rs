@@ -1,0 +1,31 @@
+//! Every unit vansite writes is `vansite-<namespace>-<part>`, so that a user's units of one site
+//! sort together and never meet another site's: the names are built here and nowhere else.
+
+/// The stem of the router's quadlet, service and container.
+pub fn router(namespace: &str) -> String {
+    site_unit(namespace, "router")
+}
+
+/// The stem of one listener's forwarder units (`.socket`, `.container`) and container.
+pub fn forwarder(namespace: &str, listener: &str) -> String {
+    site_unit(namespace, &format!("listener-{listener}"))
+}
+
+/// The stem of the grant server's units (`.socket`, `.service`).
+pub fn grant_server(namespace: &str) -> String {
+    site_unit(namespace, "grants")
+}
+
+fn site_unit(namespace: &str, part: &str) -> String {
+    format!("vansite-{namespace}-{part}")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names_carry_the_namespace_and_the_part() {
+        assert_eq!(super::router("west"), "vansite-west-router");
+        assert_eq!(super::forwarder("west", "db"), "vansite-west-listener-db");
+        assert_eq!(super::grant_server("west"), "vansite-west-grants");
+    }
+}
