@@ -116,6 +116,7 @@ fn describe_manifest(outcome: &ManifestOutcome) -> String {
             ObjectChange::Configured => "configured",
             ObjectChange::Unchanged => "unchanged",
             ObjectChange::Deleted => "deleted",
+            ObjectChange::NotFound => "not found (nothing to delete)",
         };
         text.push_str(&format!(
             "{}/{} {change}{dry}\n",

@@ -570,6 +570,11 @@ impl SiteSession {
                     .iter()
                     .flat_map(|f| [&f.socket, &f.container]),
             )
+            .chain(
+                plan.grant_server
+                    .iter()
+                    .flat_map(|g| [&g.socket, &g.service]),
+            )
         {
             match std::fs::read_to_string(&file.path) {
                 Ok(text) if text == file.contents => {}

@@ -96,6 +96,8 @@ pub enum ObjectChange {
     Configured,
     Unchanged,
     Deleted,
+    /// `delete -f` of an object the site does not have.
+    NotFound,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -353,27 +355,22 @@ pub async fn delete(
         .iter()
         .map(|r| (r.kind(), r.name().to_string()))
         .collect();
+    // Deleting what is not there is done already: said, not refused.
+    let stored = saved.to_resources();
+    let present =
+        |kind: &str, name: &str| stored.iter().any(|s| s.kind() == kind && s.name() == name);
     let mut outcomes: Vec<ObjectOutcome> = wanted_gone
         .iter()
         .map(|(kind, name)| ObjectOutcome {
             kind,
             name: name.clone(),
-            change: ObjectChange::Deleted,
+            change: if present(kind, name) {
+                ObjectChange::Deleted
+            } else {
+                ObjectChange::NotFound
+            },
         })
         .collect();
-    let stored = saved.to_resources();
-    let missing: Vec<String> = wanted_gone
-        .iter()
-        .filter(|(kind, name)| !stored.iter().any(|s| s.kind() == *kind && s.name() == name))
-        .map(|(kind, name)| format!("{kind}/{name}"))
-        .collect();
-    if !missing.is_empty() {
-        return Err(Error::Usage(format!(
-            "namespace '{namespace}' has no {}; nothing was deleted (`vansite -n {namespace} get` \
-             lists what it has)",
-            missing.join(", ")
-        )));
-    }
     if wanted_gone.iter().any(|(kind, _)| *kind == "Site") {
         if request.dry_run {
             return Ok(ManifestOutcome {
