@@ -36,6 +36,9 @@ fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
 
 #[test]
 fn doctor_is_ok_on_a_host_running_a_site() {
+    if support::skip_without_test_host() {
+        return;
+    }
     let host = Host::up("pk1", true);
     host.load_standin_image(&standin_image_tar());
     host.set_linger(true);
@@ -104,6 +107,9 @@ fn doctor_is_ok_on_a_host_running_a_site() {
 
 #[test]
 fn doctor_fails_without_linger_or_quadlet_generator() {
+    if support::skip_without_test_host() {
+        return;
+    }
     let host = Host::up("pk2", true);
     host.set_linger(false);
     let (output, report) = doctor_json(&host, &["--router-image", "localhost/nothing:here"]);

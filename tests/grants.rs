@@ -153,6 +153,9 @@ fn unit_active(host: &Host, unit: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_are_issued_and_redeemed_over_tls13_exactly_as_skupper() {
+    if support::skip_without_test_host() {
+        return;
+    }
     let host = site_host("gr1");
     let addr = host.addr();
     let token = access_token(&host, "west.token", &[]);
@@ -329,6 +332,9 @@ async fn tokens_are_issued_and_redeemed_over_tls13_exactly_as_skupper() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counts_hold_across_server_restarts_and_parallel_redemptions() {
+    if support::skip_without_test_host() {
+        return;
+    }
     let host = site_host("gr2");
     // A two-use grant: one redemption, the server stopped (socket activation starts a new
     // one on the next connection), the second, then used up.

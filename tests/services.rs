@@ -182,6 +182,9 @@ fn assert_no_forwarders(host: &Host) {
 
 #[test]
 fn a_service_on_one_host_is_reached_from_another_through_the_forwarder() {
+    if support::skip_without_test_host() {
+        return;
+    }
     let a = site("sva", true);
     let b = site("svb", false);
     link(&b, &a);
@@ -320,6 +323,9 @@ fn a_service_on_one_host_is_reached_from_another_through_the_forwarder() {
 
 #[test]
 fn bad_input_pending_peers_and_deleting_a_service_in_use() {
+    if support::skip_without_test_host() {
+        return;
+    }
     let host = site("svc", false);
     let unprivileged = host.ok(&["cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start"]);
     if unprivileged.trim().parse::<u16>().unwrap() > 80 {

@@ -51,6 +51,9 @@ fn file_text(host: &Host, path: &str) -> String {
 
 #[test]
 fn init_status_delete_leave_nothing_behind() {
+    if support::skip_without_test_host() {
+        return;
+    }
     let host = host_with_image("life1");
     let out = init(
         &host,
@@ -174,6 +177,9 @@ fn init_status_delete_leave_nothing_behind() {
 
 #[test]
 fn two_namespaces_side_by_side() {
+    if support::skip_without_test_host() {
+        return;
+    }
     let host = host_with_image("life2");
     init(&host, "east", &[]);
     init(&host, "north", &["--router-mode", "edge"]);
@@ -200,6 +206,9 @@ fn two_namespaces_side_by_side() {
 
 #[test]
 fn an_image_that_cannot_start_is_a_failed_init() {
+    if support::skip_without_test_host() {
+        return;
+    }
     let host = host_with_image("life3");
     // Same image, but its command does not exist: the container cannot start.
     let output = host.run(&[
@@ -251,6 +260,9 @@ fn an_image_that_cannot_start_is_a_failed_init() {
 
 #[test]
 fn bad_input_and_faults_are_explained() {
+    if support::skip_without_test_host() {
+        return;
+    }
     let host = host_with_image("life4");
     let output = vansite(&host, &["-n", "Not_A_Name", "init"]);
     assert!(!output.status.success());
@@ -332,6 +344,9 @@ fn bad_input_and_faults_are_explained() {
 
 #[test]
 fn killed_and_concurrent_commands_do_not_corrupt_the_site() {
+    if support::skip_without_test_host() {
+        return;
+    }
     let host = host_with_image("life5");
     // Kill init at several points of its work; each next run must recover.
     for delay in ["0.05", "0.2", "0.5", "1"] {

@@ -44,6 +44,25 @@ fn build_standin_image() -> PathBuf {
     target.join("standin-image/standin-image.tar")
 }
 
+/// True when the calling test cannot run here (test hosts are Linux users, each with its own
+/// systemd --user, created by root), after saying so on stderr with the test's name; the
+/// test then returns at once. `tests/run.sh`, as root, runs them all.
+pub fn skip_without_test_host() -> bool {
+    if rustix::process::geteuid().is_root() {
+        return false;
+    }
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("this test")
+        .to_string();
+    // Written past the test harness's capture, so that a skipped test says so.
+    let _ = writeln!(
+        std::io::stderr(),
+        "skipped: {test} needs a test host, which only root can create (run tests/run.sh as root)"
+    );
+    true
+}
+
 /// One test host; brought down (every process of its user ended) when dropped.
 pub struct Host {
     pub name: String,
