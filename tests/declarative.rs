@@ -481,3 +481,85 @@ fn commands_killed_at_any_moment_leave_a_site_the_next_command_converges() {
         );
     }
 }
+
+/// An AccessGrant applied on one host is served by its grant server; the AccessToken for it,
+/// applied on another host, is redeemed once and kept as a Link: the two sites link, and the
+/// same token applied again changes nothing (a second redemption would be refused: the grant
+/// allows one).
+#[test]
+fn an_access_grant_and_its_access_token_applied_on_two_hosts_link_them() {
+    if support::skip_without_test_host() {
+        return;
+    }
+    let west = host_with_image("decl4a");
+    let east = host_with_image("decl4b");
+    let addr = west.addr();
+    let code = "0123456789abcdefghijklmn";
+    west.write_file(
+        "west.yaml",
+        &format!(
+            "apiVersion: skupper.io/v2alpha1\nkind: Site\nmetadata:\n  name: west\n  annotations:\n    \
+             vansite.io/router-image: {STANDIN_IMAGE}\nspec:\n  linkAccess: default\n---\n\
+             apiVersion: skupper.io/v2alpha1\nkind: RouterAccess\nmetadata:\n  name: west\nspec:\n  \
+             roles:\n  - name: inter-router\n  - name: edge\n  tlsCredentials: west\n  issuer: skupper-site-ca\n  \
+             subjectAlternativeNames: [{addr}]\n---\n\
+             apiVersion: skupper.io/v2alpha1\nkind: AccessGrant\nmetadata:\n  name: for-east\nspec:\n  \
+             redemptionsAllowed: 1\n  expirationWindow: 30m\n  code: {code}\n"
+        ),
+    );
+    vansite_ok(&west, &["apply", "-f", "west.yaml"]);
+    let grant = vansite_ok(&west, &["get", "accessgrant", "for-east", "-o", "json"]);
+    assert!(
+        !grant.contains(code),
+        "codes only with --show-secrets: {grant}"
+    );
+    let status = status(&west);
+    assert_eq!(
+        status["grantServer"]["socketState"]
+            .as_str()
+            .map(|s| s.starts_with("active")),
+        Some(true),
+        "{status:#}"
+    );
+    let port = status["grantServer"]["port"].as_u64().unwrap();
+    let uid = west.ok(&[
+        "sh",
+        "-c",
+        "sed -n 's/^  uid: //p' .local/share/vansite/default/resources/AccessGrant-for-east.yaml",
+    ]);
+    let ca = west.ok(&[
+        "cat",
+        ".local/share/vansite/default/runtime/issuers/skupper-grant-server-ca/tls.crt",
+    ]);
+    let indented: String = ca.lines().map(|l| format!("    {l}\n")).collect();
+    east.write_file(
+        "token.yaml",
+        &format!(
+            "apiVersion: skupper.io/v2alpha1\nkind: Site\nmetadata:\n  name: east\n  annotations:\n    \
+             vansite.io/router-image: {STANDIN_IMAGE}\nspec: {{}}\n---\n\
+             apiVersion: skupper.io/v2alpha1\nkind: AccessToken\nmetadata:\n  name: to-west\nspec:\n  \
+             url: https://{addr}:{port}/{}\n  code: {code}\n  ca: |\n{indented}",
+            uid.trim()
+        ),
+    );
+    let applied = vansite_ok(&east, &["apply", "-f", "token.yaml", "-o", "json"]);
+    let applied: Value = serde_json::from_str(&applied).unwrap();
+    assert!(
+        applied["objects"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"kind": "AccessToken", "name": "to-west", "change": "created"})),
+        "{applied:#}"
+    );
+    east.wait_until("the link to west connected", Duration::from_secs(60), |h| {
+        let links = vansite_ok(h, &["link", "status", "-o", "json"]);
+        serde_json::from_str::<Value>(&links).unwrap()[0]["connected"] == true
+    });
+    let identity = router_identity(&east);
+    let again = vansite_ok(&east, &["apply", "-f", "token.yaml", "-o", "json"]);
+    let again: Value = serde_json::from_str(&again).unwrap();
+    for object in again["objects"].as_array().unwrap() {
+        assert_eq!(object["change"], "unchanged", "{again:#}");
+    }
+    assert_eq!(router_identity(&east), identity, "no restart");
+}

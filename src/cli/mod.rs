@@ -136,6 +136,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
                     timeout: args.timeout,
                 },
                 default_router_image: settings.router_image,
+                default_grant_port: settings.grant_port,
             };
             let outcome = manifest::delete(&paths, request, &progress).await?;
             output::print_manifest(args.output.output, &outcome);
@@ -156,6 +157,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
                     timeout: args.timeout,
                 },
                 default_router_image: settings.router_image,
+                default_grant_port: settings.grant_port,
             };
             let outcome = manifest::apply(&paths, request, &progress).await?;
             output::print_manifest(args.output.output, &outcome);

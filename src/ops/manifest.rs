@@ -17,6 +17,10 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::Error;
+use crate::grants::code::new_code;
+use crate::grants::duration::parse_go_duration;
+use crate::grants::state::{GrantState, LockedState};
+use crate::grants::{GrantError, GRANT_PORT_ANNOTATION};
 use crate::model::{
     parse_documents, AccessToken, ObjectMeta, Resource, SiteResources, ROUTER_PORT_ANNOTATION,
 };
@@ -26,6 +30,9 @@ use crate::ops::services::{check_port_free, router_port};
 use crate::plan::{bind_address, forwarded_listeners};
 use crate::store::Paths;
 use crate::tokens::redeem::redeem_access_token;
+
+/// Skupper's default for an AccessGrant that names no window.
+const DEFAULT_EXPIRATION_WINDOW: &str = "15m";
 
 /// Annotations vansite keeps for itself on stored objects; a document that leaves them out
 /// keeps the stored ones.
@@ -132,6 +139,8 @@ pub struct ManifestRequest {
     pub options: ApplyOptions,
     /// The router image for a new site whose Site names none.
     pub default_router_image: String,
+    /// The grant server's port when an AccessGrant is the site's first.
+    pub default_grant_port: u16,
 }
 
 /// The documents of every input, checked; refusals of the whole stream are one error.
@@ -301,6 +310,12 @@ pub async fn apply(
             }
         }
     }
+    prepare_grants(
+        &session.site_dir,
+        &mut objects,
+        &stored,
+        request.default_grant_port,
+    )?;
     // Checked before a token is spent: the stream without its tokens must be a valid site.
     let mut target = SiteResources::new(namespace, objects.clone())?;
     if let Some(saved) = &saved {
@@ -566,6 +581,72 @@ fn upsert(objects: &mut Vec<Resource>, document: Resource) -> ObjectOutcome {
         }
     };
     ObjectOutcome { kind, name, change }
+}
+
+/// AccessGrants of the input, made servable: a new grant gets an id, a code (unless it names
+/// one), Skupper's defaults (one redemption, 15 minutes) and its state (redemptions, expiry);
+/// a stored one keeps its id and code. The site gets a grant server port when it has none.
+fn prepare_grants(
+    site_dir: &crate::store::SiteDir,
+    objects: &mut [Resource],
+    stored: &[Resource],
+    default_port: u16,
+) -> Result<(), Error> {
+    let now = std::time::SystemTime::now();
+    let mut any = false;
+    for object in objects.iter_mut() {
+        let Resource::AccessGrant(grant) = object else {
+            continue;
+        };
+        any = true;
+        let old = stored.iter().find_map(|s| match s {
+            Resource::AccessGrant(old) if old.metadata.name == grant.metadata.name => Some(old),
+            _ => None,
+        });
+        if grant.spec.code.is_empty() {
+            grant.spec.code = old.map_or_else(new_code, |old| old.spec.code.clone());
+        }
+        if grant.spec.redemptions_allowed == 0 {
+            grant.spec.redemptions_allowed = 1;
+        }
+        if grant.spec.expiration_window.is_empty() {
+            grant.spec.expiration_window = DEFAULT_EXPIRATION_WINDOW.into();
+        }
+        if old.is_none() {
+            if grant.metadata.uid.is_empty() {
+                grant.metadata.uid = uuid::Uuid::new_v4().to_string();
+            }
+            let window = parse_go_duration(&grant.spec.expiration_window).map_err(|problem| {
+                GrantError::BadDuration {
+                    text: grant.spec.expiration_window.clone(),
+                    problem,
+                }
+            })?;
+            let dir = site_dir.grants();
+            LockedState::lock(&dir, &grant.metadata.uid)
+                .and_then(|mut state| state.save(GrantState::new(now, window)))
+                .map_err(Error::file("cannot write the grant's state in", &dir))?;
+        }
+    }
+    if !any {
+        return Ok(());
+    }
+    for object in objects.iter_mut() {
+        if let Resource::Site(site) = object {
+            if !site.spec.link_access_enabled() {
+                return Err(Error::Usage(format!(
+                    "an AccessGrant needs a site that accepts links: set spec.linkAccess: \
+                     default on Site {}",
+                    site.metadata.name
+                )));
+            }
+            site.metadata
+                .annotations
+                .entry(GRANT_PORT_ANNOTATION.into())
+                .or_insert_with(|| default_port.to_string());
+        }
+    }
+    Ok(())
 }
 
 /// A Listener whose port is new or moved must find it free (another listener of this user's
