@@ -563,3 +563,72 @@ fn an_access_grant_and_its_access_token_applied_on_two_hosts_link_them() {
     }
     assert_eq!(router_identity(&east), identity, "no restart");
 }
+
+/// More commands killed at several moments: after each kill, the next command converges and
+/// `status` finds the site healthy (every unit running, every service in the router, nothing
+/// interrupted); `delete` killed, then run again, leaves nothing.
+#[test]
+fn other_commands_killed_midway_converge_on_the_next_command() {
+    if support::skip_without_test_host() {
+        return;
+    }
+    let host = host_with_image("decl5");
+    host.write_file("site.yaml", SITE_STREAM);
+    serve_echo(&host, 9090);
+    let healthy = |h: &Host| -> Result<(), String> {
+        let output = vansite(h, &["status", "-o", "json"]);
+        match output.status.success() {
+            true => Ok(()),
+            false => Err(text(&output)),
+        }
+    };
+    for delay in ["0.3", "0.8", "1.5"] {
+        kill_at_many_moments(
+            &host,
+            &[delay],
+            &["apply", "-f", "site.yaml"],
+            &["apply", "-f", "site.yaml"],
+            &healthy,
+        );
+        kill_at_many_moments(
+            &host,
+            &[delay],
+            &["connector", "update", "backend", "--port", "9091"],
+            &["connector", "update", "backend", "--port", "9090"],
+            &healthy,
+        );
+        kill_at_many_moments(
+            &host,
+            &[delay],
+            &["listener", "delete", "backend"],
+            &["apply", "-f", "site.yaml"],
+            &healthy,
+        );
+        wait_echo(&host, 18080, "the listener after the kills");
+    }
+    for delay in ["0.3", "1"] {
+        kill_at_many_moments(
+            &host,
+            &[delay],
+            &["delete"],
+            &["apply", "-f", "site.yaml"],
+            &healthy,
+        );
+    }
+    // A delete cut short is finished by the next delete; one that finished leaves no site.
+    host.run(&["timeout", "-s", "KILL", "1", VANSITE, "delete"]);
+    let again = vansite(&host, &["delete"]);
+    assert!(
+        again.status.success() || String::from_utf8_lossy(&again.stderr).contains("no site"),
+        "{}",
+        text(&again)
+    );
+    let left = host.ok(&[
+        "sh",
+        "-c",
+        "find .local/share/vansite .config/containers/systemd -type f 2>/dev/null; \
+         ls .config/systemd/user 2>/dev/null | grep vansite; \
+         systemctl --user list-units --all --plain --no-legend 'vansite-*'; true",
+    ]);
+    assert_eq!(left.trim(), "", "left after a killed and a finished delete");
+}

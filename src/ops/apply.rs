@@ -136,7 +136,7 @@ impl SiteSession {
         files::remove_leftover_temps(&site_dir.root)
             .map_err(Error::file("cannot clean", &site_dir.root))?;
         let saved = site_dir.load_resources()?;
-        let session = SiteSession {
+        let mut session = SiteSession {
             paths: paths.clone(),
             site_dir,
             manager,
@@ -144,19 +144,29 @@ impl SiteSession {
             _lock: lock,
         };
         if let Some(interrupted) = journal::read(&session.site_dir) {
-            progress(&format!(
-                "an earlier `vansite {interrupted}` was interrupted: bringing the site back to \
-                 its saved resources first"
-            ));
             let options = ApplyOptions {
                 start_router: false,
                 timeout: MANAGEMENT_TIMEOUT,
             };
             match session.saved.clone() {
+                // A delete that was cut short is finished: removing was what was asked.
+                Some(_) if interrupted == journal::DELETE => {
+                    progress("an earlier `vansite delete` was interrupted: finishing it first");
+                    session.teardown(UNIT_TIMEOUT, progress).await?;
+                    session.saved = None;
+                }
                 Some(saved) => {
+                    progress(&format!(
+                        "an earlier `vansite {interrupted}` was interrupted: bringing the site \
+                         back to its saved resources first"
+                    ));
                     session.converge(&saved, options, progress).await?;
                 }
                 None => {
+                    progress(&format!(
+                        "an earlier `vansite {interrupted}` was interrupted before it saved a \
+                         site: removing what it left"
+                    ));
                     session.teardown(UNIT_TIMEOUT, progress).await?;
                 }
             }
@@ -245,15 +255,9 @@ impl SiteSession {
         timeout: Duration,
         progress: &dyn Fn(&str),
     ) -> Result<Vec<String>, Error> {
-        journal::begin(&self.site_dir, "delete")?;
-        let removed = self.teardown(timeout, progress).await?;
-        // The lock file goes last: the kernel releases the lock itself when this process ends.
-        let lock_file = self.paths.lock_file(&self.site_dir.namespace);
-        files::remove_if_present(&lock_file).map_err(Error::file("cannot remove", &lock_file))?;
-        if let Some(dir) = lock_file.parent() {
-            files::remove_dir_if_empty(dir).map_err(Error::file("cannot remove", dir))?;
-        }
-        Ok(removed)
+        journal::begin(&self.site_dir, journal::DELETE)?;
+        // The lock file goes when the session does (`Drop`).
+        self.teardown(timeout, progress).await
     }
 
     /// `prepare_bundle`: copy vansite into the forwarders' bundle (not for a preview).
@@ -802,6 +806,21 @@ impl SiteSession {
     }
 }
 
+impl Drop for SiteSession {
+    /// A namespace without a site keeps no lock file (a delete, or a command that found no
+    /// site). Removed while still held: the kernel releases the lock when the file closes.
+    fn drop(&mut self) {
+        if self.site_dir.root.exists() {
+            return;
+        }
+        let lock_file = self.paths.lock_file(&self.site_dir.namespace);
+        let _ = files::remove_if_present(&lock_file);
+        if let Some(dir) = lock_file.parent() {
+            let _ = files::remove_dir_if_empty(dir);
+        }
+    }
+}
+
 /// What an apply would do (`--dry-run`).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -1058,6 +1077,9 @@ fn log_tail(log: &Path, from: u64) -> String {
 /// was killed midway.
 pub mod journal {
     use super::*;
+
+    /// What `delete` writes: finished, not undone, when it was cut short.
+    pub const DELETE: &str = "delete";
 
     fn path(site_dir: &SiteDir) -> PathBuf {
         site_dir.root.join(".applying")
