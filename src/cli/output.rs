@@ -309,7 +309,7 @@ fn status_table_of_services(all: &[ServiceStatus]) -> String {
                 match (s.in_router, s.peer) {
                     (None, _) => "router not answering".into(),
                     (Some(false), _) => "missing in router".into(),
-                    (Some(true), Some(peer)) => peer.into(),
+                    (Some(true), Some(peer)) => peer.to_string(),
                     (Some(true), None) => "in router".into(),
                 },
                 s.active_connections

@@ -12,7 +12,7 @@
 
 mod vocabulary;
 
-pub use vocabulary::{LinkRole, RouterMode};
+pub use vocabulary::{LinkRole, LinkState, PeerState, RouterMode};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;

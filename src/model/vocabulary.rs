@@ -70,6 +70,45 @@ impl fmt::Display for LinkRole {
     }
 }
 
+/// How a link is, as its router reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LinkState {
+    Connected,
+    Connecting,
+    Failed,
+    /// The router has no connector for the Link (it cannot dial it).
+    NotOnRouter,
+    /// The router did not answer.
+    Unknown,
+}
+
+/// Whether a listener's routing key has a connector reachable in the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PeerState {
+    Reachable,
+    /// None yet: connections wait (bounded) in the forwarder.
+    Pending,
+    /// The router does not answer.
+    Unknown,
+}
+
+macro_rules! display_as_serialized {
+    ($($type:ty),*) => {$(
+        impl fmt::Display for $type {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match serde_json::to_value(self) {
+                    Ok(serde_json::Value::String(word)) => f.write_str(&word),
+                    _ => unreachable!("unit variants serialize to their names"),
+                }
+            }
+        }
+    )*};
+}
+
+display_as_serialized!(LinkState, PeerState);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,5 +125,7 @@ mod tests {
             "inter-router"
         );
         assert_eq!(serde_json::to_value(RouterMode::Edge).unwrap(), "edge");
+        assert_eq!(LinkState::NotOnRouter.to_string(), "not-on-router");
+        assert_eq!(PeerState::Reachable.to_string(), "reachable");
     }
 }

@@ -13,15 +13,15 @@ use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
-use serde_json::{Map, Value};
 
 use crate::error::Error;
-use crate::model::{check_name, LinkRole, Resource, SiteResources};
+use crate::model::{check_name, LinkRole, LinkState, Resource, SiteResources};
 use crate::ops::apply::{local_port, ApplyOptions, RouterChange, SiteSession};
 use crate::render::certs::{self, CertFiles};
 use crate::render::router_config::link_entities;
 use crate::render::router_unit::CERTS_DIR_IN_CONTAINER;
 use crate::router::management::{ClientTls, ManagementClient, ManagementError};
+use crate::router::views::{ConnectionView, ConnectorView, NodeView};
 use crate::tokens::redeem::{redeem_access_token, redeem_v1_claim};
 use crate::tokens::{self, LinkBundle, Token};
 
@@ -353,7 +353,7 @@ pub struct LinkStatus {
     pub connected: bool,
     /// connected, connecting, failed, not-on-router (the router has no connector for it), or
     /// unknown (the router did not answer).
-    pub state: &'static str,
+    pub state: LinkState,
     /// The remote router's id (its AMQP container id), while connected.
     pub remote_router: Option<String>,
     /// RFC 3339: since when the link is up.
@@ -376,9 +376,9 @@ pub struct NetworkRouter {
 /// What the router's management says about links and the network.
 #[derive(Debug, Clone, Default)]
 pub struct RouterView {
-    pub connectors: Vec<Map<String, Value>>,
-    pub connections: Vec<Map<String, Value>>,
-    pub nodes: Vec<Map<String, Value>>,
+    pub connectors: Vec<ConnectorView>,
+    pub connections: Vec<ConnectionView>,
+    pub nodes: Vec<NodeView>,
 }
 
 impl RouterView {
@@ -390,9 +390,24 @@ impl RouterView {
         let mut client = connect(site_dir, resources).await?;
         let view = async {
             Ok::<_, ManagementError>(RouterView {
-                connectors: client.query("connector", &[]).await?,
-                connections: client.query("connection", &[]).await?,
-                nodes: client.query("router.node", &[]).await?,
+                connectors: client
+                    .query("connector", &[])
+                    .await?
+                    .iter()
+                    .map(ConnectorView::from_row)
+                    .collect(),
+                connections: client
+                    .query("connection", &[])
+                    .await?
+                    .iter()
+                    .map(ConnectionView::from_row)
+                    .collect(),
+                nodes: client
+                    .query("router.node", &[])
+                    .await?
+                    .iter()
+                    .map(NodeView::from_row)
+                    .collect(),
             })
         }
         .await;
@@ -405,9 +420,9 @@ impl RouterView {
             .nodes
             .iter()
             .map(|node| NetworkRouter {
-                id: text(node, "id"),
-                cost: node.get("cost").and_then(Value::as_i64).unwrap_or_default(),
-                next_hop: text(node, "nextHop"),
+                id: node.id.clone(),
+                cost: node.cost,
+                next_hop: node.next_hop.clone(),
             })
             .collect();
         routers.sort_by(|a, b| (a.cost, &a.id).cmp(&(b.cost, &b.id)));
@@ -438,7 +453,7 @@ pub fn link_statuses(
                 role,
                 cost: link.spec.cost.max(1),
                 connected: false,
-                state: "unknown",
+                state: LinkState::Unknown,
                 remote_router: None,
                 since: None,
                 last_error: None,
@@ -451,44 +466,40 @@ pub fn link_statuses(
                 }
             };
             if entities.is_none() {
-                status.state = "not-on-router";
+                status.state = LinkState::NotOnRouter;
                 status.last_error = Some(format!("the Link has no '{role}' endpoint"));
                 return status;
             }
             let connector = view
                 .connectors
                 .iter()
-                .find(|c| text(c, "name") == link.metadata.name);
+                .find(|c| c.name == link.metadata.name);
             let Some(connector) = connector else {
-                status.state = "not-on-router";
+                status.state = LinkState::NotOnRouter;
                 status.last_error = Some(
                     "the router has no connector for this link: run `vansite init` to restart it with the site's configuration".into(),
                 );
                 return status;
             };
             let connection = view.connections.iter().find(|c| {
-                text(c, "dir") == "out"
-                    && text(c, "role") == role.as_str()
-                    && text(c, "host") == endpoint
-                    && c.get("opened").and_then(Value::as_bool).unwrap_or(true)
+                c.dir == "out" && c.role == role.as_str() && c.host == endpoint && c.opened
             });
-            let message = text(connector, "connectionMsg");
-            status.last_error = (!message.is_empty()).then_some(message);
+            let message = &connector.connection_message;
+            status.last_error = (!message.is_empty()).then(|| message.clone());
             match connection {
                 Some(connection) => {
                     status.connected = true;
-                    status.state = "connected";
+                    status.state = LinkState::Connected;
                     status.remote_router =
-                        Some(text(connection, "container")).filter(|c| !c.is_empty());
+                        Some(connection.container.clone()).filter(|c| !c.is_empty());
                     status.since = connection
-                        .get("uptimeSeconds")
-                        .and_then(Value::as_u64)
+                        .uptime_seconds
                         .map(|up| rfc3339(now - Duration::from_secs(up)));
                 }
                 None => {
-                    status.state = match text(connector, "connectionStatus").as_str() {
-                        "FAILED" => "failed",
-                        _ => "connecting",
+                    status.state = match connector.connection_status.as_str() {
+                        "FAILED" => LinkState::Failed,
+                        _ => LinkState::Connecting,
                     };
                 }
             }
@@ -608,12 +619,4 @@ async fn connect(
 ) -> Result<ManagementClient, ManagementError> {
     let tls = ClientTls::from_dir(site_dir.certs().join(certs::LOCAL_CLIENT))?;
     ManagementClient::connect("127.0.0.1", local_port(resources), &tls, MANAGEMENT_TIMEOUT).await
-}
-
-fn text(row: &Map<String, Value>, key: &str) -> String {
-    match row.get(key) {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Null) | None => String::new(),
-        Some(other) => other.to_string(),
-    }
 }

@@ -11,11 +11,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::Serialize;
-use serde_json::Value as JsonValue;
 
 use crate::error::Error;
 use crate::model::{
-    check_name, Connector, ConnectorSpec, Listener, ListenerSpec, ObjectMeta, Resource,
+    check_name, Connector, ConnectorSpec, Listener, ListenerSpec, ObjectMeta, PeerState, Resource,
     SiteResources, ROUTER_PORT_ANNOTATION,
 };
 use crate::ops::apply::{local_port, ApplyOptions, RouterChange, SiteSession};
@@ -25,6 +24,7 @@ use crate::render::forwarder_units::forwarder_unit_name;
 use crate::render::router_config::{tcp_entities, LOOPBACK};
 use crate::render::router_unit::router_unit_name;
 use crate::router::management::{ClientTls, ManagementClient};
+use crate::router::views::TcpEndpointView;
 
 use crate::store::{Paths, SiteDir};
 
@@ -96,7 +96,7 @@ pub struct ServiceStatus {
     /// Listeners: `reachable` (a connector of the routing key is reachable in the network),
     /// `pending` (none yet), or `unknown` (the router does not answer).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub peer: Option<&'static str>,
+    pub peer: Option<PeerState>,
     /// Connections open now, when the router counts them.
     pub active_connections: Option<u64>,
 }
@@ -374,10 +374,7 @@ pub async fn services_status(
                 info.kind.word()
             ));
         }
-        let counter = |key: &str| row.and_then(|r| r.get(key)).and_then(JsonValue::as_u64);
-        let active_connections = counter("connectionsOpened")
-            .zip(counter("connectionsClosed"))
-            .map(|(opened, closed)| opened.saturating_sub(closed));
+        let active_connections = row.and_then(TcpEndpointView::open_connections);
         let mut status = ServiceStatus {
             info,
             unit: None,
@@ -401,16 +398,11 @@ pub async fn services_status(
             status.socket_state = Some(state_text(&socket.active_state, &socket.sub_state));
             status.forwarder_state = Some(state_text(&service.active_state, &service.sub_state));
             status.unit = Some(unit);
-            status.peer = Some(
-                match row
-                    .and_then(|r| r.get("operStatus"))
-                    .and_then(JsonValue::as_str)
-                {
-                    Some("up") => "reachable",
-                    Some(_) => "pending",
-                    None => "unknown",
-                },
-            );
+            status.peer = Some(match row.and_then(|r| r.oper_status.as_deref()) {
+                Some("up") => PeerState::Reachable,
+                Some(_) => PeerState::Pending,
+                None => PeerState::Unknown,
+            });
         }
         all.push(status);
     }
@@ -427,7 +419,7 @@ async fn router_entities(
     manager: &UserManager,
     site_dir: &SiteDir,
     resources: &SiteResources,
-) -> Option<BTreeMap<(&'static str, String), serde_json::Map<String, JsonValue>>> {
+) -> Option<BTreeMap<(&'static str, String), TcpEndpointView>> {
     let unit = format!("{}.service", router_unit_name(&site_dir.namespace));
     let state = manager.unit_state(&unit).await.ok()?;
     if state.active_state != ActiveState::Active {
@@ -441,9 +433,8 @@ async fn router_entities(
     let mut rows = BTreeMap::new();
     for entity_type in ["tcpConnector", "tcpListener"] {
         for row in client.query(entity_type, &[]).await.ok()? {
-            if let Some(name) = row.get("name").and_then(JsonValue::as_str) {
-                rows.insert((entity_type, name.to_string()), row.clone());
-            }
+            let view = TcpEndpointView::from_row(&row);
+            rows.insert((entity_type, view.name.clone()), view);
         }
     }
     let _ = client.close().await;

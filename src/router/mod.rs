@@ -2,3 +2,4 @@
 
 pub mod entity;
 pub mod management;
+pub mod views;

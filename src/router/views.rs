@@ -1,0 +1,142 @@
+//! Typed views of the router's management answers: the attributes vansite reads from a QUERY,
+//! parsed once here instead of looked up by name where they are used. Attributes the router
+//! leaves unset arrive as null and read as empty or absent.
+
+use serde_json::{Map, Value};
+
+type Row = Map<String, Value>;
+
+fn text(row: &Row, key: &str) -> String {
+    match row.get(key) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// A `tcpListener` or `tcpConnector`, with its counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TcpEndpointView {
+    pub name: String,
+    /// tcpListener: `up` while a connector of its address is reachable in the network.
+    pub oper_status: Option<String>,
+    pub connections_opened: Option<u64>,
+    pub connections_closed: Option<u64>,
+}
+
+impl TcpEndpointView {
+    pub fn from_row(row: &Row) -> TcpEndpointView {
+        TcpEndpointView {
+            name: text(row, "name"),
+            oper_status: row
+                .get("operStatus")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            connections_opened: row.get("connectionsOpened").and_then(Value::as_u64),
+            connections_closed: row.get("connectionsClosed").and_then(Value::as_u64),
+        }
+    }
+
+    /// Connections open now, when the router counts them.
+    pub fn open_connections(&self) -> Option<u64> {
+        self.connections_opened
+            .zip(self.connections_closed)
+            .map(|(opened, closed)| opened.saturating_sub(closed))
+    }
+}
+
+/// A `connector` (a link this router dials) and how its connection fares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectorView {
+    pub name: String,
+    /// `SUCCESS`, `FAILED`, `CONNECTING`, ...
+    pub connection_status: String,
+    /// The router's last message about the connection, e.g. the last error.
+    pub connection_message: String,
+}
+
+impl ConnectorView {
+    pub fn from_row(row: &Row) -> ConnectorView {
+        ConnectorView {
+            name: text(row, "name"),
+            connection_status: text(row, "connectionStatus"),
+            connection_message: text(row, "connectionMsg"),
+        }
+    }
+}
+
+/// A `connection` of the router.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionView {
+    /// `in` or `out`.
+    pub dir: String,
+    /// `inter-router`, `edge`, `normal`, ...
+    pub role: String,
+    /// `host:port` of the other end.
+    pub host: String,
+    /// The other end's AMQP container id (a router's id, for a link).
+    pub container: String,
+    pub opened: bool,
+    pub uptime_seconds: Option<u64>,
+}
+
+impl ConnectionView {
+    pub fn from_row(row: &Row) -> ConnectionView {
+        ConnectionView {
+            dir: text(row, "dir"),
+            role: text(row, "role"),
+            host: text(row, "host"),
+            container: text(row, "container"),
+            opened: row.get("opened").and_then(Value::as_bool).unwrap_or(true),
+            uptime_seconds: row.get("uptimeSeconds").and_then(Value::as_u64),
+        }
+    }
+}
+
+/// A `router.node`: a router reachable in the network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeView {
+    pub id: String,
+    pub cost: i64,
+    pub next_hop: String,
+}
+
+impl NodeView {
+    pub fn from_row(row: &Row) -> NodeView {
+        NodeView {
+            id: text(row, "id"),
+            cost: row.get("cost").and_then(Value::as_i64).unwrap_or_default(),
+            next_hop: text(row, "nextHop"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn row(value: Value) -> Row {
+        value.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn views_read_what_vansite_uses_and_treat_null_as_unset() {
+        let tcp = TcpEndpointView::from_row(&row(json!({
+            "name": "listener/db", "operStatus": "up", "connectionsOpened": 5, "connectionsClosed": 3
+        })));
+        assert_eq!(tcp.open_connections(), Some(2));
+        assert_eq!(tcp.oper_status.as_deref(), Some("up"));
+        let fresh =
+            TcpEndpointView::from_row(&row(json!({"name": "connector/x@h", "operStatus": null})));
+        assert_eq!((fresh.open_connections(), fresh.oper_status), (None, None));
+        let connection = ConnectionView::from_row(&row(json!({
+            "dir": "out", "role": "inter-router", "host": "h:55671", "container": null, "uptimeSeconds": 9
+        })));
+        assert!(connection.opened, "a connection without `opened` is open");
+        assert_eq!(connection.container, "");
+        assert_eq!(connection.uptime_seconds, Some(9));
+        let node = NodeView::from_row(&row(json!({"id": "west", "cost": 1, "nextHop": null})));
+        assert_eq!((node.cost, node.next_hop.as_str()), (1, ""));
+    }
+}
