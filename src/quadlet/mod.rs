@@ -5,15 +5,17 @@
 //! except `version::detect_generator_version`.
 
 mod model;
+mod service;
 mod socket;
-/// Unit-file syntax, shared with the plain units vansite writes (the grant server's).
-pub(crate) mod syntax;
+/// Unit-file syntax, shared with the plain units (`.socket`, `.service`).
+mod syntax;
 pub mod version;
 
 pub use model::{
     Container, Install, LogDriver, Notify, PullPolicy, QuadletFile, Restart, Service,
     StandardStream, Unit, UserNs, Volume,
 };
+pub use service::ServiceFile;
 pub use socket::SocketFile;
 pub use version::PodmanVersion;
 

@@ -6,8 +6,7 @@
 
 use std::path::PathBuf;
 
-use crate::quadlet::syntax::{self, Target};
-use crate::quadlet::QuadletError;
+use crate::quadlet::{Install, QuadletError, ServiceFile, SocketFile, Unit};
 
 /// `vansite-<ns>-grants`: the stem of both units.
 pub fn grant_unit_name(namespace: &str) -> String {
@@ -39,76 +38,51 @@ pub struct GrantUnitSpec {
     pub site_dir: PathBuf,
 }
 
-/// The `.socket` unit's text.
+/// The `.socket` unit's text: the port, enabled in sockets.target.
 pub fn render_socket(spec: &GrantUnitSpec) -> Result<String, QuadletError> {
-    let mut out = String::new();
-    let description = format!(
-        "vansite: grant server socket of site {} (namespace {})",
-        spec.site_name, spec.namespace
-    );
-    syntax::write_section(
-        &mut out,
-        "Unit",
-        &[(
-            "Description",
-            syntax::single("Description", &description, Target::Setting)?,
-        )],
-    );
-    syntax::write_section(
-        &mut out,
-        "Socket",
-        &[("ListenStream", spec.port.to_string())],
-    );
-    syntax::write_section(
-        &mut out,
-        "Install",
-        &[("WantedBy", "sockets.target".to_string())],
-    );
-    Ok(out)
+    SocketFile {
+        name: grant_unit_name(&spec.namespace),
+        unit: Unit {
+            description: Some(format!(
+                "vansite: grant server socket of site {} (namespace {})",
+                spec.site_name, spec.namespace
+            )),
+            ..Unit::default()
+        },
+        listen_stream: vec![spec.port.to_string()],
+        install: Install {
+            wanted_by: vec!["sockets.target".into()],
+        },
+    }
+    .render()
 }
 
-/// The `.service` unit's text.
+/// The `.service` unit's text: vansite's hidden `grant-server` command for this site.
 pub fn render_service(spec: &GrantUnitSpec) -> Result<String, QuadletError> {
-    let mut out = String::new();
-    let description = format!(
-        "vansite: grant server of site {} (namespace {})",
-        spec.site_name, spec.namespace
-    );
     let socket = vec![socket_unit(&spec.namespace)];
-    syntax::write_section(
-        &mut out,
-        "Unit",
-        &[
-            (
-                "Description",
-                syntax::single("Description", &description, Target::Setting)?,
-            ),
-            ("Requires", syntax::unit_names("Requires", &socket)?),
-            ("After", syntax::unit_names("After", &socket)?),
+    ServiceFile {
+        name: grant_unit_name(&spec.namespace),
+        unit: Unit {
+            description: Some(format!(
+                "vansite: grant server of site {} (namespace {})",
+                spec.site_name, spec.namespace
+            )),
+            after: socket.clone(),
+            requires: socket,
+            ..Unit::default()
+        },
+        exec_start: vec![
+            spec.executable.display().to_string(),
+            "-n".into(),
+            spec.namespace.clone(),
+            "-v".into(),
+            "grant-server".into(),
+            "--site-dir".into(),
+            spec.site_dir.display().to_string(),
         ],
-    );
-    let command = [
-        spec.executable.display().to_string(),
-        "-n".into(),
-        spec.namespace.clone(),
-        // Each redemption and refusal logged (never a code) in the journal.
-        "-v".into(),
-        "grant-server".into(),
-        "--site-dir".into(),
-        spec.site_dir.display().to_string(),
-    ];
-    syntax::write_section(
-        &mut out,
-        "Service",
-        &[
-            (
-                "ExecStart",
-                syntax::words("ExecStart", &command, Target::CommandLine)?,
-            ),
-            ("NoNewPrivileges", "yes".into()),
-        ],
-    );
-    Ok(out)
+        no_new_privileges: true,
+    }
+    .render()
 }
 
 #[cfg(test)]
@@ -132,7 +106,7 @@ mod tests {
         let service = render_service(&spec).unwrap();
         assert!(
             service.contains(
-                "Requires=vansite-west-grants.socket\nAfter=vansite-west-grants.socket\n"
+                "After=vansite-west-grants.socket\nRequires=vansite-west-grants.socket\n"
             ),
             "{service}"
         );
