@@ -331,28 +331,27 @@ pub async fn apply(
         target = SiteResources::new(namespace, objects.clone())?;
     }
 
-    if request.dry_run {
-        let plan = session.preview(&target).await?;
-        return Ok(ManifestOutcome {
-            namespace: namespace.clone(),
-            objects: outcomes,
-            skipped: documents.skipped,
-            router: None,
-            plan: Some(plan),
-        });
-    }
+    let outcome = ManifestOutcome {
+        namespace: namespace.clone(),
+        objects: outcomes,
+        skipped: documents.skipped,
+        router: None,
+        plan: None,
+    };
     let options = ApplyOptions {
         start_router: true,
         ..request.options
     };
-    let applied = session.apply(target, "apply -f", options, progress).await?;
-    Ok(ManifestOutcome {
-        namespace: namespace.clone(),
-        objects: outcomes,
-        skipped: documents.skipped,
-        router: Some(applied.router),
-        plan: None,
-    })
+    outcome
+        .finish(
+            &mut session,
+            target,
+            "apply -f",
+            options,
+            request.dry_run,
+            progress,
+        )
+        .await
 }
 
 /// `vansite delete -f`: the named objects leave the site (a Site document: the whole site).
@@ -374,37 +373,31 @@ pub async fn delete(
     let stored = saved.to_resources();
     let present =
         |kind: &str, name: &str| stored.iter().any(|s| s.kind() == kind && s.name() == name);
-    let mut outcomes: Vec<ObjectOutcome> = wanted_gone
-        .iter()
-        .map(|(kind, name)| ObjectOutcome {
-            kind,
-            name: name.clone(),
-            change: if present(kind, name) {
-                ObjectChange::Deleted
-            } else {
-                ObjectChange::NotFound
-            },
-        })
-        .collect();
+    let mut outcome = ManifestOutcome {
+        namespace: namespace.clone(),
+        objects: wanted_gone
+            .iter()
+            .map(|(kind, name)| ObjectOutcome {
+                kind,
+                name: name.clone(),
+                change: if present(kind, name) {
+                    ObjectChange::Deleted
+                } else {
+                    ObjectChange::NotFound
+                },
+            })
+            .collect(),
+        skipped: documents.skipped,
+        router: None,
+        plan: None,
+    };
     if wanted_gone.iter().any(|(kind, _)| *kind == "Site") {
-        if request.dry_run {
-            return Ok(ManifestOutcome {
-                namespace: namespace.clone(),
-                objects: outcomes,
-                skipped: documents.skipped,
-                router: None,
-                plan: None,
-            });
+        if !request.dry_run {
+            progress("the input has the Site: removing the whole site");
+            session.delete(request.options.timeout, progress).await?;
+            outcome.router = Some(RouterChange::Removed);
         }
-        progress("the input has the Site: removing the whole site");
-        session.delete(request.options.timeout, progress).await?;
-        return Ok(ManifestOutcome {
-            namespace: namespace.clone(),
-            objects: outcomes,
-            skipped: documents.skipped,
-            router: Some(RouterChange::Removed),
-            plan: None,
-        });
+        return Ok(outcome);
     }
     // An AccessToken's Link and Secret (named after it) go with it.
     let tokens: Vec<&str> = wanted_gone
@@ -431,37 +424,52 @@ pub async fn delete(
                 .iter()
                 .any(|(k, n)| r.kind() == *k && r.name() == n)
     }) {
-        outcomes.push(ObjectOutcome {
+        outcome.objects.push(ObjectOutcome {
             kind: gone.kind(),
             name: gone.name().to_string(),
             change: ObjectChange::Deleted,
         });
     }
     let target = SiteResources::new(namespace, kept)?;
-    if request.dry_run {
-        let plan = session.preview(&target).await?;
-        return Ok(ManifestOutcome {
-            namespace: namespace.clone(),
-            objects: outcomes,
-            skipped: documents.skipped,
-            router: None,
-            plan: Some(plan),
-        });
-    }
     let options = ApplyOptions {
         start_router: false,
         ..request.options
     };
-    let applied = session
-        .apply(target, "delete -f", options, progress)
-        .await?;
-    Ok(ManifestOutcome {
-        namespace: namespace.clone(),
-        objects: outcomes,
-        skipped: documents.skipped,
-        router: Some(applied.router),
-        plan: None,
-    })
+    outcome
+        .finish(
+            &mut session,
+            target,
+            "delete -f",
+            options,
+            request.dry_run,
+            progress,
+        )
+        .await
+}
+
+impl ManifestOutcome {
+    /// Applies `target` (or, for a dry run, says what applying it would do) and records how.
+    async fn finish(
+        mut self,
+        session: &mut SiteSession,
+        target: SiteResources,
+        command: &str,
+        options: ApplyOptions,
+        dry_run: bool,
+        progress: &dyn Fn(&str),
+    ) -> Result<ManifestOutcome, Error> {
+        if dry_run {
+            self.plan = Some(session.preview(&target).await?);
+        } else {
+            self.router = Some(
+                session
+                    .apply(target, command, options, progress)
+                    .await?
+                    .router,
+            );
+        }
+        Ok(self)
+    }
 }
 
 /// `vansite get [KIND [NAME]]`: the saved resources as one YAML stream; private keys and
