@@ -9,21 +9,12 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::{standin_image_tar, text, vansite, vansite_ok, Host, STANDIN_IMAGE};
+use support::{router_identity, standin_image_tar, text, vansite, vansite_ok, Host, STANDIN_IMAGE};
 
 const VANSITE: &str = env!("CARGO_BIN_EXE_vansite");
 
 fn status(host: &Host) -> Value {
-    let output = vansite(host, &["status", "--output", "json"]);
-    serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|e| panic!("status JSON: {e}\n{}", text(&output)))
-}
-
-/// The router container's identity: the same id and start time mean no restart.
-fn router_identity(host: &Host) -> Value {
-    let container = &status(host)["router"]["container"];
-    assert!(container["id"].is_string(), "{container:#}");
-    json!([container["id"], container["startedAt"]])
+    support::site_status(host)
 }
 
 /// Every file vansite keeps for the site (resources, runtime, units) with its digest, except

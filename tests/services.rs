@@ -8,26 +8,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::{standin_image_tar, text, Host, STANDIN_IMAGE};
-
-const VANSITE: &str = env!("CARGO_BIN_EXE_vansite");
-
-fn vansite(host: &Host, args: &[&str]) -> std::process::Output {
-    let mut full = vec![VANSITE];
-    full.extend_from_slice(args);
-    host.run(&full)
-}
-
-fn vansite_ok(host: &Host, args: &[&str]) -> String {
-    let output = vansite(host, args);
-    assert!(
-        output.status.success(),
-        "vansite {args:?} on {} failed:\n{}",
-        host.name,
-        text(&output)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
+use support::{router_identity, standin_image_tar, text, vansite, vansite_ok, Host, STANDIN_IMAGE};
 
 /// Runs vansite, which must fail; returns stderr.
 fn vansite_fails(host: &Host, args: &[&str]) -> String {
@@ -41,16 +22,7 @@ fn vansite_fails(host: &Host, args: &[&str]) -> String {
 }
 
 fn status(host: &Host) -> Value {
-    let output = vansite(host, &["status", "--output", "json"]);
-    serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|e| panic!("status JSON: {e}\n{}", text(&output)))
-}
-
-/// The router container's identity: the same id and start time mean no restart.
-fn router_identity(host: &Host) -> Value {
-    let container = &status(host)["router"]["container"];
-    assert!(container["id"].is_string(), "{container:#}");
-    json!([container["id"], container["startedAt"]])
+    support::site_status(host)
 }
 
 /// A test host running a site; with `link_access`, other sites can link to it at its address.

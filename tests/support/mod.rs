@@ -300,6 +300,20 @@ pub fn vansite_ok(host: &Host, args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// The site's `vansite status --output json` (whatever its exit code: unhealthy is a state).
+pub fn site_status(host: &Host) -> serde_json::Value {
+    let output = vansite(host, &["status", "--output", "json"]);
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("status JSON: {e}\n{}", text(&output)))
+}
+
+/// The router container's identity: the same id and start time mean no restart.
+pub fn router_identity(host: &Host) -> serde_json::Value {
+    let container = &site_status(host)["router"]["container"];
+    assert!(container["id"].is_string(), "{container:#}");
+    serde_json::json!([container["id"], container["startedAt"]])
+}
+
 pub fn text(output: &Output) -> String {
     format!(
         "exit {:?}\nstdout: {}\nstderr: {}",
