@@ -18,38 +18,16 @@
 mod check;
 mod meta;
 mod parse;
+#[macro_use]
 mod registry;
 mod site_resources;
 #[cfg(test)]
 mod test_support;
 mod vocabulary;
 
-mod access_grant;
-mod access_token;
-mod connector;
-mod link;
-mod listener;
-mod multi_key_listener;
-mod router_access;
-mod secret;
-mod site;
-
-pub use access_grant::{AccessGrant, AccessGrantSpec};
-pub use access_token::{AccessToken, AccessTokenSpec};
 pub use check::check_name;
-pub use connector::{Connector, ConnectorSpec};
-pub use link::{Endpoint, Link, LinkSpec};
-pub use listener::{Listener, ListenerSpec};
 pub use meta::{Object, ObjectMeta, ObjectRef, Settings, ROUTER_PORT_ANNOTATION};
-pub use multi_key_listener::{
-    MultiKeyListener, MultiKeyListenerSpec, MultiKeyListenerStrategy, PriorityStrategySpec,
-    StrategyKind, WeightedStrategySpec, MAX_STRATEGY_KEYS,
-};
 pub use parse::{parse_documents, ParsedDocuments, SkippedDocument};
-pub use registry::{Resource, SiteResources, KINDS};
-pub use router_access::{RouterAccess, RouterAccessRole, RouterAccessSpec};
-pub use secret::Secret;
-pub use site::{Site, SiteSpec};
 pub use vocabulary::{LinkRole, RouterMode};
 
 /// The API version of every Skupper kind vansite reads and writes.
@@ -57,6 +35,22 @@ pub const SKUPPER_API_VERSION: &str = "skupper.io/v2alpha1";
 
 /// The name Skupper reserves for the router's local management access (role `normal`).
 pub const LOCAL_ROUTER_ACCESS: &str = "skupper-local";
+
+// The registry: one line a kind. Each line declares the kind's module (`model/<file>.rs`, whose
+// public items are re-exported here) and generates its `Resource` variant, its place in `KINDS`
+// and its `SiteResources` field; see `registry.rs` for the columns.
+kinds! {
+//  variant(Rust type) in file                                apiVersion           field: one|many            file mode
+    Site(Site) in site,                                       SKUPPER_API_VERSION, site: one,                 public;
+    RouterAccess(RouterAccess) in router_access,              SKUPPER_API_VERSION, router_accesses: many,     public;
+    Link(Link) in link,                                       SKUPPER_API_VERSION, links: many,               public;
+    Listener(Listener) in listener,                           SKUPPER_API_VERSION, listeners: many,           public;
+    MultiKeyListener(MultiKeyListener) in multi_key_listener, SKUPPER_API_VERSION, multi_key_listeners: many, public;
+    Connector(Connector) in connector,                        SKUPPER_API_VERSION, connectors: many,          public;
+    AccessGrant(AccessGrant) in access_grant,                 SKUPPER_API_VERSION, access_grants: many,       private;
+    AccessToken(AccessToken) in access_token,                 SKUPPER_API_VERSION, access_tokens: many,       private;
+    Secret(Secret) in secret,                                 "v1",                secrets: many,             private;
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ResourceError {

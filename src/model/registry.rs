@@ -1,26 +1,16 @@
-//! The registry of resource kinds: [`kinds!`] below lists each kind once, and generates
-//! [`Resource`], [`KINDS`], every per-kind dispatch on `Resource`, and the fields of
-//! [`SiteResources`] with the grouping into them and back out.
+//! The registry of resource kinds: the `kinds!` table in `model/mod.rs` lists each kind
+//! once; this macro turns it into the kind modules, `Resource`, `KINDS`, every per-kind
+//! dispatch on `Resource`, and the fields of `SiteResources` with the grouping into them and
+//! back out.
 //!
-//! A new kind is its file (its types, `impl Validate`, helpers, tests) plus one line here.
+//! A new kind is its file (its types, `impl Validate`, helpers, tests) plus one line in the
+//! table.
 
-use serde_json::Value;
-
-use super::access_grant::AccessGrant;
-use super::access_token::AccessToken;
 use super::check::Invalid;
-use super::connector::Connector;
-use super::link::Link;
-use super::listener::Listener;
-use super::meta::{Document, ObjectMeta};
-use super::multi_key_listener::MultiKeyListener;
-use super::router_access::RouterAccess;
-use super::secret::Secret;
-use super::site::Site;
-use super::{ResourceError, SKUPPER_API_VERSION};
+use super::ResourceError;
 
 /// The checks of one kind on its own fields; the name and namespace, which every kind has, are
-/// checked before (see [`Resource::validate`]).
+/// checked before (see `Resource::validate`).
 pub(super) trait Validate {
     fn validate_spec(&self, invalid: Invalid) -> Result<(), ResourceError> {
         let _ = invalid;
@@ -28,22 +18,29 @@ pub(super) trait Validate {
     }
 }
 
-/// A kind a namespace holds exactly one of (a `one` slot in [`SiteResources`]).
+/// A kind a namespace holds exactly one of (a `one` slot in `SiteResources`).
 pub(super) trait Singleton: Sized {
     fn exactly_one(found: Vec<Self>) -> Result<Self, ResourceError>;
 }
 
 /// One line a kind:
-/// `Variant(RustType) apiVersion, site_resources_field: one|many, public|private;`
-/// - `one`: the [`SiteResources`] field holds exactly one (the type implements [`Singleton`]);
+/// `Variant(RustType) in module, apiVersion, site_resources_field: one|many, public|private;`
+/// - `module`: the kind's file, `model/<module>.rs`; its public items are re-exported from
+///   `model`.
+/// - `one`: the `SiteResources` field holds exactly one (the type implements [`Singleton`]);
 ///   `many`: a `Vec`, sorted by name.
 /// - `private`: the stored file is readable by the user only (0600).
 ///
-/// The order is [`KINDS`] order (see there).
+/// The order is `KINDS` order (see there).
 macro_rules! kinds {
     ($(
-        $variant:ident($ty:ty) $api:expr, $field:ident: $slot:ident, $file:ident;
+        $variant:ident($ty:ty) in $module:ident, $api:expr, $field:ident: $slot:ident, $file:ident;
     )*) => {
+        $(
+            mod $module;
+            pub use $module::*;
+        )*
+
         /// The kinds vansite keeps, the Site first, each before the kinds it refers to: the
         /// order in which a site's objects are listed and removed, and the reverse of the order
         /// in which they are written, so that a write cut short never leaves an object pointing
@@ -69,13 +66,13 @@ macro_rules! kinds {
                 }
             }
 
-            pub fn metadata(&self) -> &ObjectMeta {
+            pub fn metadata(&self) -> &$crate::model::ObjectMeta {
                 match self {
                     $(Resource::$variant(o) => &o.metadata,)*
                 }
             }
 
-            pub fn metadata_mut(&mut self) -> &mut ObjectMeta {
+            pub fn metadata_mut(&mut self) -> &mut $crate::model::ObjectMeta {
                 match self {
                     $(Resource::$variant(o) => &mut o.metadata,)*
                 }
@@ -88,27 +85,27 @@ macro_rules! kinds {
                 }
             }
 
-            /// The kind's own checks ([`Validate`]).
-            pub(super) fn validate_spec(&self, invalid: Invalid) -> Result<(), ResourceError> {
+            /// The kind's own checks (`Validate`).
+            fn validate_spec(&self, invalid: $crate::model::check::Invalid) -> Result<(), $crate::model::ResourceError> {
                 match self {
-                    $(Resource::$variant(o) => Validate::validate_spec(o, invalid),)*
+                    $(Resource::$variant(o) => $crate::model::registry::Validate::validate_spec(o, invalid),)*
                 }
             }
 
-            /// The object as one YAML document ([`Document`]).
-            pub(super) fn to_document(&self) -> Result<String, serde_saphyr::ser::Error> {
+            /// The object as one YAML document (`Document`).
+            fn to_document(&self) -> Result<String, serde_saphyr::ser::Error> {
                 match self {
-                    $(Resource::$variant(o) => o.to_document($api, stringify!($variant)),)*
+                    $(Resource::$variant(o) => $crate::model::meta::Document::to_document(o, $api, stringify!($variant)),)*
                 }
             }
 
             /// Builds the typed object from a document of `api_version` and `kind`; `None`
             /// when no registered kind has both. A document of the wrong shape gives the
             /// error and the kind.
-            pub(super) fn from_document(
+            fn from_document(
                 api_version: &str,
                 kind: &str,
-                value: Value,
+                value: serde_json::Value,
             ) -> Option<Result<Resource, (serde_json::Error, &'static str)>> {
                 $(
                     if api_version == $api && kind == stringify!($variant) {
@@ -123,7 +120,7 @@ macro_rules! kinds {
             }
 
             /// The kinds of one apiVersion, in [`KINDS`] order.
-            pub(super) fn kinds_of(api_version: &str) -> Vec<&'static str> {
+            fn kinds_of(api_version: &str) -> Vec<&'static str> {
                 let mut kinds = Vec::new();
                 $(
                     if api_version == $api {
@@ -144,12 +141,12 @@ macro_rules! kinds {
 
         /// Objects sorted into one list per kind, before [`SiteResources`] checks them.
         #[derive(Default)]
-        pub(super) struct Grouped {
+        struct Grouped {
             $($field: Vec<$ty>,)*
         }
 
         impl Grouped {
-            pub(super) fn push(&mut self, resource: Resource) {
+            fn push(&mut self, resource: Resource) {
                 match resource {
                     $(Resource::$variant(o) => self.$field.push(o),)*
                 }
@@ -157,10 +154,10 @@ macro_rules! kinds {
 
             /// One object in each `one` slot, and each `many` slot sorted by name, so what is
             /// rendered from it does not depend on file order.
-            pub(super) fn into_site_resources(
+            fn into_site_resources(
                 self,
                 namespace: &str,
-            ) -> Result<SiteResources, ResourceError> {
+            ) -> Result<SiteResources, $crate::model::ResourceError> {
                 Ok(SiteResources {
                     namespace: namespace.to_string(),
                     $($field: kinds!(@take $slot $ty, self.$field),)*
@@ -185,7 +182,7 @@ macro_rules! kinds {
     (@slot one $ty:ty) => { $ty };
     (@slot many $ty:ty) => { Vec<$ty> };
 
-    (@take one $ty:ty, $list:expr) => { <$ty as Singleton>::exactly_one($list)? };
+    (@take one $ty:ty, $list:expr) => { <$ty as $crate::model::registry::Singleton>::exactly_one($list)? };
     (@take many $ty:ty, $list:expr) => {{
         let mut list = $list;
         list.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
@@ -196,29 +193,12 @@ macro_rules! kinds {
     (@iter many $list:expr) => { $list.iter() };
 }
 
-kinds! {
-//  kind(Rust type)                   apiVersion            SiteResources field         file
-    Site(Site)                         SKUPPER_API_VERSION, site: one,                  public;
-    RouterAccess(RouterAccess)         SKUPPER_API_VERSION, router_accesses: many,      public;
-    Link(Link)                         SKUPPER_API_VERSION, links: many,                public;
-    Listener(Listener)                 SKUPPER_API_VERSION, listeners: many,            public;
-    MultiKeyListener(MultiKeyListener) SKUPPER_API_VERSION, multi_key_listeners: many,  public;
-    Connector(Connector)               SKUPPER_API_VERSION, connectors: many,           public;
-    AccessGrant(AccessGrant)           SKUPPER_API_VERSION, access_grants: many,        private;
-    AccessToken(AccessToken)           SKUPPER_API_VERSION, access_tokens: many,        private;
-    Secret(Secret)                     "v1",                secrets: many,              private;
-}
-
 #[cfg(test)]
 mod tests {
-    use super::super::access_grant::AccessGrantSpec;
-    use super::super::connector::ConnectorSpec;
-    use super::super::listener::ListenerSpec;
-    use super::super::router_access::{RouterAccessRole, RouterAccessSpec};
     use super::super::test_support::{
         all, parse, LINK_AND_SECRET, PRIORITY_MKL, SITE, WEIGHTED_MKL,
     };
-    use super::*;
+    use super::super::*;
 
     #[test]
     fn round_trips_every_kind_through_yaml() {

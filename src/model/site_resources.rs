@@ -4,9 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::check::check_name;
-use super::registry::Grouped;
 use super::{
-    ObjectRef, Resource, ResourceError, RouterAccess, RouterMode, Secret, SiteResources,
+    Grouped, ObjectRef, Resource, ResourceError, RouterAccess, RouterMode, Secret, SiteResources,
     ROUTER_PORT_ANNOTATION,
 };
 
