@@ -161,11 +161,15 @@ mod tests {
         let error = parse("apiVersion: skupper.io/v2alpha1\nkind: Sit\nmetadata: {name: west}\n")
             .unwrap_err();
         assert!(error.to_string().contains("unknown kind 'Sit'"), "{error}");
+        // The Skupper kinds of the registry, in KINDS order (today Site, RouterAccess, Link,
+        // Listener, MultiKeyListener, Connector, AccessGrant, AccessToken).
         assert_eq!(
             error.to_string(),
-            "test.yaml, document 1: unknown kind 'Sit' for apiVersion skupper.io/v2alpha1 \
-             (vansite reads Site, RouterAccess, Link, Listener, MultiKeyListener, Connector, \
-             AccessGrant, AccessToken)"
+            format!(
+                "test.yaml, document 1: unknown kind 'Sit' for apiVersion skupper.io/v2alpha1 \
+                 (vansite reads {})",
+                Resource::kinds_of(SKUPPER_API_VERSION).join(", ")
+            )
         );
         // A Secret is core v1; a Skupper-group "Secret" is no kind vansite reads, and a v1
         // kind other than Secret is skipped.
