@@ -21,9 +21,7 @@ use crate::grants::code::new_code;
 use crate::grants::duration::parse_go_duration;
 use crate::grants::state::{GrantState, LockedState};
 use crate::grants::{GrantError, GRANT_PORT_ANNOTATION};
-use crate::model::{
-    parse_documents, AccessToken, ObjectMeta, Resource, SiteResources, ROUTER_PORT_ANNOTATION,
-};
+use crate::model::{parse_documents, AccessToken, Resource, SiteResources, ROUTER_PORT_ANNOTATION};
 use crate::ops::apply::{ApplyOptions, Preview, RouterChange, SiteSession};
 use crate::ops::init::with_host_defaults;
 use crate::ops::services::{check_port_free, router_port};
@@ -517,20 +515,12 @@ fn canonical_kind(text: &str) -> Result<&'static str, Error> {
 }
 
 /// `resource` without what belongs to this host only, and without secrets unless asked.
-fn portable(resource: Resource, show_secrets: bool) -> Resource {
-    let strip_meta = |meta: &mut ObjectMeta| {
-        meta.uid.clear();
-        meta.annotations.remove(ROUTER_PORT_ANNOTATION);
-    };
+fn portable(mut resource: Resource, show_secrets: bool) -> Resource {
+    // Ids and a listener's loopback router port belong to this host.
+    let meta = resource.metadata_mut();
+    meta.uid.clear();
+    meta.annotations.remove(ROUTER_PORT_ANNOTATION);
     match resource {
-        Resource::Site(mut o) => {
-            strip_meta(&mut o.metadata);
-            Resource::Site(o)
-        }
-        Resource::Listener(mut o) => {
-            strip_meta(&mut o.metadata);
-            Resource::Listener(o)
-        }
         Resource::Secret(mut o) if !show_secrets => {
             o.data
                 .retain(|key, _| !key.ends_with(".key") && key != "password");

@@ -125,12 +125,8 @@ impl SiteDir {
             let yaml = resource
                 .to_yaml()
                 .map_err(|e| StoreError::Serialize(Box::new(e)))?;
-            // Secrets, and grant codes: readable by the user only.
-            let private = matches!(
-                resource,
-                Resource::Secret(_) | Resource::AccessGrant(_) | Resource::AccessToken(_)
-            );
-            let mode = if private {
+            // Secrets, and grant codes: readable by the user only (the registry says which).
+            let mode = if resource.is_private() {
                 files::SECRET
             } else {
                 files::PUBLIC
