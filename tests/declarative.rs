@@ -155,6 +155,28 @@ fn one_yaml_stream_makes_a_site_and_applying_it_again_changes_nothing() {
     );
     assert_eq!(site_files(&host), files, "a refused stream changes nothing");
 
+    // A MultiKeyListener whose first key has no connector anywhere falls back to the next
+    // key that is reachable; added live.
+    host.write_file(
+        "multi.yaml",
+        "apiVersion: skupper.io/v2alpha1\nkind: MultiKeyListener\nmetadata:\n  name: either\n\
+         spec:\n  host: 127.0.0.1\n  port: 18090\n  strategy:\n    priority:\n      \
+         routingKeys: [nowhere, backend]\n",
+    );
+    vansite_ok(&host, &["apply", "-f", "multi.yaml"]);
+    wait_echo(
+        &host,
+        18090,
+        "the multi-key listener reaching its reachable key",
+    );
+    assert_eq!(
+        router_identity(&host),
+        identity,
+        "no restart for a new listener"
+    );
+    vansite_ok(&host, &["delete", "-f", "multi.yaml"]);
+    assert!(!echoes(&host, 18090), "the multi-key listener is gone");
+
     // A changed field goes to the running router live: the listener moves to another port.
     host.write_file(
         "moved.yaml",
@@ -454,14 +476,24 @@ fn commands_killed_at_any_moment_leave_a_site_the_next_command_converges() {
             let name = link["name"].as_str().unwrap().to_string();
             vansite_ok(&host, &["-n", "east", "link", "delete", &name]);
         }
-        // Nothing hidden blocks the link being created again.
+        // Nothing hidden blocks the link being created again; its delete, killed, converges.
         vansite_ok(&host, &["-n", "east", "link", "create", "static.yaml"]);
         let links = vansite_ok(&host, &["-n", "east", "link", "status", "-o", "json"]);
         let name = serde_json::from_str::<Value>(&links).unwrap()[0]["name"]
             .as_str()
             .unwrap()
             .to_string();
-        vansite_ok(&host, &["-n", "east", "link", "delete", &name]);
+        kill_at_many_moments(
+            &host,
+            &[delay],
+            &["-n", "east", "link", "delete", &name],
+            &["-n", "east", "init"],
+            &link_consistent,
+        );
+        let links = vansite_ok(&host, &["-n", "east", "link", "status", "-o", "json"]);
+        if links.contains(&name) {
+            vansite_ok(&host, &["-n", "east", "link", "delete", &name]);
+        }
         let config = host.ok(&[
             "cat",
             ".local/share/vansite/east/runtime/router/skrouterd.json",
@@ -471,6 +503,33 @@ fn commands_killed_at_any_moment_leave_a_site_the_next_command_converges() {
             "no connector is left once the link is deleted:\n{config}"
         );
     }
+
+    // token issue, killed: the site stays healthy, and a token issued afterwards has its grant
+    // server listening.
+    let healthy = |h: &Host| -> Result<(), String> {
+        let output = vansite(h, &["status", "-o", "json"]);
+        match output.status.success() {
+            true => Ok(()),
+            false => Err(text(&output)),
+        }
+    };
+    for delay in ["0.2", "0.5", "1"] {
+        kill_at_many_moments(
+            &host,
+            &[delay],
+            &["token", "issue", "killed.token"],
+            &["init"],
+            &healthy,
+        );
+    }
+    vansite_ok(&host, &["token", "issue", "east.token"]);
+    let status = support::site_status(&host);
+    assert!(
+        status["grantServer"]["socketState"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("active")),
+        "{status:#}"
+    );
 }
 
 /// An AccessGrant applied on one host is served by its grant server; the AccessToken for it,
@@ -622,4 +681,76 @@ fn other_commands_killed_midway_converge_on_the_next_command() {
          systemctl --user list-units --all --plain --no-legend 'vansite-*'; true",
     ]);
     assert_eq!(left.trim(), "", "left after a killed and a finished delete");
+}
+
+/// A `link create` refused after its token was redeemed (this site is already linked to that
+/// router) keeps what the redemption returned: once the other link is gone, the same command
+/// links without redeeming again, which the single-use token would no longer allow.
+#[test]
+fn a_token_redeemed_for_a_refused_link_is_kept_for_the_retry() {
+    if support::skip_without_test_host() {
+        return;
+    }
+    let west = host_with_image("decl6a");
+    let east = host_with_image("decl6b");
+    let addr = west.addr();
+    vansite_ok(
+        &west,
+        &[
+            "init",
+            "--router-image",
+            STANDIN_IMAGE,
+            "--enable-link-access",
+            "--host",
+            &addr,
+            "--timeout",
+            "120",
+        ],
+    );
+    vansite_ok(
+        &east,
+        &["init", "--router-image", STANDIN_IMAGE, "--timeout", "120"],
+    );
+    vansite_ok(
+        &west,
+        &["link", "generate", "static.yaml", "--name", "static"],
+    );
+    east.write_file("static.yaml", &west.ok(&["cat", "static.yaml"]));
+    vansite_ok(&east, &["link", "create", "static.yaml"]);
+
+    vansite_ok(&west, &["token", "issue", "once.token", "--name", "once"]);
+    east.write_file("once.token", &west.ok(&["cat", "once.token"]));
+    let refused = vansite(&east, &["link", "create", "once.token"]);
+    assert!(!refused.status.success(), "{}", text(&refused));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("already linked"),
+        "{}",
+        text(&refused)
+    );
+    vansite_ok(&east, &["link", "delete", "static"]);
+    let retried = vansite(&east, &["-v", "link", "create", "once.token"]);
+    assert!(retried.status.success(), "{}", text(&retried));
+    assert!(
+        String::from_utf8_lossy(&retried.stderr).contains("already redeemed"),
+        "{}",
+        text(&retried)
+    );
+    east.wait_until(
+        "the link from the kept redemption connected",
+        Duration::from_secs(60),
+        |h| {
+            let links = vansite_ok(h, &["link", "status", "-o", "json"]);
+            serde_json::from_str::<Value>(&links).unwrap()[0]["connected"] == true
+        },
+    );
+    let kept = east.ok(&[
+        "sh",
+        "-c",
+        "ls .local/share/vansite/default/runtime/redeemed 2>/dev/null; true",
+    ]);
+    assert_eq!(
+        kept.trim(),
+        "",
+        "the redemption is forgotten once its link is applied"
+    );
 }
