@@ -43,7 +43,7 @@ spec:
 "#;
 
 /// One sample of each kind a host honours beyond the Site and its accesses.
-const KINDS: [(&str, &str); 6] = [
+const KINDS: [(&str, &str); 7] = [
     (
         "link",
         r#"
@@ -104,6 +104,15 @@ apiVersion: skupper.io/v2alpha1
 kind: AccessGrant
 metadata: {name: for-east, uid: 00000000-0000-4000-8000-0000000000a1}
 spec: {redemptionsAllowed: 1, expirationWindow: 15m, code: abc}
+"#,
+    ),
+    (
+        "certificate",
+        r#"
+apiVersion: skupper.io/v2alpha1
+kind: Certificate
+metadata: {name: web-tls}
+spec: {ca: skupper-service-ca, hosts: [web.example], server: true}
 "#,
     ),
     (

@@ -50,11 +50,11 @@ pub enum Command {
     /// only the resources the files name
     Delete(DeleteArgs),
     /// Make the site what Skupper YAML says: Site, Link, Secret, Listener, Connector,
-    /// MultiKeyListener, RouterAccess, AccessToken (kubectl habits)
+    /// MultiKeyListener, RouterAccess, AccessToken, AccessGrant, Certificate (kubectl habits)
     #[command(
         long_about = "Make the site what Skupper YAML says, as `kubectl apply -f` and `skupper \
 system apply -f` do: each document (Site, Link with its Secret, Secret, Listener, Connector, \
-MultiKeyListener, RouterAccess, AccessToken, AccessGrant) replaces the site's object of the same kind and name. \
+MultiKeyListener, RouterAccess, AccessToken, AccessGrant, Certificate) replaces the site's object of the same kind and name. \
 A Site builds the site from nothing when there is none. An AccessToken is redeemed once and kept \
 as a Link and Secret. Documents of other API groups are skipped; Kubernetes-only kinds and fields \
 are refused, and one refused document refuses the whole input: nothing is applied. The same \

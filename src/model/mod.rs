@@ -47,6 +47,7 @@ kinds! {
     Listener(Listener) in listener,                           SKUPPER_API_VERSION, listeners: many,           public;
     MultiKeyListener(MultiKeyListener) in multi_key_listener, SKUPPER_API_VERSION, multi_key_listeners: many, public;
     Connector(Connector) in connector,                        SKUPPER_API_VERSION, connectors: many,          public;
+    Certificate(Certificate) in certificate,                  SKUPPER_API_VERSION, certificates: many,        public;
     AccessGrant(AccessGrant) in access_grant,                 SKUPPER_API_VERSION, access_grants: many,       private;
     AccessToken(AccessToken) in access_token,                 SKUPPER_API_VERSION, access_tokens: many,       private;
     Secret(Secret) in secret,                                 "v1",                secrets: many,             private;

@@ -8,7 +8,6 @@ use super::{ObjectRef, Resource, ResourceError, SKUPPER_API_VERSION};
 const SKIPPED_SKUPPER_KINDS: &[&str] = &[
     "AttachedConnector",
     "AttachedConnectorBinding",
-    "Certificate",
     "SecuredAccess",
 ];
 
@@ -137,7 +136,7 @@ mod tests {
     #[test]
     fn skips_other_groups_and_unused_skupper_kinds() {
         let text = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\n---\n\
-                    apiVersion: skupper.io/v2alpha1\nkind: Certificate\nmetadata: {name: c}\n---\n";
+                    apiVersion: skupper.io/v2alpha1\nkind: SecuredAccess\nmetadata: {name: c}\n---\n";
         let parsed = parse(text).unwrap();
         assert!(parsed.resources.is_empty());
         assert_eq!(parsed.skipped.len(), 2);

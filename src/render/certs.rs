@@ -230,7 +230,9 @@ struct LeafSpec {
 /// Connector without client certificate also under `<tlsCredentials>-profile`. Each Link's
 /// Secret becomes `<tlsCredentials>-profile`, the name its router sslProfile uses. A site that
 /// accepts links also gets skupper-grant-server-ca and the grant server's certificate
-/// skupper-grant-server (CN skupper-grant-server, SANs = its RouterAccess's names).
+/// skupper-grant-server (CN skupper-grant-server, SANs = its RouterAccess's names). Each
+/// Certificate resource is issued by its `spec.ca` (CN = `subject`, SANs = `hosts`), and takes
+/// the place of the one a service of that tlsCredentials would get; a `signing` one is a CA.
 pub fn site_certificates(
     resources: &SiteResources,
     existing: &SiteCertificates,
@@ -240,6 +242,13 @@ pub fn site_certificates(
         .into_iter()
         .map(String::from)
         .chain(leaves.iter().map(|leaf| leaf.issuer.clone()))
+        .chain(
+            resources
+                .certificates
+                .iter()
+                .filter(|c| c.spec.signing)
+                .map(|c| c.metadata.name.clone()),
+        )
         .collect();
     let mut cas = BTreeMap::new();
     for name in issuer_names {
@@ -369,8 +378,23 @@ fn leaf_specs(resources: &SiteResources) -> Vec<LeafSpec> {
                 .iter()
                 .map(|c| (&c.spec.tls_credentials, &c.spec.host)),
         );
+    for certificate in resources.certificates.iter().filter(|c| !c.spec.signing) {
+        leaves.push(LeafSpec {
+            name: certificate.metadata.name.clone(),
+            issuer: certificate.spec.ca.clone(),
+            subject: certificate.subject().to_string(),
+            hosts: certificate.spec.hosts.clone(),
+        });
+    }
+    // A Certificate the user declared under a service's tlsCredentials is the one it uses.
+    let declared = |name: &str| {
+        resources
+            .certificates
+            .iter()
+            .any(|c| c.metadata.name == name)
+    };
     for (tls_credentials, host) in service_leaves {
-        if !tls_credentials.is_empty() {
+        if !tls_credentials.is_empty() && !declared(tls_credentials) {
             leaves.push(LeafSpec {
                 name: tls_credentials.clone(),
                 issuer: SERVICE_CA.to_string(),
@@ -729,6 +753,33 @@ spec: {{routingKey: payments, host: payments.local, port: 8443, tlsCredentials: 
         let mut resources = parse_documents(&text, "site.yaml").unwrap().resources;
         resources.push(crate::model::Resource::Secret(secret));
         SiteResources::new("default", resources).unwrap()
+    }
+
+    #[test]
+    fn declared_certificates_are_issued_by_their_ca_and_serve_the_services_that_name_them() {
+        let resources = site(
+            "---\napiVersion: skupper.io/v2alpha1\nkind: Certificate\nmetadata: {name: db-tls}\n\
+             spec: {ca: my-ca, subject: db.example, hosts: [db.example, db]}\n\
+             ---\napiVersion: skupper.io/v2alpha1\nkind: Certificate\nmetadata: {name: my-ca}\n\
+             spec: {signing: true}\n",
+        );
+        let certs = site_certificates(&resources, &SiteCertificates::default()).unwrap();
+        assert!(
+            certs.issuers.contains_key("my-ca"),
+            "a signing Certificate is a CA"
+        );
+        let db = &certs.certs["db-tls"];
+        assert_eq!(
+            db.ca_crt, certs.issuers["my-ca"].tls_crt,
+            "not skupper-service-ca"
+        );
+        let names = SubjectNames::of(&parse_pem(&db.tls_crt).unwrap().parse_x509().unwrap());
+        assert_eq!(
+            names,
+            SubjectNames::expected("db.example", &super::tests::hosts(&["db.example", "db"]))
+        );
+        let again = site_certificates(&resources, &certs).unwrap();
+        assert_eq!(again, certs, "kept as long as it is current");
     }
 
     #[test]
