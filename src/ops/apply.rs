@@ -51,9 +51,8 @@ const DEFAULT_LOCAL_PORT: u16 = 5671;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase", tag = "action")]
 pub enum RouterChange {
-    /// The router already ran what the resources say.
-    Unchanged,
-    /// Management DELETE/CREATE on the running router; no restart.
+    /// Management DELETE/CREATE on the running router, no restart; none when the router
+    /// already ran what the resources say.
     Live { operations: Vec<String> },
     /// The router was not running and has been started.
     Started,
@@ -70,7 +69,6 @@ impl RouterChange {
     /// How the change reached the router, in a few words.
     pub fn describe(&self) -> String {
         match self {
-            RouterChange::Unchanged => "the router was unchanged".into(),
             RouterChange::Live { operations } if operations.is_empty() => {
                 "the router was unchanged".into()
             }
@@ -89,7 +87,7 @@ impl RouterChange {
 
     /// Whether a running router took the change without a restart.
     pub fn is_live(&self) -> bool {
-        matches!(self, RouterChange::Live { .. } | RouterChange::Unchanged)
+        matches!(self, RouterChange::Live { .. })
     }
 }
 

@@ -225,7 +225,7 @@ fn applied_by(router: &RouterChange, notes: &mut Vec<String>) -> Applied {
             notes.push(router.describe());
             Applied::Restarted
         }
-        RouterChange::Live { .. } | RouterChange::Unchanged => Applied::Live,
+        RouterChange::Live { .. } => Applied::Live,
     }
 }
 
