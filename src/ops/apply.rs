@@ -204,17 +204,15 @@ impl SiteSession {
             .active_state
             == ActiveState::Active;
         journal::begin(&self.site_dir, command)?;
-        let result = match self.converge(&target, options, progress).await {
-            Ok(applied) => self
-                .site_dir
-                .save_resources(&target)
-                .map(|saved| Applied {
-                    changed: applied.changed || saved,
-                    ..applied
-                })
-                .map_err(Error::from),
-            Err(error) => Err(error),
-        };
+        let result: Result<Applied, Error> = async {
+            let applied = self.converge(&target, options, progress).await?;
+            let saved = self.site_dir.save_resources(&target)?;
+            Ok(Applied {
+                changed: applied.changed || saved,
+                ..applied
+            })
+        }
+        .await;
         match result {
             Ok(applied) => {
                 journal::end(&self.site_dir)?;
