@@ -298,6 +298,16 @@ fn a_router_image_that_does_not_start_is_rolled_back() {
     assert!(unit.contains(STANDIN_IMAGE), "{unit}");
 }
 
+/// `status` finds the site healthy (exit 0): every unit running, every service in the router,
+/// no command interrupted.
+fn healthy(host: &Host) -> Result<(), String> {
+    let output = vansite(host, &["status", "-o", "json"]);
+    match output.status.success() {
+        true => Ok(()),
+        false => Err(text(&output)),
+    }
+}
+
 /// Runs `args` killed after each of `delays` (seconds); after each kill, `status` must say what
 /// happened and `recover` (a command) must succeed and leave `check` true.
 fn kill_at_many_moments(
@@ -506,13 +516,6 @@ fn commands_killed_at_any_moment_leave_a_site_the_next_command_converges() {
 
     // token issue, killed: the site stays healthy, and a token issued afterwards has its grant
     // server listening.
-    let healthy = |h: &Host| -> Result<(), String> {
-        let output = vansite(h, &["status", "-o", "json"]);
-        match output.status.success() {
-            true => Ok(()),
-            false => Err(text(&output)),
-        }
-    };
     for delay in ["0.2", "0.5", "1"] {
         kill_at_many_moments(
             &host,
@@ -625,13 +628,6 @@ fn other_commands_killed_midway_converge_on_the_next_command() {
     let host = host_with_image("decl5");
     host.write_file("site.yaml", SITE_STREAM);
     serve_echo(&host, 9090);
-    let healthy = |h: &Host| -> Result<(), String> {
-        let output = vansite(h, &["status", "-o", "json"]);
-        match output.status.success() {
-            true => Ok(()),
-            false => Err(text(&output)),
-        }
-    };
     for delay in ["0.3", "0.8", "1.5"] {
         kill_at_many_moments(
             &host,
