@@ -119,19 +119,10 @@ pub async fn create(
                 .unwrap_or_else(|| access_token.metadata.name.clone());
             refuse_taken_name(&resources, &name)?;
             let kept = Redemption::of(&site_dir, &access_token.spec.url);
-            let bundle = match kept.load() {
-                Some(bundle) => {
-                    progress("using the link this token was already redeemed for");
-                    bundle
-                }
-                None => {
-                    progress(&format!("redeeming the token at {}", access_token.spec.url));
-                    let bundle =
-                        redeem_access_token(&access_token, &name, resources.site_name()).await?;
-                    kept.keep(&bundle)?;
-                    bundle
-                }
+            let redeem = async {
+                Ok(redeem_access_token(&access_token, &name, resources.site_name()).await?)
             };
+            let bundle = kept.bundle("token", redeem, progress).await?;
             redemption = Some(kept);
             let bundle = bundle.renamed(&name);
             match access_token.spec.link_cost {
@@ -146,18 +137,8 @@ pub async fn create(
             let name = request.name.clone().unwrap_or_else(|| claim.name.clone());
             refuse_taken_name(&resources, &name)?;
             let kept = Redemption::of(&site_dir, &claim.url);
-            let bundle = match kept.load() {
-                Some(bundle) => {
-                    progress("using the link this claim was already redeemed for");
-                    bundle
-                }
-                None => {
-                    progress(&format!("redeeming the claim at {}", claim.url));
-                    let bundle = redeem_v1_claim(&claim, &own.id).await?.to_link_bundle();
-                    kept.keep(&bundle)?;
-                    bundle
-                }
-            };
+            let redeem = async { Ok(redeem_v1_claim(&claim, &own.id).await?.to_link_bundle()) };
+            let bundle = kept.bundle("claim", redeem, progress).await?;
             redemption = Some(kept);
             (name.clone(), bundle.renamed(&name))
         }
@@ -231,6 +212,7 @@ fn applied_by(router: &RouterChange, notes: &mut Vec<String>) -> Applied {
 
 /// What a redemption returned, kept in `runtime/redeemed/` until its link is applied.
 pub(crate) struct Redemption {
+    url: String,
     path: std::path::PathBuf,
 }
 
@@ -242,6 +224,7 @@ impl Redemption {
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
             .collect();
         Redemption {
+            url: url.to_string(),
             path: site_dir
                 .runtime()
                 .join("redeemed")
@@ -249,7 +232,27 @@ impl Redemption {
         }
     }
 
-    pub(crate) fn load(&self) -> Option<LinkBundle> {
+    /// What the grant returned: kept from an earlier run of the same token, or `redeem`ed now
+    /// and kept at once, before anything can still refuse the link.
+    pub(crate) async fn bundle(
+        &self,
+        what: &str,
+        redeem: impl std::future::Future<Output = Result<LinkBundle, Error>>,
+        progress: &dyn Fn(&str),
+    ) -> Result<LinkBundle, Error> {
+        if let Some(bundle) = self.load() {
+            progress(&format!(
+                "using the link this {what} was already redeemed for"
+            ));
+            return Ok(bundle);
+        }
+        progress(&format!("redeeming the {what} at {}", self.url));
+        let bundle = redeem.await?;
+        self.keep(&bundle)?;
+        Ok(bundle)
+    }
+
+    fn load(&self) -> Option<LinkBundle> {
         let text = std::fs::read_to_string(&self.path).ok()?;
         match tokens::parse(&text, &self.path.display().to_string()) {
             Ok(Token::Links(bundle)) => Some(bundle),
@@ -257,7 +260,7 @@ impl Redemption {
         }
     }
 
-    pub(crate) fn keep(&self, bundle: &LinkBundle) -> Result<(), Error> {
+    fn keep(&self, bundle: &LinkBundle) -> Result<(), Error> {
         let mut text = String::new();
         for resource in bundle
             .links

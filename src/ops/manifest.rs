@@ -691,18 +691,10 @@ async fn redeem_into(
         });
     }
     let kept = crate::ops::link::Redemption::of(&session.site_dir, &token.spec.url);
-    let bundle = match kept.load() {
-        Some(bundle) => bundle,
-        None => {
-            progress(&format!(
-                "redeeming AccessToken {name} at {}",
-                token.spec.url
-            ));
-            let bundle = redeem_access_token(token, &name, site.site_name()).await?;
-            kept.keep(&bundle)?;
-            bundle
-        }
-    };
+    let redeem = async { Ok(redeem_access_token(token, &name, site.site_name()).await?) };
+    let bundle = kept
+        .bundle(&format!("AccessToken {name}"), redeem, progress)
+        .await?;
     let mut bundle = bundle.renamed(&name);
     if token.spec.link_cost > 0 {
         bundle = bundle.with_cost(token.spec.link_cost);
