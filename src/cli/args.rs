@@ -2,7 +2,6 @@
 //! shell completions are generated from these (`xtask`), so they are the whole command line:
 //! no dispatch and no printing here.
 
-use std::marker::PhantomData;
 use std::time::Duration;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
@@ -299,15 +298,17 @@ pub struct ServiceUpdateArgs<K: ServiceKindArgs> {
     /// A new port
     #[arg(long, value_name = "PORT")]
     pub port: Option<u16>,
-    /// A new routing key
-    #[arg(long, value_name = "KEY")]
-    pub routing_key: Option<String>,
+    #[arg(long, value_name = "KEY", help = K::TEXT.update_routing_key)]
+    pub routing_key: Vec<String>,
     #[arg(long, value_name = K::TEXT.host_value, help = K::TEXT.update_host)]
     pub host: Option<String>,
     #[command(flatten)]
+    pub options: K::Options,
+    /// Plain TCP again: drop the service's TLS
+    #[arg(long, conflicts_with_all = ["tls_credentials", "tls_cert", "tls_key", "tls_ca"])]
+    pub no_tls: bool,
+    #[command(flatten)]
     pub output: OutputArgs,
-    #[arg(skip)]
-    kind: PhantomData<K>,
 }
 
 /// `listener create` / `connector create`.
@@ -318,20 +319,22 @@ pub struct ServiceCreateArgs<K: ServiceKindArgs> {
     #[arg(help = K::TEXT.port)]
     pub port: u16,
     #[arg(long, value_name = "KEY", help = K::TEXT.routing_key)]
-    pub routing_key: Option<String>,
+    pub routing_key: Vec<String>,
     #[arg(long, value_name = K::TEXT.host_value, help = K::TEXT.host)]
     pub host: Option<String>,
     #[command(flatten)]
+    pub options: K::Options,
+    #[command(flatten)]
     pub output: OutputArgs,
-    #[arg(skip)]
-    kind: PhantomData<K>,
 }
 
-/// A kind of service on the command line: which kind the operations are asked about, and the
-/// texts of its subcommands where listeners and connectors differ.
+/// A kind of service on the command line: which kind the operations are asked about, the
+/// texts of its subcommands where listeners and connectors differ, and its own options.
 pub trait ServiceKindArgs {
     const KIND: ServiceKind;
     const TEXT: ServiceText;
+    /// The options only this kind has, the same for `create` and `update`.
+    type Options: Args + std::fmt::Debug;
 }
 
 /// The help texts of one kind's subcommands and of its `create` arguments.
@@ -345,6 +348,7 @@ pub struct ServiceText {
     pub name: &'static str,
     pub port: &'static str,
     pub routing_key: &'static str,
+    pub update_routing_key: &'static str,
     /// `--host`, with the kind's default host.
     pub host: &'static str,
     /// `--host` of `update`.
@@ -362,16 +366,20 @@ impl ServiceKindArgs for ListenerKind {
         create:
             "Listen on PORT here and forward each connection to the connectors of the routing key",
         list: "The site's listeners",
-        status: "The listeners with their forwarder units and whether a connector is reachable",
-        update: "Change a listener's port, address or routing key, live (its forwarder moves)",
+        status: "The listeners with their forwarder units, where their keys are offered and \
+                 which key new connections take",
+        update: "Change a listener's port, address, keys or TLS, live (its forwarder moves)",
         delete: "Stop the listener's forwarder (open connections end cleanly) and remove it",
         name: "The listener's name (an RFC 1123 label)",
         port: "The port clients connect to on this host (systemd holds it)",
-        routing_key: "The routing key of the connectors to reach [default: NAME]",
+        routing_key: "The routing key of the connectors to reach [default: NAME]; give it again \
+                      for more keys (a multi-key listener, in priority order)",
+        update_routing_key: "New routing keys (repeat for several, in priority order)",
         host: "The IP address to listen on [default: 0.0.0.0, every interface]",
         update_host: "A new IP address to listen on",
         host_value: "BIND",
     };
+    type Options = ListenerOptions;
 }
 
 /// `connector …`: a service of this host (or one it reaches) offered to the network.
@@ -383,16 +391,94 @@ impl ServiceKindArgs for ConnectorKind {
     const TEXT: ServiceText = ServiceText {
         create: "Offer HOST:PORT to the network under the routing key",
         list: "The site's connectors",
-        status: "The connectors and whether the running router has them",
-        update: "Change a connector's host, port or routing key, live",
+        status: "The connectors, whether the running router has them and where else their key \
+                 is offered",
+        update: "Change a connector's host, port, routing key or TLS, live",
         delete: "Withdraw the connector (connections through it end)",
         name: "The connector's name (an RFC 1123 label)",
         port: "The service's port",
         routing_key: "The routing key listeners use to reach it [default: NAME]",
+        update_routing_key: "A new routing key",
         host: "Where the service runs, as the router resolves it [default: localhost]",
         update_host: "Where the service runs now",
         host_value: "HOST",
     };
+    type Options = ConnectorOptions;
+}
+
+/// A listener's own options. TLS ends at the router: the forwarder passes the client's TLS
+/// bytes through untouched.
+#[derive(Debug, Args)]
+pub struct ListenerOptions {
+    /// How a listener with several keys chooses: the first reachable key (priority), or among
+    /// the reachable keys in proportion to their weights (weighted)
+    #[arg(long, value_enum, value_name = "STRATEGY")]
+    pub strategy: Option<StrategyArg>,
+    /// A routing key and its weight (`KEY=N`; repeat; implies --strategy weighted)
+    #[arg(long, value_name = "KEY=N", value_parser = parse_weight)]
+    pub weight: Vec<(String, u32)>,
+    /// Clients speak TLS: present the Secret NAME's certificate, or one vansite issues from the
+    /// site's skupper-service-ca for the listener's host
+    #[arg(long, value_name = "NAME")]
+    pub tls_credentials: Option<String>,
+    /// The certificate (PEM) to present to clients; stored as a Secret [default name:
+    /// NAME-tls]
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The private key (PEM) of --tls-cert
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// The CA (PEM) that client certificates must be signed by (with --require-client-cert)
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// Clients must present a certificate signed by the credentials' CA (`=false` to stop)
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub require_client_cert: Option<bool>,
+    /// The router's protocol observer for this listener's traffic
+    #[arg(long, value_name = "OBSERVER", value_parser = ["auto", "none", "http1", "http2"])]
+    pub observer: Option<String>,
+}
+
+/// A connector's own options.
+#[derive(Debug, Args)]
+pub struct ConnectorOptions {
+    /// Speak TLS to the service: verify it with the Secret NAME's ca.crt (without such a
+    /// Secret, with the site's skupper-service-ca)
+    #[arg(long, value_name = "NAME")]
+    pub tls_credentials: Option<String>,
+    /// The CA (PEM) that signed the service's certificate; stored as a Secret [default name:
+    /// NAME-tls]
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// A client certificate (PEM) to present to the service (implies --use-client-cert)
+    #[arg(long, value_name = "FILE", requires_all = ["tls_key", "tls_ca"])]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The private key (PEM) of --tls-cert
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// Present the credentials' certificate to the service (`=false` to stop)
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub use_client_cert: Option<bool>,
+    /// The service's certificate must name HOST (`=false` to stop) [default: false, as Skupper]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub verify_hostname: Option<bool>,
+}
+
+/// `--strategy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StrategyArg {
+    Priority,
+    Weighted,
+}
+
+fn parse_weight(text: &str) -> Result<(String, u32), String> {
+    let (key, weight) = text
+        .split_once('=')
+        .ok_or_else(|| format!("'{text}' is not KEY=N"))?;
+    let weight = weight
+        .parse::<u32>()
+        .map_err(|_| format!("'{weight}' in '{text}' is not a whole number"))?;
+    Ok((key.to_string(), weight))
 }
 
 #[derive(Debug, Subcommand)]

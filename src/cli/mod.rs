@@ -7,18 +7,22 @@ pub mod args;
 
 pub use args::{Cli, Command};
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::error::Error;
 use crate::forward::proxy;
 use crate::grants::{self, TokenFormat};
+use crate::model::StrategyKind;
 use crate::ops::apply::ApplyOptions;
 use crate::ops::delete;
 use crate::ops::doctor::{self, DoctorRequest};
 use crate::ops::init::{self, InitRequest, SiteUpdate};
 use crate::ops::link::{self, CreateRequest};
 use crate::ops::manifest::{self, Input, ManifestRequest};
-use crate::ops::services::{self, ServiceKind, ServiceRequest, ServiceUpdate};
+use crate::ops::services::{
+    self, ServiceKind, ServiceRequest, ServiceSettings, TlsMaterial, TlsSetting,
+};
 use crate::ops::status;
 use crate::ops::token::{self, GenerateRequest, IssueRequest};
 use crate::progress::Progress;
@@ -26,8 +30,8 @@ use crate::settings::Settings;
 use crate::store::{files, Paths, SiteDir};
 
 use args::{
-    DoctorArgs, ExposeCommand, Ingress, LinkCommand, RouterMode, ServiceCommand, ServiceKindArgs,
-    SiteCommand, TokenCommand, TokenFileFormat,
+    ConnectorOptions, DoctorArgs, ExposeCommand, Ingress, LinkCommand, ListenerOptions, RouterMode,
+    ServiceCommand, ServiceKindArgs, SiteCommand, StrategyArg, TokenCommand, TokenFileFormat,
 };
 
 /// Runs the parsed command. Data goes to stdout, progress and errors to stderr.
@@ -227,9 +231,12 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             let request = ServiceRequest {
                 kind: ServiceKind::Connector,
                 name: args.address.clone(),
-                port: args.port,
-                routing_key: Some(args.address),
-                host: Some(args.host),
+                settings: ServiceSettings {
+                    port: Some(args.port),
+                    host: Some(args.host),
+                    routing_keys: vec![args.address],
+                    ..ServiceSettings::default()
+                },
             };
             let change = services::create(&paths, &namespace, request, &progress).await?;
             output::print_service_change(args.output.output, &change, "created");
@@ -272,16 +279,24 @@ async fn run_service<K: ServiceKindArgs>(
     namespace: &str,
     command: ServiceCommand<K>,
     progress: &dyn Fn(&str),
-) -> Result<(), Error> {
+) -> Result<(), Error>
+where
+    K::Options: KindOptions,
+{
     let kind = K::KIND;
     match command {
         ServiceCommand::Create(args) => {
+            let mut settings = ServiceSettings {
+                port: Some(args.port),
+                host: args.host,
+                routing_keys: args.routing_key,
+                ..ServiceSettings::default()
+            };
+            args.options.into_settings(&mut settings)?;
             let request = ServiceRequest {
                 kind,
                 name: args.name,
-                port: args.port,
-                routing_key: args.routing_key,
-                host: args.host,
+                settings,
             };
             let change = services::create(paths, namespace, request, progress).await?;
             output::print_service_change(args.output.output, &change, "created");
@@ -294,12 +309,20 @@ async fn run_service<K: ServiceKindArgs>(
             output::print_service_statuses(args.output.output, &all);
         }
         ServiceCommand::Update(args) => {
-            let request = ServiceUpdate {
+            let mut settings = ServiceSettings {
+                port: args.port,
+                host: args.host,
+                routing_keys: args.routing_key,
+                ..ServiceSettings::default()
+            };
+            args.options.into_settings(&mut settings)?;
+            if args.no_tls {
+                settings.tls = Some(TlsSetting::Off);
+            }
+            let request = ServiceRequest {
                 kind,
                 name: args.name,
-                port: args.port,
-                routing_key: args.routing_key,
-                host: args.host,
+                settings,
             };
             let change = services::update(paths, namespace, request, progress).await?;
             output::print_service_change(args.output.output, &change, "updated");
@@ -310,6 +333,69 @@ async fn run_service<K: ServiceKindArgs>(
         }
     }
     Ok(())
+}
+
+/// A kind's own options as settings; TLS files are read here, at the edge.
+trait KindOptions {
+    fn into_settings(self, settings: &mut ServiceSettings) -> Result<(), Error>;
+}
+
+impl KindOptions for ListenerOptions {
+    fn into_settings(self, settings: &mut ServiceSettings) -> Result<(), Error> {
+        settings.strategy = self.strategy.map(|strategy| match strategy {
+            StrategyArg::Priority => StrategyKind::Priority,
+            StrategyArg::Weighted => StrategyKind::Weighted,
+        });
+        settings.weights = self.weight;
+        settings.tls = tls_setting(
+            self.tls_credentials,
+            self.tls_cert,
+            self.tls_key,
+            self.tls_ca,
+        )?;
+        settings.require_client_cert = self.require_client_cert;
+        settings.observer = self.observer;
+        Ok(())
+    }
+}
+
+impl KindOptions for ConnectorOptions {
+    fn into_settings(self, settings: &mut ServiceSettings) -> Result<(), Error> {
+        settings.tls = tls_setting(
+            self.tls_credentials,
+            self.tls_cert,
+            self.tls_key,
+            self.tls_ca,
+        )?;
+        settings.use_client_cert = self.use_client_cert;
+        settings.verify_hostname = self.verify_hostname;
+        Ok(())
+    }
+}
+
+/// `--tls-credentials` and the TLS files, read; None when none is given.
+fn tls_setting(
+    credentials: Option<String>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    ca: Option<PathBuf>,
+) -> Result<Option<TlsSetting>, Error> {
+    let read = |path: Option<PathBuf>| -> Result<Option<String>, Error> {
+        path.map(|path| std::fs::read_to_string(&path).map_err(Error::file("cannot read", &path)))
+            .transpose()
+    };
+    let material = TlsMaterial {
+        cert: read(cert)?,
+        key: read(key)?,
+        ca: read(ca)?,
+    };
+    let material = (material != TlsMaterial::default()).then_some(material);
+    Ok(
+        (credentials.is_some() || material.is_some()).then_some(TlsSetting::On {
+            credentials,
+            material,
+        }),
+    )
 }
 
 /// The file's text and its name for messages (`-` is standard input).

@@ -7,6 +7,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::grants::TokenFormat;
+use crate::model::StrategyKind;
 use crate::ops::delete;
 use crate::ops::doctor::{self, DoctorReport};
 use crate::ops::init::InitOutcome;
@@ -76,18 +77,27 @@ pub fn print_completion(shell: clap_complete::Shell) {
     write_completion(shell, &mut std::io::stdout());
 }
 
-/// A listener or connector `created` or `deleted`.
+/// A listener or connector `created`, `updated` or `deleted`.
 pub fn print_service_change(format: OutputFormat, change: &ServiceChange, verb: &str) {
     print_data(format, change, |change| {
         let info = &change.info;
-        let kind = match info.kind {
-            ServiceKind::Listener => "Listener",
-            ServiceKind::Connector => "Connector",
+        let kind = match (info.kind, &info.strategy) {
+            (ServiceKind::Listener, None) => "Listener",
+            (ServiceKind::Listener, Some(_)) => "Listener (multi-key)",
+            (ServiceKind::Connector, _) => "Connector",
         };
         let mut text = format!(
-            "{kind} '{}' {verb}: routing key '{}', {}:{}\n",
-            info.name, info.routing_key, info.host, info.port
+            "{kind} '{}' {verb}: routing key {}, {}:{}\n",
+            info.name,
+            keys_text(info),
+            info.host,
+            info.port
         );
+        if verb != "deleted" {
+            if let Some(tls) = tls_text(info) {
+                text.push_str(&format!("  {tls}\n"));
+            }
+        }
         if !change.live {
             text.push_str(&format!("  ({})\n", change.router.describe()));
         }
@@ -96,6 +106,67 @@ pub fn print_service_change(format: OutputFormat, change: &ServiceChange, verb: 
         }
         text
     });
+}
+
+/// `'db'`, or a multi-key listener's keys: `'a' > 'b' (priority)`, `'a'=1, 'b'=2 (weighted)`.
+fn keys_text(info: &ServiceInfo) -> String {
+    match (&info.routing_key, &info.strategy) {
+        (_, Some(strategy)) => {
+            let keys: Vec<String> = strategy
+                .keys
+                .iter()
+                .map(|k| match strategy.kind {
+                    StrategyKind::Priority => format!("'{}'", k.key),
+                    StrategyKind::Weighted => format!("'{}'={}", k.key, k.value),
+                })
+                .collect();
+            let separator = match strategy.kind {
+                StrategyKind::Priority => " > ",
+                StrategyKind::Weighted => ", ",
+            };
+            format!("{} ({})", keys.join(separator), strategy.kind.as_str())
+        }
+        (Some(key), None) => format!("'{key}'"),
+        (None, None) => "-".into(),
+    }
+}
+
+/// What a person needs to know of a service's TLS: which CA to trust or verify with.
+fn tls_text(info: &ServiceInfo) -> Option<String> {
+    let tls = info.tls.as_ref()?;
+    let ca = tls.ca_file.as_deref();
+    Some(match info.kind {
+        ServiceKind::Listener => {
+            let trust = match ca {
+                Some(ca) => format!("clients trust {ca}"),
+                None => "clients trust the issuer of its certificate".into(),
+            };
+            let required = if tls.client_certificate {
+                ", and present a certificate signed by it"
+            } else {
+                ""
+            };
+            format!(
+                "TLS with '{}' (ends at the router): {trust}{required}",
+                tls.credentials
+            )
+        }
+        ServiceKind::Connector => format!(
+            "TLS to the service with '{}': verified with {}{}{}",
+            tls.credentials,
+            ca.unwrap_or("its CA"),
+            if tls.verify_hostname == Some(true) {
+                ", its certificate must name the host"
+            } else {
+                ""
+            },
+            if tls.client_certificate {
+                "; the router presents a client certificate"
+            } else {
+                ""
+            },
+        ),
+    })
 }
 
 /// What `apply -f` / `delete -f` did, kubectl's way (`listener/db configured`), or its plan.
@@ -284,24 +355,39 @@ fn info_table(infos: &[ServiceInfo]) -> String {
         .map(|i| {
             vec![
                 i.name.clone(),
-                i.routing_key.clone(),
+                keys_text(i),
                 format!("{}:{}", i.host, i.port),
+                tls_column(i),
             ]
         })
         .collect();
-    columns(&["NAME", "ROUTING KEY", "ADDRESS"], &rows)
+    columns(&["NAME", "ROUTING KEY", "ADDRESS", "TLS"], &rows)
+}
+
+fn tls_column(info: &ServiceInfo) -> String {
+    match &info.tls {
+        None => "-".into(),
+        Some(tls) if tls.client_certificate => format!("{} (client cert)", tls.credentials),
+        Some(tls) => tls.credentials.clone(),
+    }
 }
 
 fn status_table_of_services(all: &[ServiceStatus]) -> String {
+    let unknown = || "-".to_string();
+    let offered = |at: &Option<Vec<String>>| match at {
+        None => unknown(),
+        Some(at) if at.is_empty() => "nowhere".into(),
+        Some(at) => at.join(","),
+    };
     let rows: Vec<Vec<String>> = all
         .iter()
         .map(|s| {
-            let unknown = || "-".to_string();
             vec![
                 format!("{:?}", s.info.kind).to_lowercase(),
                 s.info.name.clone(),
-                s.info.routing_key.clone(),
+                keys_text(&s.info),
                 format!("{}:{}", s.info.host, s.info.port),
+                tls_column(&s.info),
                 s.forwarder_state
                     .as_ref()
                     .map(|f| format!("{f} (socket {})", s.socket_state.as_deref().unwrap_or("?")))
@@ -312,24 +398,48 @@ fn status_table_of_services(all: &[ServiceStatus]) -> String {
                     (Some(true), Some(peer)) => peer.to_string(),
                     (Some(true), None) => "in router".into(),
                 },
+                if s.keys.is_empty() {
+                    offered(&s.offered_at)
+                } else {
+                    "(per key)".into()
+                },
                 s.active_connections
                     .map(|n| n.to_string())
                     .unwrap_or_else(unknown),
             ]
         })
         .collect();
-    columns(
+    let mut text = columns(
         &[
             "KIND",
             "NAME",
             "ROUTING KEY",
             "ADDRESS",
+            "TLS",
             "FORWARDER",
             "PEER",
+            "OFFERED AT",
             "CONNECTIONS",
         ],
         &rows,
-    )
+    );
+    for status in all {
+        for key in &status.keys {
+            let share = key
+                .new_connections_percent
+                .map_or_else(unknown, |p| format!("{p}%"));
+            text.push_str(&format!(
+                "{}: key '{}' offered at {}, takes {share} of new connections\n",
+                status.info.name,
+                key.key,
+                offered(&key.offered_at)
+            ));
+        }
+        if let Some(tls) = tls_text(&status.info) {
+            text.push_str(&format!("{}: {tls}\n", status.info.name));
+        }
+    }
+    text
 }
 
 /// Left-aligned columns, two spaces apart; "(none)" for no rows.

@@ -59,6 +59,11 @@ impl ObjectMeta {
     }
 }
 
+/// Annotation on a Secret vansite made from a service's `--tls-cert`/`--tls-key`/`--tls-ca`
+/// files: the service it was made for, as `Kind/name`. Such a Secret is removed once no
+/// service names it; one the user applied is never removed by a service command.
+pub const SERVICE_CREDENTIALS_ANNOTATION: &str = "vansite.io/service-credentials";
+
 /// `settings` on every Skupper spec: free-form string pairs.
 pub type Settings = BTreeMap<String, String>;
 

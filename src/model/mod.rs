@@ -26,7 +26,9 @@ mod test_support;
 mod vocabulary;
 
 pub use check::check_name;
-pub use meta::{Object, ObjectMeta, ObjectRef, Settings, ROUTER_PORT_ANNOTATION};
+pub use meta::{
+    Object, ObjectMeta, ObjectRef, Settings, ROUTER_PORT_ANNOTATION, SERVICE_CREDENTIALS_ANNOTATION,
+};
 pub use parse::{parse_documents, ParsedDocuments, SkippedDocument};
 pub use vocabulary::{LinkRole, LinkState, PeerState, RouterMode};
 

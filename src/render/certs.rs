@@ -23,7 +23,7 @@ use x509_parser::extensions::GeneralName;
 use x509_parser::pem::Pem;
 use x509_parser::time::ASN1Time;
 
-use crate::model::{SiteResources, LOCAL_ROUTER_ACCESS};
+use crate::model::{Secret, SiteResources, LOCAL_ROUTER_ACCESS};
 
 /// Issuer of the certificates remote sites link to (RouterAccess server certificates).
 pub const SITE_CA: &str = "skupper-site-ca";
@@ -56,9 +56,10 @@ pub enum CertError {
     },
     #[error("certificate authority '{name}' cannot be used: {problem}; remove its files to have a new CA generated (links issued by the old one stop working)")]
     BadCa { name: String, problem: String },
-    #[error("Secret '{secret}' (used by Link '{link}'): {problem}")]
-    LinkSecret {
-        link: String,
+    /// `user` is the resource that names the Secret, as `Kind/name`.
+    #[error("Secret '{secret}' (used by {user}): {problem}")]
+    Secret {
+        user: String,
         secret: String,
         problem: String,
     },
@@ -189,6 +190,15 @@ pub fn check_credentials(files: &CertFiles) -> Result<(), String> {
     if cert.verify_signature(Some(ca.public_key())).is_err() {
         return Err("tls.crt is not signed by ca.crt (altered, or not from one site)".into());
     }
+    check_key_pair(files)
+}
+
+/// Checks that `tls.crt` is a certificate and `tls.key` its private key.
+pub fn check_key_pair(files: &CertFiles) -> Result<(), String> {
+    let pem = parse_pem(&files.tls_crt).map_err(|e| format!("tls.crt: {e}"))?;
+    let cert = pem
+        .parse_x509()
+        .map_err(|e| format!("tls.crt is not a valid certificate: {e}"))?;
     let key = KeyPair::from_pem(&files.tls_key)
         .map_err(|e| format!("tls.key is not a valid private key: {e}"))?;
     if cert.public_key().raw != key.subject_public_key_info().as_slice() {
@@ -273,6 +283,15 @@ pub fn site_certificates(
         };
         result.certs.insert(leaf.name, files);
     }
+    for service in service_tls(resources) {
+        if declared_certificate(resources, service.credentials) {
+            continue;
+        }
+        if let Some(secret) = resources.secret(service.credentials) {
+            let files = secret_files(secret, &service.user, service.needs)?;
+            result.certs.insert(service.credentials.to_string(), files);
+        }
+    }
     // A Connector without a client certificate has a CA-only router profile named
     // `<tlsCredentials>-profile`; Skupper writes no such directory (the router then refuses to
     // start), so vansite writes the same files there: its ca.crt trusts the backend's certificate.
@@ -287,26 +306,18 @@ pub fn site_certificates(
     }
     for link in &resources.links {
         let secret_name = &link.spec.tls_credentials;
-        let problem = |problem: String| CertError::LinkSecret {
-            link: link.metadata.name.clone(),
-            secret: secret_name.clone(),
-            problem,
-        };
         let secret = resources
             .secret(secret_name)
-            .ok_or_else(|| problem("no such Secret".into()))?;
-        let text = |key: &str| -> Result<String, CertError> {
-            let bytes = secret
-                .decoded(key)
-                .ok_or_else(|| problem(format!("data has no '{key}'")))?
-                .map_err(|e| problem(format!("'{key}' is not valid base64: {e}")))?;
-            String::from_utf8(bytes).map_err(|_| problem(format!("'{key}' is not PEM text")))
-        };
-        let files = CertFiles {
-            ca_crt: text("ca.crt")?,
-            tls_crt: text("tls.crt")?,
-            tls_key: text("tls.key")?,
-        };
+            .ok_or_else(|| CertError::Secret {
+                user: format!("Link/{}", link.metadata.name),
+                secret: secret_name.clone(),
+                problem: "no such Secret".into(),
+            })?;
+        let files = secret_files(
+            secret,
+            &format!("Link/{}", link.metadata.name),
+            &["ca.crt", "tls.crt", "tls.key"],
+        )?;
         result.certs.insert(format!("{secret_name}-profile"), files);
     }
     Ok(result)
@@ -362,22 +373,6 @@ fn leaf_specs(resources: &SiteResources) -> Vec<LeafSpec> {
             hosts: access.spec.subject_alternative_names.clone(),
         });
     }
-    let service_leaves = resources
-        .listeners
-        .iter()
-        .map(|l| (&l.spec.tls_credentials, &l.spec.host))
-        .chain(
-            resources
-                .multi_key_listeners
-                .iter()
-                .map(|l| (&l.spec.tls_credentials, &l.spec.host)),
-        )
-        .chain(
-            resources
-                .connectors
-                .iter()
-                .map(|c| (&c.spec.tls_credentials, &c.spec.host)),
-        );
     for certificate in resources.certificates.iter().filter(|c| !c.spec.signing) {
         leaves.push(LeafSpec {
             name: certificate.metadata.name.clone(),
@@ -386,24 +381,144 @@ fn leaf_specs(resources: &SiteResources) -> Vec<LeafSpec> {
             hosts: certificate.spec.hosts.clone(),
         });
     }
-    // A Certificate the user declared under a service's tlsCredentials is the one it uses.
-    let declared = |name: &str| {
-        resources
-            .certificates
-            .iter()
-            .any(|c| c.metadata.name == name)
-    };
-    for (tls_credentials, host) in service_leaves {
-        if !tls_credentials.is_empty() && !declared(tls_credentials) {
-            leaves.push(LeafSpec {
-                name: tls_credentials.clone(),
-                issuer: SERVICE_CA.to_string(),
-                subject: host.clone(),
-                hosts: vec![host.clone()],
-            });
+    for service in service_tls(resources) {
+        let credentials = service.credentials;
+        let taken = |leaves: &[LeafSpec]| leaves.iter().any(|l| l.name == credentials);
+        if declared_certificate(resources, credentials)
+            || resources.secret(credentials).is_some()
+            || taken(&leaves)
+        {
+            continue;
         }
+        let hosts = service_hosts(resources, service.host);
+        leaves.push(LeafSpec {
+            name: credentials.to_string(),
+            issuer: SERVICE_CA.to_string(),
+            subject: hosts[0].clone(),
+            hosts,
+        });
     }
     leaves
+}
+
+/// One service's use of `tlsCredentials`, and what it needs from them.
+struct ServiceTls<'a> {
+    credentials: &'a str,
+    /// The service, as `Kind/name`, for messages.
+    user: String,
+    host: &'a str,
+    /// The files a Secret of that name must hold: a listener presents `tls.crt` (and checks
+    /// clients against `ca.crt` when it requires their certificates); a connector verifies the
+    /// backend with `ca.crt` and presents `tls.crt` only with `useClientCert`.
+    needs: &'static [&'static str],
+}
+
+const SERVER_FILES: &[&str] = &["tls.crt", "tls.key"];
+const ALL_FILES: &[&str] = &["ca.crt", "tls.crt", "tls.key"];
+const CA_FILE: &[&str] = &["ca.crt"];
+
+fn service_tls(resources: &SiteResources) -> Vec<ServiceTls<'_>> {
+    let listeners = resources.listeners.iter().map(|l| ServiceTls {
+        credentials: &l.spec.tls_credentials,
+        user: format!("Listener/{}", l.metadata.name),
+        host: &l.spec.host,
+        needs: SERVER_FILES,
+    });
+    let multi_key_listeners = resources.multi_key_listeners.iter().map(|l| ServiceTls {
+        credentials: &l.spec.tls_credentials,
+        user: format!("MultiKeyListener/{}", l.metadata.name),
+        host: &l.spec.host,
+        needs: if l.spec.require_client_cert {
+            ALL_FILES
+        } else {
+            SERVER_FILES
+        },
+    });
+    let connectors = resources.connectors.iter().map(|c| ServiceTls {
+        credentials: &c.spec.tls_credentials,
+        user: format!("Connector/{}", c.metadata.name),
+        host: &c.spec.host,
+        needs: if c.spec.use_client_cert {
+            ALL_FILES
+        } else {
+            CA_FILE
+        },
+    });
+    listeners
+        .chain(multi_key_listeners)
+        .chain(connectors)
+        .filter(|service| !service.credentials.is_empty())
+        .collect()
+}
+
+/// A Certificate the user declared is what a service of that tlsCredentials uses.
+fn declared_certificate(resources: &SiteResources, name: &str) -> bool {
+    resources
+        .certificates
+        .iter()
+        .any(|c| c.metadata.name == name)
+}
+
+/// Whether the router profile of a listener's `tlsCredentials` has a CA to check clients with:
+/// every certificate vansite issues has one; a Secret of the user's may hold none.
+pub fn listener_credentials_have_ca(resources: &SiteResources, name: &str) -> bool {
+    declared_certificate(resources, name)
+        || resources
+            .secret(name)
+            .is_none_or(|secret| secret.data.contains_key("ca.crt"))
+}
+
+/// The names a service's issued server certificate carries: its host, or for a listener on
+/// every interface (`0.0.0.0`, `::`) the names clients use for this host: localhost, 127.0.0.1
+/// and the site's link names (its RouterAccess subject alternative names).
+fn service_hosts(resources: &SiteResources, host: &str) -> Vec<String> {
+    let unspecified = host
+        .parse::<IpAddr>()
+        .is_ok_and(|address| address.is_unspecified());
+    if !unspecified {
+        return vec![host.to_string()];
+    }
+    let mut hosts: Vec<String> = ["localhost", "127.0.0.1"].map(String::from).to_vec();
+    let site_names = resources
+        .router_access(resources.site_name())
+        .map(|access| access.spec.subject_alternative_names.clone())
+        .unwrap_or_default();
+    for name in site_names {
+        if !hosts.contains(&name) {
+            hosts.push(name);
+        }
+    }
+    hosts
+}
+
+/// The PEM files of a Secret: each of `needs` must be there and be PEM text; a file not needed
+/// and absent is left empty. A certificate and key given together must belong together.
+fn secret_files(secret: &Secret, user: &str, needs: &[&str]) -> Result<CertFiles, CertError> {
+    let problem = |problem: String| CertError::Secret {
+        user: user.to_string(),
+        secret: secret.metadata.name.clone(),
+        problem,
+    };
+    let text = |key: &str| -> Result<String, CertError> {
+        match secret.decoded(key) {
+            None if needs.contains(&key) => Err(problem(format!("data has no '{key}'"))),
+            None => Ok(String::new()),
+            Some(bytes) => {
+                let bytes =
+                    bytes.map_err(|e| problem(format!("'{key}' is not valid base64: {e}")))?;
+                String::from_utf8(bytes).map_err(|_| problem(format!("'{key}' is not PEM text")))
+            }
+        }
+    };
+    let files = CertFiles {
+        ca_crt: text("ca.crt")?,
+        tls_crt: text("tls.crt")?,
+        tls_key: text("tls.key")?,
+    };
+    if needs.contains(&"tls.key") {
+        check_key_pair(&files).map_err(problem)?;
+    }
+    Ok(files)
 }
 
 /// Whether an existing leaf still is what [`issue`] would produce for `subject`/`hosts` by `ca`.

@@ -17,6 +17,7 @@ use crate::model::{
     self, ConnectorSpec, Link, LinkRole, MultiKeyListener, RouterMode, SiteResources,
 };
 
+use super::certs::listener_credentials_have_ca;
 use crate::router::entity::{EntityType, RouterEntity};
 
 /// Where the router listens for a Listener served by a forwarder: never another interface.
@@ -93,7 +94,8 @@ pub struct SslProfile {
     cert_file: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     private_key_file: Option<String>,
-    ca_cert_file: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ca_cert_file: Option<String>,
 }
 
 impl SslProfile {
@@ -105,7 +107,7 @@ impl SslProfile {
             name: name.to_string(),
             cert_file: with_key.then(|| file("tls.crt")),
             private_key_file: with_key.then(|| file("tls.key")),
-            ca_cert_file: file("ca.crt"),
+            ca_cert_file: Some(file("ca.crt")),
         }
     }
 }
@@ -286,7 +288,7 @@ fn tcp_parts(
 
 /// With a client certificate the profile presents it; otherwise it only holds the CA that
 /// verifies the server, under a distinct name (Skupper's `GetSslProfileName`).
-fn connector_ssl_profile(spec: &ConnectorSpec) -> String {
+pub fn connector_ssl_profile(spec: &ConnectorSpec) -> String {
     match (spec.tls_credentials.as_str(), spec.use_client_cert) {
         ("", _) => String::new(),
         (credentials, true) => credentials.to_string(),
@@ -553,7 +555,11 @@ fn entities(resources: &SiteResources, ctx: &RenderContext, certs_path: &str) ->
         );
     for tls_credentials in listener_credentials {
         if !tls_credentials.is_empty() {
-            add_profile(SslProfile::for_certs(tls_credentials, true, certs_path));
+            let mut profile = SslProfile::for_certs(tls_credentials, true, certs_path);
+            if !listener_credentials_have_ca(resources, tls_credentials) {
+                profile.ca_cert_file = None;
+            }
+            add_profile(profile);
         }
     }
     let (tcp_connectors, tcp_listeners, listener_addresses) = tcp_parts(resources);

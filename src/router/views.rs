@@ -111,6 +111,44 @@ impl NodeView {
     }
 }
 
+/// A `router.address`: where in the network an address has destinations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddressView {
+    /// The router's hash key: `M` and the address for a mobile address (a routing key).
+    pub key: String,
+    /// Destinations on this router (its tcpConnectors of the address).
+    pub subscriber_count: u64,
+    /// The ids of the other routers that have a destination for it.
+    pub remote_host_routers: Vec<String>,
+}
+
+impl AddressView {
+    pub fn from_row(row: &Row) -> AddressView {
+        AddressView {
+            key: text(row, "key"),
+            subscriber_count: row
+                .get("subscriberCount")
+                .and_then(Value::as_u64)
+                .unwrap_or_default(),
+            remote_host_routers: row
+                .get("remoteHostRouters")
+                .and_then(Value::as_array)
+                .map(|ids| {
+                    ids.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The routing key, for a mobile address.
+    pub fn routing_key(&self) -> Option<&str> {
+        self.key.strip_prefix('M')
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,5 +176,13 @@ mod tests {
         assert_eq!(connection.uptime_seconds, Some(9));
         let node = NodeView::from_row(&row(json!({"id": "west", "cost": 1, "nextHop": null})));
         assert_eq!((node.cost, node.next_hop.as_str()), (1, ""));
+        let address = AddressView::from_row(&row(json!({
+            "key": "Mdb", "subscriberCount": 1, "remoteCount": 1, "remoteHostRouters": ["east"]
+        })));
+        assert_eq!(address.routing_key(), Some("db"));
+        assert_eq!(address.remote_host_routers, ["east"]);
+        let router =
+            AddressView::from_row(&row(json!({"key": "Reast", "remoteHostRouters": null})));
+        assert_eq!((router.routing_key(), router.subscriber_count), (None, 0));
     }
 }

@@ -6,6 +6,8 @@
 //! (`ops::apply`): forwarders, `skrouterd.json` and the running router's tcp entities follow,
 //! live, and the resources are saved last.
 
+mod edit;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -13,20 +15,21 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::error::Error;
-use crate::model::{
-    check_name, Connector, ConnectorSpec, Listener, ListenerSpec, ObjectMeta, PeerState, Resource,
-    SiteResources, ROUTER_PORT_ANNOTATION,
-};
+use crate::model::{check_name, PeerState, SiteResources, StrategyKind};
 use crate::ops::apply::{local_port, ApplyOptions, RouterChange, SiteSession};
 use crate::plan::bind_address;
 use crate::platform::systemd::{ActiveState, UserManager};
 use crate::render::forwarder_units::forwarder_unit_name;
-use crate::render::router_config::{tcp_entities, LOOPBACK};
+use crate::render::router_config::{
+    connector_ssl_profile, multi_key_listener_name, tcp_entities, LOOPBACK,
+};
 use crate::render::router_unit::router_unit_name;
 use crate::router::management::{ClientTls, ManagementClient};
-use crate::router::views::TcpEndpointView;
-
+use crate::router::views::{AddressView, TcpEndpointView};
 use crate::store::{Paths, SiteDir};
+
+use edit::{edit_service, remove_service, NewService};
+pub use edit::{ServiceSettings, TlsMaterial, TlsSetting};
 
 /// A service change never needs the router restarted; when it is not running it stays so.
 const SERVICE_APPLY: ApplyOptions = ApplyOptions {
@@ -54,14 +57,12 @@ impl ServiceKind {
     }
 }
 
-/// `listener create` / `connector create`; `None` takes the default.
+/// `listener create|update` / `connector create|update`: the service and what to set.
 #[derive(Debug, Clone)]
 pub struct ServiceRequest {
     pub kind: ServiceKind,
     pub name: String,
-    pub port: u16,
-    pub routing_key: Option<String>,
-    pub host: Option<String>,
+    pub settings: ServiceSettings,
 }
 
 /// One listener or connector as its resource has it.
@@ -70,12 +71,64 @@ pub struct ServiceRequest {
 pub struct ServiceInfo {
     pub kind: ServiceKind,
     pub name: String,
-    pub routing_key: String,
+    /// The one routing key; absent for a listener with several keys (see `strategy`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub routing_key: Option<String>,
+    /// A listener with several routing keys (a MultiKeyListener): how it chooses among them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<KeyStrategy>,
     pub host: String,
     pub port: u16,
     /// Listeners: the router's loopback port behind the forwarder.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub router_port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ServiceTlsInfo>,
+    /// Listeners: the router's protocol observer (`auto` unless set).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observer: Option<String>,
+}
+
+/// A MultiKeyListener's strategy and its keys, in priority order or by name.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyStrategy {
+    #[serde(serialize_with = "strategy_name")]
+    pub kind: StrategyKind,
+    pub keys: Vec<KeyValue>,
+}
+
+/// One routing key of a MultiKeyListener: its weight, or its priority (the first key the
+/// highest).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyValue {
+    pub key: String,
+    pub value: i64,
+}
+
+fn strategy_name<S: serde::Serializer>(kind: &StrategyKind, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(kind.as_str())
+}
+
+/// How a service speaks TLS. TLS ends at the router: the forwarder in front of a listener
+/// carries the client's TLS bytes unchanged, the router decrypts them, carries plain bytes
+/// across the network, and a TLS connector encrypts them again for its backend.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceTlsInfo {
+    /// The Secret or issued certificate the service names (`tlsCredentials`).
+    pub credentials: String,
+    /// Listeners: the CA file a client must trust (it signed the listener's certificate, or is
+    /// the Secret's `ca.crt`). Connectors: the CA file that verifies the backend.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    /// Listeners: clients must present a certificate signed by that CA. Connectors: the
+    /// router presents the credentials' certificate to the backend.
+    pub client_certificate: bool,
+    /// Connectors: the backend's certificate must name the connector's host.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify_hostname: Option<bool>,
 }
 
 /// A service and how it runs right now.
@@ -99,6 +152,27 @@ pub struct ServiceStatus {
     pub peer: Option<PeerState>,
     /// Connections open now, when the router counts them.
     pub active_connections: Option<u64>,
+    /// Where the routing key is offered: `here` (a connector of this site) and the ids of the
+    /// other routers with a connector for it; None when the router does not answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offered_at: Option<Vec<String>>,
+    /// A listener with several keys: each key, where it is offered, and the share of new
+    /// connections it takes now.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<KeyStatus>,
+}
+
+/// One routing key of a MultiKeyListener, now.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyStatus {
+    pub key: String,
+    pub value: i64,
+    /// As [`ServiceStatus::offered_at`].
+    pub offered_at: Option<Vec<String>>,
+    /// The percentage of new connections that go to this key now: with priority 100 for the
+    /// first reachable key; weighted, its weight's share among the reachable keys.
+    pub new_connections_percent: Option<u32>,
 }
 
 /// What a create or delete did.
@@ -118,7 +192,7 @@ pub struct ServiceChange {
 /// `listener list` / `connector list`: from the resources alone.
 pub fn list(paths: &Paths, namespace: &str, kind: ServiceKind) -> Result<Vec<ServiceInfo>, Error> {
     let resources = paths.load_site(namespace)?;
-    Ok(infos(&resources)
+    Ok(infos(&paths.site(namespace), &resources)
         .into_iter()
         .filter(|info| info.kind == kind)
         .collect())
@@ -132,11 +206,12 @@ pub async fn status(
     name: Option<&str>,
 ) -> Result<Vec<ServiceStatus>, Error> {
     let resources = paths.load_site(namespace)?;
+    let site_dir = paths.site(namespace);
     if let Some(name) = name {
-        find(&resources, kind, name)?;
+        find(&site_dir, &resources, kind, name)?;
     }
     let manager = UserManager::connect().await?;
-    let (all, _) = services_status(&manager, &paths.site(namespace), &resources).await?;
+    let (all, _) = services_status(&manager, &site_dir, &resources).await?;
     Ok(all
         .into_iter()
         .filter(|s| s.info.kind == kind && name.is_none_or(|n| s.info.name == n))
@@ -149,165 +224,90 @@ pub async fn create(
     request: ServiceRequest,
     progress: &dyn Fn(&str),
 ) -> Result<ServiceChange, Error> {
+    let ServiceRequest {
+        kind,
+        name,
+        settings,
+    } = request;
+    check_name(&name)
+        .map_err(|problem| Error::Usage(format!("{} name: {problem}", kind.word())))?;
     let mut session = SiteSession::open(paths, namespace, progress).await?;
     let current = session.resources()?.clone();
-    let current = &current;
-    check_name(&request.name)
-        .map_err(|problem| Error::Usage(format!("{} name: {problem}", request.kind.word())))?;
-    if let Ok(existing) = find(current, request.kind, &request.name) {
+    if let Ok(existing) = find(&session.site_dir, &current, kind, &name) {
         return Err(Error::Usage(format!(
-            "a {kind} named '{name}' already exists in namespace '{namespace}' (routing key '{key}', \
-             {host}:{port}); delete it first with `vansite -n {namespace} {kind} delete {name}`, or \
+            "a {kind} named '{name}' already exists in namespace '{namespace}' ({host}:{port}); \
+             change it with `vansite -n {namespace} {kind} update {name}`, delete it first, or \
              choose another name",
-            kind = request.kind.word(),
-            name = request.name,
-            key = existing.routing_key,
+            kind = kind.word(),
             host = existing.host,
             port = existing.port,
         )));
     }
-    let routing_key = request
-        .routing_key
-        .clone()
-        .unwrap_or_else(|| request.name.clone());
-    if routing_key.is_empty() || routing_key.chars().any(char::is_whitespace) {
-        return Err(Error::Usage(format!(
-            "routing key '{routing_key}': give a non-empty key without whitespace"
-        )));
-    }
-    if request.port == 0 {
-        return Err(Error::Usage("port 0: give a port from 1 to 65535".into()));
-    }
-    let resource = match request.kind {
+    let Some(port) = settings.port else {
+        return Err(Error::Usage("give the service's PORT".into()));
+    };
+    let new = match kind {
         ServiceKind::Listener => {
-            let host = request
+            let host = settings
                 .host
                 .clone()
                 .unwrap_or_else(|| DEFAULT_LISTENER_HOST.into());
-            let bind = bind_address(&host, request.port)?;
-            check_port_free(paths, bind)?;
-            let mut metadata = ObjectMeta::named(&request.name);
-            metadata.annotations.insert(
-                ROUTER_PORT_ANNOTATION.into(),
-                router_port(paths)?.to_string(),
-            );
-            Resource::Listener(Listener {
-                metadata,
-                spec: ListenerSpec {
-                    routing_key,
-                    host,
-                    port: request.port,
-                    ..ListenerSpec::default()
-                },
-            })
+            check_port_free(paths, bind_address(&host, port)?)?;
+            NewService {
+                default_host: host,
+                router_port: Some(router_port(paths)?),
+            }
         }
-        ServiceKind::Connector => Resource::Connector(Connector {
-            metadata: ObjectMeta::named(&request.name),
-            spec: ConnectorSpec {
-                routing_key,
-                host: request
-                    .host
-                    .clone()
-                    .unwrap_or_else(|| DEFAULT_CONNECTOR_HOST.into()),
-                port: request.port,
-                ..ConnectorSpec::default()
-            },
-        }),
+        ServiceKind::Connector => NewService {
+            default_host: DEFAULT_CONNECTOR_HOST.into(),
+            router_port: None,
+        },
     };
-    let mut objects = current.to_resources();
-    objects.push(resource);
+    let objects = edit_service(&current, kind, &name, &settings, Some(&new))?;
     let target = SiteResources::new(namespace, objects)?;
-    progress(&format!("adding {} {}", request.kind.word(), request.name));
-    let command = format!("{} create {}", request.kind.word(), request.name);
+    progress(&format!("adding {} {name}", kind.word()));
+    let command = format!("{} create {name}", kind.word());
     let applied = session
         .apply(target, &command, SERVICE_APPLY, progress)
         .await?;
     Ok(ServiceChange {
-        info: find(session.resources()?, request.kind, &request.name)?,
+        info: find(&session.site_dir, session.resources()?, kind, &name)?,
         live: applied.router.is_live(),
         router: applied.router,
         ended_connections: None,
     })
 }
 
-/// `listener update` / `connector update`: what is given changes, the rest stays.
-#[derive(Debug, Clone)]
-pub struct ServiceUpdate {
-    pub kind: ServiceKind,
-    pub name: String,
-    pub port: Option<u16>,
-    pub routing_key: Option<String>,
-    pub host: Option<String>,
-}
-
-/// Changes a listener's or connector's port, host or routing key; the running router takes
-/// the change live, and a listener's forwarder moves to a new port.
+/// `listener update` / `connector update`: what is given changes, the rest stays; the
+/// running router takes the change live (sslProfiles included), and a listener's forwarder
+/// moves to a new port.
 pub async fn update(
     paths: &Paths,
     namespace: &str,
-    request: ServiceUpdate,
+    request: ServiceRequest,
     progress: &dyn Fn(&str),
 ) -> Result<ServiceChange, Error> {
-    if request.port == Some(0) {
-        return Err(Error::Usage("port 0: give a port from 1 to 65535".into()));
-    }
-    if let Some(key) = &request.routing_key {
-        if key.is_empty() || key.chars().any(char::is_whitespace) {
-            return Err(Error::Usage(format!(
-                "routing key '{key}': give a non-empty key without whitespace"
-            )));
-        }
-    }
+    let ServiceRequest {
+        kind,
+        name,
+        settings,
+    } = request;
     let mut session = SiteSession::open(paths, namespace, progress).await?;
-    let mut target = session.resources()?.clone();
-    find(&target, request.kind, &request.name)?;
-    match request.kind {
-        ServiceKind::Listener => {
-            let listener = target
-                .listeners
-                .iter_mut()
-                .find(|l| l.metadata.name == request.name)
-                .expect("found above");
-            let spec = &mut listener.spec;
-            let moved = request.port.is_some_and(|p| p != spec.port)
-                || request.host.as_ref().is_some_and(|h| *h != spec.host);
-            spec.port = request.port.unwrap_or(spec.port);
-            spec.host = request.host.clone().unwrap_or(spec.host.clone());
-            spec.routing_key = request
-                .routing_key
-                .clone()
-                .unwrap_or(spec.routing_key.clone());
-            if moved {
-                check_port_free(paths, bind_address(&spec.host, spec.port)?)?;
-            }
-        }
-        ServiceKind::Connector => {
-            let connector = target
-                .connectors
-                .iter_mut()
-                .find(|c| c.metadata.name == request.name)
-                .expect("found above");
-            let spec = &mut connector.spec;
-            spec.port = request.port.unwrap_or(spec.port);
-            spec.host = request.host.clone().unwrap_or(spec.host.clone());
-            spec.routing_key = request
-                .routing_key
-                .clone()
-                .unwrap_or(spec.routing_key.clone());
-        }
+    let current = session.resources()?.clone();
+    let before = find(&session.site_dir, &current, kind, &name)?;
+    let objects = edit_service(&current, kind, &name, &settings, None)?;
+    let target = SiteResources::new(namespace, objects)?;
+    let after = find(&session.site_dir, &target, kind, &name)?;
+    if kind == ServiceKind::Listener && (after.port, &after.host) != (before.port, &before.host) {
+        check_port_free(paths, bind_address(&after.host, after.port)?)?;
     }
-    let target = SiteResources::new(namespace, target.to_resources())?;
-    progress(&format!(
-        "updating {} {}",
-        request.kind.word(),
-        request.name
-    ));
-    let command = format!("{} update {}", request.kind.word(), request.name);
+    progress(&format!("updating {} {name}", kind.word()));
+    let command = format!("{} update {name}", kind.word());
     let applied = session
         .apply(target, &command, SERVICE_APPLY, progress)
         .await?;
     Ok(ServiceChange {
-        info: find(session.resources()?, request.kind, &request.name)?,
+        info: find(&session.site_dir, session.resources()?, kind, &name)?,
         live: applied.router.is_live(),
         router: applied.router,
         ended_connections: None,
@@ -323,17 +323,13 @@ pub async fn delete(
 ) -> Result<ServiceChange, Error> {
     let mut session = SiteSession::open(paths, namespace, progress).await?;
     let current = session.resources()?.clone();
-    let info = find(&current, kind, name)?;
+    let info = find(&session.site_dir, &current, kind, name)?;
     let (statuses, _) = services_status(&session.manager, &session.site_dir, &current).await?;
     let ended_connections = statuses
         .iter()
         .find(|s| s.info.kind == kind && s.info.name == name)
         .and_then(|s| s.active_connections);
-    let mut target = current;
-    match kind {
-        ServiceKind::Listener => target.listeners.retain(|l| l.metadata.name != name),
-        ServiceKind::Connector => target.connectors.retain(|c| c.metadata.name != name),
-    }
+    let target = SiteResources::new(namespace, remove_service(&current, kind, name))?;
     progress(&format!("removing {} {name}", kind.word()));
     let command = format!("{} delete {name}", kind.word());
     let applied = session
@@ -353,17 +349,20 @@ pub async fn services_status(
     site_dir: &SiteDir,
     resources: &SiteResources,
 ) -> Result<(Vec<ServiceStatus>, Vec<String>), Error> {
-    let router = router_entities(manager, site_dir, resources).await;
+    let router = router_view(manager, site_dir, resources).await;
+    let entities = tcp_entities(resources);
     let mut problems = Vec::new();
     let mut all = Vec::new();
-    for info in infos(resources) {
-        let entity = tcp_entities(resources)
-            .into_iter()
-            .find(|e| e.name() == entity_name(&info))
+    for info in infos(site_dir, resources) {
+        let entity_name = entity_name(&info);
+        let entity = entities
+            .iter()
+            .find(|e| e.name() == entity_name)
             .expect("every service renders one entity");
-        let row = router
-            .as_ref()
-            .and_then(|rows| rows.get(&(entity.entity_type, entity.name().to_string())));
+        let row = router.as_ref().and_then(|view| {
+            view.endpoints
+                .get(&(entity.entity_type, entity.name().to_string()))
+        });
         let in_router = router.as_ref().map(|_| row.is_some());
         if in_router == Some(false) {
             problems.push(format!(
@@ -374,15 +373,22 @@ pub async fn services_status(
                 info.kind.word()
             ));
         }
-        let active_connections = row.and_then(TcpEndpointView::open_connections);
+        let offered_at = |key: &str| router.as_ref().map(|view| view.offered_at(key));
+        let keys = info
+            .strategy
+            .as_ref()
+            .map(|strategy| key_statuses(strategy, &offered_at))
+            .unwrap_or_default();
         let mut status = ServiceStatus {
+            offered_at: info.routing_key.as_deref().and_then(offered_at),
+            keys,
+            active_connections: row.and_then(TcpEndpointView::open_connections),
             info,
             unit: None,
             socket_state: None,
             forwarder_state: None,
             in_router,
             peer: None,
-            active_connections,
         };
         if status.info.kind == ServiceKind::Listener {
             let unit = forwarder_unit_name(&site_dir.namespace, &status.info.name);
@@ -409,17 +415,79 @@ pub async fn services_status(
     Ok((all, problems))
 }
 
+/// Each key of a MultiKeyListener with where it is offered and the share of new connections
+/// it takes now, as the router chooses (priority: the first reachable key; weighted: in
+/// proportion among the reachable ones).
+fn key_statuses(
+    strategy: &KeyStrategy,
+    offered_at: &dyn Fn(&str) -> Option<Vec<String>>,
+) -> Vec<KeyStatus> {
+    let mut keys: Vec<KeyStatus> = strategy
+        .keys
+        .iter()
+        .map(|k| KeyStatus {
+            key: k.key.clone(),
+            value: k.value,
+            offered_at: offered_at(&k.key),
+            new_connections_percent: None,
+        })
+        .collect();
+    let reachable = |k: &KeyStatus| k.offered_at.as_ref().map(|at| !at.is_empty());
+    if keys.iter().any(|k| reachable(k).is_none()) {
+        return keys;
+    }
+    let total: i64 = keys
+        .iter()
+        .filter(|k| reachable(k) == Some(true))
+        .map(|k| k.value.max(0))
+        .sum();
+    let mut chosen = false;
+    for key in &mut keys {
+        let up = reachable(key) == Some(true);
+        key.new_connections_percent = Some(match strategy.kind {
+            StrategyKind::Priority if up && !chosen => {
+                chosen = true;
+                100
+            }
+            StrategyKind::Priority => 0,
+            StrategyKind::Weighted if up && total > 0 => (key.value.max(0) * 100 / total) as u32,
+            StrategyKind::Weighted => 0,
+        });
+    }
+    keys
+}
+
 fn state_text(state: &ActiveState, sub_state: &str) -> String {
     format!("{state}/{sub_state}")
 }
 
-/// The running router's tcpConnectors and tcpListeners by (type, name); None when it is not
-/// running or does not answer.
-async fn router_entities(
+/// What the running router says about the site's services.
+struct RouterView {
+    /// tcpConnectors and tcpListeners by (type, name).
+    endpoints: BTreeMap<(&'static str, String), TcpEndpointView>,
+    /// Mobile addresses (routing keys) with destinations.
+    addresses: Vec<AddressView>,
+}
+
+impl RouterView {
+    /// `here` for a connector of this router, then the other routers offering `key`.
+    fn offered_at(&self, key: &str) -> Vec<String> {
+        let Some(address) = self.addresses.iter().find(|a| a.routing_key() == Some(key)) else {
+            return Vec::new();
+        };
+        let here = (address.subscriber_count > 0).then(|| "here".to_string());
+        here.into_iter()
+            .chain(address.remote_host_routers.iter().cloned())
+            .collect()
+    }
+}
+
+/// None when the router is not running or does not answer.
+async fn router_view(
     manager: &UserManager,
     site_dir: &SiteDir,
     resources: &SiteResources,
-) -> Option<BTreeMap<(&'static str, String), TcpEndpointView>> {
+) -> Option<RouterView> {
     let unit = format!("{}.service", router_unit_name(&site_dir.namespace));
     let state = manager.unit_state(&unit).await.ok()?;
     if state.active_state != ActiveState::Active {
@@ -430,46 +498,128 @@ async fn router_entities(
     let mut client = ManagementClient::connect(LOOPBACK, port, &tls, Duration::from_secs(3))
         .await
         .ok()?;
-    let mut rows = BTreeMap::new();
+    let mut endpoints = BTreeMap::new();
     for entity_type in ["tcpConnector", "tcpListener"] {
         for row in client.query(entity_type, &[]).await.ok()? {
             let view = TcpEndpointView::from_row(&row);
-            rows.insert((entity_type, view.name.clone()), view);
+            endpoints.insert((entity_type, view.name.clone()), view);
         }
     }
+    let addresses = client
+        .query("router.address", &[])
+        .await
+        .ok()?
+        .iter()
+        .map(AddressView::from_row)
+        .collect();
     let _ = client.close().await;
-    Some(rows)
+    Some(RouterView {
+        endpoints,
+        addresses,
+    })
 }
 
 fn entity_name(info: &ServiceInfo) -> String {
-    match info.kind {
-        ServiceKind::Listener => format!("listener/{}", info.name),
-        ServiceKind::Connector => format!("connector/{}@{}", info.name, info.host),
+    match (info.kind, &info.strategy) {
+        (ServiceKind::Listener, None) => format!("listener/{}", info.name),
+        (ServiceKind::Listener, Some(_)) => multi_key_listener_name(&info.name),
+        (ServiceKind::Connector, _) => format!("connector/{}@{}", info.name, info.host),
     }
 }
 
-fn infos(resources: &SiteResources) -> Vec<ServiceInfo> {
+fn infos(site_dir: &SiteDir, resources: &SiteResources) -> Vec<ServiceInfo> {
+    let ca_file = |profile: &str| {
+        let has_ca = resources
+            .secret(profile.trim_end_matches("-profile"))
+            .is_none_or(|secret| secret.data.contains_key("ca.crt"));
+        has_ca.then(|| {
+            site_dir
+                .certs()
+                .join(profile)
+                .join("ca.crt")
+                .display()
+                .to_string()
+        })
+    };
+    let listener_tls = |credentials: &str, client_certificate: bool| {
+        (!credentials.is_empty()).then(|| ServiceTlsInfo {
+            credentials: credentials.to_string(),
+            ca_file: ca_file(credentials),
+            client_certificate,
+            verify_hostname: None,
+        })
+    };
+    let observer = |observer: &str| {
+        Some(
+            if observer.is_empty() {
+                "auto"
+            } else {
+                observer
+            }
+            .into(),
+        )
+    };
     let listeners = resources.listeners.iter().map(|l| ServiceInfo {
         kind: ServiceKind::Listener,
         name: l.metadata.name.clone(),
-        routing_key: l.spec.routing_key.clone(),
+        routing_key: Some(l.spec.routing_key.clone()),
+        strategy: None,
         host: l.spec.host.clone(),
         port: l.spec.port,
         router_port: l.router_port(),
+        tls: listener_tls(&l.spec.tls_credentials, false),
+        observer: observer(&l.spec.observer),
+    });
+    let multi_key_listeners = resources.multi_key_listeners.iter().map(|l| ServiceInfo {
+        kind: ServiceKind::Listener,
+        name: l.metadata.name.clone(),
+        routing_key: None,
+        strategy: l.strategy_kind().map(|kind| KeyStrategy {
+            kind,
+            keys: l
+                .keyed_values()
+                .into_iter()
+                .map(|(key, value)| KeyValue {
+                    key: key.to_string(),
+                    value,
+                })
+                .collect(),
+        }),
+        host: l.spec.host.clone(),
+        port: l.spec.port,
+        router_port: l.router_port(),
+        tls: listener_tls(&l.spec.tls_credentials, l.spec.require_client_cert),
+        observer: observer(&l.spec.observer),
     });
     let connectors = resources.connectors.iter().map(|c| ServiceInfo {
         kind: ServiceKind::Connector,
         name: c.metadata.name.clone(),
-        routing_key: c.spec.routing_key.clone(),
+        routing_key: Some(c.spec.routing_key.clone()),
+        strategy: None,
         host: c.spec.host.clone(),
         port: c.spec.port,
         router_port: None,
+        tls: (!c.spec.tls_credentials.is_empty()).then(|| ServiceTlsInfo {
+            credentials: c.spec.tls_credentials.clone(),
+            ca_file: ca_file(&connector_ssl_profile(&c.spec)),
+            client_certificate: c.spec.use_client_cert,
+            verify_hostname: Some(c.spec.verify_hostname),
+        }),
+        observer: None,
     });
-    listeners.chain(connectors).collect()
+    listeners
+        .chain(multi_key_listeners)
+        .chain(connectors)
+        .collect()
 }
 
-fn find(resources: &SiteResources, kind: ServiceKind, name: &str) -> Result<ServiceInfo, Error> {
-    infos(resources)
+fn find(
+    site_dir: &SiteDir,
+    resources: &SiteResources,
+    kind: ServiceKind,
+    name: &str,
+) -> Result<ServiceInfo, Error> {
+    infos(site_dir, resources)
         .into_iter()
         .find(|i| i.kind == kind && i.name == name)
         .ok_or_else(|| {
