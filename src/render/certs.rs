@@ -289,6 +289,14 @@ pub fn site_certificates(
         }
         if let Some(secret) = resources.secret(service.credentials) {
             let files = secret_files(secret, &service.user, service.needs)?;
+            if service.needs.contains(&"tls.key") {
+                // The user's files: a wrong pair fails here, not in the router.
+                check_key_pair(&files).map_err(|problem| CertError::Secret {
+                    user: service.user.clone(),
+                    secret: service.credentials.to_string(),
+                    problem,
+                })?;
+            }
             result.certs.insert(service.credentials.to_string(), files);
         }
     }
@@ -492,7 +500,7 @@ fn service_hosts(resources: &SiteResources, host: &str) -> Vec<String> {
 }
 
 /// The PEM files of a Secret: each of `needs` must be there and be PEM text; a file not needed
-/// and absent is left empty. A certificate and key given together must belong together.
+/// and absent is left empty.
 fn secret_files(secret: &Secret, user: &str, needs: &[&str]) -> Result<CertFiles, CertError> {
     let problem = |problem: String| CertError::Secret {
         user: user.to_string(),
@@ -515,9 +523,6 @@ fn secret_files(secret: &Secret, user: &str, needs: &[&str]) -> Result<CertFiles
         tls_crt: text("tls.crt")?,
         tls_key: text("tls.key")?,
     };
-    if needs.contains(&"tls.key") {
-        check_key_pair(&files).map_err(problem)?;
-    }
     Ok(files)
 }
 
@@ -1053,5 +1058,104 @@ spec: {{routingKey: payments, host: payments.local, port: 8443, tlsCredentials: 
             names,
             SubjectNames::expected("backup", &hosts(&["10.0.0.1"]))
         );
+    }
+
+    /// A kubernetes.io/tls Secret document of `files`, without `ca.crt` when it is empty.
+    fn secret_document(name: &str, files: &CertFiles) -> String {
+        let mut secret = Secret::default();
+        secret.metadata.name = name.into();
+        secret.secret_type = "kubernetes.io/tls".into();
+        for (key, pem) in [
+            ("ca.crt", &files.ca_crt),
+            ("tls.crt", &files.tls_crt),
+            ("tls.key", &files.tls_key),
+        ] {
+            if !pem.is_empty() {
+                secret.insert(key, pem.as_bytes());
+            }
+        }
+        let data: Vec<String> = secret
+            .data
+            .iter()
+            .map(|(k, v)| format!("  {k}: {v}\n"))
+            .collect();
+        format!(
+            "---\napiVersion: v1\nkind: Secret\nmetadata: {{name: {name}}}\ntype: kubernetes.io/tls\ndata:\n{}",
+            data.concat()
+        )
+    }
+
+    #[test]
+    fn a_services_secret_is_used_as_it_is_and_checked() {
+        let theirs = Ca::new("their-ca").unwrap();
+        let server = issue(&theirs, "db.example", &hosts(&["db.example"])).unwrap();
+        let without_ca = CertFiles {
+            ca_crt: String::new(),
+            ..server.clone()
+        };
+        let backend_ca = CertFiles {
+            ca_crt: theirs.cert_pem().to_string(),
+            tls_crt: String::new(),
+            tls_key: String::new(),
+        };
+        let resources = site(
+            &(secret_document("db-tls", &without_ca)
+                + &secret_document("payments-tls", &backend_ca)),
+        );
+        let certs = site_certificates(&resources, &SiteCertificates::default()).unwrap();
+        assert_eq!(
+            certs.certs["db-tls"], without_ca,
+            "the listener presents the user's pair"
+        );
+        assert!(!listener_credentials_have_ca(&resources, "db-tls"));
+        assert_eq!(
+            certs.certs["payments-tls-profile"].ca_crt,
+            theirs.cert_pem(),
+            "the connector verifies its backend with the Secret's CA"
+        );
+
+        let stranger = issue(&theirs, "other", &[]).unwrap();
+        let mismatched = CertFiles {
+            tls_key: stranger.tls_key,
+            ..server
+        };
+        let error = site_certificates(
+            &site(&secret_document("db-tls", &mismatched)),
+            &SiteCertificates::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            error,
+            "Secret 'db-tls' (used by Listener/db): tls.key does not belong to tls.crt"
+        );
+        let error = site_certificates(
+            &site(&secret_document("payments-tls", &without_ca)),
+            &SiteCertificates::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("(used by Connector/payments): data has no 'ca.crt'"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_listener_on_every_interface_is_issued_for_the_names_clients_use() {
+        let resources = site(
+            "---\napiVersion: skupper.io/v2alpha1\nkind: Listener\nmetadata: {name: web}\n\
+             spec: {routingKey: web, host: 0.0.0.0, port: 8443, tlsCredentials: web-tls}\n",
+        );
+        let certs = site_certificates(&resources, &SiteCertificates::default()).unwrap();
+        let pem = parse_pem(&certs.certs["web-tls"].tls_crt).unwrap();
+        assert_eq!(
+            SubjectNames::of(&pem.parse_x509().unwrap()),
+            SubjectNames::expected(
+                "localhost",
+                &hosts(&["localhost", "127.0.0.1", "west.example", "192.0.2.1"])
+            )
+        );
+        assert!(listener_credentials_have_ca(&resources, "web-tls"));
     }
 }

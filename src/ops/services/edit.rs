@@ -1,6 +1,6 @@
 //! The pure part of `listener|connector create|update`: a request's settings applied to the
 //! site's resources. A listener is stored as Skupper stores it: a `Listener` for one routing
-//! key, a `MultiKeyListener` for several keys, a strategy, or client certificates required
+//! key, a `MultiKeyListener` for several keys or client certificates required
 //! (Skupper's Listener has no `requireClientCert`). TLS files given on the command line become
 //! a `kubernetes.io/tls` Secret that the service names, as a cluster user would apply one.
 
@@ -352,9 +352,10 @@ impl ListenerShape {
         Ok(self)
     }
 
-    /// A Listener when it can be one, else a MultiKeyListener.
+    /// A Listener when it can be one (one key: any strategy picks it; no client certificates),
+    /// else a MultiKeyListener.
     fn into_resource(self) -> Resource {
-        let single = self.keys.len() == 1 && self.strategy.is_none() && !self.require_client_cert;
+        let single = self.keys.len() == 1 && !self.require_client_cert;
         if single {
             let spec = ListenerSpec {
                 routing_key: self.keys[0].0.clone(),
@@ -568,4 +569,337 @@ fn without_unused_service_secrets(objects: Vec<Resource>) -> Vec<Resource> {
             _ => true,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::parse_documents;
+    use crate::render::certs::{issue, Ca};
+
+    fn site(extra: &str) -> SiteResources {
+        let text = format!(
+            "apiVersion: skupper.io/v2alpha1\nkind: Site\nmetadata: {{name: west}}\nspec: {{}}\n{extra}"
+        );
+        SiteResources::new(
+            "default",
+            parse_documents(&text, "site.yaml").unwrap().resources,
+        )
+        .unwrap()
+    }
+
+    fn new_listener() -> NewService {
+        NewService {
+            default_host: "0.0.0.0".into(),
+            router_port: Some(40001),
+        }
+    }
+
+    fn new_connector() -> NewService {
+        NewService {
+            default_host: "localhost".into(),
+            router_port: None,
+        }
+    }
+
+    /// Applies `settings` to `resources` (creating when `new`), validated as a site.
+    fn edited(
+        resources: &SiteResources,
+        kind: ServiceKind,
+        settings: ServiceSettings,
+        new: Option<NewService>,
+    ) -> Result<SiteResources, Error> {
+        let objects = edit_service(resources, kind, "web", &settings, new.as_ref())?;
+        Ok(SiteResources::new("default", objects).unwrap())
+    }
+
+    fn listener(settings: ServiceSettings) -> Result<SiteResources, Error> {
+        edited(
+            &site(""),
+            ServiceKind::Listener,
+            settings,
+            Some(new_listener()),
+        )
+    }
+
+    fn settings() -> ServiceSettings {
+        ServiceSettings {
+            port: Some(8443),
+            ..ServiceSettings::default()
+        }
+    }
+
+    fn usage(result: Result<SiteResources, Error>) -> String {
+        match result {
+            Err(Error::Usage(text)) => text,
+            other => panic!("expected a usage error, got {other:?}"),
+        }
+    }
+
+    fn tls_files() -> TlsMaterial {
+        let ca = Ca::new("my-ca").unwrap();
+        let leaf = issue(&ca, "web.example", &["web.example".into()]).unwrap();
+        TlsMaterial {
+            cert: Some(leaf.tls_crt),
+            key: Some(leaf.tls_key),
+            ca: Some(leaf.ca_crt),
+        }
+    }
+
+    #[test]
+    fn one_key_is_a_listener_several_keys_a_priority_multi_key_listener() {
+        let single = listener(settings()).unwrap();
+        assert_eq!(single.listeners[0].spec.routing_key, "web");
+        assert_eq!(single.listeners[0].router_port(), Some(40001));
+        assert!(single.multi_key_listeners.is_empty());
+
+        let multi = listener(ServiceSettings {
+            routing_keys: vec!["web-b".into(), "web-a".into()],
+            ..settings()
+        })
+        .unwrap();
+        assert!(multi.listeners.is_empty());
+        let mkl = &multi.multi_key_listeners[0];
+        assert_eq!(
+            mkl.keyed_values(),
+            [("web-b", 1), ("web-a", 0)],
+            "the first key given has the highest priority"
+        );
+        assert_eq!(mkl.router_port(), Some(40001));
+    }
+
+    #[test]
+    fn weights_make_a_weighted_listener_and_update_keeps_the_other_keys() {
+        let weighted = listener(ServiceSettings {
+            weights: vec![("a".into(), 1), ("b".into(), 3)],
+            ..settings()
+        })
+        .unwrap();
+        let mkl = &weighted.multi_key_listeners[0];
+        assert_eq!(mkl.strategy_kind(), Some(StrategyKind::Weighted));
+        assert_eq!(mkl.keyed_values(), [("a", 1), ("b", 3)]);
+
+        let reweighted = edited(
+            &weighted,
+            ServiceKind::Listener,
+            ServiceSettings {
+                weights: vec![("b".into(), 5)],
+                ..ServiceSettings::default()
+            },
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            reweighted.multi_key_listeners[0].keyed_values(),
+            [("a", 1), ("b", 5)]
+        );
+
+        let wrong = ServiceSettings {
+            routing_keys: vec!["a".into()],
+            weights: vec![("c".into(), 2)],
+            ..settings()
+        };
+        assert!(usage(listener(wrong)).contains("'c' is not one of the --routing-key keys"));
+        let zero = ServiceSettings {
+            weights: vec![("a".into(), 0)],
+            ..settings()
+        };
+        assert!(usage(listener(zero)).contains("at least 1"));
+        let twice = ServiceSettings {
+            routing_keys: vec!["a".into(), "a".into()],
+            ..settings()
+        };
+        assert!(usage(listener(twice)).contains("given twice"));
+    }
+
+    #[test]
+    fn client_certificates_need_tls_and_make_a_multi_key_listener() {
+        let without_tls = ServiceSettings {
+            require_client_cert: Some(true),
+            ..settings()
+        };
+        assert!(usage(listener(without_tls)).contains("needs TLS"));
+
+        let with_tls = listener(ServiceSettings {
+            require_client_cert: Some(true),
+            tls: Some(TlsSetting::On {
+                credentials: Some("web-creds".into()),
+                material: None,
+            }),
+            ..settings()
+        })
+        .unwrap();
+        let mkl = &with_tls.multi_key_listeners[0];
+        assert!(mkl.spec.require_client_cert);
+        assert_eq!(mkl.spec.tls_credentials, "web-creds");
+        assert_eq!(mkl.keyed_values(), [("web", 0)]);
+
+        // Without client certificates again, one key: a plain Listener, as Skupper has it.
+        let relaxed = edited(
+            &with_tls,
+            ServiceKind::Listener,
+            ServiceSettings {
+                require_client_cert: Some(false),
+                ..ServiceSettings::default()
+            },
+            None,
+        )
+        .unwrap();
+        assert!(relaxed.multi_key_listeners.is_empty());
+        assert_eq!(relaxed.listeners[0].spec.tls_credentials, "web-creds");
+    }
+
+    #[test]
+    fn tls_files_become_a_secret_that_leaves_with_its_service() {
+        let files = tls_files();
+        let with_files = listener(ServiceSettings {
+            tls: Some(TlsSetting::On {
+                credentials: None,
+                material: Some(files.clone()),
+            }),
+            ..settings()
+        })
+        .unwrap();
+        assert_eq!(with_files.listeners[0].spec.tls_credentials, "web-tls");
+        let secret = with_files.secret("web-tls").unwrap();
+        assert_eq!(secret.secret_type, "kubernetes.io/tls");
+        assert_eq!(
+            secret.metadata.annotations[SERVICE_CREDENTIALS_ANNOTATION],
+            "Listener/web"
+        );
+        assert_eq!(
+            secret.decoded("tls.key").unwrap().unwrap(),
+            files.key.unwrap().into_bytes()
+        );
+
+        let plain = edited(
+            &with_files,
+            ServiceKind::Listener,
+            ServiceSettings {
+                tls: Some(TlsSetting::Off),
+                ..ServiceSettings::default()
+            },
+            None,
+        )
+        .unwrap();
+        assert!(plain.listeners[0].spec.tls_credentials.is_empty());
+        assert!(plain.secret("web-tls").is_none(), "no service names it");
+
+        let removed = SiteResources::new(
+            "default",
+            remove_service(&with_files, ServiceKind::Listener, "web"),
+        )
+        .unwrap();
+        assert!(removed.listeners.is_empty() && removed.secrets.is_empty());
+    }
+
+    #[test]
+    fn the_users_own_secret_is_neither_overwritten_nor_removed() {
+        let users = site(
+            "---\napiVersion: v1\nkind: Secret\nmetadata: {name: mine}\ntype: kubernetes.io/tls\n\
+             data: {ca.crt: Y2E=}\n",
+        );
+        let overwrite = ServiceSettings {
+            tls: Some(TlsSetting::On {
+                credentials: Some("mine".into()),
+                material: Some(tls_files()),
+            }),
+            ..settings()
+        };
+        let error = usage(edited(
+            &users,
+            ServiceKind::Listener,
+            overwrite,
+            Some(new_listener()),
+        ));
+        assert!(error.contains("Secret 'mine' is the site's own"), "{error}");
+
+        let named = edited(
+            &users,
+            ServiceKind::Connector,
+            ServiceSettings {
+                tls: Some(TlsSetting::On {
+                    credentials: Some("mine".into()),
+                    material: None,
+                }),
+                ..settings()
+            },
+            Some(new_connector()),
+        )
+        .unwrap();
+        let removed = SiteResources::new(
+            "default",
+            remove_service(&named, ServiceKind::Connector, "web"),
+        )
+        .unwrap();
+        assert!(removed.secret("mine").is_some());
+    }
+
+    #[test]
+    fn connector_tls_needs_its_ca_and_a_client_certificate_turns_use_client_cert_on() {
+        let connector = |material: TlsMaterial, verify: Option<bool>| {
+            edited(
+                &site(""),
+                ServiceKind::Connector,
+                ServiceSettings {
+                    tls: Some(TlsSetting::On {
+                        credentials: None,
+                        material: Some(material),
+                    }),
+                    verify_hostname: verify,
+                    ..settings()
+                },
+                Some(new_connector()),
+            )
+        };
+        let no_ca = TlsMaterial {
+            ca: None,
+            ..tls_files()
+        };
+        assert!(usage(connector(no_ca, None)).contains("--tls-ca FILE is needed"));
+
+        let client = connector(tls_files(), Some(true)).unwrap();
+        let spec = &client.connectors[0].spec;
+        assert!(spec.use_client_cert && spec.verify_hostname);
+        assert_eq!(spec.tls_credentials, "web-tls");
+
+        let ca_only = TlsMaterial {
+            cert: None,
+            key: None,
+            ..tls_files()
+        };
+        let verify_only = connector(ca_only, None).unwrap();
+        assert!(!verify_only.connectors[0].spec.use_client_cert);
+        assert!(verify_only
+            .secret("web-tls")
+            .unwrap()
+            .decoded("tls.key")
+            .is_none());
+
+        let mismatched = TlsMaterial {
+            key: tls_files().key,
+            ..tls_files()
+        };
+        assert!(usage(connector(mismatched, None)).contains("does not belong"));
+    }
+
+    #[test]
+    fn options_of_the_other_kind_are_refused() {
+        let for_listeners = ServiceSettings {
+            strategy: Some(StrategyKind::Priority),
+            ..settings()
+        };
+        let error = usage(edited(
+            &site(""),
+            ServiceKind::Connector,
+            for_listeners,
+            Some(new_connector()),
+        ));
+        assert!(error.contains("for listeners"), "{error}");
+        let for_connectors = ServiceSettings {
+            verify_hostname: Some(true),
+            ..settings()
+        };
+        assert!(usage(listener(for_connectors)).contains("for connectors"));
+    }
 }
