@@ -344,3 +344,83 @@ pub fn assert_golden(path: &str, actual: &str) {
         path.display()
     );
 }
+
+/// Runs vansite, which must fail; returns stderr.
+pub fn vansite_fails(host: &Host, args: &[&str]) -> String {
+    let output = vansite(host, args);
+    assert!(
+        !output.status.success(),
+        "vansite {args:?} must fail:\n{}",
+        text(&output)
+    );
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A test host running a site with the stand-in router; with `link_access`, other sites can
+/// link to it at its address.
+pub fn running_site(name: &str, link_access: bool) -> Host {
+    let host = Host::up(name, true);
+    host.load_standin_image(&standin_image_tar());
+    let addr = host.addr();
+    let mut args = vec!["init", "--router-image", STANDIN_IMAGE, "--timeout", "120"];
+    if link_access {
+        args.extend(["--enable-link-access", "--host", &addr]);
+    }
+    vansite_ok(&host, &args);
+    host
+}
+
+/// Links `from`'s router to `to`'s inter-router access with a static Link + Secret that `to`
+/// generates (no grant server involved).
+pub fn link_sites(from: &Host, to: &Host) {
+    vansite_ok(to, &["link", "generate", "link.yaml"]);
+    from.write_file("link.yaml", &to.ok(&["cat", "link.yaml"]));
+    vansite_ok(from, &["link", "create", "link.yaml"]);
+}
+
+/// A TCP server on the host's loopback (as its user): `socat` with `fork`, `answer` per
+/// connection.
+pub fn serve_answer(host: &Host, port: u16, answer: &str) {
+    let script = format!(
+        "(socat TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr,backlog=256 {answer} </dev/null >/dev/null 2>&1 &)"
+    );
+    host.ok(&["sh", "-c", &script]);
+    host.wait_until("the service listening", Duration::from_secs(10), |h| {
+        h.run(&["bash", "-c", &format!("exec 3<>/dev/tcp/127.0.0.1/{port}")])
+            .status
+            .success()
+    });
+}
+
+/// Runs `work` on a thread inside the host's network namespace.
+pub fn in_netns(host: &Host, work: impl FnOnce() + Send + 'static) -> std::thread::JoinHandle<()> {
+    let netns = std::fs::File::open(format!("/run/netns/{}", host.user())).unwrap();
+    std::thread::spawn(move || {
+        use std::os::fd::AsFd;
+        rustix::thread::move_into_link_name_space(
+            netns.as_fd(),
+            Some(rustix::thread::LinkNameSpaceType::Network),
+        )
+        .unwrap();
+        work();
+    })
+}
+
+/// `kind` `name` as `status -o json` lists it among the site's services; Null when absent.
+pub fn service_status(host: &Host, name: &str, kind: &str) -> serde_json::Value {
+    site_status(host)["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name && s["kind"] == kind)
+        .cloned()
+        .unwrap_or(serde_json::Value::Null)
+}
+
+pub fn wait_reachable(host: &Host, listener: &str) {
+    host.wait_until(
+        &format!("listener {listener} reachable"),
+        Duration::from_secs(60),
+        |h| service_status(h, listener, "listener")["peer"] == "reachable",
+    );
+}
