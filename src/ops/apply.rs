@@ -516,7 +516,13 @@ impl SiteSession {
         plan: &HostPlan,
     ) -> Result<Vec<String>, LiveError> {
         let mut client = self.management(target).await?;
-        let result = sync_router_entities(&mut client, &plan.live_entities, &plan.fixed).await;
+        let result = sync_router_entities(
+            &mut client,
+            &plan.live_entities,
+            &plan.fixed,
+            &plan.renewed_profiles,
+        )
+        .await;
         let _ = client.close().await;
         result
             .map(|ops| ops.iter().map(LiveOp::label).collect())
@@ -647,8 +653,13 @@ impl SiteSession {
             } else {
                 match self.management(target).await {
                     Ok(mut client) => {
-                        let ops =
-                            planned_live_ops(&mut client, &plan.live_entities, &plan.fixed).await;
+                        let ops = planned_live_ops(
+                            &mut client,
+                            &plan.live_entities,
+                            &plan.fixed,
+                            &plan.renewed_profiles,
+                        )
+                        .await;
                         let _ = client.close().await;
                         RouterChange::Live {
                             operations: ops?.iter().map(LiveOp::label).collect(),
@@ -892,6 +903,7 @@ async fn planned_live_ops(
     client: &mut ManagementClient,
     wanted: &[RouterEntity],
     fixed: &BTreeSet<(EntityType, String)>,
+    renewed: &BTreeSet<String>,
 ) -> Result<Vec<LiveOp>, ManagementError> {
     let mut running = Vec::new();
     for entity_type in EntityType::LIVE {
@@ -902,7 +914,7 @@ async fn planned_live_ops(
             });
         }
     }
-    Ok(live_ops(&running, wanted, fixed))
+    Ok(live_ops(&running, wanted, fixed, renewed))
 }
 
 /// Brings a running router's live entities to `wanted` through management: DELETE what is not
@@ -912,8 +924,9 @@ pub async fn sync_router_entities(
     client: &mut ManagementClient,
     wanted: &[RouterEntity],
     fixed: &BTreeSet<(EntityType, String)>,
+    renewed: &BTreeSet<String>,
 ) -> Result<Vec<LiveOp>, ManagementError> {
-    let ops = planned_live_ops(client, wanted, fixed).await?;
+    let ops = planned_live_ops(client, wanted, fixed, renewed).await?;
     for op in &ops {
         match op {
             LiveOp::Delete { entity_type, name } => {

@@ -87,6 +87,9 @@ pub struct HostPlan {
     pub live_entities: Vec<RouterEntity>,
     /// The entities fixed at the router's start, never changed through management.
     pub fixed: BTreeSet<(EntityType, String)>,
+    /// Live sslProfiles whose certificate files this plan changes: the router read the old
+    /// files when it created them, so they are created again, with what uses them.
+    pub renewed_profiles: BTreeSet<String>,
     pub router_unit: PlannedFile,
     /// `vansite-<ns>-router.service`.
     pub router_service: String,
@@ -165,6 +168,17 @@ pub fn plan(
     let context = render_context(resources);
     let config_entities = router_entities(resources, &context, CERTS_PATH);
     let (live_entities, fixed) = live_entities(resources);
+    let renewed_profiles = live_entities
+        .iter()
+        .filter(|e| e.entity_type == EntityType::SslProfile)
+        .map(|e| e.name().to_string())
+        .filter(|name| {
+            existing
+                .certs
+                .get(name)
+                .is_some_and(|old| certificates.certs.get(name) != Some(old))
+        })
+        .collect();
     let site_dir = &host.site_dir;
     let unit = router_quadlet(&RouterUnitSpec {
         namespace: site_dir.namespace.clone(),
@@ -192,6 +206,7 @@ pub fn plan(
         },
         live_entities,
         fixed,
+        renewed_profiles,
         config_entities,
         router_unit: PlannedFile {
             path: host.quadlet_dir.join(unit.file_name()),

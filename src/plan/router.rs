@@ -91,15 +91,25 @@ pub fn restart_needed_for(running: &[RouterEntity], wanted: &[RouterEntity]) -> 
 /// The operations that turn the router's live entities (`running`, as QUERY returns them,
 /// every attribute included) into `wanted` (from [`live_entities`]): an entity that is missing
 /// or differs in an attribute vansite sets is (re)created; one vansite no longer wants is
-/// deleted; the fixed ones (`fixed`, by type and name) are never touched. Deletes come first,
-/// dependents before what they use; creates after, in the reverse order.
+/// deleted; the fixed ones (`fixed`, by type and name) are never touched. An sslProfile of
+/// `renewed` (its files changed) is recreated with every entity that uses it. Deletes come
+/// first, dependents before what they use; creates after, in the reverse order.
 pub fn live_ops(
     running: &[RouterEntity],
     wanted: &[RouterEntity],
     fixed: &BTreeSet<(EntityType, String)>,
+    renewed: &BTreeSet<String>,
 ) -> Vec<LiveOp> {
+    let uses_renewed = |r: &RouterEntity| {
+        let profile = match r.entity_type {
+            EntityType::SslProfile => Some(r.name()),
+            _ => r.attributes.get("sslProfile").and_then(Value::as_str),
+        };
+        profile.is_some_and(|p| renewed.contains(p))
+    };
     let same = |r: &RouterEntity, w: &RouterEntity| {
-        r.entity_type == w.entity_type
+        !uses_renewed(r)
+            && r.entity_type == w.entity_type
             && r.name() == w.name()
             && w.attributes
                 .iter()
@@ -264,7 +274,7 @@ mod tests {
                 json!({"name": "connector/old@localhost", "port": "9"}),
             ),
         ];
-        let ops: Vec<String> = live_ops(&running, &wanted, &fixed)
+        let ops: Vec<String> = live_ops(&running, &wanted, &fixed, &BTreeSet::new())
             .iter()
             .map(LiveOp::label)
             .collect();
@@ -280,7 +290,38 @@ mod tests {
         );
         // Once applied, nothing is left to do.
         let converged: Vec<RouterEntity> = wanted.clone();
-        assert!(live_ops(&converged, &wanted, &fixed).is_empty());
+        assert!(live_ops(&converged, &wanted, &fixed, &BTreeSet::new()).is_empty());
+    }
+
+    #[test]
+    fn a_profile_with_new_files_is_created_again_with_what_uses_it() {
+        let profile = entity(
+            EntityType::SslProfile,
+            json!({"name": "web-tls", "caCertFile": "c", "certFile": "t", "privateKeyFile": "k"}),
+        );
+        let listener = entity(
+            EntityType::TcpListener,
+            json!({"name": "listener/web", "port": "1", "address": "web", "sslProfile": "web-tls"}),
+        );
+        let other = entity(
+            EntityType::TcpListener,
+            json!({"name": "listener/db", "port": "2", "address": "db"}),
+        );
+        let config = vec![profile, listener, other];
+        let renewed = BTreeSet::from(["web-tls".to_string()]);
+        let ops: Vec<String> = live_ops(&config, &config, &BTreeSet::new(), &renewed)
+            .iter()
+            .map(LiveOp::label)
+            .collect();
+        assert_eq!(
+            ops,
+            [
+                "delete tcpListener/listener/web",
+                "delete sslProfile/web-tls",
+                "create sslProfile/web-tls",
+                "create tcpListener/listener/web",
+            ]
+        );
     }
 
     #[test]
@@ -297,7 +338,7 @@ mod tests {
         );
         let running = vec![listener("1"), address.clone()];
         let wanted = vec![listener("2"), address];
-        let ops: Vec<String> = live_ops(&running, &wanted, &BTreeSet::new())
+        let ops: Vec<String> = live_ops(&running, &wanted, &BTreeSet::new(), &BTreeSet::new())
             .iter()
             .map(LiveOp::label)
             .collect();

@@ -406,7 +406,9 @@ fn multi_key_listener(port: u16, strategy: &str) -> String {
 /// What vansite's live sync does to the router for `set`: (deleted, created) `type/name`s.
 async fn sync(client: &mut ManagementClient, set: &SiteResources) -> (Vec<String>, Vec<String>) {
     let (wanted, fixed) = vansite::plan::live_entities(set);
-    let ops = sync_router_entities(client, &wanted, &fixed).await.unwrap();
+    let ops = sync_router_entities(client, &wanted, &fixed, &BTreeSet::new())
+        .await
+        .unwrap();
     let (mut deleted, mut created) = (Vec::new(), Vec::new());
     for op in ops {
         match op {
