@@ -2,11 +2,18 @@
 
   server PORT           echo server: every connection gets its bytes back
   throughput PORT MB    one connection sends MB megabytes and reads them back; prints Mbit/s
+  lockstep PORT MB      the same, one 64 KiB block at a time (sent, then read back whole): one
+                        thread, as a TLS connection needs
   latency PORT N [PORT2]  N times connect + 64-byte echo + close; prints the median in µs
                         (with PORT2: alternates the two ports, prints both medians, so that
                         both see the same moments of a noisy machine)
+
+A port written PORT:tls is reached over TLS, trusting the CA file in $TLS_CA and checking the
+name in $TLS_NAME (default 127.0.0.1): the TLS handshake counts in the latency.
 """
+import os
 import socket
+import ssl
 import statistics
 import sys
 import threading
@@ -29,10 +36,21 @@ def serve(port):
         threading.Thread(target=echo, args=(conn,), daemon=True).start()
 
 
+def connect(port):
+    """A connection to PORT, or PORT:tls over TLS."""
+    port, _, mode = str(port).partition(":")
+    conn = socket.create_connection(("127.0.0.1", int(port)))
+    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if mode == "tls":
+        context = ssl.create_default_context(cafile=os.environ["TLS_CA"])
+        conn = context.wrap_socket(conn, server_hostname=os.environ.get("TLS_NAME", "127.0.0.1"))
+    return conn
+
+
 def throughput(port, megabytes):
     total = megabytes * 1024 * 1024
     block = b"x" * CHUNK
-    conn = socket.create_connection(("127.0.0.1", port))
+    conn = connect(port)
     start = time.perf_counter()
 
     def send():
@@ -55,10 +73,27 @@ def throughput(port, megabytes):
     print(f"{2 * total * 8 / elapsed / 1e6:.0f}")
 
 
+def lockstep(port, megabytes):
+    block = b"x" * (64 * 1024)
+    blocks = megabytes * 16
+    conn = connect(port)
+    start = time.perf_counter()
+    for _ in range(blocks):
+        conn.sendall(block)
+        got = 0
+        while got < len(block):
+            data = conn.recv(len(block) - got)
+            if not data:
+                sys.exit(f"connection closed after {got} bytes of a block")
+            got += len(data)
+    elapsed = time.perf_counter() - start
+    conn.close()
+    print(f"{2 * blocks * len(block) * 8 / elapsed / 1e6:.0f}")
+
+
 def connect_echo_close(port):
     start = time.perf_counter_ns()
-    conn = socket.create_connection(("127.0.0.1", port))
-    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    conn = connect(port)
     conn.sendall(b"p" * 64)
     got = 0
     while got < 64:
@@ -79,10 +114,12 @@ def latency(ports, runs):
 
 
 if __name__ == "__main__":
-    mode, port = sys.argv[1], int(sys.argv[2])
+    mode, port = sys.argv[1], sys.argv[2]
     if mode == "server":
-        serve(port)
+        serve(int(port))
     elif mode == "throughput":
         throughput(port, int(sys.argv[3]))
+    elif mode == "lockstep":
+        lockstep(port, int(sys.argv[3]))
     else:
-        latency([port] + [int(p) for p in sys.argv[4:]], int(sys.argv[3]))
+        latency([port] + sys.argv[4:], int(sys.argv[3]))
