@@ -71,6 +71,20 @@ impl SiteResources {
             .unwrap_or_default()
     }
 
+    /// Every listener, of either kind, as (name, port, the router's loopback port behind its
+    /// forwarder).
+    pub fn listener_ports(&self) -> impl Iterator<Item = (&str, u16, Option<u16>)> {
+        let listeners = self
+            .listeners
+            .iter()
+            .map(|l| (l.metadata.name.as_str(), l.spec.port, l.router_port()));
+        let multi_key = self
+            .multi_key_listeners
+            .iter()
+            .map(|l| (l.metadata.name.as_str(), l.spec.port, l.router_port()));
+        listeners.chain(multi_key)
+    }
+
     pub fn secret(&self, name: &str) -> Option<&Secret> {
         self.secrets
             .iter()

@@ -650,11 +650,14 @@ pub(crate) fn check_port_free(paths: &Paths, bind: SocketAddr) -> Result<(), Err
         let Ok(Some(other)) = paths.site(&ns).load_resources() else {
             continue;
         };
-        if let Some(listener) = other.listeners.iter().find(|l| l.spec.port == port) {
+        let holder = other
+            .listener_ports()
+            .find(|(_, p, _)| *p == port)
+            .map(|(name, ..)| name.to_string());
+        if let Some(name) = holder {
             return Err(Error::Usage(format!(
-                "port {port} is already the port of listener '{}' in namespace '{ns}'; choose \
-                 another port",
-                listener.metadata.name
+                "port {port} is already the port of listener '{name}' in namespace '{ns}'; choose \
+                 another port"
             )));
         }
     }
@@ -673,8 +676,11 @@ pub(crate) fn router_port(paths: &Paths) -> Result<u16, Error> {
         .namespaces()
         .into_iter()
         .filter_map(|ns| paths.site(&ns).load_resources().ok().flatten())
-        .flat_map(|set| set.listeners.into_iter())
-        .filter_map(|l| l.router_port())
+        .flat_map(|set| {
+            set.listener_ports()
+                .filter_map(|(_, _, router_port)| router_port)
+                .collect::<Vec<_>>()
+        })
         .collect();
     for _ in 0..20 {
         let port = std::net::TcpListener::bind((LOOPBACK, 0))
