@@ -286,13 +286,12 @@ where
     let kind = K::KIND;
     match command {
         ServiceCommand::Create(args) => {
-            let mut settings = ServiceSettings {
+            let settings = args.options.into_settings(ServiceSettings {
                 port: Some(args.port),
                 host: args.host,
                 routing_keys: args.routing_key,
                 ..ServiceSettings::default()
-            };
-            args.options.into_settings(&mut settings)?;
+            })?;
             let request = ServiceRequest {
                 kind,
                 name: args.name,
@@ -309,13 +308,12 @@ where
             output::print_service_statuses(args.output.output, &all);
         }
         ServiceCommand::Update(args) => {
-            let mut settings = ServiceSettings {
+            let mut settings = args.options.into_settings(ServiceSettings {
                 port: args.port,
                 host: args.host,
                 routing_keys: args.routing_key,
                 ..ServiceSettings::default()
-            };
-            args.options.into_settings(&mut settings)?;
+            })?;
             if args.no_tls {
                 settings.tls = Some(TlsSetting::Off);
             }
@@ -335,50 +333,45 @@ where
     Ok(())
 }
 
-/// A kind's own options as settings; TLS files are read here, at the edge.
+/// A kind's own options added to `settings`; TLS files are read here, at the edge.
 trait KindOptions {
-    fn into_settings(self, settings: &mut ServiceSettings) -> Result<(), Error>;
+    fn into_settings(self, settings: ServiceSettings) -> Result<ServiceSettings, Error>;
 }
 
 impl KindOptions for ListenerOptions {
-    fn into_settings(self, settings: &mut ServiceSettings) -> Result<(), Error> {
-        settings.strategy = self.strategy.map(|strategy| match strategy {
-            StrategyArg::Priority => StrategyKind::Priority,
-            StrategyArg::Weighted => StrategyKind::Weighted,
-        });
-        settings.weights = self.weight;
-        settings.tls = tls_setting(
-            self.tls_credentials,
-            self.tls_cert,
-            self.tls_key,
-            self.tls_ca,
-        )?;
-        settings.require_client_cert = self.require_client_cert;
-        settings.observer = self.observer;
-        Ok(())
+    fn into_settings(self, settings: ServiceSettings) -> Result<ServiceSettings, Error> {
+        let files = [self.tls_cert, self.tls_key, self.tls_ca];
+        Ok(ServiceSettings {
+            strategy: self.strategy.map(|strategy| match strategy {
+                StrategyArg::Priority => StrategyKind::Priority,
+                StrategyArg::Weighted => StrategyKind::Weighted,
+            }),
+            weights: self.weight,
+            tls: tls_setting(self.tls_credentials, files)?,
+            require_client_cert: self.require_client_cert,
+            observer: self.observer,
+            ..settings
+        })
     }
 }
 
 impl KindOptions for ConnectorOptions {
-    fn into_settings(self, settings: &mut ServiceSettings) -> Result<(), Error> {
-        settings.tls = tls_setting(
-            self.tls_credentials,
-            self.tls_cert,
-            self.tls_key,
-            self.tls_ca,
-        )?;
-        settings.use_client_cert = self.use_client_cert;
-        settings.verify_hostname = self.verify_hostname;
-        Ok(())
+    fn into_settings(self, settings: ServiceSettings) -> Result<ServiceSettings, Error> {
+        let files = [self.tls_cert, self.tls_key, self.tls_ca];
+        Ok(ServiceSettings {
+            tls: tls_setting(self.tls_credentials, files)?,
+            use_client_cert: self.use_client_cert,
+            verify_hostname: self.verify_hostname,
+            ..settings
+        })
     }
 }
 
-/// `--tls-credentials` and the TLS files, read; None when none is given.
+/// `--tls-credentials` and the TLS files (`--tls-cert`, `--tls-key`, `--tls-ca`), read; None
+/// when none is given.
 fn tls_setting(
     credentials: Option<String>,
-    cert: Option<PathBuf>,
-    key: Option<PathBuf>,
-    ca: Option<PathBuf>,
+    [cert, key, ca]: [Option<PathBuf>; 3],
 ) -> Result<Option<TlsSetting>, Error> {
     let read = |path: Option<PathBuf>| -> Result<Option<String>, Error> {
         path.map(|path| std::fs::read_to_string(&path).map_err(Error::file("cannot read", &path)))

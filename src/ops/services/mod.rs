@@ -266,12 +266,24 @@ pub async fn create(
     let objects = edit_service(&current, kind, &name, &settings, Some(&new))?;
     let target = SiteResources::new(namespace, objects)?;
     progress(&format!("adding {} {name}", kind.word()));
-    let command = format!("{} create {name}", kind.word());
+    apply_service(&mut session, target, kind, &name, "create", progress).await
+}
+
+/// Applies `target`, which holds service `name` of `kind`, as `vansite <kind> <verb>`.
+async fn apply_service(
+    session: &mut SiteSession,
+    target: SiteResources,
+    kind: ServiceKind,
+    name: &str,
+    verb: &str,
+    progress: &dyn Fn(&str),
+) -> Result<ServiceChange, Error> {
+    let command = format!("{} {verb} {name}", kind.word());
     let applied = session
         .apply(target, &command, SERVICE_APPLY, progress)
         .await?;
     Ok(ServiceChange {
-        info: find(&session.site_dir, session.resources()?, kind, &name)?,
+        info: find(&session.site_dir, session.resources()?, kind, name)?,
         live: applied.router.is_live(),
         router: applied.router,
         ended_connections: None,
@@ -302,16 +314,7 @@ pub async fn update(
         check_port_free(paths, bind_address(&after.host, after.port)?)?;
     }
     progress(&format!("updating {} {name}", kind.word()));
-    let command = format!("{} update {name}", kind.word());
-    let applied = session
-        .apply(target, &command, SERVICE_APPLY, progress)
-        .await?;
-    Ok(ServiceChange {
-        info: find(&session.site_dir, session.resources()?, kind, &name)?,
-        live: applied.router.is_live(),
-        router: applied.router,
-        ended_connections: None,
-    })
+    apply_service(&mut session, target, kind, &name, "update", progress).await
 }
 
 pub async fn delete(
