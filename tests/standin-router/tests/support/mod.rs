@@ -424,3 +424,44 @@ pub fn tls_echo_roundtrip(
     let _ = tls.flush();
     Ok(())
 }
+
+/// A stand-in `router_id` (tests/fixtures/spoke.json) linked to `site` at link cost `cost`,
+/// with a tcpConnector for `address` to 127.0.0.1:`service_port`. Returns once its link is up.
+pub fn start_spoke(
+    site: &Site,
+    router_id: &str,
+    cost: u32,
+    address: &str,
+    service_port: u16,
+    limit: Duration,
+) -> Standin {
+    let link = site.dir.join(format!("link-{router_id}"));
+    site.site_ca.issue(&link, router_id, &[]);
+    let env = [
+        ("ROUTER_ID", router_id.to_string()),
+        ("LINK_CERTS", link.display().to_string()),
+        ("A_PORT", site.inter_router_port.to_string()),
+        ("LINK_COST", cost.to_string()),
+        ("ADDRESS", address.to_string()),
+        ("SERVICE_PORT", service_port.to_string()),
+    ];
+    let spoke = Standin::start(
+        &fixture("spoke.json"),
+        &env,
+        site.dir.join(format!("{router_id}.log")),
+    );
+    spoke.wait_for_log("link up: inter-router with router site-a", limit);
+    spoke
+}
+
+/// Connects to `port` and reads until the far end has finished sending, but keeps the
+/// connection open (its writing side too): the stream stays open in the router until dropped.
+pub fn read_and_hold(port: u16) -> (String, TcpStream) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    (text, stream)
+}
