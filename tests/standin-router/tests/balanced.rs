@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 use support::{
-    free_port, read_all_from, read_and_hold, start_spoke, tag_server, wait_accepting, Site,
+    free_port, read_all_from, read_and_hold, start_spoke, tag_server, wait_accepting, Site, Spoke,
 };
 use vansite::router::management::ManagementClient;
 
@@ -178,5 +178,75 @@ async fn a_connector_on_the_listeners_router_takes_every_serial_connection() {
     );
     assert_eq!(open[4], "from-a", "{open:?}");
     assert_eq!(open[5], open[2], "{open:?}");
+    client.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_edge_link_is_a_local_destination_and_local_destinations_take_turns() {
+    let site = support::start_site_a("balanced-edge", LIMIT);
+    let mut client = connect(&site).await;
+    let edge_port = free_port();
+    client
+        .create(
+            "listener",
+            "edge",
+            attrs(json!({"role": "edge", "host": "127.0.0.1", "port": edge_port.to_string(),
+                         "sslProfile": "site-a", "saslMechanisms": "EXTERNAL", "authenticatePeer": true})),
+        )
+        .await
+        .unwrap();
+    // An edge router serving `who`, with a tcpListener for `beyond`, served at an interior
+    // router linked to site A.
+    let beyond_port = free_port();
+    let _edge = Spoke {
+        router_id: "edge-e",
+        edge: true,
+        link_port: edge_port,
+        cost: 1,
+        address: "who",
+        service_port: tag_server("from-e"),
+        listen: ("beyond", beyond_port),
+    }
+    .start(&site, LIMIT);
+    let _b = start_spoke(&site, "site-b", 1, "beyond", tag_server("from-b"), LIMIT);
+    wait_remote_count(&mut client, "beyond", 1).await;
+
+    // From the edge, through its interior router, to the next one.
+    let answers = tokio::task::spawn_blocking(move || {
+        wait_accepting(beyond_port, LIMIT);
+        (0..3)
+            .map(|_| read_all_from(beyond_port))
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    assert_eq!(answers, ["from-b"; 3]);
+
+    // On the interior router the edge's connector is a local destination, not a remote one.
+    let rows = client
+        .query("router.address", &["key", "subscriberCount", "remoteCount"])
+        .await
+        .unwrap();
+    let who = rows.iter().find(|r| r["key"] == json!("Mwho")).unwrap();
+    assert_eq!(
+        (&who["subscriberCount"], &who["remoteCount"]),
+        (&json!(1), &json!(0))
+    );
+    let port = listener(&mut client, "who").await;
+    assert_eq!(serial(port, 5).await, vec!["from-e"; 5]);
+
+    // With a tcpConnector here too, the two local destinations take turns.
+    client
+        .create(
+            "tcpConnector",
+            "test/who",
+            attrs(json!({"host": "127.0.0.1", "port": tag_server("from-a").to_string(), "address": "who"})),
+        )
+        .await
+        .unwrap();
+    settle().await;
+    let answers = serial(port, 6).await;
+    assert!(answers.contains(&"from-a".to_string()), "{answers:?}");
+    assert!(answers.windows(2).all(|w| w[0] != w[1]), "{answers:?}");
     client.close().await.unwrap();
 }

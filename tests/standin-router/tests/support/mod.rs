@@ -435,23 +435,64 @@ pub fn start_spoke(
     service_port: u16,
     limit: Duration,
 ) -> Standin {
-    let link = site.dir.join(format!("link-{router_id}"));
-    site.site_ca.issue(&link, router_id, &[]);
-    let env = [
-        ("ROUTER_ID", router_id.to_string()),
-        ("LINK_CERTS", link.display().to_string()),
-        ("A_PORT", site.inter_router_port.to_string()),
-        ("LINK_COST", cost.to_string()),
-        ("ADDRESS", address.to_string()),
-        ("SERVICE_PORT", service_port.to_string()),
-    ];
-    let spoke = Standin::start(
-        &fixture("spoke.json"),
-        &env,
-        site.dir.join(format!("{router_id}.log")),
-    );
-    spoke.wait_for_log("link up: inter-router with router site-a", limit);
-    spoke
+    let spoke = Spoke {
+        router_id,
+        edge: false,
+        link_port: site.inter_router_port,
+        cost,
+        address,
+        service_port,
+        listen: (&format!("unused/{router_id}"), free_port()),
+    };
+    spoke.start(site, limit)
+}
+
+/// A stand-in of tests/fixtures/spoke.json.
+pub struct Spoke<'a> {
+    pub router_id: &'a str,
+    /// An edge router with an edge link; else an interior one with an inter-router link.
+    pub edge: bool,
+    /// Where site A takes the link.
+    pub link_port: u16,
+    pub cost: u32,
+    /// Its tcpConnector's address, to 127.0.0.1:`service_port`.
+    pub address: &'a str,
+    pub service_port: u16,
+    /// Its tcpListener's address and port.
+    pub listen: (&'a str, u16),
+}
+
+impl Spoke<'_> {
+    /// Starts it with a link certificate from `site`'s CA; returns once its link is up.
+    pub fn start(&self, site: &Site, limit: Duration) -> Standin {
+        let id = self.router_id;
+        let link = site.dir.join(format!("link-{id}"));
+        site.site_ca.issue(&link, id, &[]);
+        let (mode, role) = if self.edge {
+            ("edge", "edge")
+        } else {
+            ("interior", "inter-router")
+        };
+        let env = [
+            ("ROUTER_ID", id.to_string()),
+            ("MODE", mode.to_string()),
+            ("ROLE", role.to_string()),
+            ("LINK_CERTS", link.display().to_string()),
+            ("A_PORT", self.link_port.to_string()),
+            ("LINK_COST", self.cost.to_string()),
+            ("ADDRESS", self.address.to_string()),
+            ("SERVICE_PORT", self.service_port.to_string()),
+            ("LISTEN_ADDRESS", self.listen.0.to_string()),
+            ("LISTEN_PORT", self.listen.1.to_string()),
+        ];
+        let spoke = Standin::start(
+            &fixture("spoke.json"),
+            &env,
+            site.dir.join(format!("{id}.log")),
+        );
+        spoke.wait_for_log(&format!("link up: {role} with router site-a"), limit);
+        spoke
+    }
 }
 
 /// Connects to `port` and reads until the far end has finished sending, but keeps the
