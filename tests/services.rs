@@ -95,6 +95,18 @@ fn answer(addr: &str) -> String {
     text.trim().to_string()
 }
 
+/// The whole answer of a service that writes one and closes its side, on a connection this end
+/// keeps open (returned with it): the router counts it as open until it is dropped.
+fn answer_kept_open(addr: &str) -> (String, TcpStream) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    (text.trim().to_string(), stream)
+}
+
 /// Links `from`'s router to `to`'s inter-router access with a static Link + Secret that `to`
 /// generates (no grant server involved).
 fn link(from: &Host, to: &Host) {
@@ -188,7 +200,9 @@ fn a_service_on_one_host_is_reached_from_another_through_the_forwarder() {
         client.join().unwrap();
     }
 
-    // Two connectors with one routing key, on both hosts, share the connections.
+    // Two connectors with one routing key, on both hosts: the router does not take turns
+    // between them. A new connection goes to the closest connector with capacity, counting the
+    // connections open on each path (skupper-router's balanced forwarding).
     serve(&a, 9091, "SYSTEM:'echo from-a'");
     serve(&b, 9091, "SYSTEM:'echo from-b'");
     vansite_ok(
@@ -220,9 +234,25 @@ fn a_service_on_one_host_is_reached_from_another_through_the_forwarder() {
     );
     wait_reachable(&a, "who");
     let who = format!("{}:8081", a.addr());
+    // Made one after another, every connection reaches A's own connector, on the listener's
+    // router.
     let answers: Vec<String> = (0..20).map(|_| answer(&who)).collect();
-    for expected in ["from-a", "from-b"] {
-        assert!(answers.iter().any(|a| a == expected), "{answers:?}");
+    assert!(answers.iter().all(|text| text == "from-a"), "{answers:?}");
+    // Kept open, connections count against their connector, and B's takes a share. (Retried
+    // until A's router knows B's connector.)
+    let started = Instant::now();
+    loop {
+        let held: Vec<(String, TcpStream)> = (0..8).map(|_| answer_kept_open(&who)).collect();
+        let answers: Vec<&str> = held.iter().map(|(text, _)| text.as_str()).collect();
+        if ["from-a", "from-b"]
+            .iter()
+            .all(|expected| answers.contains(expected))
+        {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "{answers:?}");
+        drop(held);
+        std::thread::sleep(Duration::from_millis(500));
     }
     assert_eq!(
         router_identity(&a),

@@ -14,6 +14,8 @@ use crate::management::{AgentSender, Request, Response};
 use crate::router::{Configured, Router, TcpListenerState};
 use crate::schema::{Operation, Schema};
 use crate::tcp;
+use crate::tls;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 const PREFIX: &str = "io.skupper.router.";
 
@@ -71,9 +73,9 @@ pub async fn create(
     if router.state().configured.contains_key(&key) {
         return Err(format!("{} '{}' already exists", key.0, key.1).into());
     }
-    if entity.entity_type == "sslProfile" {
-        config::check_ssl_files(&entity).map_err(|e| e.to_string())?;
-    }
+    // An sslProfile's files are not read when it is created (`qd_tls_configure_ssl_profile`
+    // only records the paths): a tcpListener, tcpConnector, listener or connector that uses it
+    // reads them.
     let problem = match entity.entity_type.as_str() {
         "tcpListener" => config::tcp_listener_problem(&entity),
         "listenerAddress" => {
@@ -93,6 +95,10 @@ pub async fn create(
         tracing::error!("cannot create {} '{}': {message}", key.0, key.1);
         return Err(Refusal::CError(message));
     }
+    let tcp_tls = tcp_tls(router, &entity).inspect_err(|message| {
+        tracing::error!("{} {} TLS configuration failed: {message}", key.0, key.1);
+    });
+    let tcp_tls = tcp_tls.map_err(Refusal::CError)?;
     let task = match entity.entity_type.as_str() {
         "listener" => Some(links::start_listener(router, &entity, agent.clone()).await?),
         "connector" => Some(links::start_connector(router, &entity)?),
@@ -106,13 +112,66 @@ pub async fn create(
             status: None,
         },
     );
-    match entity.entity_type.as_str() {
-        "tcpListener" => tcp::add_listener(router, &entity),
-        "tcpConnector" => router.topology_changed(),
-        "listenerAddress" => tcp::add_address(router, &entity),
+    match (entity.entity_type.as_str(), tcp_tls) {
+        ("tcpListener", tls) => tcp::add_listener(router, &entity, tls.and_then(TcpTls::server)),
+        ("tcpConnector", tls) => tcp::add_connector(router, &entity, tls.and_then(TcpTls::client)),
+        ("listenerAddress", _) => tcp::add_address(router, &entity),
         _ => {}
     }
     Ok(())
+}
+
+/// The TLS end a tcpListener or tcpConnector makes with its sslProfile.
+enum TcpTls {
+    Server(TlsAcceptor),
+    Client(TlsConnector),
+}
+
+impl TcpTls {
+    fn server(self) -> Option<TlsAcceptor> {
+        match self {
+            TcpTls::Server(tls) => Some(tls),
+            TcpTls::Client(_) => None,
+        }
+    }
+
+    fn client(self) -> Option<TlsConnector> {
+        match self {
+            TcpTls::Client(tls) => Some(tls),
+            TcpTls::Server(_) => None,
+        }
+    }
+}
+
+/// Sets up the TLS of a tcpListener or tcpConnector that names an sslProfile, reading the
+/// profile's files now, as the real router's `qd_dispatch_configure_tcp_listener` /
+/// `_connector` call `qd_tls_config` (`src/adaptors/tcp/tcp_adaptor.c`, `src/tls/tls.c`).
+/// Err is the `qd_error` text the real router answers with (`Not found: sslProfile 'x' not
+/// found`, or a `Configuration:` one).
+fn tcp_tls(router: &Router, entity: &Entity) -> Result<Option<TcpTls>, String> {
+    let is_listener = match entity.entity_type.as_str() {
+        "tcpListener" => true,
+        "tcpConnector" => false,
+        _ => return Ok(None),
+    };
+    let name = entity.str("sslProfile");
+    if name.is_empty() {
+        return Ok(None);
+    }
+    let profile = router
+        .state()
+        .configured
+        .get(&("sslProfile".to_string(), name.to_string()))
+        .map(|c| c.entity.clone())
+        .ok_or_else(|| format!("Not found: sslProfile '{name}' not found"))?;
+    Ok(Some(if is_listener {
+        let config = tls::tcp_listener_tls(&profile, entity.bool("authenticatePeer"))?;
+        TcpTls::Server(TlsAcceptor::from(config))
+    } else {
+        let config =
+            tls::tcp_connector_tls(&profile, entity.str("host"), entity.bool("verifyHostname"))?;
+        TcpTls::Client(TlsConnector::from(config))
+    }))
 }
 
 /// Deletes one entity; Ok(false) when there is none of that name.
@@ -160,6 +219,9 @@ fn delete(router: &Arc<Router>, entity_type: &str, name: &str) -> Result<bool, R
     }
     if entity_type == "tcpListener" {
         tcp::remove_listener(router, name);
+    }
+    if entity_type == "tcpConnector" {
+        tcp::remove_connector(router, name);
     }
     if entity_type == "listenerAddress" {
         tcp::remove_address(router, &configured.entity);
@@ -303,6 +365,7 @@ fn rows(router: &Router, short: &str) -> Vec<Map<String, Value>> {
     match short {
         "connection" => router.connections(),
         "router.node" => router.nodes(),
+        "router.address" => router.addresses(),
         _ => {
             let state = router.state();
             state

@@ -25,13 +25,6 @@ pub enum ConfigError {
         entity: String,
         source: SchemaError,
     },
-    #[error("sslProfile '{profile}': {attribute} {path}: {source}")]
-    SslFile {
-        profile: String,
-        attribute: &'static str,
-        path: String,
-        source: std::io::Error,
-    },
     #[error("{entity} '{name}' refers to sslProfile '{profile}', which is not defined")]
     MissingProfile {
         entity: String,
@@ -185,35 +178,16 @@ pub fn parse(text: &str) -> Result<Vec<Entity>, ConfigError> {
     Ok(entities)
 }
 
-/// Reads, expands and validates the file, then checks that every sslProfile's files can be read:
-/// the real router refuses to start when one is missing ("Failed to configure TLS certFile").
+/// Reads, expands and validates the file. An sslProfile's files are not read here: the real
+/// router reads them when a listener, connector, tcpListener or tcpConnector uses the profile
+/// (and refuses to start if they cannot be read then: "Failed to configure TLS certFile").
 pub fn load(path: &Path) -> Result<Vec<Entity>, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.into(),
         source,
     })?;
     let expanded = expand_vars(&text, |name| std::env::var(name).ok());
-    let entities = parse(&expanded)?;
-    for profile in entities.iter().filter(|e| e.entity_type == "sslProfile") {
-        check_ssl_files(profile)?;
-    }
-    Ok(entities)
-}
-
-pub fn check_ssl_files(profile: &Entity) -> Result<(), ConfigError> {
-    for attribute in ["caCertFile", "certFile", "privateKeyFile"] {
-        let path = profile.str(attribute);
-        if path.is_empty() {
-            continue;
-        }
-        std::fs::File::open(path).map_err(|source| ConfigError::SslFile {
-            profile: profile.name().to_string(),
-            attribute,
-            path: path.to_string(),
-            source,
-        })?;
-    }
-    Ok(())
+    parse(&expanded)
 }
 
 /// The router configures every tcpListener before any listenerAddress (`config.py`), so a

@@ -33,6 +33,34 @@ struct Hello {
     router_id: String,
     role: String,
     mode: String,
+    /// This end's configured `cost` of the link (the real router sends it in the connection
+    /// property `qd.inter-router-cost`).
+    #[serde(default = "default_cost")]
+    cost: u32,
+}
+
+fn default_cost() -> u32 {
+    1
+}
+
+/// What this end's listener or connector says about the link it makes.
+#[derive(Debug, Clone, Copy)]
+struct LinkConfig {
+    cost: u32,
+    capacity: usize,
+}
+
+impl LinkConfig {
+    fn of(entity: &Entity) -> LinkConfig {
+        let capacity = match entity.int("linkCapacity") {
+            c if c > 0 => c as usize,
+            _ => crate::router::DEFAULT_LINK_CAPACITY,
+        };
+        LinkConfig {
+            cost: u32::try_from(entity.int("cost")).unwrap_or(1).max(1),
+            capacity,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -66,6 +94,7 @@ pub async fn start_listener(
 ) -> Result<tokio::task::AbortHandle, String> {
     let name = entity.name().to_string();
     let role = entity.str("role").to_string();
+    let link = LinkConfig::of(entity);
     let tls = match profile_of(router, entity)? {
         Some(profile) => Some(TlsAcceptor::from(
             profile
@@ -117,6 +146,7 @@ pub async fn start_listener(
                     Box::new(stream),
                     false,
                     &role,
+                    link,
                     remote.to_string(),
                     user,
                 )
@@ -160,6 +190,7 @@ pub fn start_connector(
     let role = entity.str("role").to_string();
     let host = entity.str("host").to_string();
     let port = entity.str("port").to_string();
+    let link = LinkConfig::of(entity);
     let tls = match &profile {
         Some(p) => Some(TlsConnector::from(
             p.client_config(&host, entity.bool("verifyHostname"))
@@ -206,6 +237,7 @@ pub fn start_connector(
                         Box::new(stream),
                         true,
                         &role,
+                        link,
                         format!("{host}:{port}"),
                         user,
                     )
@@ -259,6 +291,7 @@ async fn run_peer(
     io: Box<dyn AsyncStream>,
     dialler: bool,
     role: &str,
+    link: LinkConfig,
     host: String,
     user: String,
 ) -> Result<(), String> {
@@ -277,6 +310,7 @@ async fn run_peer(
         router_id: router.id.clone(),
         role: role.to_string(),
         mode: router.mode.clone(),
+        cost: link.cost,
     });
     write_control(&mut write, &hello).await?;
     let peer_hello = match tokio::time::timeout(HANDSHAKE_TIMEOUT, lines.next_line()).await {
@@ -315,11 +349,10 @@ async fn run_peer(
             opened_at: Instant::now(),
             opener,
             control: control_tx,
-            learned: Advertisement {
-                addresses: Default::default(),
-                routers: Default::default(),
-            },
+            learned: Advertisement::default(),
             last_sent: None,
+            cost: link.cost.max(peer_hello.cost),
+            capacity: link.capacity,
         },
     );
     router.topology_changed();

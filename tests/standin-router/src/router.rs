@@ -3,10 +3,13 @@
 //! (distance-vector advertisements with split horizon) and opens or closes tcpListener sockets,
 //! because a real tcpListener only accepts while a tcpConnector for its address is reachable
 //! (a multi-address one: for any of its listenerAddresses).
+//!
+//! A new connection goes where the real router's balanced forwarder sends it
+//! (`src/router_core/forwarder.c` `qdr_forward_balanced_CT`): see [`pick_balanced`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -14,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use crate::config::Entity;
 use crate::mux::Opener;
@@ -21,13 +25,31 @@ use crate::mux::Opener;
 /// Farther than this many hops is unreachable (stops count-to-infinity between stand-ins).
 const MAX_HOPS: u32 = 8;
 
+/// The capacity of a tcpConnector's link: the real TCP adaptor opens the connector's core
+/// connection with a link capacity of 5 (`tcp_adaptor.c` `TL_open_core_connection`). With that
+/// many connections open through it, the connector is no longer eligible.
+pub const TCP_CONNECTOR_CAPACITY: usize = 5;
+
+/// An inter-router or edge connection's link capacity when `linkCapacity` is not set
+/// (`src/adaptors/amqp/server_config.c`: 0 means 250).
+pub const DEFAULT_LINK_CAPACITY: usize = 250;
+
+/// How far a router is: the sum of the link costs along the path (what the real router calls
+/// the router's cost) and the number of links.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Distance {
+    pub cost: u32,
+    pub hops: u32,
+}
+
 /// What a router tells a peer over the control stream.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Advertisement {
-    /// Address → hops to the nearest tcpConnector.
-    pub addresses: BTreeMap<String, u32>,
-    /// Router id → hops.
-    pub routers: BTreeMap<String, u32>,
+    /// Router id → distance from the advertising router (itself at 0).
+    pub routers: BTreeMap<String, Distance>,
+    /// Address → the routers that have a destination (a tcpConnector) for it, as the real
+    /// router's mobile-address sync tells which routers hold an address.
+    pub addresses: BTreeMap<String, BTreeSet<String>>,
 }
 
 /// A linked peer router.
@@ -42,19 +64,144 @@ pub struct Peer {
     pub control: mpsc::UnboundedSender<Advertisement>,
     pub learned: Advertisement,
     pub last_sent: Option<Advertisement>,
+    /// The link's cost: the larger of the two ends' configured `cost`, as the real router takes
+    /// the peer's `qd.inter-router-cost` when it is higher than its own (`amqp_adaptor.c`).
+    pub cost: u32,
+    /// This end's link capacity (`linkCapacity`, 250 by default).
+    pub capacity: usize,
+}
+
+impl Peer {
+    /// An edge link: on the interior it stands for the edge's destinations, on the edge for the
+    /// whole network, as one local link does in the real router (the edge address proxy).
+    pub fn is_edge(&self) -> bool {
+        self.role == "edge"
+    }
 }
 
 /// A tcpConnector's target.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct TcpTarget {
+    /// The tcpConnector's name, for log lines.
+    pub name: String,
     pub host: String,
     pub port: String,
+    /// A TLS client to the backend when the tcpConnector has an sslProfile.
+    pub tls: Option<TlsConnector>,
+}
+
+/// A running tcpConnector.
+pub struct TcpConnectorState {
+    pub address: String,
+    pub target: TcpTarget,
+    /// Connections open through it now: the real router's count of open streams moved off the
+    /// connector's link (`open_moved_streams`), which the balanced forwarder weighs.
+    pub open: Arc<AtomicUsize>,
+    /// Creation order (the order of the real router's local links for the address).
+    pub seq: u64,
 }
 
 /// Where a new stream for an address goes.
-pub enum Route {
+pub enum RouteTo {
     Local(TcpTarget),
     Peer(Opener),
+}
+
+/// A chosen destination, counted as open on its path until the stream ends.
+pub struct Route {
+    pub to: RouteTo,
+    pub open: OpenStream,
+}
+
+/// One stream counted against its path while it lives (dropped when the stream ends).
+pub struct OpenStream(Arc<AtomicUsize>);
+
+impl OpenStream {
+    fn new(counter: &Arc<AtomicUsize>) -> OpenStream {
+        counter.fetch_add(1, Ordering::Relaxed);
+        OpenStream(Arc::clone(counter))
+    }
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A local link of an address, in the real router's sense: a tcpConnector here, or an edge
+/// link that leads to destinations of the address.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Local {
+    Connector(String),
+    Edge(u64),
+}
+
+/// One destination as the balanced forwarder weighs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Weighed {
+    /// Streams open on its path now (for a remote router: on the link to its next hop).
+    pub open: usize,
+    /// The path's link capacity: with that many open, the destination is ineligible.
+    pub capacity: usize,
+    /// 0 for a local link; a remote router's cost.
+    pub cost: u32,
+}
+
+/// Which destination [`pick_balanced`] chose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pick {
+    Local(usize),
+    Remote(usize),
+}
+
+/// The real router's choice for a new stream (`qdr_forward_balanced_CT`). Each destination's
+/// value is the streams open on its path plus its cost (0 for a local link). Local links come
+/// first, in order, and the first with value 0 is taken at once; then the local list rotates by
+/// one, so that several local connectors take turns. Otherwise remote routers (in mask-bit
+/// order) are weighed too; the smallest value wins, and among equal values the first found (a
+/// local one before any remote one). A destination whose open streams reach its capacity is
+/// ineligible; the best ineligible one is taken only if nothing is eligible. Returns the choice
+/// and whether the local list rotates.
+pub fn pick_balanced(locals: &[Weighed], remotes: &[Weighed]) -> Option<(Pick, bool)> {
+    let mut eligible: Option<(Pick, u64)> = None;
+    let mut ineligible: Option<(Pick, u64)> = None;
+    for (index, local) in locals.iter().enumerate() {
+        if matches!(eligible, Some((_, 0))) {
+            break;
+        }
+        let value = local.open as u64;
+        if local.capacity > local.open {
+            if eligible.is_none_or(|(_, best)| best > value) {
+                eligible = Some((Pick::Local(index), value));
+            }
+        } else if ineligible.is_none_or(|(_, best)| best >= value) {
+            ineligible = Some((Pick::Local(index), value));
+        }
+    }
+    let local_at_zero = matches!(eligible, Some((_, 0)));
+    if !local_at_zero {
+        for (index, remote) in remotes.iter().enumerate() {
+            let value = remote.open as u64 + u64::from(remote.cost);
+            if remote.capacity > remote.open {
+                if eligible.is_none_or(|(_, best)| best > value) {
+                    eligible = Some((Pick::Remote(index), value));
+                }
+            } else if ineligible.is_none_or(|(_, best)| best > value) {
+                ineligible = Some((Pick::Remote(index), value));
+            }
+        }
+    }
+    let rotate = local_at_zero && locals.len() > 1;
+    eligible.or(ineligible).map(|(pick, _)| (pick, rotate))
+}
+
+/// What the real router counts per address (`router.address` `deliveriesEgress`,
+/// `deliveriesTransit`).
+#[derive(Debug, Default, Clone, Copy)]
+struct AddressStats {
+    egress: u64,
+    transit: u64,
 }
 
 /// A configured entity plus the task that runs it, if any.
@@ -73,6 +220,9 @@ pub struct TcpListenerState {
     /// highest first, and among equal values the newest first (`adaptor_listener.c`).
     pub addresses: Vec<ListenerAddressState>,
     pub accepting: Option<AbortHandle>,
+    /// A TLS server for its clients when the tcpListener has an sslProfile, set up when the
+    /// tcpListener was created (deleting the sslProfile later does not change it).
+    pub tls: Option<TlsAcceptor>,
     /// The real router's `connectionsOpened` / `connectionsClosed` counters.
     pub opened: Arc<AtomicU64>,
     pub closed: Arc<AtomicU64>,
@@ -112,7 +262,7 @@ pub struct ListenerAddressState {
 
 impl TcpListenerState {
     /// Whether the socket should be open: some address of the listener is reachable.
-    fn wanted(&self, reachable: &BTreeMap<String, u32>) -> bool {
+    fn wanted(&self, reachable: &BTreeMap<String, BTreeSet<String>>) -> bool {
         match self.strategy {
             Strategy::None => reachable.contains_key(&self.address),
             _ => self
@@ -127,7 +277,10 @@ impl TcpListenerState {
     /// reachable ones in proportion to their values. With nothing reachable (or weights summing
     /// to 0) the first address is taken anyway; the socket is closed then, so only a
     /// connection racing the close gets there.
-    fn pick(&self, reachable: &BTreeMap<String, u32>) -> Option<&ListenerAddressState> {
+    fn pick(
+        &self,
+        reachable: &BTreeMap<String, BTreeSet<String>>,
+    ) -> Option<&ListenerAddressState> {
         let is_reachable = |a: &&ListenerAddressState| reachable.contains_key(&a.address);
         let chosen = match self.strategy {
             Strategy::None => None,
@@ -170,10 +323,20 @@ pub struct State {
     pub configured: BTreeMap<(String, String), Configured>,
     pub peers: HashMap<u64, Peer>,
     pub tcp_listeners: HashMap<String, TcpListenerState>,
+    pub tcp_connectors: HashMap<String, TcpConnectorState>,
     /// Management connections, for QUERY of `connection`.
     pub management_connections: HashMap<u64, (String, Instant)>,
     next_id: u64,
-    round_robin: usize,
+    /// Per address, its local links in the order the balanced forwarder tries them (rotated as
+    /// the real router rotates its list of local links).
+    local_order: HashMap<String, Vec<Local>>,
+    /// Streams open now through a peer for an address: the real router's
+    /// `outstanding_deliveries` per address and next hop.
+    peer_streams: HashMap<(u64, String), Arc<AtomicUsize>>,
+    /// Router id → mask bit, allocated as the real router does (the lowest free bit; 0 is this
+    /// router). Remote routers are weighed in this order.
+    mask_bits: BTreeMap<String, usize>,
+    address_stats: HashMap<String, AddressStats>,
 }
 
 pub struct Router {
@@ -203,41 +366,46 @@ impl Router {
         state.next_id
     }
 
-    pub fn tcp_connectors(state: &State) -> impl Iterator<Item = &Entity> {
-        state
-            .configured
-            .iter()
-            .filter(|((t, _), _)| t == "tcpConnector")
-            .map(|(_, c)| &c.entity)
-    }
-
     /// Addresses and routers reachable from here, as advertised to `peer` (split horizon:
-    /// nothing learned from `peer` itself).
+    /// nothing learned from `peer` itself). What an edge link leads to is attributed to this
+    /// router, as the real router's edge address proxy makes it a local link here.
     fn view_for(&self, state: &State, peer: Option<u64>) -> Advertisement {
-        let mut view = Advertisement {
-            addresses: BTreeMap::new(),
-            routers: BTreeMap::new(),
-        };
-        view.routers.insert(self.id.clone(), 0);
-        for entity in Self::tcp_connectors(state) {
-            view.addresses.insert(entity.str("address").to_string(), 0);
+        let mut view = Advertisement::default();
+        view.routers.insert(self.id.clone(), Distance::default());
+        for connector in state.tcp_connectors.values() {
+            view.addresses
+                .entry(connector.address.clone())
+                .or_default()
+                .insert(self.id.clone());
         }
-        for (id, p) in &state.peers {
-            if Some(*id) == peer {
-                continue;
+        let others = || state.peers.iter().filter(move |(id, _)| Some(**id) != peer);
+        for (_, p) in others() {
+            for (id, distance) in &p.learned.routers {
+                let distance = Distance {
+                    cost: distance.cost.saturating_add(p.cost),
+                    hops: distance.hops + 1,
+                };
+                if distance.hops <= MAX_HOPS {
+                    let entry = view.routers.entry(id.clone()).or_insert(distance);
+                    *entry = (*entry).min(distance);
+                }
             }
-            let merge = |into: &mut BTreeMap<String, u32>, from: &BTreeMap<String, u32>| {
-                for (key, hops) in from {
-                    let hops = hops + 1;
-                    if hops <= MAX_HOPS {
-                        let entry = into.entry(key.clone()).or_insert(hops);
-                        *entry = (*entry).min(hops);
+        }
+        for (_, p) in others() {
+            for (address, holders) in &p.learned.addresses {
+                let into = view.addresses.entry(address.clone()).or_default();
+                if p.is_edge() {
+                    into.insert(self.id.clone());
+                    continue;
+                }
+                for holder in holders {
+                    if holder != &self.id && view.routers.contains_key(holder) {
+                        into.insert(holder.clone());
                     }
                 }
-            };
-            merge(&mut view.addresses, &p.learned.addresses);
-            merge(&mut view.routers, &p.learned.routers);
+            }
         }
+        view.addresses.retain(|_, holders| !holders.is_empty());
         view
     }
 
@@ -255,9 +423,16 @@ impl Router {
                     peer.last_sent = Some(view);
                 }
             }
-            let reachable = self.view_for(&state, None).addresses;
+            let whole = self.view_for(&state, None);
+            allocate_mask_bits(&mut state, &self.id, &whole);
+            let State {
+                peers,
+                peer_streams,
+                ..
+            } = &mut *state;
+            peer_streams.retain(|(peer, _), _| peers.contains_key(peer));
             for (name, listener) in &state.tcp_listeners {
-                let wanted = listener.wanted(&reachable);
+                let wanted = listener.wanted(&whole.addresses);
                 if wanted != listener.accepting.is_some() {
                     switches.push((name.clone(), wanted));
                 }
@@ -282,36 +457,151 @@ impl Router {
         Some(chosen.address.clone())
     }
 
-    /// Picks where a new stream for `address` goes, sharing streams among every connector of
-    /// the address (local or across links) in turn. `from_peer` is never chosen (no loops).
+    /// Picks where a new stream for `address` goes, as the real router's balanced forwarder
+    /// does ([`pick_balanced`]): local tcpConnectors (and edge links) first, then the remote
+    /// routers that have the address, each weighed by the streams open on its path plus its
+    /// cost. `from_peer` is never chosen (no loops). The stream counts as open on the chosen
+    /// path until the returned [`Route`] is dropped.
     pub fn route(&self, address: &str, from_peer: Option<u64>) -> Option<Route> {
-        let mut state = self.state();
-        let mut candidates: Vec<Route> = Self::tcp_connectors(&state)
-            .filter(|e| e.str("address") == address)
-            .map(|e| {
-                Route::Local(TcpTarget {
-                    host: e.str("host").to_string(),
-                    port: e.str("port").to_string(),
+        let mut guard = self.state();
+        let state = &mut *guard;
+        let mut present: Vec<(u64, Local)> = state
+            .tcp_connectors
+            .iter()
+            .filter(|(_, c)| c.address == address)
+            .map(|(name, c)| (c.seq, Local::Connector(name.clone())))
+            .collect();
+        present.extend(
+            state
+                .peers
+                .iter()
+                .filter(|(id, p)| {
+                    p.is_edge()
+                        && Some(**id) != from_peer
+                        && p.learned.addresses.contains_key(address)
                 })
+                .map(|(id, _)| (*id, Local::Edge(*id))),
+        );
+        present.sort();
+        let order = state.local_order.entry(address.to_string()).or_default();
+        order.retain(|local| present.iter().any(|(_, p)| p == local));
+        for (_, local) in present {
+            if !order.contains(&local) {
+                order.push(local);
+            }
+        }
+        let order = order.clone();
+        let streams_to = |peer: u64| {
+            state
+                .peer_streams
+                .get(&(peer, address.to_string()))
+                .map_or(0, |open| open.load(Ordering::Relaxed))
+        };
+        let locals: Vec<Weighed> = order
+            .iter()
+            .map(|local| match local {
+                Local::Connector(name) => Weighed {
+                    open: state.tcp_connectors[name].open.load(Ordering::Relaxed),
+                    capacity: TCP_CONNECTOR_CAPACITY,
+                    cost: 0,
+                },
+                Local::Edge(peer) => Weighed {
+                    open: streams_to(*peer),
+                    capacity: state.peers[peer].capacity,
+                    cost: 0,
+                },
             })
             .collect();
-        let mut peers: Vec<(&u64, &Peer)> = state
-            .peers
-            .iter()
-            .filter(|(id, p)| Some(**id) != from_peer && p.learned.addresses.contains_key(address))
-            .collect();
-        peers.sort_by_key(|(id, _)| **id);
-        candidates.extend(
-            peers
-                .into_iter()
-                .map(|(_, p)| Route::Peer(p.opener.clone())),
-        );
-        if candidates.is_empty() {
-            return None;
+        let remotes = self.remote_destinations(state, address, from_peer);
+        let weighed: Vec<Weighed> = remotes.iter().map(|(_, w)| *w).collect();
+        let (pick, rotate) = pick_balanced(&locals, &weighed)?;
+        if rotate {
+            if let Some(order) = state.local_order.get_mut(address) {
+                order.rotate_left(1);
+            }
         }
-        state.round_robin = state.round_robin.wrapping_add(1);
-        let index = state.round_robin % candidates.len();
-        Some(candidates.swap_remove(index))
+        let stats = state.address_stats.entry(address.to_string()).or_default();
+        let peer = match pick {
+            Pick::Local(index) => {
+                stats.egress += 1;
+                match &order[index] {
+                    Local::Connector(name) => {
+                        let connector = &state.tcp_connectors[name];
+                        return Some(Route {
+                            to: RouteTo::Local(connector.target.clone()),
+                            open: OpenStream::new(&connector.open),
+                        });
+                    }
+                    Local::Edge(peer) => *peer,
+                }
+            }
+            Pick::Remote(index) => {
+                stats.transit += 1;
+                remotes[index].0
+            }
+        };
+        let counter = state
+            .peer_streams
+            .entry((peer, address.to_string()))
+            .or_default();
+        Some(Route {
+            to: RouteTo::Peer(state.peers[&peer].opener.clone()),
+            open: OpenStream::new(counter),
+        })
+    }
+
+    /// The remote routers that have a destination for `address`, in mask-bit order, each with
+    /// the peer that is its next hop and its weight (streams open to that peer for the address,
+    /// the router's cost). Routers reached only through `from_peer` are left out.
+    fn remote_destinations(
+        &self,
+        state: &State,
+        address: &str,
+        from_peer: Option<u64>,
+    ) -> Vec<(u64, Weighed)> {
+        let mut best: BTreeMap<&String, (Distance, u64)> = BTreeMap::new();
+        for (id, p) in &state.peers {
+            if p.is_edge() || Some(*id) == from_peer {
+                continue;
+            }
+            let Some(holders) = p.learned.addresses.get(address) else {
+                continue;
+            };
+            for holder in holders {
+                let Some(distance) = p.learned.routers.get(holder) else {
+                    continue;
+                };
+                let distance = Distance {
+                    cost: distance.cost.saturating_add(p.cost),
+                    hops: distance.hops + 1,
+                };
+                if holder == &self.id || distance.hops > MAX_HOPS {
+                    continue;
+                }
+                let candidate = (distance, *id);
+                best.entry(holder)
+                    .and_modify(|b| *b = (*b).min(candidate))
+                    .or_insert(candidate);
+            }
+        }
+        let mut found: Vec<(usize, u64, Weighed)> = best
+            .into_iter()
+            .map(|(router, (distance, peer))| {
+                let open = state
+                    .peer_streams
+                    .get(&(peer, address.to_string()))
+                    .map_or(0, |open| open.load(Ordering::Relaxed));
+                let weighed = Weighed {
+                    open,
+                    capacity: state.peers[&peer].capacity,
+                    cost: distance.cost,
+                };
+                let bit = state.mask_bits.get(router).copied().unwrap_or(usize::MAX);
+                (bit, peer, weighed)
+            })
+            .collect();
+        found.sort_by_key(|(bit, _, _)| *bit);
+        found.into_iter().map(|(_, peer, w)| (peer, w)).collect()
     }
 
     /// The `io.skupper.router.connection` entities, as the real router reports them: one
@@ -351,30 +641,136 @@ impl Router {
         rows
     }
 
-    /// The `io.skupper.router.router.node` entities: every router known in the network.
+    /// The `io.skupper.router.router.node` entities: every router known in the network, its
+    /// mask bit as `index` and its cost (the sum of link costs on the way).
     pub fn nodes(&self) -> Vec<Map<String, Value>> {
         let state = self.state();
         let view = self.view_for(&state, None);
         view.routers
             .iter()
-            .enumerate()
-            .map(|(index, (id, hops))| {
-                let next_hop = if id == &self.id {
-                    "(self)".to_string()
+            .map(|(id, distance)| {
+                let (index, next_hop) = if id == &self.id {
+                    (0, "(self)".to_string())
                 } else {
-                    state
+                    let via = state
                         .peers
                         .values()
-                        .filter_map(|p| p.learned.routers.get(id).map(|h| (h, &p.router_id)))
+                        .filter_map(|p| {
+                            p.learned
+                                .routers
+                                .get(id)
+                                .map(|d| (d.cost.saturating_add(p.cost), &p.router_id))
+                        })
                         .min()
                         .map(|(_, via)| via.clone())
-                        .unwrap_or_default()
+                        .unwrap_or_default();
+                    (state.mask_bits.get(id).copied().unwrap_or_default(), via)
                 };
                 let row = json!({"id": id, "name": format!("router.node/{id}"), "identity": format!("router.node/{id}"),
-                    "type": "io.skupper.router.router.node", "index": index, "cost": hops, "nextHop": next_hop});
+                    "type": "io.skupper.router.router.node", "index": index, "cost": distance.cost, "nextHop": next_hop});
                 row.as_object().expect("object").clone()
             })
             .collect()
+    }
+
+    /// The `io.skupper.router.router.address` entities for the mobile addresses this router
+    /// knows, filled in as `src/router_core/agent_address.c` fills them: `key` (also name and
+    /// identity) is the hash key, `M` and the address; `subscriberCount` the local links
+    /// (tcpConnectors here, and an edge link leading to the address); `remoteCount` and
+    /// `remoteHostRouters` the remote routers with a destination for it, in mask-bit order;
+    /// `watch` whether a tcpListener here watches it. An edge router knows no network-wide
+    /// addresses: only those of its tcpConnectors and tcpListeners.
+    pub fn addresses(&self) -> Vec<Map<String, Value>> {
+        let state = self.state();
+        let view = self.view_for(&state, None);
+        let mut watched = BTreeSet::new();
+        for listener in state.tcp_listeners.values() {
+            match listener.strategy {
+                Strategy::None => {
+                    watched.insert(listener.address.clone());
+                }
+                _ => watched.extend(listener.addresses.iter().map(|a| a.address.clone())),
+            }
+        }
+        let mut known: BTreeSet<String> = watched.clone();
+        known.extend(state.tcp_connectors.values().map(|c| c.address.clone()));
+        if self.mode != "edge" {
+            known.extend(view.addresses.keys().cloned());
+        }
+        known
+            .into_iter()
+            .map(|address| {
+                let connectors = state
+                    .tcp_connectors
+                    .values()
+                    .filter(|c| c.address == address)
+                    .count();
+                let edges = state
+                    .peers
+                    .values()
+                    .filter(|p| p.is_edge() && p.learned.addresses.contains_key(&address))
+                    .count();
+                let mut remote: Vec<(usize, &String)> = view
+                    .addresses
+                    .get(&address)
+                    .into_iter()
+                    .flatten()
+                    .filter(|router| *router != &self.id)
+                    .map(|router| {
+                        let bit = state.mask_bits.get(router).copied().unwrap_or(usize::MAX);
+                        (bit, router)
+                    })
+                    .collect();
+                remote.sort();
+                let remote: Vec<&String> = remote.into_iter().map(|(_, r)| r).collect();
+                let tracked: usize = state
+                    .peer_streams
+                    .iter()
+                    .filter(|((peer, a), _)| {
+                        a == &address && state.peers.get(peer).is_some_and(|p| !p.is_edge())
+                    })
+                    .map(|(_, open)| open.load(Ordering::Relaxed))
+                    .sum();
+                let stats = state
+                    .address_stats
+                    .get(&address)
+                    .copied()
+                    .unwrap_or_default();
+                let key = format!("M{address}");
+                let row = json!({
+                    "name": key, "identity": key, "key": key,
+                    "type": "io.skupper.router.router.address",
+                    "distribution": "balanced", "inProcess": 0,
+                    "subscriberCount": connectors + edges,
+                    "remoteCount": remote.len(), "remoteHostRouters": remote,
+                    "deliveriesIngress": 0, "deliveriesEgress": stats.egress,
+                    "deliveriesTransit": stats.transit, "deliveriesToContainer": 0,
+                    "deliveriesFromContainer": 0, "deliveriesEgressRouteContainer": 0,
+                    "deliveriesIngressRouteContainer": 0, "deliveriesEgressInterNetwork": 0,
+                    "deliveriesIngressInterNetwork": 0, "trackedDeliveries": tracked,
+                    "priority": -1, "deliveriesRedirectedToFallback": 0,
+                    "watch": watched.contains(&address),
+                });
+                row.as_object().expect("object").clone()
+            })
+            .collect()
+    }
+}
+
+/// Gives every router in `view` a mask bit as the real router's routing module does
+/// (`python/skupper_router_internal/router/node.py` `_allocate_maskbit`: the lowest free one,
+/// 0 being this router) and frees those of routers gone.
+fn allocate_mask_bits(state: &mut State, own_id: &str, view: &Advertisement) {
+    state
+        .mask_bits
+        .retain(|id, _| view.routers.contains_key(id));
+    for id in view.routers.keys() {
+        if id == own_id || state.mask_bits.contains_key(id) {
+            continue;
+        }
+        let used: BTreeSet<usize> = state.mask_bits.values().copied().collect();
+        let bit = (1..).find(|b| !used.contains(b)).expect("a free bit");
+        state.mask_bits.insert(id.clone(), bit);
     }
 }
 
@@ -394,4 +790,82 @@ fn connection_row(
         "sslProto": "TLSv1.3", "user": user, "uptimeSeconds": opened_at.elapsed().as_secs(), "protocol": "amqp",
     });
     row.as_object().expect("object").clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn local(open: usize) -> Weighed {
+        Weighed {
+            open,
+            capacity: TCP_CONNECTOR_CAPACITY,
+            cost: 0,
+        }
+    }
+
+    fn remote(open: usize, cost: u32) -> Weighed {
+        Weighed {
+            open,
+            capacity: DEFAULT_LINK_CAPACITY,
+            cost,
+        }
+    }
+
+    #[test]
+    fn an_idle_local_connector_is_taken_at_once_and_several_take_turns() {
+        assert_eq!(
+            pick_balanced(&[local(0)], &[remote(0, 1)]),
+            Some((Pick::Local(0), false))
+        );
+        assert_eq!(
+            pick_balanced(&[local(0), local(0)], &[]),
+            Some((Pick::Local(0), true))
+        );
+        // The first local link with value 0 ends the search.
+        assert_eq!(
+            pick_balanced(&[local(1), local(0), local(0)], &[]),
+            Some((Pick::Local(1), true))
+        );
+    }
+
+    #[test]
+    fn open_streams_and_cost_decide_between_local_and_remote() {
+        // A tie keeps the local connector; a busier one gives way.
+        assert_eq!(
+            pick_balanced(&[local(1)], &[remote(0, 1)]),
+            Some((Pick::Local(0), false))
+        );
+        assert_eq!(
+            pick_balanced(&[local(2)], &[remote(0, 1)]),
+            Some((Pick::Remote(0), false))
+        );
+        // A full local connector is not eligible, whatever the remote cost.
+        assert_eq!(
+            pick_balanced(&[local(TCP_CONNECTOR_CAPACITY)], &[remote(0, 100)]),
+            Some((Pick::Remote(0), false))
+        );
+        // Nothing eligible: the least busy ineligible one.
+        assert_eq!(
+            pick_balanced(&[local(6), local(5)], &[]),
+            Some((Pick::Local(1), false))
+        );
+        assert_eq!(pick_balanced(&[], &[]), None);
+    }
+
+    #[test]
+    fn remote_ties_go_to_the_first_found() {
+        assert_eq!(
+            pick_balanced(&[], &[remote(0, 1), remote(0, 1)]),
+            Some((Pick::Remote(0), false))
+        );
+        assert_eq!(
+            pick_balanced(&[], &[remote(1, 1), remote(0, 1)]),
+            Some((Pick::Remote(1), false))
+        );
+        assert_eq!(
+            pick_balanced(&[], &[remote(0, 3), remote(1, 1)]),
+            Some((Pick::Remote(1), false))
+        );
+    }
 }

@@ -2,24 +2,39 @@
 //! tcpConnector of address A, here or at a linked site, and connected there. A multi-address
 //! tcpListener (`multiAddressStrategy` priority or weighted) picks A among its listenerAddresses
 //! for each new connection.
+//!
+//! A tcpListener or tcpConnector with an sslProfile ends TLS at the router, as the real TCP
+//! adaptor does (`src/adaptors/tcp/tcp_adaptor.c`): the listener finishes the handshake with
+//! its client before anything is routed (a client that fails it is closed and nothing is
+//! carried); the connector verifies the backend, and a backend that fails is a failed
+//! connection (the client's is closed). Between routers the bytes go as any others.
 
 use std::io;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use crate::config::Entity;
 use crate::mux;
-use crate::router::{ListenerAddressState, Route, Router, Strategy, TcpListenerState};
+use crate::router::{
+    ListenerAddressState, OpenStream, Route, RouteTo, Router, Strategy, TcpConnectorState,
+    TcpListenerState, TcpTarget,
+};
+use crate::tls;
+
+/// A TLS handshake with a client or a backend that takes longer fails.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub trait AsyncStream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> AsyncStream for T {}
 
 /// Registers a tcpListener; its socket opens once its address (one of its listenerAddresses,
-/// for a multi-address one) is reachable.
-pub fn add_listener(router: &Arc<Router>, entity: &Entity) {
+/// for a multi-address one) is reachable. `tls` is its TLS server ([`tls::tcp_listener_tls`]).
+pub fn add_listener(router: &Arc<Router>, entity: &Entity, tls: Option<TlsAcceptor>) {
     router.state().tcp_listeners.insert(
         entity.name().to_string(),
         TcpListenerState {
@@ -27,11 +42,37 @@ pub fn add_listener(router: &Arc<Router>, entity: &Entity) {
             strategy: Strategy::parse(entity.str("multiAddressStrategy")),
             addresses: Vec::new(),
             accepting: None,
+            tls,
             opened: Arc::default(),
             closed: Arc::default(),
         },
     );
     router.topology_changed();
+}
+
+/// Registers a tcpConnector, which makes its address reachable. `tls` is its TLS client to the
+/// backend ([`tls::tcp_connector_tls`]).
+pub fn add_connector(router: &Arc<Router>, entity: &Entity, tls: Option<TlsConnector>) {
+    let seq = router.next_id();
+    router.state().tcp_connectors.insert(
+        entity.name().to_string(),
+        TcpConnectorState {
+            address: entity.str("address").to_string(),
+            target: TcpTarget {
+                name: entity.name().to_string(),
+                host: entity.str("host").to_string(),
+                port: entity.str("port").to_string(),
+                tls,
+            },
+            open: Arc::new(AtomicUsize::new(0)),
+            seq,
+        },
+    );
+    router.topology_changed();
+}
+
+pub fn remove_connector(router: &Arc<Router>, name: &str) {
+    router.state().tcp_connectors.remove(name);
 }
 
 pub fn remove_listener(router: &Arc<Router>, name: &str) {
@@ -126,11 +167,12 @@ pub fn set_accepting(router: &Arc<Router>, name: &str, on: bool) {
                 listener_addresses(listener)
             );
             let (opened, closed) = (Arc::clone(&listener.opened), Arc::clone(&listener.closed));
+            let tls = listener.tls.clone();
             let router = Arc::clone(router);
             let name = name.to_string();
             let task = tokio::spawn(async move {
                 loop {
-                    let Ok((client, _)) = socket.accept().await else {
+                    let Ok((client, remote)) = socket.accept().await else {
                         continue;
                     };
                     let _ = client.set_nodelay(true);
@@ -141,9 +183,35 @@ pub fn set_accepting(router: &Arc<Router>, name: &str, on: bool) {
                         closed.fetch_add(1, Ordering::Relaxed);
                         continue;
                     };
-                    let router = Arc::clone(&router);
+                    let (router, tls, name) = (Arc::clone(&router), tls.clone(), name.clone());
                     tokio::spawn(async move {
-                        carry(router, address, Box::new(client), None).await;
+                        let client: Box<dyn AsyncStream> = match tls {
+                            None => Box::new(client),
+                            Some(tls) => {
+                                let handshake =
+                                    tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(client));
+                                match handshake.await {
+                                    Ok(Ok(stream)) => Box::new(stream),
+                                    Ok(Err(e)) => {
+                                        tracing::warn!("tcpListener {name}: TLS handshake with {remote} failed: {e}");
+                                        closed.fetch_add(1, Ordering::Relaxed);
+                                        return;
+                                    }
+                                    Err(_) => {
+                                        tracing::warn!("tcpListener {name}: TLS handshake with {remote} timed out");
+                                        closed.fetch_add(1, Ordering::Relaxed);
+                                        return;
+                                    }
+                                }
+                            }
+                        };
+                        // Let connections that ended just before this one was accepted be
+                        // counted as ended first (the real router's core thread takes events
+                        // in order).
+                        for _ in 0..4 {
+                            tokio::task::yield_now().await;
+                        }
+                        carry(router, address, client, None).await;
                         closed.fetch_add(1, Ordering::Relaxed);
                     });
                 }
@@ -178,39 +246,72 @@ async fn carry(
     from_peer: Option<u64>,
 ) {
     match open_route(&router, &address, from_peer).await {
-        Ok(mut upstream) => {
+        Ok((mut upstream, _open)) => {
             let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
         }
-        Err(e) => tracing::debug!("no route for '{address}': {e}"),
+        Err(e) => tracing::info!("connection for '{address}' failed: {e}"),
     }
 }
 
+/// Opens a stream to where the router sends a new connection for `address`; the returned
+/// [`OpenStream`] counts it on that path until dropped.
 async fn open_route(
     router: &Arc<Router>,
     address: &str,
     from_peer: Option<u64>,
-) -> io::Result<Box<dyn AsyncStream>> {
-    match router.route(address, from_peer) {
-        None => Err(io::Error::new(
+) -> io::Result<(Box<dyn AsyncStream>, OpenStream)> {
+    let Some(Route { to, open }) = router.route(address, from_peer) else {
+        return Err(io::Error::new(
             io::ErrorKind::NotFound,
             format!("no tcpConnector for '{address}'"),
-        )),
-        Some(Route::Local(target)) => {
-            let stream = TcpStream::connect(format!("{}:{}", target.host, target.port)).await?;
-            let _ = stream.set_nodelay(true);
-            Ok(Box::new(stream))
-        }
-        Some(Route::Peer(opener)) => {
+        ));
+    };
+    let stream: Box<dyn AsyncStream> = match to {
+        RouteTo::Local(target) => connect_backend(&target).await?,
+        RouteTo::Peer(opener) => {
             let mut stream = opener.open().await?;
             stream.write_all(format!("{address}\n").as_bytes()).await?;
             let reply = read_line(&mut stream).await?;
-            match reply.strip_prefix("error ") {
-                Some(reason) => Err(io::Error::new(
+            if let Some(reason) = reply.strip_prefix("error ") {
+                return Err(io::Error::new(
                     io::ErrorKind::ConnectionRefused,
                     reason.to_string(),
-                )),
-                None => Ok(Box::new(stream)),
+                ));
             }
+            Box::new(stream)
+        }
+    };
+    Ok((stream, open))
+}
+
+/// Connects to a tcpConnector's backend, with TLS when the tcpConnector has an sslProfile.
+async fn connect_backend(target: &TcpTarget) -> io::Result<Box<dyn AsyncStream>> {
+    let (name, host, port) = (&target.name, &target.host, &target.port);
+    let stream = TcpStream::connect(format!("{host}:{port}"))
+        .await
+        .inspect_err(|e| {
+            tracing::info!("tcpConnector {name}: cannot connect to {host}:{port}: {e}")
+        })?;
+    let _ = stream.set_nodelay(true);
+    let Some(tls) = &target.tls else {
+        return Ok(Box::new(stream));
+    };
+    let handshake = tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        tls.connect(tls::server_name(host), stream),
+    );
+    match handshake.await {
+        Ok(Ok(stream)) => Ok(Box::new(stream)),
+        Ok(Err(e)) => {
+            tracing::warn!("tcpConnector {name}: TLS handshake with {host}:{port} failed: {e}");
+            Err(e)
+        }
+        Err(_) => {
+            tracing::warn!("tcpConnector {name}: TLS handshake with {host}:{port} timed out");
+            Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "TLS handshake timed out",
+            ))
         }
     }
 }
@@ -222,7 +323,7 @@ pub async fn serve_peer_stream(router: Arc<Router>, peer: u64, mut stream: mux::
         return;
     };
     match open_route(&router, &address, Some(peer)).await {
-        Ok(mut upstream) => {
+        Ok((mut upstream, _open)) => {
             if stream.write_all(b"ok\n").await.is_ok() {
                 let _ = tokio::io::copy_bidirectional(&mut stream, &mut upstream).await;
             }

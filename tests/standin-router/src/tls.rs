@@ -2,6 +2,10 @@
 //! from the sslProfile's CA; connectors verify the server against the sslProfile's CA and, with
 //! `verifyHostname` (the default), match the dialled host against the certificate's DNS SANs and
 //! subject CN only. IP SANs are ignored, as OpenSSL's host check in the real router ignores them.
+//!
+//! tcpListeners and tcpConnectors with an sslProfile end TLS at the router the same way
+//! ([`tcp_listener_tls`], [`tcp_connector_tls`]); between routers the bytes are carried as any
+//! others.
 
 use std::sync::Arc;
 
@@ -12,6 +16,7 @@ use rustls::crypto::{
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::WebPkiClientVerifier;
+use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
 
 use crate::config::Entity;
@@ -165,6 +170,125 @@ impl Profile {
         };
         Ok(Arc::new(config))
     }
+}
+
+/// What the real router says when a tcpListener's or tcpConnector's sslProfile cannot be used:
+/// `qd_tls_config` (`src/tls/tls.c`) checks the profile (`_validate_config`), then proton reads
+/// the files (`src/tls/tls_raw.c` `tls_private_allocate_raw_config`, with proton's return codes:
+/// -1 for the CA file, -3 the certificate, -4 the key, -5 a key that does not match). The text
+/// is the `qd_error` message, error name first.
+fn raw_profile(
+    entity: &Entity,
+    is_listener: bool,
+    authenticate_peer: bool,
+) -> Result<Profile, String> {
+    let name = entity.name();
+    let (ca, cert, key) = (
+        entity.str("caCertFile"),
+        entity.str("certFile"),
+        entity.str("privateKeyFile"),
+    );
+    let refused = |what: String| Err(format!("Configuration: {what}"));
+    if is_listener {
+        if cert.is_empty() {
+            return refused(format!(
+                "Listener requires a self-identifying certificate (sslProfile: {name})"
+            ));
+        }
+        if authenticate_peer && ca.is_empty() {
+            return refused(format!(
+                "Listener requires a CA for peer authentication (sslProfile: {name})"
+            ));
+        }
+    } else if ca.is_empty() {
+        return refused(format!(
+            "Connector requires a CA certificate (sslProfile: {name})"
+        ));
+    }
+    if !cert.is_empty() && key.is_empty() {
+        return refused(format!("Missing Private Keyfile (sslProfile: {name})"));
+    }
+    let read_certs = |path: &str| -> Option<Vec<CertificateDer<'static>>> {
+        let pem = std::fs::read(path).ok()?;
+        let certs = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<Vec<_>, _>>()
+            .ok()?;
+        (!certs.is_empty()).then_some(certs)
+    };
+    let ca_certs = if ca.is_empty() {
+        Vec::new()
+    } else {
+        let anchors = read_certs(ca).filter(|certs| {
+            certs
+                .iter()
+                .all(|c| webpki::anchor_from_trusted_cert(c).is_ok())
+        });
+        match anchors {
+            Some(certs) => certs,
+            None => {
+                return refused(format!(
+                    "Failed to configure TLS caCertFile {ca} for sslProfile '{name}': (-1)"
+                ))
+            }
+        }
+    };
+    let cert_failed = |code: i32| {
+        refused(format!(
+            "Failed to set TLS certFile '{cert}' for sslProfile '{name}': ({code})"
+        ))
+    };
+    let (chain, private_key) = if cert.is_empty() {
+        (Vec::new(), None)
+    } else {
+        let Some(chain) = read_certs(cert) else {
+            return cert_failed(-3);
+        };
+        let private_key = std::fs::read(key)
+            .ok()
+            .and_then(|pem| PrivateKeyDer::from_pem_slice(&pem).ok());
+        let Some(private_key) = private_key else {
+            return cert_failed(-4);
+        };
+        let provider = rustls::crypto::aws_lc_rs::default_provider();
+        match CertifiedKey::from_der(chain.clone(), private_key.clone_key(), &provider) {
+            Ok(_) => {}
+            Err(rustls::Error::InconsistentKeys(_)) => return cert_failed(-5),
+            Err(_) => return cert_failed(-4),
+        }
+        (chain, Some(private_key))
+    };
+    Ok(Profile {
+        name: name.to_string(),
+        ca: ca_certs,
+        chain,
+        key: private_key,
+    })
+}
+
+/// The TLS server of a tcpListener with sslProfile `profile`, set up when the tcpListener is
+/// created (the files are read now). With `authenticate_peer` a client must present a
+/// certificate from the profile's CA. Err is the real router's refusal text.
+pub fn tcp_listener_tls(
+    profile: &Entity,
+    authenticate_peer: bool,
+) -> Result<Arc<ServerConfig>, String> {
+    raw_profile(profile, true, authenticate_peer)?
+        .server_config(authenticate_peer)
+        .map_err(|e| format!("Configuration: {e}"))
+}
+
+/// The TLS client of a tcpConnector with sslProfile `profile` dialling `host`, set up when the
+/// tcpConnector is created: the backend is verified against the profile's CA and, with
+/// `verify_hostname`, `host` against its DNS SANs and CN; the profile's certificate, if it has
+/// one, is presented. Err is the real router's refusal text.
+pub fn tcp_connector_tls(
+    profile: &Entity,
+    host: &str,
+    verify_hostname: bool,
+) -> Result<Arc<ClientConfig>, String> {
+    raw_profile(profile, false, false)?
+        .client_config(host, verify_hostname)
+        .map_err(|e| format!("Configuration: {e}"))
 }
 
 /// The server name handed to rustls for `host` (only used for SNI; verification is ours).

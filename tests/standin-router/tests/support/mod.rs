@@ -295,3 +295,214 @@ pub fn start_site_a(name: &str, limit: Duration) -> Site {
         dir,
     }
 }
+
+/// Installs rustls's process-wide crypto provider for the tests' own TLS clients and servers.
+pub fn install_crypto() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
+/// The certificate chain and key of a directory written by [`Ca::issue`].
+pub fn identity_in(
+    dir: &Path,
+) -> (
+    Vec<rustls::pki_types::CertificateDer<'static>>,
+    rustls::pki_types::PrivateKeyDer<'static>,
+) {
+    use rustls::pki_types::pem::PemObject;
+    let chain = rustls::pki_types::CertificateDer::pem_file_iter(dir.join("tls.crt"))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_file(dir.join("tls.key")).unwrap();
+    (chain, key)
+}
+
+/// The CA certificate of a directory written by [`Ca::issue`] or [`Ca::trust_only`], as roots.
+pub fn roots_in(dir: &Path) -> std::sync::Arc<rustls::RootCertStore> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(dir.join("ca.crt")).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    std::sync::Arc::new(roots)
+}
+
+/// A TLS-only echo server (rustls) presenting the certificate in `dir`; with `client_ca` it
+/// demands a client certificate from the CA in that directory. Returns its port and the number
+/// of TLS sessions it has completed.
+pub fn tls_echo_server(
+    dir: &Path,
+    client_ca: Option<&Path>,
+) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    install_crypto();
+    let (chain, key) = identity_in(dir);
+    let builder = rustls::ServerConfig::builder();
+    let builder = match client_ca {
+        Some(ca) => builder.with_client_cert_verifier(
+            rustls::server::WebPkiClientVerifier::builder(roots_in(ca))
+                .build()
+                .unwrap(),
+        ),
+        None => builder.with_no_client_auth(),
+    };
+    let config = std::sync::Arc::new(builder.with_single_cert(chain, key).unwrap());
+    let sessions = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let counted = std::sync::Arc::clone(&sessions);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let (config, counted) = (
+                std::sync::Arc::clone(&config),
+                std::sync::Arc::clone(&counted),
+            );
+            std::thread::spawn(move || {
+                let connection = rustls::ServerConnection::new(config).unwrap();
+                let mut tls = rustls::StreamOwned::new(connection, stream);
+                if tls.conn.complete_io(&mut tls.sock).is_err() {
+                    return;
+                }
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut buf = [0u8; 16 * 1024];
+                loop {
+                    match tls.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if tls.write_all(&buf[..n]).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+                tls.conn.send_close_notify();
+                let _ = tls.flush();
+            });
+        }
+    });
+    (port, sessions)
+}
+
+/// A TLS client of 127.0.0.1:`port` that trusts the CA in `ca_dir` and presents the
+/// certificate in `client` if given. Sends `len` bytes of a pattern in steps and checks that
+/// each comes back (an echo service behind); Err if the handshake, a read or a write fails or
+/// other bytes come back.
+pub fn tls_echo_roundtrip(
+    port: u16,
+    ca_dir: &Path,
+    client: Option<&Path>,
+    len: usize,
+) -> Result<(), String> {
+    install_crypto();
+    let builder = rustls::ClientConfig::builder().with_root_certificates(roots_in(ca_dir));
+    let config = match client {
+        Some(dir) => {
+            let (chain, key) = identity_in(dir);
+            builder.with_client_auth_cert(chain, key).unwrap()
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let connection = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut tls = rustls::StreamOwned::new(connection, stream);
+    let data: Vec<u8> = (0..len as u64)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    for chunk in data.chunks(16 * 1024) {
+        tls.write_all(chunk).map_err(|e| format!("write: {e}"))?;
+        let mut back = vec![0u8; chunk.len()];
+        tls.read_exact(&mut back)
+            .map_err(|e| format!("read: {e}"))?;
+        if back != chunk {
+            return Err("other bytes came back".into());
+        }
+    }
+    tls.conn.send_close_notify();
+    let _ = tls.flush();
+    Ok(())
+}
+
+/// A stand-in `router_id` (tests/fixtures/spoke.json) linked to `site` at link cost `cost`,
+/// with a tcpConnector for `address` to 127.0.0.1:`service_port`. Returns once its link is up.
+pub fn start_spoke(
+    site: &Site,
+    router_id: &str,
+    cost: u32,
+    address: &str,
+    service_port: u16,
+    limit: Duration,
+) -> Standin {
+    let spoke = Spoke {
+        router_id,
+        edge: false,
+        link_port: site.inter_router_port,
+        cost,
+        address,
+        service_port,
+        listen: (&format!("unused/{router_id}"), free_port()),
+    };
+    spoke.start(site, limit)
+}
+
+/// A stand-in of tests/fixtures/spoke.json.
+pub struct Spoke<'a> {
+    pub router_id: &'a str,
+    /// An edge router with an edge link; else an interior one with an inter-router link.
+    pub edge: bool,
+    /// Where site A takes the link.
+    pub link_port: u16,
+    pub cost: u32,
+    /// Its tcpConnector's address, to 127.0.0.1:`service_port`.
+    pub address: &'a str,
+    pub service_port: u16,
+    /// Its tcpListener's address and port.
+    pub listen: (&'a str, u16),
+}
+
+impl Spoke<'_> {
+    /// Starts it with a link certificate from `site`'s CA; returns once its link is up.
+    pub fn start(&self, site: &Site, limit: Duration) -> Standin {
+        let id = self.router_id;
+        let link = site.dir.join(format!("link-{id}"));
+        site.site_ca.issue(&link, id, &[]);
+        let (mode, role) = if self.edge {
+            ("edge", "edge")
+        } else {
+            ("interior", "inter-router")
+        };
+        let env = [
+            ("ROUTER_ID", id.to_string()),
+            ("MODE", mode.to_string()),
+            ("ROLE", role.to_string()),
+            ("LINK_CERTS", link.display().to_string()),
+            ("A_PORT", self.link_port.to_string()),
+            ("LINK_COST", self.cost.to_string()),
+            ("ADDRESS", self.address.to_string()),
+            ("SERVICE_PORT", self.service_port.to_string()),
+            ("LISTEN_ADDRESS", self.listen.0.to_string()),
+            ("LISTEN_PORT", self.listen.1.to_string()),
+        ];
+        let spoke = Standin::start(
+            &fixture("spoke.json"),
+            &env,
+            site.dir.join(format!("{id}.log")),
+        );
+        spoke.wait_for_log(&format!("link up: {role} with router site-a"), limit);
+        spoke
+    }
+}
+
+/// Connects to `port` and reads until the far end has finished sending, but keeps the
+/// connection open (its writing side too): the stream stays open in the router until dropped.
+pub fn read_and_hold(port: u16) -> (String, TcpStream) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    (text, stream)
+}
