@@ -9,23 +9,13 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Map, Value};
+use serde_json::json;
 use support::{
-    free_port, read_all_from, read_and_hold, start_spoke, tag_server, wait_accepting, Site, Spoke,
+    attrs, free_port, read_all_from, read_and_hold, start_spoke, tag_server, wait_accepting, Spoke,
 };
 use vansite::router::management::ManagementClient;
 
 const LIMIT: Duration = Duration::from_secs(20);
-
-fn attrs(value: Value) -> Map<String, Value> {
-    value.as_object().expect("an object").clone()
-}
-
-async fn connect(site: &Site) -> ManagementClient {
-    ManagementClient::connect("127.0.0.1", site.management_port, &site.client_tls, LIMIT)
-        .await
-        .unwrap()
-}
 
 /// Waits until site A knows `remote_count` remote routers with a destination for `address`
 /// (its `router.address` entity).
@@ -98,7 +88,7 @@ async fn two_remote_sites_at_equal_cost_serial_connections_stick_open_ones_sprea
     let site = support::start_site_a("balanced-remote", LIMIT);
     let _b = start_spoke(&site, "site-b", 1, "who", tag_server("from-b"), LIMIT);
     let _c = start_spoke(&site, "site-c", 1, "who", tag_server("from-c"), LIMIT);
-    let mut client = connect(&site).await;
+    let mut client = site.management(LIMIT).await;
     wait_remote_count(&mut client, "who", 2).await;
     let port = listener(&mut client, "who").await;
     settle().await;
@@ -135,7 +125,7 @@ async fn a_cheaper_site_takes_the_serial_connections_and_cost_weighs_against_ope
     let site = support::start_site_a("balanced-cost", LIMIT);
     let _far = start_spoke(&site, "site-far", 3, "who", tag_server("far"), LIMIT);
     let _near = start_spoke(&site, "site-near", 1, "who", tag_server("near"), LIMIT);
-    let mut client = connect(&site).await;
+    let mut client = site.management(LIMIT).await;
     wait_remote_count(&mut client, "who", 2).await;
     let port = listener(&mut client, "who").await;
     settle().await;
@@ -153,7 +143,7 @@ async fn a_connector_on_the_listeners_router_takes_every_serial_connection() {
     let site = support::start_site_a("balanced-local", LIMIT);
     let _b = start_spoke(&site, "site-b", 1, "who", tag_server("from-b"), LIMIT);
     let _c = start_spoke(&site, "site-c", 1, "who", tag_server("from-c"), LIMIT);
-    let mut client = connect(&site).await;
+    let mut client = site.management(LIMIT).await;
     wait_remote_count(&mut client, "who", 2).await;
     client
         .create(
@@ -184,7 +174,7 @@ async fn a_connector_on_the_listeners_router_takes_every_serial_connection() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_edge_link_is_a_local_destination_and_local_destinations_take_turns() {
     let site = support::start_site_a("balanced-edge", LIMIT);
-    let mut client = connect(&site).await;
+    let mut client = site.management(LIMIT).await;
     let edge_port = free_port();
     client
         .create(

@@ -6,12 +6,13 @@
 
 mod support;
 
+use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 use support::{
-    fixture, free_port, read_all_from, tag_server, wait_accepting, wait_refusing, Site, Standin,
+    attrs, fixture, free_port, read_all_from, tag_server, wait_accepting, wait_refusing, Standin,
 };
 use vansite::model::{parse_documents, SiteResources};
 use vansite::ops::apply::sync_router_entities;
@@ -19,16 +20,6 @@ use vansite::plan::router::LiveOp;
 use vansite::router::management::{ManagementClient, ManagementError};
 
 const LIMIT: Duration = Duration::from_secs(20);
-
-fn attrs(value: Value) -> Map<String, Value> {
-    value.as_object().expect("an object").clone()
-}
-
-async fn connect(site: &Site) -> ManagementClient {
-    ManagementClient::connect("127.0.0.1", site.management_port, &site.client_tls, LIMIT)
-        .await
-        .unwrap()
-}
 
 /// A tcpConnector `test/<address>` (a name vansite's sync leaves alone) to a server that
 /// answers every connection with `tag`.
@@ -105,7 +96,7 @@ async fn opened(client: &mut ManagementClient) -> Vec<(String, u64)> {
 #[tokio::test(flavor = "multi_thread")]
 async fn priority_falls_back_to_the_next_key_and_back() {
     let site = support::start_site_a("mkl-priority", LIMIT);
-    let mut client = connect(&site).await;
+    let mut client = site.management(LIMIT).await;
     tagged_connector(&mut client, "first", "first").await;
     tagged_connector(&mut client, "second", "second").await;
     // Skupper's values for routingKeys [first, second]: 1 and 0.
@@ -172,7 +163,7 @@ async fn wait_answer(port: u16, wanted: &'static str) {
 #[tokio::test(flavor = "multi_thread")]
 async fn priority_follows_a_key_served_across_a_link() {
     let site = support::start_site_a("mkl-network", LIMIT);
-    let mut client = connect(&site).await;
+    let mut client = site.management(LIMIT).await;
     tagged_connector(&mut client, "local", "local").await;
     // Site B's tcpConnector serves address echo-b (tests/fixtures/site-b.json).
     let port = multi_listener(&mut client, "priority", &[("echo-b", 1), ("local", 0)]).await;
@@ -200,7 +191,7 @@ async fn priority_follows_a_key_served_across_a_link() {
 #[tokio::test(flavor = "multi_thread")]
 async fn weighted_spreads_connections_by_weight() {
     let site = support::start_site_a("mkl-weighted", LIMIT);
-    let mut client = connect(&site).await;
+    let mut client = site.management(LIMIT).await;
     tagged_connector(&mut client, "heavy", "heavy").await;
     tagged_connector(&mut client, "light", "light").await;
     let port = multi_listener(&mut client, "weighted", &[("heavy", 3), ("light", 1)]).await;
@@ -222,7 +213,7 @@ async fn weighted_spreads_connections_by_weight() {
 #[tokio::test(flavor = "multi_thread")]
 async fn management_refuses_what_the_router_refuses() {
     let site = support::start_site_a("mkl-refuse", LIMIT);
-    let mut client = connect(&site).await;
+    let mut client = site.management(LIMIT).await;
     let refusal = |result: Result<Map<String, Value>, ManagementError>| {
         let err = result.unwrap_err();
         (err.status_code(), err.to_string())
@@ -425,7 +416,7 @@ async fn sync(client: &mut ManagementClient, set: &SiteResources) -> (Vec<String
 #[tokio::test(flavor = "multi_thread")]
 async fn vansite_syncs_multi_key_listeners_live() {
     let site = support::start_site_a("mkl-sync", LIMIT);
-    let mut client = connect(&site).await;
+    let mut client = site.management(LIMIT).await;
     let connectors = tagged_connector_document("db-primary", "primary")
         + &tagged_connector_document("db-replica", "replica");
     let port = free_port();

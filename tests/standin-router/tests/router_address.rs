@@ -10,14 +10,12 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
-use support::{free_port, read_all_from, read_and_hold, start_spoke, tag_server, wait_accepting};
+use support::{
+    attrs, free_port, read_all_from, read_and_hold, start_spoke, tag_server, wait_accepting,
+};
 use vansite::router::management::ManagementClient;
 
 const LIMIT: Duration = Duration::from_secs(20);
-
-fn attrs(value: Value) -> Map<String, Value> {
-    value.as_object().expect("an object").clone()
-}
 
 /// The router.address rows by key.
 async fn addresses(

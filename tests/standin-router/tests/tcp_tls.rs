@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 use support::{
-    fixture, free_port, start_site_a, tls_echo_roundtrip, tls_echo_server, wait_accepting, Ca, San,
-    Standin,
+    attrs, fixture, free_port, start_site_a, tls_echo_roundtrip, tls_echo_server, wait_accepting,
+    Ca, San, Standin,
 };
 use vansite::router::management::ManagementClient;
 
@@ -30,10 +30,6 @@ fn test_dir(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-fn attrs(value: Value) -> Map<String, Value> {
-    value.as_object().expect("an object").clone()
 }
 
 /// Certificates under `dir`: `service` (the tcpListener's, for 127.0.0.1), `client` (a client
@@ -172,12 +168,6 @@ fn verify_hostname_matches_the_dialled_host_against_dns_sans_and_cn_only() {
     assert_eq!(sessions(&backend_sessions), 1);
 }
 
-async fn connect(site: &support::Site) -> ManagementClient {
-    ManagementClient::connect("127.0.0.1", site.management_port, &site.client_tls, LIMIT)
-        .await
-        .unwrap()
-}
-
 /// A tcpListener for `address` on `port` using sslProfile `profile`, with authenticatePeer.
 fn tls_listener(port: u16, address: &str, profile: &str) -> Map<String, Value> {
     attrs(
@@ -213,7 +203,7 @@ async fn ssl_profiles_and_tls_tcp_listeners_are_created_and_deleted_live() {
     let site = start_site_a("tcp-tls-live", LIMIT);
     let dir = site.dir.join("tls");
     issue_certs(&dir, "backend", &[San::Dns("localhost")]);
-    let mut client = connect(&site).await;
+    let mut client = site.management(LIMIT).await;
     let port = free_port();
 
     // An sslProfile that does not exist: refused as the real router refuses it.
@@ -334,7 +324,7 @@ async fn tls_ends_at_each_router_and_the_link_between_carries_the_bytes() {
     ];
     let spoke = Standin::start(&fixture("spoke-tls.json"), &env, site.dir.join("spoke.log"));
 
-    let mut client = connect(&site).await;
+    let mut client = site.management(LIMIT).await;
     client
         .create("sslProfile", "live-service", service_profile(&dir))
         .await

@@ -12,7 +12,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose, SanType,
 };
-use vansite::router::management::ClientTls;
+use vansite::router::management::{ClientTls, ManagementClient};
 
 /// A CA that issues server and client certificates into a directory holding
 /// `ca.crt`, `tls.crt` and `tls.key`, Skupper's layout.
@@ -505,4 +505,18 @@ pub fn read_and_hold(port: u16) -> (String, TcpStream) {
     let mut text = String::new();
     stream.read_to_string(&mut text).unwrap();
     (text, stream)
+}
+
+/// A JSON object's attributes, for a management CREATE.
+pub fn attrs(value: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+    value.as_object().expect("an object").clone()
+}
+
+impl Site {
+    /// A management connection to the site's router, as vansite makes one.
+    pub async fn management(&self, limit: Duration) -> ManagementClient {
+        ManagementClient::connect("127.0.0.1", self.management_port, &self.client_tls, limit)
+            .await
+            .unwrap()
+    }
 }

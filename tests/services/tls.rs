@@ -3,22 +3,20 @@
 //! routers carry to a TLS connector on the other, which speaks TLS (mutual, hostname checked)
 //! to a TLS-only backend. Every change is live: neither router restarts.
 
-mod support;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::{
+    in_netns, link_sites, router_identity, running_site, vansite_fails, vansite_ok, wait_reachable,
+    Host,
+};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use serde_json::Value;
-use support::{
-    in_netns, link_sites, router_identity, running_site, vansite_fails, vansite_ok, wait_reachable,
-    Host,
-};
 use vansite::render::certs::{issue, Ca, CertFiles};
 
 const SITE_DIR: &str = ".local/share/vansite/default";
@@ -142,7 +140,7 @@ fn wait_tls(host: &Host, what: &str, works: bool, attempt: impl Fn() -> Result<V
 
 #[test]
 fn a_tls_client_reaches_a_tls_only_backend_through_tls_listener_and_connector() {
-    if support::skip_without_test_host() {
+    if crate::support::skip_without_test_host() {
         return;
     }
     let a = running_site("tla", true);
@@ -330,14 +328,14 @@ fn a_tls_client_reaches_a_tls_only_backend_through_tls_listener_and_connector() 
     }
     let config = file(&a, &format!("{SITE_DIR}/runtime/router/skrouterd.json"));
     assert!(!config.contains("secure-tls"), "{config}");
-    let secrets = vansite_ok(&a, &["get", "Secret", "-o", "json"]);
-    assert!(!secrets.contains("secure-tls"), "{secrets}");
+    let objects = vansite_ok(&a, &["get", "-o", "json"]);
+    assert!(!objects.contains("secure-tls"), "{objects}");
     assert_eq!(identities(), before, "no router was restarted");
 }
 
 /// The id of `host`'s router, as other routers name it.
 fn a_router_id(host: &Host) -> String {
-    let status = support::site_status(host);
+    let status = crate::support::site_status(host);
     status["network"]
         .as_array()
         .and_then(|routers| routers.iter().find(|r| r["nextHop"] == "(self)"))

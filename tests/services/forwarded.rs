@@ -1,72 +1,18 @@
-//! Services end to end on test hosts with stand-in routers: connectors and listeners changed live
-//! (the router is never restarted), each listener served by its socket-activated forwarder.
-
-mod support;
+//! Plain TCP services: connectors and listeners changed live (the router is never restarted),
+//! each listener served by its socket-activated forwarder.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use crate::support::{
+    in_netns, link_sites, router_identity, running_site, serve_answer, text, vansite_fails,
+    vansite_ok, wait_reachable, Host,
+};
 use serde_json::{json, Value};
-use support::{router_identity, standin_image_tar, text, vansite, vansite_ok, Host, STANDIN_IMAGE};
-
-/// Runs vansite, which must fail; returns stderr.
-fn vansite_fails(host: &Host, args: &[&str]) -> String {
-    let output = vansite(host, args);
-    assert!(
-        !output.status.success(),
-        "vansite {args:?} must fail:\n{}",
-        text(&output)
-    );
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
 
 fn status(host: &Host) -> Value {
-    support::site_status(host)
-}
-
-/// A test host running a site; with `link_access`, other sites can link to it at its address.
-fn site(name: &str, link_access: bool) -> Host {
-    let host = Host::up(name, true);
-    host.load_standin_image(&standin_image_tar());
-    let addr = host.addr();
-    let mut args = vec!["init", "--router-image", STANDIN_IMAGE, "--timeout", "120"];
-    if link_access {
-        args.extend(["--enable-link-access", "--host", &addr]);
-    }
-    vansite_ok(&host, &args);
-    host
-}
-
-/// A TCP server on the host (as its user): `socat` with `fork`, `answer` per connection.
-fn serve(host: &Host, port: u16, answer: &str) {
-    let script = format!(
-        "(socat TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr,backlog=256 {answer} </dev/null >/dev/null 2>&1 &)"
-    );
-    host.ok(&["sh", "-c", &script]);
-    host.wait_until("the service listening", Duration::from_secs(10), |h| {
-        h.run(&["bash", "-c", &format!("exec 3<>/dev/tcp/127.0.0.1/{port}")])
-            .status
-            .success()
-    });
-}
-
-fn service_status(host: &Host, name: &str, kind: &str) -> Value {
-    status(host)["services"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == name && s["kind"] == kind)
-        .cloned()
-        .unwrap_or(Value::Null)
-}
-
-fn wait_reachable(host: &Host, listener: &str) {
-    host.wait_until(
-        &format!("listener {listener} reachable"),
-        Duration::from_secs(60),
-        |h| service_status(h, listener, "listener")["peer"] == "reachable",
-    );
+    crate::support::site_status(host)
 }
 
 /// Sends `data` on a new connection to `addr` and reads back as much (an echo service).
@@ -107,35 +53,11 @@ fn answer_kept_open(addr: &str) -> (String, TcpStream) {
     (text.trim().to_string(), stream)
 }
 
-/// Links `from`'s router to `to`'s inter-router access with a static Link + Secret that `to`
-/// generates (no grant server involved).
-fn link(from: &Host, to: &Host) {
-    vansite_ok(to, &["link", "generate", "link.yaml"]);
-    from.write_file("link.yaml", &to.ok(&["cat", "link.yaml"]));
-    vansite_ok(from, &["link", "create", "link.yaml"]);
-}
-
-fn spawn_in_netns(
-    host: &Host,
-    work: impl FnOnce() + Send + 'static,
-) -> std::thread::JoinHandle<()> {
-    let netns = std::fs::File::open(format!("/run/netns/{}", host.user())).unwrap();
-    std::thread::spawn(move || {
-        use std::os::fd::AsFd;
-        rustix::thread::move_into_link_name_space(
-            netns.as_fd(),
-            Some(rustix::thread::LinkNameSpaceType::Network),
-        )
-        .unwrap();
-        work();
-    })
-}
-
 /// An echo service on the host's loopback, for the rest of the test: every connection gets its
 /// bytes back. (socat's PIPE echo blocks for ever on its own pipe once a transfer outgrows it.)
 fn serve_echo(host: &Host, port: u16) {
     let (ready_tx, ready) = std::sync::mpsc::channel();
-    spawn_in_netns(host, move || {
+    in_netns(host, move || {
         let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
         ready_tx.send(()).unwrap();
         for connection in listener.incoming().flatten() {
@@ -166,12 +88,12 @@ fn assert_no_forwarders(host: &Host) {
 
 #[test]
 fn a_service_on_one_host_is_reached_from_another_through_the_forwarder() {
-    if support::skip_without_test_host() {
+    if crate::support::skip_without_test_host() {
         return;
     }
-    let a = site("sva", true);
-    let b = site("svb", false);
-    link(&b, &a);
+    let a = running_site("sva", true);
+    let b = running_site("svb", false);
+    link_sites(&b, &a);
     let (a_router, b_router) = (router_identity(&a), router_identity(&b));
 
     // B offers an echo service; A reaches it at its port 8080 (every interface).
@@ -203,8 +125,8 @@ fn a_service_on_one_host_is_reached_from_another_through_the_forwarder() {
     // Two connectors with one routing key, on both hosts: the router does not take turns
     // between them. A new connection goes to the closest connector with capacity, counting the
     // connections open on each path (skupper-router's balanced forwarding).
-    serve(&a, 9091, "SYSTEM:'echo from-a'");
-    serve(&b, 9091, "SYSTEM:'echo from-b'");
+    serve_answer(&a, 9091, "SYSTEM:'echo from-a'");
+    serve_answer(&b, 9091, "SYSTEM:'echo from-b'");
     vansite_ok(
         &a,
         &[
@@ -325,10 +247,10 @@ fn a_service_on_one_host_is_reached_from_another_through_the_forwarder() {
 
 #[test]
 fn bad_input_pending_peers_and_deleting_a_service_in_use() {
-    if support::skip_without_test_host() {
+    if crate::support::skip_without_test_host() {
         return;
     }
-    let host = site("svc", false);
+    let host = running_site("svc", false);
     let unprivileged = host.ok(&["cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start"]);
     if unprivileged.trim().parse::<u16>().unwrap() > 80 {
         let stderr = vansite_fails(&host, &["listener", "create", "web", "80"]);
