@@ -648,8 +648,13 @@ mod tests {
 
     #[test]
     fn one_key_is_a_listener_several_keys_a_priority_multi_key_listener() {
-        let single = listener(settings()).unwrap();
+        let single = listener(ServiceSettings {
+            observer: Some("http2".into()),
+            ..settings()
+        })
+        .unwrap();
         assert_eq!(single.listeners[0].spec.routing_key, "web");
+        assert_eq!(single.listeners[0].spec.observer, "http2");
         assert_eq!(single.listeners[0].router_port(), Some(40001));
         assert!(single.multi_key_listeners.is_empty());
 
