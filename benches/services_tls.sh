@@ -8,7 +8,7 @@
 #   - connect + 64-byte echo + close (the TLS handshake included), median, TLS against plain.
 # The two listeners alternate so that both see the same moments of a noisy machine. TLS here is
 # the stand-in's (rustls), not the real router's (OpenSSL): the ratio tells what vansite's
-# configuration costs on the stand-in; run it with the real router image for the real figure.
+# configuration costs on the stand-in, not what the real router's TLS costs.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 T=$root/tests/testhost/testhost.sh
@@ -16,7 +16,7 @@ host=tlsbench
 megabytes=${MEGABYTES:-64}
 runs=${RUNS:-300}
 rounds=${ROUNDS:-3}
-image=${ROUTER_IMAGE:-localhost/skupper-router-standin:test}
+image=localhost/skupper-router-standin:test
 
 "$T" setup >/dev/null
 (cd "$root" && cargo build --quiet --release -p vansite)
