@@ -461,7 +461,7 @@ fn commands_killed_at_any_moment_leave_a_site_the_next_command_converges() {
             "cat",
             ".local/share/vansite/east/runtime/router/skrouterd.json",
         ]);
-        let names = links.as_array().unwrap().len();
+        let names = links["outgoing"].as_array().unwrap().len();
         let connectors = config.matches("\"connector\",").count();
         let resources = h.ok(&["ls", ".local/share/vansite/east/resources"]);
         let secrets = resources.matches("Secret-").count();
@@ -482,14 +482,14 @@ fn commands_killed_at_any_moment_leave_a_site_the_next_command_converges() {
         );
         let links = vansite_ok(&host, &["-n", "east", "link", "status", "-o", "json"]);
         let links: Value = serde_json::from_str(&links).unwrap();
-        if let Some(link) = links.as_array().unwrap().first() {
+        if let Some(link) = links["outgoing"].as_array().unwrap().first() {
             let name = link["name"].as_str().unwrap().to_string();
             vansite_ok(&host, &["-n", "east", "link", "delete", &name]);
         }
         // Nothing hidden blocks the link being created again; its delete, killed, converges.
         vansite_ok(&host, &["-n", "east", "link", "create", "static.yaml"]);
         let links = vansite_ok(&host, &["-n", "east", "link", "status", "-o", "json"]);
-        let name = serde_json::from_str::<Value>(&links).unwrap()[0]["name"]
+        let name = serde_json::from_str::<Value>(&links).unwrap()["outgoing"][0]["name"]
             .as_str()
             .unwrap()
             .to_string();
@@ -606,7 +606,7 @@ fn an_access_grant_and_its_access_token_applied_on_two_hosts_link_them() {
     );
     east.wait_until("the link to west connected", Duration::from_secs(60), |h| {
         let links = vansite_ok(h, &["link", "status", "-o", "json"]);
-        serde_json::from_str::<Value>(&links).unwrap()[0]["connected"] == true
+        serde_json::from_str::<Value>(&links).unwrap()["outgoing"][0]["connected"] == true
     });
     let identity = router_identity(&east);
     let again = vansite_ok(&east, &["apply", "-f", "token.yaml", "-o", "json"]);
@@ -736,7 +736,7 @@ fn a_token_redeemed_for_a_refused_link_is_kept_for_the_retry() {
         Duration::from_secs(60),
         |h| {
             let links = vansite_ok(h, &["link", "status", "-o", "json"]);
-            serde_json::from_str::<Value>(&links).unwrap()[0]["connected"] == true
+            serde_json::from_str::<Value>(&links).unwrap()["outgoing"][0]["connected"] == true
         },
     );
     let kept = east.ok(&[

@@ -92,7 +92,7 @@ impl Site {
     }
 
     fn links(&self) -> Vec<Value> {
-        self.json(&["link", "status", "--output", "json"])
+        self.json(&["link", "status", "--output", "json"])["outgoing"]
             .as_array()
             .cloned()
             .unwrap_or_default()
@@ -334,6 +334,23 @@ fn a_link_comes_up_live_carries_traffic_and_follows_its_peer() {
     let table = b.ok(&["link", "status"]);
     assert!(
         table.contains("link-west") && table.contains("connected"),
+        "{table}"
+    );
+    // A sees the link B made, as an incoming one, in `link status` and `status`.
+    let incoming = a.json(&["link", "status", "--output", "json"])["incoming"].clone();
+    assert_eq!(
+        incoming[0]["remoteRouter"],
+        b.router_id().as_str(),
+        "{incoming:#}"
+    );
+    assert_eq!(incoming[0]["role"], "inter-router", "{incoming:#}");
+    assert!(incoming[0]["since"]
+        .as_str()
+        .is_some_and(|s| s.ends_with('Z')));
+    assert_eq!(a.status()["incomingLinks"], incoming);
+    let table = a.ok(&["link", "status"]);
+    assert!(
+        table.contains("Current links from other sites:") && table.contains(&b.router_id()),
         "{table}"
     );
 
@@ -584,7 +601,7 @@ fn a_token_issued_by_one_host_is_redeemed_by_another_and_services_flow() {
         "traffic from B's listener to A's connector over the redeemed link",
     );
     let link_name = link["name"].as_str().unwrap().to_string();
-    let one = b.json(&["link", "status", &link_name, "--output", "json"]);
+    let one = b.json(&["link", "status", &link_name, "--output", "json"])["outgoing"].clone();
     assert_eq!(one.as_array().map(Vec::len), Some(1), "{one:#}");
     assert_eq!(one[0]["name"], link_name.as_str());
     // A single-use token is used up, and B stays as it was.

@@ -194,7 +194,8 @@ pub enum LinkCommand {
     Create(LinkCreateArgs),
     /// Remove a link: from the running router first, then from the site's files
     Delete(LinkDeleteArgs),
-    /// Show links: connected or not, the remote router, since when, the last error
+    /// Show links: those created from this site (connected or not, the remote router, since
+    /// when, the last error) and those other sites made to it (from which router, role, since)
     Status(LinkStatusArgs),
 }
 
@@ -570,7 +571,7 @@ pub struct LinkDeleteArgs {
 
 #[derive(Debug, Args)]
 pub struct LinkStatusArgs {
-    /// Only this link
+    /// Only this link: a Link's name, or the id of a router linked to this one
     #[arg(value_name = "NAME")]
     pub name: Option<String>,
 

@@ -11,7 +11,7 @@ use crate::model::StrategyKind;
 use crate::ops::delete;
 use crate::ops::doctor::{self, DoctorReport};
 use crate::ops::init::InitOutcome;
-use crate::ops::link::{self, Applied, CreateOutcome, LinkStatus};
+use crate::ops::link::{self, Applied, CreateOutcome, IncomingLink, LinkStatus, LinksReport};
 use crate::ops::services::{ServiceChange, ServiceInfo, ServiceKind, ServiceStatus};
 use crate::ops::status::{Endpoint, SiteInfo, SiteStatus};
 use crate::ops::token::IssueOutcome;
@@ -58,8 +58,33 @@ pub fn print_link_deleted(format: OutputFormat, outcome: &link::DeleteOutcome) {
 }
 
 /// `link status`.
-pub fn print_links(format: OutputFormat, statuses: &[LinkStatus]) {
-    print_data(format, &statuses, |s| links_table(s));
+pub fn print_links(format: OutputFormat, report: &LinksReport) {
+    print_data(format, report, |report| {
+        format!(
+            "Links created from this site:\n{}\nCurrent links from other sites:\n{}",
+            links_table(&report.outgoing),
+            incoming_table(&report.incoming)
+        )
+    });
+}
+
+fn incoming_table(links: &[IncomingLink]) -> String {
+    if links.is_empty() {
+        return "No links from other sites: `vansite token issue FILE` makes a token for one.\n"
+            .into();
+    }
+    let rows: Vec<Vec<String>> = links
+        .iter()
+        .map(|l| {
+            vec![
+                l.remote_router.clone(),
+                l.role.to_string(),
+                l.since.clone().unwrap_or_else(|| "-".into()),
+                l.from.clone(),
+            ]
+        })
+        .collect();
+    columns(&["REMOTE ROUTER", "ROLE", "SINCE", "FROM"], &rows)
 }
 
 /// `link generate` without a file: the Link and Secret, as YAML.
@@ -738,6 +763,13 @@ fn status_table(status: &SiteStatus) -> String {
             format!("{} {} {} {detail}", link.name, link.endpoint, link.state)
                 .trim_end()
                 .to_string(),
+        ));
+    }
+    for link in &status.incoming_links {
+        let since = link.since.as_deref().unwrap_or("-");
+        rows.push((
+            "linked from",
+            format!("{} ({}) since {since}", link.remote_router, link.role),
         ));
     }
     if !status.network.is_empty() {

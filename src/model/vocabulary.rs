@@ -62,6 +62,16 @@ impl LinkRole {
             LinkRole::Edge => "edge",
         }
     }
+
+    /// The role of a router `connection` that is a link; None for other connections (normal,
+    /// and `inter-router-data`, the second connection of one interior link).
+    pub fn of_connection(role: &str) -> Option<LinkRole> {
+        match role {
+            "inter-router" => Some(LinkRole::InterRouter),
+            "edge" => Some(LinkRole::Edge),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for LinkRole {

@@ -365,6 +365,28 @@ pub struct LinkStatus {
     pub last_error: Option<String>,
 }
 
+/// A link another site made to this one: an incoming router connection.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IncomingLink {
+    /// The linking router's id (its AMQP container id).
+    pub remote_router: String,
+    pub role: LinkRole,
+    /// `host:port` the link comes from.
+    pub from: String,
+    /// RFC 3339: since when the link is up.
+    pub since: Option<String>,
+}
+
+/// `link status`: the links this site made, and those other sites made to it (empty when the
+/// router does not answer).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LinksReport {
+    pub outgoing: Vec<LinkStatus>,
+    pub incoming: Vec<IncomingLink>,
+}
+
 /// A router known in the network (`router.node`).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -416,6 +438,28 @@ impl RouterView {
         .await;
         let _ = client.close().await;
         view
+    }
+
+    /// The links other routers made to this one, one per linking router.
+    pub fn incoming_links(&self) -> Vec<IncomingLink> {
+        let now = SystemTime::now();
+        let mut links: Vec<IncomingLink> = self
+            .connections
+            .iter()
+            .filter(|c| c.dir == "in" && c.opened)
+            .filter_map(|c| {
+                Some(IncomingLink {
+                    remote_router: c.container.clone(),
+                    role: LinkRole::of_connection(&c.role)?,
+                    from: c.host.clone(),
+                    since: c
+                        .uptime_seconds
+                        .map(|up| rfc3339(now - Duration::from_secs(up))),
+                })
+            })
+            .collect();
+        links.sort_by(|a, b| a.remote_router.cmp(&b.remote_router));
+        links
     }
 
     pub fn network(&self) -> Vec<NetworkRouter> {
@@ -511,31 +555,44 @@ pub fn link_statuses(
         .collect()
 }
 
-/// `vansite link status [NAME]`.
+/// `vansite link status [NAME]`: NAME is an outgoing Link's name or a linking router's id.
 pub async fn status(
     paths: &Paths,
     namespace: &str,
     name: Option<&str>,
-) -> Result<Vec<LinkStatus>, Error> {
+) -> Result<LinksReport, Error> {
     let site_dir = paths.site(namespace);
     let resources = paths.load_site(&site_dir.namespace)?;
-    if let Some(name) = name {
-        find_link(&resources, name)?;
-    }
     let view = RouterView::query(&site_dir, &resources).await;
     let why = view
         .as_ref()
         .err()
         .map(|e| format!("the router did not answer: {e}"));
-    let statuses = link_statuses(
+    let outgoing = link_statuses(
         &resources,
         view.as_ref()
             .map_err(|_| why.as_deref().unwrap_or_default()),
     );
-    Ok(statuses
-        .into_iter()
-        .filter(|s| name.is_none_or(|n| s.name == n))
-        .collect())
+    let incoming = view
+        .as_ref()
+        .map(RouterView::incoming_links)
+        .unwrap_or_default();
+    let report = LinksReport {
+        outgoing: outgoing
+            .into_iter()
+            .filter(|s| name.is_none_or(|n| s.name == n))
+            .collect(),
+        incoming: incoming
+            .into_iter()
+            .filter(|l| name.is_none_or(|n| l.remote_router == n))
+            .collect(),
+    };
+    if let Some(name) = name {
+        if report.outgoing.is_empty() && report.incoming.is_empty() {
+            find_link(&resources, name)?;
+        }
+    }
+    Ok(report)
 }
 
 /// Checks the remote router at `endpoint` with the link's credentials, as its connector will:
@@ -622,4 +679,47 @@ async fn connect(
 ) -> Result<ManagementClient, ManagementError> {
     let tls = ClientTls::from_dir(site_dir.certs().join(certs::LOCAL_CLIENT))?;
     ManagementClient::connect("127.0.0.1", local_port(resources), &tls, MANAGEMENT_TIMEOUT).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connection(dir: &str, role: &str, container: &str) -> ConnectionView {
+        ConnectionView {
+            dir: dir.into(),
+            role: role.into(),
+            host: "192.0.2.9:40000".into(),
+            container: container.into(),
+            opened: true,
+            uptime_seconds: Some(5),
+        }
+    }
+
+    #[test]
+    fn incoming_links_are_the_links_other_routers_made_one_each() {
+        let view = RouterView {
+            connections: vec![
+                connection("in", "inter-router", "east-1"),
+                connection("in", "inter-router-data", "east-1"),
+                connection("in", "edge", "laptop-2"),
+                connection("in", "normal", ""),
+                connection("out", "inter-router", "west-3"),
+            ],
+            ..RouterView::default()
+        };
+        let links = view.incoming_links();
+        let seen: Vec<(&str, LinkRole)> = links
+            .iter()
+            .map(|l| (l.remote_router.as_str(), l.role))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("east-1", LinkRole::InterRouter),
+                ("laptop-2", LinkRole::Edge)
+            ]
+        );
+        assert!(links[0].since.as_deref().is_some_and(|s| s.ends_with('Z')));
+    }
 }

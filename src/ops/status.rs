@@ -10,7 +10,7 @@ use crate::platform::podman::PodmanService;
 use crate::platform::systemd::{ActiveState, UserManager};
 use crate::render::router_unit::router_unit_name;
 
-use super::link::{link_statuses, LinkStatus, NetworkRouter, RouterView};
+use super::link::{link_statuses, IncomingLink, LinkStatus, NetworkRouter, RouterView};
 use super::rfc3339;
 use super::services::{services_status, ServiceStatus};
 use crate::model::RouterMode;
@@ -34,6 +34,8 @@ pub struct SiteStatus {
     pub interrupted: Option<String>,
     /// The site's links, as its router reports them.
     pub links: Vec<LinkStatus>,
+    /// Links other sites made to this one; empty when the router does not answer.
+    pub incoming_links: Vec<IncomingLink>,
     /// The routers reachable in the network (this one included), from the router's
     /// `router.node` entities; empty when the router does not answer.
     pub network: Vec<NetworkRouter>,
@@ -157,6 +159,10 @@ pub async fn status(paths: &Paths, namespace: &str) -> Result<SiteStatus, Error>
     }
     let links = link_statuses(&resources, view.as_ref().map_err(String::as_str));
     let network = view.as_ref().map(RouterView::network).unwrap_or_default();
+    let incoming_links = view
+        .as_ref()
+        .map(RouterView::incoming_links)
+        .unwrap_or_default();
     let site = &resources.site;
     Ok(SiteStatus {
         namespace: namespace.to_string(),
@@ -190,6 +196,7 @@ pub async fn status(paths: &Paths, namespace: &str) -> Result<SiteStatus, Error>
         namespaces,
         interrupted,
         links,
+        incoming_links,
         network,
         healthy: problems.is_empty(),
         problems,
