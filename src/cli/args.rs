@@ -77,6 +77,9 @@ ports (free, or held by the site's own router) and the clock (offline, only agai
 timestamps vansite knows). Each check is OK, WARN or FAIL; the exit status is 1 when one fails."
     )]
     Doctor(DoctorArgs),
+    /// What a support request needs: a dump of the site, without secrets
+    #[command(subcommand)]
+    Debug(DebugCommand),
     /// Print a shell completion script (bash, zsh, fish, ...) for vansite
     #[command(
         long_about = "Print a shell completion script for vansite on stdout. Packages install \
@@ -498,6 +501,23 @@ pub struct ExposeHostArgs {
     /// The service's port
     #[arg(long, value_name = "PORT")]
     pub port: u16,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DebugCommand {
+    /// Write a .tar.gz for a support request: versions, resources (as `get` prints them),
+    /// skrouterd.json, public certificates, unit files and states, the router's log tail,
+    /// management queries, status and link status. No private key, token code or password.
+    Dump(DebugDumpArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DebugDumpArgs {
+    /// Where to write the archive (mode 0600)
+    #[arg(value_name = "FILE")]
+    pub file: std::path::PathBuf,
     #[command(flatten)]
     pub output: OutputArgs,
 }

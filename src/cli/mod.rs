@@ -15,6 +15,7 @@ use crate::forward::proxy;
 use crate::grants::{self, TokenFormat};
 use crate::model::StrategyKind;
 use crate::ops::apply::ApplyOptions;
+use crate::ops::debug;
 use crate::ops::delete;
 use crate::ops::doctor::{self, DoctorRequest};
 use crate::ops::init::{self, InitRequest, SiteUpdate};
@@ -30,8 +31,9 @@ use crate::settings::Settings;
 use crate::store::{files, Paths, SiteDir};
 
 use args::{
-    ConnectorOptions, DoctorArgs, ExposeCommand, Ingress, LinkCommand, ListenerOptions, RouterMode,
-    ServiceCommand, ServiceKindArgs, SiteCommand, StrategyArg, TokenCommand, TokenFileFormat,
+    ConnectorOptions, DebugCommand, DoctorArgs, ExposeCommand, Ingress, LinkCommand,
+    ListenerOptions, RouterMode, ServiceCommand, ServiceKindArgs, SiteCommand, StrategyArg,
+    TokenCommand, TokenFileFormat,
 };
 
 /// Runs the parsed command. Data goes to stdout, progress and errors to stderr.
@@ -240,6 +242,13 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             };
             let change = services::create(&paths, &namespace, request, &progress).await?;
             output::print_service_change(args.output.output, &change, "created");
+            Ok(())
+        }
+        Command::Debug(DebugCommand::Dump(args)) => {
+            let file = std::path::absolute(&args.file)
+                .map_err(Error::file("cannot resolve", &args.file))?;
+            let outcome = debug::dump(&paths, &namespace, &file).await?;
+            output::print_dump(args.output.output, &outcome);
             Ok(())
         }
         Command::Doctor(_)

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::grants::TokenFormat;
 use crate::model::StrategyKind;
+use crate::ops::debug::DumpOutcome;
 use crate::ops::delete;
 use crate::ops::doctor::{self, DoctorReport};
 use crate::ops::init::InitOutcome;
@@ -292,6 +293,21 @@ pub fn print_resources(
         }
     }
     Ok(())
+}
+
+/// `debug dump FILE`: where it went and what it holds.
+pub fn print_dump(format: OutputFormat, outcome: &DumpOutcome) {
+    print_data(format, outcome, |outcome| {
+        let mut text = format!(
+            "Wrote {} ({} entries, no secrets): attach it to the support request.\n",
+            outcome.file.display(),
+            outcome.entries.len()
+        );
+        for missing in &outcome.missing {
+            text.push_str(&format!("  not included: {missing}\n"));
+        }
+        text
+    });
 }
 
 /// `listener list` / `connector list`.

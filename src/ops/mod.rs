@@ -2,6 +2,7 @@
 //! result to the one apply (`apply`). `doctor` checks the host; `status` reads.
 
 pub mod apply;
+pub mod debug;
 pub mod delete;
 pub mod doctor;
 pub mod grant_server;

@@ -230,6 +230,14 @@ impl UserManager {
         })
     }
 
+    /// The manager's systemd version, e.g. `252 (252.39-1~deb12u1)`.
+    pub async fn version(&self) -> Result<String, SystemdError> {
+        self.manager
+            .version()
+            .await
+            .map_err(|source| call_error("read Version of", "the user manager", source))
+    }
+
     /// `daemon-reload`: reruns the generators (quadlet) and reloads all units. Returns after
     /// the generators ran, so generated units can be loaded right away.
     pub async fn reload(&self) -> Result<(), SystemdError> {

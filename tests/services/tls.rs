@@ -107,7 +107,7 @@ fn tls_echo(
     let connection = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
     let socket = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
     socket
-        .set_read_timeout(Some(Duration::from_secs(30)))
+        .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     let mut tls = rustls::StreamOwned::new(connection, socket);
     tls.write_all(data).map_err(|e| format!("write: {e}"))?;
@@ -314,6 +314,46 @@ fn a_tls_client_reaches_a_tls_only_backend_through_tls_listener_and_connector() 
     assert!(refused.contains("cannot read"), "{refused}");
 
     assert_eq!(identities(), before, "no router was restarted");
+
+    // A support dump of A holds what support needs and none of A's secrets: no private key
+    // (its own, the connector's client key given as a file, the link's), no token code.
+    vansite_ok(&a, &["token", "issue", "token.yaml"]);
+    let code = file(&a, "token.yaml")
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("code: ").map(str::to_string))
+        .expect("the token's code");
+    vansite_ok(&a, &["debug", "dump", "dump.tar.gz"]);
+    let listing = a.ok(&["tar", "-tzf", "dump.tar.gz"]);
+    for entry in [
+        "versions.json",
+        "resources.yaml",
+        "router/skrouterd.json",
+        "router/log-tail.txt",
+        "certs/secure-tls/tls.crt",
+        "units/vansite-default-router.container",
+        "units/states.txt",
+        "management/tcpConnector.json",
+        "management/connection.json",
+        "status.json",
+        "link-status.json",
+    ] {
+        assert!(
+            listing.contains(&format!("vansite-default-dump/{entry}")),
+            "{entry} in:\n{listing}"
+        );
+    }
+    let contents = a.ok(&["tar", "-xzOf", "dump.tar.gz"]);
+    assert!(
+        !contents.contains("PRIVATE KEY"),
+        "a private key in the dump"
+    );
+    assert!(!contents.contains(&code), "the token's code in the dump");
+    assert!(!contents.contains(router_client.tls_key.lines().nth(1).unwrap()));
+    assert!(
+        contents.contains("secure-tls"),
+        "the connector is described"
+    );
+    assert_eq!(a.ok(&["stat", "-c", "%a", "dump.tar.gz"]).trim(), "600");
 
     // Deleting the services removes their certificates, Secrets and router profiles.
     vansite_ok(&b, &["listener", "delete", "secure"]);

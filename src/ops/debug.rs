@@ -1,0 +1,305 @@
+//! `vansite debug dump FILE`: one gzipped tarball with what a support request needs about a
+//! site: versions, its resources, `skrouterd.json`, public certificates, unit files and states,
+//! the router's log tail, management queries, and `status` / `link status` as JSON. Nothing
+//! secret goes in: resources as `get` prints them (no keys, codes or ids), certificates
+//! without their keys, and no grant state.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::error::Error;
+use crate::model::SiteResources;
+use crate::ops::apply::local_port;
+use crate::ops::{link, manifest, status};
+use crate::plan::ROUTER_IMAGE_ANNOTATION;
+use crate::platform::systemd::UserManager;
+use crate::quadlet::version::podman_binary_version;
+use crate::render::router_config::LOOPBACK;
+use crate::render::unit_names;
+use crate::router::management::{ClientTls, ManagementClient};
+use crate::store::{files, Paths, SiteDir};
+
+/// Lines of the router's log that go in.
+const LOG_TAIL_LINES: usize = 500;
+/// The router entity types whose QUERY goes in.
+const QUERIED: [&str; 9] = [
+    "router",
+    "listener",
+    "connector",
+    "sslProfile",
+    "tcpListener",
+    "tcpConnector",
+    "connection",
+    "router.node",
+    "router.address",
+];
+
+/// What a dump holds.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DumpOutcome {
+    pub file: PathBuf,
+    /// The archive's entries, in order.
+    pub entries: Vec<String>,
+    /// What could not be gathered (the router not answering, a missing file), and why.
+    pub missing: Vec<String>,
+}
+
+/// Entries gathered in memory, then written at once (a failed dump leaves no file).
+#[derive(Default)]
+struct Archive {
+    entries: Vec<(String, Vec<u8>)>,
+    missing: Vec<String>,
+}
+
+impl Archive {
+    fn add(&mut self, name: impl Into<String>, contents: impl Into<Vec<u8>>) {
+        self.entries.push((name.into(), contents.into()));
+    }
+
+    fn add_json(&mut self, name: &str, value: &impl Serialize) {
+        let text = serde_json::to_string_pretty(value).expect("serialisable");
+        self.add(name, text + "\n");
+    }
+
+    /// A file of the host, or a note of why it is not there.
+    fn add_file(&mut self, name: String, path: &Path) {
+        match std::fs::read(path) {
+            Ok(bytes) => self.add(name, bytes),
+            Err(e) => self
+                .missing
+                .push(format!("{name}: {}: {e}", path.display())),
+        }
+    }
+}
+
+pub async fn dump(paths: &Paths, namespace: &str, file: &Path) -> Result<DumpOutcome, Error> {
+    let site_dir = paths.site(namespace);
+    let resources = paths.load_site(namespace)?;
+    let mut archive = Archive::default();
+
+    archive.add_json("versions.json", &versions(&resources).await);
+    let portable = manifest::get(paths, namespace, None, None, false)?;
+    let documents: Vec<String> = portable
+        .iter()
+        .map(|r| r.to_yaml().map(|yaml| format!("---\n{yaml}")))
+        .collect::<Result<_, _>>()?;
+    archive.add("resources.yaml", documents.concat());
+    archive.add_file("router/skrouterd.json".into(), &site_dir.router_config());
+    archive.add("router/log-tail.txt", log_tail(&site_dir.router_log()));
+    add_public_certificates(&mut archive, &site_dir);
+    add_units(&mut archive, paths, &site_dir, &resources).await;
+    add_management(&mut archive, &site_dir, &resources).await;
+    match status::status(paths, namespace).await {
+        Ok(status) => archive.add_json("status.json", &status),
+        Err(e) => archive.missing.push(format!("status.json: {e}")),
+    }
+    match link::status(paths, namespace, None).await {
+        Ok(links) => archive.add_json("link-status.json", &links),
+        Err(e) => archive.missing.push(format!("link-status.json: {e}")),
+    }
+    if !archive.missing.is_empty() {
+        archive.add("missing.txt", archive.missing.join("\n") + "\n");
+    }
+    write_archive(file, namespace, &archive.entries)?;
+    Ok(DumpOutcome {
+        file: file.to_path_buf(),
+        entries: archive.entries.into_iter().map(|(name, _)| name).collect(),
+        missing: archive.missing,
+    })
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Versions {
+    vansite: &'static str,
+    podman: Option<String>,
+    systemd: Option<String>,
+    router_image: String,
+    os: Option<String>,
+    kernel: String,
+}
+
+async fn versions(resources: &SiteResources) -> Versions {
+    let systemd = match UserManager::connect().await {
+        Ok(manager) => manager.version().await.ok(),
+        Err(_) => None,
+    };
+    let os = std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+                .map(|name| name.trim_matches('"').to_string())
+        });
+    let uname = rustix::system::uname();
+    Versions {
+        vansite: env!("CARGO_PKG_VERSION"),
+        podman: podman_binary_version().ok().map(|v| v.to_string()),
+        systemd,
+        router_image: resources
+            .site
+            .metadata
+            .annotations
+            .get(ROUTER_IMAGE_ANNOTATION)
+            .cloned()
+            .unwrap_or_default(),
+        os,
+        kernel: uname.release().to_string_lossy().into_owned(),
+    }
+}
+
+/// The last lines of the router's log (it may be missing: the router never ran).
+fn log_tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines.len().saturating_sub(LOG_TAIL_LINES);
+    lines[start..].join("\n") + "\n"
+}
+
+/// `ca.crt` and `tls.crt` of every certificate and issuer: never `tls.key`.
+fn add_public_certificates(archive: &mut Archive, site_dir: &SiteDir) {
+    for (kind, dir) in [("certs", site_dir.certs()), ("issuers", site_dir.issuers())] {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut names: Vec<String> = entries
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        for name in names {
+            for file in ["ca.crt", "tls.crt"] {
+                archive.add_file(format!("{kind}/{name}/{file}"), &dir.join(&name).join(file));
+            }
+        }
+    }
+}
+
+/// The site's unit files (router, forwarders, grant server) and their states.
+async fn add_units(
+    archive: &mut Archive,
+    paths: &Paths,
+    site_dir: &SiteDir,
+    resources: &SiteResources,
+) {
+    let namespace = &site_dir.namespace;
+    let forwarders = resources
+        .listener_ports()
+        .map(|(name, ..)| unit_names::forwarder(namespace, name));
+    let grants = unit_names::grant_server(namespace);
+    let mut files: Vec<(PathBuf, String)> = vec![(
+        paths.quadlet_dir(),
+        format!("{}.container", unit_names::router(namespace)),
+    )];
+    let mut units = vec![format!("{}.service", unit_names::router(namespace))];
+    for stem in forwarders {
+        files.push((paths.quadlet_dir(), format!("{stem}.container")));
+        files.push((paths.systemd_user_dir(), format!("{stem}.socket")));
+        units.extend([format!("{stem}.socket"), format!("{stem}.service")]);
+    }
+    if paths
+        .systemd_user_dir()
+        .join(format!("{grants}.socket"))
+        .exists()
+    {
+        for suffix in ["socket", "service"] {
+            files.push((paths.systemd_user_dir(), format!("{grants}.{suffix}")));
+            units.push(format!("{grants}.{suffix}"));
+        }
+    }
+    for (dir, name) in files {
+        archive.add_file(format!("units/{name}"), &dir.join(&name));
+    }
+    let Ok(manager) = UserManager::connect().await else {
+        archive.missing.push("units/states.txt: no user bus".into());
+        return;
+    };
+    let mut states = String::new();
+    for unit in units {
+        match manager.unit_state(&unit).await {
+            Ok(state) => states.push_str(&format!(
+                "{unit} {}/{} ({})\n",
+                state.active_state, state.sub_state, state.load_state
+            )),
+            Err(e) => states.push_str(&format!("{unit} unknown: {e}\n")),
+        }
+    }
+    archive.add("units/states.txt", states);
+}
+
+/// QUERY of each entity type vansite uses, as the router answers it.
+async fn add_management(archive: &mut Archive, site_dir: &SiteDir, resources: &SiteResources) {
+    let tls = match ClientTls::from_dir(site_dir.certs().join("skupper-local-client")) {
+        Ok(tls) => tls,
+        Err(e) => {
+            archive.missing.push(format!("management/: {e}"));
+            return;
+        }
+    };
+    let connected = ManagementClient::connect(
+        LOOPBACK,
+        local_port(resources),
+        &tls,
+        Duration::from_secs(3),
+    )
+    .await;
+    let mut client = match connected {
+        Ok(client) => client,
+        Err(e) => {
+            archive
+                .missing
+                .push(format!("management/: the router does not answer: {e}"));
+            return;
+        }
+    };
+    for entity_type in QUERIED {
+        match client.query(entity_type, &[]).await {
+            Ok(rows) => archive.add_json(&format!("management/{entity_type}.json"), &rows),
+            Err(e) => archive
+                .missing
+                .push(format!("management/{entity_type}.json: {e}")),
+        }
+    }
+    let _ = client.close().await;
+}
+
+/// Writes the entries as `vansite-<namespace>-dump/<name>` in a gzipped tar, atomically and
+/// private to the user (0600: it describes the site's setup).
+fn write_archive(file: &Path, namespace: &str, entries: &[(String, Vec<u8>)]) -> Result<(), Error> {
+    let mut bytes = Vec::new();
+    {
+        let encoder = flate2::write::GzEncoder::new(&mut bytes, flate2::Compression::default());
+        let mut builder = tar::Builder::new(encoder);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        for (name, contents) in entries {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(contents.len() as u64);
+            header.set_mode(0o644);
+            header.set_mtime(now);
+            header.set_cksum();
+            builder
+                .append_data(
+                    &mut header,
+                    format!("vansite-{namespace}-dump/{name}"),
+                    contents.as_slice(),
+                )
+                .map_err(Error::file("cannot write", file))?;
+        }
+        let encoder = builder
+            .into_inner()
+            .map_err(Error::file("cannot write", file))?;
+        encoder
+            .finish()
+            .and_then(|out| out.flush())
+            .map_err(Error::file("cannot write", file))?;
+    }
+    files::write_atomic(file, &bytes, files::SECRET).map_err(Error::file("cannot write", file))?;
+    Ok(())
+}
