@@ -511,6 +511,19 @@ pub enum DebugCommand {
     /// skrouterd.json, public certificates, unit files and states, the router's log tail,
     /// management queries, status and link status. No private key, token code or password.
     Dump(DebugDumpArgs),
+    /// What happened to the site, oldest first: vansite's commands (and how they ended) and
+    /// the router's notable log lines (links, listeners, warnings and errors)
+    Events(DebugEventsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DebugEventsArgs {
+    /// Keep printing new events as they happen (Ctrl-C to stop); JSON and YAML print one
+    /// event per line
+    #[arg(short, long)]
+    pub follow: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 #[derive(Debug, Args)]

@@ -251,6 +251,21 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             output::print_dump(args.output.output, &outcome);
             Ok(())
         }
+        Command::Debug(DebugCommand::Events(args)) => {
+            let mut shown = debug::events(&paths, &namespace)?;
+            output::print_events(args.output.output, &shown, args.follow);
+            while args.follow {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let all = debug::events(&paths, &namespace)?;
+                let last = shown.last().map(|e| e.time.clone()).unwrap_or_default();
+                let new: Vec<_> = all.into_iter().filter(|e| e.time > last).collect();
+                if !new.is_empty() {
+                    output::print_events(args.output.output, &new, true);
+                    shown = new;
+                }
+            }
+            Ok(())
+        }
         Command::Doctor(_)
         | Command::Completion(_)
         | Command::GrantServer(_)

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::grants::TokenFormat;
 use crate::model::StrategyKind;
-use crate::ops::debug::DumpOutcome;
+use crate::ops::debug::{DumpOutcome, SiteEvent};
 use crate::ops::delete;
 use crate::ops::doctor::{self, DoctorReport};
 use crate::ops::init::InitOutcome;
@@ -293,6 +293,42 @@ pub fn print_resources(
         }
     }
     Ok(())
+}
+
+/// `debug events`: a table, or JSON/YAML; following, one event per line so that each new one
+/// can be read as it comes.
+pub fn print_events(format: OutputFormat, events: &[SiteEvent], following: bool) {
+    let line = |e: &SiteEvent| {
+        format!(
+            "{}  {:<7}  {}\n",
+            e.time,
+            format!("{:?}", e.source).to_lowercase(),
+            e.text
+        )
+    };
+    match (format, following) {
+        (OutputFormat::Table, _) => {
+            if events.is_empty() && !following {
+                println!("No events yet.");
+            }
+            print!("{}", events.iter().map(line).collect::<String>());
+        }
+        (OutputFormat::Json, true) => {
+            for event in events {
+                println!("{}", serde_json::to_string(event).expect("serialisable"));
+            }
+        }
+        (OutputFormat::Yaml, true) => {
+            for event in events {
+                print!(
+                    "---\n{}",
+                    serde_saphyr::to_string(event).expect("serialisable")
+                );
+            }
+        }
+        (_, false) => print_data(format, &events, |_| String::new()),
+    }
+    let _ = std::io::Write::flush(&mut std::io::stdout());
 }
 
 /// `debug dump FILE`: where it went and what it holds.

@@ -217,6 +217,7 @@ impl SiteSession {
             Ok(applied) => {
                 journal::end(&self.site_dir)?;
                 self.saved = Some(target);
+                self.record(command, &format!("done: {}", applied.router.describe()));
                 Ok(applied)
             }
             Err(error) => {
@@ -231,7 +232,7 @@ impl SiteSession {
                     }
                     None => self.teardown(options.timeout, progress).await.map(drop),
                 };
-                match undo {
+                match &undo {
                     // Undone: nothing is left for the next command to repair.
                     Ok(()) => journal::end(&self.site_dir)?,
                     Err(undo) => tracing::warn!(
@@ -239,8 +240,24 @@ impl SiteSession {
                          this site tries again"
                     ),
                 }
+                let undone = match undo {
+                    Ok(()) => "undone".to_string(),
+                    Err(undo) => format!("undoing failed too: {undo}"),
+                };
+                self.record(command, &format!("failed: {error}; {undone}"));
                 Err(error)
             }
+        }
+    }
+
+    /// Adds the command to the site's event log (`debug events`); a log that cannot be written
+    /// does not fail the command.
+    fn record(&self, command: &str, outcome: &str) {
+        if let Err(e) = self.site_dir.record_event(command, outcome) {
+            tracing::warn!(
+                "cannot record the event in {}: {e}",
+                self.site_dir.events_log().display()
+            );
         }
     }
 

@@ -303,3 +303,130 @@ fn write_archive(file: &Path, namespace: &str, entries: &[(String, Vec<u8>)]) ->
     files::write_atomic(file, &bytes, files::SECRET).map_err(Error::file("cannot write", file))?;
     Ok(())
 }
+
+/// Where an event of `debug events` comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventSource {
+    /// A vansite command that changed the site (its event log).
+    Vansite,
+    /// The router's log.
+    Router,
+}
+
+/// One line of `debug events`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SiteEvent {
+    /// RFC 3339, UTC, to the microsecond: events sort by it.
+    pub time: String,
+    pub source: EventSource,
+    pub text: String,
+}
+
+/// Router log lines below warning that still say something happened to the site: a link or
+/// connection coming or going, a listener opening or closing, the router starting or stopping.
+const NOTABLE_ROUTER_INFO: [&str; 8] = [
+    "Connection Opened",
+    "Connection Closed",
+    "Creating listener",
+    "accepting",
+    "connected",
+    "link",
+    "running",
+    "shutting down",
+];
+
+/// `debug events`: vansite's commands and the router's notable log lines, oldest first.
+pub fn events(paths: &Paths, namespace: &str) -> Result<Vec<SiteEvent>, Error> {
+    paths.load_site(namespace)?;
+    let site_dir = paths.site(namespace);
+    let vansite = site_dir.recorded_events().into_iter().map(|e| SiteEvent {
+        time: e.time,
+        source: EventSource::Vansite,
+        text: format!("{}: {}", e.command, e.outcome),
+    });
+    let log = std::fs::read_to_string(site_dir.router_log()).unwrap_or_default();
+    let router = log.lines().filter_map(router_event);
+    let mut all: Vec<SiteEvent> = vansite.chain(router).collect();
+    all.sort_by(|a, b| a.time.cmp(&b.time));
+    Ok(all)
+}
+
+/// A router log line as an event, when it is one: the real router's
+/// `2026-12-01 03:52:54.836755 +0000 TCP_ADAPTOR (error) text` and the stand-in's
+/// `2026-12-01T04:10:56.916888Z  WARN target: text`, at warning or above, or notable.
+fn router_event(line: &str) -> Option<SiteEvent> {
+    let (time, level, text) = real_router_line(line).or_else(|| standin_line(line))?;
+    let serious = matches!(level, "warning" | "error" | "critical" | "WARN" | "ERROR");
+    if !serious && !NOTABLE_ROUTER_INFO.iter().any(|n| text.contains(n)) {
+        return None;
+    }
+    Some(SiteEvent {
+        time: time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        source: EventSource::Router,
+        text: text.to_string(),
+    })
+}
+
+type LogLine<'a> = (chrono::DateTime<chrono::Utc>, &'a str, &'a str);
+
+fn real_router_line(line: &str) -> Option<LogLine<'_>> {
+    // Date, time and offset are the first three fields; then the module and `(level)`.
+    let mut fields = line.splitn(6, ' ');
+    let (date, clock, offset) = (fields.next()?, fields.next()?, fields.next()?);
+    let time = chrono::DateTime::parse_from_str(
+        &format!("{date} {clock} {offset}"),
+        "%Y-%m-%d %H:%M:%S%.f %z",
+    )
+    .ok()?;
+    let _module = fields.next()?;
+    let level = fields.next()?.strip_prefix('(')?.strip_suffix(')')?;
+    let text = fields.next().unwrap_or_default();
+    Some((time.with_timezone(&chrono::Utc), level, text))
+}
+
+fn standin_line(line: &str) -> Option<LogLine<'_>> {
+    let (stamp, rest) = line.split_once(' ')?;
+    let time = chrono::DateTime::parse_from_rfc3339(stamp).ok()?;
+    let rest = rest.trim_start();
+    let (level, rest) = rest.split_once(' ')?;
+    let text = rest.split_once(": ").map_or(rest, |(_, text)| text);
+    Some((time.with_timezone(&chrono::Utc), level, text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn router_log_lines_of_both_routers_become_events_when_they_matter() {
+        let real = router_event(
+            "2026-12-01 03:52:54.836826 +0100 TCP_ADAPTOR (error) tcpListener Lx TLS configuration \
+             failed: Not found: sslProfile 'missing' not found",
+        )
+        .unwrap();
+        assert_eq!(real.time, "2026-12-01T02:52:54.836826Z");
+        assert_eq!(
+            real.text,
+            "tcpListener Lx TLS configuration failed: Not found: sslProfile 'missing' not found"
+        );
+        let standin = router_event(
+            "2026-12-01T04:10:56.916921Z  INFO skrouterd_standin: router vm-2a2e814f (interior) running",
+        )
+        .unwrap();
+        assert_eq!(standin.time, "2026-12-01T04:10:56.916921Z");
+        assert_eq!(standin.text, "router vm-2a2e814f (interior) running");
+        let warning = router_event(
+            "2026-12-01T04:10:57.000001Z  WARN skrouterd_standin::tcp: tcpConnector db: TLS handshake failed",
+        )
+        .unwrap();
+        assert_eq!(warning.text, "tcpConnector db: TLS handshake failed");
+
+        // Routine lines and podman's own lines (no time stamp) are not events.
+        assert_eq!(
+            router_event("2026-12-01 03:52:54.836826 +0000 AGENT (info) Created tcpConnector x"),
+            None
+        );
+        assert_eq!(router_event("Trying to pull localhost/none:1..."), None);
+    }
+}

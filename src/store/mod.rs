@@ -1,9 +1,12 @@
 //! The site on disk: where its resources, runtime files and units live (DESIGN.md "Layout on
 //! the host"), its lock, atomic files, and loading/saving its resources and certificates.
 
+mod events;
 pub mod files;
 pub mod lock;
 pub mod resources;
+
+pub use events::RecordedEvent;
 
 pub use lock::SiteLock;
 pub use resources::StoreError;

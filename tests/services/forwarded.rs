@@ -326,6 +326,58 @@ fn bad_input_pending_peers_and_deleting_a_service_in_use() {
     assert_eq!(open.read_to_end(&mut rest).unwrap(), 0, "a clean end");
     assert_no_forwarders(&host);
 
+    // `debug events`: vansite's commands with how they ended, beside the router's lines;
+    // `--follow` prints new ones as they happen.
+    let events: Value =
+        serde_json::from_str(&vansite_ok(&host, &["debug", "events", "-o", "json"])).unwrap();
+    let texts: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["text"].as_str().unwrap())
+        .collect();
+    let position = |prefix: &str| {
+        texts
+            .iter()
+            .position(|t| t.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no event '{prefix}…' in {texts:#?}"))
+    };
+    assert!(position("init: done") < position("listener delete later: done"));
+    assert!(
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["source"] == "router"),
+        "{texts:#?}"
+    );
+    let followed = std::thread::scope(|scope| {
+        let follower = scope.spawn(|| {
+            let args = [
+                "timeout",
+                "15",
+                crate::support::VANSITE,
+                "debug",
+                "events",
+                "--follow",
+            ];
+            String::from_utf8_lossy(&host.run(&[&args[..], &["-o", "json"]].concat()).stdout)
+                .into_owned()
+        });
+        std::thread::sleep(Duration::from_secs(3));
+        vansite_ok(&host, &["connector", "create", "followed", "9999"]);
+        follower.join().unwrap()
+    });
+    let last = followed.lines().last().unwrap_or_default();
+    let last: Value = serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {followed}"));
+    assert!(
+        last["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("connector create followed: done"),
+        "{followed}"
+    );
+
     // Deleting the site removes a listener's forwarder with it.
     vansite_ok(
         &host,
