@@ -254,7 +254,11 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::Debug(DebugCommand::Events(args)) => {
             let mut shown = debug::events(&paths, &namespace)?;
             output::print_events(args.output.output, &shown, args.follow);
-            while args.follow {
+            if !args.follow {
+                return Ok(());
+            }
+            // Until interrupted: every second, what is newer than the last event shown.
+            loop {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 let all = debug::events(&paths, &namespace)?;
                 let last = shown.last().map(|e| e.time.clone()).unwrap_or_default();
@@ -264,7 +268,6 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
                     shown = new;
                 }
             }
-            Ok(())
         }
         Command::Doctor(_)
         | Command::Completion(_)
