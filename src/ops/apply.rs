@@ -992,6 +992,17 @@ fn write(file: &PlannedFile) -> Result<bool, Error> {
         .map_err(Error::file("cannot write", &file.path))
 }
 
+/// One management connection to the site's router over its local listener, with the site's
+/// client certificate, bounded by `timeout`.
+pub async fn site_management(
+    site_dir: &SiteDir,
+    resources: &SiteResources,
+    timeout: Duration,
+) -> Result<ManagementClient, ManagementError> {
+    let tls = ClientTls::from_dir(site_dir.certs().join(crate::render::certs::LOCAL_CLIENT))?;
+    ManagementClient::connect(LOOPBACK, local_port(resources), &tls, timeout).await
+}
+
 /// The router's management port: the local RouterAccess's `normal` role.
 pub fn local_port(resources: &SiteResources) -> u16 {
     resources

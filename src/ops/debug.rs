@@ -12,14 +12,12 @@ use serde::Serialize;
 
 use crate::error::Error;
 use crate::model::SiteResources;
-use crate::ops::apply::local_port;
+use crate::ops::apply::site_management;
 use crate::ops::{link, manifest, status};
 use crate::plan::ROUTER_IMAGE_ANNOTATION;
 use crate::platform::systemd::UserManager;
 use crate::quadlet::version::podman_binary_version;
-use crate::render::router_config::LOOPBACK;
 use crate::render::unit_names;
-use crate::router::management::{ClientTls, ManagementClient};
 use crate::store::{files, Paths, SiteDir};
 
 /// Lines of the router's log that go in.
@@ -233,20 +231,7 @@ async fn add_units(
 
 /// QUERY of each entity type vansite uses, as the router answers it.
 async fn add_management(archive: &mut Archive, site_dir: &SiteDir, resources: &SiteResources) {
-    let tls = match ClientTls::from_dir(site_dir.certs().join("skupper-local-client")) {
-        Ok(tls) => tls,
-        Err(e) => {
-            archive.missing.push(format!("management/: {e}"));
-            return;
-        }
-    };
-    let connected = ManagementClient::connect(
-        LOOPBACK,
-        local_port(resources),
-        &tls,
-        Duration::from_secs(3),
-    )
-    .await;
+    let connected = site_management(site_dir, resources, Duration::from_secs(3)).await;
     let mut client = match connected {
         Ok(client) => client,
         Err(e) => {

@@ -16,11 +16,11 @@ use serde::Serialize;
 
 use crate::error::Error;
 use crate::model::{check_name, LinkRole, LinkState, Resource, SiteResources};
-use crate::ops::apply::{local_port, ApplyOptions, RouterChange, SiteSession};
-use crate::render::certs::{self, CertFiles};
+use crate::ops::apply::{site_management, ApplyOptions, RouterChange, SiteSession};
+use crate::render::certs::CertFiles;
 use crate::render::router_config::link_entities;
 use crate::render::router_unit::CERTS_DIR_IN_CONTAINER;
-use crate::router::management::{ClientTls, ManagementClient, ManagementError};
+use crate::router::management::{ManagementClient, ManagementError};
 use crate::router::views::{ConnectionView, ConnectorView, NodeView};
 use crate::tokens::redeem::{redeem_access_token, redeem_v1_claim};
 use crate::tokens::{self, LinkBundle, Token};
@@ -677,8 +677,7 @@ async fn connect(
     site_dir: &SiteDir,
     resources: &SiteResources,
 ) -> Result<ManagementClient, ManagementError> {
-    let tls = ClientTls::from_dir(site_dir.certs().join(certs::LOCAL_CLIENT))?;
-    ManagementClient::connect("127.0.0.1", local_port(resources), &tls, MANAGEMENT_TIMEOUT).await
+    site_management(site_dir, resources, MANAGEMENT_TIMEOUT).await
 }
 
 #[cfg(test)]

@@ -32,13 +32,7 @@ fn echo(addr: &str, data: &[u8]) -> Vec<u8> {
 
 /// The whole answer of a service that writes one and closes.
 fn answer(addr: &str) -> String {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
-    let mut text = String::new();
-    stream.read_to_string(&mut text).unwrap();
-    text.trim().to_string()
+    answer_kept_open(addr).0
 }
 
 /// The whole answer of a service that writes one and closes its side, on a connection this end

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::error::Error;
 use crate::model::{check_name, PeerState, SiteResources, StrategyKind};
-use crate::ops::apply::{local_port, ApplyOptions, RouterChange, SiteSession};
+use crate::ops::apply::{site_management, ApplyOptions, RouterChange, SiteSession};
 use crate::plan::bind_address;
 use crate::platform::systemd::{ActiveState, UserManager};
 use crate::render::forwarder_units::forwarder_unit_name;
@@ -24,7 +24,6 @@ use crate::render::router_config::{
     connector_ssl_profile, multi_key_listener_name, tcp_entities, LOOPBACK,
 };
 use crate::render::router_unit::router_unit_name;
-use crate::router::management::{ClientTls, ManagementClient};
 use crate::router::views::{AddressView, TcpEndpointView};
 use crate::store::{Paths, SiteDir};
 
@@ -496,9 +495,7 @@ async fn router_view(
     if state.active_state != ActiveState::Active {
         return None;
     }
-    let tls = ClientTls::from_dir(site_dir.certs().join("skupper-local-client")).ok()?;
-    let port = local_port(resources);
-    let mut client = ManagementClient::connect(LOOPBACK, port, &tls, Duration::from_secs(3))
+    let mut client = site_management(site_dir, resources, Duration::from_secs(3))
         .await
         .ok()?;
     let mut endpoints = BTreeMap::new();
