@@ -130,6 +130,18 @@ pub fn print_service_change(format: OutputFormat, change: &ServiceChange, verb: 
         if let Some(n) = change.ended_connections.filter(|n| *n > 0) {
             text.push_str(&format!("  ended {n} open connection(s)\n"));
         }
+        match change.still_offered_at.as_deref() {
+            Some([]) => text.push_str(&format!(
+                "  no site offers routing key {} now: its listeners stop accepting\n",
+                keys_text(info)
+            )),
+            Some(at) => text.push_str(&format!(
+                "  routing key {} is still offered at {}: new connections go there\n",
+                keys_text(info),
+                at.join(", ")
+            )),
+            None => {}
+        }
         text
     });
 }

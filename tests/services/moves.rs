@@ -149,7 +149,11 @@ fn a_service_moves_between_sites_and_a_multi_key_listener_falls_back() {
     let clients = Clients::start(&addr, 8);
     std::thread::sleep(Duration::from_secs(1));
     clients.during(|| {
-        vansite_ok(&east, &["connector", "delete", "orders"]);
+        let out = vansite_ok(&east, &["connector", "delete", "orders"]);
+        assert!(
+            out.contains("routing key 'orders' is still offered at "),
+            "{out}"
+        );
     });
     std::thread::sleep(Duration::from_secs(2));
     let (answers, failures, open_at_change) = clients.finish();
@@ -215,7 +219,11 @@ fn a_service_moves_between_sites_and_a_multi_key_listener_falls_back() {
     );
     assert_eq!(answer(&ha).as_deref(), Some("primary"));
 
-    vansite_ok(&east, &["connector", "delete", "primary"]);
+    let out = vansite_ok(&east, &["connector", "delete", "primary"]);
+    assert!(
+        out.contains("no site offers routing key 'primary' now"),
+        "{out}"
+    );
     hub.wait_until("backup taking over", Duration::from_secs(60), |h| {
         takes(h, "backup") == 100
     });

@@ -186,6 +186,11 @@ pub struct ServiceChange {
     pub router: RouterChange,
     /// Delete: connections that were open and have been ended.
     pub ended_connections: Option<u64>,
+    /// Connector delete: where the routing key is still offered (`here` for another connector
+    /// of this site, else router ids); empty: nowhere, its listeners stop accepting. None when
+    /// the router did not answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub still_offered_at: Option<Vec<String>>,
 }
 
 /// `listener list` / `connector list`: from the resources alone.
@@ -286,6 +291,7 @@ async fn apply_service(
         live: applied.router.is_live(),
         router: applied.router,
         ended_connections: None,
+        still_offered_at: None,
     })
 }
 
@@ -327,11 +333,22 @@ pub async fn delete(
     let current = session.resources()?.clone();
     let info = find(&session.site_dir, &current, kind, name)?;
     let (statuses, _) = services_status(&session.manager, &session.site_dir, &current).await?;
-    let ended_connections = statuses
+    let deleted = statuses
         .iter()
-        .find(|s| s.info.kind == kind && s.info.name == name)
-        .and_then(|s| s.active_connections);
+        .find(|s| s.info.kind == kind && s.info.name == name);
+    let ended_connections = deleted.and_then(|s| s.active_connections);
     let target = SiteResources::new(namespace, remove_service(&current, kind, name))?;
+    // Moving a service: say whether another site still offers the key.
+    let still_offered_at = deleted
+        .filter(|_| kind == ServiceKind::Connector)
+        .and_then(|s| s.offered_at.clone())
+        .map(|at| {
+            let key = info.routing_key.as_deref().unwrap_or_default();
+            let here = target.connectors.iter().any(|c| c.spec.routing_key == key);
+            at.into_iter()
+                .filter(|site| site != "here" || here)
+                .collect()
+        });
     progress(&format!("removing {} {name}", kind.word()));
     let command = format!("{} delete {name}", kind.word());
     let applied = session
@@ -342,6 +359,7 @@ pub async fn delete(
         live: applied.router.is_live(),
         router: applied.router,
         ended_connections,
+        still_offered_at,
     })
 }
 
