@@ -713,3 +713,47 @@ pub(crate) fn router_port(paths: &Paths) -> Result<u16, Error> {
         "no free loopback port for the router's tcpListener".into(),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strategy(kind: StrategyKind, keys: &[(&str, i64)]) -> KeyStrategy {
+        KeyStrategy {
+            kind,
+            keys: keys
+                .iter()
+                .map(|(key, value)| KeyValue {
+                    key: key.to_string(),
+                    value: *value,
+                })
+                .collect(),
+        }
+    }
+
+    /// Where each key is offered: `a` nowhere, `b` and `c` at one router each.
+    fn offered(key: &str) -> Option<Vec<String>> {
+        Some(match key {
+            "a" => vec![],
+            other => vec![format!("router-{other}")],
+        })
+    }
+
+    fn shares(strategy: &KeyStrategy) -> Vec<Option<u32>> {
+        key_statuses(strategy, &offered)
+            .iter()
+            .map(|k| k.new_connections_percent)
+            .collect()
+    }
+
+    #[test]
+    fn new_connections_go_to_the_first_reachable_key_or_by_weight_among_the_reachable() {
+        let priority = strategy(StrategyKind::Priority, &[("a", 2), ("b", 1), ("c", 0)]);
+        assert_eq!(shares(&priority), [Some(0), Some(100), Some(0)]);
+        let weighted = strategy(StrategyKind::Weighted, &[("a", 5), ("b", 1), ("c", 3)]);
+        assert_eq!(shares(&weighted), [Some(0), Some(25), Some(75)]);
+        // The router not answering: nothing known, no share guessed.
+        let unknown = key_statuses(&priority, &|_| None);
+        assert!(unknown.iter().all(|k| k.new_connections_percent.is_none()));
+    }
+}
