@@ -19,6 +19,7 @@ use crate::model::{check_name, PeerState, SiteResources, StrategyKind};
 use crate::ops::apply::{site_management, ApplyOptions, RouterChange, SiteSession};
 use crate::plan::bind_address;
 use crate::platform::systemd::{ActiveState, UserManager};
+use crate::render::certs::listener_credentials_have_ca;
 use crate::render::forwarder_units::forwarder_unit_name;
 use crate::render::router_config::{
     connector_ssl_profile, multi_key_listener_name, tcp_entities, LOOPBACK,
@@ -546,23 +547,19 @@ fn entity_name(info: &ServiceInfo) -> String {
 }
 
 fn infos(site_dir: &SiteDir, resources: &SiteResources) -> Vec<ServiceInfo> {
-    let ca_file = |profile: &str| {
-        let has_ca = resources
-            .secret(profile.trim_end_matches("-profile"))
-            .is_none_or(|secret| secret.data.contains_key("ca.crt"));
-        has_ca.then(|| {
-            site_dir
-                .certs()
-                .join(profile)
-                .join("ca.crt")
-                .display()
-                .to_string()
-        })
+    let ca_path = |profile: &str| {
+        site_dir
+            .certs()
+            .join(profile)
+            .join("ca.crt")
+            .display()
+            .to_string()
     };
     let listener_tls = |credentials: &str, client_certificate: bool| {
         (!credentials.is_empty()).then(|| ServiceTlsInfo {
             credentials: credentials.to_string(),
-            ca_file: ca_file(credentials),
+            ca_file: listener_credentials_have_ca(resources, credentials)
+                .then(|| ca_path(credentials)),
             client_certificate,
             verify_hostname: None,
         })
@@ -619,7 +616,8 @@ fn infos(site_dir: &SiteDir, resources: &SiteResources) -> Vec<ServiceInfo> {
         router_port: None,
         tls: (!c.spec.tls_credentials.is_empty()).then(|| ServiceTlsInfo {
             credentials: c.spec.tls_credentials.clone(),
-            ca_file: ca_file(&connector_ssl_profile(&c.spec)),
+            // A connector's credentials always hold its CA (the certificates refuse one without).
+            ca_file: Some(ca_path(&connector_ssl_profile(&c.spec))),
             client_certificate: c.spec.use_client_cert,
             verify_hostname: Some(c.spec.verify_hostname),
         }),
