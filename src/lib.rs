@@ -3,15 +3,16 @@
 //! The module tree follows DESIGN.md, from the bottom up: the Skupper resources (`model`),
 //! pure renderers (`render`, `quadlet`) and decisions (`plan`), the site on disk (`store`),
 //! effects at the edges (`platform`: systemd and podman; `router`: management; `tokens`: the
-//! redeem client; `grants`: the grant server; `forward`: the forwarder), one error type
-//! (`error`), the operations (`ops`: one file per verb, and the one apply), and the command
-//! line (`cli`).
+//! redeem client; `grants`: the grant server; `forward`: the forwarder; `observe`: vanflow), one
+//! error type (`error`), the operations (`ops`: one file per verb, and the one apply), and the
+//! command line (`cli`).
 
 pub mod cli;
 pub mod error;
 pub mod forward;
 pub mod grants;
 pub mod model;
+pub mod observe;
 pub mod ops;
 pub mod plan;
 pub mod platform;
