@@ -112,6 +112,9 @@ pub async fn create(
             status: None,
         },
     );
+    if entity.entity_type == "site" {
+        site_record(router, &entity);
+    }
     match (entity.entity_type.as_str(), tcp_tls) {
         ("tcpListener", tls) => tcp::add_listener(router, &entity, tls.and_then(TcpTls::server)),
         ("tcpConnector", tls) => tcp::add_connector(router, &entity, tls.and_then(TcpTls::client)),
@@ -119,6 +122,36 @@ pub async fn create(
         _ => {}
     }
     Ok(())
+}
+
+/// The SITE record of a `site` entity (`qd_dispatch_configure_site`): identity
+/// `SKUPPER_SITE_ID` if set, and the ROUTER record's parent from then on.
+fn site_record(router: &Router, entity: &Entity) {
+    use crate::vanflow::{self, Attr};
+    let mut attrs = Vec::new();
+    for (key, attribute) in [
+        (vanflow::NAME, "name"),
+        (vanflow::BUILD_VERSION, "version"),
+        (vanflow::LOCATION, "location"),
+        (vanflow::PROVIDER, "provider"),
+        (vanflow::PLATFORM, "platform"),
+        (vanflow::NAMESPACE, "namespace"),
+    ] {
+        let value = entity.str(attribute);
+        // A nameless site got a generated name, which the router never saw.
+        let generated = attribute == "name" && value.starts_with("site/");
+        if !value.is_empty() && !generated {
+            attrs.push((key, Attr::Str(value.to_string())));
+        }
+    }
+    let custom = std::env::var("SKUPPER_SITE_ID")
+        .ok()
+        .filter(|v| !v.is_empty());
+    let identity = router.vanflow.start(vanflow::SITE, custom, None, attrs);
+    let router_id = router.vanflow.id.clone();
+    router
+        .vanflow
+        .set(&router_id, vanflow::PARENT, Attr::Str(identity));
 }
 
 /// The TLS end a tcpListener or tcpConnector makes with its sslProfile.
@@ -204,6 +237,10 @@ fn delete(router: &Arc<Router>, entity_type: &str, name: &str) -> Result<bool, R
     };
     if let Some(task) = configured.task {
         task.abort();
+    }
+    // Its vanflow record ends (LISTENER, CONNECTOR, LINK, ROUTER_ACCESS).
+    if let Some(identity) = router.vanflow.unbind(&format!("{entity_type}/{name}")) {
+        router.vanflow.end(&identity);
     }
     // A deleted connector's link goes down with it.
     if entity_type == "connector" {

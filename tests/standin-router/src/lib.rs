@@ -14,3 +14,4 @@ pub mod router;
 pub mod schema;
 pub mod tcp;
 pub mod tls;
+pub mod vanflow;

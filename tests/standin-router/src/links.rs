@@ -15,9 +15,10 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 use crate::config::Entity;
 use crate::management::{self, AgentSender};
 use crate::mux;
-use crate::router::{Advertisement, Peer, Router};
+use crate::router::{Peer, PeerMessage, Router};
 use crate::tcp::{self, AsyncStream};
 use crate::tls::{self, Profile};
+use crate::vanflow::{self, Attr};
 
 const BACKOFF_START: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
@@ -37,6 +38,10 @@ struct Hello {
     /// property `qd.inter-router-cost`).
     #[serde(default = "default_cost")]
     cost: u32,
+    /// The listening end's ROUTER_ACCESS identity (the real router's `qd.access-id`
+    /// connection property), which the dialler's LINK record names as its peer.
+    #[serde(default)]
+    access_id: Option<String>,
 }
 
 fn default_cost() -> u32 {
@@ -66,8 +71,9 @@ impl LinkConfig {
 #[derive(Debug, Serialize, Deserialize)]
 enum Control {
     Hello(Hello),
-    Advertise(Advertisement),
+    Advertise(crate::router::Advertisement),
     Heartbeat,
+    Vanflow(vanflow::Frame),
 }
 
 fn profile_of(router: &Router, entity: &Entity) -> Result<Option<Profile>, String> {
@@ -112,18 +118,33 @@ pub async fn start_listener(
         .await
         .map_err(|e| format!("listener {name}: cannot listen on {host}:{port}: {e}"))?;
     tracing::info!("listener {name}: role {role} listening on {host}:{port}");
+    let record = is_link_role(&role).then(|| {
+        let identity = router.vanflow.start(
+            vanflow::ROUTER_ACCESS,
+            None,
+            None,
+            vec![
+                (vanflow::NAME, Attr::Str(name.clone())),
+                (vanflow::ROLE, Attr::Str(role.clone())),
+                (vanflow::LINK_COUNT, Attr::Num(0)),
+            ],
+        );
+        router.vanflow.bind(&format!("listener/{name}"), &identity);
+        identity
+    });
     let router = Arc::clone(router);
     let task = tokio::spawn(async move {
         loop {
             let Ok((tcp, remote)) = socket.accept().await else {
                 continue;
             };
-            let (router, role, tls, agent, name) = (
+            let (router, role, tls, agent, name, record) = (
                 Arc::clone(&router),
                 role.clone(),
                 tls.clone(),
                 agent.clone(),
                 name.clone(),
+                record.clone(),
             );
             tokio::spawn(async move {
                 let Some(tls) = tls else {
@@ -149,6 +170,7 @@ pub async fn start_listener(
                     link,
                     remote.to_string(),
                     user,
+                    record,
                 )
                 .await
                 {
@@ -173,7 +195,8 @@ async fn serve_management<S>(
         .state()
         .management_connections
         .insert(id, (remote.to_string(), Instant::now()));
-    if let Err(e) = management::serve_connection(stream, agent).await {
+    if let Err(e) = management::serve_connection_with(stream, agent, Some(Arc::clone(router))).await
+    {
         tracing::debug!("management connection from {remote} ended: {e}");
     }
     router.state().management_connections.remove(&id);
@@ -198,6 +221,28 @@ pub fn start_connector(
         )),
         None => None,
     };
+    let record = is_link_role(&role).then(|| {
+        let protocol = if profile.is_some() { "amqps" } else { "amqp" };
+        let identity = router.vanflow.start(
+            vanflow::LINK,
+            None,
+            None,
+            vec![
+                (vanflow::NAME, Attr::Str(name.clone())),
+                (vanflow::ROLE, Attr::Str(role.clone())),
+                (vanflow::LINK_COST, Attr::Num(u64::from(link.cost))),
+                (vanflow::OPER_STATUS, Attr::Str("down".into())),
+                (vanflow::DOWN_COUNT, Attr::Num(0)),
+                (vanflow::PROTOCOL, Attr::Str(protocol.into())),
+                (vanflow::DEST_PORT, Attr::Str(port.clone())),
+                (vanflow::OCTETS, Attr::Num(0)),
+                (vanflow::OCTETS_REVERSE, Attr::Num(0)),
+                (vanflow::HTTP_PROXY, Attr::Str("no".into())),
+            ],
+        );
+        router.vanflow.bind(&format!("connector/{name}"), &identity);
+        identity
+    });
     let router = Arc::clone(router);
     let task = tokio::spawn(async move {
         let mut backoff = BACKOFF_START;
@@ -240,6 +285,7 @@ pub fn start_connector(
                         link,
                         format!("{host}:{port}"),
                         user,
+                        record.clone(),
                     )
                     .await;
                     let message = match ended {
@@ -283,9 +329,50 @@ fn peer_subject(certs: Option<&[rustls::pki_types::CertificateDer<'_>]>) -> Stri
         .unwrap_or_default()
 }
 
+fn is_link_role(role: &str) -> bool {
+    matches!(role, "inter-router" | "edge" | "inter-edge")
+}
+
+/// A link came up or went down: the dialler's LINK record (operStatus, peer, timestamps, down
+/// count) or the listener's ROUTER_ACCESS record (linkCount).
+fn link_record(router: &Router, record: Option<&str>, dialler: bool, up: bool, peer: Option<&str>) {
+    let Some(identity) = record else { return };
+    let v = &router.vanflow;
+    if dialler {
+        if up {
+            if let Some(peer) = peer {
+                v.set(identity, vanflow::PEER, Attr::Str(peer.to_string()));
+            }
+            v.set(identity, vanflow::OPER_STATUS, Attr::Str("up".into()));
+            v.set(
+                identity,
+                vanflow::UP_TIMESTAMP,
+                Attr::Num(vanflow::now_us()),
+            );
+        } else {
+            v.set(identity, vanflow::OPER_STATUS, Attr::Str("down".into()));
+            v.set(
+                identity,
+                vanflow::DOWN_TIMESTAMP,
+                Attr::Num(vanflow::now_us()),
+            );
+            v.add(identity, vanflow::DOWN_COUNT, 1);
+        }
+    } else {
+        let count = router
+            .state()
+            .peers
+            .values()
+            .filter(|p| p.access.as_deref() == Some(identity))
+            .count();
+        v.set(identity, vanflow::LINK_COUNT, Attr::Num(count as u64));
+    }
+}
+
 /// One inter-router or edge link, from either end: exchange hellos (the listener refuses a
 /// peer whose role differs from its own, as the real router does), then advertise addresses
 /// and carry the streams the peer opens until the connection ends.
+#[allow(clippy::too_many_arguments)] // the link's ends and its vanflow record
 async fn run_peer(
     router: &Arc<Router>,
     io: Box<dyn AsyncStream>,
@@ -294,6 +381,7 @@ async fn run_peer(
     link: LinkConfig,
     host: String,
     user: String,
+    record: Option<String>,
 ) -> Result<(), String> {
     let (opener, mut inbound, driver) = mux::start(io, dialler);
     let control = if dialler {
@@ -311,6 +399,7 @@ async fn run_peer(
         role: role.to_string(),
         mode: router.mode.clone(),
         cost: link.cost,
+        access_id: if dialler { None } else { record.clone() },
     });
     write_control(&mut write, &hello).await?;
     let peer_hello = match tokio::time::timeout(HANDSHAKE_TIMEOUT, lines.next_line()).await {
@@ -336,7 +425,7 @@ async fn run_peer(
         peer_hello.router_id
     );
 
-    let (control_tx, mut control_rx) = mpsc::unbounded_channel::<Advertisement>();
+    let (control_tx, mut control_rx) = mpsc::unbounded_channel::<PeerMessage>();
     let id = router.next_id();
     router.state().peers.insert(
         id,
@@ -349,11 +438,19 @@ async fn run_peer(
             opened_at: Instant::now(),
             opener,
             control: control_tx,
-            learned: Advertisement::default(),
+            learned: crate::router::Advertisement::default(),
             last_sent: None,
             cost: link.cost.max(peer_hello.cost),
             capacity: link.capacity,
+            access: if dialler { None } else { record.clone() },
         },
+    );
+    link_record(
+        router,
+        record.as_deref(),
+        dialler,
+        true,
+        peer_hello.access_id.as_deref(),
     );
     router.topology_changed();
 
@@ -364,6 +461,10 @@ async fn run_peer(
             line = lines.next_line() => match line {
                 Ok(Some(line)) => match serde_json::from_str(&line) {
                     Ok(Control::Heartbeat) => last_heard = Instant::now(),
+                    Ok(Control::Vanflow(frame)) => {
+                        last_heard = Instant::now();
+                        vanflow::route(router, frame, Some(id));
+                    }
                     Ok(Control::Advertise(advert)) => {
                         last_heard = Instant::now();
                         if let Some(peer) = router.state().peers.get_mut(&id) {
@@ -376,8 +477,12 @@ async fn run_peer(
                 Ok(None) => break Ok(()),
                 Err(e) => break Err(e.to_string()),
             },
-            Some(advert) = control_rx.recv() => {
-                if let Err(e) = write_control(&mut write, &Control::Advertise(advert)).await {
+            Some(message) = control_rx.recv() => {
+                let message = match message {
+                    PeerMessage::Advertise(advert) => Control::Advertise(advert),
+                    PeerMessage::Vanflow(frame) => Control::Vanflow(frame),
+                };
+                if let Err(e) = write_control(&mut write, &message).await {
                     break Err(e);
                 }
             }
@@ -395,6 +500,7 @@ async fn run_peer(
         }
     };
     router.state().peers.remove(&id);
+    link_record(router, record.as_deref(), dialler, false, None);
     driver.abort();
     router.topology_changed();
     tracing::info!("link down: {role} with router {}", peer_hello.router_id);

@@ -50,6 +50,7 @@ async fn main() -> ExitCode {
         .map(|r| r.str("mode").to_string())
         .unwrap_or_else(|| "standalone".into());
     let router = Router::new(id.clone(), mode.clone());
+    skrouterd_standin::vanflow::start(&router);
     let (agent_tx, agent_rx) = mpsc::channel(64);
     tokio::spawn(agent::run(Arc::clone(&router), agent_tx.clone(), agent_rx));
     // In the real router's order (`config.py` `configure_dispatch`): sslProfiles first, which

@@ -28,13 +28,13 @@ use fe2o3_amqp::acceptor::{
     ConnectionAcceptor, LinkAcceptor, LinkEndpoint, ListenerSessionHandle, SaslAcceptor,
     SessionAcceptor,
 };
-use fe2o3_amqp::link::delivery::DeliveryInfo;
+use fe2o3_amqp::link::delivery::{DeliveryInfo, Sendable};
 use fe2o3_amqp::types::definitions::{self, AmqpError};
 use fe2o3_amqp::types::messaging::{
     AmqpValue, ApplicationProperties, Body, Message, MessageId, Properties, Source,
 };
 use fe2o3_amqp::types::performatives::Attach;
-use fe2o3_amqp::types::primitives::{Array, OrderedMap, SimpleValue, Symbol, Value};
+use fe2o3_amqp::types::primitives::{Array, Binary, OrderedMap, SimpleValue, Symbol, Value};
 use fe2o3_amqp::types::sasl::{SaslCode, SaslInit, SaslOutcome, SaslResponse};
 use fe2o3_amqp::{Receiver, Sender};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -43,6 +43,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 use vansite::router::management::{amqp_to_json, json_to_amqp};
+
+use crate::router::Router;
+use crate::vanflow::wire::{self, RawFrames, Rewrite};
 
 /// One management request, decoded from the AMQP message's application-properties and body.
 #[derive(Debug, Clone)]
@@ -172,6 +175,21 @@ pub async fn serve_connection<S>(tls_stream: S, agent: AgentSender) -> Result<()
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + Debug + 'static,
 {
+    serve_connection_with(tls_stream, agent, None).await
+}
+
+/// [`serve_connection`] for a router's `normal` listener: with `router`, collectors' links to
+/// the vanflow addresses are served too (`mc/sfe.…` receivers, FLUSH senders to `sfe.<id>`).
+pub async fn serve_connection_with<S>(
+    tls_stream: S,
+    agent: AgentSender,
+    router: Option<Arc<Router>>,
+) -> Result<(), ServeError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + Debug + 'static,
+{
+    // Vanflow messages go out as placeholders that this wrapper turns into the router's bytes.
+    let tls_stream = RawFrames::new(tls_stream, Rewrite::None, Rewrite::UnwrapPlaceholders);
     let acceptor = ConnectionAcceptor::builder()
         .container_id("skrouterd-standin")
         .idle_time_out(IDLE_TIMEOUT_MS)
@@ -191,7 +209,7 @@ where
                 let Some(incoming) = incoming else { break };
                 match session_acceptor.accept_incoming_session(incoming, &mut connection).await {
                     Ok(session) => {
-                        sessions.spawn(serve_session(session, agent.clone(), routes.clone()));
+                        sessions.spawn(serve_session(session, agent.clone(), routes.clone(), router.clone()));
                     }
                     Err(e) => {
                         warn!(error = %e, "cannot accept session");
@@ -221,13 +239,14 @@ async fn serve_session(
     mut session: ListenerSessionHandle,
     agent: AgentSender,
     routes: SharedRoutes,
+    router: Option<Arc<Router>>,
 ) {
     let mut links = JoinSet::new();
     loop {
         tokio::select! {
             attach = session.next_incoming_attach() => {
                 let Some(attach) = attach else { break };
-                accept_link(attach, &mut session, &agent, &routes, &mut links).await;
+                accept_link(attach, &mut session, &agent, &routes, router.as_ref(), &mut links).await;
             }
             Some(_) = links.join_next(), if !links.is_empty() => {}
         }
@@ -242,6 +261,7 @@ async fn accept_link(
     session: &mut ListenerSessionHandle,
     agent: &AgentSender,
     routes: &SharedRoutes,
+    router: Option<&Arc<Router>>,
     links: &mut JoinSet<()>,
 ) {
     let link_name = attach.name.clone();
@@ -265,6 +285,15 @@ async fn accept_link(
                 .map(|t| t.address.clone())
                 .unwrap_or_default();
             match target {
+                Some(t) if router.is_some() && normalize_address(&t).starts_with("sfe.") => {
+                    let router = Arc::clone(router.expect("checked"));
+                    debug!(link = %link_name, target = %t, "vanflow direct link attached");
+                    links.spawn(serve_vanflow_requests(
+                        receiver,
+                        normalize_address(&t).to_string(),
+                        router,
+                    ));
+                }
                 Some(t) if !is_management_address(&t) => {
                     info!(link = %link_name, target = %t, "refusing link to a non-management address");
                     let error = definitions::Error::new(
@@ -288,6 +317,17 @@ async fn accept_link(
         Ok(LinkEndpoint::Sender(sender)) => {
             let address = sender.source().as_ref().and_then(|s| s.address.clone());
             match address {
+                Some(address)
+                    if router.is_some() && normalize_address(&address).starts_with("mc/sfe.") =>
+                {
+                    let router = Arc::clone(router.expect("checked"));
+                    debug!(link = %link_name, %address, "vanflow subscription attached");
+                    links.spawn(serve_vanflow(
+                        sender,
+                        normalize_address(&address).to_string(),
+                        router,
+                    ));
+                }
                 Some(address) => {
                     debug!(link = %link_name, %address, "reply link attached");
                     links.spawn(serve_replies(sender, address, routes.clone()));
@@ -305,6 +345,59 @@ async fn accept_link(
         }
         Err(e) => warn!(link = %link_name, error = %e, "cannot accept link"),
     }
+}
+
+/// A collector's receiving link on a vanflow multicast address: every vanflow message for it
+/// (this router's and, through the links, other routers'), sent pre-settled.
+async fn serve_vanflow(mut sender: Sender, address: String, router: Arc<Router>) {
+    let (id, mut rx) = router.vanflow.subscribe(&address);
+    router.topology_changed();
+    loop {
+        tokio::select! {
+            message = rx.recv() => {
+                let Some(message) = message else { break };
+                let body = Binary::from(wire::placeholder(&message));
+                let sendable = Sendable::builder()
+                    .message(Message::builder().value(body).build())
+                    .settled(true)
+                    .build();
+                if let Err(e) = sender.send(sendable).await {
+                    debug!(%address, error = %e, "vanflow link failed");
+                    break;
+                }
+            }
+            e = sender.on_detach() => {
+                debug!(%address, reason = %e, "vanflow link detached");
+                break;
+            }
+        }
+    }
+    router.vanflow.unsubscribe(id);
+    router.topology_changed();
+    let _ = sender.close().await;
+}
+
+/// A collector's sending link to `sfe.<id>` (FLUSH requests): each message is accepted; a
+/// FLUSH makes that router re-send its records.
+async fn serve_vanflow_requests(mut receiver: Receiver, address: String, router: Arc<Router>) {
+    loop {
+        let delivery = match receiver.recv::<Body<Value>>().await {
+            Ok(d) => d,
+            Err(e) => {
+                debug!(error = %e, "vanflow direct link ended");
+                break;
+            }
+        };
+        let info = DeliveryInfo::from(&delivery);
+        let message = delivery.into_message();
+        if let Err(e) = receiver.accept(info).await {
+            debug!(error = %e, "cannot settle vanflow request");
+            break;
+        }
+        let subject = message.properties.as_ref().and_then(|p| p.subject.clone());
+        crate::vanflow::request(&router, &address, subject.as_deref());
+    }
+    let _ = receiver.close().await;
 }
 
 /// Forwards replies routed to `address` over the peer's receiving link until it detaches.

@@ -50,6 +50,17 @@ pub struct Advertisement {
     /// Address → the routers that have a destination (a tcpConnector) for it, as the real
     /// router's mobile-address sync tells which routers hold an address.
     pub addresses: BTreeMap<String, BTreeSet<String>>,
+    /// Vanflow address → hops to its nearest consumer (collectors' receiving links), so that
+    /// vanflow messages go where they are wanted, as the real routers' multicast addresses do.
+    #[serde(default)]
+    pub subscriptions: BTreeMap<String, u32>,
+}
+
+/// What goes to a peer over the control stream.
+#[derive(Debug, Clone)]
+pub enum PeerMessage {
+    Advertise(Advertisement),
+    Vanflow(crate::vanflow::Frame),
 }
 
 /// A linked peer router.
@@ -61,7 +72,7 @@ pub struct Peer {
     pub user: String,
     pub opened_at: Instant,
     pub opener: Opener,
-    pub control: mpsc::UnboundedSender<Advertisement>,
+    pub control: mpsc::UnboundedSender<PeerMessage>,
     pub learned: Advertisement,
     pub last_sent: Option<Advertisement>,
     /// The link's cost: the larger of the two ends' configured `cost`, as the real router takes
@@ -69,6 +80,8 @@ pub struct Peer {
     pub cost: u32,
     /// This end's link capacity (`linkCapacity`, 250 by default).
     pub capacity: usize,
+    /// The ROUTER_ACCESS record of the listener that took this link (vanflow linkCount).
+    pub access: Option<String>,
 }
 
 impl Peer {
@@ -342,12 +355,15 @@ pub struct State {
 pub struct Router {
     pub id: String,
     pub mode: String,
+    /// Vanflow records and timers ([`crate::vanflow`]).
+    pub vanflow: crate::vanflow::Vanflow,
     state: Mutex<State>,
 }
 
 impl Router {
     pub fn new(id: String, mode: String) -> Arc<Router> {
         Arc::new(Router {
+            vanflow: crate::vanflow::Vanflow::new(&id, &mode),
             id,
             mode,
             state: Mutex::new(State::default()),
@@ -406,6 +422,7 @@ impl Router {
             }
         }
         view.addresses.retain(|_, holders| !holders.is_empty());
+        view.subscriptions = crate::vanflow::subscriptions_for(self, &state.peers, peer);
         view
     }
 
@@ -419,7 +436,7 @@ impl Router {
                 let view = self.view_for(&state, Some(id));
                 let peer = state.peers.get_mut(&id).expect("listed");
                 if peer.last_sent.as_ref() != Some(&view) {
-                    let _ = peer.control.send(view.clone());
+                    let _ = peer.control.send(PeerMessage::Advertise(view.clone()));
                     peer.last_sent = Some(view);
                 }
             }

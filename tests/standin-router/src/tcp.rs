@@ -10,11 +10,13 @@
 //! connection (the client's is closed). Between routers the bytes go as any others.
 
 use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
@@ -25,6 +27,7 @@ use crate::router::{
     TcpListenerState, TcpTarget,
 };
 use crate::tls;
+use crate::vanflow::{self, Attr};
 
 /// A TLS handshake with a client or a backend that takes longer fails.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -47,7 +50,39 @@ pub fn add_listener(router: &Arc<Router>, entity: &Entity, tls: Option<TlsAccept
             closed: Arc::default(),
         },
     );
+    if Strategy::parse(entity.str("multiAddressStrategy")) == Strategy::None {
+        let identity = endpoint_record(router, vanflow::LISTENER, entity, entity.str("address"));
+        router
+            .vanflow
+            .bind(&format!("tcpListener/{}", entity.name()), &identity);
+    }
     router.topology_changed();
+}
+
+/// A LISTENER or CONNECTOR record: name, protocol, destHost/Port, vanAddress, flowCountL4 0
+/// (a CONNECTOR also process).
+fn endpoint_record(router: &Router, record_type: u32, entity: &Entity, address: &str) -> String {
+    let mut attrs = vec![
+        (vanflow::NAME, Attr::Str(entity.name().to_string())),
+        (vanflow::PROTOCOL, Attr::Str("tcp".into())),
+        (
+            vanflow::DEST_HOST,
+            Attr::Str(entity.str("host").to_string()),
+        ),
+        (
+            vanflow::DEST_PORT,
+            Attr::Str(entity.str("port").to_string()),
+        ),
+        (vanflow::VAN_ADDRESS, Attr::Str(address.to_string())),
+        (vanflow::FLOW_COUNT_L4, Attr::Num(0)),
+    ];
+    if record_type == vanflow::CONNECTOR && !entity.str("processId").is_empty() {
+        attrs.push((
+            vanflow::PROCESS,
+            Attr::Str(entity.str("processId").to_string()),
+        ));
+    }
+    router.vanflow.start(record_type, None, None, attrs)
 }
 
 /// Registers a tcpConnector, which makes its address reachable. `tls` is its TLS client to the
@@ -68,6 +103,10 @@ pub fn add_connector(router: &Arc<Router>, entity: &Entity, tls: Option<TlsConne
             seq,
         },
     );
+    let identity = endpoint_record(router, vanflow::CONNECTOR, entity, entity.str("address"));
+    router
+        .vanflow
+        .bind(&format!("tcpConnector/{}", entity.name()), &identity);
     router.topology_changed();
 }
 
@@ -86,6 +125,21 @@ pub fn remove_listener(router: &Arc<Router>, name: &str) {
 /// Adds a listenerAddress to its (multi-address) tcpListener, already checked to exist, in
 /// the real router's order: before the first address of a value not above its own.
 pub fn add_address(router: &Arc<Router>, entity: &Entity) {
+    let listener = router
+        .state()
+        .configured
+        .get(&(
+            "tcpListener".to_string(),
+            entity.str("listener").to_string(),
+        ))
+        .map(|c| c.entity.clone());
+    if let Some(listener) = listener {
+        // One LISTENER per address of a multi-address listener.
+        let identity = endpoint_record(router, vanflow::LISTENER, &listener, entity.str("address"));
+        router
+            .vanflow
+            .bind(&format!("listenerAddress/{}", entity.name()), &identity);
+    }
     {
         let mut state = router.state();
         let Some(listener) = state.tcp_listeners.get_mut(entity.str("listener")) else {
@@ -211,7 +265,32 @@ pub fn set_accepting(router: &Arc<Router>, name: &str, on: bool) {
                         for _ in 0..4 {
                             tokio::task::yield_now().await;
                         }
-                        carry(router, address, client, None).await;
+                        let record = connection_record(&router, &name, &address, remote);
+                        let client: Box<dyn AsyncStream> = match &record {
+                            Some((_, counts)) => Box::new(Counted::new(client, Arc::clone(counts))),
+                            None => client,
+                        };
+                        let outcome = carry(router.clone(), address, client, None).await;
+                        if let Some((identity, _)) = record {
+                            let v = &router.vanflow;
+                            match outcome {
+                                Ok(Some(connector)) => {
+                                    v.set(&identity, vanflow::CONNECTOR_REF, Attr::Str(connector));
+                                }
+                                Ok(None) => {}
+                                Err(e) => {
+                                    v.set(
+                                        &identity,
+                                        vanflow::ERROR_LISTENER_SIDE,
+                                        Attr::Str(
+                                            "delivery-failed (destination unreachable)".into(),
+                                        ),
+                                    );
+                                    v.set(&identity, vanflow::ERROR_CONNECTOR_SIDE, Attr::Str(e));
+                                }
+                            }
+                            v.end(&identity);
+                        }
                         closed.fetch_add(1, Ordering::Relaxed);
                     });
                 }
@@ -238,18 +317,140 @@ fn listener_addresses(listener: &TcpListenerState) -> String {
     }
 }
 
+/// Byte counts and first-byte times of one client connection, for its BIFLOW_TPORT record.
+#[derive(Default)]
+pub struct Counts {
+    /// Client → service (octets).
+    pub read: Arc<AtomicU64>,
+    /// Service → client (octetsReverse).
+    pub written: Arc<AtomicU64>,
+    /// First byte from the client → first byte back to it, µs (0 until known).
+    pub latency: Arc<AtomicU64>,
+    first_read_us: AtomicU64,
+}
+
+/// A BIFLOW_TPORT for a connection accepted at tcpListener `name` for `address`; counts
+/// flowCountL4 on its LISTENER.
+fn connection_record(
+    router: &Router,
+    name: &str,
+    address: &str,
+    remote: std::net::SocketAddr,
+) -> Option<(String, Arc<Counts>)> {
+    let v = &router.vanflow;
+    let listener = v.lookup(&format!("tcpListener/{name}")).or_else(|| {
+        let state = router.state();
+        let chosen = state
+            .tcp_listeners
+            .get(name)?
+            .addresses
+            .iter()
+            .find(|a| a.address == address)?
+            .name
+            .clone();
+        drop(state);
+        v.lookup(&format!("listenerAddress/{chosen}"))
+    })?;
+    v.add(&listener, vanflow::FLOW_COUNT_L4, 1);
+    let identity = v.start(
+        vanflow::BIFLOW_TPORT,
+        None,
+        Some(listener),
+        vec![
+            (vanflow::SOURCE_HOST, Attr::Str(remote.ip().to_string())),
+            (vanflow::SOURCE_PORT, Attr::Str(remote.port().to_string())),
+            (vanflow::OCTETS, Attr::Num(0)),
+            (vanflow::OCTETS_REVERSE, Attr::Num(0)),
+        ],
+    );
+    let counts = Arc::new(Counts::default());
+    v.counter(&identity, vanflow::OCTETS, Arc::clone(&counts.read));
+    v.counter(
+        &identity,
+        vanflow::OCTETS_REVERSE,
+        Arc::clone(&counts.written),
+    );
+    v.counter(&identity, vanflow::LATENCY, Arc::clone(&counts.latency));
+    Some((identity, counts))
+}
+
+/// A client stream that counts bytes both ways and measures the listener-side latency.
+struct Counted {
+    inner: Box<dyn AsyncStream>,
+    counts: Arc<Counts>,
+}
+
+impl Counted {
+    fn new(inner: Box<dyn AsyncStream>, counts: Arc<Counts>) -> Counted {
+        Counted { inner, counts }
+    }
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let n = (buf.filled().len() - before) as u64;
+        if n > 0 {
+            let c = &self.counts;
+            if c.read.fetch_add(n, Ordering::Relaxed) == 0 {
+                c.first_read_us.store(vanflow::now_us(), Ordering::Relaxed);
+            }
+        }
+        result
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = &result {
+            let c = &self.counts;
+            if *n > 0 && c.written.fetch_add(*n as u64, Ordering::Relaxed) == 0 {
+                let first = c.first_read_us.load(Ordering::Relaxed);
+                if first > 0 {
+                    let latency = vanflow::now_us().saturating_sub(first).max(1);
+                    c.latency.store(latency, Ordering::Relaxed);
+                }
+            }
+        }
+        result
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
 /// Connects `client` to a connector of `address` and copies both ways until both sides close.
+/// Ok holds the identity of the CONNECTOR record that served it (when known).
 async fn carry(
     router: Arc<Router>,
     address: String,
     mut client: Box<dyn AsyncStream>,
     from_peer: Option<u64>,
-) {
+) -> Result<Option<String>, String> {
     match open_route(&router, &address, from_peer).await {
-        Ok((mut upstream, _open)) => {
+        Ok((mut upstream, _open, connector)) => {
             let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+            Ok(connector)
         }
-        Err(e) => tracing::info!("connection for '{address}' failed: {e}"),
+        Err(e) => {
+            tracing::info!("connection for '{address}' failed: {e}");
+            Err(e.to_string())
+        }
     }
 }
 
@@ -259,15 +460,23 @@ async fn open_route(
     router: &Arc<Router>,
     address: &str,
     from_peer: Option<u64>,
-) -> io::Result<(Box<dyn AsyncStream>, OpenStream)> {
+) -> io::Result<(Box<dyn AsyncStream>, OpenStream, Option<String>)> {
     let Some(Route { to, open }) = router.route(address, from_peer) else {
         return Err(io::Error::new(
             io::ErrorKind::NotFound,
             format!("no tcpConnector for '{address}'"),
         ));
     };
-    let stream: Box<dyn AsyncStream> = match to {
-        RouteTo::Local(target) => connect_backend(&target).await?,
+    let (stream, connector): (Box<dyn AsyncStream>, Option<String>) = match to {
+        RouteTo::Local(target) => {
+            let record = router
+                .vanflow
+                .lookup(&format!("tcpConnector/{}", target.name));
+            if let Some(identity) = &record {
+                router.vanflow.connector_connection(identity);
+            }
+            (connect_backend(&target).await?, record)
+        }
         RouteTo::Peer(opener) => {
             let mut stream = opener.open().await?;
             stream.write_all(format!("{address}\n").as_bytes()).await?;
@@ -278,10 +487,16 @@ async fn open_route(
                     reason.to_string(),
                 ));
             }
-            Box::new(stream)
+            // `ok <CONNECTOR identity>` from a stand-in that knows it.
+            let connector = reply
+                .strip_prefix("ok ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(String::from);
+            (Box::new(stream), connector)
         }
     };
-    Ok((stream, open))
+    Ok((stream, open, connector))
 }
 
 /// Connects to a tcpConnector's backend, with TLS when the tcpConnector has an sslProfile.
@@ -323,8 +538,12 @@ pub async fn serve_peer_stream(router: Arc<Router>, peer: u64, mut stream: mux::
         return;
     };
     match open_route(&router, &address, Some(peer)).await {
-        Ok((mut upstream, _open)) => {
-            if stream.write_all(b"ok\n").await.is_ok() {
+        Ok((mut upstream, _open, connector)) => {
+            let reply = match connector {
+                Some(c) => format!("ok {c}\n"),
+                None => "ok\n".to_string(),
+            };
+            if stream.write_all(reply.as_bytes()).await.is_ok() {
                 let _ = tokio::io::copy_bidirectional(&mut stream, &mut upstream).await;
             }
         }
