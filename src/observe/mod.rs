@@ -8,4 +8,5 @@
 
 pub mod network;
 pub mod records;
+pub mod status;
 pub mod wire;

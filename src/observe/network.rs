@@ -514,7 +514,7 @@ pub struct ServiceView {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::path::PathBuf;
 
     use super::*;
@@ -525,7 +525,7 @@ mod tests {
     const A: &str = "w2x5z:0";
     const B: &str = "IIKRr:0";
     /// Router A's first heartbeat in the capture: the scenario's clock starts there.
-    const T0: Timestamp = Timestamp(1_796_071_395_631_521);
+    pub(crate) const T0: Timestamp = Timestamp(1_796_071_395_631_521);
 
     fn id(s: &str) -> RecordId {
         RecordId(s.into())
@@ -578,7 +578,7 @@ mod tests {
     }
 
     /// Capture run 1 (files 01–26): both routers, the FLUSH answers and all the traffic.
-    fn run1() -> Network {
+    pub(crate) fn run1() -> Network {
         let mut network = Network::new();
         feed(&mut network, 1, 26, T0);
         network

@@ -167,6 +167,39 @@ pub enum LinkRole {
     Other(String),
 }
 
+impl OperStatus {
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Up => "up",
+            Self::Down => "down",
+            Self::Other(s) => s,
+        }
+    }
+}
+
+impl RouterMode {
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Interior => "interior",
+            Self::Edge => "edge",
+            Self::Standalone => "standalone",
+            Self::Endpoint => "endpoint",
+            Self::Other(s) => s,
+        }
+    }
+}
+
+impl LinkRole {
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::InterRouter => "inter-router",
+            Self::Edge => "edge",
+            Self::InterEdge => "inter-edge",
+            Self::Other(s) => s,
+        }
+    }
+}
+
 /// LOG severity (the router emits warning and above).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogSeverity {
