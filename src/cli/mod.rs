@@ -33,8 +33,8 @@ use crate::store::{files, Paths, SiteDir};
 
 use args::{
     ConnectorOptions, DebugCommand, DoctorArgs, ExposeCommand, Ingress, LinkCommand,
-    ListenerOptions, NetworkCommand, RouterMode, ServiceCommand, ServiceKindArgs, SiteCommand, StrategyArg,
-    TokenCommand, TokenFileFormat,
+    ListenerOptions, NetworkCommand, RouterMode, ServiceCommand, ServiceKindArgs, SiteCommand,
+    StrategyArg, TokenCommand, TokenFileFormat,
 };
 
 /// Runs the parsed command. Data goes to stdout, progress and errors to stderr.

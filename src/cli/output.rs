@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::grants::TokenFormat;
 use crate::model::StrategyKind;
+use crate::observe::{self, status::NetworkStatus};
 use crate::ops::debug::{DumpOutcome, SiteEvent};
 use crate::ops::delete;
 use crate::ops::doctor::{self, DoctorReport};
@@ -15,7 +16,6 @@ use crate::ops::init::InitOutcome;
 use crate::ops::link::{self, Applied, CreateOutcome, IncomingLink, LinkStatus, LinksReport};
 use crate::ops::services::{ServiceChange, ServiceInfo, ServiceKind, ServiceStatus};
 use crate::ops::status::{Endpoint, SiteInfo, SiteStatus};
-use crate::observe::{self, status::NetworkStatus};
 use crate::ops::token::IssueOutcome;
 
 use crate::model::{LinkRole, Resource, RouterMode};
@@ -121,7 +121,10 @@ fn network_sites_table(sites: &[observe::status::SiteStatus]) -> String {
             ]
         })
         .collect();
-    columns(&["NAME", "PLATFORM", "NAMESPACE", "VERSION", "ROUTERS"], &rows)
+    columns(
+        &["NAME", "PLATFORM", "NAMESPACE", "VERSION", "ROUTERS"],
+        &rows,
+    )
 }
 
 fn network_links_table(links: &[observe::status::LinkStatus]) -> String {
@@ -140,7 +143,15 @@ fn network_links_table(links: &[observe::status::LinkStatus]) -> String {
         })
         .collect();
     columns(
-        &["FROM", "TO", "ROLE", "COST", "STATE", "BYTES OUT", "BYTES IN"],
+        &[
+            "FROM",
+            "TO",
+            "ROLE",
+            "COST",
+            "STATE",
+            "BYTES OUT",
+            "BYTES IN",
+        ],
         &rows,
     )
 }
