@@ -79,6 +79,7 @@ fn incoming_table(links: &[IncomingLink]) -> String {
         .iter()
         .map(|l| {
             vec![
+                l.from_site.clone().unwrap_or_else(|| "-".into()),
                 l.remote_router.clone(),
                 l.role.to_string(),
                 l.since.clone().unwrap_or_else(|| "-".into()),
@@ -86,7 +87,7 @@ fn incoming_table(links: &[IncomingLink]) -> String {
             ]
         })
         .collect();
-    columns(&["REMOTE ROUTER", "ROLE", "SINCE", "FROM"], &rows)
+    columns(&["SITE", "REMOTE ROUTER", "ROLE", "SINCE", "FROM"], &rows)
 }
 
 pub fn print_network_status(format: OutputFormat, status: &NetworkStatus) {
