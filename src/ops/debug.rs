@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::error::Error;
 use crate::model::SiteResources;
 use crate::ops::apply::site_management;
-use crate::ops::{link, manifest, status};
+use crate::ops::{link, manifest, network, status};
 use crate::plan::ROUTER_IMAGE_ANNOTATION;
 use crate::platform::systemd::UserManager;
 use crate::quadlet::version::podman_binary_version;
@@ -98,6 +98,10 @@ pub async fn dump(paths: &Paths, namespace: &str, file: &Path) -> Result<DumpOut
     match link::status(paths, namespace, None).await {
         Ok(links) => archive.add_json("link-status.json", &links),
         Err(e) => archive.missing.push(format!("link-status.json: {e}")),
+    }
+    match network::status(paths, namespace).await {
+        Ok(network) => archive.add_json("network-status.json", &network),
+        Err(e) => archive.missing.push(format!("network-status.json: {e}")),
     }
     if !archive.missing.is_empty() {
         archive.add("missing.txt", archive.missing.join("\n") + "\n");
