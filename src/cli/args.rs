@@ -531,8 +531,9 @@ pub enum DebugCommand {
     /// management queries, status, link status and network status. No private key, token code or
     /// password.
     Dump(DebugDumpArgs),
-    /// What happened to the site, oldest first: vansite's commands (and how they ended) and
-    /// the router's notable log lines (links, listeners, warnings and errors)
+    /// What happened to the site, oldest first: vansite's commands (and how they ended), the
+    /// router's notable log lines (links, listeners, warnings and errors) and when each of the
+    /// site's units last started and stopped
     Events(DebugEventsArgs),
 }
 

@@ -6,7 +6,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
@@ -181,13 +181,13 @@ fn add_public_certificates(archive: &mut Archive, site_dir: &SiteDir) {
     }
 }
 
-/// The site's unit files (router, forwarders, grant server) and their states.
-async fn add_units(
-    archive: &mut Archive,
+/// The site's units (router, forwarders, grant server): their files (directory and name)
+/// and the units systemd knows from them.
+fn site_units(
     paths: &Paths,
     site_dir: &SiteDir,
     resources: &SiteResources,
-) {
+) -> (Vec<(PathBuf, String)>, Vec<String>) {
     let namespace = &site_dir.namespace;
     let forwarders = resources
         .listener_ports()
@@ -213,6 +213,17 @@ async fn add_units(
             units.push(format!("{grants}.{suffix}"));
         }
     }
+    (files, units)
+}
+
+/// The site's unit files and their states.
+async fn add_units(
+    archive: &mut Archive,
+    paths: &Paths,
+    site_dir: &SiteDir,
+    resources: &SiteResources,
+) {
+    let (files, units) = site_units(paths, site_dir, resources);
     for (dir, name) in files {
         archive.add_file(format!("units/{name}"), &dir.join(&name));
     }
@@ -301,6 +312,8 @@ pub enum EventSource {
     Vansite,
     /// The router's log.
     Router,
+    /// systemd: when one of the site's units last started or stopped.
+    Unit,
 }
 
 /// One line of `debug events`.
@@ -325,10 +338,12 @@ const NOTABLE_ROUTER_INFO: [&str; 8] = [
     "shutting down",
 ];
 
-/// `debug events`: vansite's commands and the router's notable log lines, oldest first.
-pub fn events(paths: &Paths, namespace: &str) -> Result<Vec<SiteEvent>, Error> {
-    paths.load_site(namespace)?;
+/// `debug events`: vansite's commands, the router's notable log lines and the last start and
+/// stop of each of the site's units, oldest first.
+pub async fn events(paths: &Paths, namespace: &str) -> Result<Vec<SiteEvent>, Error> {
+    let resources = paths.load_site(namespace)?;
     let site_dir = paths.site(namespace);
+    let units = unit_events(paths, &site_dir, &resources).await;
     let vansite = site_dir.recorded_events().into_iter().map(|e| SiteEvent {
         time: e.time,
         source: EventSource::Vansite,
@@ -336,9 +351,49 @@ pub fn events(paths: &Paths, namespace: &str) -> Result<Vec<SiteEvent>, Error> {
     });
     let log = std::fs::read_to_string(site_dir.router_log()).unwrap_or_default();
     let router = log.lines().filter_map(router_event);
-    let mut all: Vec<SiteEvent> = vansite.chain(router).collect();
+    let mut all: Vec<SiteEvent> = vansite.chain(router).chain(units).collect();
     all.sort_by(|a, b| a.time.cmp(&b.time));
     Ok(all)
+}
+
+/// What systemd remembers of each unit: when it last became active and inactive (and how it
+/// ended, and its automatic restarts). Nothing when the user bus does not answer.
+async fn unit_events(
+    paths: &Paths,
+    site_dir: &SiteDir,
+    resources: &SiteResources,
+) -> Vec<SiteEvent> {
+    let Ok(manager) = UserManager::connect().await else {
+        return Vec::new();
+    };
+    let (_, units) = site_units(paths, site_dir, resources);
+    let mut events = Vec::new();
+    for unit in units {
+        let Ok(state) = manager.unit_state(&unit).await else {
+            continue;
+        };
+        let event = |time: SystemTime, text: String| SiteEvent {
+            time: chrono::DateTime::<chrono::Utc>::from(time)
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            source: EventSource::Unit,
+            text,
+        };
+        if let Some(time) = state.active_since {
+            let restarts = match state.restarts {
+                Some(n) if n > 0 => format!(" (restarted by systemd {n} time(s))"),
+                _ => String::new(),
+            };
+            events.push(event(time, format!("{unit} started{restarts}")));
+        }
+        if let Some(time) = state.inactive_since {
+            let how = match state.service_result.as_deref() {
+                Some("success") | None => String::new(),
+                Some(result) => format!(" ({result})"),
+            };
+            events.push(event(time, format!("{unit} stopped{how}")));
+        }
+    }
+    events
 }
 
 /// A router log line as an event, when it is one: the real router's
