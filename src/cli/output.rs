@@ -958,7 +958,11 @@ fn status_table(status: &SiteStatus) -> String {
         let routers: Vec<&str> = status.network.iter().map(|r| r.id.as_str()).collect();
         rows.push((
             "network",
-            format!("{} routers: {}", routers.len(), routers.join(", ")),
+            format!(
+                "{} routers: {} (sites and services: `vansite network status`)",
+                routers.len(),
+                routers.join(", ")
+            ),
         ));
     }
     rows.push(("namespaces", status.namespaces.join(", ")));
