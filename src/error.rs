@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::console::ConsoleError;
 use crate::forward::ForwardError;
 use crate::grants::GrantError;
 use crate::model::ResourceError;
@@ -72,6 +73,8 @@ pub enum Error {
     Grants(#[from] GrantError),
     #[error(transparent)]
     Forward(#[from] ForwardError),
+    #[error(transparent)]
+    Console(#[from] ConsoleError),
     #[error(transparent)]
     Token(#[from] TokenError),
     #[error("cannot redeem the token: {0}")]
