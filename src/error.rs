@@ -55,6 +55,10 @@ pub enum Error {
     Settings(#[from] SettingsError),
     #[error(transparent)]
     Management(#[from] ManagementError),
+    #[error(
+        "cannot read the network from the site's router: {0}; check the router with `vansite status`"
+    )]
+    Network(#[from] crate::observe::collector::CollectorError),
     #[error(transparent)]
     Resources(Box<ResourceError>),
     #[error(transparent)]

@@ -77,6 +77,9 @@ ports (free, or held by the site's own router) and the clock (offline, only agai
 timestamps vansite knows). Each check is OK, WARN or FAIL; the exit status is 1 when one fails."
     )]
     Doctor(DoctorArgs),
+    /// See the whole network through this site's router: sites, links, services
+    #[command(subcommand)]
+    Network(NetworkCommand),
     /// What a support request needs: a dump of the site, without secrets
     #[command(subcommand)]
     Debug(DebugCommand),
@@ -503,6 +506,22 @@ pub struct ExposeHostArgs {
     pub port: u16,
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NetworkCommand {
+    /// Every site of the network (name, platform, namespace), which sites are linked to which
+    /// (direction, cost, up or down) and every service (where its listeners and connectors
+    /// are, whether it is reachable, connections and bytes), from the routers' own records
+    #[command(
+        long_about = "Every site of the network (name, platform, namespace), which sites are \
+linked to which (direction, cost, up or down) and every service: where its listeners and \
+connectors are, whether a listener's connections reach a connector, connections open and bytes \
+carried. It asks every router of the network, through this site's router, for its vanflow \
+records (the same records Skupper's console reads), so it works from any site whichever way \
+the links point. Takes a second or two: the routers answer within their heartbeat."
+    )]
+    Status(OutputArgs),
 }
 
 #[derive(Debug, Subcommand)]

@@ -21,6 +21,7 @@ use crate::ops::doctor::{self, DoctorRequest};
 use crate::ops::init::{self, InitRequest, SiteUpdate};
 use crate::ops::link::{self, CreateRequest};
 use crate::ops::manifest::{self, Input, ManifestRequest};
+use crate::ops::network;
 use crate::ops::services::{
     self, ServiceKind, ServiceRequest, ServiceSettings, TlsMaterial, TlsSetting,
 };
@@ -32,7 +33,7 @@ use crate::store::{files, Paths, SiteDir};
 
 use args::{
     ConnectorOptions, DebugCommand, DoctorArgs, ExposeCommand, Ingress, LinkCommand,
-    ListenerOptions, RouterMode, ServiceCommand, ServiceKindArgs, SiteCommand, StrategyArg,
+    ListenerOptions, NetworkCommand, RouterMode, ServiceCommand, ServiceKindArgs, SiteCommand, StrategyArg,
     TokenCommand, TokenFileFormat,
 };
 
@@ -242,6 +243,11 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             };
             let change = services::create(&paths, &namespace, request, &progress).await?;
             output::print_service_change(args.output.output, &change, "created");
+            Ok(())
+        }
+        Command::Network(NetworkCommand::Status(args)) => {
+            let status = network::status(&paths, &namespace).await?;
+            output::print_network_status(args.output, &status);
             Ok(())
         }
         Command::Debug(DebugCommand::Dump(args)) => {

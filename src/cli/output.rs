@@ -15,6 +15,7 @@ use crate::ops::init::InitOutcome;
 use crate::ops::link::{self, Applied, CreateOutcome, IncomingLink, LinkStatus, LinksReport};
 use crate::ops::services::{ServiceChange, ServiceInfo, ServiceKind, ServiceStatus};
 use crate::ops::status::{Endpoint, SiteInfo, SiteStatus};
+use crate::observe::{self, status::NetworkStatus};
 use crate::ops::token::IssueOutcome;
 
 use crate::model::{LinkRole, Resource, RouterMode};
@@ -86,6 +87,111 @@ fn incoming_table(links: &[IncomingLink]) -> String {
         })
         .collect();
     columns(&["REMOTE ROUTER", "ROLE", "SINCE", "FROM"], &rows)
+}
+
+pub fn print_network_status(format: OutputFormat, status: &NetworkStatus) {
+    print_data(format, status, |status| {
+        format!(
+            "Sites:\n{}\nLinks (from the site that dials to the site that accepts):\n{}\nServices:\n{}",
+            network_sites_table(&status.sites),
+            network_links_table(&status.links),
+            network_services_table(&status.services),
+        )
+    });
+}
+
+fn network_sites_table(sites: &[observe::status::SiteStatus]) -> String {
+    let rows: Vec<Vec<String>> = sites
+        .iter()
+        .map(|s| {
+            let routers: Vec<String> = s
+                .routers
+                .iter()
+                .map(|r| match &r.mode {
+                    Some(mode) => format!("{} ({mode})", r.name),
+                    None => r.name.clone(),
+                })
+                .collect();
+            vec![
+                s.name.clone(),
+                or_dash(&s.platform),
+                or_dash(&s.namespace),
+                or_dash(&s.version),
+                routers.join(", "),
+            ]
+        })
+        .collect();
+    columns(&["NAME", "PLATFORM", "NAMESPACE", "VERSION", "ROUTERS"], &rows)
+}
+
+fn network_links_table(links: &[observe::status::LinkStatus]) -> String {
+    let rows: Vec<Vec<String>> = links
+        .iter()
+        .map(|l| {
+            vec![
+                l.from_site.clone(),
+                or_dash(&l.to_site),
+                or_dash(&l.role),
+                l.cost.map_or("-".into(), |c| c.to_string()),
+                l.state.as_str().into(),
+                l.bytes_out.to_string(),
+                l.bytes_in.to_string(),
+            ]
+        })
+        .collect();
+    columns(
+        &["FROM", "TO", "ROLE", "COST", "STATE", "BYTES OUT", "BYTES IN"],
+        &rows,
+    )
+}
+
+fn network_services_table(services: &[observe::status::ServiceStatus]) -> String {
+    let place = |e: &observe::status::Endpoint| match (&e.host, &e.port) {
+        (Some(host), Some(port)) => format!("{} {host}:{port}", e.site),
+        _ => e.site.clone(),
+    };
+    let rows: Vec<Vec<String>> = services
+        .iter()
+        .map(|s| {
+            let listeners: Vec<String> = s.listeners.iter().map(place).collect();
+            let connectors: Vec<String> = s.connectors.iter().map(place).collect();
+            vec![
+                s.routing_key.clone(),
+                if s.reachable { "yes" } else { "no" }.into(),
+                or_dash_list(&listeners),
+                or_dash_list(&connectors),
+                s.open_connections.to_string(),
+                s.connections.to_string(),
+                s.bytes_sent.to_string(),
+                s.bytes_received.to_string(),
+            ]
+        })
+        .collect();
+    columns(
+        &[
+            "ROUTING KEY",
+            "REACHABLE",
+            "LISTENERS",
+            "CONNECTORS",
+            "OPEN",
+            "CONNECTIONS",
+            "BYTES SENT",
+            "BYTES RECEIVED",
+        ],
+        &rows,
+    )
+}
+
+fn or_dash(value: &Option<String>) -> String {
+    value.clone().unwrap_or_else(|| "-".into())
+}
+
+fn or_dash_list(items: &[String]) -> String {
+    if items.is_empty() {
+        "-".into()
+    } else {
+        items.join(", ")
+    }
 }
 
 /// `link generate` without a file: the Link and Secret, as YAML.

@@ -6,6 +6,8 @@
 //! pure model fed with them (sites, links, services, connections); the effects (an AMQP client
 //! subscribed to the routers) stay outside it.
 
+pub mod amqp;
+pub mod collector;
 pub mod network;
 pub mod records;
 pub mod status;

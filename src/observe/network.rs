@@ -536,17 +536,12 @@ pub(crate) mod tests {
     }
 
     /// The source a captured message came from, as a collector knows it from the receiver it
-    /// arrived on: `mc/sfe.<id>[.flows|.logs]`, or the announced id for `mc/sfe.all`.
+    /// arrived on, or the announced id for `mc/sfe.all`.
     fn source_of(to: &str, message: &VanflowMessage) -> SourceId {
         if let VanflowMessage::Beacon(b) = message {
             return b.id.clone();
         }
-        let rest = to.strip_prefix("mc/sfe.").expect("a vanflow address");
-        let id = rest
-            .strip_suffix(".flows")
-            .or_else(|| rest.strip_suffix(".logs"))
-            .unwrap_or(rest);
-        source(id)
+        SourceId::of_address(to).expect("a vanflow address")
     }
 
     /// Feeds the capture files numbered `from..=to` in order, 100 ms apart; returns what the

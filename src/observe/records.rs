@@ -133,6 +133,14 @@ impl fmt::Display for RecordId {
 pub struct Timestamp(pub u64);
 
 impl Timestamp {
+    /// The wall clock, as vanflow times are (the routers' clocks are wall clocks too).
+    pub fn now() -> Self {
+        let since_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Self(u64::try_from(since_epoch.as_micros()).unwrap_or(u64::MAX))
+    }
+
     /// `self + d`, saturating (a far deadline stays far instead of wrapping).
     pub fn after(self, d: Duration) -> Self {
         let micros = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);

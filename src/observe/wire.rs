@@ -35,6 +35,26 @@ impl SourceId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The source whose records arrive on `address` (`mc/sfe.<id>`, `.flows`, `.logs`,
+    /// `.heartbeats`); `None` for `mc/sfe.all`, where each BEACON names its own source.
+    pub fn of_address(address: &str) -> Option<Self> {
+        let rest = address.strip_prefix("mc/sfe.")?;
+        if rest == "all" {
+            return None;
+        }
+        let id = [".flows", ".logs", ".heartbeats"]
+            .iter()
+            .find_map(|suffix| rest.strip_suffix(suffix))
+            .unwrap_or(rest);
+        Some(Self(id.to_string()))
+    }
+
+    /// The source whose FLUSH address (`sfe.<id>`) the router lists as `Msfe.<id>` in its
+    /// `router.address` table: every router of the network has one.
+    pub fn of_direct_address_key(key: &str) -> Option<Self> {
+        key.strip_prefix("Msfe.").map(|id| Self(id.to_string()))
+    }
 }
 
 impl fmt::Display for SourceId {
@@ -62,6 +82,30 @@ pub struct Beacon {
     pub address: String,
     /// Where it takes FLUSH requests (`sfe.<id>`).
     pub direct: String,
+}
+
+impl Beacon {
+    /// What a router's BEACON says, for a router found another way (its FLUSH address in
+    /// the routing table) before its next beacon, which may be 10 s away.
+    pub fn router(id: SourceId) -> Self {
+        Self {
+            version: 1,
+            source_type: SourceType::Router,
+            address: format!("mc/sfe.{id}"),
+            direct: format!("sfe.{id}"),
+            id,
+        }
+    }
+
+    /// The addresses to receive from: records, and flows (routers) or heartbeats
+    /// (controllers).
+    pub fn addresses(&self) -> [String; 2] {
+        let second = match self.source_type {
+            SourceType::Controller => "heartbeats",
+            SourceType::Router | SourceType::Other(_) => "flows",
+        };
+        [self.address.clone(), format!("{}.{second}", self.address)]
+    }
 }
 
 /// A HEARTBEAT: the source is alive (every 2 s).

@@ -37,7 +37,7 @@ use crate::render::forwarder_units::{forwarder_unit_name, LISTENER_LABEL, NAMESP
 use crate::render::router_config::LOOPBACK;
 use crate::render::router_unit::router_unit_name;
 use crate::router::entity::{parse_config, EntityType, RouterEntity};
-use crate::router::management::{ClientTls, ManagementClient, ManagementError};
+use crate::router::management::{ClientTls, ManagementClient, ManagementError, RouterEndpoint};
 use crate::store::{files, Paths, SiteDir, SiteLock, StoreError};
 
 /// Bound on a forwarder's or the grant server's unit job.
@@ -999,8 +999,22 @@ pub async fn site_management(
     resources: &SiteResources,
     timeout: Duration,
 ) -> Result<ManagementClient, ManagementError> {
-    let tls = ClientTls::from_dir(site_dir.certs().join(crate::render::certs::LOCAL_CLIENT))?;
-    ManagementClient::connect(LOOPBACK, local_port(resources), &tls, timeout).await
+    site_router_endpoint(site_dir, resources)?
+        .management(timeout)
+        .await
+}
+
+/// The site router's local listener and the client credentials it takes, for the vanflow
+/// collector.
+pub fn site_router_endpoint(
+    site_dir: &SiteDir,
+    resources: &SiteResources,
+) -> Result<RouterEndpoint, ManagementError> {
+    Ok(RouterEndpoint {
+        host: LOOPBACK.to_string(),
+        port: local_port(resources),
+        tls: ClientTls::from_dir(site_dir.certs().join(crate::render::certs::LOCAL_CLIENT))?,
+    })
 }
 
 /// The router's management port: the local RouterAccess's `normal` role.

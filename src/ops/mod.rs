@@ -9,6 +9,7 @@ pub mod grant_server;
 pub mod init;
 pub mod link;
 pub mod manifest;
+pub mod network;
 pub mod services;
 pub mod status;
 pub mod token;

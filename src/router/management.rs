@@ -103,6 +103,20 @@ impl ClientTls {
     }
 }
 
+/// A router's `normal` listener and the client credentials it takes.
+#[derive(Debug, Clone)]
+pub struct RouterEndpoint {
+    pub host: String,
+    pub port: u16,
+    pub tls: ClientTls,
+}
+
+impl RouterEndpoint {
+    pub async fn management(&self, timeout: Duration) -> Result<ManagementClient, ManagementError> {
+        ManagementClient::connect(&self.host, self.port, &self.tls, timeout).await
+    }
+}
+
 /// What went wrong, phrased so that a person knows where to look.
 #[derive(Debug, thiserror::Error)]
 pub enum ManagementError {
@@ -220,70 +234,14 @@ impl ManagementClient {
         tls: &ClientTls,
         timeout: Duration,
     ) -> Result<Self, ManagementError> {
-        let addr = if host.contains(':') {
-            format!("[{host}]:{port}")
-        } else {
-            format!("{host}:{port}")
-        };
-        let config = tls.client_config()?;
-        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-        // Checked before connecting so that a bad host gives a clear error. An IP address
-        // becomes an IP server name (matched against the certificate's IP SANs).
-        let server_name =
-            rustls_pki_types::ServerName::try_from(host.to_string()).map_err(|e| {
-                ManagementError::Tls {
-                    addr: addr.clone(),
-                    detail: format!("{host:?} is not a valid TLS server name: {e}"),
-                }
-            })?;
-
+        let (tls_stream, addr) = authenticated_stream(host, port, tls, timeout).await?;
         let timed_out = |step| ManagementError::Timeout {
             addr: addr.clone(),
             step,
             timeout,
         };
-
-        let tcp = tokio::time::timeout(timeout, TcpStream::connect((host, port)))
-            .await
-            .map_err(|_| timed_out("connecting (TCP)"))?
-            .map_err(|source| {
-                if source.kind() == io::ErrorKind::ConnectionRefused {
-                    ManagementError::ConnectionRefused {
-                        addr: addr.clone(),
-                        source,
-                    }
-                } else {
-                    ManagementError::Connect {
-                        addr: addr.clone(),
-                        source,
-                    }
-                }
-            })?;
-        let _ = tcp.set_nodelay(true);
-
         let seq = CLIENT_SEQ.fetch_add(1, Ordering::Relaxed);
         let container_id = format!("vansite-{}-{seq}", std::process::id());
-
-        // TLS straight away (no AMQP TLS header), as the router's listener expects.
-        let mut tls_stream = tokio::time::timeout(timeout, connector.connect(server_name, tcp))
-            .await
-            .map_err(|_| timed_out("TLS handshake"))?
-            .map_err(|e| io_failure(&addr, "TLS handshake", e))?;
-
-        // SASL EXTERNAL, done here rather than by fe2o3: fe2o3's EXTERNAL sends no
-        // initial-response and cannot answer a challenge, while the router's Cyrus SASL
-        // challenges a client-first mechanism that arrives without one. Sending an empty
-        // initial-response is what proton and Skupper's Go client do.
-        tokio::time::timeout(timeout, sasl_external(&mut tls_stream))
-            .await
-            .map_err(|_| timed_out("SASL EXTERNAL authentication"))?
-            .map_err(|e| match e {
-                SaslFailure::Io(e) => io_failure(&addr, "SASL exchange", e),
-                SaslFailure::Refused(detail) => ManagementError::Sasl {
-                    addr: addr.clone(),
-                    detail,
-                },
-            })?;
 
         // Plain AMQP on the authenticated TLS stream (scheme "amqp", no SASL layer left).
         let open = Connection::builder()
@@ -630,6 +588,80 @@ impl ManagementClient {
 /// Maps an I/O failure during TLS or SASL: a rustls error (ours, or an alert from the router)
 /// is a TLS problem. With TLS 1.3 a refused client certificate only shows on the first read,
 /// i.e. during the SASL exchange, as an alert from the router.
+/// TCP, TLS with the client certificate, then SASL EXTERNAL: a stream on which AMQP starts
+/// next, and the address it reaches (for messages). Management and the vanflow collector both
+/// connect this way to the router's `normal` listener.
+pub(crate) async fn authenticated_stream(
+    host: &str,
+    port: u16,
+    tls: &ClientTls,
+    timeout: Duration,
+) -> Result<(tokio_rustls::client::TlsStream<TcpStream>, String), ManagementError> {
+    let addr = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    let config = tls.client_config()?;
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    // Checked before connecting so that a bad host gives a clear error. An IP address
+    // becomes an IP server name (matched against the certificate's IP SANs).
+    let server_name =
+        rustls_pki_types::ServerName::try_from(host.to_string()).map_err(|e| {
+            ManagementError::Tls {
+                addr: addr.clone(),
+                detail: format!("{host:?} is not a valid TLS server name: {e}"),
+            }
+        })?;
+
+    let timed_out = |step| ManagementError::Timeout {
+        addr: addr.clone(),
+        step,
+        timeout,
+    };
+
+    let tcp = tokio::time::timeout(timeout, TcpStream::connect((host, port)))
+        .await
+        .map_err(|_| timed_out("connecting (TCP)"))?
+        .map_err(|source| {
+            if source.kind() == io::ErrorKind::ConnectionRefused {
+                ManagementError::ConnectionRefused {
+                    addr: addr.clone(),
+                    source,
+                }
+            } else {
+                ManagementError::Connect {
+                    addr: addr.clone(),
+                    source,
+                }
+            }
+        })?;
+    let _ = tcp.set_nodelay(true);
+
+    // TLS straight away (no AMQP TLS header), as the router's listener expects.
+    let mut tls_stream = tokio::time::timeout(timeout, connector.connect(server_name, tcp))
+        .await
+        .map_err(|_| timed_out("TLS handshake"))?
+        .map_err(|e| io_failure(&addr, "TLS handshake", e))?;
+
+    // SASL EXTERNAL, done here rather than by fe2o3: fe2o3's EXTERNAL sends no
+    // initial-response and cannot answer a challenge, while the router's Cyrus SASL
+    // challenges a client-first mechanism that arrives without one. Sending an empty
+    // initial-response is what proton and Skupper's Go client do.
+    tokio::time::timeout(timeout, sasl_external(&mut tls_stream))
+        .await
+        .map_err(|_| timed_out("SASL EXTERNAL authentication"))?
+        .map_err(|e| match e {
+            SaslFailure::Io(e) => io_failure(&addr, "SASL exchange", e),
+            SaslFailure::Refused(detail) => ManagementError::Sasl {
+                addr: addr.clone(),
+                detail,
+            },
+        })?;
+
+    Ok((tls_stream, addr))
+}
+
 fn io_failure(addr: &str, step: &str, e: io::Error) -> ManagementError {
     if let Some(tls) = crate::tls::find_rustls_error(&e) {
         return ManagementError::Tls {

@@ -47,8 +47,10 @@ pub struct Distance {
 pub struct Advertisement {
     /// Router id → distance from the advertising router (itself at 0).
     pub routers: BTreeMap<String, Distance>,
-    /// Address → the routers that have a destination (a tcpConnector) for it, as the real
-    /// router's mobile-address sync tells which routers hold an address.
+    /// Address → the routers that have a destination for it (a tcpConnector, a collector's
+    /// receiving link on a vanflow address, or the router's own vanflow `sfe.<id>`, consumed
+    /// in-process), as the real router's mobile-address sync tells which routers hold an
+    /// address.
     pub addresses: BTreeMap<String, BTreeSet<String>>,
     /// Vanflow address → hops to its nearest consumer (collectors' receiving links), so that
     /// vanflow messages go where they are wanted, as the real routers' multicast addresses do.
@@ -388,9 +390,15 @@ impl Router {
     fn view_for(&self, state: &State, peer: Option<u64>) -> Advertisement {
         let mut view = Advertisement::default();
         view.routers.insert(self.id.clone(), Distance::default());
-        for connector in state.tcp_connectors.values() {
+        let local_destinations = state
+            .tcp_connectors
+            .values()
+            .map(|connector| connector.address.clone())
+            .chain([self.vanflow.direct_address()])
+            .chain(self.vanflow.local_subscriptions().into_keys());
+        for address in local_destinations {
             view.addresses
-                .entry(connector.address.clone())
+                .entry(address)
                 .or_default()
                 .insert(self.id.clone());
         }
@@ -692,11 +700,16 @@ impl Router {
 
     /// The `io.skupper.router.router.address` entities for the mobile addresses this router
     /// knows, filled in as `src/router_core/agent_address.c` fills them: `key` (also name and
-    /// identity) is the hash key, `M` and the address; `subscriberCount` the local links
-    /// (tcpConnectors here, and an edge link leading to the address); `remoteCount` and
+    /// identity) is the hash key, `M` and the address; `distribution` closest for a vanflow
+    /// `sfe.<id>` (the treatment its in-process consumer asks for), else that of the
+    /// configured `address` prefix matching it, else balanced; `inProcess` 1 for this router's
+    /// own `sfe.<id>`; `subscriberCount` the local links (tcpConnectors here, collectors'
+    /// receiving links, and an edge link leading to the address); `remoteCount` and
     /// `remoteHostRouters` the remote routers with a destination for it, in mask-bit order;
     /// `watch` whether a tcpListener here watches it. An edge router knows no network-wide
-    /// addresses: only those of its tcpConnectors and tcpListeners.
+    /// addresses: only those of its tcpConnectors, tcpListeners and vanflow. The vanflow
+    /// multicast addresses this router sends to are listed even with no consumer, as the real
+    /// router's vanflow links to them make them known.
     pub fn addresses(&self) -> Vec<Map<String, Value>> {
         let state = self.state();
         let view = self.view_for(&state, None);
@@ -709,8 +722,13 @@ impl Router {
                 _ => watched.extend(listener.addresses.iter().map(|a| a.address.clone())),
             }
         }
+        let receivers = self.vanflow.local_subscriptions();
+        let own_direct = self.vanflow.direct_address();
         let mut known: BTreeSet<String> = watched.clone();
         known.extend(state.tcp_connectors.values().map(|c| c.address.clone()));
+        known.extend(self.vanflow.multicast_addresses());
+        known.insert(own_direct.clone());
+        known.extend(receivers.keys().cloned());
         if self.mode != "edge" {
             known.extend(view.addresses.keys().cloned());
         }
@@ -727,6 +745,7 @@ impl Router {
                     .values()
                     .filter(|p| p.is_edge() && p.learned.addresses.contains_key(&address))
                     .count();
+                let receivers = receivers.get(&address).copied().unwrap_or_default();
                 let mut remote: Vec<(usize, &String)> = view
                     .addresses
                     .get(&address)
@@ -757,8 +776,9 @@ impl Router {
                 let row = json!({
                     "name": key, "identity": key, "key": key,
                     "type": "io.skupper.router.router.address",
-                    "distribution": "balanced", "inProcess": 0,
-                    "subscriberCount": connectors + edges,
+                    "distribution": distribution(&state, &address),
+                    "inProcess": usize::from(address == own_direct),
+                    "subscriberCount": connectors + receivers + edges,
                     "remoteCount": remote.len(), "remoteHostRouters": remote,
                     "deliveriesIngress": 0, "deliveriesEgress": stats.egress,
                     "deliveriesTransit": stats.transit, "deliveriesToContainer": 0,
@@ -772,6 +792,32 @@ impl Router {
             })
             .collect()
     }
+}
+
+/// An address's distribution: closest for a router's vanflow `sfe.<id>`, else that of the
+/// configured `address` entity whose prefix matches it (the real router's prefix pattern ends
+/// at a `.` or `/`), else balanced (the schema's default, and the real router's for an
+/// address no entity matches).
+fn distribution(state: &State, address: &str) -> String {
+    if address.starts_with("sfe.") {
+        return "closest".into();
+    }
+    let matches = |prefix: &str| {
+        address
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '/']))
+    };
+    state
+        .configured
+        .values()
+        .map(|c| &c.entity)
+        .filter(|e| e.entity_type == "router.config.address" && !e.str("prefix").is_empty())
+        .filter(|e| matches(e.str("prefix")))
+        .max_by_key(|e| e.str("prefix").len())
+        .map(|e| e.str("distribution"))
+        .filter(|d| !d.is_empty())
+        .unwrap_or("balanced")
+        .to_string()
 }
 
 /// Gives every router in `view` a mask bit as the real router's routing module does

@@ -1,6 +1,7 @@
 //! A vanflow collector (fe2o3-amqp, reading the raw sections because the router's message-id is
 //! an AMQP long) on site A's `normal` listener: BEACONs of A and of a spoke linked to A, the
-//! records after FLUSH, and a BIFLOW_TPORT for one TCP connection.
+//! records after FLUSH, and a BIFLOW_TPORT for one TCP connection. Site A's `router.address`
+//! lists the sources' addresses.
 
 mod support;
 
@@ -13,10 +14,11 @@ use fe2o3_amqp::session::SessionHandle;
 use fe2o3_amqp::types::messaging::{AmqpValue, Body, Message, Properties};
 use fe2o3_amqp::types::primitives::Value;
 use fe2o3_amqp::{Connection, Receiver, Sender, Session};
+use serde_json::json;
 use skrouterd_standin::vanflow::wire::{
     self, as_str, as_u64, list_items, map_items, sections, RawFrames, Rewrite,
 };
-use support::{echo_roundtrip, free_port, start_site_a, Spoke};
+use support::{addresses, echo_roundtrip, free_port, start_site_a, Spoke};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
@@ -252,6 +254,31 @@ async fn a_collector_sees_both_routers_records_and_a_connection() {
             .to_string();
         heard.insert(source, true);
     }
+
+    // Site A's router.address knows each BEACON's source: its own in-process, the spoke's at
+    // the spoke; and it counts this collector's links as subscribers.
+    let a_id = site.standin.vanflow_id(LIMIT);
+    let mut client = site.management(LIMIT).await;
+    let rows = addresses(&mut client, &[]).await;
+    for (id, props) in &sources {
+        let direct = &rows[&format!("M{}", props["direct"])];
+        let (in_process, hosts) = if *id == a_id {
+            (1, json!([]))
+        } else {
+            (0, json!(["spoke-v"]))
+        };
+        assert_eq!(direct["inProcess"], json!(in_process), "{id}");
+        assert_eq!(direct["remoteHostRouters"], hosts, "{id}");
+        for address in [
+            props["address"].clone(),
+            format!("{}.flows", props["address"]),
+        ] {
+            assert_eq!(rows[&format!("M{address}")]["subscriberCount"], json!(1));
+        }
+    }
+    assert_eq!(rows["Mmc/sfe.all"]["subscriberCount"], json!(1));
+    client.close().await.unwrap();
+
     for props in sources.values() {
         let mut sender = Sender::attach(
             &mut session,

@@ -76,6 +76,9 @@ pub const ERROR_LISTENER_SIDE: u32 = 64;
 pub const ERROR_CONNECTOR_SIDE: u32 = 65;
 pub const HTTP_PROXY: u32 = 67;
 
+/// Where every router sends its BEACONs.
+pub const BEACON_ADDRESS: &str = "mc/sfe.all";
+
 /// The router version the stand-in claims (ROUTER buildVersion).
 pub const BUILD: &str = "3.5.1";
 const RECORDS_PER_MESSAGE: usize = 50;
@@ -217,6 +220,17 @@ impl Vanflow {
 
     pub fn direct_address(&self) -> String {
         format!("sfe.{}", self.id)
+    }
+
+    /// The multicast addresses the router sends to (it emits no logs, but the real router
+    /// has the address all the same).
+    pub fn multicast_addresses(&self) -> [String; 4] {
+        [
+            BEACON_ADDRESS.to_string(),
+            self.base_address(),
+            self.flows_address(),
+            format!("mc/sfe.{}.logs", self.id),
+        ]
     }
 
     /// Starts a record: `identity` given (SITE's custom one) or `<source>:<n>`; `parent` the
@@ -421,14 +435,15 @@ impl Vanflow {
         self.inner().subscribers.remove(&id);
     }
 
-    /// The addresses with local consumers.
-    pub fn local_subscriptions(&self) -> BTreeSet<String> {
-        self.inner()
-            .subscribers
-            .values()
-            .filter(|(_, tx)| !tx.is_closed())
-            .map(|(a, _)| a.clone())
-            .collect()
+    /// The addresses with local consumers, and how many each has.
+    pub fn local_subscriptions(&self) -> BTreeMap<String, usize> {
+        let mut counts = BTreeMap::new();
+        for (address, tx) in self.inner().subscribers.values() {
+            if !tx.is_closed() {
+                *counts.entry(address.clone()).or_default() += 1;
+            }
+        }
+        counts
     }
 
     fn deliver_local(&self, address: &str, message: &[u8]) {
@@ -501,7 +516,7 @@ pub fn subscriptions_for(
     let mut view: BTreeMap<String, u32> = router
         .vanflow
         .local_subscriptions()
-        .into_iter()
+        .into_keys()
         .map(|a| (a, 0))
         .collect();
     for (id, p) in peers {
@@ -521,7 +536,7 @@ pub fn subscriptions_for(
 
 /// Whether `address` has a consumer here or behind a link.
 pub fn has_consumer(router: &Router, address: &str) -> bool {
-    if router.vanflow.local_subscriptions().contains(address) {
+    if router.vanflow.local_subscriptions().contains_key(address) {
         return true;
     }
     router
@@ -606,6 +621,7 @@ pub fn request(router: &Arc<Router>, address: &str, subject: Option<&str>) {
 
 /// Runs the router's timers: records every second, heartbeat every 2 s, beacon every 10 s.
 pub fn start(router: &Arc<Router>) {
+    tracing::info!("vanflow source id {}", router.vanflow.id);
     let router = Arc::clone(router);
     tokio::spawn(async move {
         let mut emit = tokio::time::interval(EMIT_INTERVAL);
@@ -622,7 +638,7 @@ pub fn start(router: &Arc<Router>) {
                     }
                 }
                 _ = heartbeat.tick() => {
-                    if !has_consumer(&router, "mc/sfe.all") {
+                    if !has_consumer(&router, BEACON_ADDRESS) {
                         beacon_in = None;
                         continue;
                     }
@@ -634,7 +650,7 @@ pub fn start(router: &Arc<Router>) {
                     let due = beacon_in.unwrap_or(0);
                     if due == 0 {
                         let id = vanflow.next_message_id();
-                        send(&router, "mc/sfe.all", &wire::beacon(id, &vanflow.id));
+                        send(&router, BEACON_ADDRESS, &wire::beacon(id, &vanflow.id));
                         beacon_in = Some(HEARTBEATS_PER_BEACON - 1);
                     } else {
                         beacon_in = Some(due - 1);

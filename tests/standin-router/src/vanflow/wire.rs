@@ -121,7 +121,7 @@ const NULL_BODY: [u8; 4] = [0x00, 0x53, 0x77, 0x40];
 /// BEACON to `mc/sfe.all`.
 pub fn beacon(message_id: i64, source_id: &str) -> Vec<u8> {
     let mut out = Vec::new();
-    properties(&mut out, message_id, "mc/sfe.all", "BEACON");
+    properties(&mut out, message_id, super::BEACON_ADDRESS, "BEACON");
     application_properties(
         &mut out,
         &[

@@ -100,7 +100,10 @@ pub struct Standin {
 impl Standin {
     pub fn start(config: &Path, env: &[(&str, String)], log: PathBuf) -> Standin {
         let mut command = Command::new(env!("CARGO_BIN_EXE_skrouterd-standin"));
+        // Each stand-in draws its own vanflow source, as routers on separate hosts have: a
+        // pod-style HOSTNAME shared by all would give them one.
         command
+            .env_remove("HOSTNAME")
             .env("QDROUTERD_CONF", config)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap());
@@ -131,6 +134,14 @@ impl Standin {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Its vanflow source id (`<source>:0`, the `id` of its BEACONs), as it logs it at start.
+    pub fn vanflow_id(&self, limit: Duration) -> String {
+        const LOGGED: &str = "vanflow source id ";
+        let log = self.wait_for_log(LOGGED, limit);
+        let (_, rest) = log.split_once(LOGGED).expect("awaited");
+        rest.split_whitespace().next().expect("an id").to_string()
     }
 
     pub fn is_running(&mut self) -> bool {
@@ -510,6 +521,20 @@ pub fn read_and_hold(port: u16) -> (String, TcpStream) {
 /// A JSON object's attributes, for a management CREATE.
 pub fn attrs(value: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
     value.as_object().expect("an object").clone()
+}
+
+/// `router.address` rows by key.
+pub type Rows = std::collections::BTreeMap<String, serde_json::Map<String, serde_json::Value>>;
+
+/// The `router.address` rows by key, with the attributes `names` (all if empty).
+pub async fn addresses(client: &mut ManagementClient, names: &[&str]) -> Rows {
+    client
+        .query("router.address", names)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| (row["key"].as_str().unwrap().to_string(), row))
+        .collect()
 }
 
 impl Site {

@@ -1,0 +1,23 @@
+//! `vansite network status`: every site, link and service of the network, as the routers'
+//! vanflow records describe them, read through the site's own router.
+
+use std::time::Duration;
+
+use super::apply::site_router_endpoint;
+use crate::error::Error;
+use crate::observe::collector;
+use crate::observe::records::Timestamp;
+use crate::observe::status::NetworkStatus;
+use crate::store::Paths;
+
+/// Enough for every router's first heartbeat (2 s) and its FLUSH answer (1 s) even across
+/// a slow link; the answer comes sooner when all have answered.
+const COLLECT_LIMIT: Duration = Duration::from_secs(8);
+
+pub async fn status(paths: &Paths, namespace: &str) -> Result<NetworkStatus, Error> {
+    let site_dir = paths.site(namespace);
+    let resources = paths.load_site(namespace)?;
+    let endpoint = site_router_endpoint(&site_dir, &resources)?;
+    let network = collector::snapshot(&endpoint, COLLECT_LIMIT).await?;
+    Ok(NetworkStatus::of(&network, Timestamp::now()))
+}
