@@ -8,6 +8,8 @@ use serde::Serialize;
 
 use crate::grants::TokenFormat;
 use crate::model::StrategyKind;
+use crate::observe::{self, status::NetworkStatus};
+use crate::ops::console::ConsoleOutcome;
 use crate::ops::debug::{DumpOutcome, SiteEvent};
 use crate::ops::delete;
 use crate::ops::doctor::{self, DoctorReport};
@@ -15,7 +17,6 @@ use crate::ops::init::InitOutcome;
 use crate::ops::link::{self, Applied, CreateOutcome, IncomingLink, LinkStatus, LinksReport};
 use crate::ops::services::{ServiceChange, ServiceInfo, ServiceKind, ServiceStatus};
 use crate::ops::status::{Endpoint, SiteInfo, SiteStatus};
-use crate::observe::{self, status::NetworkStatus};
 use crate::ops::token::IssueOutcome;
 
 use crate::model::{LinkRole, Resource, RouterMode};
@@ -121,7 +122,10 @@ fn network_sites_table(sites: &[observe::status::SiteStatus]) -> String {
             ]
         })
         .collect();
-    columns(&["NAME", "PLATFORM", "NAMESPACE", "VERSION", "ROUTERS"], &rows)
+    columns(
+        &["NAME", "PLATFORM", "NAMESPACE", "VERSION", "ROUTERS"],
+        &rows,
+    )
 }
 
 fn network_links_table(links: &[observe::status::LinkStatus]) -> String {
@@ -140,7 +144,15 @@ fn network_links_table(links: &[observe::status::LinkStatus]) -> String {
         })
         .collect();
     columns(
-        &["FROM", "TO", "ROLE", "COST", "STATE", "BYTES OUT", "BYTES IN"],
+        &[
+            "FROM",
+            "TO",
+            "ROLE",
+            "COST",
+            "STATE",
+            "BYTES OUT",
+            "BYTES IN",
+        ],
         &rows,
     )
 }
@@ -461,6 +473,27 @@ pub fn print_dump(format: OutputFormat, outcome: &DumpOutcome) {
             text.push_str(&format!("  not included: {missing}\n"));
         }
         text
+    });
+}
+
+/// `console`: with `--print-url`, the URL alone (for scripts and copying).
+pub fn print_console(format: OutputFormat, outcome: &ConsoleOutcome) {
+    print_data(format, outcome, |outcome| {
+        if outcome.opened {
+            format!(
+                "Opened the console of site {} in your browser.\n",
+                outcome.site_name
+            )
+        } else if outcome.with_token {
+            format!("{}\n", outcome.url)
+        } else {
+            format!(
+                "The console of site {} listens on {} ({}).\nIts URL with the access token: \
+                 `vansite console --print-url`; to open it in your browser: `vansite console \
+                 --open`.\n",
+                outcome.site_name, outcome.url, outcome.unit
+            )
+        }
     });
 }
 

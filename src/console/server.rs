@@ -6,7 +6,7 @@
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -127,11 +127,11 @@ impl Console {
     }
 
     /// The view `/api/network` serves at `now`.
-    pub fn view(&self, now: SystemTime) -> ConsoleView {
+    pub fn view(&self, now: Timestamp) -> ConsoleView {
         ConsoleView {
             site: self.site_name.clone(),
             router: self.router.borrow().clone(),
-            network: NetworkStatus::of(&self.network.borrow(), timestamp(now)),
+            network: NetworkStatus::of(&self.network.borrow(), now),
         }
     }
 
@@ -158,7 +158,7 @@ impl Console {
                 };
                 let mut response = match path {
                     "/" => page(),
-                    "/api/network" => json(&self.view(SystemTime::now())),
+                    "/api/network" => json(&self.view(Timestamp::now())),
                     _ => metrics_text(&self.network.borrow()),
                 };
                 if presented == Presented::Query {
@@ -180,14 +180,6 @@ impl Console {
             _ => plain(StatusCode::NOT_FOUND, "Not found\n"),
         }
     }
-}
-
-/// Microseconds since the epoch, as vanflow counts.
-fn timestamp(time: SystemTime) -> Timestamp {
-    let since = time
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default();
-    Timestamp(u64::try_from(since.as_micros()).unwrap_or(u64::MAX))
 }
 
 fn response(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<Full<Bytes>> {
@@ -387,7 +379,7 @@ mod tests {
     #[test]
     fn the_view_is_the_network_status_with_the_site_and_router_state() {
         let (console, _) = console("console-view");
-        let view = serde_json::to_value(console.view(SystemTime::now())).unwrap();
+        let view = serde_json::to_value(console.view(Timestamp::now())).unwrap();
         assert_eq!(view["site"], "west");
         assert_eq!(view["router"]["state"], "connected");
         assert_eq!(view["sites"][0]["name"], "east");

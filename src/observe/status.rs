@@ -180,7 +180,7 @@ impl NetworkStatus {
 
         let (open, mut ended): (Vec<ConnectionView>, Vec<ConnectionView>) =
             network.connections().into_iter().partition(|c| c.open);
-        ended.sort_by(|a, b| b.end.cmp(&a.end));
+        ended.sort_by_key(|c| std::cmp::Reverse(c.end));
         ended.truncate(ENDED_CONNECTIONS_SHOWN);
         let connections = open
             .into_iter()
