@@ -38,10 +38,14 @@ fn build_standin_image() -> PathBuf {
         status.success(),
         "building the stand-in router image failed"
     );
-    let target = std::env::var_os("CARGO_TARGET_DIR")
+    target_dir().join("standin-image/standin-image.tar")
+}
+
+/// Cargo's target directory: built images, and what tests leave to look at (screenshots).
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target"));
-    target.join("standin-image/standin-image.tar")
+        .unwrap_or_else(|| repo_root().join("target"))
 }
 
 /// True when the calling test cannot run here (test hosts are Linux users, each with its own
@@ -359,10 +363,19 @@ pub fn vansite_fails(host: &Host, args: &[&str]) -> String {
 /// A test host running a site with the stand-in router; with `link_access`, other sites can
 /// link to it at its address.
 pub fn running_site(name: &str, link_access: bool) -> Host {
+    running_named_site(name, None, link_access)
+}
+
+/// `running_site` with the site named `site_name` (else the host's name, the same for every
+/// test host of this machine).
+pub fn running_named_site(name: &str, site_name: Option<&str>, link_access: bool) -> Host {
     let host = Host::up(name, true);
     host.load_standin_image(&standin_image_tar());
     let addr = host.addr();
     let mut args = vec!["init", "--router-image", STANDIN_IMAGE, "--timeout", "120"];
+    if let Some(site_name) = site_name {
+        args.extend(["--name", site_name]);
+    }
     if link_access {
         args.extend(["--enable-link-access", "--host", &addr]);
     }
