@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::{
-    link_sites, running_named_site, serve_answer, skip_without_test_host, target_dir, text,
-    vansite_ok, wait_reachable, Host,
+    link_sites, running_site, serve_answer, skip_without_test_host, target_dir, text, vansite_ok,
+    wait_reachable, Host,
 };
 
 /// The collector's discovery and the first FLUSH answers take a few seconds after the server
@@ -39,14 +39,25 @@ fn get(host: &Host, url: &str, headers: &[&str]) -> (u16, String) {
 fn chromium(host: &Host, args: &[&str], url: &str) -> String {
     let profile = target_dir().join(format!("test-artefacts/chromium-{}", host.name));
     let output = Command::new("ip")
-        .args(["netns", "exec", &host.user(), "chromium", "--headless", "--no-sandbox"])
+        .args([
+            "netns",
+            "exec",
+            &host.user(),
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+        ])
         .args(["--disable-gpu", "--no-first-run", "--disable-dev-shm-usage"])
         .arg(format!("--user-data-dir={}", profile.display()))
         .args(args)
         .arg(url)
         .output()
         .expect("run chromium (tests/run.sh installs it)");
-    assert!(output.status.success(), "chromium {args:?}: {}", text(&output));
+    assert!(
+        output.status.success(),
+        "chromium {args:?}: {}",
+        text(&output)
+    );
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
@@ -63,7 +74,10 @@ fn wait_for(what: &str, mut read: impl FnMut() -> String, done: impl Fn(&str) ->
         if done(&seen) {
             return seen;
         }
-        assert!(start.elapsed() < LIMIT, "{what} not seen after {LIMIT:?}:\n{seen}");
+        assert!(
+            start.elapsed() < LIMIT,
+            "{what} not seen after {LIMIT:?}:\n{seen}"
+        );
         std::thread::sleep(Duration::from_secs(1));
     }
 }
@@ -73,8 +87,8 @@ fn console_shows_two_linked_sites_their_service_and_new_connections() {
     if skip_without_test_host() {
         return;
     }
-    let west = running_named_site("conwest", Some("west"), true);
-    let east = running_named_site("coneast", Some("east"), false);
+    let west = running_site("conwest", true);
+    let east = running_site("coneast", false);
     link_sites(&east, &west);
     serve_answer(&east, 9191, "SYSTEM:'echo hello'");
     vansite_ok(&east, &["connector", "create", "echo", SERVICE_PORT]);
@@ -94,9 +108,14 @@ fn console_shows_two_linked_sites_their_service_and_new_connections() {
         SOCKET_UNIT,
         "vansite-default-console.service",
     ]);
-    assert_eq!(String::from_utf8_lossy(&states.stdout), "active\ninactive\n");
+    assert_eq!(
+        String::from_utf8_lossy(&states.stdout),
+        "active\ninactive\n"
+    );
 
-    let url = vansite_ok(&west, &["console", "--print-url"]).trim().to_string();
+    let url = vansite_ok(&west, &["console", "--print-url"])
+        .trim()
+        .to_string();
     let token = url
         .strip_prefix("http://127.0.0.1:8010/?token=")
         .unwrap_or_else(|| panic!("the URL with its token: {url}"))
@@ -117,13 +136,16 @@ fn console_shows_two_linked_sites_their_service_and_new_connections() {
         "both sites and the link in /metrics",
         || get(&west, "http://127.0.0.1:8010/metrics", &[&bearer]).1,
         |m| {
-            m.contains("name=\"west\"")
-                && m.contains("name=\"east\"")
+            m.contains("name=\"conwest\"")
+                && m.contains("name=\"coneast\"")
                 && m.contains("role=\"inter-router\",status=\"up\"} 1")
                 && m.contains("vansite_service_reachable{routing_key=\"echo\"} 1")
         },
     );
-    assert!(metrics.contains("# TYPE skupper_site_info gauge"), "{metrics}");
+    assert!(
+        metrics.contains("# TYPE skupper_site_info gauge"),
+        "{metrics}"
+    );
 
     // A real browser: both sites by name, the link from east to west up, the service
     // reachable; no connection yet.
@@ -131,9 +153,9 @@ fn console_shows_two_linked_sites_their_service_and_new_connections() {
         "both sites, the link and the service on the page",
         || rendered_page(&west, &url),
         |dom| {
-            dom.contains("class=\"site local\" data-site=\"west\" data-state=\"up\"")
-                && dom.contains("class=\"site\" data-site=\"east\" data-state=\"up\"")
-                && dom.contains("data-from=\"east\" data-to=\"west\" data-state=\"up\"")
+            dom.contains("class=\"site local\" data-site=\"conwest\" data-state=\"up\"")
+                && dom.contains("class=\"site\" data-site=\"coneast\" data-state=\"up\"")
+                && dom.contains("data-from=\"coneast\" data-to=\"conwest\" data-state=\"up\"")
                 && dom.contains("data-service=\"echo\" data-reachable=\"true\"")
         },
     );
@@ -141,7 +163,12 @@ fn console_shows_two_linked_sites_their_service_and_new_connections() {
     assert!(dom.contains("router connected"), "{dom}");
 
     // A connection through west's listener to east's service appears on the page.
-    let answer = west.ok(&["socat", "-u", &format!("TCP:127.0.0.1:{LISTENER_PORT}"), "-"]);
+    let answer = west.ok(&[
+        "socat",
+        "-u",
+        &format!("TCP:127.0.0.1:{LISTENER_PORT}"),
+        "-",
+    ]);
     assert_eq!(answer.trim(), "hello");
     wait_for(
         "the new connection on the page",

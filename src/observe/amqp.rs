@@ -17,7 +17,9 @@ use fe2o3_amqp::transport::Transport;
 use fe2o3_amqp::types::definitions::{
     ErrorCondition, Handle, ReceiverSettleMode, Role, SenderSettleMode,
 };
-use fe2o3_amqp::types::messaging::{Accepted, AmqpValue, DeliveryState, Properties, Source, Target};
+use fe2o3_amqp::types::messaging::{
+    Accepted, AmqpValue, DeliveryState, Properties, Source, Target,
+};
 use fe2o3_amqp::types::performatives::{
     Attach, Begin, ChannelMax, Close, Disposition, Flow, MaxFrameSize, Open, Transfer,
 };
@@ -391,7 +393,12 @@ where
         self.send(FrameBody::Flow(flow)).await
     }
 
-    fn flow(&self, handle: Option<Handle>, delivery_count: Option<u32>, credit: Option<u32>) -> Flow {
+    fn flow(
+        &self,
+        handle: Option<Handle>,
+        delivery_count: Option<u32>,
+        credit: Option<u32>,
+    ) -> Flow {
         Flow {
             next_incoming_id: Some(self.next_incoming_id),
             incoming_window: SESSION_WINDOW,
@@ -452,7 +459,8 @@ fn request_message(to: &str, subject: &str) -> Result<Vec<u8>, AmqpError> {
         subject: Some(subject.to_string()),
         ..Properties::default()
     };
-    let encode = |e: serde_amqp::Error| AmqpError::Protocol(format!("cannot encode a request: {e}"));
+    let encode =
+        |e: serde_amqp::Error| AmqpError::Protocol(format!("cannot encode a request: {e}"));
     let mut message = serde_amqp::to_vec(&properties).map_err(encode)?;
     message.extend(serde_amqp::to_vec(&AmqpValue(Value::Null)).map_err(encode)?);
     Ok(message)

@@ -46,7 +46,10 @@ pub enum CollectorError {
 
 /// The network as the routers describe it now: every router is asked for all its records,
 /// and the answer is returned once they have arrived, or at `limit` with what came.
-pub async fn snapshot(endpoint: &RouterEndpoint, limit: Duration) -> Result<Network, CollectorError> {
+pub async fn snapshot(
+    endpoint: &RouterEndpoint,
+    limit: Duration,
+) -> Result<Network, CollectorError> {
     let deadline = Instant::now() + limit;
     let mut network = Network::new();
     let mut collector = Collector::connect(endpoint, &mut network).await?;
@@ -95,20 +98,29 @@ struct Collector {
 }
 
 impl Collector {
-    async fn connect(endpoint: &RouterEndpoint, network: &mut Network) -> Result<Self, CollectorError> {
+    async fn connect(
+        endpoint: &RouterEndpoint,
+        network: &mut Network,
+    ) -> Result<Self, CollectorError> {
         let routers = discover(endpoint).await?;
-        let (stream, addr) =
-            authenticated_stream(&endpoint.host, endpoint.port, &endpoint.tls, CONNECT_TIMEOUT)
-                .await?;
+        tracing::debug!(?routers, "vanflow sources in the routing table");
+        let (stream, addr) = authenticated_stream(
+            &endpoint.host,
+            endpoint.port,
+            &endpoint.tls,
+            CONNECT_TIMEOUT,
+        )
+        .await?;
         let amqp = |source| CollectorError::Amqp {
             addr: addr.clone(),
             source,
         };
         let container_id = format!("vansite-collector-{}", std::process::id());
-        let mut subscriber = tokio::time::timeout(CONNECT_TIMEOUT, Subscriber::open(stream, &container_id))
-            .await
-            .map_err(|_| amqp(AmqpError::Protocol("no answer to open".into())))?
-            .map_err(amqp)?;
+        let mut subscriber =
+            tokio::time::timeout(CONNECT_TIMEOUT, Subscriber::open(stream, &container_id))
+                .await
+                .map_err(|_| amqp(AmqpError::Protocol("no answer to open".into())))?
+                .map_err(amqp)?;
         subscriber.subscribe(BEACONS).await.map_err(amqp)?;
         let mut collector = Self {
             addr,
@@ -116,24 +128,34 @@ impl Collector {
             flushed: Vec::new(),
         };
         for id in routers {
-            let next = network.apply(&id.clone(), VanflowMessage::Beacon(Beacon::router(id)), Timestamp::now());
+            let next = network.apply(
+                &id.clone(),
+                VanflowMessage::Beacon(Beacon::router(id)),
+                Timestamp::now(),
+            );
             collector.follow(next).await?;
         }
         Ok(collector)
     }
 
     async fn next(&mut self, until: Instant) -> Result<Option<Delivery>, CollectorError> {
-        self.subscriber.next(until).await.map_err(|source| CollectorError::Amqp {
-            addr: self.addr.clone(),
-            source,
-        })
+        self.subscriber
+            .next(until)
+            .await
+            .map_err(|source| CollectorError::Amqp {
+                addr: self.addr.clone(),
+                source,
+            })
     }
 
     /// Feeds one message to the model; returns what the model asks next. A message that is
     /// not vanflow is logged and skipped: one bad record must not blind the collector.
     fn apply(&self, network: &mut Network, delivery: Delivery) -> Option<Next> {
         let message = match decode(&delivery.message) {
-            Ok(decoded) => decoded.message,
+            Ok(decoded) => {
+                tracing::trace!(address = %delivery.address, message = ?decoded.message, "vanflow");
+                decoded.message
+            }
             Err(e) => {
                 tracing::warn!(address = %delivery.address, "skipping a message: {e}");
                 return None;
@@ -158,12 +180,18 @@ impl Collector {
                 for address in beacon.addresses() {
                     self.subscriber.subscribe(&address).await.map_err(amqp)?;
                 }
-                self.subscriber.request(&beacon.direct, "FLUSH").await.map_err(amqp)?;
+                self.subscriber
+                    .request(&beacon.direct, "FLUSH")
+                    .await
+                    .map_err(amqp)?;
                 self.flushed.retain(|(id, _)| *id != beacon.id);
                 self.flushed.push((beacon.id, None));
             }
             Some(Next::Flush(direct)) => {
-                self.subscriber.request(&direct, "FLUSH").await.map_err(amqp)?;
+                self.subscriber
+                    .request(&direct, "FLUSH")
+                    .await
+                    .map_err(amqp)?;
                 let id = direct.strip_prefix("sfe.").unwrap_or(&direct);
                 for (source, at) in &mut self.flushed {
                     if source.as_str() == id {

@@ -27,6 +27,8 @@ pub struct NetworkStatus {
 #[serde(rename_all = "camelCase")]
 pub struct SiteStatus {
     pub id: String,
+    /// The site whose router was asked.
+    pub here: bool,
     /// The site's name, or its id when its SITE record has not said it yet.
     pub name: String,
     pub namespace: Option<String>,
@@ -101,6 +103,7 @@ pub struct ServiceStatus {
 #[serde(rename_all = "camelCase")]
 pub struct Endpoint {
     pub site: String,
+    pub site_id: Option<String>,
     pub name: Option<String>,
     pub host: Option<String>,
     pub port: Option<String>,
@@ -139,6 +142,7 @@ impl NetworkStatus {
         let named = |id: &Option<RecordId>| id.as_ref().map(site_name);
         let endpoint = |e: EndpointView| Endpoint {
             site: named(&e.site).unwrap_or_else(|| "unknown".into()),
+            site_id: e.site.map(|id| id.0),
             name: e.name,
             host: e.host,
             port: e.port,
@@ -212,6 +216,7 @@ impl NetworkStatus {
         let sites = sites
             .into_iter()
             .map(|s| SiteStatus {
+                here: false,
                 name: s.name.unwrap_or_else(|| s.id.0.clone()),
                 id: s.id.0,
                 namespace: s.namespace,
@@ -234,6 +239,27 @@ impl NetworkStatus {
             links,
             services,
             connections,
+        }
+    }
+}
+
+impl NetworkStatus {
+    /// Says which site asked, and shows its listeners at the address their clients use:
+    /// vansite's router listens on a loopback port behind each listener's forwarder, and its
+    /// LISTENER record says that port. `forwarded` maps a router port to the listener's own
+    /// host and port. (Other sites' forwarded listeners keep their router port: only the
+    /// site itself knows the mapping.)
+    pub fn seen_from(&mut self, site_id: &str, forwarded: &BTreeMap<u16, (String, u16)>) {
+        for site in &mut self.sites {
+            site.here = site.id == site_id;
+        }
+        let listeners = self.services.iter_mut().flat_map(|s| &mut s.listeners);
+        for listener in listeners.filter(|l| l.site_id.as_deref() == Some(site_id)) {
+            let router_port = listener.port.as_deref().and_then(|p| p.parse().ok());
+            if let Some((host, port)) = router_port.and_then(|p: u16| forwarded.get(&p)) {
+                listener.host = Some(host.clone());
+                listener.port = Some(port.to_string());
+            }
         }
     }
 }
@@ -264,5 +290,30 @@ mod tests {
         assert_eq!(echo.listeners[0].site, "west");
         assert_eq!(echo.connectors[0].site, "east");
         assert!(status.connections.iter().all(|c| !c.open));
+    }
+
+    #[test]
+    fn the_asking_site_shows_its_listeners_at_their_forwarders_port() {
+        let mut status = NetworkStatus::of(&run1(), T0);
+        let west = "29a23db9-dff4-4072-8a39-7815e3e666b3";
+        // West's `echo` listener: the router listens on 25910 behind a forwarder on 8080.
+        let forwarded = BTreeMap::from([(25910, ("0.0.0.0".to_string(), 8080))]);
+        status.seen_from(west, &forwarded);
+        let here: Vec<_> = status
+            .sites
+            .iter()
+            .filter(|s| s.here)
+            .map(|s| &s.name)
+            .collect();
+        assert_eq!(here, ["west"]);
+        let echo = status
+            .services
+            .iter()
+            .find(|s| s.routing_key == "echo")
+            .unwrap();
+        assert_eq!(echo.listeners[0].port.as_deref(), Some("8080"));
+        assert_eq!(echo.listeners[0].host.as_deref(), Some("0.0.0.0"));
+        // A connector is never behind a forwarder, whatever its port.
+        assert_eq!(echo.connectors[0].port.as_deref(), Some("25911"));
     }
 }

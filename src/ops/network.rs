@@ -1,10 +1,12 @@
 //! `vansite network status`: every site, link and service of the network, as the routers'
 //! vanflow records describe them, read through the site's own router.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::apply::site_router_endpoint;
 use crate::error::Error;
+use crate::model::SiteResources;
 use crate::observe::collector;
 use crate::observe::records::Timestamp;
 use crate::observe::status::NetworkStatus;
@@ -19,5 +21,26 @@ pub async fn status(paths: &Paths, namespace: &str) -> Result<NetworkStatus, Err
     let resources = paths.load_site(namespace)?;
     let endpoint = site_router_endpoint(&site_dir, &resources)?;
     let network = collector::snapshot(&endpoint, COLLECT_LIMIT).await?;
-    Ok(NetworkStatus::of(&network, Timestamp::now()))
+    let mut status = NetworkStatus::of(&network, Timestamp::now());
+    status.seen_from(
+        &resources.site.metadata.uid,
+        &forwarded_listeners(&resources),
+    );
+    Ok(status)
+}
+
+/// Router port → the listener's own host and port, for every listener behind a forwarder.
+fn forwarded_listeners(resources: &SiteResources) -> BTreeMap<u16, (String, u16)> {
+    let listeners = resources
+        .listeners
+        .iter()
+        .map(|l| (l.router_port(), &l.spec.host, l.spec.port));
+    let multi_key = resources
+        .multi_key_listeners
+        .iter()
+        .map(|l| (l.router_port(), &l.spec.host, l.spec.port));
+    listeners
+        .chain(multi_key)
+        .filter_map(|(router_port, host, port)| Some((router_port?, (host.clone(), port))))
+        .collect()
 }

@@ -616,7 +616,9 @@ fn entities(resources: &SiteResources, ctx: &RenderContext, certs_path: &str) ->
     entities.push(Entity::Site(
         "site",
         Site {
-            name: ctx.router_id.clone(),
+            // The site's own name, as Kubernetes sites write it: vanflow's SITE record carries
+            // it, and consoles show sites by it.
+            name: resources.site_name().to_string(),
             platform: ctx.platform.clone(),
             namespace: resources.namespace.clone(),
             version: ctx.skupper_version.clone(),

@@ -606,13 +606,12 @@ pub(crate) async fn authenticated_stream(
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     // Checked before connecting so that a bad host gives a clear error. An IP address
     // becomes an IP server name (matched against the certificate's IP SANs).
-    let server_name =
-        rustls_pki_types::ServerName::try_from(host.to_string()).map_err(|e| {
-            ManagementError::Tls {
-                addr: addr.clone(),
-                detail: format!("{host:?} is not a valid TLS server name: {e}"),
-            }
-        })?;
+    let server_name = rustls_pki_types::ServerName::try_from(host.to_string()).map_err(|e| {
+        ManagementError::Tls {
+            addr: addr.clone(),
+            detail: format!("{host:?} is not a valid TLS server name: {e}"),
+        }
+    })?;
 
     let timed_out = |step| ManagementError::Timeout {
         addr: addr.clone(),

@@ -360,22 +360,21 @@ pub fn vansite_fails(host: &Host, args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-/// A test host running a site with the stand-in router; with `link_access`, other sites can
-/// link to it at its address.
+/// A test host running a site named as the host, with the stand-in router; with
+/// `link_access`, other sites can link to it at its address.
 pub fn running_site(name: &str, link_access: bool) -> Host {
-    running_named_site(name, None, link_access)
-}
-
-/// `running_site` with the site named `site_name` (else the host's name, the same for every
-/// test host of this machine).
-pub fn running_named_site(name: &str, site_name: Option<&str>, link_access: bool) -> Host {
     let host = Host::up(name, true);
     host.load_standin_image(&standin_image_tar());
     let addr = host.addr();
-    let mut args = vec!["init", "--router-image", STANDIN_IMAGE, "--timeout", "120"];
-    if let Some(site_name) = site_name {
-        args.extend(["--name", site_name]);
-    }
+    let mut args = vec![
+        "init",
+        "--name",
+        name,
+        "--router-image",
+        STANDIN_IMAGE,
+        "--timeout",
+        "120",
+    ];
     if link_access {
         args.extend(["--enable-link-access", "--host", &addr]);
     }

@@ -310,6 +310,7 @@ async fn accept_link(
                         target.is_none(),
                         agent.clone(),
                         routes.clone(),
+                        router.cloned(),
                     ));
                 }
             }
@@ -431,6 +432,7 @@ async fn serve_requests(
     anonymous: bool,
     agent: AgentSender,
     routes: SharedRoutes,
+    router: Option<Arc<Router>>,
 ) {
     loop {
         let delivery = match receiver.recv::<Body<Value>>().await {
@@ -448,6 +450,15 @@ async fn serve_requests(
         }
         if anonymous {
             let to = message.properties.as_ref().and_then(|p| p.to.clone());
+            // Anonymous relay, as the real router does: a vanflow request goes to the
+            // router whose direct address it names (Skupper's collectors send FLUSH so).
+            if let (Some(router), Some(to)) = (&router, to.as_deref()) {
+                if normalize_address(to).starts_with("sfe.") {
+                    let subject = message.properties.as_ref().and_then(|p| p.subject.clone());
+                    crate::vanflow::request(router, normalize_address(to), subject.as_deref());
+                    continue;
+                }
+            }
             if !to.as_deref().is_some_and(is_management_address) {
                 warn!(?to, "dropping a message not addressed to $management");
                 continue;

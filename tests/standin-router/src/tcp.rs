@@ -270,24 +270,17 @@ pub fn set_accepting(router: &Arc<Router>, name: &str, on: bool) {
                             Some((_, counts)) => Box::new(Counted::new(client, Arc::clone(counts))),
                             None => client,
                         };
-                        let outcome = carry(router.clone(), address, client, None).await;
+                        let identity = record.as_ref().map(|(identity, _)| identity.as_str());
+                        let outcome = carry(router.clone(), address, client, None, identity).await;
                         if let Some((identity, _)) = record {
                             let v = &router.vanflow;
-                            match outcome {
-                                Ok(Some(connector)) => {
-                                    v.set(&identity, vanflow::CONNECTOR_REF, Attr::Str(connector));
-                                }
-                                Ok(None) => {}
-                                Err(e) => {
-                                    v.set(
-                                        &identity,
-                                        vanflow::ERROR_LISTENER_SIDE,
-                                        Attr::Str(
-                                            "delivery-failed (destination unreachable)".into(),
-                                        ),
-                                    );
-                                    v.set(&identity, vanflow::ERROR_CONNECTOR_SIDE, Attr::Str(e));
-                                }
+                            if let Err(e) = outcome {
+                                v.set(
+                                    &identity,
+                                    vanflow::ERROR_LISTENER_SIDE,
+                                    Attr::Str("delivery-failed (destination unreachable)".into()),
+                                );
+                                v.set(&identity, vanflow::ERROR_CONNECTOR_SIDE, Attr::Str(e));
                             }
                             v.end(&identity);
                         }
@@ -435,17 +428,24 @@ impl AsyncWrite for Counted {
 }
 
 /// Connects `client` to a connector of `address` and copies both ways until both sides close.
-/// Ok holds the identity of the CONNECTOR record that served it (when known).
+/// The connection's BIFLOW_TPORT `record` names the CONNECTOR that answered as soon as it
+/// answers: the real router merges the connector side into the record during the connection.
 async fn carry(
     router: Arc<Router>,
     address: String,
     mut client: Box<dyn AsyncStream>,
     from_peer: Option<u64>,
-) -> Result<Option<String>, String> {
+    record: Option<&str>,
+) -> Result<(), String> {
     match open_route(&router, &address, from_peer).await {
         Ok((mut upstream, _open, connector)) => {
+            if let (Some(identity), Some(connector)) = (record, connector) {
+                router
+                    .vanflow
+                    .set(identity, vanflow::CONNECTOR_REF, Attr::Str(connector));
+            }
             let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
-            Ok(connector)
+            Ok(())
         }
         Err(e) => {
             tracing::info!("connection for '{address}' failed: {e}");
