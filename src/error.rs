@@ -11,6 +11,7 @@ use crate::grants::GrantError;
 use crate::model::ResourceError;
 use crate::plan::link::LinkError;
 use crate::plan::PlanError;
+use crate::platform::activation::SocketFailed;
 use crate::platform::podman::PodmanError;
 use crate::platform::systemd::SystemdError;
 use crate::quadlet::version::DetectError;
@@ -79,6 +80,8 @@ pub enum Error {
     Forward(#[from] ForwardError),
     #[error(transparent)]
     Console(#[from] ConsoleError),
+    #[error(transparent)]
+    Socket(#[from] SocketFailed),
     #[error(transparent)]
     Token(#[from] TokenError),
     #[error("cannot redeem the token: {0}")]

@@ -160,6 +160,8 @@ fn console_shows_two_linked_sites_their_service_and_new_connections() {
         },
     );
     assert!(!dom.contains("data-connection="), "{dom}");
+    // This site's listener at the port its clients use (not the router's behind it).
+    assert!(dom.contains(&format!(":{LISTENER_PORT} (")), "{dom}");
     assert!(dom.contains("router connected"), "{dom}");
 
     // A connection through west's listener to east's service appears on the page.

@@ -97,7 +97,7 @@ function drawTopology(view, downSites) {
     const site = view.sites.find((s) => s.name === name);
     const classes = ["site"];
     if (!site) classes.push("down");
-    if (name === view.site) classes.push("local");
+    if (site && site.here) classes.push("local");
     const detail = site
       ? [site.platform, site.namespace && "namespace " + site.namespace].filter(Boolean).join(", ")
       : "not heard from";
@@ -106,7 +106,7 @@ function drawTopology(view, downSites) {
     el("svg:title", {}, name + (site && site.version ? " (Skupper " + site.version + ")" : "")),
     el("svg:circle", { cx: x, cy: y, r: radius }),
     el("svg:text", { class: "name", x: x, y: y + 4 }, name),
-    el("svg:text", { x: x, y: y + radius + 16 }, detail + (name === view.site ? " — this site" : ""))));
+    el("svg:text", { x: x, y: y + radius + 16 }, detail + (site && site.here ? " — this site" : ""))));
   }
 }
 

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use crate::observe::network::Network;
+use crate::observe::network::{ConnectionView, Network};
 use crate::observe::records::RecordId;
 
 /// The protocol label of TCP connections (the only ones vansite's routers carry).
@@ -20,6 +20,44 @@ enum MetricType {
     Counter,
     Gauge,
 }
+
+/// What one connection adds to a flow metric.
+type FlowValue = fn(&ConnectionView) -> u64;
+
+/// The metrics of connections, labelled by the listener's site (source), the connector's site
+/// (destination) and the routing key, as Skupper's are.
+const FLOW_METRICS: [(&str, MetricType, &str, FlowValue); 5] = [
+    (
+        "skupper_connections_opened_total",
+        MetricType::Counter,
+        "TCP connections opened, from the listener's site to the connector's.",
+        |_| 1,
+    ),
+    (
+        "skupper_connections_closed_total",
+        MetricType::Counter,
+        "TCP connections closed.",
+        |c| u64::from(!c.open),
+    ),
+    (
+        "vansite_connections_open",
+        MetricType::Gauge,
+        "TCP connections open now.",
+        |c| u64::from(c.open),
+    ),
+    (
+        "skupper_sent_bytes_total",
+        MetricType::Counter,
+        "Bytes from clients to the service.",
+        |c| c.octets,
+    ),
+    (
+        "skupper_received_bytes_total",
+        MetricType::Counter,
+        "Bytes from the service back to clients.",
+        |c| c.octets_reverse,
+    ),
+];
 
 /// Label names and values of one sample, in the order they are written.
 type Labels = Vec<(&'static str, String)>;
@@ -134,16 +172,18 @@ pub fn render(network: &Network) -> String {
         MetricType::Gauge,
         "Listeners of a site.",
     );
-    for listener in network.listeners() {
-        listeners.add(vec![("site_id", site_id(&listener.site))], 1);
-    }
     let mut connectors = Family::new(
         "skupper_site_connectors_total",
         MetricType::Gauge,
         "Connectors of a site.",
     );
-    for connector in network.connectors() {
-        connectors.add(vec![("site_id", site_id(&connector.site))], 1);
+    for (family, endpoints) in [
+        (&mut listeners, network.listeners()),
+        (&mut connectors, network.connectors()),
+    ] {
+        for endpoint in endpoints {
+            family.add(vec![("site_id", site_id(&endpoint.site))], 1);
+        }
     }
 
     let mut reachable = Family::new(
@@ -158,31 +198,10 @@ pub fn render(network: &Network) -> String {
         );
     }
 
-    let mut opened = Family::new(
-        "skupper_connections_opened_total",
-        MetricType::Counter,
-        "TCP connections opened, from the listener's site to the connector's.",
-    );
-    let mut closed = Family::new(
-        "skupper_connections_closed_total",
-        MetricType::Counter,
-        "TCP connections closed.",
-    );
-    let mut open = Family::new(
-        "vansite_connections_open",
-        MetricType::Gauge,
-        "TCP connections open now.",
-    );
-    let mut sent = Family::new(
-        "skupper_sent_bytes_total",
-        MetricType::Counter,
-        "Bytes from clients to the service.",
-    );
-    let mut received = Family::new(
-        "skupper_received_bytes_total",
-        MetricType::Counter,
-        "Bytes from the service back to clients.",
-    );
+    let mut flows: Vec<(Family, FlowValue)> = FLOW_METRICS
+        .iter()
+        .map(|&(name, kind, help, value)| (Family::new(name, kind, help), value))
+        .collect();
     for connection in network.connections() {
         let labels = vec![
             ("source_site_id", site_id(&connection.from_site)),
@@ -195,18 +214,17 @@ pub fn render(network: &Network) -> String {
             ),
             ("protocol", TCP.to_string()),
         ];
-        opened.add(labels.clone(), 1);
-        closed.add(labels.clone(), u64::from(!connection.open));
-        open.add(labels.clone(), u64::from(connection.open));
-        sent.add(labels.clone(), connection.octets);
-        received.add(labels, connection.octets_reverse);
+        for (family, value) in &mut flows {
+            family.add(labels.clone(), value(&connection));
+        }
     }
 
     let mut out = String::new();
-    for family in [
-        site_info, routers, links, listeners, connectors, reachable, opened, closed, open, sent,
-        received,
-    ] {
+    let families = [site_info, routers, links, listeners, connectors, reachable];
+    for family in families
+        .iter()
+        .chain(flows.iter().map(|(family, _)| family))
+    {
         family.write(&mut out);
     }
     out

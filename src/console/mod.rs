@@ -30,16 +30,6 @@ pub enum ConsoleError {
         source: std::io::Error,
     },
     #[error(
-        "the console cannot listen on 127.0.0.1:{port}: {unit} is {state}. Is the port used by \
-         another program or by another site's console? Choose another with `vansite console \
-         --port PORT`"
-    )]
-    SocketFailed {
-        unit: String,
-        port: u16,
-        state: String,
-    },
-    #[error(
         "no listening socket: `vansite console-server` is started by its systemd socket unit \
          (LISTEN_FDS), or given --listen ADDRESS"
     )]

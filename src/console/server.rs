@@ -4,6 +4,7 @@
 //! `/metrics` Prometheus text. Everything but the code needs the token. The process exits after
 //! a while without requests; the socket unit keeps listening and starts it again.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -24,6 +25,7 @@ use super::{metrics, ConsoleError};
 use crate::observe::network::Network;
 use crate::observe::records::Timestamp;
 use crate::observe::status::NetworkStatus;
+use crate::platform::activation::accept;
 
 const PAGE: &str = include_str!("page.html");
 const SCRIPT: &str = include_str!("console.js");
@@ -50,9 +52,19 @@ pub enum RouterConnection {
     },
 }
 
+/// The site this console runs at, as its resources say (they may change while it runs).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LocalSite {
+    pub name: String,
+    /// The site id (the Site's uid), as its SITE record carries it.
+    pub id: String,
+    /// Router port → the listener's own host and port, for every listener behind a forwarder.
+    pub forwarded: BTreeMap<u16, (String, u16)>,
+}
+
 /// What the server shows, kept up to date by the collector.
 pub struct Console {
-    site_name: String,
+    local: watch::Receiver<LocalSite>,
     token: ConsoleToken,
     /// `vansite-console-<port>`: browsers share cookies between the ports of one host, so each
     /// site's console (one port each) has its own.
@@ -83,14 +95,14 @@ enum Presented {
 
 impl Console {
     pub fn new(
-        site_name: String,
+        local: watch::Receiver<LocalSite>,
         token: ConsoleToken,
         port: u16,
         network: watch::Receiver<Network>,
         router: watch::Receiver<RouterConnection>,
     ) -> Self {
         Self {
-            site_name,
+            local,
             token,
             cookie: format!("vansite-console-{port}"),
             network,
@@ -128,10 +140,13 @@ impl Console {
 
     /// The view `/api/network` serves at `now`.
     pub fn view(&self, now: Timestamp) -> ConsoleView {
+        let local = self.local.borrow();
+        let mut network = NetworkStatus::of(&self.network.borrow(), now);
+        network.seen_from(&local.id, &local.forwarded);
         ConsoleView {
-            site: self.site_name.clone(),
+            site: local.name.clone(),
             router: self.router.borrow().clone(),
-            network: NetworkStatus::of(&self.network.borrow(), now),
+            network,
         }
     }
 
@@ -249,23 +264,14 @@ pub async fn serve(
                 None => std::future::pending().await,
             }
         };
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
+        let (stream, peer) = tokio::select! {
+            accepted = accept(&listener) => accepted,
             () = idle => {
                 let last = *last_request.lock().expect("not poisoned");
                 if idle_timeout.is_some_and(|idle| last.elapsed() >= idle) {
                     tracing::info!("no request for {idle_timeout:?}: exiting (the socket unit starts it again)");
                     return Ok(());
                 }
-                continue;
-            }
-        };
-        let (stream, peer) = match accepted {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                // Out of descriptors and the like: wait a little instead of spinning.
-                tracing::warn!("accept: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
         };
@@ -302,7 +308,13 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
         let (_, network) = watch::channel(run1());
         let (_, router) = watch::channel(RouterConnection::Connected);
-        let console = Console::new("west".into(), token.clone(), 8010, network, router);
+        let (_, local) = watch::channel(LocalSite {
+            name: "west".into(),
+            id: "29a23db9-dff4-4072-8a39-7815e3e666b3".into(),
+            // The capture's `echo` listener is at router port 25910.
+            forwarded: [(25910, ("0.0.0.0".to_string(), 8080))].into(),
+        });
+        let console = Console::new(local, token.clone(), 8010, network, router);
         (console, token)
     }
 
@@ -383,6 +395,11 @@ mod tests {
         assert_eq!(view["site"], "west");
         assert_eq!(view["router"]["state"], "connected");
         assert_eq!(view["sites"][0]["name"], "east");
+        assert_eq!(view["sites"][1]["here"], true);
+        let services = view["services"].as_array().unwrap();
+        let echo = services.iter().find(|s| s["routingKey"] == "echo").unwrap();
+        // This site's listener at its own port, not the router's.
+        assert_eq!(echo["listeners"][0]["port"], "8080", "{echo:#}");
         assert_eq!(view["links"][0]["state"], "up");
         assert!(view["services"].as_array().unwrap().len() >= 4);
     }

@@ -20,7 +20,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use crate::platform::activation::systemd_listener;
+use crate::platform::activation::{accept, systemd_listener};
 use crate::render::certs::GRANT_SERVER;
 use crate::store::SiteDir;
 
@@ -67,8 +67,8 @@ pub async fn serve(
     let open = Arc::new(AtomicUsize::new(0));
     tracing::info!("grant server listening on {}", listener.local_addr()?);
     loop {
-        let accepted = match idle_timeout {
-            Some(idle) => match tokio::time::timeout(idle, listener.accept()).await {
+        let (stream, peer) = match idle_timeout {
+            Some(idle) => match tokio::time::timeout(idle, accept(&listener)).await {
                 Ok(accepted) => accepted,
                 Err(_) if open.load(Ordering::SeqCst) == 0 => {
                     tracing::info!("idle for {idle:?}: exiting (the socket unit starts it again)");
@@ -76,16 +76,7 @@ pub async fn serve(
                 }
                 Err(_) => continue,
             },
-            None => listener.accept().await,
-        };
-        let (stream, peer) = match accepted {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                // Out of descriptors and the like: wait a little instead of spinning.
-                tracing::warn!("accept: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
+            None => accept(&listener).await,
         };
         let _ = stream.set_nodelay(true);
         let (acceptor, redeemer, open) = (acceptor.clone(), redeemer.clone(), open.clone());

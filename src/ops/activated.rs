@@ -4,36 +4,52 @@
 use std::time::Duration;
 
 use crate::error::Error;
+use crate::platform::activation::SocketFailed;
 use crate::platform::systemd::{ActiveState, JobResult, LoadState, UserManager};
 use crate::store::{files, Paths};
 
 /// Bound on systemd jobs for these units (they start in milliseconds).
 const JOB_TIMEOUT: Duration = Duration::from_secs(90);
 
-/// Makes `socket` listen. `renew`: its units (or what the process reads at start) changed, so
-/// a running `service` stops (the next connection starts one that reads them) and the socket
-/// restarts (it may listen elsewhere now). A socket that does not listen afterwards is the
-/// error `failed` makes from the socket's state.
+/// A socket-activated server's units, as [`start_socket`] needs them.
+pub struct ServerUnits<'a> {
+    /// The server, in words ("grant server", "console").
+    pub role: &'static str,
+    pub socket: &'a str,
+    pub service: &'a str,
+    pub port: u16,
+    /// How to choose another port, when this one is taken.
+    pub fix: &'static str,
+}
+
+/// Makes the socket listen. `renew`: the units (or what the server reads at start) changed,
+/// so a running service stops (the next connection starts one that reads them) and the
+/// socket restarts (it may listen elsewhere now).
 pub async fn start_socket(
     manager: &UserManager,
-    socket: &str,
-    service: &str,
+    units: &ServerUnits<'_>,
     renew: bool,
-    failed: impl FnOnce(String) -> Error,
 ) -> Result<(), Error> {
     if renew {
-        stop_if_running(manager, service).await?;
+        stop_if_running(manager, units.service).await?;
     }
-    let state = manager.unit_state(socket).await?;
+    let state = manager.unit_state(units.socket).await?;
     let running = state.active_state == ActiveState::Active;
     let result = match (running, renew) {
         (true, false) => return Ok(()),
-        (true, true) => manager.restart(socket, JOB_TIMEOUT).await?,
-        (false, _) => manager.start(socket, JOB_TIMEOUT).await?,
+        (true, true) => manager.restart(units.socket, JOB_TIMEOUT).await?,
+        (false, _) => manager.start(units.socket, JOB_TIMEOUT).await?,
     };
-    let state = manager.unit_state(socket).await?;
+    let state = manager.unit_state(units.socket).await?;
     if result != JobResult::Done || state.active_state != ActiveState::Active {
-        return Err(failed(format!("{state} (job {result:?})")));
+        return Err(SocketFailed {
+            role: units.role,
+            unit: units.socket.to_string(),
+            port: units.port,
+            state: format!("{state} (job {result:?})"),
+            fix: units.fix,
+        }
+        .into());
     }
     Ok(())
 }

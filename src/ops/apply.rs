@@ -24,7 +24,6 @@ use tokio::time::Instant;
 
 use crate::error::Error;
 use crate::forward::bundle;
-use crate::grants::GrantError;
 use crate::model::{SiteResources, LOCAL_ROUTER_ACCESS};
 use crate::ops::grant_server;
 use crate::plan::router::{live_ops, restart_needed_for, LiveOp};
@@ -400,22 +399,14 @@ impl SiteSession {
 
     /// Makes the grant server's socket listen; `renew`: its units or certificate changed.
     async fn start_grant_server(&self, grants: &GrantServerPlan, renew: bool) -> Result<(), Error> {
-        let failed = |state| {
-            GrantError::SocketFailed {
-                unit: grants.socket_unit.clone(),
-                port: grants.port,
-                state,
-            }
-            .into()
+        let units = super::activated::ServerUnits {
+            role: "grant server",
+            socket: &grants.socket_unit,
+            service: &grants.service_unit,
+            port: grants.port,
+            fix: "Choose another with --port, or set grant_port in ~/.config/vansite/config.toml",
         };
-        super::activated::start_socket(
-            &self.manager,
-            &grants.socket_unit,
-            &grants.service_unit,
-            renew,
-            failed,
-        )
-        .await
+        super::activated::start_socket(&self.manager, &units, renew).await
     }
 
     /// The router takes the plan: started, restarted when a fixed part changed, else live.

@@ -14,7 +14,8 @@ use tokio::sync::watch;
 
 use super::activated;
 use super::apply::{enable, site_router_endpoint, write, SiteSession};
-use crate::console::server::{Console, RouterConnection};
+use super::network::forwarded_listeners;
+use crate::console::server::{Console, LocalSite, RouterConnection};
 use crate::console::token::ConsoleToken;
 use crate::console::{server, ConsoleError};
 use crate::error::Error;
@@ -34,6 +35,8 @@ use crate::store::{files, Paths, SiteDir, StoreError};
 /// up to [`RETRY_MAX`].
 const RETRY_FIRST: Duration = Duration::from_millis(500);
 const RETRY_MAX: Duration = Duration::from_secs(5);
+/// How often the server reads the site's resources again (for its listeners' ports).
+const RESOURCES_REREAD: Duration = Duration::from_secs(5);
 
 /// What `vansite console` is asked.
 #[derive(Debug, Clone)]
@@ -105,15 +108,15 @@ pub async fn console(
         progress("reloading systemd");
         session.manager.reload().await?;
     }
-    let failed = |state| {
-        ConsoleError::SocketFailed {
-            unit: socket.clone(),
-            port,
-            state,
-        }
-        .into()
+    let units = activated::ServerUnits {
+        role: "console",
+        socket: &socket,
+        service: &service,
+        port,
+        fix: "Choose another with `vansite console --port PORT`, or set console_port in \
+              ~/.config/vansite/config.toml",
     };
-    activated::start_socket(&session.manager, &socket, &service, changed, failed).await?;
+    activated::start_socket(&session.manager, &units, changed).await?;
 
     let mut url = format!("http://{CONSOLE_ADDRESS}:{port}/");
     if request.with_token {
@@ -174,27 +177,50 @@ pub async fn serve(
         (None, Some(address)) => TcpListener::bind(address).await.map_err(ConsoleError::Io)?,
         (None, None) => return Err(ConsoleError::NotActivated.into()),
     };
-    let resources = site_dir
+    let resources = load_resources(&site_dir)?;
+    let token = ConsoleToken::load(&site_dir.console_token())?;
+    let (publish, network) = watch::channel(Network::new());
+    let (router_state, router) = watch::channel(RouterConnection::Connecting);
+    let (local_site, local) = watch::channel(local_site_of(&resources));
+    let port = listener.local_addr().map_err(ConsoleError::Io)?.port();
+    let console = Console::new(local, token, port, network, router);
+    let following = tokio::spawn(follow_resources(site_dir.clone(), local_site));
+    let collecting = tokio::spawn(collect(site_dir, resources, publish, router_state));
+    let served = server::serve(listener, Arc::new(console), idle_timeout).await;
+    collecting.abort();
+    following.abort();
+    Ok(served?)
+}
+
+fn load_resources(site_dir: &SiteDir) -> Result<SiteResources, Error> {
+    Ok(site_dir
         .load_resources()?
         .ok_or_else(|| StoreError::NoSite {
             namespace: site_dir.namespace.clone(),
             present: Vec::new(),
-        })?;
-    let token = ConsoleToken::load(&site_dir.console_token())?;
-    let (publish, network) = watch::channel(Network::new());
-    let (router_state, router) = watch::channel(RouterConnection::Connecting);
-    let port = listener.local_addr().map_err(ConsoleError::Io)?.port();
-    let console = Console::new(
-        resources.site_name().to_string(),
-        token,
-        port,
-        network,
-        router,
-    );
-    let collecting = tokio::spawn(collect(site_dir, resources, publish, router_state));
-    let served = server::serve(listener, Arc::new(console), idle_timeout).await;
-    collecting.abort();
-    Ok(served?)
+        })?)
+}
+
+fn local_site_of(resources: &SiteResources) -> LocalSite {
+    LocalSite {
+        name: resources.site_name().to_string(),
+        id: resources.site.metadata.uid.clone(),
+        forwarded: forwarded_listeners(resources),
+    }
+}
+
+/// Keeps `local` as the site's resources say while the server runs: listeners come and go.
+async fn follow_resources(site_dir: SiteDir, local: watch::Sender<LocalSite>) {
+    loop {
+        tokio::time::sleep(RESOURCES_REREAD).await;
+        match load_resources(&site_dir) {
+            Ok(resources) => {
+                let now = local_site_of(&resources);
+                local.send_if_modified(|old| std::mem::replace(old, now.clone()) != now);
+            }
+            Err(e) => tracing::warn!("cannot read the site's resources: {e}"),
+        }
+    }
 }
 
 /// Follows the network through the site's router for as long as the process runs: connects,

@@ -1,7 +1,28 @@
 //! Socket activation for vansite's own servers (the grant server, the console): the listening
-//! socket systemd passes to the process its `.socket` unit starts (sd_listen_fds(3)).
+//! socket systemd passes to the process its `.socket` unit starts (sd_listen_fds(3)), and
+//! accepting on it.
 
+use std::net::SocketAddr;
 use std::os::fd::FromRawFd;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+
+/// A server's socket unit that does not listen after it was started.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the {role} cannot listen on port {port}: {unit} is {state}. Is the port used by another \
+     program or by another site's {role}? {fix}"
+)]
+pub struct SocketFailed {
+    /// The server, in words ("grant server", "console").
+    pub role: &'static str,
+    pub unit: String,
+    pub port: u16,
+    pub state: String,
+    /// How to choose another port.
+    pub fix: &'static str,
+}
 
 /// The first file descriptor systemd passes (SD_LISTEN_FDS_START).
 const LISTEN_FDS_START: i32 = 3;
@@ -29,4 +50,18 @@ pub fn systemd_listener() -> std::io::Result<Option<std::net::TcpListener>> {
     listener.local_addr()?; // fails unless it is a socket
     listener.set_nonblocking(true)?;
     Ok(Some(listener))
+}
+
+/// The next connection. An accept that fails (out of descriptors and the like) is logged and
+/// tried again a little later instead of spinning.
+pub async fn accept(listener: &TcpListener) -> (TcpStream, SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok(accepted) => return accepted,
+            Err(e) => {
+                tracing::warn!("accept: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
 }
