@@ -403,4 +403,36 @@ mod tests {
         assert_eq!(view["links"][0]["state"], "up");
         assert!(view["services"].as_array().unwrap().len() >= 4);
     }
+
+    /// Over a real socket: a request is served, and the server exits once unused for the idle
+    /// time (the socket unit would start it again).
+    #[tokio::test]
+    async fn serves_over_a_socket_and_exits_when_unused() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (console, token) = console("console-idle");
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let idle = Duration::from_millis(500);
+        let server = tokio::spawn(serve(listener, Arc::new(console), Some(idle)));
+
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let request = format!(
+            "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\n\
+             Connection: close\r\n\r\n",
+            token.reveal()
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        let answered = Instant::now();
+        assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+        assert!(answer.contains("name=\"west\""), "{answer}");
+
+        tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .expect("the server exits when unused")
+            .unwrap()
+            .unwrap();
+        assert!(answered.elapsed() >= idle - Duration::from_millis(50));
+    }
 }
