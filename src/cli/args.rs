@@ -570,10 +570,12 @@ the links point. Takes a second or two: the routers answer within their heartbea
 pub enum DebugCommand {
     /// Write a .tar.gz for a support request: versions, resources (as `get` prints them),
     /// skrouterd.json, public certificates, unit files and states, the router's log tail,
-    /// management queries, status and link status. No private key, token code or password.
+    /// management queries, status, link status and network status. No private key, token code or
+    /// password.
     Dump(DebugDumpArgs),
-    /// What happened to the site, oldest first: vansite's commands (and how they ended) and
-    /// the router's notable log lines (links, listeners, warnings and errors)
+    /// What happened to the site, oldest first: vansite's commands (and how they ended), the
+    /// router's notable log lines (links, listeners, warnings and errors) and when each of the
+    /// site's units last started and stopped
     Events(DebugEventsArgs),
 }
 

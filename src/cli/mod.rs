@@ -271,7 +271,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             Ok(())
         }
         Command::Debug(DebugCommand::Events(args)) => {
-            let mut shown = debug::events(&paths, &namespace)?;
+            let mut shown = debug::events(&paths, &namespace).await?;
             output::print_events(args.output.output, &shown, args.follow);
             if !args.follow {
                 return Ok(());
@@ -279,7 +279,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             // Until interrupted: every second, what is newer than the last event shown.
             loop {
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                let all = debug::events(&paths, &namespace)?;
+                let all = debug::events(&paths, &namespace).await?;
                 let last = shown.last().map(|e| e.time.clone()).unwrap_or_default();
                 let new: Vec<_> = all.into_iter().filter(|e| e.time > last).collect();
                 if !new.is_empty() {

@@ -80,6 +80,7 @@ fn incoming_table(links: &[IncomingLink]) -> String {
         .iter()
         .map(|l| {
             vec![
+                l.from_site.clone().unwrap_or_else(|| "-".into()),
                 l.remote_router.clone(),
                 l.role.to_string(),
                 l.since.clone().unwrap_or_else(|| "-".into()),
@@ -87,7 +88,7 @@ fn incoming_table(links: &[IncomingLink]) -> String {
             ]
         })
         .collect();
-    columns(&["REMOTE ROUTER", "ROLE", "SINCE", "FROM"], &rows)
+    columns(&["SITE", "REMOTE ROUTER", "ROLE", "SINCE", "FROM"], &rows)
 }
 
 pub fn print_network_status(format: OutputFormat, status: &NetworkStatus) {
@@ -979,7 +980,11 @@ fn status_table(status: &SiteStatus) -> String {
         let routers: Vec<&str> = status.network.iter().map(|r| r.id.as_str()).collect();
         rows.push((
             "network",
-            format!("{} routers: {}", routers.len(), routers.join(", ")),
+            format!(
+                "{} routers: {} (sites and services: `vansite network status`)",
+                routers.len(),
+                routers.join(", ")
+            ),
         ));
     }
     rows.push(("namespaces", status.namespaces.join(", ")));

@@ -244,6 +244,18 @@ impl NetworkStatus {
 }
 
 impl NetworkStatus {
+    /// The name of the site of router `router_id` (vanflow names routers `<area>/<id>`).
+    pub fn site_of_router(&self, router_id: &str) -> Option<&str> {
+        self.sites
+            .iter()
+            .find(|site| {
+                site.routers.iter().any(|r| {
+                    r.name.split_once('/').map_or(r.name.as_str(), |(_, id)| id) == router_id
+                })
+            })
+            .map(|site| site.name.as_str())
+    }
+
     /// Says which site asked, and shows its listeners at the address their clients use:
     /// vansite's router listens on a loopback port behind each listener's forwarder, and its
     /// LISTENER record says that port. `forwarded` maps a router port to the listener's own

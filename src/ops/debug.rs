@@ -6,14 +6,14 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
 use crate::error::Error;
 use crate::model::SiteResources;
 use crate::ops::apply::site_management;
-use crate::ops::{link, manifest, status};
+use crate::ops::{link, manifest, network, status};
 use crate::plan::ROUTER_IMAGE_ANNOTATION;
 use crate::platform::systemd::UserManager;
 use crate::quadlet::version::podman_binary_version;
@@ -99,6 +99,10 @@ pub async fn dump(paths: &Paths, namespace: &str, file: &Path) -> Result<DumpOut
         Ok(links) => archive.add_json("link-status.json", &links),
         Err(e) => archive.missing.push(format!("link-status.json: {e}")),
     }
+    match network::status(paths, namespace).await {
+        Ok(network) => archive.add_json("network-status.json", &network),
+        Err(e) => archive.missing.push(format!("network-status.json: {e}")),
+    }
     if !archive.missing.is_empty() {
         archive.add("missing.txt", archive.missing.join("\n") + "\n");
     }
@@ -177,13 +181,13 @@ fn add_public_certificates(archive: &mut Archive, site_dir: &SiteDir) {
     }
 }
 
-/// The site's unit files (router, forwarders, grant server, console) and their states.
-async fn add_units(
-    archive: &mut Archive,
+/// The site's units (router, forwarders, grant server, console): their files (directory and name)
+/// and the units systemd knows from them.
+fn site_units(
     paths: &Paths,
     site_dir: &SiteDir,
     resources: &SiteResources,
-) {
+) -> (Vec<(PathBuf, String)>, Vec<String>) {
     let namespace = &site_dir.namespace;
     let forwarders = resources
         .listener_ports()
@@ -212,6 +216,17 @@ async fn add_units(
             }
         }
     }
+    (files, units)
+}
+
+/// The site's unit files and their states.
+async fn add_units(
+    archive: &mut Archive,
+    paths: &Paths,
+    site_dir: &SiteDir,
+    resources: &SiteResources,
+) {
+    let (files, units) = site_units(paths, site_dir, resources);
     for (dir, name) in files {
         archive.add_file(format!("units/{name}"), &dir.join(&name));
     }
@@ -300,6 +315,8 @@ pub enum EventSource {
     Vansite,
     /// The router's log.
     Router,
+    /// systemd: when one of the site's units last started or stopped.
+    Unit,
 }
 
 /// One line of `debug events`.
@@ -324,10 +341,12 @@ const NOTABLE_ROUTER_INFO: [&str; 8] = [
     "shutting down",
 ];
 
-/// `debug events`: vansite's commands and the router's notable log lines, oldest first.
-pub fn events(paths: &Paths, namespace: &str) -> Result<Vec<SiteEvent>, Error> {
-    paths.load_site(namespace)?;
+/// `debug events`: vansite's commands, the router's notable log lines and the last start and
+/// stop of each of the site's units, oldest first.
+pub async fn events(paths: &Paths, namespace: &str) -> Result<Vec<SiteEvent>, Error> {
+    let resources = paths.load_site(namespace)?;
     let site_dir = paths.site(namespace);
+    let units = unit_events(paths, &site_dir, &resources).await;
     let vansite = site_dir.recorded_events().into_iter().map(|e| SiteEvent {
         time: e.time,
         source: EventSource::Vansite,
@@ -335,9 +354,49 @@ pub fn events(paths: &Paths, namespace: &str) -> Result<Vec<SiteEvent>, Error> {
     });
     let log = std::fs::read_to_string(site_dir.router_log()).unwrap_or_default();
     let router = log.lines().filter_map(router_event);
-    let mut all: Vec<SiteEvent> = vansite.chain(router).collect();
+    let mut all: Vec<SiteEvent> = vansite.chain(router).chain(units).collect();
     all.sort_by(|a, b| a.time.cmp(&b.time));
     Ok(all)
+}
+
+/// What systemd remembers of each unit: when it last became active and inactive (and how it
+/// ended, and its automatic restarts). Nothing when the user bus does not answer.
+async fn unit_events(
+    paths: &Paths,
+    site_dir: &SiteDir,
+    resources: &SiteResources,
+) -> Vec<SiteEvent> {
+    let Ok(manager) = UserManager::connect().await else {
+        return Vec::new();
+    };
+    let (_, units) = site_units(paths, site_dir, resources);
+    let mut events = Vec::new();
+    for unit in units {
+        let Ok(state) = manager.unit_state(&unit).await else {
+            continue;
+        };
+        let event = |time: SystemTime, text: String| SiteEvent {
+            time: chrono::DateTime::<chrono::Utc>::from(time)
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            source: EventSource::Unit,
+            text,
+        };
+        if let Some(time) = state.active_since {
+            let restarts = match state.restarts {
+                Some(n) if n > 0 => format!(" (restarted by systemd {n} time(s))"),
+                _ => String::new(),
+            };
+            events.push(event(time, format!("{unit} started{restarts}")));
+        }
+        if let Some(time) = state.inactive_since {
+            let how = match state.service_result.as_deref() {
+                Some("success") | None => String::new(),
+                Some(result) => format!(" ({result})"),
+            };
+            events.push(event(time, format!("{unit} stopped{how}")));
+        }
+    }
+    events
 }
 
 /// A router log line as an event, when it is one: the real router's

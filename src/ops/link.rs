@@ -16,7 +16,12 @@ use serde::Serialize;
 
 use crate::error::Error;
 use crate::model::{check_name, LinkRole, LinkState, Resource, SiteResources};
-use crate::ops::apply::{site_management, ApplyOptions, RouterChange, SiteSession};
+use crate::observe::collector;
+use crate::observe::records::Timestamp;
+use crate::observe::status::NetworkStatus;
+use crate::ops::apply::{
+    site_management, site_router_endpoint, ApplyOptions, RouterChange, SiteSession,
+};
 use crate::render::certs::CertFiles;
 use crate::render::router_config::link_entities;
 use crate::render::router_unit::CERTS_DIR_IN_CONTAINER;
@@ -371,6 +376,9 @@ pub struct LinkStatus {
 pub struct IncomingLink {
     /// The linking router's id (its AMQP container id).
     pub remote_router: String,
+    /// The site of that router, as the network's records name it (`link status` asks them;
+    /// `status` does not wait for them).
+    pub from_site: Option<String>,
     pub role: LinkRole,
     /// `host:port` the link comes from.
     pub from: String,
@@ -450,6 +458,7 @@ impl RouterView {
             .filter_map(|c| {
                 Some(IncomingLink {
                     remote_router: c.container.clone(),
+                    from_site: None,
                     role: LinkRole::of_connection(&c.role)?,
                     from: c.host.clone(),
                     since: c
@@ -577,7 +586,7 @@ pub async fn status(
         .as_ref()
         .map(RouterView::incoming_links)
         .unwrap_or_default();
-    let report = LinksReport {
+    let mut report = LinksReport {
         outgoing: outgoing
             .into_iter()
             .filter(|s| name.is_none_or(|n| s.name == n))
@@ -587,12 +596,41 @@ pub async fn status(
             .filter(|l| name.is_none_or(|n| l.remote_router == n))
             .collect(),
     };
+    if !report.incoming.is_empty() {
+        name_linking_sites(&site_dir, &resources, &mut report.incoming).await;
+    }
     if let Some(name) = name {
         if report.outgoing.is_empty() && report.incoming.is_empty() {
             find_link(&resources, name)?;
         }
     }
     Ok(report)
+}
+
+/// Names the site of each incoming link's router from the network's vanflow records; a link
+/// whose site does not answer in time keeps only its router id.
+async fn name_linking_sites(
+    site_dir: &SiteDir,
+    resources: &SiteResources,
+    links: &mut [IncomingLink],
+) {
+    const LIMIT: Duration = Duration::from_secs(5);
+    let network = match site_router_endpoint(site_dir, resources) {
+        Ok(endpoint) => collector::snapshot(&endpoint, LIMIT).await,
+        Err(e) => Err(e.into()),
+    };
+    let network = match network {
+        Ok(network) => NetworkStatus::of(&network, Timestamp::now()),
+        Err(e) => {
+            tracing::debug!("cannot name the sites of incoming links: {e}");
+            return;
+        }
+    };
+    for link in links {
+        link.from_site = network
+            .site_of_router(&link.remote_router)
+            .map(str::to_string);
+    }
 }
 
 /// Checks the remote router at `endpoint` with the link's credentials, as its connector will:

@@ -7,7 +7,7 @@
 //! signal is matched on the job path the call returned.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
 use zbus::proxy::CacheProperties;
@@ -189,6 +189,10 @@ pub struct UnitState {
     /// Service units only: how often systemd restarted it (Restart=) since it was last started
     /// by hand. A quadlet container is recreated on each restart, so podman's own count stays 0.
     pub restarts: Option<u32>,
+    /// When the unit last became active, and last became inactive (stopped or failed), by the
+    /// wall clock; `None` when it never did since the manager started.
+    pub active_since: Option<SystemTime>,
+    pub inactive_since: Option<SystemTime>,
 }
 
 impl std::fmt::Display for UnitState {
@@ -203,6 +207,11 @@ impl std::fmt::Display for UnitState {
         }
         Ok(())
     }
+}
+
+/// systemd's µs since the epoch, 0 meaning never.
+fn wall_clock(micros: u64) -> Option<SystemTime> {
+    (micros != 0).then(|| UNIX_EPOCH + Duration::from_micros(micros))
 }
 
 /// A long-lived, subscribed connection to the user's systemd manager.
@@ -356,6 +365,13 @@ impl UserManager {
             service_result: None,
             main_pid: None,
             restarts: None,
+            active_since: wall_clock(unit_proxy.active_enter_timestamp().await.map_err(failed)?),
+            inactive_since: wall_clock(
+                unit_proxy
+                    .inactive_enter_timestamp()
+                    .await
+                    .map_err(failed)?,
+            ),
             load_state,
         };
         if unit.ends_with(".service") && state.load_state == LoadState::Loaded {

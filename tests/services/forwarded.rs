@@ -320,7 +320,8 @@ fn bad_input_pending_peers_and_deleting_a_service_in_use() {
     assert_eq!(open.read_to_end(&mut rest).unwrap(), 0, "a clean end");
     assert_no_forwarders(&host);
 
-    // `debug events`: vansite's commands with how they ended, beside the router's lines;
+    // `debug events`: vansite's commands with how they ended, beside the router's lines and
+    // the units' starts and stops;
     // `--follow` prints new ones as they happen.
     let events: Value =
         serde_json::from_str(&vansite_ok(&host, &["debug", "events", "-o", "json"])).unwrap();
@@ -337,6 +338,8 @@ fn bad_input_pending_peers_and_deleting_a_service_in_use() {
             .unwrap_or_else(|| panic!("no event '{prefix}…' in {texts:#?}"))
     };
     assert!(position("init: done") < position("listener delete later: done"));
+    // systemd's side: the router unit started before init said done.
+    assert!(position("vansite-default-router.service started") < position("init: done"));
     assert!(
         events
             .as_array()

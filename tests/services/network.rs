@@ -116,6 +116,17 @@ fn every_site_sees_the_whole_network_whichever_way_the_link_points() {
         );
     }
 
+    // West sees east's link coming in, from east's site by name.
+    let links: Value =
+        serde_json::from_str(&vansite_ok(&west, &["link", "status", "-o", "json"])).unwrap();
+    let incoming = &links["incoming"][0];
+    assert_eq!(incoming["fromSite"], "nwe", "{links:#}");
+    assert_eq!(incoming["role"], "inter-router", "{links:#}");
+    assert!(incoming["since"].is_string(), "{links:#}");
+    let table = vansite_ok(&west, &["link", "status"]);
+    assert!(table.contains("Current links from other sites:"), "{table}");
+    assert!(table.contains("nwe"), "{table}");
+
     // The table names the sites and marks the service reachable.
     let table = vansite_ok(&east, &["network", "status"]);
     for expected in [

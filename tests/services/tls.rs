@@ -336,6 +336,7 @@ fn a_tls_client_reaches_a_tls_only_backend_through_tls_listener_and_connector() 
         "management/connection.json",
         "status.json",
         "link-status.json",
+        "network-status.json",
     ] {
         assert!(
             listing.contains(&format!("vansite-default-dump/{entry}")),
