@@ -5,11 +5,13 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::console::ConsoleError;
 use crate::forward::ForwardError;
 use crate::grants::GrantError;
 use crate::model::ResourceError;
 use crate::plan::link::LinkError;
 use crate::plan::PlanError;
+use crate::platform::activation::SocketFailed;
 use crate::platform::podman::PodmanError;
 use crate::platform::systemd::SystemdError;
 use crate::quadlet::version::DetectError;
@@ -76,6 +78,10 @@ pub enum Error {
     Grants(#[from] GrantError),
     #[error(transparent)]
     Forward(#[from] ForwardError),
+    #[error(transparent)]
+    Console(#[from] ConsoleError),
+    #[error(transparent)]
+    Socket(#[from] SocketFailed),
     #[error(transparent)]
     Token(#[from] TokenError),
     #[error("cannot redeem the token: {0}")]

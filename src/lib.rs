@@ -3,13 +3,16 @@
 //! The module tree follows DESIGN.md, from the bottom up: the Skupper resources (`model`),
 //! pure renderers (`render`, `quadlet`) and decisions (`plan`), the site on disk (`store`),
 //! effects at the edges (`platform`: systemd and podman; `router`: management; `tokens`: the
-//! redeem client; `grants`: the grant server; `forward`: the forwarder; `observe`: vanflow), one
-//! error type (`error`), the operations (`ops`: one file per verb, and the one apply), and the
-//! command line (`cli`).
+//! redeem client; `grants`: the grant server; `forward`: the forwarder; `observe`: vanflow;
+//! `console`: the web console), one error type (`error`), the operations (`ops`: one file per
+//! verb, and the one apply), and the command line (`cli`).
 
 pub mod cli;
+pub mod console;
 pub mod error;
 pub mod forward;
+#[cfg(test)]
+mod golden;
 pub mod grants;
 pub mod model;
 pub mod observe;

@@ -5,6 +5,7 @@
 //! namespace = "default"                                   # -n/--namespace
 //! router_image = "quay.io/skupper/skupper-router:3.5.1"   # --router-image
 //! grant_port = 9090                                       # the grant server's port
+//! console_port = 8010                                     # the web console's (127.0.0.1)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -30,6 +31,7 @@ pub struct Settings {
     pub namespace: String,
     pub router_image: String,
     pub grant_port: u16,
+    pub console_port: u16,
 }
 
 impl Default for Settings {
@@ -38,6 +40,7 @@ impl Default for Settings {
             namespace: "default".into(),
             router_image: DEFAULT_ROUTER_IMAGE.into(),
             grant_port: 9090,
+            console_port: 8010,
         }
     }
 }
@@ -84,6 +87,7 @@ mod tests {
         assert_eq!(settings.router_image, "localhost/router:test");
         assert_eq!(settings.namespace, "default");
         assert_eq!(settings.grant_port, 9090);
+        assert_eq!(settings.console_port, 8010);
     }
 
     #[test]

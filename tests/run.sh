@@ -34,6 +34,11 @@ if ! command -v rpmbuild >/dev/null; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rpm >/dev/null
 fi
+if ! command -v chromium >/dev/null; then
+    echo "tests/run.sh: installing chromium (the console's browser test runs it headless)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
 tests/testhost/build-standin-image.sh >/dev/null
 # Whatever a failed test left up is brought down at the end (test hosts only: users vst-*).
 trap 'tests/testhost/testhost.sh down >/dev/null 2>&1 || true' EXIT

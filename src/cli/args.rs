@@ -80,6 +80,28 @@ timestamps vansite knows). Each check is OK, WARN or FAIL; the exit status is 1 
     /// See the whole network through this site's router: sites, links, services
     #[command(subcommand)]
     Network(NetworkCommand),
+    /// The network in a browser, and Prometheus /metrics: served on 127.0.0.1 for this user,
+    /// with a secret token (--print-url, --open)
+    #[command(
+        long_about = "The network in a web page: sites and links as a picture, services with \
+their listeners and connectors per site and whether they are reachable, and live TCP \
+connections with bytes, duration and latency; it updates by itself, and what needs attention \
+(a site no longer heard from, a link not connected, a service without a connector) stands \
+out. The same server answers Prometheus at /metrics (Skupper's network observer's metric \
+names: skupper_site_info, skupper_site_links_total, skupper_connections_opened_total, \
+skupper_sent_bytes_total, ...).\n\n\
+It listens on 127.0.0.1 only, through a systemd user socket unit (vansite-<namespace>-console.socket): \
+nothing runs until a browser connects, and the server exits again after 10 minutes without \
+requests. Everything it serves is in the vansite binary (no network access needed). Access \
+takes the site's console token: `--print-url` prints the URL with it \
+(http://127.0.0.1:PORT/?token=...), `--open` opens that URL in your browser; for /metrics \
+send it as `Authorization: Bearer <token>` (or ?token=). Keep the URL private. \
+`vansite delete` removes the console with the site."
+    )]
+    Console(ConsoleArgs),
+    /// The console's server (started by its systemd socket unit, not by hand)
+    #[command(hide = true)]
+    ConsoleServer(ServerArgs),
     /// What a support request needs: a dump of the site, without secrets
     #[command(subcommand)]
     Debug(DebugCommand),
@@ -97,7 +119,7 @@ them already; by hand: `vansite completion bash > ~/.local/share/bash-completion
     Link(LinkCommand),
     /// The grant server (started by its systemd socket unit, not by hand)
     #[command(hide = true)]
-    GrantServer(GrantServerArgs),
+    GrantServer(ServerArgs),
     /// Reach a service of the network here: a local port forwarded to the routing key's connectors
     #[command(subcommand)]
     Listener(ServiceCommand<ListenerKind>),
@@ -266,7 +288,27 @@ pub struct LinkGenerateArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct GrantServerArgs {
+pub struct ConsoleArgs {
+    /// The port on 127.0.0.1 [default: the port the console already has, else console_port
+    /// from the settings file, else 8010]
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<u16>,
+
+    /// Print the URL with the access token (the URL is a secret: keep it private)
+    #[arg(long)]
+    pub print_url: bool,
+
+    /// Open the URL with the access token in your browser (xdg-open)
+    #[arg(long)]
+    pub open: bool,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// The hidden commands of the socket-activated servers (grant server, console).
+#[derive(Debug, Args)]
+pub struct ServerArgs {
     /// The site's directory (the unit passes it, so the server needs no XDG environment)
     #[arg(long, value_name = "DIR")]
     pub site_dir: std::path::PathBuf,
@@ -275,8 +317,8 @@ pub struct GrantServerArgs {
     #[arg(long, value_name = "ADDRESS")]
     pub listen: Option<std::net::SocketAddr>,
 
-    /// Exit after this many seconds without a connection (0: never); the socket unit starts
-    /// the server again on the next one
+    /// Exit after this many seconds without a connection (grant server) or request (console)
+    /// (0: never); the socket unit starts the server again on the next one
     #[arg(long, default_value = "600", value_name = "SECONDS")]
     pub idle_timeout: u64,
 }

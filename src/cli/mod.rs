@@ -15,6 +15,7 @@ use crate::forward::proxy;
 use crate::grants::{self, TokenFormat};
 use crate::model::StrategyKind;
 use crate::ops::apply::ApplyOptions;
+use crate::ops::console::{self, ConsoleRequest};
 use crate::ops::debug;
 use crate::ops::delete;
 use crate::ops::doctor::{self, DoctorRequest};
@@ -33,8 +34,8 @@ use crate::store::{files, Paths, SiteDir};
 
 use args::{
     ConnectorOptions, DebugCommand, DoctorArgs, ExposeCommand, Ingress, LinkCommand,
-    ListenerOptions, NetworkCommand, RouterMode, ServiceCommand, ServiceKindArgs, SiteCommand,
-    StrategyArg, TokenCommand, TokenFileFormat,
+    ListenerOptions, NetworkCommand, RouterMode, ServerArgs, ServiceCommand, ServiceKindArgs,
+    SiteCommand, StrategyArg, TokenCommand, TokenFileFormat,
 };
 
 /// Runs the parsed command. Data goes to stdout, progress and errors to stderr.
@@ -55,14 +56,14 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
                     .into(),
             ));
         }
+        // Need no XDG environment: systemd starts them with the site directory.
         Command::GrantServer(args) => {
-            // Needs no XDG environment: systemd starts it with the site directory.
-            let site_dir = SiteDir {
-                namespace: cli.namespace.unwrap_or_else(|| "default".into()),
-                root: args.site_dir,
-            };
-            let idle = (args.idle_timeout > 0).then(|| Duration::from_secs(args.idle_timeout));
+            let (site_dir, idle) = server_site(cli.namespace, &args);
             return Ok(grants::server::run(site_dir, args.listen, idle).await?);
+        }
+        Command::ConsoleServer(args) => {
+            let (site_dir, idle) = server_site(cli.namespace, &args);
+            return console::serve(site_dir, args.listen, idle).await;
         }
         Command::Doctor(args) => return run_doctor(cli.namespace, args).await,
         command => command,
@@ -245,6 +246,18 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             output::print_service_change(args.output.output, &change, "created");
             Ok(())
         }
+        Command::Console(args) => {
+            let request = ConsoleRequest {
+                namespace,
+                port: args.port,
+                default_port: settings.console_port,
+                with_token: args.print_url || args.open,
+                open: args.open,
+            };
+            let outcome = console::console(&paths, request, &progress).await?;
+            output::print_console(args.output.output, &outcome);
+            Ok(())
+        }
         Command::Network(NetworkCommand::Status(args)) => {
             let status = network::status(&paths, &namespace).await?;
             output::print_network_status(args.output, &status);
@@ -278,10 +291,21 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::Doctor(_)
         | Command::Completion(_)
         | Command::GrantServer(_)
+        | Command::ConsoleServer(_)
         | Command::Forward(_) => {
             unreachable!("run handles them first: they must work without a user session")
         }
     }
+}
+
+/// A socket-activated server's site (from its unit's arguments) and idle timeout.
+fn server_site(namespace: Option<String>, args: &ServerArgs) -> (SiteDir, Option<Duration>) {
+    let site_dir = SiteDir {
+        namespace: namespace.unwrap_or_else(|| "default".into()),
+        root: args.site_dir.clone(),
+    };
+    let idle = (args.idle_timeout > 0).then(|| Duration::from_secs(args.idle_timeout));
+    (site_dir, idle)
 }
 
 /// `doctor` works without a user session too: a missing one is what it reports then.

@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::grants::TokenFormat;
 use crate::model::StrategyKind;
 use crate::observe::{self, status::NetworkStatus};
+use crate::ops::console::ConsoleOutcome;
 use crate::ops::debug::{DumpOutcome, SiteEvent};
 use crate::ops::delete;
 use crate::ops::doctor::{self, DoctorReport};
@@ -473,6 +474,27 @@ pub fn print_dump(format: OutputFormat, outcome: &DumpOutcome) {
             text.push_str(&format!("  not included: {missing}\n"));
         }
         text
+    });
+}
+
+/// `console`: with `--print-url`, the URL alone (for scripts and copying).
+pub fn print_console(format: OutputFormat, outcome: &ConsoleOutcome) {
+    print_data(format, outcome, |outcome| {
+        if outcome.opened {
+            format!(
+                "Opened the console of site {} in your browser.\n",
+                outcome.site_name
+            )
+        } else if outcome.with_token {
+            format!("{}\n", outcome.url)
+        } else {
+            format!(
+                "The console of site {} listens on {} ({}).\nIts URL with the access token: \
+                 `vansite console --print-url`; to open it in your browser: `vansite console \
+                 --open`.\n",
+                outcome.site_name, outcome.url, outcome.unit
+            )
+        }
     });
 }
 

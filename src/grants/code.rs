@@ -11,12 +11,17 @@ pub const CODE_LENGTH: usize = 24;
 
 /// A new grant code: 24 characters of `[a-zA-Z0-9]`, uniformly drawn.
 pub fn new_code() -> String {
-    random_string(ALPHANUMERIC, CODE_LENGTH)
+    new_secret(CODE_LENGTH)
 }
 
 /// A random suffix for default names (RFC 1123: lower case and digits).
 pub fn name_suffix(length: usize) -> String {
     random_string(LOWER_ALPHANUMERIC, length)
+}
+
+/// A secret of `length` characters of `[a-zA-Z0-9]` (about 5.95 bits each), uniformly drawn.
+pub fn new_secret(length: usize) -> String {
+    random_string(ALPHANUMERIC, length)
 }
 
 /// Whether `presented` is `expected`, in time that does not depend on where they differ.

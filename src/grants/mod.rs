@@ -87,16 +87,6 @@ pub enum GrantError {
     #[error("an AccessGrant named '{name}' exists and has not expired yet: choose another --name")]
     GrantExists { name: String },
     #[error(
-        "the grant server cannot listen on port {port}: {unit} is {state}. Is the port used by \
-         another program or by another site's grant server? Choose another with --port, or set \
-         grant_port in ~/.config/vansite/config.toml"
-    )]
-    SocketFailed {
-        unit: String,
-        port: u16,
-        state: String,
-    },
-    #[error(
         "no listening socket: `vansite grant-server` is started by its systemd socket unit \
          (LISTEN_FDS), or given --listen ADDRESS"
     )]

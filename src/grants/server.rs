@@ -6,7 +6,6 @@
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::FromRawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -21,43 +20,17 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
+use crate::platform::activation::{accept, systemd_listener};
 use crate::render::certs::GRANT_SERVER;
 use crate::store::SiteDir;
 
 use super::protocol::{GrantRequest, GrantResponse, Redeemer};
 use super::GrantError;
 
-/// The first file descriptor systemd passes (SD_LISTEN_FDS_START).
-const LISTEN_FDS_START: i32 = 3;
 /// A code is 24 bytes; anything much larger is not a redemption.
 const MAX_BODY: usize = 4096;
 /// Bound on a client's TLS handshake and on reading its request head.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The listening socket systemd passed to this process, if it did (and only to it).
-pub fn systemd_listener() -> Result<Option<std::net::TcpListener>, GrantError> {
-    let for_us = std::env::var("LISTEN_PID")
-        .ok()
-        .and_then(|pid| pid.parse::<u32>().ok())
-        == Some(std::process::id());
-    let count: u32 = std::env::var("LISTEN_FDS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
-    // Not for processes this one might start.
-    std::env::remove_var("LISTEN_PID");
-    std::env::remove_var("LISTEN_FDS");
-    std::env::remove_var("LISTEN_FDNAMES");
-    if !for_us || count == 0 {
-        return Ok(None);
-    }
-    // SAFETY: systemd passed fd 3 to this process (LISTEN_PID is ours, LISTEN_FDS ≥ 1) and
-    // nothing else in it uses that descriptor; from here on the listener owns it.
-    let listener = unsafe { std::net::TcpListener::from_raw_fd(LISTEN_FDS_START) };
-    listener.local_addr()?; // fails unless it is a socket
-    listener.set_nonblocking(true)?;
-    Ok(Some(listener))
-}
 
 /// TLS 1.3 only, the site's grant server certificate, HTTP/1.1.
 pub fn tls_config(site_dir: &SiteDir) -> Result<Arc<rustls::ServerConfig>, GrantError> {
@@ -94,8 +67,8 @@ pub async fn serve(
     let open = Arc::new(AtomicUsize::new(0));
     tracing::info!("grant server listening on {}", listener.local_addr()?);
     loop {
-        let accepted = match idle_timeout {
-            Some(idle) => match tokio::time::timeout(idle, listener.accept()).await {
+        let (stream, peer) = match idle_timeout {
+            Some(idle) => match tokio::time::timeout(idle, accept(&listener)).await {
                 Ok(accepted) => accepted,
                 Err(_) if open.load(Ordering::SeqCst) == 0 => {
                     tracing::info!("idle for {idle:?}: exiting (the socket unit starts it again)");
@@ -103,16 +76,7 @@ pub async fn serve(
                 }
                 Err(_) => continue,
             },
-            None => listener.accept().await,
-        };
-        let (stream, peer) = match accepted {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                // Out of descriptors and the like: wait a little instead of spinning.
-                tracing::warn!("accept: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
+            None => accept(&listener).await,
         };
         let _ = stream.set_nodelay(true);
         let (acceptor, redeemer, open) = (acceptor.clone(), redeemer.clone(), open.clone());

@@ -289,13 +289,7 @@ mod tests {
     fn status_of_two_sites_names_sites_everywhere() {
         let status = NetworkStatus::of(&run1(), T0.after(Duration::from_secs(60)));
         let rendered = serde_json::to_string_pretty(&status).unwrap() + "\n";
-        let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/golden/network-status.json");
-        if std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| v == "1") {
-            std::fs::write(&golden, &rendered).unwrap();
-        }
-        let expected = std::fs::read_to_string(&golden).expect("golden file (UPDATE_GOLDEN=1)");
-        assert_eq!(rendered, expected);
+        crate::golden::assert_golden("tests/golden/network-status.json", &rendered);
 
         assert_eq!(status.links[0].from_site, "east");
         assert_eq!(status.links[0].to_site.as_deref(), Some("west"));

@@ -24,7 +24,6 @@ use tokio::time::Instant;
 
 use crate::error::Error;
 use crate::forward::bundle;
-use crate::grants::GrantError;
 use crate::model::{SiteResources, LOCAL_ROUTER_ACCESS};
 use crate::ops::grant_server;
 use crate::plan::router::{live_ops, restart_needed_for, LiveOp};
@@ -33,6 +32,7 @@ use crate::platform::podman::PodmanService;
 use crate::platform::systemd::{ActiveState, JobResult, LoadState, UserManager};
 use crate::quadlet::version::detect_generator_version;
 use crate::render::certs::GRANT_SERVER;
+use crate::render::console_units;
 use crate::render::forwarder_units::{forwarder_unit_name, LISTENER_LABEL, NAMESPACE_LABEL};
 use crate::render::router_config::LOOPBACK;
 use crate::render::router_unit::router_unit_name;
@@ -397,32 +397,16 @@ impl SiteSession {
         Ok(Applied { router, changed })
     }
 
-    /// Makes the grant server's socket listen; `renew`: its units or certificate changed, so
-    /// a running server stops (the next connection starts one that reads them) and the socket
-    /// restarts (it may listen on another port now).
+    /// Makes the grant server's socket listen; `renew`: its units or certificate changed.
     async fn start_grant_server(&self, grants: &GrantServerPlan, renew: bool) -> Result<(), Error> {
-        if renew {
-            self.stop_units(std::slice::from_ref(&grants.service_unit), UNIT_TIMEOUT)
-                .await?;
-        }
-        let socket = &grants.socket_unit;
-        let state = self.manager.unit_state(socket).await?;
-        let running = state.active_state == ActiveState::Active;
-        let result = match (running, renew) {
-            (true, false) => return Ok(()),
-            (true, true) => self.manager.restart(socket, UNIT_TIMEOUT).await?,
-            (false, _) => self.manager.start(socket, UNIT_TIMEOUT).await?,
+        let units = super::activated::ServerUnits {
+            role: "grant server",
+            socket: &grants.socket_unit,
+            service: &grants.service_unit,
+            port: grants.port,
+            fix: "Choose another with --port, or set grant_port in ~/.config/vansite/config.toml",
         };
-        let state = self.manager.unit_state(socket).await?;
-        if result != JobResult::Done || state.active_state != ActiveState::Active {
-            return Err(GrantError::SocketFailed {
-                unit: socket.clone(),
-                port: grants.port,
-                state: format!("{state} (job {result:?})"),
-            }
-            .into());
-        }
-        Ok(())
+        super::activated::start_socket(&self.manager, &units, renew).await
     }
 
     /// The router takes the plan: started, restarted when a fixed part changed, else live.
@@ -775,8 +759,9 @@ impl SiteSession {
         progress: &dyn Fn(&str),
     ) -> Result<Vec<String>, Error> {
         let namespace = &self.site_dir.namespace;
-        let mut removed = Vec::new();
-        let mut reload = false;
+        // The console first: it watches the router until the router goes.
+        let mut removed = super::console::remove(&self.manager, &self.paths, namespace).await?;
+        let mut reload = !removed.is_empty();
         for listener in installed_forwarders(&self.paths, namespace) {
             progress(&format!("stopping the forwarder of listener {listener}"));
             reload |= self.remove_forwarder(&listener).await?;
@@ -804,7 +789,14 @@ impl SiteSession {
             self.manager.reload().await?;
         }
         // After the reload the removed units are gone; forget any record systemd kept.
-        for unit in crate::render::grant_units::unit_names(namespace) {
+        let console_units = [
+            console_units::socket_unit(namespace),
+            console_units::service_unit(namespace),
+        ];
+        for unit in crate::render::grant_units::unit_names(namespace)
+            .into_iter()
+            .chain(console_units)
+        {
             self.manager.reset_failed(&unit).await?;
         }
         self.manager.reset_failed(&router_service).await?;
@@ -975,7 +967,7 @@ enum LiveError {
 
 /// What `systemctl --user enable` does for a unit with `WantedBy=sockets.target`: a link
 /// `sockets.target.wants/<unit>` to `../<unit>`.
-fn enable(link: &Path) -> Result<(), Error> {
+pub(crate) fn enable(link: &Path) -> Result<(), Error> {
     if std::fs::read_link(link).is_ok() {
         return Ok(());
     }
@@ -987,7 +979,7 @@ fn enable(link: &Path) -> Result<(), Error> {
         .map_err(Error::file("cannot create", link))
 }
 
-fn write(file: &PlannedFile) -> Result<bool, Error> {
+pub(crate) fn write(file: &PlannedFile) -> Result<bool, Error> {
     files::write_atomic(&file.path, file.contents.as_bytes(), files::PUBLIC)
         .map_err(Error::file("cannot write", &file.path))
 }

@@ -2,7 +2,7 @@
 //! site: versions, its resources, `skrouterd.json`, public certificates, unit files and states,
 //! the router's log tail, management queries, and `status` / `link status` as JSON. Nothing
 //! secret goes in: resources as `get` prints them (no keys, codes or ids), certificates
-//! without their keys, and no grant state.
+//! without their keys, no grant state and no console token.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -181,7 +181,7 @@ fn add_public_certificates(archive: &mut Archive, site_dir: &SiteDir) {
     }
 }
 
-/// The site's units (router, forwarders, grant server): their files (directory and name)
+/// The site's units (router, forwarders, grant server, console): their files (directory and name)
 /// and the units systemd knows from them.
 fn site_units(
     paths: &Paths,
@@ -203,14 +203,17 @@ fn site_units(
         files.push((paths.systemd_user_dir(), format!("{stem}.socket")));
         units.extend([format!("{stem}.socket"), format!("{stem}.service")]);
     }
-    if paths
-        .systemd_user_dir()
-        .join(format!("{grants}.socket"))
-        .exists()
-    {
-        for suffix in ["socket", "service"] {
-            files.push((paths.systemd_user_dir(), format!("{grants}.{suffix}")));
-            units.push(format!("{grants}.{suffix}"));
+    // Socket-activated servers, once the site has them.
+    for stem in [grants, unit_names::console(namespace)] {
+        if paths
+            .systemd_user_dir()
+            .join(format!("{stem}.socket"))
+            .exists()
+        {
+            for suffix in ["socket", "service"] {
+                files.push((paths.systemd_user_dir(), format!("{stem}.{suffix}")));
+                units.push(format!("{stem}.{suffix}"));
+            }
         }
     }
     (files, units)

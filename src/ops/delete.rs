@@ -1,6 +1,7 @@
-//! `vansite delete`: stop the services' forwarders, the grant server and the router, remove
-//! their units (and systemd's records of them), the container, every file of the site and its
-//! lock (`ops::apply::SiteSession::delete`). Safe to run again after a partial delete.
+//! `vansite delete`: stop the console, the services' forwarders, the grant server and the
+//! router, remove their units (and systemd's records of them), the container, every file of
+//! the site and its lock (`ops::apply::SiteSession::delete`). Safe to run again after a
+//! partial delete.
 
 use std::time::Duration;
 
@@ -34,6 +35,9 @@ pub async fn delete(
     let grant_socket = paths
         .systemd_user_dir()
         .join(crate::render::grant_units::socket_unit(namespace));
+    let console_socket = paths
+        .systemd_user_dir()
+        .join(crate::render::console_units::socket_unit(namespace));
     let forwarder_prefix = forwarder_unit_name(namespace, "");
     let has_forwarders = std::fs::read_dir(paths.systemd_user_dir())
         .into_iter()
@@ -47,6 +51,7 @@ pub async fn delete(
     if !session.site_dir.exists()
         && !quadlet_file.exists()
         && !grant_socket.exists()
+        && !console_socket.exists()
         && !has_forwarders
     {
         return Err(crate::store::StoreError::NoSite {

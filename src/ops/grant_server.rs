@@ -2,17 +2,12 @@
 //! the plan): removed (`remove`, when the site has no grant server or is deleted), and their
 //! state (`status`). The units themselves are rendered by `render::grant_units`.
 
-use std::time::Duration;
-
 use serde::Serialize;
 
 use crate::error::Error;
-use crate::platform::systemd::{ActiveState, LoadState, UserManager};
-use crate::render::grant_units::{service_unit, socket_unit};
-use crate::store::{files, Paths};
-
-/// Bound on systemd jobs for the grant units (they start in milliseconds).
-const JOB_TIMEOUT: Duration = Duration::from_secs(30);
+use crate::platform::systemd::{ActiveState, UserManager};
+use crate::render::grant_units::{grant_unit_name, service_unit, socket_unit};
+use crate::store::Paths;
 
 /// Stops the grant units and removes their files (`vansite delete`). Returns what was removed.
 pub async fn remove(
@@ -20,31 +15,7 @@ pub async fn remove(
     paths: &Paths,
     namespace: &str,
 ) -> Result<Vec<String>, Error> {
-    let dir = paths.systemd_user_dir();
-    let mut removed = Vec::new();
-    for unit in [socket_unit(namespace), service_unit(namespace)] {
-        let state = manager.unit_state(&unit).await?;
-        if state.load_state == LoadState::Loaded && state.active_state != ActiveState::Inactive {
-            manager.stop(&unit, JOB_TIMEOUT).await?;
-            removed.push(format!("unit {unit} (stopped)"));
-        }
-    }
-    let socket = socket_unit(namespace);
-    let mut files_removed = false;
-    for path in [
-        dir.join("sockets.target.wants").join(&socket),
-        dir.join(&socket),
-        dir.join(service_unit(namespace)),
-    ] {
-        if files::remove_if_present(&path).map_err(Error::file("cannot remove", &path))? {
-            removed.push(path.display().to_string());
-            files_removed = true;
-        }
-    }
-    if files_removed {
-        manager.reload().await?;
-    }
-    Ok(removed)
+    super::activated::remove(manager, paths, &grant_unit_name(namespace)).await
 }
 
 /// The grant server's units as `vansite status` shows them.

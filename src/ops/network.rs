@@ -30,7 +30,7 @@ pub async fn status(paths: &Paths, namespace: &str) -> Result<NetworkStatus, Err
 }
 
 /// Router port → the listener's own host and port, for every listener behind a forwarder.
-fn forwarded_listeners(resources: &SiteResources) -> BTreeMap<u16, (String, u16)> {
+pub(crate) fn forwarded_listeners(resources: &SiteResources) -> BTreeMap<u16, (String, u16)> {
     let listeners = resources
         .listeners
         .iter()

@@ -1,4 +1,6 @@
-//! The host's service manager and container engine: systemd (D-Bus) and podman.
+//! The host's service manager and container engine: systemd (D-Bus, socket activation) and
+//! podman.
 
+pub mod activation;
 pub mod podman;
 pub mod systemd;

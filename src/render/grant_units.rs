@@ -1,12 +1,12 @@
 //! The grant server's systemd user units: `vansite-<ns>-grants.socket` (ListenStream=<port>,
 //! enabled in sockets.target so it listens from boot when the user lingers) and
 //! `vansite-<ns>-grants.service` (the vansite binary's hidden `grant-server` command, started
-//! by the socket on the first connection). Plain unit files in `$XDG_CONFIG_HOME/systemd/user/`,
-//! written with the same unit syntax as the quadlets.
+//! by the socket on the first connection), as `activated_units` renders such pairs.
 
 use std::path::PathBuf;
 
-use crate::quadlet::{Install, QuadletError, ServiceFile, SocketFile, Unit};
+use super::activated_units::ActivatedSpec;
+use crate::quadlet::QuadletError;
 
 /// `vansite-<ns>-grants`: the stem of both units.
 pub fn grant_unit_name(namespace: &str) -> String {
@@ -38,51 +38,29 @@ pub struct GrantUnitSpec {
     pub site_dir: PathBuf,
 }
 
-/// The `.socket` unit's text: the port, enabled in sockets.target.
-pub fn render_socket(spec: &GrantUnitSpec) -> Result<String, QuadletError> {
-    SocketFile {
-        name: grant_unit_name(&spec.namespace),
-        unit: Unit {
-            description: Some(format!(
-                "vansite: grant server socket of site {} (namespace {})",
-                spec.site_name, spec.namespace
-            )),
-            ..Unit::default()
-        },
-        listen_stream: vec![spec.port.to_string()],
-        install: Install {
-            wanted_by: vec!["sockets.target".into()],
-        },
+impl GrantUnitSpec {
+    fn activated(&self) -> ActivatedSpec {
+        ActivatedSpec {
+            stem: grant_unit_name(&self.namespace),
+            role: "grant server",
+            command: "grant-server",
+            listen: self.port.to_string(),
+            namespace: self.namespace.clone(),
+            site_name: self.site_name.clone(),
+            executable: self.executable.clone(),
+            site_dir: self.site_dir.clone(),
+        }
     }
-    .render()
+}
+
+/// The `.socket` unit's text: the port (every address), enabled in sockets.target.
+pub fn render_socket(spec: &GrantUnitSpec) -> Result<String, QuadletError> {
+    spec.activated().render_socket()
 }
 
 /// The `.service` unit's text: vansite's hidden `grant-server` command for this site.
 pub fn render_service(spec: &GrantUnitSpec) -> Result<String, QuadletError> {
-    let socket = vec![socket_unit(&spec.namespace)];
-    ServiceFile {
-        name: grant_unit_name(&spec.namespace),
-        unit: Unit {
-            description: Some(format!(
-                "vansite: grant server of site {} (namespace {})",
-                spec.site_name, spec.namespace
-            )),
-            after: socket.clone(),
-            requires: socket,
-            ..Unit::default()
-        },
-        exec_start: vec![
-            spec.executable.display().to_string(),
-            "-n".into(),
-            spec.namespace.clone(),
-            "-v".into(),
-            "grant-server".into(),
-            "--site-dir".into(),
-            spec.site_dir.display().to_string(),
-        ],
-        no_new_privileges: true,
-    }
-    .render()
+    spec.activated().render_service()
 }
 
 #[cfg(test)]

@@ -1,7 +1,10 @@
 //! Pure renderers: the router's configuration (`router_config`), certificates (`certs`), and
-//! the units vansite writes (the router's and the forwarders' quadlets).
+//! the units vansite writes (the router's and the forwarders' quadlets, the socket-activated
+//! grant server and console).
 
+pub mod activated_units;
 pub mod certs;
+pub mod console_units;
 pub mod forwarder_units;
 pub mod grant_units;
 pub mod router_config;

@@ -16,6 +16,11 @@ pub fn grant_server(namespace: &str) -> String {
     site_unit(namespace, "grants")
 }
 
+/// The stem of the web console's units (`.socket`, `.service`).
+pub fn console(namespace: &str) -> String {
+    site_unit(namespace, "console")
+}
+
 fn site_unit(namespace: &str, part: &str) -> String {
     format!("vansite-{namespace}-{part}")
 }
@@ -27,5 +32,6 @@ mod tests {
         assert_eq!(super::router("west"), "vansite-west-router");
         assert_eq!(super::forwarder("west", "db"), "vansite-west-listener-db");
         assert_eq!(super::grant_server("west"), "vansite-west-grants");
+        assert_eq!(super::console("west"), "vansite-west-console");
     }
 }

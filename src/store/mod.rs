@@ -144,6 +144,11 @@ impl SiteDir {
         self.runtime().join("grants")
     }
 
+    /// The web console's access token (0600), made by the first `vansite console`.
+    pub fn console_token(&self) -> PathBuf {
+        self.runtime().join("console.token")
+    }
+
     pub fn router_log(&self) -> PathBuf {
         self.runtime().join("logs/router.log")
     }

@@ -38,10 +38,14 @@ fn build_standin_image() -> PathBuf {
         status.success(),
         "building the stand-in router image failed"
     );
-    let target = std::env::var_os("CARGO_TARGET_DIR")
+    target_dir().join("standin-image/standin-image.tar")
+}
+
+/// Cargo's target directory: built images, and what tests leave to look at (screenshots).
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target"));
-    target.join("standin-image/standin-image.tar")
+        .unwrap_or_else(|| repo_root().join("target"))
 }
 
 /// True when the calling test cannot run here (test hosts are Linux users, each with its own
