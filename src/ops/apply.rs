@@ -760,7 +760,8 @@ impl SiteSession {
     ) -> Result<Vec<String>, Error> {
         let namespace = &self.site_dir.namespace;
         // The console first: it watches the router until the router goes.
-        let mut removed = super::console::remove(&self.manager, &self.paths, namespace).await?;
+        let console = crate::render::unit_names::console(namespace);
+        let mut removed = super::activated::remove(&self.manager, &self.paths, &console).await?;
         let mut reload = !removed.is_empty();
         for listener in installed_forwarders(&self.paths, namespace) {
             progress(&format!("stopping the forwarder of listener {listener}"));

@@ -24,11 +24,9 @@ use crate::observe::collector;
 use crate::observe::network::Network;
 use crate::plan::PlannedFile;
 use crate::platform::activation::systemd_listener;
-use crate::platform::systemd::UserManager;
 use crate::render::console_units::{
     port_of, service_unit, socket_unit, ConsoleUnitSpec, CONSOLE_ADDRESS,
 };
-use crate::render::unit_names;
 use crate::store::{files, Paths, SiteDir, StoreError};
 
 /// The collector's first retry after the router went away (it restarts in seconds); doubled
@@ -153,16 +151,6 @@ fn open_browser(url: &str) -> Result<(), ConsoleError> {
         });
     }
     Ok(())
-}
-
-/// Stops the console's units and removes their files (`vansite delete`). The token goes with
-/// the site's directory.
-pub async fn remove(
-    manager: &UserManager,
-    paths: &Paths,
-    namespace: &str,
-) -> Result<Vec<String>, Error> {
-    activated::remove(manager, paths, &unit_names::console(namespace)).await
 }
 
 /// `vansite console-server`: serves the console on the socket systemd passed (or `listen`)
