@@ -219,8 +219,31 @@ pub fn render(network: &Network) -> String {
         }
     }
 
+    // Counted when they end, with the status class as Skupper's observer labels them.
+    let mut requests = Family::new(
+        "skupper_requests_total",
+        MetricType::Counter,
+        "HTTP requests observed on a listener's connections, by method and status class.",
+    );
+    for request in network.requests().into_iter().filter(|r| r.ended) {
+        let code = match request.result.as_deref().and_then(|r| r.chars().next()) {
+            Some(class @ '1'..='5') => format!("{class}xx"),
+            _ => "unknown".to_string(),
+        };
+        requests.add(
+            vec![
+                ("routing_key", request.routing_key.unwrap_or_default()),
+                ("method", request.method.unwrap_or_default()),
+                ("code", code),
+            ],
+            1,
+        );
+    }
+
     let mut out = String::new();
-    let families = [site_info, routers, links, listeners, connectors, reachable];
+    let families = [
+        site_info, routers, links, listeners, connectors, reachable, requests,
+    ];
     for family in families
         .iter()
         .chain(flows.iter().map(|(family, _)| family))

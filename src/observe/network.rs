@@ -361,6 +361,36 @@ impl Network {
         connections
     }
 
+    /// Every HTTP request the routers observed (BIFLOW_APP), with the routing key of the
+    /// connection that carried it.
+    pub fn requests(&self) -> Vec<RequestView> {
+        let mut requests: Vec<RequestView> = self
+            .records
+            .iter()
+            .filter(|(_, r)| r.kind == RecordType::BiflowApp)
+            .map(|(id, r)| {
+                let a = &r.attributes;
+                let listener = a
+                    .parent
+                    .as_ref()
+                    .and_then(|c| self.get(c, RecordType::BiflowTport))
+                    .and_then(|c| c.attributes.parent.as_ref())
+                    .and_then(|l| self.get(l, RecordType::Listener));
+                RequestView {
+                    id: id.clone(),
+                    routing_key: listener.and_then(|l| l.attributes.van_address.clone()),
+                    protocol: a.protocol.clone(),
+                    method: a.method.clone(),
+                    result: a.result.clone(),
+                    ended: a.end_time.is_some(),
+                    latency: a.latency,
+                }
+            })
+            .collect();
+        requests.sort_by(|a, b| a.id.cmp(&b.id));
+        requests
+    }
+
     /// Services by routing key: every key a live listener or connector has.
     pub fn services(&self) -> Vec<ServiceView> {
         let mut services: BTreeMap<String, ServiceView> = BTreeMap::new();
@@ -391,6 +421,15 @@ impl Network {
             s.octets += connection.octets;
             s.octets_reverse += connection.octets_reverse;
         }
+        for request in self.requests() {
+            if let Some(s) = request
+                .routing_key
+                .as_ref()
+                .and_then(|k| services.get_mut(k))
+            {
+                s.requests += 1;
+            }
+        }
         services.into_values().collect()
     }
 }
@@ -405,6 +444,7 @@ fn service<'a>(services: &'a mut BTreeMap<String, ServiceView>, key: &str) -> &'
             reachable: false,
             open_connections: 0,
             connections: 0,
+            requests: 0,
             octets: 0,
             octets_reverse: 0,
         })
@@ -498,6 +538,21 @@ pub struct ConnectionView {
     pub error: Option<String>,
 }
 
+/// An HTTP request (or response) the listener's router observed on a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestView {
+    pub id: RecordId,
+    pub routing_key: Option<String>,
+    /// `HTTP/1.1`, `HTTP/2`.
+    pub protocol: Option<String>,
+    pub method: Option<String>,
+    /// The response status code, e.g. `200`.
+    pub result: Option<String>,
+    pub ended: bool,
+    /// The request to the start of the response.
+    pub latency: Option<Duration>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceView {
     pub routing_key: String,
@@ -508,6 +563,8 @@ pub struct ServiceView {
     pub reachable: bool,
     pub connections: usize,
     pub open_connections: usize,
+    /// HTTP requests observed on its connections (listeners with an HTTP observer).
+    pub requests: usize,
     /// Over all its known connections, open and ended.
     pub octets: u64,
     pub octets_reverse: u64,
@@ -669,6 +726,21 @@ pub(crate) mod tests {
         // Files 11 and 12 opened two echo connections, neither ended yet.
         assert_eq!(echo.open_connections, 2);
         assert_eq!((echo.octets, echo.octets_reverse), (7000, 7000));
+    }
+
+    #[test]
+    fn http_requests_on_the_web_listener() {
+        let network = run1();
+        let requests = network.requests();
+        assert!(!requests.is_empty(), "the capture has BIFLOW_APP records");
+        for request in &requests {
+            assert_eq!(request.routing_key.as_deref(), Some("web"), "{request:?}");
+        }
+        let done = requests.iter().find(|r| r.ended).expect("an ended request");
+        assert_eq!(done.method.as_deref(), Some("GET"), "{done:?}");
+        assert_eq!(done.result.as_deref(), Some("200"), "{done:?}");
+        assert_eq!(service(&network.services(), "web").requests, requests.len());
+        assert_eq!(service(&network.services(), "echo").requests, 0);
     }
 
     #[test]

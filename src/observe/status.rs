@@ -93,6 +93,8 @@ pub struct ServiceStatus {
     pub open_connections: usize,
     /// Connections known to the collector, open and ended.
     pub connections: usize,
+    /// HTTP requests observed on them.
+    pub requests: usize,
     /// Client → service, and service → client, over those connections.
     pub bytes_sent: u64,
     pub bytes_received: u64,
@@ -177,6 +179,7 @@ impl NetworkStatus {
                 connectors: s.connectors.into_iter().map(endpoint).collect(),
                 open_connections: s.open_connections,
                 connections: s.connections,
+                requests: s.requests,
                 bytes_sent: s.octets,
                 bytes_received: s.octets_reverse,
             })
