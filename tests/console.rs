@@ -183,6 +183,29 @@ fn console_shows_two_linked_sites_their_service_and_new_connections() {
         "{after}"
     );
 
+    // The router restarts under the running console: its collector connects again and sees
+    // what changed meanwhile (a stale connection would never show the new service), and east
+    // again once its link is back.
+    west.ok(&[
+        "systemctl",
+        "--user",
+        "restart",
+        "vansite-default-router.service",
+    ]);
+    vansite_ok(&west, &["connector", "create", "after-restart", "9393"]);
+    let network = wait_for(
+        "the console's collector back after the router restarted",
+        || get(&west, "http://127.0.0.1:8010/api/network", &[&bearer]).1,
+        |body| {
+            body.contains("\"routingKey\":\"after-restart\"")
+                && body.contains("\"name\":\"coneast\"")
+                && body.contains("\"state\":\"up\"")
+        },
+    );
+    let network: serde_json::Value = serde_json::from_str(&network).unwrap();
+    assert_eq!(network["router"]["state"], "connected", "{network:#}");
+    assert_eq!(network["sites"].as_array().unwrap().len(), 2, "{network:#}");
+
     let screenshot = target_dir().join("test-artefacts/console.png");
     std::fs::create_dir_all(screenshot.parent().unwrap()).unwrap();
     chromium(
