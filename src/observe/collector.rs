@@ -57,7 +57,7 @@ pub async fn snapshot(
         let until = collector.settled_at().map_or(deadline, |t| t.min(deadline));
         match collector.next(until).await? {
             Some(delivery) => {
-                let next = collector.apply(&mut network, delivery);
+                let next = apply(&mut network, delivery);
                 collector.follow(next).await?;
             }
             None if Instant::now() >= deadline || collector.settled_at().is_some() => break,
@@ -81,7 +81,7 @@ pub async fn run(
         let check = Instant::now() + EXPIRY_CHECK;
         while let Some(delivery) = collector.next(check).await? {
             let mut next = None;
-            publish.send_modify(|network| next = collector.apply(network, delivery));
+            publish.send_modify(|network| next = apply(network, delivery));
             collector.follow(next).await?;
         }
         publish.send_if_modified(|network| !network.expire(Timestamp::now()).is_empty());
@@ -148,26 +148,6 @@ impl Collector {
             })
     }
 
-    /// Feeds one message to the model; returns what the model asks next. A message that is
-    /// not vanflow is logged and skipped: one bad record must not blind the collector.
-    fn apply(&self, network: &mut Network, delivery: Delivery) -> Option<Next> {
-        let message = match decode(&delivery.message) {
-            Ok(decoded) => {
-                tracing::trace!(address = %delivery.address, message = ?decoded.message, "vanflow");
-                decoded.message
-            }
-            Err(e) => {
-                tracing::warn!(address = %delivery.address, "skipping a message: {e}");
-                return None;
-            }
-        };
-        let from = match &message {
-            VanflowMessage::Beacon(beacon) => beacon.id.clone(),
-            _ => SourceId::of_address(&delivery.address)?,
-        };
-        network.apply(&from, message, Timestamp::now())
-    }
-
     /// Subscribes to a new source (and asks it at once: its own router answers before any
     /// heartbeat), or asks a source heard for the first time for all its records.
     async fn follow(&mut self, next: Option<Next>) -> Result<(), CollectorError> {
@@ -219,6 +199,26 @@ impl Collector {
     async fn close(self) {
         let _ = tokio::time::timeout(CONNECT_TIMEOUT, self.subscriber.close()).await;
     }
+}
+
+/// Feeds one message to the model; returns what the model asks next. A message that is
+/// not vanflow is logged and skipped: one bad record must not blind the collector.
+fn apply(network: &mut Network, delivery: Delivery) -> Option<Next> {
+    let message = match decode(&delivery.message) {
+        Ok(decoded) => {
+            tracing::trace!(address = %delivery.address, message = ?decoded.message, "vanflow");
+            decoded.message
+        }
+        Err(e) => {
+            tracing::warn!(address = %delivery.address, "skipping a message: {e}");
+            return None;
+        }
+    };
+    let from = match &message {
+        VanflowMessage::Beacon(beacon) => beacon.id.clone(),
+        _ => SourceId::of_address(&delivery.address)?,
+    };
+    network.apply(&from, message, Timestamp::now())
 }
 
 /// Every router's vanflow source, from the site router's routing table.

@@ -31,16 +31,10 @@ pub async fn status(paths: &Paths, namespace: &str) -> Result<NetworkStatus, Err
 
 /// Router port → the listener's own host and port, for every listener behind a forwarder.
 pub(crate) fn forwarded_listeners(resources: &SiteResources) -> BTreeMap<u16, (String, u16)> {
-    let listeners = resources
-        .listeners
-        .iter()
-        .map(|l| (l.router_port(), &l.spec.host, l.spec.port));
-    let multi_key = resources
-        .multi_key_listeners
-        .iter()
-        .map(|l| (l.router_port(), &l.spec.host, l.spec.port));
-    listeners
-        .chain(multi_key)
-        .filter_map(|(router_port, host, port)| Some((router_port?, (host.clone(), port))))
+    // A site as loaded has passed the plan's checks, so its listeners are the plan's.
+    crate::plan::forwarded_listeners(resources)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|l| Some((l.router_port?, (l.host, l.port))))
         .collect()
 }
