@@ -73,6 +73,7 @@ fn doctor_is_ok_on_a_host_running_a_site() {
         "router image",
         "ports",
         "clock",
+        "certificates",
     ] {
         assert_eq!(check(&report, name)["result"], "OK", "{name}: {report:#}");
     }
@@ -93,6 +94,66 @@ fn doctor_is_ok_on_a_host_running_a_site() {
         "{}",
         text(&yaml)
     );
+    // Expiry everywhere: a service certificate that ends in 5 days is the site's first to
+    // expire; status shows it and doctor warns, naming it (a warning keeps exit status 0).
+    let status: Value = serde_json::from_slice(&vansite(&host, &["status", "-o", "json"]).stdout)
+        .expect("status JSON");
+    assert_eq!(status["soonestExpiry"]["state"], "valid", "{status:#}");
+    host.ok(&[
+        "openssl",
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "web.key",
+        "-out",
+        "web.crt",
+        "-days",
+        "5",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    let created = vansite(
+        &host,
+        &[
+            "listener",
+            "create",
+            "web",
+            "8443",
+            "--tls-cert",
+            "web.crt",
+            "--tls-key",
+            "web.key",
+        ],
+    );
+    assert!(created.status.success(), "{}", text(&created));
+    let status: Value = serde_json::from_slice(&vansite(&host, &["status", "-o", "json"]).stdout)
+        .expect("status JSON");
+    let soonest = &status["soonestExpiry"];
+    assert_eq!(
+        soonest["certificate"], "certs/web-tls/tls.crt",
+        "{status:#}"
+    );
+    assert_eq!(soonest["state"], "soon", "{status:#}");
+    assert_eq!(soonest["daysLeft"], 4, "{status:#}");
+    let status_table = String::from_utf8_lossy(&vansite(&host, &["status"]).stdout).into_owned();
+    assert!(status_table.contains("certificates"), "{status_table}");
+    let (output, report) = doctor_json(&host, &[]);
+    assert!(
+        output.status.success(),
+        "a warning is not a failure: {}",
+        text(&output)
+    );
+    let certificates = check(&report, "certificates");
+    assert_eq!(certificates["result"], "WARN", "{report:#}");
+    let detail = certificates["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("certs/web-tls/tls.crt") && detail.contains("in 4 days"),
+        "{detail}"
+    );
+
     // On a terminal (script(1) gives delete one), the steps show as a spinner line.
     let delete = format!("env TERM=xterm {VANSITE} delete");
     let on_tty = host.run(&["script", "-qec", &delete, "/dev/null"]);

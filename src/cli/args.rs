@@ -67,14 +67,16 @@ change it cannot take live (site name, mode, router image) restarts it, and the 
     #[command(subcommand)]
     Site(SiteCommand),
     /// Check that this host can run a site: podman, quadlet, cgroups, ids, bus, linger, image,
-    /// ports, clock
+    /// ports, clock, certificates
     #[command(
         long_about = "Check that this host can run a site, and say how to fix what it cannot: \
 the podman version and the quadlet generator, cgroup v2, the user's subordinate uid/gid \
 ranges, the systemd user manager on the session bus, linger (units start at boot only with \
 it), the router image (present, or its registry reachable; nothing is pulled), the site's \
-ports (free, or held by the site's own router) and the clock (offline, only against \
-timestamps vansite knows). Each check is OK, WARN or FAIL; the exit status is 1 when one fails."
+ports (free, or held by the site's own router), the clock (offline, only against \
+timestamps vansite knows) and the site's certificates (WARN within 30 days of the first \
+expiry, FAIL once one has expired). Each check is OK, WARN or FAIL; the exit status is 1 when \
+one fails."
     )]
     Doctor(DoctorArgs),
     /// See the whole network through this site's router: sites, links, services

@@ -987,6 +987,19 @@ fn status_table(status: &SiteStatus) -> String {
             ),
         ));
     }
+    if let Some(expiry) = &status.soonest_expiry {
+        let days = match expiry.days_left {
+            d if d < 0 => "expired".to_string(),
+            d => format!("in {d} days"),
+        };
+        rows.push((
+            "certificates",
+            format!(
+                "soonest expiry {} ({days}): {}",
+                expiry.not_after, expiry.certificate
+            ),
+        ));
+    }
     rows.push(("namespaces", status.namespaces.join(", ")));
     let services = if status.services.is_empty() {
         String::new()

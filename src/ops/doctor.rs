@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::model::SiteResources;
 use crate::ops::apply::local_port;
+use crate::ops::expiry::{self, ExpiryState};
 use crate::plan::ROUTER_IMAGE_ANNOTATION;
 use crate::platform::podman::PodmanService;
 use crate::platform::systemd::{linger_enabled, ActiveState, UserManager};
@@ -29,7 +30,6 @@ const MANAGEMENT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Clock differences below this are file-system and certificate rounding, not a wrong clock.
 const CLOCK_SLACK: i64 = 60;
 /// A CA expiring within this many seconds gets a warning.
-const EXPIRY_WARNING: i64 = 30 * 24 * 60 * 60;
 /// Rootless podman maps a container's uids into the user's subordinate range: 65536 covers
 /// every uid an image may use.
 const FULL_SUBID_RANGE: u64 = 65536;
@@ -182,6 +182,9 @@ pub async fn doctor(paths: Result<&Paths, &PathsError>, request: DoctorRequest) 
     let site_dir = site_dir.as_ref().zip(site.as_ref());
     checks.push(check_ports(manager.as_ref(), &request.namespace, site_dir).await);
     checks.push(check_clock(site_dir.map(|(dir, _)| dir)));
+    if let Some((dir, _)) = site_dir {
+        checks.push(check_certificates(dir));
+    }
     DoctorReport {
         namespace: request.namespace,
         user,
@@ -521,7 +524,7 @@ async fn router_answers(site_dir: &SiteDir, port: u16) -> bool {
 
 /// Offline, vansite cannot compare the clock with a time source. What it can tell: the clock
 /// is not behind timestamps it knows were real (the site CA's start, the site's files, this
-/// program's file), and the site CA has not expired. A clock that runs fast, or a little
+/// program's file). A clock that runs fast, or a little
 /// slow, goes unnoticed: that is what chronyd or systemd-timesyncd are for.
 fn check_clock(site_dir: Option<&SiteDir>) -> Check {
     const NAME: &str = "clock";
@@ -534,7 +537,6 @@ fn check_clock(site_dir: Option<&SiteDir>) -> Check {
             references.push((program.display().to_string(), time));
         }
     }
-    let mut expiry = None;
     if let Some(site_dir) = site_dir {
         if let Ok(entries) = std::fs::read_dir(site_dir.resources()) {
             for entry in entries.flatten() {
@@ -544,12 +546,11 @@ fn check_clock(site_dir: Option<&SiteDir>) -> Check {
             }
         }
         let ca = site_dir.issuers().join("skupper-site-ca/tls.crt");
-        if let Some((not_before, not_after)) = std::fs::read_to_string(&ca)
+        if let Some((not_before, _)) = std::fs::read_to_string(&ca)
             .ok()
             .and_then(|pem| certs::validity(&pem).ok())
         {
             references.push(("the site CA's start".into(), not_before));
-            expiry = Some(not_after);
         }
     }
     if let Some((what, time)) = references
@@ -568,24 +569,6 @@ fn check_clock(site_dir: Option<&SiteDir>) -> Check {
             keep_synced,
         );
     }
-    match expiry {
-        Some(not_after) if now >= not_after => {
-            return Check::fail(
-                NAME,
-                format!("the site CA expired at {}", utc(not_after)),
-                "delete the site's CA files (runtime/issuers/skupper-site-ca) and run init: a new \
-                 CA is made; sites linked to this one then need a new token",
-            )
-        }
-        Some(not_after) if now + EXPIRY_WARNING >= not_after => {
-            return Check::warn(
-                NAME,
-                format!("the site CA expires at {}", utc(not_after)),
-                "plan a new CA: delete runtime/issuers/skupper-site-ca and run init, then issue new tokens",
-            )
-        }
-        _ => {}
-    }
     let against = if site_dir.is_some() {
         "this program's file, the site's files and its CA"
     } else {
@@ -598,6 +581,59 @@ fn check_clock(site_dir: Option<&SiteDir>) -> Check {
             utc(now)
         ),
     )
+}
+
+/// Every certificate of the site: one expired fails, one within 30 days warns; each with
+/// the way to a new one.
+fn check_certificates(site_dir: &SiteDir) -> Check {
+    const NAME: &str = "certificates";
+    let now = unix_seconds(SystemTime::now());
+    let all = expiry::site_certificates(site_dir);
+    let Some(first) = expiry::soonest(&all) else {
+        return Check::ok(NAME, "the site has no certificates yet");
+    };
+    let namespace = &site_dir.namespace;
+    let fix = |certificate: &str| {
+        if certificate.starts_with("issuers/") {
+            format!(
+                "the site's CA ({certificate}): delete runtime/issuers and run `vansite -n \
+                 {namespace} init`; every certificate is then issued again and other sites need \
+                 new tokens"
+            )
+        } else {
+            format!(
+                "{certificate}: vansite renews the certificates it issued on the next `vansite \
+                 -n {namespace} init`; a certificate you gave (a Secret, --tls-cert, a link's \
+                 credentials) needs a new one from where it came"
+            )
+        }
+    };
+    match first.state(now) {
+        ExpiryState::Expired => Check::fail(
+            NAME,
+            format!("{} expired at {}", first.certificate, utc(first.not_after)),
+            fix(&first.certificate),
+        ),
+        ExpiryState::Soon => Check::warn(
+            NAME,
+            format!(
+                "{} expires at {} (in {} days)",
+                first.certificate,
+                utc(first.not_after),
+                first.days_left(now)
+            ),
+            fix(&first.certificate),
+        ),
+        ExpiryState::Valid => Check::ok(
+            NAME,
+            format!(
+                "{} certificates; the first to expire is {} at {}",
+                all.len(),
+                first.certificate,
+                utc(first.not_after)
+            ),
+        ),
+    }
 }
 
 fn modified(path: &Path) -> Option<i64> {

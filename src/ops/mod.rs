@@ -7,6 +7,7 @@ pub mod console;
 pub mod debug;
 pub mod delete;
 pub mod doctor;
+pub mod expiry;
 pub mod grant_server;
 pub mod init;
 pub mod link;

@@ -1,6 +1,8 @@
 //! `vansite status`: the site's identity and mode from its resources, its router unit from
 //! systemd, its container from podman. Broken is a state to report, not an error to hide.
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use serde::Serialize;
 
 use crate::error::Error;
@@ -10,6 +12,7 @@ use crate::platform::podman::PodmanService;
 use crate::platform::systemd::{ActiveState, UserManager};
 use crate::render::router_unit::router_unit_name;
 
+use super::expiry::{self, ExpiryState};
 use super::link::{link_statuses, IncomingLink, LinkStatus, NetworkRouter, RouterView};
 use super::rfc3339;
 use super::services::{services_status, ServiceStatus};
@@ -34,6 +37,8 @@ pub struct SiteStatus {
     pub interrupted: Option<String>,
     /// The site's links, as its router reports them.
     pub links: Vec<LinkStatus>,
+    /// The site's certificate that expires first (issuers, router, links, services).
+    pub soonest_expiry: Option<SoonestExpiry>,
     /// Links other sites made to this one; empty when the router does not answer.
     pub incoming_links: Vec<IncomingLink>,
     /// The routers reachable in the network (this one included), from the router's
@@ -41,6 +46,17 @@ pub struct SiteStatus {
     pub network: Vec<NetworkRouter>,
     pub healthy: bool,
     pub problems: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SoonestExpiry {
+    /// The file, relative to the site's runtime directory.
+    pub certificate: String,
+    /// RFC 3339.
+    pub not_after: String,
+    pub days_left: i64,
+    pub state: ExpiryState,
 }
 
 #[derive(Debug, Serialize)]
@@ -144,6 +160,27 @@ pub async fn status(paths: &Paths, namespace: &str) -> Result<SiteStatus, Error>
             None
         }
     };
+    let now = SystemTime::now();
+    let soonest_expiry = expiry::soonest(&expiry::site_certificates(&site_dir)).map(|cert| {
+        let seconds = now
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        SoonestExpiry {
+            certificate: cert.certificate.clone(),
+            not_after: rfc3339(UNIX_EPOCH + Duration::from_secs(cert.not_after.max(0) as u64)),
+            days_left: cert.days_left(seconds),
+            state: cert.state(seconds),
+        }
+    });
+    if let Some(expired) = soonest_expiry
+        .as_ref()
+        .filter(|e| e.state == ExpiryState::Expired)
+    {
+        problems.push(format!(
+            "certificate {} expired at {}: run `vansite doctor` for the fix",
+            expired.certificate, expired.not_after
+        ));
+    }
     let grant_server = units::status(&manager, paths, namespace, grant_port(&resources)).await?;
     let (services, service_problems) = services_status(&manager, &site_dir, &resources).await?;
     problems.extend(service_problems);
@@ -196,6 +233,7 @@ pub async fn status(paths: &Paths, namespace: &str) -> Result<SiteStatus, Error>
         namespaces,
         interrupted,
         links,
+        soonest_expiry,
         incoming_links,
         network,
         healthy: problems.is_empty(),
