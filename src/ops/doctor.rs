@@ -5,13 +5,14 @@
 
 use std::net::TcpListener;
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
 use crate::model::SiteResources;
 use crate::ops::apply::local_port;
 use crate::ops::expiry::{self, ExpiryState};
+use crate::ops::unix_seconds;
 use crate::plan::ROUTER_IMAGE_ANNOTATION;
 use crate::platform::podman::PodmanService;
 use crate::platform::systemd::{linger_enabled, ActiveState, UserManager};
@@ -641,13 +642,6 @@ fn modified(path: &Path) -> Option<i64> {
         .and_then(|m| m.modified())
         .ok()
         .map(unix_seconds)
-}
-
-fn unix_seconds(time: SystemTime) -> i64 {
-    match time.duration_since(UNIX_EPOCH) {
-        Ok(after) => after.as_secs() as i64,
-        Err(before) => -(before.duration().as_secs() as i64),
-    }
 }
 
 fn utc(seconds: i64) -> String {

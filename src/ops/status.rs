@@ -14,8 +14,8 @@ use crate::render::router_unit::router_unit_name;
 
 use super::expiry::{self, ExpiryState};
 use super::link::{link_statuses, IncomingLink, LinkStatus, NetworkRouter, RouterView};
-use super::rfc3339;
 use super::services::{services_status, ServiceStatus};
+use super::{rfc3339, unix_seconds};
 use crate::model::RouterMode;
 use crate::ops::apply::{journal, local_port};
 use crate::plan::ROUTER_IMAGE_ANNOTATION;
@@ -160,18 +160,14 @@ pub async fn status(paths: &Paths, namespace: &str) -> Result<SiteStatus, Error>
             None
         }
     };
-    let now = SystemTime::now();
-    let soonest_expiry = expiry::soonest(&expiry::site_certificates(&site_dir)).map(|cert| {
-        let seconds = now
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
-        SoonestExpiry {
+    let now = unix_seconds(SystemTime::now());
+    let soonest_expiry =
+        expiry::soonest(&expiry::site_certificates(&site_dir)).map(|cert| SoonestExpiry {
             certificate: cert.certificate.clone(),
             not_after: rfc3339(UNIX_EPOCH + Duration::from_secs(cert.not_after.max(0) as u64)),
-            days_left: cert.days_left(seconds),
-            state: cert.state(seconds),
-        }
-    });
+            days_left: cert.days_left(now),
+            state: cert.state(now),
+        });
     if let Some(expired) = soonest_expiry
         .as_ref()
         .filter(|e| e.state == ExpiryState::Expired)
