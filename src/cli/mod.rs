@@ -10,6 +10,7 @@ pub use args::{Cli, Command};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::render::certs::LeafRenewal;
 use crate::error::Error;
 use crate::forward::proxy;
 use crate::grants::{self, TokenFormat};
@@ -59,7 +60,18 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         // Need no XDG environment: systemd starts them with the site directory.
         Command::GrantServer(args) => {
             let (site_dir, idle) = server_site(cli.namespace, &args);
-            return Ok(grants::server::run(site_dir, args.listen, idle).await?);
+            let trusted_dir = site_dir.clone();
+            let trust: grants::server::TrustIssued = std::sync::Arc::new(move || {
+                let site_dir = trusted_dir.clone();
+                Box::pin(async move {
+                    let renewed = crate::ops::apply::renew_certificates(&site_dir)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    tracing::info!("router renewed: {}", renewed.join(", "));
+                    Ok(())
+                })
+            });
+            return Ok(grants::server::run(site_dir, args.listen, idle, trust).await?);
         }
         Command::ConsoleServer(args) => {
             let (site_dir, idle) = server_site(cli.namespace, &args);
@@ -140,6 +152,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
                 inputs: args.files.iter().map(|f| Input::parse(f)).collect(),
                 dry_run: args.dry_run,
                 options: ApplyOptions {
+                    renewal: LeafRenewal::WhenDue,
                     start_router: false,
                     timeout: args.timeout,
                 },
@@ -161,6 +174,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
                 inputs: args.files.iter().map(|f| Input::parse(f)).collect(),
                 dry_run: args.dry_run,
                 options: ApplyOptions {
+                    renewal: LeafRenewal::WhenDue,
                     start_router: true,
                     timeout: args.timeout,
                 },
@@ -216,7 +230,9 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
                 name: args.name,
                 host: args.host,
             };
-            let yaml = token::generate_link(&paths, &request)?.to_yaml_stream()?;
+            let issued = token::generate_link(&paths, &request, &progress).await?;
+            let yaml = issued.bundle.to_yaml_stream()?;
+            output::generated_link_issued(&issued.link, &request.namespace);
             match args.file.filter(|f| f.as_os_str() != "-") {
                 Some(file) => {
                     let file =

@@ -212,6 +212,14 @@ pub fn print_generated_link(yaml: &str) {
     print!("{yaml}");
 }
 
+/// `link generate`: the name the new incoming link has here, on stderr.
+pub fn generated_link_issued(link: &str, namespace: &str) {
+    eprintln!(
+        "Incoming link '{link}' issued: `vansite -n {namespace} link status` shows it once the \
+         other site links, `vansite -n {namespace} link revoke {link}` ends it."
+    );
+}
+
 /// `link generate FILE`: where they went, on stderr (stdout stays empty).
 pub fn generated_link_written(file: &Path) {
     eprintln!("Link and Secret written to {}: apply them on the other site (`vansite link create {}`, or `skupper link apply`/`kubectl apply -f`).", file.display(), file.display());

@@ -1,7 +1,9 @@
 //! What a remote site needs to link to this one: a Secret with a client certificate signed by
-//! the CA this site's router trusts, and a Link whose endpoints are this site's RouterAccess
-//! roles. One function builds it for the grant server's answer (§2.8) and for
-//! `vansite link generate` (§2.9); the v1 connection-token (§3.1) is the same, reshaped.
+//! a CA of that link's own, which this site's router trusts until the link is revoked, and a
+//! Link whose endpoints are this site's RouterAccess roles. One function builds it for the
+//! grant server's answer (§2.8) and for `vansite link generate` (§2.9); the v1
+//! connection-token (§3.1) is the same, reshaped. The Secret keeps Skupper's shape: `ca.crt`
+//! is the CA the linking site checks this site's server certificate with.
 
 use std::collections::BTreeMap;
 
@@ -9,7 +11,7 @@ use crate::model::{
     Endpoint, Link, LinkSpec, ObjectMeta, Resource, ResourceError, RouterAccess, Secret,
     SiteResources,
 };
-use crate::render::certs::{self, Ca, CertError, SITE_CA};
+use crate::render::certs::{self, Ca, CertError, CertFiles, SITE_CA};
 use crate::settings::SKUPPER_VERSION;
 
 use super::GrantError;
@@ -96,16 +98,29 @@ impl<'a> LinkAccess<'a> {
     }
 }
 
-/// The Secret `name` (client certificate with CN `subject`, SANs = the site's hosts, signed by
-/// `issuer`; `ca.crt` = that CA) and the Link `name` to `access`. The one builder of both the
-/// grant server's 200 answer and `vansite link generate`.
+/// One incoming link this site issued: the name it is known by here (`link status`, `link
+/// revoke`), its CA, which the caller keeps, and what the linking site gets.
+#[derive(Debug)]
+pub struct IssuedLink {
+    pub link: String,
+    pub ca: CertFiles,
+    pub bundle: LinkBundle,
+}
+
+/// A new incoming link `link`: its own CA, the Secret `name` (client certificate with CN
+/// `subject` and OU `link`, SANs = the site's hosts, signed by that CA; `ca.crt` =
+/// `server_ca_pem`, the CA of this site's server certificate) and the Link `name` to `access`.
+/// The one builder of both the grant server's 200 answer and `vansite link generate`.
 pub fn link_bundle(
     access: &LinkAccess<'_>,
-    issuer: &Ca,
+    server_ca_pem: &str,
+    link: &str,
     name: &str,
     subject: &str,
-) -> Result<LinkBundle, CertError> {
-    let client = certs::issue(issuer, subject, &access.hosts)?;
+) -> Result<IssuedLink, CertError> {
+    let link_ca = Ca::new(&format!("vansite-link-{link}"))?;
+    let mut client = certs::issue_link_client(&link_ca, subject, link, &access.hosts)?;
+    client.ca_crt = server_ca_pem.to_string();
     let mut secret = Secret {
         metadata: ObjectMeta::named(name),
         secret_type: TLS_SECRET.into(),
@@ -114,7 +129,8 @@ pub fn link_bundle(
     secret.insert("ca.crt", client.ca_crt.as_bytes());
     secret.insert("tls.crt", client.tls_crt.as_bytes());
     secret.insert("tls.key", client.tls_key.as_bytes());
-    let link = Link {
+    let link_name = link;
+    let link_resource = Link {
         metadata: ObjectMeta::named(name),
         spec: LinkSpec {
             endpoints: access.endpoints(),
@@ -122,9 +138,13 @@ pub fn link_bundle(
             ..LinkSpec::default()
         },
     };
-    Ok(LinkBundle {
-        secret,
-        links: vec![link],
+    Ok(IssuedLink {
+        link: link_name.to_string(),
+        ca: link_ca.files().clone(),
+        bundle: LinkBundle {
+            secret,
+            links: vec![link_resource],
+        },
     })
 }
 
@@ -166,12 +186,12 @@ mod tests {
     use super::*;
     use crate::model::parse_documents;
     use crate::render::certs::tests::site;
-    use crate::render::certs::{site_certificates, SiteCertificates};
+    use crate::render::certs::{site_certificates, LeafRenewal, SiteCertificates};
 
-    fn site_ca(resources: &SiteResources) -> Ca {
-        let certs = site_certificates(resources, &SiteCertificates::default()).unwrap();
-        let files = &certs.issuers[SITE_CA];
-        Ca::from_pem(SITE_CA, &files.tls_crt, &files.tls_key).unwrap()
+    fn site_ca(resources: &SiteResources) -> String {
+        let certs = site_certificates(resources, &SiteCertificates::default(), LeafRenewal::WhenDue)
+            .unwrap();
+        certs.issuers[SITE_CA].tls_crt.clone()
     }
 
     #[test]
@@ -180,7 +200,9 @@ mod tests {
         let access = LinkAccess::of(&resources, None).unwrap();
         assert_eq!(access.host, "west.example");
         let ca = site_ca(&resources);
-        let bundle = link_bundle(&access, &ca, "east-link", "east").unwrap();
+        let issued = link_bundle(&access, &ca, "east-link-2", "east-link", "east").unwrap();
+        assert_eq!(issued.link, "east-link-2");
+        let bundle = issued.bundle;
         let yaml = bundle.to_yaml_stream().unwrap();
         assert!(
             yaml.starts_with("---\napiVersion: v1\nkind: Secret\n"),
@@ -193,7 +215,7 @@ mod tests {
         assert_eq!(secret.metadata.name, "east-link");
         assert_eq!(secret.secret_type, "kubernetes.io/tls");
         let ca_pem = String::from_utf8(secret.decoded("ca.crt").unwrap().unwrap()).unwrap();
-        assert_eq!(ca_pem, ca.cert_pem());
+        assert_eq!(ca_pem, ca);
         assert_eq!(link.spec.tls_credentials, "east-link");
         let endpoints: Vec<(&str, &str, &str)> = link
             .spec
@@ -208,12 +230,19 @@ mod tests {
                 ("edge", "west.example", "45671")
             ]
         );
-        // The client certificate: CN = subject, SANs = the site's hosts, signed by the site CA.
+        // The client certificate: CN = subject, OU = the link's name here, SANs = the site's
+        // hosts, signed by the link's own CA, which follows it in tls.crt.
         let crt = secret.decoded("tls.crt").unwrap().unwrap();
-        let (_, pem) = x509_parser::pem::parse_x509_pem(&crt).unwrap();
-        let cert = pem.parse_x509().unwrap();
+        let chain: Vec<_> = x509_parser::pem::Pem::iter_from_buffer(&crt)
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(chain.len(), 2);
+        assert_eq!(chain[1].contents, certs::bundle_certificates(&issued.ca.tls_crt).into_iter().next().unwrap());
+        let cert = chain[0].parse_x509().unwrap();
         let cn = cert.subject().iter_common_name().next().unwrap();
         assert_eq!(cn.as_str().unwrap(), "east");
+        let ou = cert.subject().iter_organizational_unit().next().unwrap();
+        assert_eq!(ou.as_str().unwrap(), "east-link-2");
         let san = cert.subject_alternative_name().unwrap().unwrap();
         let names: Vec<String> = san
             .value
@@ -225,9 +254,15 @@ mod tests {
             names.contains(&"DNSName(west.example)".to_string()),
             "{names:?}"
         );
-        let (_, ca_der) = x509_parser::pem::parse_x509_pem(ca_pem.as_bytes()).unwrap();
-        cert.verify_signature(Some(ca_der.parse_x509().unwrap().public_key()))
-            .unwrap();
+        let link_ca = chain[1].parse_x509().unwrap();
+        cert.verify_signature(Some(link_ca.public_key())).unwrap();
+        // What a redeeming vansite checks: the chain holds.
+        let files = CertFiles {
+            ca_crt: ca_pem,
+            tls_crt: String::from_utf8(crt).unwrap(),
+            tls_key: String::from_utf8(secret.decoded("tls.key").unwrap().unwrap()).unwrap(),
+        };
+        certs::check_credentials(&files).unwrap();
     }
 
     #[test]
@@ -262,7 +297,9 @@ mod tests {
     fn v1_connection_token_carries_endpoints_as_annotations() {
         let resources = site("");
         let access = LinkAccess::of(&resources, None).unwrap();
-        let bundle = link_bundle(&access, &site_ca(&resources), "east", "east").unwrap();
+        let bundle = link_bundle(&access, &site_ca(&resources), "east", "east", "east")
+            .unwrap()
+            .bundle;
         let token = bundle.to_v1_connection_token("site-uid");
         let annotations = &token.metadata.annotations;
         assert_eq!(token.metadata.labels[V1_TYPE_LABEL], "connection-token");

@@ -22,6 +22,39 @@ pub mod protocol;
 pub mod server;
 pub mod state;
 
+/// Issues a new incoming link at `access`: claims its name here (`wanted`, or numbered when
+/// taken), saves its CA in `runtime/link-issuers/`, and returns what the linking site gets
+/// (the Secret and Link `name`, client certificate CN `subject`). The router trusts the link
+/// once its files are written again and its link listeners renewed (the caller's apply).
+pub fn issue_link(
+    site_dir: &crate::store::SiteDir,
+    access: &bundle::LinkAccess<'_>,
+    server_ca_pem: &str,
+    wanted: &str,
+    name: &str,
+    subject: &str,
+) -> Result<bundle::IssuedLink, GrantError> {
+    let failed = |link: &str, problem: String| GrantError::IssueLink {
+        link: link.to_string(),
+        problem,
+    };
+    let link = site_dir
+        .claim_link_issuer(wanted)
+        .map_err(|e| failed(wanted, e.to_string()))?;
+    let issued = bundle::link_bundle(access, server_ca_pem, &link, name, subject)
+        .map_err(|e| failed(&link, e.to_string()))
+        .and_then(|issued| {
+            site_dir
+                .save_issuer(&site_dir.link_issuers(), &link, &issued.ca)
+                .map_err(|e| failed(&link, e.to_string()))?;
+            Ok(issued)
+        });
+    if issued.is_err() {
+        let _ = site_dir.remove_issuer(&site_dir.link_issuers(), &link);
+    }
+    issued
+}
+
 /// Annotation on an AccessGrant issued as a Skupper v1 token-claim (redeemed by name, §3.3).
 pub const FORMAT_ANNOTATION: &str = "vansite.io/token-format";
 /// Annotation on the Site recording the port its grant server listens on.
@@ -93,6 +126,8 @@ pub enum GrantError {
     NotActivated,
     #[error("the grant server's certificate ({path}) cannot be used: {problem}; `vansite token issue` creates it again")]
     ServerCertificate { path: String, problem: String },
+    #[error("cannot issue incoming link '{link}': {problem}")]
+    IssueLink { link: String, problem: String },
     #[error("grant server: {0}")]
     Io(#[from] std::io::Error),
 }

@@ -23,10 +23,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::model::{check_name, AccessGrant, Resource, SiteResources};
-use crate::render::certs::Ca;
 use crate::store::SiteDir;
 
-use super::bundle::{link_bundle, LinkAccess, LinkBundle};
+use super::bundle::LinkAccess;
 use super::code::code_matches;
 use super::state::LockedState;
 use super::{TokenFormat, HOST_ANNOTATION};
@@ -73,6 +72,8 @@ pub struct GrantResponse {
     pub body: String,
     /// How long the server waits before sending it (wrong codes only).
     pub delay: Duration,
+    /// A 200 issued this incoming link: the router must trust its CA before the answer goes.
+    pub issued_link: Option<String>,
 }
 
 impl GrantResponse {
@@ -82,6 +83,7 @@ impl GrantResponse {
             status,
             body: format!("{text}\n"),
             delay: Duration::ZERO,
+            issued_link: None,
         }
     }
 }
@@ -178,20 +180,31 @@ impl Redeemer {
             tracing::info!("claim '{grant_name}' is used up");
             return GrantResponse::error(404, NO_SUCH_CLAIM);
         }
-        let body = match answer(&self.site_dir, &resources, grant, format, request) {
-            Ok(body) => body,
+        let (body, link) = match answer(&self.site_dir, &resources, grant, format, request) {
+            Ok(answer) => answer,
             Err(response) => return response,
         };
         state.redemptions += 1;
         if let Err(e) = locked.save(state) {
             tracing::error!("grant '{grant_name}': cannot record the redemption: {e}");
+            // Nothing was handed out: the link's CA goes too.
+            if let Err(e) = self
+                .site_dir
+                .remove_issuer(&self.site_dir.link_issuers(), &link)
+            {
+                tracing::error!("cannot remove the CA of link '{link}': {e}");
+            }
             return GrantResponse::error(503, INTERNAL);
         }
-        tracing::info!("grant '{grant_name}' redeemed by {}", request.peer);
+        tracing::info!(
+            "grant '{grant_name}' redeemed by {}: incoming link '{link}'",
+            request.peer
+        );
         GrantResponse {
             status: 200,
             body,
             delay: Duration::ZERO,
+            issued_link: Some(link),
         }
     }
 
@@ -227,14 +240,15 @@ fn find_grant<'a>(resources: &'a SiteResources, key: &str) -> Option<&'a AccessG
         })
 }
 
-/// The 200 body for a grant whose code matched, or the error answer (nothing is counted).
+/// The 200 body for a grant whose code matched and the incoming link it issued (its CA saved),
+/// or the error answer (nothing is counted).
 fn answer(
     site_dir: &SiteDir,
     resources: &SiteResources,
     grant: &AccessGrant,
     format: TokenFormat,
     request: &GrantRequest<'_>,
-) -> Result<String, GrantResponse> {
+) -> Result<(String, String), GrantResponse> {
     let grant_name = grant.metadata.name.as_str();
     let (name, subject) = match format {
         TokenFormat::V2 => {
@@ -287,20 +301,20 @@ fn answer(
         .load_certificates()
         .map_err(|e| internal(e.to_string()))?
         .issuers;
-    let files = issuers
+    let server_ca = issuers
         .get(access.issuer())
         .ok_or_else(|| internal(format!("no CA '{}'", access.issuer())))?;
-    let ca = Ca::from_pem(access.issuer(), &files.tls_crt, &files.tls_key)
+    let issued = super::issue_link(site_dir, &access, &server_ca.tls_crt, name, name, subject)
         .map_err(|e| internal(e.to_string()))?;
-    let bundle: LinkBundle =
-        link_bundle(&access, &ca, name, subject).map_err(|e| internal(e.to_string()))?;
+    let (bundle, link) = (&issued.bundle, issued.link.clone());
     let text = match format {
         TokenFormat::V2 => bundle.to_yaml_stream(),
         TokenFormat::V1 => {
             Resource::Secret(bundle.to_v1_connection_token(&resources.site.metadata.uid)).to_yaml()
         }
     };
-    text.map_err(|e| internal(e.to_string()))
+    text.map(|text| (text, link))
+        .map_err(|e| internal(e.to_string()))
 }
 
 /// v1 claims carry the redeeming site's version (`?site-version=`); v1 servers refuse versions
@@ -359,7 +373,7 @@ mod tests {
         };
         let resources = crate::render::certs::tests::site("");
         let certs =
-            crate::render::certs::site_certificates(&resources, &Default::default()).unwrap();
+            crate::render::certs::site_certificates(&resources, &Default::default(), crate::render::certs::LeafRenewal::WhenDue).unwrap();
         site_dir.save_certificates(&certs).unwrap();
         site_dir.save_resources(&resources).unwrap();
         Fixture {

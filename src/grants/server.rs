@@ -5,7 +5,9 @@
 //! and starts it again on the next one, so nothing is lost.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -31,6 +33,12 @@ use super::GrantError;
 const MAX_BODY: usize = 4096;
 /// Bound on a client's TLS handshake and on reading its request head.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Makes the running router trust the links issued so far: the site's certificate files
+/// written again and its link listeners renewed. The command line gives it, since the apply
+/// belongs to the operations above this module. Err is the reason, for the log.
+pub type TrustIssued =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
 
 /// TLS 1.3 only, the site's grant server certificate, HTTP/1.1.
 pub fn tls_config(site_dir: &SiteDir) -> Result<Arc<rustls::ServerConfig>, GrantError> {
@@ -61,6 +69,7 @@ pub async fn serve(
     site_dir: SiteDir,
     listener: TcpListener,
     idle_timeout: Option<Duration>,
+    trust: TrustIssued,
 ) -> Result<(), GrantError> {
     let acceptor = TlsAcceptor::from(tls_config(&site_dir)?);
     let redeemer = Arc::new(Redeemer::new(site_dir));
@@ -80,9 +89,10 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let (acceptor, redeemer, open) = (acceptor.clone(), redeemer.clone(), open.clone());
+        let trust = trust.clone();
         open.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
-            connection(stream, peer, acceptor, redeemer).await;
+            connection(stream, peer, acceptor, redeemer, trust).await;
             open.fetch_sub(1, Ordering::SeqCst);
         });
     }
@@ -93,6 +103,7 @@ async fn connection(
     peer: SocketAddr,
     acceptor: TlsAcceptor,
     redeemer: Arc<Redeemer>,
+    trust: TrustIssued,
 ) {
     let tls = match tokio::time::timeout(CLIENT_TIMEOUT, acceptor.accept(stream)).await {
         Ok(Ok(tls)) => tls,
@@ -106,8 +117,9 @@ async fn connection(
         }
     };
     let peer_ip = peer.ip().to_canonical();
-    let service =
-        hyper::service::service_fn(move |request| respond(request, peer_ip, redeemer.clone()));
+    let service = hyper::service::service_fn(move |request| {
+        respond(request, peer_ip, redeemer.clone(), trust.clone())
+    });
     let result = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(CLIENT_TIMEOUT)
@@ -122,6 +134,7 @@ async fn respond(
     request: Request<Incoming>,
     peer: IpAddr,
     redeemer: Arc<Redeemer>,
+    trust: TrustIssued,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let (parts, body) = request.into_parts();
     let body = match Limited::new(body, MAX_BODY).collect().await {
@@ -131,6 +144,7 @@ async fn respond(
                 status: 400,
                 body: "Request body not valid\n".into(),
                 delay: Duration::ZERO,
+                issued_link: None,
             }))
         }
     };
@@ -171,10 +185,20 @@ async fn respond(
             status: 500,
             body: "Internal error\n".into(),
             delay: Duration::ZERO,
+            issued_link: None,
         }
     });
     if !answer.delay.is_zero() {
         tokio::time::sleep(answer.delay).await;
+    }
+    // The linking router dials as soon as it has the answer: trusted by then, it links at
+    // once. A router that cannot be told now reads the new trust when it next starts.
+    if let Some(link) = &answer.issued_link {
+        if let Err(e) = trust().await {
+            tracing::error!(
+                "incoming link '{link}' is issued, but the running router could not be told to                  trust it ({e}); it will when it restarts (`systemctl --user restart` its unit)"
+            );
+        }
     }
     Ok(http_response(&answer))
 }
@@ -194,11 +218,12 @@ pub async fn run(
     site_dir: SiteDir,
     listen: Option<SocketAddr>,
     idle_timeout: Option<Duration>,
+    trust: TrustIssued,
 ) -> Result<(), GrantError> {
     let listener = match (systemd_listener()?, listen) {
         (Some(listener), _) => TcpListener::from_std(listener)?,
         (None, Some(address)) => TcpListener::bind(address).await?,
         (None, None) => return Err(GrantError::NotActivated),
     };
-    serve(site_dir, listener, idle_timeout).await
+    serve(site_dir, listener, idle_timeout, trust).await
 }

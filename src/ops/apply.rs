@@ -15,7 +15,7 @@
 //! on disk, units installed, the router's entities as management reports them), so running it
 //! again changes nothing.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -26,12 +26,12 @@ use crate::error::Error;
 use crate::forward::bundle;
 use crate::model::{SiteResources, LOCAL_ROUTER_ACCESS};
 use crate::ops::grant_server;
-use crate::plan::router::{live_ops, restart_needed_for, LiveOp};
+use crate::plan::router::{live_ops, renew_ops, restart_needed_for, LiveOp, Renewal};
 use crate::plan::{self, GrantServerPlan, HostContext, HostPlan, PlannedFile};
 use crate::platform::podman::PodmanService;
 use crate::platform::systemd::{ActiveState, JobResult, LoadState, UserManager};
 use crate::quadlet::version::detect_generator_version;
-use crate::render::certs::GRANT_SERVER;
+use crate::render::certs::{LeafRenewal, GRANT_SERVER};
 use crate::render::console_units;
 use crate::render::forwarder_units::{forwarder_unit_name, LISTENER_LABEL, NAMESPACE_LABEL};
 use crate::render::router_config::LOOPBACK;
@@ -99,6 +99,8 @@ pub struct ApplyOptions {
     pub start_router: bool,
     /// Bound on a router start or restart until it answers management.
     pub timeout: Duration,
+    /// Which certificates are issued again (`certs rotate`: all of vansite's leaves).
+    pub renewal: LeafRenewal,
 }
 
 /// What one apply changed.
@@ -143,6 +145,7 @@ impl SiteSession {
         };
         if let Some(interrupted) = journal::read(&session.site_dir) {
             let options = ApplyOptions {
+                renewal: LeafRenewal::WhenDue,
                 start_router: false,
                 timeout: MANAGEMENT_TIMEOUT,
             };
@@ -308,7 +311,7 @@ impl SiteSession {
     ) -> Result<Applied, Error> {
         let host = self.host_context(target, true)?;
         let existing = self.site_dir.load_certificates()?;
-        let plan = plan::plan(target, &host, &existing)?;
+        let plan = plan::plan(target, &host, &existing, options.renewal)?;
         let namespace = &self.site_dir.namespace;
         let mut changed = false;
         let mut reload = false;
@@ -562,7 +565,7 @@ impl SiteSession {
     pub async fn preview(&self, target: &SiteResources) -> Result<Preview, Error> {
         let host = self.host_context(target, false)?;
         let existing = self.site_dir.load_certificates()?;
-        let plan = plan::plan(target, &host, &existing)?;
+        let plan = plan::plan(target, &host, &existing, LeafRenewal::WhenDue)?;
         let mut files = Vec::new();
         let mut note = |path: &Path, action: FileAction| {
             files.push(FileChange {
@@ -913,7 +916,7 @@ async fn planned_live_ops(
     client: &mut ManagementClient,
     wanted: &[RouterEntity],
     fixed: &BTreeSet<(EntityType, String)>,
-    renewed: &BTreeSet<String>,
+    renewed: &BTreeMap<String, Renewal>,
 ) -> Result<Vec<LiveOp>, ManagementError> {
     let mut running = Vec::new();
     for entity_type in EntityType::LIVE {
@@ -934,10 +937,16 @@ pub async fn sync_router_entities(
     client: &mut ManagementClient,
     wanted: &[RouterEntity],
     fixed: &BTreeSet<(EntityType, String)>,
-    renewed: &BTreeSet<String>,
+    renewed: &BTreeMap<String, Renewal>,
 ) -> Result<Vec<LiveOp>, ManagementError> {
     let ops = planned_live_ops(client, wanted, fixed, renewed).await?;
-    for op in &ops {
+    run_live_ops(client, &ops).await?;
+    Ok(ops)
+}
+
+/// Carries out `ops` in order on the running router.
+async fn run_live_ops(client: &mut ManagementClient, ops: &[LiveOp]) -> Result<(), ManagementError> {
+    for op in ops {
         match op {
             LiveOp::Delete { entity_type, name } => {
                 match client.delete(entity_type.as_str(), name).await {
@@ -954,9 +963,62 @@ pub async fn sync_router_entities(
                     )
                     .await?;
             }
+            LiveOp::Renew {
+                profile,
+                ordinal,
+                close_older,
+            } => {
+                client
+                    .update(
+                        EntityType::SslProfile.as_str(),
+                        profile,
+                        LiveOp::renew_attributes(*ordinal, *close_older),
+                    )
+                    .await?;
+            }
         }
     }
-    Ok(ops)
+    Ok(())
+}
+
+/// Writes the site's certificate files as its resources and link CAs say, and renews the
+/// running router's sslProfiles whose files changed, under the site's lock: for a change of
+/// trust made outside a command (the grant server issued a link). Returns what it did to the
+/// router. Not a whole apply: nothing else about the site changed, and the grant server runs
+/// without the D-Bus session an apply needs.
+pub async fn renew_certificates(site_dir: &SiteDir) -> Result<Vec<String>, Error> {
+    let paths = Paths::from_env()?;
+    let _lock = paths.lock(&site_dir.namespace, &|_| {})?;
+    let resources = site_dir.load_resources()?.ok_or_else(|| StoreError::NoSite {
+        namespace: site_dir.namespace.clone(),
+        present: paths.namespaces(),
+    })?;
+    let existing = site_dir.load_certificates()?;
+    let config = plan::config_entities(&resources);
+    let (certificates, renewed) =
+        plan::certificate_changes(&resources, &config, &existing, LeafRenewal::WhenDue)?;
+    site_dir.save_certificates(&certificates)?;
+    if renewed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut client = site_management(site_dir, &resources, MANAGEMENT_TIMEOUT).await?;
+    let result = async {
+        let running: Vec<RouterEntity> = client
+            .query(EntityType::SslProfile.as_str(), &[])
+            .await?
+            .into_iter()
+            .map(|attributes| RouterEntity {
+                entity_type: EntityType::SslProfile,
+                attributes,
+            })
+            .collect();
+        let ops = renew_ops(&running, &renewed);
+        run_live_ops(&mut client, &ops).await?;
+        Ok::<_, ManagementError>(ops.iter().map(LiveOp::label).collect())
+    }
+    .await;
+    let _ = client.close().await;
+    Ok(result?)
 }
 
 enum LiveError {

@@ -7,6 +7,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use crate::render::certs::LeafRenewal;
 use crate::error::Error;
 use crate::model::{
     check_name, ObjectMeta, Resource, RouterAccess, RouterAccessRole, RouterAccessSpec, RouterMode,
@@ -91,6 +92,7 @@ pub async fn init(
     };
     progress("writing certificates, router configuration and units");
     let options = ApplyOptions {
+        renewal: LeafRenewal::WhenDue,
         start_router: true,
         timeout: request.timeout,
     };
@@ -128,6 +130,7 @@ pub async fn update(
             .insert(ROUTER_IMAGE_ANNOTATION.into(), image.clone());
     }
     let options = ApplyOptions {
+        renewal: LeafRenewal::WhenDue,
         start_router: true,
         timeout: request.timeout,
     };

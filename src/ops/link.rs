@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
+use crate::render::certs::LeafRenewal;
 use crate::error::Error;
 use crate::model::{check_name, LinkRole, LinkState, Resource, SiteResources};
 use crate::observe::collector;
@@ -177,6 +178,7 @@ pub async fn create(
     all.extend(bundle.links.iter().cloned().map(Resource::Link));
     let target = SiteResources::new(&request.namespace, all)?;
     let options = ApplyOptions {
+        renewal: LeafRenewal::WhenDue,
         start_router: false,
         timeout: request.timeout,
     };
@@ -332,6 +334,7 @@ pub async fn delete(
         .collect();
     let target = SiteResources::new(namespace, kept)?;
     let options = ApplyOptions {
+        renewal: LeafRenewal::WhenDue,
         start_router: false,
         timeout,
     };

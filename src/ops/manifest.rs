@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::render::certs::LeafRenewal;
 use crate::error::Error;
 use crate::grants::code::new_code;
 use crate::grants::duration::parse_go_duration;
@@ -337,6 +338,7 @@ pub async fn apply(
         plan: None,
     };
     let options = ApplyOptions {
+        renewal: LeafRenewal::WhenDue,
         start_router: true,
         ..request.options
     };
@@ -430,6 +432,7 @@ pub async fn delete(
     }
     let target = SiteResources::new(namespace, kept)?;
     let options = ApplyOptions {
+        renewal: LeafRenewal::WhenDue,
         start_router: false,
         ..request.options
     };

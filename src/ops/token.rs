@@ -1,6 +1,6 @@
 //! `vansite token issue FILE` (the tutorials' `token create`): record an AccessGrant, make sure
 //! the grant server runs, and write the token another site redeems. `vansite link generate`:
-//! a static Link + Secret, no server involved.
+//! a static Link + Secret, no server involved, trusted by the router from then on.
 //!
 //! Order of effects: the grant's state file, then the certificates, then the resources (the
 //! commit point: a grant exists once its AccessGrant file does), then the units, then the token
@@ -10,19 +10,20 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use crate::render::certs::LeafRenewal;
 use crate::error::Error;
 use crate::model::{
     check_name, AccessGrant, AccessGrantSpec, AccessToken, AccessTokenSpec, ObjectMeta, Resource,
     Secret, SiteResources,
 };
-use crate::render::certs::{Ca, GRANT_SERVER_CA};
+use crate::render::certs::GRANT_SERVER_CA;
 use crate::settings::SKUPPER_VERSION;
 use crate::store::{files, Paths, SiteDir};
 
-use crate::grants::bundle::{link_bundle, LinkAccess, LinkBundle, V1_TYPE_LABEL};
+use crate::grants::bundle::{IssuedLink, LinkAccess, V1_TYPE_LABEL};
 use crate::grants::code::{name_suffix, new_code};
 use crate::grants::duration::parse_go_duration;
-use crate::grants::grant_port;
+use crate::grants::{self, grant_port};
 use crate::grants::state::{self, GrantState, LockedState};
 use crate::grants::{
     GrantError, TokenFormat, FORMAT_ANNOTATION, GRANT_PORT_ANNOTATION, HOST_ANNOTATION,
@@ -229,6 +230,7 @@ pub async fn issue(
     // the resources are saved.
     progress("recording the grant and starting the grant server");
     let options = ApplyOptions {
+        renewal: LeafRenewal::WhenDue,
         start_router: false,
         timeout: GRANT_APPLY_TIMEOUT,
     };
@@ -344,36 +346,51 @@ pub struct GenerateRequest {
 }
 
 /// A static Link + Secret for this site (Skupper's `link generate`): a client certificate
-/// `client-<site name>` signed by the CA the site's RouterAccess trusts. Nothing is recorded.
-pub fn generate_link(paths: &Paths, request: &GenerateRequest) -> Result<LinkBundle, Error> {
-    let site_dir = paths.site(&request.namespace);
-    let resources = paths.load_site(&site_dir.namespace)?;
+/// `client-<site name>` signed by a CA of this link's own, which the router trusts from now on
+/// (renewed live) until `vansite link revoke`. Returns the link's name here and the bundle.
+pub async fn generate_link(
+    paths: &Paths,
+    request: &GenerateRequest,
+    progress: &dyn Fn(&str),
+) -> Result<IssuedLink, Error> {
+    let name = request.name.clone();
+    if let Some(name) = &name {
+        check_name(name)
+            .map_err(|problem| Error::Usage(format!("--name: {problem} (an RFC 1123 label)")))?;
+    }
+    let mut session = SiteSession::open(paths, &request.namespace, progress).await?;
+    let site_dir = session.site_dir.clone();
+    let resources = session.resources()?.clone();
     let access = LinkAccess::of(&resources, request.host.as_deref())?;
-    let name = request
-        .name
-        .clone()
-        .unwrap_or_else(|| format!("link-{}", resources.site_name()));
-    check_name(&name)
-        .map_err(|problem| Error::Usage(format!("--name: {problem} (an RFC 1123 label)")))?;
+    let name = name.unwrap_or_else(|| format!("link-{}", resources.site_name()));
     let issuers = site_dir.load_certificates()?.issuers;
-    let files = issuers.get(access.issuer()).ok_or_else(|| {
+    let server_ca = issuers.get(access.issuer()).ok_or_else(|| {
         Error::Usage(format!(
             "the site has no CA '{}': run `vansite -n {} init` to restore its certificates",
             access.issuer(),
             request.namespace
         ))
     })?;
-    let ca = Ca::from_pem(access.issuer(), &files.tls_crt, &files.tls_key)?;
-    let mut bundle = link_bundle(
-        &access,
-        &ca,
-        &name,
-        &format!("client-{}", resources.site_name()),
-    )?;
-    for link in &mut bundle.links {
+    let subject = format!("client-{}", resources.site_name());
+    let mut issued =
+        grants::issue_link(&site_dir, &access, &server_ca.tls_crt, &name, &name, &subject)?;
+    for link in &mut issued.bundle.links {
         link.spec.cost = 1;
     }
-    Ok(bundle)
+    progress(&format!("trusting incoming link '{}'", issued.link));
+    let options = ApplyOptions {
+        renewal: LeafRenewal::WhenDue,
+        start_router: false,
+        timeout: GRANT_APPLY_TIMEOUT,
+    };
+    let command = format!("link generate {}", issued.link);
+    if let Err(error) = session.apply(resources, &command, options, progress).await {
+        site_dir
+            .remove_issuer(&site_dir.link_issuers(), &issued.link)
+            .map_err(Error::from)?;
+        return Err(error);
+    }
+    Ok(issued)
 }
 
 #[cfg(test)]

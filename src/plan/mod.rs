@@ -5,7 +5,7 @@
 pub mod link;
 pub mod router;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -13,7 +13,7 @@ use std::time::Duration;
 use crate::grants::grant_port;
 use crate::model::{SiteResources, ROUTER_PORT_ANNOTATION};
 use crate::quadlet::version::PodmanVersion;
-use crate::render::certs::{self, SiteCertificates};
+use crate::render::certs::{self, LeafRenewal, SiteCertificates};
 use crate::render::forwarder_units::{forwarder_units, ForwarderSpec};
 use crate::render::grant_units::{
     render_service, render_socket, service_unit, socket_unit, GrantUnitSpec,
@@ -21,6 +21,7 @@ use crate::render::grant_units::{
 use crate::render::router_config::{render, router_entities, RenderContext, CERTS_PATH, LOOPBACK};
 use crate::render::router_unit::{router_quadlet, RouterUnitSpec, CERTS_DIR_IN_CONTAINER};
 use crate::router::entity::{EntityType, RouterEntity};
+use router::Renewal;
 use crate::settings::SKUPPER_VERSION;
 use crate::store::SiteDir;
 
@@ -87,9 +88,9 @@ pub struct HostPlan {
     pub live_entities: Vec<RouterEntity>,
     /// The entities fixed at the router's start, never changed through management.
     pub fixed: BTreeSet<(EntityType, String)>,
-    /// Live sslProfiles whose certificate files this plan changes: the router read the old
-    /// files when it created them, so they are created again, with what uses them.
-    pub renewed_profiles: BTreeSet<String>,
+    /// sslProfiles whose certificate files this plan changes, and how: the router read the
+    /// old files, so a running one is told to read them again.
+    pub renewed_profiles: BTreeMap<String, Renewal>,
     pub router_unit: PlannedFile,
     /// `vansite-<ns>-router.service`.
     pub router_service: String,
@@ -158,27 +159,19 @@ pub fn router_image(resources: &SiteResources) -> &str {
 }
 
 /// Renders everything the host must hold for `resources`. `existing` certificates are kept
-/// where still valid (CAs always), so planning twice gives the same files.
+/// where still valid (CAs always) unless `renewal` says otherwise, so planning twice gives
+/// the same files.
 pub fn plan(
     resources: &SiteResources,
     host: &HostContext,
     existing: &SiteCertificates,
+    renewal: LeafRenewal,
 ) -> Result<HostPlan, PlanError> {
-    let certificates = certs::site_certificates(resources, existing)?;
     let context = render_context(resources);
-    let config_entities = router_entities(resources, &context, CERTS_PATH);
+    let config_entities = config_entities(resources);
+    let (certificates, renewed_profiles) =
+        certificate_changes(resources, &config_entities, existing, renewal)?;
     let (live_entities, fixed) = live_entities(resources);
-    let renewed_profiles = live_entities
-        .iter()
-        .filter(|e| e.entity_type == EntityType::SslProfile)
-        .map(|e| e.name().to_string())
-        .filter(|name| {
-            existing
-                .certs
-                .get(name)
-                .is_some_and(|old| certificates.certs.get(name) != Some(old))
-        })
-        .collect();
     let site_dir = &host.site_dir;
     let unit = router_quadlet(&RouterUnitSpec {
         namespace: site_dir.namespace.clone(),
@@ -215,6 +208,33 @@ pub fn plan(
         router_service: unit.service_name(),
         forwarders,
     })
+}
+
+/// The entities of `skrouterd.json` for `resources`, with paths as the file has them.
+pub fn config_entities(resources: &SiteResources) -> Vec<RouterEntity> {
+    router_entities(resources, &render_context(resources), CERTS_PATH)
+}
+
+/// The certificates `resources` need (see [`certs::site_certificates`]) and the sslProfiles
+/// of `config_entities` whose files they change, with how.
+pub fn certificate_changes(
+    resources: &SiteResources,
+    config_entities: &[RouterEntity],
+    existing: &SiteCertificates,
+    renewal: LeafRenewal,
+) -> Result<(SiteCertificates, BTreeMap<String, Renewal>), PlanError> {
+    let certificates = certs::site_certificates(resources, existing, renewal)?;
+    let renewed = config_entities
+        .iter()
+        .filter(|e| e.entity_type == EntityType::SslProfile)
+        .filter_map(|e| {
+            let name = e.name();
+            let renewal =
+                router::renewal(existing.certs.get(name)?, certificates.certs.get(name)?)?;
+            Some((name.to_string(), renewal))
+        })
+        .collect();
+    Ok((certificates, renewed))
 }
 
 fn grant_server_plan(

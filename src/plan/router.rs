@@ -1,13 +1,16 @@
 //! What a change of the site's resources does to its router, decided from rendered entities
 //! alone: the part of `skrouterd.json` a running router cannot change (its id and mode, its
-//! listeners for links and management and their certificates) restarts it; everything else
-//! (links' connectors, services' tcp entities, their sslProfiles) goes to the running router
-//! through management as DELETE and CREATE, and never restarts it.
+//! listeners for links and management) restarts it; everything else (links' connectors,
+//! services' tcp entities, their sslProfiles) goes to the running router through management
+//! as DELETE and CREATE, and never restarts it. New certificate files reach every sslProfile,
+//! the listeners' too, as an UPDATE that makes the router read them again (skupper-router
+//! 3.5.1 `qd_tls_update_ssl_profile`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
+use crate::render::certs::{self, CertFiles};
 use crate::router::entity::{EntityType, RouterEntity};
 
 /// Management operations that bring a running router's live entities to the wanted ones.
@@ -18,6 +21,14 @@ pub enum LiveOp {
         name: String,
     },
     Create(RouterEntity),
+    /// An sslProfile reads its files again: new handshakes use them. `ordinal` is the
+    /// profile's next revision; with `close_older`, connections made under earlier revisions
+    /// are closed (the router's `oldestValidOrdinal`), and those still trusted come back.
+    Renew {
+        profile: String,
+        ordinal: u64,
+        close_older: bool,
+    },
 }
 
 impl LiveOp {
@@ -25,7 +36,55 @@ impl LiveOp {
         match self {
             LiveOp::Delete { entity_type, name } => format!("delete {entity_type}/{name}"),
             LiveOp::Create(entity) => format!("create {}", entity.label()),
+            LiveOp::Renew {
+                profile,
+                close_older: false,
+                ..
+            } => format!("renew sslProfile/{profile}"),
+            LiveOp::Renew {
+                profile,
+                close_older: true,
+                ..
+            } => format!("renew sslProfile/{profile} (its connections reconnect)"),
         }
+    }
+
+    /// The attributes an UPDATE of a renewed profile sends.
+    pub fn renew_attributes(ordinal: u64, close_older: bool) -> serde_json::Map<String, Value> {
+        let mut attributes = serde_json::Map::new();
+        attributes.insert("ordinal".into(), ordinal.into());
+        if close_older {
+            attributes.insert("oldestValidOrdinal".into(), ordinal.into());
+        }
+        attributes
+    }
+}
+
+/// How an sslProfile's files changed, which decides what the running router does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Renewal {
+    /// New certificates with at least the trust the old ones had: new handshakes use them,
+    /// open connections stay.
+    Rotated,
+    /// A CA the profile trusted is gone (a revoked link, a new site CA): connections made
+    /// before are closed, so none stays up on trust that was withdrawn.
+    TrustWithdrawn,
+}
+
+/// What changed between a profile's files on disk (`old`) and the planned ones; None when
+/// nothing did.
+pub fn renewal(old: &CertFiles, new: &CertFiles) -> Option<Renewal> {
+    if old == new {
+        return None;
+    }
+    let (trusted_before, trusted_now) = (
+        certs::bundle_certificates(&old.ca_crt),
+        certs::bundle_certificates(&new.ca_crt),
+    );
+    if trusted_before.is_subset(&trusted_now) {
+        Some(Renewal::Rotated)
+    } else {
+        Some(Renewal::TrustWithdrawn)
     }
 }
 
@@ -89,27 +148,20 @@ pub fn restart_needed_for(running: &[RouterEntity], wanted: &[RouterEntity]) -> 
 }
 
 /// The operations that turn the router's live entities (`running`, as QUERY returns them,
-/// every attribute included) into `wanted` (from [`live_entities`]): an entity that is missing
-/// or differs in an attribute vansite sets is (re)created; one vansite no longer wants is
-/// deleted; the fixed ones (`fixed`, by type and name) are never touched. An sslProfile of
-/// `renewed` (its files changed) is recreated with every entity that uses it. Deletes come
-/// first, dependents before what they use; creates after, in the reverse order.
+/// every attribute included, every sslProfile too) into `wanted` (from [`live_entities`]): an
+/// entity that is missing or differs in an attribute vansite sets is (re)created; one vansite
+/// no longer wants is deleted; the fixed ones (`fixed`, by type and name) are never touched.
+/// An sslProfile of `renewed` (its files changed) that is not created again is renewed in
+/// place, fixed or not, at the revision after the one it runs. Deletes come first, dependents
+/// before what they use; creates after, in the reverse order; renewals last.
 pub fn live_ops(
     running: &[RouterEntity],
     wanted: &[RouterEntity],
     fixed: &BTreeSet<(EntityType, String)>,
-    renewed: &BTreeSet<String>,
+    renewed: &BTreeMap<String, Renewal>,
 ) -> Vec<LiveOp> {
-    let uses_renewed = |r: &RouterEntity| {
-        let profile = match r.entity_type {
-            EntityType::SslProfile => Some(r.name()),
-            _ => r.attributes.get("sslProfile").and_then(Value::as_str),
-        };
-        profile.is_some_and(|p| renewed.contains(p))
-    };
     let same = |r: &RouterEntity, w: &RouterEntity| {
-        !uses_renewed(r)
-            && r.entity_type == w.entity_type
+        r.entity_type == w.entity_type
             && r.name() == w.name()
             && w.attributes
                 .iter()
@@ -150,6 +202,17 @@ pub fn live_ops(
         .filter(|w| deleted(w) || !running.iter().any(|r| same(r, w)))
         .collect();
     creates.sort_by_key(|e| creation_rank(e.entity_type));
+    let created = |profile: &RouterEntity| {
+        creates
+            .iter()
+            .any(|c| c.entity_type == EntityType::SslProfile && c.name() == profile.name())
+    };
+    let kept_profiles: Vec<RouterEntity> = running
+        .iter()
+        .filter(|r| !created(r))
+        .cloned()
+        .collect();
+    let renewals = renew_ops(&kept_profiles, renewed);
     deletes
         .into_iter()
         .map(|e| LiveOp::Delete {
@@ -157,6 +220,25 @@ pub fn live_ops(
             name: e.name().to_string(),
         })
         .chain(creates.into_iter().cloned().map(LiveOp::Create))
+        .chain(renewals)
+        .collect()
+}
+
+/// The renewals of the running sslProfiles (`running` may hold other entities too) whose
+/// files changed: each at the revision after the one it runs.
+pub fn renew_ops(running: &[RouterEntity], renewed: &BTreeMap<String, Renewal>) -> Vec<LiveOp> {
+    running
+        .iter()
+        .filter(|r| r.entity_type == EntityType::SslProfile)
+        .filter_map(|r| {
+            let renewal = renewed.get(r.name())?;
+            let ordinal = r.attributes.get("ordinal").and_then(Value::as_u64);
+            Some(LiveOp::Renew {
+                profile: r.name().to_string(),
+                ordinal: ordinal.unwrap_or(0) + 1,
+                close_older: *renewal == Renewal::TrustWithdrawn,
+            })
+        })
         .collect()
 }
 
@@ -274,7 +356,7 @@ mod tests {
                 json!({"name": "connector/old@localhost", "port": "9"}),
             ),
         ];
-        let ops: Vec<String> = live_ops(&running, &wanted, &fixed, &BTreeSet::new())
+        let ops: Vec<String> = live_ops(&running, &wanted, &fixed, &BTreeMap::new())
             .iter()
             .map(LiveOp::label)
             .collect();
@@ -290,38 +372,86 @@ mod tests {
         );
         // Once applied, nothing is left to do.
         let converged: Vec<RouterEntity> = wanted.clone();
-        assert!(live_ops(&converged, &wanted, &fixed, &BTreeSet::new()).is_empty());
+        assert!(live_ops(&converged, &wanted, &fixed, &BTreeMap::new()).is_empty());
     }
 
     #[test]
-    fn a_profile_with_new_files_is_created_again_with_what_uses_it() {
-        let profile = entity(
-            EntityType::SslProfile,
-            json!({"name": "web-tls", "caCertFile": "c", "certFile": "t", "privateKeyFile": "k"}),
-        );
+    fn a_profile_with_new_files_is_renewed_in_place_fixed_or_not() {
+        let profile = |name: &str, ordinal: Option<u64>| {
+            let mut attributes = json!({"name": name, "caCertFile": "c", "certFile": "t"});
+            if let Some(ordinal) = ordinal {
+                attributes["ordinal"] = json!(ordinal);
+            }
+            entity(EntityType::SslProfile, attributes)
+        };
         let listener = entity(
             EntityType::TcpListener,
             json!({"name": "listener/web", "port": "1", "address": "web", "sslProfile": "web-tls"}),
         );
-        let other = entity(
-            EntityType::TcpListener,
-            json!({"name": "listener/db", "port": "2", "address": "db"}),
-        );
-        let config = vec![profile, listener, other];
-        let renewed = BTreeSet::from(["web-tls".to_string()]);
-        let ops: Vec<String> = live_ops(&config, &config, &BTreeSet::new(), &renewed)
-            .iter()
-            .map(LiveOp::label)
-            .collect();
+        // The router reports the revision it runs; a fixed (link listener) profile too.
+        let running = vec![
+            profile("web-tls", Some(2)),
+            profile("skupper-site-server", None),
+            listener.clone(),
+        ];
+        let wanted = vec![profile("web-tls", None), listener];
+        let fixed = BTreeSet::from([(EntityType::SslProfile, "skupper-site-server".to_string())]);
+        let renewed = BTreeMap::from([
+            ("web-tls".to_string(), Renewal::Rotated),
+            ("skupper-site-server".to_string(), Renewal::TrustWithdrawn),
+        ]);
+        let ops = live_ops(&running, &wanted, &fixed, &renewed);
         assert_eq!(
             ops,
             [
-                "delete tcpListener/listener/web",
-                "delete sslProfile/web-tls",
-                "create sslProfile/web-tls",
-                "create tcpListener/listener/web",
+                LiveOp::Renew {
+                    profile: "web-tls".into(),
+                    ordinal: 3,
+                    close_older: false
+                },
+                LiveOp::Renew {
+                    profile: "skupper-site-server".into(),
+                    ordinal: 1,
+                    close_older: true
+                },
             ]
         );
+        // A profile created again anyway reads its files then: no renewal on top.
+        let moved = vec![entity(
+            EntityType::SslProfile,
+            json!({"name": "web-tls", "caCertFile": "elsewhere", "certFile": "t"}),
+        )];
+        let labels: Vec<String> = live_ops(&running[..1], &moved, &BTreeSet::new(), &renewed)
+            .iter()
+            .map(LiveOp::label)
+            .collect();
+        assert_eq!(labels, ["delete sslProfile/web-tls", "create sslProfile/web-tls"]);
+    }
+
+    #[test]
+    fn withdrawn_trust_closes_connections_added_trust_does_not() {
+        let ca = |name: &str| certs::Ca::new(name).unwrap().cert_pem().to_string();
+        let (site, link_a, link_b) = (ca("site"), ca("link-a"), ca("link-b"));
+        let files = |cas: &[&str]| CertFiles {
+            ca_crt: cas.concat(),
+            tls_crt: "server".into(),
+            tls_key: "key".into(),
+        };
+        let both = files(&[&site, &link_a, &link_b]);
+        assert_eq!(renewal(&both, &both), None);
+        assert_eq!(
+            renewal(&files(&[&site, &link_a]), &both),
+            Some(Renewal::Rotated)
+        );
+        assert_eq!(
+            renewal(&both, &files(&[&site, &link_b])),
+            Some(Renewal::TrustWithdrawn)
+        );
+        let rotated = CertFiles {
+            tls_crt: "new server".into(),
+            ..both.clone()
+        };
+        assert_eq!(renewal(&both, &rotated), Some(Renewal::Rotated));
     }
 
     #[test]
@@ -338,7 +468,7 @@ mod tests {
         );
         let running = vec![listener("1"), address.clone()];
         let wanted = vec![listener("2"), address];
-        let ops: Vec<String> = live_ops(&running, &wanted, &BTreeSet::new(), &BTreeSet::new())
+        let ops: Vec<String> = live_ops(&running, &wanted, &BTreeSet::new(), &BTreeMap::new())
             .iter()
             .map(LiveOp::label)
             .collect();

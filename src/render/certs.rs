@@ -152,12 +152,41 @@ impl Ca {
 /// Issues a leaf signed by `ca` with CN `subject` and a SAN per host (DNS always, IP too for
 /// addresses).
 pub fn issue(ca: &Ca, subject: &str, hosts: &[String]) -> Result<CertFiles, CertError> {
+    issue_with_unit(ca, subject, None, hosts)
+}
+
+/// The client certificate of one incoming link: CN `subject` (what Skupper puts there), OU
+/// the name the link is known by here, so the router's connection (its `user`) names it. It
+/// is signed by that link's own CA, sent along as the chain's second certificate; `ca.crt` is
+/// left to the caller: the CA the linking site checks this site's server certificate with.
+pub fn issue_link_client(
+    link_ca: &Ca,
+    subject: &str,
+    link: &str,
+    hosts: &[String],
+) -> Result<CertFiles, CertError> {
+    let mut files = issue_with_unit(link_ca, subject, Some(link), hosts)?;
+    files.tls_crt.push_str(link_ca.cert_pem());
+    Ok(files)
+}
+
+fn issue_with_unit(
+    ca: &Ca,
+    subject: &str,
+    unit: Option<&str>,
+    hosts: &[String],
+) -> Result<CertFiles, CertError> {
     let generate = |source| CertError::Generate {
         subject: subject.to_string(),
         source,
     };
     let key = new_key().map_err(generate)?;
     let mut params = base_params(subject);
+    if let Some(unit) = unit {
+        params
+            .distinguished_name
+            .push(DnType::OrganizationalUnitName, unit);
+    }
     params.use_authority_key_identifier_extension = true;
     for host in hosts {
         let dns = host.clone().try_into().map_err(generate)?;
@@ -175,20 +204,32 @@ pub fn issue(ca: &Ca, subject: &str, hosts: &[String]) -> Result<CertFiles, Cert
 }
 
 /// Checks a link's credentials, which come from another site (a Secret, a token):
-/// `ca.crt` is a certificate, `tls.crt` a certificate it signed (Skupper issues a link's client
-/// certificate with the CA it ships as `ca.crt`) and `tls.key` the certificate's private key.
-/// A damaged or altered file fails here instead of in the router.
+/// `ca.crt` is a certificate, `tls.crt` a certificate signed by it (Skupper issues a link's
+/// client certificate with the CA it ships as `ca.crt`) or by the next certificate of its
+/// chain (vansite signs each link's with a CA of its own, see [`issue_link_client`]), and
+/// `tls.key` the certificate's private key. A damaged or altered file fails here instead of
+/// in the router.
 pub fn check_credentials(files: &CertFiles) -> Result<(), String> {
     let ca_pem = parse_pem(&files.ca_crt).map_err(|e| format!("ca.crt: {e}"))?;
-    let ca = ca_pem
+    ca_pem
         .parse_x509()
         .map_err(|e| format!("ca.crt is not a valid certificate: {e}"))?;
-    let pem = parse_pem(&files.tls_crt).map_err(|e| format!("tls.crt: {e}"))?;
-    let cert = pem
+    let chain: Vec<Pem> = Pem::iter_from_buffer(files.tls_crt.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("tls.crt: {e}"))?;
+    let leaf_pem = chain.first().ok_or("tls.crt: no PEM block")?;
+    let cert = leaf_pem
         .parse_x509()
         .map_err(|e| format!("tls.crt is not a valid certificate: {e}"))?;
-    if cert.verify_signature(Some(ca.public_key())).is_err() {
-        return Err("tls.crt is not signed by ca.crt (altered, or not from one site)".into());
+    let signed = std::iter::once(&ca_pem)
+        .chain(chain.iter().skip(1))
+        .filter_map(|pem| pem.parse_x509().ok())
+        .any(|issuer| cert.verify_signature(Some(issuer.public_key())).is_ok());
+    if !signed {
+        return Err(
+            "tls.crt is not signed by ca.crt nor by its chain (altered, or not from one site)"
+                .into(),
+        );
     }
     check_key_pair(files)
 }
@@ -212,11 +253,24 @@ pub fn same_certificate(a: &str, b: &str) -> bool {
     matches!((parse_pem(a), parse_pem(b)), (Ok(a), Ok(b)) if a.contents == b.contents)
 }
 
-/// Issuers (`runtime/issuers/<name>/`) and leaves (`runtime/certs/<name>/`) of a site, by name.
+/// Issuers (`runtime/issuers/<name>/`), leaves (`runtime/certs/<name>/`) and the CAs of the
+/// incoming links this site issued (`runtime/link-issuers/<link>/`) of a site, by name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SiteCertificates {
     pub issuers: BTreeMap<String, CertFiles>,
     pub certs: BTreeMap<String, CertFiles>,
+    /// One CA per link this site issued (a redeemed token, a generated link), by the link's
+    /// name here: the link listeners trust each until the link is revoked.
+    pub link_issuers: BTreeMap<String, CertFiles>,
+}
+
+/// Which existing leaves a plan may keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeafRenewal {
+    /// Keep every leaf that is still what it should be and not within 30 days of expiry.
+    WhenDue,
+    /// Issue every leaf vansite issues again (`certs rotate`); CAs and the user's stay.
+    All,
 }
 
 /// What one leaf must look like to be reused.
@@ -225,6 +279,9 @@ struct LeafSpec {
     issuer: String,
     subject: String,
     hosts: Vec<String>,
+    /// A link listener's certificate: its `ca.crt` is the trust bundle of its issuer and
+    /// every link CA (what the listener checks linking routers' certificates against).
+    trusts_links: bool,
 }
 
 /// The certificates `resources` need, reusing what `existing` holds: every existing CA is kept
@@ -243,9 +300,13 @@ struct LeafSpec {
 /// skupper-grant-server (CN skupper-grant-server, SANs = its RouterAccess's names). Each
 /// Certificate resource is issued by its `spec.ca` (CN = `subject`, SANs = `hosts`), and takes
 /// the place of the one a service of that tlsCredentials would get; a `signing` one is a CA.
+///
+/// Link CAs are kept as they are: they are made by [`issue_link_client`]'s callers and removed
+/// by a revocation, never here.
 pub fn site_certificates(
     resources: &SiteResources,
     existing: &SiteCertificates,
+    renewal: LeafRenewal,
 ) -> Result<SiteCertificates, CertError> {
     let leaves = leaf_specs(resources);
     let issuer_names: BTreeSet<String> = [SITE_CA, LOCAL_CA, SERVICE_CA]
@@ -274,13 +335,22 @@ pub fn site_certificates(
             .map(|(name, ca)| (name.clone(), ca.files().clone()))
             .collect(),
         certs: BTreeMap::new(),
+        link_issuers: existing.link_issuers.clone(),
     };
     for leaf in leaves {
         let ca = &cas[&leaf.issuer];
-        let files = match existing.certs.get(&leaf.name) {
-            Some(files) if leaf_is_current(files, ca, &leaf.subject, &leaf.hosts) => files.clone(),
+        let mut files = match existing.certs.get(&leaf.name) {
+            Some(files)
+                if renewal == LeafRenewal::WhenDue
+                    && leaf_is_current(files, ca, &leaf.subject, &leaf.hosts) =>
+            {
+                files.clone()
+            }
             _ => issue(ca, &leaf.subject, &leaf.hosts)?,
         };
+        if leaf.trusts_links {
+            files.ca_crt = trust_bundle(ca, &existing.link_issuers);
+        }
         result.certs.insert(leaf.name, files);
     }
     for service in service_tls(resources) {
@@ -331,6 +401,18 @@ pub fn site_certificates(
     Ok(result)
 }
 
+/// A link listener's trust: its issuer (links issued before vansite gave each its own CA,
+/// and Skupper's) and every link CA, one PEM file.
+fn trust_bundle(issuer: &Ca, link_issuers: &BTreeMap<String, CertFiles>) -> String {
+    let mut bundle = issuer.cert_pem().trim_end().to_string();
+    bundle.push('\n');
+    for link_ca in link_issuers.values() {
+        bundle.push_str(link_ca.tls_crt.trim_end());
+        bundle.push('\n');
+    }
+    bundle
+}
+
 fn leaf_specs(resources: &SiteResources) -> Vec<LeafSpec> {
     let local_hosts: Vec<String> = LOCAL_HOSTS.iter().map(|h| h.to_string()).collect();
     let mut leaves = Vec::new();
@@ -349,12 +431,14 @@ fn leaf_specs(resources: &SiteResources) -> Vec<LeafSpec> {
                 issuer: issuer.clone(),
                 subject: LOCAL_HOSTS[0].to_string(),
                 hosts: local_hosts.clone(),
+                trusts_links: false,
             });
             leaves.push(LeafSpec {
                 name: LOCAL_CLIENT.to_string(),
                 issuer,
                 subject: LOCAL_HOSTS[0].to_string(),
                 hosts: local_hosts.clone(),
+                trusts_links: false,
             });
         } else if access.accepts_links() {
             let mut hosts = access.spec.subject_alternative_names.clone();
@@ -367,6 +451,7 @@ fn leaf_specs(resources: &SiteResources) -> Vec<LeafSpec> {
                 issuer: issuer(SITE_CA),
                 subject: access.metadata.name.clone(),
                 hosts,
+                trusts_links: true,
             });
         }
     }
@@ -379,6 +464,7 @@ fn leaf_specs(resources: &SiteResources) -> Vec<LeafSpec> {
             issuer: GRANT_SERVER_CA.to_string(),
             subject: GRANT_SERVER.to_string(),
             hosts: access.spec.subject_alternative_names.clone(),
+            trusts_links: false,
         });
     }
     for certificate in resources.certificates.iter().filter(|c| !c.spec.signing) {
@@ -387,6 +473,7 @@ fn leaf_specs(resources: &SiteResources) -> Vec<LeafSpec> {
             issuer: certificate.spec.ca.clone(),
             subject: certificate.subject().to_string(),
             hosts: certificate.spec.hosts.clone(),
+            trusts_links: false,
         });
     }
     for service in service_tls(resources) {
@@ -404,6 +491,7 @@ fn leaf_specs(resources: &SiteResources) -> Vec<LeafSpec> {
             issuer: SERVICE_CA.to_string(),
             subject: hosts[0].clone(),
             hosts,
+            trusts_links: false,
         });
     }
     leaves
@@ -528,7 +616,8 @@ fn secret_files(secret: &Secret, user: &str, needs: &[&str]) -> Result<CertFiles
 
 /// Whether an existing leaf still is what [`issue`] would produce for `subject`/`hosts` by `ca`.
 fn leaf_is_current(files: &CertFiles, ca: &Ca, subject: &str, hosts: &[String]) -> bool {
-    if files.ca_crt.trim() != ca.cert_pem().trim() {
+    // A link listener's `ca.crt` is a bundle that starts with its issuer.
+    if !same_certificate(&files.ca_crt, ca.cert_pem()) {
         return false;
     }
     let (Ok(ca_pem), Ok(leaf_pem), Ok(key)) = (
@@ -615,6 +704,16 @@ pub fn validity(cert_pem: &str) -> Result<(i64, i64), String> {
         validity.not_before.timestamp(),
         validity.not_after.timestamp(),
     ))
+}
+
+/// The certificates (DER) of a PEM bundle such as a trust file; blocks that do not parse are
+/// left out.
+pub fn bundle_certificates(text: &str) -> BTreeSet<Vec<u8>> {
+    Pem::iter_from_buffer(text.as_bytes())
+        .flatten()
+        .filter(|pem| pem.label == "CERTIFICATE")
+        .map(|pem| pem.contents)
+        .collect()
 }
 
 fn parse_pem(text: &str) -> Result<Pem, String> {
@@ -883,7 +982,7 @@ spec: {{routingKey: payments, host: payments.local, port: 8443, tlsCredentials: 
              ---\napiVersion: skupper.io/v2alpha1\nkind: Certificate\nmetadata: {name: my-ca}\n\
              spec: {signing: true}\n",
         );
-        let certs = site_certificates(&resources, &SiteCertificates::default()).unwrap();
+        let certs = site_certificates(&resources, &SiteCertificates::default(), LeafRenewal::WhenDue).unwrap();
         assert!(
             certs.issuers.contains_key("my-ca"),
             "a signing Certificate is a CA"
@@ -898,14 +997,14 @@ spec: {{routingKey: payments, host: payments.local, port: 8443, tlsCredentials: 
             names,
             SubjectNames::expected("db.example", &super::tests::hosts(&["db.example", "db"]))
         );
-        let again = site_certificates(&resources, &certs).unwrap();
+        let again = site_certificates(&resources, &certs, LeafRenewal::WhenDue).unwrap();
         assert_eq!(again, certs, "kept as long as it is current");
     }
 
     #[test]
     fn site_gets_its_issuers_and_leaves() {
         let resources = site("");
-        let certs = site_certificates(&resources, &SiteCertificates::default()).unwrap();
+        let certs = site_certificates(&resources, &SiteCertificates::default(), LeafRenewal::WhenDue).unwrap();
         let issuers: Vec<&str> = certs.issuers.keys().map(String::as_str).collect();
         assert_eq!(issuers, [GRANT_SERVER_CA, LOCAL_CA, SERVICE_CA, SITE_CA]);
         let leaves: Vec<&str> = certs.certs.keys().map(String::as_str).collect();
@@ -969,7 +1068,7 @@ spec: {{routingKey: payments, host: payments.local, port: 8443, tlsCredentials: 
              spec: {host: web.local, port: 8443, tlsCredentials: web-tls, \
              strategy: {priority: {routingKeys: [web-a, web-b]}}}\n",
         );
-        let certs = site_certificates(&resources, &SiteCertificates::default()).unwrap();
+        let certs = site_certificates(&resources, &SiteCertificates::default(), LeafRenewal::WhenDue).unwrap();
         let files = &certs.certs["web-tls"];
         assert_eq!(files.ca_crt, certs.issuers[SERVICE_CA].tls_crt);
         let pem = parse_pem(&files.tls_crt).unwrap();
@@ -982,15 +1081,15 @@ spec: {{routingKey: payments, host: payments.local, port: 8443, tlsCredentials: 
     #[test]
     fn running_twice_changes_nothing() {
         let resources = site("");
-        let first = site_certificates(&resources, &SiteCertificates::default()).unwrap();
-        let second = site_certificates(&resources, &first).unwrap();
+        let first = site_certificates(&resources, &SiteCertificates::default(), LeafRenewal::WhenDue).unwrap();
+        let second = site_certificates(&resources, &first, LeafRenewal::WhenDue).unwrap();
         assert_eq!(first, second);
     }
 
     #[test]
     fn only_outdated_or_missing_leaves_are_reissued() {
         let resources = site("");
-        let first = site_certificates(&resources, &SiteCertificates::default()).unwrap();
+        let first = site_certificates(&resources, &SiteCertificates::default(), LeafRenewal::WhenDue).unwrap();
 
         // New SANs for the RouterAccess: only its certificate and the grant server's change.
         let mut changed = resources.clone();
@@ -998,7 +1097,7 @@ spec: {{routingKey: payments, host: payments.local, port: 8443, tlsCredentials: 
             .spec
             .subject_alternative_names
             .push("west.other".into());
-        let second = site_certificates(&changed, &first).unwrap();
+        let second = site_certificates(&changed, &first, LeafRenewal::WhenDue).unwrap();
         assert_eq!(second.issuers, first.issuers);
         for (name, files) in &second.certs {
             let renamed = matches!(name.as_str(), "west" | GRANT_SERVER);
@@ -1013,7 +1112,7 @@ spec: {{routingKey: payments, host: payments.local, port: 8443, tlsCredentials: 
             LOCAL_SERVER.into(),
             issue(&stranger, "127.0.0.1", &hosts(&LOCAL_HOSTS)).unwrap(),
         );
-        let third = site_certificates(&resources, &existing).unwrap();
+        let third = site_certificates(&resources, &existing, LeafRenewal::WhenDue).unwrap();
         assert_eq!(third.issuers, first.issuers);
         assert_eq!(third.certs["west"], first.certs["west"]);
         assert_ne!(third.certs[LOCAL_SERVER], existing.certs[LOCAL_SERVER]);
@@ -1034,9 +1133,9 @@ spec: {{routingKey: payments, host: payments.local, port: 8443, tlsCredentials: 
     #[test]
     fn corrupt_existing_ca_is_an_error_not_a_silent_new_ca() {
         let resources = site("");
-        let mut existing = site_certificates(&resources, &SiteCertificates::default()).unwrap();
+        let mut existing = site_certificates(&resources, &SiteCertificates::default(), LeafRenewal::WhenDue).unwrap();
         existing.issuers.get_mut(SITE_CA).unwrap().tls_key = "garbage".into();
-        let error = site_certificates(&resources, &existing).unwrap_err();
+        let error = site_certificates(&resources, &existing, LeafRenewal::WhenDue).unwrap_err();
         assert!(
             matches!(error, CertError::BadCa { ref name, .. } if name == SITE_CA),
             "{error}"
@@ -1048,7 +1147,7 @@ spec: {{routingKey: payments, host: payments.local, port: 8443, tlsCredentials: 
         let extra = "---\napiVersion: skupper.io/v2alpha1\nkind: RouterAccess\nmetadata: {name: backup}\n\
                      spec: {roles: [{name: inter-router, port: 55672}], issuer: backup-ca, bindHost: 10.0.0.1}\n";
         let resources = site(extra);
-        let certs = site_certificates(&resources, &SiteCertificates::default()).unwrap();
+        let certs = site_certificates(&resources, &SiteCertificates::default(), LeafRenewal::WhenDue).unwrap();
         assert!(certs.issuers.contains_key("backup-ca"));
         let backup = &certs.certs["backup"];
         assert_eq!(backup.ca_crt, certs.issuers["backup-ca"].tls_crt);
@@ -1102,7 +1201,7 @@ spec: {{routingKey: payments, host: payments.local, port: 8443, tlsCredentials: 
             &(secret_document("db-tls", &without_ca)
                 + &secret_document("payments-tls", &backend_ca)),
         );
-        let certs = site_certificates(&resources, &SiteCertificates::default()).unwrap();
+        let certs = site_certificates(&resources, &SiteCertificates::default(), LeafRenewal::WhenDue).unwrap();
         assert_eq!(
             certs.certs["db-tls"], without_ca,
             "the listener presents the user's pair"
@@ -1122,6 +1221,7 @@ spec: {{routingKey: payments, host: payments.local, port: 8443, tlsCredentials: 
         let error = site_certificates(
             &site(&secret_document("db-tls", &mismatched)),
             &SiteCertificates::default(),
+            LeafRenewal::WhenDue,
         )
         .unwrap_err()
         .to_string();
@@ -1132,6 +1232,7 @@ spec: {{routingKey: payments, host: payments.local, port: 8443, tlsCredentials: 
         let error = site_certificates(
             &site(&secret_document("payments-tls", &without_ca)),
             &SiteCertificates::default(),
+            LeafRenewal::WhenDue,
         )
         .unwrap_err()
         .to_string();
@@ -1147,7 +1248,7 @@ spec: {{routingKey: payments, host: payments.local, port: 8443, tlsCredentials: 
             "---\napiVersion: skupper.io/v2alpha1\nkind: Listener\nmetadata: {name: web}\n\
              spec: {routingKey: web, host: 0.0.0.0, port: 8443, tlsCredentials: web-tls}\n",
         );
-        let certs = site_certificates(&resources, &SiteCertificates::default()).unwrap();
+        let certs = site_certificates(&resources, &SiteCertificates::default(), LeafRenewal::WhenDue).unwrap();
         let pem = parse_pem(&certs.certs["web-tls"].tls_crt).unwrap();
         assert_eq!(
             SubjectNames::of(&pem.parse_x509().unwrap()),

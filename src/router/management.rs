@@ -358,20 +358,42 @@ impl ManagementClient {
         name: &str,
         attributes: JsonMap<String, JsonValue>,
     ) -> Result<JsonMap<String, JsonValue>, ManagementError> {
+        self.write("CREATE", entity_type, name, attributes).await
+    }
+
+    /// UPDATE the entity named `name`: the router keeps the attributes `attributes` does not
+    /// name. Returns the attributes the router reports afterwards.
+    pub async fn update(
+        &mut self,
+        entity_type: &str,
+        name: &str,
+        attributes: JsonMap<String, JsonValue>,
+    ) -> Result<JsonMap<String, JsonValue>, ManagementError> {
+        self.write("UPDATE", entity_type, name, attributes).await
+    }
+
+    /// CREATE or UPDATE: both send an attribute map and answer with the entity's.
+    async fn write(
+        &mut self,
+        operation: &'static str,
+        entity_type: &str,
+        name: &str,
+        attributes: JsonMap<String, JsonValue>,
+    ) -> Result<JsonMap<String, JsonValue>, ManagementError> {
         let entity_type = full_entity_type(entity_type);
         let props = [
-            ("operation", "CREATE"),
+            ("operation", operation),
             ("type", entity_type.as_str()),
             ("name", name),
         ];
         let body = json_to_amqp(&JsonValue::Object(attributes));
         match self
-            .call("CREATE", &entity_type, name, &props, body)
+            .call(operation, &entity_type, name, &props, body)
             .await?
         {
             JsonValue::Object(map) => Ok(map),
             JsonValue::Null => Ok(JsonMap::new()),
-            other => Err(self.protocol(format!("CREATE answered with a non-map body: {other}"))),
+            other => Err(self.protocol(format!("{operation} answered with a non-map body: {other}"))),
         }
     }
 

@@ -139,6 +139,11 @@ impl SiteDir {
         self.runtime().join("issuers")
     }
 
+    /// The CAs of the incoming links this site issued, one directory per link; never mounted.
+    pub fn link_issuers(&self) -> PathBuf {
+        self.runtime().join("link-issuers")
+    }
+
     /// The grants' state (redemptions, expiry) and their locks, `<uid>.json` and `<uid>.lock`.
     pub fn grants(&self) -> PathBuf {
         self.runtime().join("grants")

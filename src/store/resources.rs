@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::os::unix::fs::DirBuilderExt;
 
 use crate::model::{parse_documents, Resource, ResourceError, SiteResources};
 use crate::render::certs::{CertFiles, SiteCertificates};
@@ -193,13 +194,16 @@ impl SiteDir {
         Ok(SiteCertificates {
             issuers: read_cert_dirs(&self.issuers())?,
             certs: read_cert_dirs(&self.certs())?,
+            link_issuers: read_cert_dirs(&self.link_issuers())?,
         })
     }
 
     /// Writes `set` (keys 0600, directories 0700) and removes leaf directories no longer in it.
-    /// CAs are never removed here: links issued by them must keep working.
+    /// CAs are never removed here: links issued by them must keep working until revoked
+    /// ([`SiteDir::remove_issuer`]).
     pub fn save_certificates(&self, set: &SiteCertificates) -> Result<bool, StoreError> {
         let mut changed = write_cert_dirs(&self.issuers(), &set.issuers)?;
+        changed |= write_cert_dirs(&self.link_issuers(), &set.link_issuers)?;
         changed |= write_cert_dirs(&self.certs(), &set.certs)?;
         for entry in std::fs::read_dir(self.certs())
             .map_err(StoreError::file("cannot read", self.certs()))?
@@ -214,6 +218,60 @@ impl SiteDir {
         }
         Ok(changed)
     }
+}
+
+impl SiteDir {
+    /// Writes one CA (`dir` is [`SiteDir::issuers`] or [`SiteDir::link_issuers`]).
+    pub fn save_issuer(&self, dir: &Path, name: &str, ca: &CertFiles) -> Result<(), StoreError> {
+        write_cert_dirs(dir, &BTreeMap::from([(name.to_string(), ca.clone())])).map(drop)
+    }
+
+    /// Claims a name for a new incoming link's CA: `wanted`, or the first of `wanted-2`,
+    /// `wanted-3`, … not yet taken (two sites may redeem tokens of the same name), by
+    /// creating its directory, which fails for a name taken meanwhile by a concurrent claim.
+    pub fn claim_link_issuer(&self, wanted: &str) -> Result<String, StoreError> {
+        let dir = self.link_issuers();
+        files::create_dir(&dir, files::PRIVATE_DIR).map_err(StoreError::file("cannot create", &dir))?;
+        for n in 1u32.. {
+            let name = numbered_name(wanted, n);
+            let path = dir.join(&name);
+            match std::fs::DirBuilder::new().mode(files::PRIVATE_DIR).create(&path) {
+                Ok(()) => return Ok(name),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(source) => {
+                    return Err(StoreError::File {
+                        what: "cannot create",
+                        path,
+                        source,
+                    })
+                }
+            }
+        }
+        unreachable!("a name is free before u32 runs out")
+    }
+
+    /// Removes one CA and its key: what it signed is no longer trusted once the router's
+    /// files are written again. Returns whether it was there.
+    pub fn remove_issuer(&self, dir: &Path, name: &str) -> Result<bool, StoreError> {
+        let path = dir.join(name);
+        files::remove_if_present(&path).map_err(StoreError::file("cannot remove", &path))
+    }
+}
+
+/// The longest name a link gets here (an RFC 1123 label: a directory and an OU).
+const MAX_LINK_NAME: usize = 63;
+
+/// `wanted` for n = 1, else `wanted-n`, cut to fit [`MAX_LINK_NAME`].
+fn numbered_name(wanted: &str, n: u32) -> String {
+    if n == 1 {
+        return wanted.to_string();
+    }
+    let suffix = format!("-{n}");
+    let stem: String = wanted
+        .chars()
+        .take(MAX_LINK_NAME.saturating_sub(suffix.len()))
+        .collect();
+    format!("{}{suffix}", stem.trim_end_matches('-'))
 }
 
 fn read_cert_dirs(dir: &Path) -> Result<BTreeMap<String, CertFiles>, StoreError> {
@@ -315,6 +373,19 @@ data:
     fn site_with_link() -> SiteResources {
         let parsed = parse_documents(SITE_WITH_LINK, "test.yaml").unwrap();
         SiteResources::new("default", parsed.resources).unwrap()
+    }
+
+    #[test]
+    fn each_issued_link_claims_a_name_of_its_own() {
+        let dir = site_dir("link-names");
+        assert_eq!(dir.claim_link_issuer("east").unwrap(), "east");
+        assert_eq!(dir.claim_link_issuer("east").unwrap(), "east-2");
+        assert_eq!(dir.claim_link_issuer("west").unwrap(), "west");
+        let long = "l".repeat(63);
+        assert_eq!(dir.claim_link_issuer(&long).unwrap(), long);
+        let renamed = dir.claim_link_issuer(&long).unwrap();
+        assert_eq!(renamed.len(), 63);
+        assert!(renamed.ends_with("-2"));
     }
 
     #[test]

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::render::certs::LeafRenewal;
 use crate::error::Error;
 use crate::model::{check_name, PeerState, SiteResources, StrategyKind};
 use crate::ops::apply::{site_management, ApplyOptions, RouterChange, SiteSession};
@@ -33,6 +34,7 @@ pub use edit::{ServiceSettings, TlsMaterial, TlsSetting};
 
 /// A service change never needs the router restarted; when it is not running it stays so.
 const SERVICE_APPLY: ApplyOptions = ApplyOptions {
+    renewal: LeafRenewal::WhenDue,
     start_router: false,
     timeout: Duration::from_secs(120),
 };

@@ -11,11 +11,10 @@ use tokio::sync::mpsc;
 use crate::config::{self, Entity};
 use crate::links;
 use crate::management::{AgentSender, Request, Response};
-use crate::router::{Configured, Router, TcpListenerState};
+use crate::router::{Configured, ForceClose, Router, TcpListenerState};
 use crate::schema::{Operation, Schema};
 use crate::tcp;
-use crate::tls;
-use tokio_rustls::{TlsAcceptor, TlsConnector};
+use crate::tls::{self, Side, TlsConfig, Usage};
 
 const PREFIX: &str = "io.skupper.router.";
 
@@ -95,30 +94,41 @@ pub async fn create(
         tracing::error!("cannot create {} '{}': {message}", key.0, key.1);
         return Err(Refusal::CError(message));
     }
+    if entity.entity_type == "sslProfile" {
+        tls::configure_profile(router, &entity).map_err(|message| {
+            tracing::error!("Unable to create sslProfile '{}': {message}", key.1);
+            Refusal::CError(message)
+        })?;
+    }
     let tcp_tls = tcp_tls(router, &entity).inspect_err(|message| {
         tracing::error!("{} {} TLS configuration failed: {message}", key.0, key.1);
     });
     let tcp_tls = tcp_tls.map_err(Refusal::CError)?;
-    let task = match entity.entity_type.as_str() {
+    let started = match entity.entity_type.as_str() {
         "listener" => Some(links::start_listener(router, &entity, agent.clone()).await?),
         "connector" => Some(links::start_connector(router, &entity)?),
         _ => None,
+    };
+    let (task, tls) = match started {
+        Some(started) => (Some(started.task), started.tls),
+        None => (None, None),
     };
     router.state().configured.insert(
         key,
         Configured {
             entity: entity.clone(),
             task,
+            tls,
             status: None,
         },
     );
     if entity.entity_type == "site" {
         site_record(router, &entity);
     }
-    match (entity.entity_type.as_str(), tcp_tls) {
-        ("tcpListener", tls) => tcp::add_listener(router, &entity, tls.and_then(TcpTls::server)),
-        ("tcpConnector", tls) => tcp::add_connector(router, &entity, tls.and_then(TcpTls::client)),
-        ("listenerAddress", _) => tcp::add_address(router, &entity),
+    match entity.entity_type.as_str() {
+        "tcpListener" => tcp::add_listener(router, &entity, tcp_tls),
+        "tcpConnector" => tcp::add_connector(router, &entity, tcp_tls),
+        "listenerAddress" => tcp::add_address(router, &entity),
         _ => {}
     }
     Ok(())
@@ -154,57 +164,26 @@ fn site_record(router: &Router, entity: &Entity) {
         .set(&router_id, vanflow::PARENT, Attr::Str(identity));
 }
 
-/// The TLS end a tcpListener or tcpConnector makes with its sslProfile.
-enum TcpTls {
-    Server(TlsAcceptor),
-    Client(TlsConnector),
-}
-
-impl TcpTls {
-    fn server(self) -> Option<TlsAcceptor> {
-        match self {
-            TcpTls::Server(tls) => Some(tls),
-            TcpTls::Client(_) => None,
-        }
-    }
-
-    fn client(self) -> Option<TlsConnector> {
-        match self {
-            TcpTls::Client(tls) => Some(tls),
-            TcpTls::Server(_) => None,
-        }
-    }
-}
-
 /// Sets up the TLS of a tcpListener or tcpConnector that names an sslProfile, reading the
 /// profile's files now, as the real router's `qd_dispatch_configure_tcp_listener` /
 /// `_connector` call `qd_tls_config` (`src/adaptors/tcp/tcp_adaptor.c`, `src/tls/tls.c`).
 /// Err is the `qd_error` text the real router answers with (`Not found: sslProfile 'x' not
 /// found`, or a `Configuration:` one).
-fn tcp_tls(router: &Router, entity: &Entity) -> Result<Option<TcpTls>, String> {
-    let is_listener = match entity.entity_type.as_str() {
-        "tcpListener" => true,
-        "tcpConnector" => false,
+fn tcp_tls(router: &Router, entity: &Entity) -> Result<Option<Arc<TlsConfig>>, String> {
+    let side = match entity.entity_type.as_str() {
+        "tcpListener" => Side::Server {
+            authenticate_peer: entity.bool("authenticatePeer"),
+        },
+        "tcpConnector" => Side::Client {
+            host: entity.str("host").to_string(),
+            verify_hostname: entity.bool("verifyHostname"),
+        },
         _ => return Ok(None),
     };
-    let name = entity.str("sslProfile");
-    if name.is_empty() {
-        return Ok(None);
+    match entity.str("sslProfile") {
+        "" => Ok(None),
+        profile => tls::config_for(router, profile, Usage { raw: true, side }).map(Some),
     }
-    let profile = router
-        .state()
-        .configured
-        .get(&("sslProfile".to_string(), name.to_string()))
-        .map(|c| c.entity.clone())
-        .ok_or_else(|| format!("Not found: sslProfile '{name}' not found"))?;
-    Ok(Some(if is_listener {
-        let config = tls::tcp_listener_tls(&profile, entity.bool("authenticatePeer"))?;
-        TcpTls::Server(TlsAcceptor::from(config))
-    } else {
-        let config =
-            tls::tcp_connector_tls(&profile, entity.str("host"), entity.bool("verifyHostname"))?;
-        TcpTls::Client(TlsConnector::from(config))
-    }))
 }
 
 /// Deletes one entity; Ok(false) when there is none of that name.
@@ -237,6 +216,13 @@ fn delete(router: &Arc<Router>, entity_type: &str, name: &str) -> Result<bool, R
     };
     if let Some(task) = configured.task {
         task.abort();
+    }
+    // A listener or connector no longer follows its sslProfile's updates.
+    if let Some(tls) = &configured.tls {
+        tls.clear_update();
+    }
+    if entity_type == "sslProfile" {
+        tls::delete_profile(router, name);
     }
     // Its vanflow record ends (LISTENER, CONNECTOR, LINK, ROUTER_ACCESS).
     if let Some(identity) = router.vanflow.unbind(&format!("{entity_type}/{name}")) {
@@ -372,16 +358,128 @@ async fn handle(router: &Arc<Router>, agent: &AgentSender, request: Request) -> 
             ),
             Err(refusal) => refusal.response(),
         },
+        // The router's C agent serves `connection` itself (`agent_connection.c`).
+        "UPDATE" if short == "connection" => update_connection(router, &request),
+        "UPDATE" if short == "sslProfile" => update_ssl_profile(router, &name, &request.body),
+        "UPDATE" if entity_type.allows("UPDATE") => answer(
+            501,
+            &format!("Not Implemented: the stand-in does not implement UPDATE of {short}"),
+            Value::Null,
+        ),
+        // The Python agent's `EntityType.allowed`: NotImplementedStatus, with the type's
+        // operations (its own, then its bases').
         "CREATE" | "DELETE" | "UPDATE" => answer(
-            405,
+            501,
             &format!(
-                "Method Not Allowed: {} not allowed for type {PREFIX}{short}",
-                request.operation
+                "Operation '{}' not implemented for '{PREFIX}{short}' [{}]",
+                request.operation,
+                entity_type
+                    .all_operations()
+                    .iter()
+                    .map(|o| format!("'{o}'"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             Value::Null,
         ),
         other => answer(501, &format!("Not Implemented: {other}"), Value::Null),
     }
+}
+
+/// sslProfile UPDATE as the Python agent does it (`EntityAdapter.update`): attributes that
+/// cannot be updated may only repeat their value; the rest are merged into the entity, which
+/// keeps the merged attributes from then on (they are set before the C code runs, so even an
+/// update the C code refuses shows in READ and QUERY, and the next update merges into it);
+/// then `qd_tls_update_ssl_profile` ([`tls::update_profile`]). The C code's refusal sets
+/// `qd_error`, which the agent's ctypes check raises as a CError: 500 `CError: Configuration:
+/// ...` (the agent's own "sslProfile configuration update failed" is never reached). Success
+/// answers 200 with every attribute of the entity.
+fn update_ssl_profile(router: &Arc<Router>, name: &str, body: &Value) -> Response {
+    let key = ("sslProfile".to_string(), name.to_string());
+    let Some(old) = router.state().configured.get(&key).map(|c| c.entity.clone()) else {
+        return answer(
+            404,
+            &format!("Not Found: No entity with name='{name}'"),
+            Value::Null,
+        );
+    };
+    let body = body.as_object().cloned().unwrap_or_default();
+    let entity_type = Schema::get()
+        .entity_type("sslProfile")
+        .expect("sslProfile is in the schema");
+    let mut changes = Map::new();
+    for (attribute, value) in body {
+        let unchanged = old.attributes.get(&attribute) == Some(&value)
+            || (attribute == "type" && value.as_str().is_some_and(|t| t.ends_with("sslProfile")))
+            || attribute == "identity" && value.as_str() == Some(name);
+        if unchanged {
+            continue;
+        }
+        if !entity_type.updatable(&attribute) {
+            let problem = if entity_type.has(&attribute) {
+                format!("Cannot update attribute '{attribute}' in UPDATE")
+            } else {
+                format!("Unknown attribute '{attribute}' for '{PREFIX}sslProfile'")
+            };
+            return answer(400, &problem, Value::Null);
+        }
+        changes.insert(attribute, value);
+    }
+    let changes = match entity_type.validate(&changes, Operation::Update) {
+        Ok(changes) => changes,
+        Err(e) => return answer(400, &format!("Bad Request: {e}"), Value::Null),
+    };
+    let mut merged = old;
+    merged.attributes.extend(changes);
+    if let Some(configured) = router.state().configured.get_mut(&key) {
+        configured.entity = merged.clone();
+    }
+    match tls::update_profile(router, &merged) {
+        Ok(()) => answer(200, "OK", Value::Object(row_of(&merged, None))),
+        Err(message) => Refusal::CError(message).response(),
+    }
+}
+
+/// `connection` UPDATE as the C agent does it (`qdra_connection_update_CT`): the connection is
+/// named by the `identity` property; the body must set `adminStatus` or
+/// `enableProtocolTrace`. `adminStatus` `deleted` closes a normal connection (200 and its
+/// row) and is forbidden (403) for inter-router and edge ones. Anything else amiss (no
+/// identity, an unknown one, another value) is a 400 with the plain "Bad Request".
+fn update_connection(router: &Arc<Router>, request: &Request) -> Response {
+    let bad = || answer(400, "Bad Request", Value::Null);
+    let (Some(identity), Some(body)) = (request.identity.as_deref(), request.body.as_object())
+    else {
+        return bad();
+    };
+    let admin = body.get("adminStatus");
+    let trace = body.get("enableProtocolTrace");
+    if admin.is_none() && trace.is_none() {
+        return bad();
+    }
+    let Some(mut row) = router.connection(identity) else {
+        return bad();
+    };
+    if let Some(admin) = admin {
+        match admin.as_str() {
+            Some("deleted") => match router.force_close(identity) {
+                ForceClose::Closed(closed) => row = closed,
+                ForceClose::Forbidden => {
+                    return answer(
+                        403,
+                        "You are not allowed to perform this operation.",
+                        Value::Null,
+                    )
+                }
+                ForceClose::NotFound => return bad(),
+            },
+            Some("enabled") => {}
+            _ => return bad(),
+        }
+    }
+    if let Some(trace) = trace.and_then(Value::as_bool) {
+        row.insert("enableProtocolTrace".into(), Value::Bool(trace));
+    }
+    answer(200, "OK", Value::Object(row))
 }
 
 fn row_of(entity: &Entity, status: Option<&(String, String)>) -> Map<String, Value> {

@@ -1,27 +1,40 @@
 //! AMQP-facing listeners (roles normal / inter-router / edge) and connectors (inter-router /
-//! edge) with the real router's TLS rules. A connector redials with backoff while its peer is
-//! away and reports connectionStatus / connectionMsg as the real one does.
+//! edge) with the real router's TLS rules. A connector redials while its peer is away, with the
+//! real router's delays, and reports connectionStatus / connectionMsg as the real one does.
+//!
+//! An update of their sslProfile (`crate::tls::update_profile`) acts on them as it does in the
+//! real router: a listener closes the connections it accepted whose TLS ordinal is below a
+//! raised `oldestValidOrdinal` (`qd_listener.c`); a connector closes its connections below it,
+//! and on a raised `ordinal` lets its current connections live on without redialling and
+//! dials a new one with the new credentials (`qd_connector.c`
+//! `handle_connector_ssl_profile_mgmt_update`).
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
-use tokio_rustls::{TlsAcceptor, TlsConnector};
+use tokio::sync::{mpsc, watch};
+use tokio::task::{AbortHandle, JoinSet};
 
+use crate::agent::Refusal;
 use crate::config::Entity;
 use crate::management::{self, AgentSender};
 use crate::mux;
-use crate::router::{Peer, PeerMessage, Router};
+use crate::router::{ManagementConnection, Peer, PeerMessage, Router};
 use crate::tcp::{self, AsyncStream};
-use crate::tls::{self, Profile};
+use crate::tls::{self, Side, TlsConfig, Usage};
 use crate::vanflow::{self, Attr};
 
-const BACKOFF_START: Duration = Duration::from_millis(250);
-const BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// A connector's next try after one that never opened (a refused TCP connection, a failed TLS
+/// handshake): `try_open_lh` sets the connector's delay to 5 s before each try.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5);
+/// A connector's next try after a connection that had opened dropped
+/// (`qd_connector_remote_opened` sets the delay to 2 s).
+const RETRY_AFTER_OPEN: Duration = Duration::from_secs(2);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A link with nothing heard for this long is dropped (the real router's idleTimeoutSeconds
 /// default), so that a cut network is noticed even without a TCP reset.
@@ -76,19 +89,23 @@ enum Control {
     Vanflow(vanflow::Frame),
 }
 
-fn profile_of(router: &Router, entity: &Entity) -> Result<Option<Profile>, String> {
-    let name = entity.str("sslProfile");
-    if name.is_empty() {
-        return Ok(None);
+
+/// A running listener or connector: its task and its TLS configuration, if it has an
+/// sslProfile.
+pub struct Started {
+    pub task: AbortHandle,
+    pub tls: Option<Arc<TlsConfig>>,
+}
+
+/// The TLS configuration of a listener or connector naming an sslProfile (`qd_tls_config`);
+/// Err is the real router's `qd_error` text, which management answers as a CError.
+fn tls_config(router: &Router, entity: &Entity, side: Side) -> Result<Option<Arc<TlsConfig>>, Refusal> {
+    match entity.str("sslProfile") {
+        "" => Ok(None),
+        profile => tls::config_for(router, profile, Usage { raw: false, side })
+            .map(Some)
+            .map_err(Refusal::CError),
     }
-    let state = router.state();
-    let profile = state
-        .configured
-        .get(&("sslProfile".to_string(), name.to_string()))
-        .ok_or_else(|| format!("sslProfile '{name}' not found"))?;
-    Profile::load(&profile.entity)
-        .map(Some)
-        .map_err(|e| e.to_string())
 }
 
 /// Binds a listener and serves it in a task. Binding errors are returned (the caller decides
@@ -97,18 +114,29 @@ pub async fn start_listener(
     router: &Arc<Router>,
     entity: &Entity,
     agent: AgentSender,
-) -> Result<tokio::task::AbortHandle, String> {
+) -> Result<Started, Refusal> {
     let name = entity.name().to_string();
     let role = entity.str("role").to_string();
     let link = LinkConfig::of(entity);
-    let tls = match profile_of(router, entity)? {
-        Some(profile) => Some(TlsAcceptor::from(
-            profile
-                .server_config(entity.bool("authenticatePeer"))
-                .map_err(|e| e.to_string())?,
-        )),
-        None => None,
-    };
+    let authenticate_peer = entity.bool("authenticatePeer");
+    let tls = tls_config(router, entity, Side::Server { authenticate_peer })?;
+    if let Some(config) = &tls {
+        // `handle_listener_ssl_profile_mgmt_update`: a raised oldestValidOrdinal closes the
+        // connections this listener accepted with an older ordinal.
+        let (_, oldest) = config.ordinals();
+        let oldest = AtomicU64::new(oldest);
+        let (weak, name) = (Arc::downgrade(router), name.clone());
+        config.on_update(Box::new(move |_, new_oldest| {
+            let previous = oldest.load(Ordering::SeqCst);
+            if new_oldest > previous {
+                tracing::info!("Listeners {name} new oldest valid TLS ordinal: {new_oldest}, previous: {previous}");
+                oldest.store(new_oldest, Ordering::SeqCst);
+                if let Some(router) = weak.upgrade() {
+                    router.close_expired(&name, new_oldest);
+                }
+            }
+        }));
+    }
     let host = match entity.str("host") {
         "" => "0.0.0.0",
         h => h,
@@ -116,7 +144,7 @@ pub async fn start_listener(
     let port = entity.str("port");
     let socket = TcpListener::bind(format!("{host}:{port}"))
         .await
-        .map_err(|e| format!("listener {name}: cannot listen on {host}:{port}: {e}"))?;
+        .map_err(|e| Refusal::BadRequest(format!("listener {name}: cannot listen on {host}:{port}: {e}")))?;
     tracing::info!("listener {name}: role {role} listening on {host}:{port}");
     let record = is_link_role(&role).then(|| {
         let identity = router.vanflow.start(
@@ -133,22 +161,27 @@ pub async fn start_listener(
         identity
     });
     let router = Arc::clone(router);
+    let config = tls.clone();
     let task = tokio::spawn(async move {
         loop {
             let Ok((tcp, remote)) = socket.accept().await else {
                 continue;
             };
-            let (router, role, tls, agent, name, record) = (
+            let (router, role, config, agent, name, record) = (
                 Arc::clone(&router),
                 role.clone(),
-                tls.clone(),
+                config.clone(),
                 agent.clone(),
                 name.clone(),
                 record.clone(),
             );
             tokio::spawn(async move {
-                let Some(tls) = tls else {
+                let Some(config) = config else {
                     tracing::warn!("listener {name}: plain connection from {remote} refused (this stand-in requires an sslProfile)");
+                    return;
+                };
+                // The session is made with what the profile holds now, and keeps its ordinal.
+                let Some((tls, tls_ordinal)) = config.acceptor() else {
                     return;
                 };
                 let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(tcp)).await {
@@ -159,27 +192,39 @@ pub async fn start_listener(
                     }
                     Err(_) => return,
                 };
-                let user = peer_subject(stream.get_ref().1.peer_certificates());
+                let user = tls::peer_subject(stream.get_ref().1.peer_certificates());
                 if role == "normal" {
-                    serve_management(&router, stream, remote, agent).await;
-                } else if let Err(e) = run_peer(
-                    &router,
-                    Box::new(stream),
-                    false,
-                    &role,
+                    let from = Accepted { listener: name, tls_ordinal, user };
+                    serve_management(&router, stream, remote, agent, from).await;
+                    return;
+                }
+                let end = PeerEnd {
+                    dialler: false,
+                    role,
                     link,
-                    remote.to_string(),
+                    host: remote.to_string(),
                     user,
                     record,
-                )
-                .await
-                {
+                    tls_ordinal: Some(tls_ordinal),
+                    listener: Some(name.clone()),
+                };
+                if let Err(e) = run_peer(&router, Box::new(stream), end, None, &mut false).await {
                     tracing::warn!("listener {name}: link from {remote} ended: {e}");
                 }
             });
         }
     });
-    Ok(task.abort_handle())
+    Ok(Started {
+        task: task.abort_handle(),
+        tls,
+    })
+}
+
+/// Who a listener accepted.
+struct Accepted {
+    listener: String,
+    tls_ordinal: u64,
+    user: Option<String>,
 }
 
 async fn serve_management<S>(
@@ -187,42 +232,127 @@ async fn serve_management<S>(
     stream: S,
     remote: SocketAddr,
     agent: AgentSender,
+    from: Accepted,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + std::fmt::Debug + 'static,
 {
     let id = router.next_id();
-    router
-        .state()
-        .management_connections
-        .insert(id, (remote.to_string(), Instant::now()));
-    if let Err(e) = management::serve_connection_with(stream, agent, Some(Arc::clone(router))).await
-    {
+    let (close, closed) = watch::channel(None);
+    let connection = ManagementConnection {
+        host: remote.to_string(),
+        opened_at: Instant::now(),
+        user: from.user,
+        tls_ordinal: Some(from.tls_ordinal),
+        listener: from.listener,
+        close,
+    };
+    router.state().management_connections.insert(id, connection);
+    let served =
+        management::serve_connection_until(stream, agent, Some(Arc::clone(router)), closed).await;
+    if let Err(e) = served {
         tracing::debug!("management connection from {remote} ended: {e}");
     }
     router.state().management_connections.remove(&id);
 }
 
-/// Runs a connector: dial, TLS (client certificate, server verified per the router's rules),
-/// link; redial with backoff when the link fails or ends.
-pub fn start_connector(
-    router: &Arc<Router>,
-    entity: &Entity,
-) -> Result<tokio::task::AbortHandle, String> {
-    let profile = profile_of(router, entity)?;
+/// What a connector's dialers share.
+struct Ctor {
+    router: Arc<Router>,
+    name: String,
+    role: String,
+    host: String,
+    port: String,
+    link: LinkConfig,
+    record: Option<String>,
+    tls: Option<Arc<TlsConfig>>,
+}
+
+impl Ctor {
+    /// Dial, then TLS (client certificate, server verified per the router's rules) with what
+    /// the profile holds now. Returns the stream and its session's TLS ordinal.
+    async fn attempt(&self) -> Result<(tokio_rustls::client::TlsStream<TcpStream>, u64), String> {
+        let (host, port) = (&self.host, &self.port);
+        let tcp = tokio::time::timeout(HANDSHAKE_TIMEOUT, TcpStream::connect(format!("{host}:{port}")))
+            .await
+            .map_err(|_| "connection timed out".to_string())?
+            .map_err(|e| format!("connection to {host}:{port} failed: {e}"))?;
+        let _ = tcp.set_nodelay(true);
+        let Some((tls, ordinal)) = self.tls.as_ref().and_then(|config| config.connector()) else {
+            return Err("this stand-in requires an sslProfile on inter-router connectors".to_string());
+        };
+        let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.connect(tls::server_name(host), tcp))
+            .await
+            .map_err(|_| "TLS handshake timed out".to_string())?
+            .map_err(|e| format!("TLS handshake with {host}:{port} failed: {e}"))?;
+        Ok((stream, ordinal))
+    }
+}
+
+/// One of a connector's dialers (the real router's `qd_connector_t`, of which a connector
+/// entity has one, and a new one for each raised TLS ordinal).
+struct Dialer {
+    /// The profile's ordinal when it was made.
+    ordinal: u64,
+    /// Cleared when it must not dial again (its reconnect timer cancelled).
+    reconnect: Arc<AtomicBool>,
+    /// Set while it has a connection, or is making one.
+    active: Arc<AtomicBool>,
+    /// Closes its connection and ends it.
+    stop: watch::Sender<bool>,
+    task: AbortHandle,
+}
+
+impl Dialer {
+    fn spawn(ctor: &Arc<Ctor>, tasks: &mut JoinSet<()>, ordinal: u64) -> Dialer {
+        let reconnect = Arc::new(AtomicBool::new(true));
+        let active = Arc::new(AtomicBool::new(false));
+        let (stop, stopped) = watch::channel(false);
+        let task = tasks.spawn(dial(
+            Arc::clone(ctor),
+            Arc::clone(&reconnect),
+            Arc::clone(&active),
+            stopped,
+        ));
+        Dialer {
+            ordinal,
+            reconnect,
+            active,
+            stop,
+            task,
+        }
+    }
+
+    /// `qd_connector_close`: no more dialling, and its connection, if any, is closed.
+    fn close(&self) {
+        self.reconnect.store(false, Ordering::SeqCst);
+        self.stop.send_replace(true);
+    }
+}
+
+/// Runs a connector: a dialer that dials at once and redials while the connector lives; an
+/// update of the sslProfile adds and retires dialers (see the module's documentation).
+pub fn start_connector(router: &Arc<Router>, entity: &Entity) -> Result<Started, Refusal> {
     let name = entity.name().to_string();
     let role = entity.str("role").to_string();
     let host = entity.str("host").to_string();
     let port = entity.str("port").to_string();
     let link = LinkConfig::of(entity);
-    let tls = match &profile {
-        Some(p) => Some(TlsConnector::from(
-            p.client_config(&host, entity.bool("verifyHostname"))
-                .map_err(|e| e.to_string())?,
-        )),
-        None => None,
+    let side = Side::Client {
+        host: host.clone(),
+        verify_hostname: entity.bool("verifyHostname"),
     };
+    let tls = tls_config(router, entity, side)?;
+    let (updates_tx, updates) = mpsc::unbounded_channel();
+    if let Some(config) = &tls {
+        // Only inter-router and edge connectors follow the profile's ordinals.
+        if matches!(role.as_str(), "inter-router" | "edge") {
+            config.on_update(Box::new(move |ordinal, oldest| {
+                let _ = updates_tx.send((ordinal, oldest));
+            }));
+        }
+    }
     let record = is_link_role(&role).then(|| {
-        let protocol = if profile.is_some() { "amqps" } else { "amqp" };
+        let protocol = if tls.is_some() { "amqps" } else { "amqp" };
         let identity = router.vanflow.start(
             vanflow::LINK,
             None,
@@ -243,68 +373,143 @@ pub fn start_connector(
         router.vanflow.bind(&format!("connector/{name}"), &identity);
         identity
     });
-    let router = Arc::clone(router);
-    let task = tokio::spawn(async move {
-        let mut backoff = BACKOFF_START;
-        loop {
-            set_status(&router, &name, "CONNECTING", "");
-            let attempt = async {
-                let tcp = tokio::time::timeout(
-                    HANDSHAKE_TIMEOUT,
-                    TcpStream::connect(format!("{host}:{port}")),
-                )
-                .await
-                .map_err(|_| "connection timed out".to_string())?
-                .map_err(|e| format!("connection to {host}:{port} failed: {e}"))?;
-                let _ = tcp.set_nodelay(true);
-                let Some(tls) = &tls else {
-                    return Err(
-                        "this stand-in requires an sslProfile on inter-router connectors"
-                            .to_string(),
-                    );
+    let ctor = Arc::new(Ctor {
+        router: Arc::clone(router),
+        name,
+        role,
+        host,
+        port,
+        link,
+        record,
+        tls: tls.clone(),
+    });
+    let task = tokio::spawn(supervise(ctor, updates));
+    Ok(Started {
+        task: task.abort_handle(),
+        tls,
+    })
+}
+
+/// A connector's dialers, and what the profile's updates do to them
+/// (`handle_connector_ssl_profile_mgmt_update`). Ends (aborted) when the connector is deleted,
+/// and its dialers with it.
+async fn supervise(ctor: Arc<Ctor>, mut updates: mpsc::UnboundedReceiver<(u64, u64)>) {
+    let (mut ordinal, mut oldest) = ctor.tls.as_ref().map_or((0, 0), |t| t.ordinals());
+    let mut tasks = JoinSet::new();
+    let mut dialers = vec![Dialer::spawn(&ctor, &mut tasks, ordinal)];
+    let mut listening = true;
+    loop {
+        tokio::select! {
+            update = updates.recv(), if listening => {
+                let Some((new_ordinal, new_oldest)) = update else {
+                    listening = false;
+                    continue;
                 };
-                let stream = tokio::time::timeout(
-                    HANDSHAKE_TIMEOUT,
-                    tls.connect(tls::server_name(&host), tcp),
-                )
-                .await
-                .map_err(|_| "TLS handshake timed out".to_string())?
-                .map_err(|e| format!("TLS handshake with {host}:{port} failed: {e}"))?;
-                let user = peer_subject(stream.get_ref().1.peer_certificates());
-                Ok::<_, String>((stream, user))
-            };
-            match attempt.await {
-                Ok((stream, user)) => {
-                    set_status(&router, &name, "SUCCESS", "");
-                    backoff = BACKOFF_START;
-                    let ended = run_peer(
-                        &router,
-                        Box::new(stream),
-                        true,
-                        &role,
-                        link,
-                        format!("{host}:{port}"),
-                        user,
-                        record.clone(),
-                    )
-                    .await;
-                    let message = match ended {
-                        Ok(()) => "connection closed by peer".to_string(),
-                        Err(e) => e,
-                    };
-                    tracing::warn!("connector {name}: link to {host}:{port} down: {message}");
-                    set_status(&router, &name, "FAILED", &message);
+                let name = &ctor.name;
+                if new_oldest > oldest {
+                    tracing::info!("Connector {name} new oldest valid TLS ordinal: {new_oldest}, previous: {oldest}");
+                    dialers.retain(|dialer| {
+                        let expired = dialer.ordinal < new_oldest;
+                        if expired {
+                            dialer.close();
+                        }
+                        !expired
+                    });
+                    oldest = new_oldest;
                 }
-                Err(message) => {
-                    tracing::warn!("connector {name}: {message}");
-                    set_status(&router, &name, "FAILED", &message);
+                if new_ordinal > ordinal {
+                    tracing::info!("Connector {name} new TLS ordinal: {new_ordinal}, previous: {ordinal}");
+                    // Older connections carry on, but are not redialled; a dialer without a
+                    // connection goes now.
+                    dialers.retain(|dialer| {
+                        dialer.reconnect.store(false, Ordering::SeqCst);
+                        let active = dialer.active.load(Ordering::SeqCst);
+                        if !active {
+                            dialer.close();
+                        }
+                        active
+                    });
+                    ordinal = new_ordinal;
+                    dialers.push(Dialer::spawn(&ctor, &mut tasks, ordinal));
                 }
             }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(BACKOFF_MAX);
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {
+                dialers.retain(|dialer| !dialer.task.is_finished());
+            }
+            else => std::future::pending::<()>().await,
         }
-    });
-    Ok(task.abort_handle())
+    }
+}
+
+/// One dialer: dials at once, then again after each failure (5 s) or after its connection,
+/// once opened, dropped (2 s), until told to stop.
+async fn dial(
+    ctor: Arc<Ctor>,
+    reconnect: Arc<AtomicBool>,
+    active: Arc<AtomicBool>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let (router, name) = (&ctor.router, &ctor.name);
+    let mut delay = Duration::ZERO;
+    loop {
+        if !delay.is_zero() {
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = stop.wait_for(|stopped| *stopped) => return,
+            }
+        }
+        if !reconnect.load(Ordering::SeqCst) {
+            return;
+        }
+        active.store(true, Ordering::SeqCst);
+        delay = RETRY_AFTER_FAILURE;
+        set_status(router, name, "CONNECTING", "");
+        let attempt = tokio::select! {
+            attempt = ctor.attempt() => attempt,
+            _ = stop.wait_for(|stopped| *stopped) => {
+                active.store(false, Ordering::SeqCst);
+                return;
+            }
+        };
+        match attempt {
+            Ok((stream, tls_ordinal)) => {
+                set_status(router, name, "SUCCESS", "");
+                let end = PeerEnd {
+                    dialler: true,
+                    role: ctor.role.clone(),
+                    link: ctor.link,
+                    host: format!("{}:{}", ctor.host, ctor.port),
+                    user: None,
+                    record: ctor.record.clone(),
+                    tls_ordinal: Some(tls_ordinal),
+                    listener: None,
+                };
+                let mut opened = false;
+                let ended = run_peer(router, Box::new(stream), end, Some(stop.clone()), &mut opened).await;
+                if opened {
+                    delay = RETRY_AFTER_OPEN;
+                }
+                let message = match ended {
+                    Ok(()) => "connection closed by peer".to_string(),
+                    Err(e) => e,
+                };
+                tracing::warn!(
+                    "connector {name}: link to {}:{} down: {message}",
+                    ctor.host,
+                    ctor.port
+                );
+                set_status(router, name, "FAILED", &message);
+            }
+            Err(message) => {
+                tracing::warn!("connector {name}: {message}");
+                set_status(router, name, "FAILED", &message);
+            }
+        }
+        active.store(false, Ordering::SeqCst);
+        if !reconnect.load(Ordering::SeqCst) {
+            return;
+        }
+    }
 }
 
 fn set_status(router: &Router, name: &str, status: &str, message: &str) {
@@ -317,28 +522,24 @@ fn set_status(router: &Router, name: &str, status: &str, message: &str) {
     }
 }
 
-fn peer_subject(certs: Option<&[rustls::pki_types::CertificateDer<'_>]>) -> String {
-    use x509_parser::prelude::*;
-    certs
-        .and_then(|c| c.first())
-        .and_then(|der| {
-            X509Certificate::from_der(der)
-                .ok()
-                .map(|(_, cert)| cert.subject().to_string())
-        })
-        .unwrap_or_default()
-}
-
 fn is_link_role(role: &str) -> bool {
     matches!(role, "inter-router" | "edge" | "inter-edge")
 }
 
 /// A link came up or went down: the dialler's LINK record (operStatus, peer, timestamps, down
-/// count) or the listener's ROUTER_ACCESS record (linkCount).
-fn link_record(router: &Router, record: Option<&str>, dialler: bool, up: bool, peer: Option<&str>) {
-    let Some(identity) = record else { return };
+/// count, the TLS ordinal in use) or the listener's ROUTER_ACCESS record (linkCount, the TLS
+/// ordinal in use).
+fn link_record(router: &Router, end: &PeerEnd, up: bool, peer: Option<&str>) {
+    let Some(identity) = end.record.as_deref() else {
+        return;
+    };
     let v = &router.vanflow;
-    if dialler {
+    if up {
+        if let Some(ordinal) = end.tls_ordinal {
+            v.set(identity, vanflow::ACTIVE_TLS_ORDINAL, Attr::Num(ordinal));
+        }
+    }
+    if end.dialler {
         if up {
             if let Some(peer) = peer {
                 v.set(identity, vanflow::PEER, Attr::Str(peer.to_string()));
@@ -369,20 +570,35 @@ fn link_record(router: &Router, record: Option<&str>, dialler: bool, up: bool, p
     }
 }
 
+/// One end of an inter-router or edge link.
+struct PeerEnd {
+    /// This router dialled (its connector), else a listener accepted.
+    dialler: bool,
+    role: String,
+    link: LinkConfig,
+    host: String,
+    /// The SASL EXTERNAL user (none on the dialling side).
+    user: Option<String>,
+    /// The LINK (dialler) or ROUTER_ACCESS (listener) vanflow record.
+    record: Option<String>,
+    tls_ordinal: Option<u64>,
+    /// The listener that accepted it.
+    listener: Option<String>,
+}
+
 /// One inter-router or edge link, from either end: exchange hellos (the listener refuses a
 /// peer whose role differs from its own, as the real router does), then advertise addresses
-/// and carry the streams the peer opens until the connection ends.
-#[allow(clippy::too_many_arguments)] // the link's ends and its vanflow record
+/// and carry the streams the peer opens until the connection ends, is closed through its
+/// [`Peer::close`], or `stop` turns true (its dialer is retired). `opened` is set once the
+/// peer's hello came (the AMQP open of the real router).
 async fn run_peer(
     router: &Arc<Router>,
     io: Box<dyn AsyncStream>,
-    dialler: bool,
-    role: &str,
-    link: LinkConfig,
-    host: String,
-    user: String,
-    record: Option<String>,
+    end: PeerEnd,
+    mut stop: Option<watch::Receiver<bool>>,
+    opened: &mut bool,
 ) -> Result<(), String> {
+    let (dialler, role, link) = (end.dialler, end.role.as_str(), end.link);
     let (opener, mut inbound, driver) = mux::start(io, dialler);
     let control = if dialler {
         opener.open().await.map_err(|e| e.to_string())?
@@ -399,7 +615,7 @@ async fn run_peer(
         role: role.to_string(),
         mode: router.mode.clone(),
         cost: link.cost,
-        access_id: if dialler { None } else { record.clone() },
+        access_id: if dialler { None } else { end.record.clone() },
     });
     write_control(&mut write, &hello).await?;
     let peer_hello = match tokio::time::timeout(HANDSHAKE_TIMEOUT, lines.next_line()).await {
@@ -409,6 +625,7 @@ async fn run_peer(
         },
         _ => return Err("peer sent no hello".into()),
     };
+    *opened = true;
     if peer_hello.role != role {
         driver.abort();
         return Err(format!(
@@ -421,20 +638,27 @@ async fn run_peer(
         return Err("link to self refused".into());
     }
     tracing::info!(
-        "link up: {role} with router {} ({host})",
-        peer_hello.router_id
+        "link up: {role} with router {} ({})",
+        peer_hello.router_id,
+        end.host
     );
 
     let (control_tx, mut control_rx) = mpsc::unbounded_channel::<PeerMessage>();
+    let (close, mut closed) = watch::channel(None);
     let id = router.next_id();
+    let data_id = router.next_id();
     router.state().peers.insert(
         id,
         Peer {
             router_id: peer_hello.router_id.clone(),
             role: role.to_string(),
             dir: if dialler { "out" } else { "in" },
-            host,
-            user,
+            host: end.host.clone(),
+            user: end.user.clone(),
+            tls_ordinal: end.tls_ordinal,
+            listener: end.listener.clone(),
+            close,
+            data_id,
             opened_at: Instant::now(),
             opener,
             control: control_tx,
@@ -442,18 +666,21 @@ async fn run_peer(
             last_sent: None,
             cost: link.cost.max(peer_hello.cost),
             capacity: link.capacity,
-            access: if dialler { None } else { record.clone() },
+            access: if dialler { None } else { end.record.clone() },
         },
     );
-    link_record(
-        router,
-        record.as_deref(),
-        dialler,
-        true,
-        peer_hello.access_id.as_deref(),
-    );
+    link_record(router, &end, true, peer_hello.access_id.as_deref());
     router.topology_changed();
 
+    let retired = async {
+        match &mut stop {
+            Some(stop) => {
+                let _ = stop.wait_for(|stopped| *stopped).await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(retired);
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     let mut last_heard = Instant::now();
     let result = loop {
@@ -489,6 +716,17 @@ async fn run_peer(
             Some(stream) = inbound.recv() => {
                 tokio::spawn(tcp::serve_peer_stream(Arc::clone(router), id, stream));
             }
+            forced = closed.wait_for(Option::is_some) => {
+                let forced = forced.map(|v| *v == Some(true)).unwrap_or(false);
+                break Err(if forced {
+                    "connection forced-closed by management request".to_string()
+                } else {
+                    "closed: its TLS ordinal has expired".to_string()
+                });
+            }
+            () = &mut retired => {
+                break Err("closed: its connector's TLS ordinal has expired".to_string());
+            }
             _ = heartbeat.tick() => {
                 if last_heard.elapsed() > IDLE_TIMEOUT {
                     break Err(format!("nothing heard from the peer for {}s", IDLE_TIMEOUT.as_secs()));
@@ -500,7 +738,7 @@ async fn run_peer(
         }
     };
     router.state().peers.remove(&id);
-    link_record(router, record.as_deref(), dialler, false, None);
+    link_record(router, &end, false, None);
     driver.abort();
     router.topology_changed();
     tracing::info!("link down: {role} with router {}", peer_hello.router_id);

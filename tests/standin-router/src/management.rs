@@ -29,7 +29,7 @@ use fe2o3_amqp::acceptor::{
     SessionAcceptor,
 };
 use fe2o3_amqp::link::delivery::{DeliveryInfo, Sendable};
-use fe2o3_amqp::types::definitions::{self, AmqpError};
+use fe2o3_amqp::types::definitions::{self, AmqpError, ConnectionError};
 use fe2o3_amqp::types::messaging::{
     AmqpValue, ApplicationProperties, Body, Message, MessageId, Properties, Source,
 };
@@ -38,7 +38,7 @@ use fe2o3_amqp::types::primitives::{Array, Binary, OrderedMap, SimpleValue, Symb
 use fe2o3_amqp::types::sasl::{SaslCode, SaslInit, SaslOutcome, SaslResponse};
 use fe2o3_amqp::{Receiver, Sender};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 // The same AMQP ↔ JSON mapping as vansite's management client: one definition of the wire values.
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
@@ -84,6 +84,9 @@ const MANAGEMENT_NODE_TYPE: &str = "org.amqp.management";
 
 /// The router's idle timeout on listeners (skrouterd's default `idleTimeoutSeconds: 16`).
 const IDLE_TIMEOUT_MS: u32 = 16_000;
+
+/// How long the router waits for the peer's answer when it closes a connection.
+const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Makes dynamic reply addresses unique within the process.
 static DYNAMIC_SEQ: AtomicU64 = AtomicU64::new(1);
@@ -188,6 +191,23 @@ pub async fn serve_connection_with<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + Debug + 'static,
 {
+    let (_keep, close) = watch::channel(None);
+    serve_connection_until(tls_stream, agent, router, close).await
+}
+
+/// [`serve_connection_with`] until a value comes on `close`: the router then closes the
+/// connection, with `amqp:connection:forced` for `true` (a management force-close, as
+/// `qdr_close_connection_CT` sets it) and without an error for `false` (an expired TLS
+/// ordinal: `pn_connection_close`).
+pub async fn serve_connection_until<S>(
+    tls_stream: S,
+    agent: AgentSender,
+    router: Option<Arc<Router>>,
+    mut close: watch::Receiver<Option<bool>>,
+) -> Result<(), ServeError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + Debug + 'static,
+{
     // Vanflow messages go out as placeholders that this wrapper turns into the router's bytes.
     let tls_stream = RawFrames::new(tls_stream, Rewrite::None, Rewrite::UnwrapPlaceholders);
     let acceptor = ConnectionAcceptor::builder()
@@ -223,6 +243,26 @@ where
                         warn!(error = %e, "management session task panicked");
                     }
                 }
+            }
+            forced = close.wait_for(Option::is_some) => {
+                let forced = forced.map(|v| *v == Some(true)).unwrap_or(false);
+                let closing = async {
+                    if forced {
+                        let error = definitions::Error::new(
+                            ConnectionError::ConnectionForced,
+                            Some("Connection forced-closed by management request".to_string()),
+                            None,
+                        );
+                        connection.close_with_error(error).await
+                    } else {
+                        connection.close().await
+                    }
+                };
+                if let Err(e) = tokio::time::timeout(CLOSE_TIMEOUT, closing).await.unwrap_or(Ok(())) {
+                    debug!(error = %e, "management connection closed by the router");
+                }
+                sessions.shutdown().await;
+                return Ok(());
             }
         }
     }

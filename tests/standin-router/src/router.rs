@@ -15,9 +15,10 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::AbortHandle;
-use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+use crate::tls::TlsConfig;
 
 use crate::config::Entity;
 use crate::mux::Opener;
@@ -65,13 +66,28 @@ pub enum PeerMessage {
     Vanflow(crate::vanflow::Frame),
 }
 
+/// Closes a connection when a value is sent: `true` for a management force-close (the peer
+/// gets `amqp:connection:forced`), `false` for a plain close (an expired TLS ordinal).
+pub type Closer = watch::Sender<Option<bool>>;
+
 /// A linked peer router.
 pub struct Peer {
     pub router_id: String,
     pub role: String,
     pub dir: &'static str,
     pub host: String,
-    pub user: String,
+    /// The SASL EXTERNAL user: the client certificate's subject on links this router accepted
+    /// ([`crate::tls::peer_subject`]); none on links it dialled, as proton's client side has
+    /// no SASL user.
+    pub user: Option<String>,
+    /// The sslProfile ordinal its TLS session was made with.
+    pub tls_ordinal: Option<u64>,
+    /// The listener that accepted it (none when this router dialled).
+    pub listener: Option<String>,
+    /// Closes the link.
+    pub close: Closer,
+    /// The identity of its `inter-router-data` connection row (the peer's key is the other).
+    pub data_id: u64,
     pub opened_at: Instant,
     pub opener: Opener,
     pub control: mpsc::UnboundedSender<PeerMessage>,
@@ -101,8 +117,9 @@ pub struct TcpTarget {
     pub name: String,
     pub host: String,
     pub port: String,
-    /// A TLS client to the backend when the tcpConnector has an sslProfile.
-    pub tls: Option<TlsConnector>,
+    /// A TLS client to the backend when the tcpConnector has an sslProfile (a new session per
+    /// connection, with what the profile holds then).
+    pub tls: Option<Arc<TlsConfig>>,
 }
 
 /// A running tcpConnector.
@@ -223,6 +240,8 @@ struct AddressStats {
 pub struct Configured {
     pub entity: Entity,
     pub task: Option<AbortHandle>,
+    /// A listener's or connector's TLS configuration, whose update callback goes with it.
+    pub tls: Option<Arc<TlsConfig>>,
     /// Connector state, as the real router reports it (connectionStatus / connectionMsg).
     pub status: Option<(String, String)>,
 }
@@ -236,8 +255,9 @@ pub struct TcpListenerState {
     pub addresses: Vec<ListenerAddressState>,
     pub accepting: Option<AbortHandle>,
     /// A TLS server for its clients when the tcpListener has an sslProfile, set up when the
-    /// tcpListener was created (deleting the sslProfile later does not change it).
-    pub tls: Option<TlsAcceptor>,
+    /// tcpListener was created and renewed by updates of the profile (deleting the sslProfile
+    /// later does not change it).
+    pub tls: Option<Arc<TlsConfig>>,
     /// The real router's `connectionsOpened` / `connectionsClosed` counters.
     pub opened: Arc<AtomicU64>,
     pub closed: Arc<AtomicU64>,
@@ -332,6 +352,16 @@ fn random_u64() -> u64 {
     hasher.finish()
 }
 
+/// A `normal` connection to a listener, served by the management agent.
+pub struct ManagementConnection {
+    pub host: String,
+    pub opened_at: Instant,
+    pub user: Option<String>,
+    pub tls_ordinal: Option<u64>,
+    pub listener: String,
+    pub close: Closer,
+}
+
 #[derive(Default)]
 pub struct State {
     /// (short type, name) → entity.
@@ -339,8 +369,10 @@ pub struct State {
     pub peers: HashMap<u64, Peer>,
     pub tcp_listeners: HashMap<String, TcpListenerState>,
     pub tcp_connectors: HashMap<String, TcpConnectorState>,
-    /// Management connections, for QUERY of `connection`.
-    pub management_connections: HashMap<u64, (String, Instant)>,
+    /// Management connections (role normal), for QUERY and UPDATE of `connection`.
+    pub management_connections: HashMap<u64, ManagementConnection>,
+    /// sslProfiles as the C side holds them, by name.
+    pub tls_contexts: BTreeMap<String, crate::tls::TlsContext>,
     next_id: u64,
     /// Per address, its local links in the order the balanced forwarder tries them (rotated as
     /// the real router rotates its list of local links).
@@ -633,37 +665,73 @@ impl Router {
     /// inter-router link shows as an `inter-router` and an `inter-router-data` connection.
     pub fn connections(&self) -> Vec<Map<String, Value>> {
         let state = self.state();
-        let mut rows = Vec::new();
+        connection_entries(&state)
+            .into_iter()
+            .map(|(row, _)| row)
+            .collect()
+    }
+
+    /// UPDATE of a `connection` with `adminStatus` `deleted`, as
+    /// `qdra_connection_update_set_status` (`src/router_core/agent_connection.c`) does it: an
+    /// `inter-router` or `edge` connection is never closed by management; any other is closed
+    /// (its peer gets `amqp:connection:forced`) and its row comes back with adminStatus
+    /// `deleted` and operStatus `closing`. An `inter-router-data` row is answered the same,
+    /// but the stand-in carries a link in one connection, which stays.
+    pub fn force_close(&self, identity: &str) -> ForceClose {
+        let state = self.state();
+        let Some((mut row, at)) = connection_entries(&state)
+            .into_iter()
+            .find(|(row, _)| row.get("identity").and_then(Value::as_str) == Some(identity))
+        else {
+            return ForceClose::NotFound;
+        };
+        if matches!(
+            row.get("role").and_then(Value::as_str),
+            Some("inter-router" | "edge")
+        ) {
+            return ForceClose::Forbidden;
+        }
+        let closer = match at {
+            RowOf::Peer(id) => state.peers.get(&id).map(|p| &p.close),
+            RowOf::Management(id) => state.management_connections.get(&id).map(|m| &m.close),
+            RowOf::PeerData(_) => None,
+        };
+        if let Some(closer) = closer {
+            closer.send_replace(Some(true));
+        }
+        tracing::info!("[C{identity}] Connection force-closed by request from management");
+        row.insert("adminStatus".into(), Value::String("deleted".into()));
+        row.insert("operStatus".into(), Value::String("closing".into()));
+        ForceClose::Closed(row)
+    }
+
+    /// The `connection` row of `identity`.
+    pub fn connection(&self, identity: &str) -> Option<Map<String, Value>> {
+        self.connections()
+            .into_iter()
+            .find(|row| row.get("identity").and_then(Value::as_str) == Some(identity))
+    }
+
+    /// Closes every connection listener `listener` accepted whose TLS session was made with an
+    /// ordinal below `oldest` (`qd_listener.c` `handle_listener_ssl_profile_mgmt_update`, when
+    /// an update raised the profile's `oldestValidOrdinal`).
+    pub fn close_expired(&self, listener: &str, oldest: u64) {
+        let state = self.state();
+        let expired = |from: Option<&str>, ordinal: Option<u64>| {
+            from == Some(listener) && ordinal.is_some_and(|o| o < oldest)
+        };
         for (id, peer) in &state.peers {
-            let roles: &[&str] = if peer.role == "inter-router" {
-                &["inter-router", "inter-router-data"]
-            } else {
-                &[peer.role.as_str()]
-            };
-            for (n, role) in roles.iter().enumerate() {
-                rows.push(connection_row(
-                    format!("{id}.{n}"),
-                    role,
-                    peer.dir,
-                    &peer.host,
-                    &peer.router_id,
-                    &peer.user,
-                    peer.opened_at,
-                ));
+            if expired(peer.listener.as_deref(), peer.tls_ordinal) {
+                tracing::info!("[C{id}] Closing due to expired TLS ordinal");
+                peer.close.send_replace(Some(false));
             }
         }
-        for (id, (host, opened_at)) in &state.management_connections {
-            rows.push(connection_row(
-                id.to_string(),
-                "normal",
-                "in",
-                host,
-                "",
-                "",
-                *opened_at,
-            ));
+        for (id, connection) in &state.management_connections {
+            if expired(Some(&connection.listener), connection.tls_ordinal) {
+                tracing::info!("[C{id}] Closing due to expired TLS ordinal");
+                connection.close.send_replace(Some(false));
+            }
         }
-        rows
     }
 
     /// The `io.skupper.router.router.node` entities: every router known in the network, its
@@ -837,22 +905,92 @@ fn allocate_mask_bits(state: &mut State, own_id: &str, view: &Advertisement) {
     }
 }
 
-fn connection_row(
-    identity: String,
-    role: &str,
-    dir: &str,
-    host: &str,
-    container: &str,
-    user: &str,
+/// What [`Router::force_close`] did.
+pub enum ForceClose {
+    NotFound,
+    /// An inter-router or edge connection: the router refuses.
+    Forbidden,
+    /// Its row as the router answers: adminStatus `deleted`, operStatus `closing`.
+    Closed(Map<String, Value>),
+}
+
+/// Which connection a row describes.
+#[derive(Clone, Copy)]
+enum RowOf {
+    Peer(u64),
+    PeerData(u64),
+    Management(u64),
+}
+
+/// Every `connection` row, with what it describes. Identities are the connections' ids, as
+/// the real router's are its connection numbers.
+fn connection_entries(state: &State) -> Vec<(Map<String, Value>, RowOf)> {
+    let mut rows = Vec::new();
+    for (id, peer) in &state.peers {
+        let row = |identity: u64, role: &str| ConnectionRow {
+            identity,
+            role,
+            dir: peer.dir,
+            host: &peer.host,
+            container: &peer.router_id,
+            user: peer.user.as_deref(),
+            tls_ordinal: peer.tls_ordinal,
+            opened_at: peer.opened_at,
+        };
+        rows.push((row(*id, &peer.role).map(), RowOf::Peer(*id)));
+        if peer.role == "inter-router" {
+            let data = row(peer.data_id, "inter-router-data").map();
+            rows.push((data, RowOf::PeerData(*id)));
+        }
+    }
+    for (id, connection) in &state.management_connections {
+        let row = ConnectionRow {
+            identity: *id,
+            role: "normal",
+            dir: "in",
+            host: &connection.host,
+            container: "",
+            user: connection.user.as_deref(),
+            tls_ordinal: connection.tls_ordinal,
+            opened_at: connection.opened_at,
+        };
+        rows.push((row.map(), RowOf::Management(*id)));
+    }
+    rows.sort_by_key(|(row, _)| row["identity"].as_str().and_then(|i| i.parse::<u64>().ok()));
+    rows
+}
+
+/// One `connection` row's facts.
+struct ConnectionRow<'a> {
+    identity: u64,
+    role: &'a str,
+    dir: &'a str,
+    host: &'a str,
+    /// The peer's container id (a router's id); empty when not known.
+    container: &'a str,
+    user: Option<&'a str>,
+    tls_ordinal: Option<u64>,
     opened_at: Instant,
-) -> Map<String, Value> {
-    let row = json!({
-        "identity": identity, "name": format!("connection/{host}"), "type": "io.skupper.router.connection",
-        "role": role, "dir": dir, "host": host, "container": container, "opened": true, "operStatus": "up",
-        "adminStatus": "enabled", "isAuthenticated": true, "isEncrypted": true, "sasl": "EXTERNAL", "ssl": true,
-        "sslProto": "TLSv1.3", "user": user, "uptimeSeconds": opened_at.elapsed().as_secs(), "protocol": "amqp",
-    });
-    row.as_object().expect("object").clone()
+}
+
+impl ConnectionRow<'_> {
+    /// Every column of `qdr_connection_columns` (`agent_connection.c`); what the stand-in does
+    /// not know is null.
+    fn map(&self) -> Map<String, Value> {
+        let container = (!self.container.is_empty()).then_some(self.container);
+        let row = json!({
+            "name": format!("connection/{}", self.host), "identity": self.identity.to_string(),
+            "host": self.host, "localSocket": null, "role": self.role, "protocol": "amqp",
+            "dir": self.dir, "container": container, "sasl": "EXTERNAL", "isAuthenticated": true,
+            "user": self.user, "isEncrypted": true, "sslProto": "TLSv1.3", "sslCipher": null,
+            "properties": {}, "sslSsf": null, "type": "io.skupper.router.connection", "ssl": true,
+            "opened": true, "active": true, "adminStatus": "enabled", "operStatus": "up",
+            "uptimeSeconds": self.opened_at.elapsed().as_secs(), "lastDlvSeconds": null,
+            "enableProtocolTrace": false, "meshId": null, "tlsOrdinal": self.tls_ordinal,
+            "groupCorrelationId": null, "groupOrdinal": null,
+        });
+        row.as_object().expect("object").clone()
+    }
 }
 
 #[cfg(test)]

@@ -56,6 +56,8 @@ pub struct EntityType {
     pub name: String,
     attributes: BTreeMap<String, Attribute>,
     operations: Vec<String>,
+    /// Its own operations, then its bases' (as the Python agent's `EntityType.operations`).
+    all_operations: Vec<String>,
 }
 
 /// How an attribute map is being applied.
@@ -106,10 +108,16 @@ impl Schema {
                             .collect();
                     }
                 }
+                let all_operations = chain
+                    .iter()
+                    .flat_map(|def| def["operations"].as_array().into_iter().flatten())
+                    .filter_map(|o| o.as_str().map(String::from))
+                    .collect();
                 let entity = EntityType {
                     name: name.clone(),
                     attributes,
                     operations,
+                    all_operations,
                 };
                 (name.clone(), entity)
             })
@@ -197,6 +205,21 @@ impl Attribute {
 impl EntityType {
     pub fn allows(&self, operation: &str) -> bool {
         self.operations.iter().any(|o| o == operation)
+    }
+
+    /// The operations the Python agent lists for the type: its own, then its bases' (`READ`).
+    pub fn all_operations(&self) -> &[String] {
+        &self.all_operations
+    }
+
+    /// Whether the type has attribute `name`.
+    pub fn has(&self, name: &str) -> bool {
+        self.attributes.contains_key(name)
+    }
+
+    /// Whether management may UPDATE attribute `name`.
+    pub fn updatable(&self, name: &str) -> bool {
+        self.attributes.get(name).is_some_and(|a| a.update)
     }
 
     /// Validates `attributes` and returns them coerced, with the schema's defaults filled in

@@ -18,7 +18,6 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use crate::config::Entity;
 use crate::mux;
@@ -26,7 +25,7 @@ use crate::router::{
     ListenerAddressState, OpenStream, Route, RouteTo, Router, Strategy, TcpConnectorState,
     TcpListenerState, TcpTarget,
 };
-use crate::tls;
+use crate::tls::{self, TlsConfig};
 use crate::vanflow::{self, Attr};
 
 /// A TLS handshake with a client or a backend that takes longer fails.
@@ -36,8 +35,8 @@ pub trait AsyncStream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> AsyncStream for T {}
 
 /// Registers a tcpListener; its socket opens once its address (one of its listenerAddresses,
-/// for a multi-address one) is reachable. `tls` is its TLS server ([`tls::tcp_listener_tls`]).
-pub fn add_listener(router: &Arc<Router>, entity: &Entity, tls: Option<TlsAcceptor>) {
+/// for a multi-address one) is reachable. `tls` is its TLS server configuration.
+pub fn add_listener(router: &Arc<Router>, entity: &Entity, tls: Option<Arc<TlsConfig>>) {
     router.state().tcp_listeners.insert(
         entity.name().to_string(),
         TcpListenerState {
@@ -85,9 +84,9 @@ fn endpoint_record(router: &Router, record_type: u32, entity: &Entity, address: 
     router.vanflow.start(record_type, None, None, attrs)
 }
 
-/// Registers a tcpConnector, which makes its address reachable. `tls` is its TLS client to the
-/// backend ([`tls::tcp_connector_tls`]).
-pub fn add_connector(router: &Arc<Router>, entity: &Entity, tls: Option<TlsConnector>) {
+/// Registers a tcpConnector, which makes its address reachable. `tls` is its TLS client
+/// configuration for the backend.
+pub fn add_connector(router: &Arc<Router>, entity: &Entity, tls: Option<Arc<TlsConfig>>) {
     let seq = router.next_id();
     router.state().tcp_connectors.insert(
         entity.name().to_string(),
@@ -239,6 +238,8 @@ pub fn set_accepting(router: &Arc<Router>, name: &str, on: bool) {
                     };
                     let (router, tls, name) = (Arc::clone(&router), tls.clone(), name.clone());
                     tokio::spawn(async move {
+                        // A new TLS session takes what the sslProfile holds now.
+                        let tls = tls.and_then(|config| config.acceptor()).map(|(tls, _)| tls);
                         let client: Box<dyn AsyncStream> = match tls {
                             None => Box::new(client),
                             Some(tls) => {
@@ -508,7 +509,7 @@ async fn connect_backend(target: &TcpTarget) -> io::Result<Box<dyn AsyncStream>>
             tracing::info!("tcpConnector {name}: cannot connect to {host}:{port}: {e}")
         })?;
     let _ = stream.set_nodelay(true);
-    let Some(tls) = &target.tls else {
+    let Some((tls, _)) = target.tls.as_ref().and_then(|config| config.connector()) else {
         return Ok(Box::new(stream));
     };
     let handshake = tokio::time::timeout(

@@ -74,6 +74,8 @@ pub const PROXY_HOST: u32 = 62;
 pub const PROXY_PORT: u32 = 63;
 pub const ERROR_LISTENER_SIDE: u32 = 64;
 pub const ERROR_CONNECTOR_SIDE: u32 = 65;
+/// LINK and ROUTER_ACCESS: the sslProfile ordinal of the TLS session in use.
+pub const ACTIVE_TLS_ORDINAL: u32 = 66;
 pub const HTTP_PROXY: u32 = 67;
 
 /// Where every router sends its BEACONs.
