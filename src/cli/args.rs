@@ -119,6 +119,19 @@ them already; by hand: `vansite completion bash > ~/.local/share/bash-completion
     /// Links between this site and others
     #[command(subcommand)]
     Link(LinkCommand),
+    /// End every incoming link and every unredeemed token: a new site CA and server
+    /// certificate (Skupper v1's `revoke-access`); this site's own links stay up
+    #[command(
+        long_about = "End all access to this site, with Skupper v1's meaning: the site gets a new \
+CA and a new server certificate, every incoming link's credentials stop working (their \
+connections close and cannot come back), and every AccessGrant is removed, so tokens not yet \
+redeemed are refused. Links this site made to others are untouched. Tokens issued afterwards \
+work. Asks before doing it on a terminal; elsewhere give --yes."
+    )]
+    RevokeAccess(RevokeAccessArgs),
+    /// The site's certificates: when they expire, and issuing them again
+    #[command(subcommand)]
+    Certs(CertsCommand),
     /// The grant server (started by its systemd socket unit, not by hand)
     #[command(hide = true)]
     GrantServer(ServerArgs),
@@ -225,8 +238,79 @@ pub enum LinkCommand {
     /// Remove a link: from the running router first, then from the site's files
     Delete(LinkDeleteArgs),
     /// Show links: those created from this site (connected or not, the remote router, since
-    /// when, the last error) and those other sites made to it (from which router, role, since)
+    /// when, the last error) and those other sites made to it (their name here, from which
+    /// site and router, role, since)
     Status(LinkStatusArgs),
+    /// End one incoming link: the credentials this site issued for it (a redeemed token, a
+    /// generated link) stop working; every other link stays
+    #[command(
+        long_about = "End one incoming link, named as `vansite link status` lists links from \
+other sites (or as `link generate` and the grant server named it). Each link this site issues \
+has a CA of its own, which the router's link listeners trust; revoking removes it from their \
+trust and renews them live. The router cannot close a single router-to-router connection, so \
+every incoming link reconnects once (about 2 seconds later); the revoked one is refused from \
+then on, even after its router restarts."
+    )]
+    Revoke(LinkRevokeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LinkRevokeArgs {
+    /// The incoming link to end
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    /// How long to wait for the router if it has to be restarted (seconds)
+    #[arg(long, default_value = "120", value_name = "SECONDS", value_parser = parse_seconds)]
+    pub timeout: Duration,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RevokeAccessArgs {
+    /// Do it without asking (needed when not on a terminal)
+    #[arg(long, short)]
+    pub yes: bool,
+
+    /// How long to wait for the router if it has to be restarted (seconds)
+    #[arg(long, default_value = "120", value_name = "SECONDS", value_parser = parse_seconds)]
+    pub timeout: Duration,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertsCommand {
+    /// Every certificate the site keeps and when it expires, soonest first
+    List(OutputArgs),
+    /// Issue the site's certificates again from the same CAs: the running router takes them
+    /// without a restart and links stay connected
+    #[command(
+        long_about = "Issue again every certificate vansite issued for the site (the link \
+listeners' server certificate, the management certificates, services' certificates, the grant \
+server's) from the same CAs. The running router reads the new files through sslProfile \
+updates: open connections and links stay up, new ones use the new certificates. With \
+--expiring, only those within 30 days of expiry (what the renewal timer runs when \
+`renew_certificates = true` is set in ~/.config/vansite/config.toml)."
+    )]
+    Rotate(CertsRotateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CertsRotateArgs {
+    /// Only certificates within 30 days of expiry
+    #[arg(long)]
+    pub expiring: bool,
+
+    /// How long to wait for the router if it has to be restarted (seconds)
+    #[arg(long, default_value = "120", value_name = "SECONDS", value_parser = parse_seconds)]
+    pub timeout: Duration,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -10,11 +10,11 @@ pub use args::{Cli, Command};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::render::certs::LeafRenewal;
 use crate::error::Error;
 use crate::forward::proxy;
 use crate::grants::{self, TokenFormat};
 use crate::model::StrategyKind;
+use crate::ops::access;
 use crate::ops::apply::ApplyOptions;
 use crate::ops::console::{self, ConsoleRequest};
 use crate::ops::debug;
@@ -30,11 +30,12 @@ use crate::ops::services::{
 use crate::ops::status;
 use crate::ops::token::{self, GenerateRequest, IssueRequest};
 use crate::progress::Progress;
+use crate::render::certs::LeafRenewal;
 use crate::settings::Settings;
 use crate::store::{files, Paths, SiteDir};
 
 use args::{
-    ConnectorOptions, DebugCommand, DoctorArgs, ExposeCommand, Ingress, LinkCommand,
+    CertsCommand, ConnectorOptions, DebugCommand, DoctorArgs, ExposeCommand, Ingress, LinkCommand,
     ListenerOptions, NetworkCommand, RouterMode, ServerArgs, ServiceCommand, ServiceKindArgs,
     SiteCommand, StrategyArg, TokenCommand, TokenFileFormat,
 };
@@ -144,6 +145,38 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::Link(LinkCommand::Status(args)) => {
             let statuses = link::status(&paths, &namespace, args.name.as_deref()).await?;
             output::print_links(args.output, &statuses);
+            Ok(())
+        }
+        Command::Link(LinkCommand::Revoke(args)) => {
+            let outcome =
+                access::revoke_link(&paths, &namespace, &args.name, args.timeout, &progress)
+                    .await?;
+            output::print_link_revoked(args.output.output, &outcome);
+            Ok(())
+        }
+        Command::RevokeAccess(args) => {
+            if !args.yes {
+                let planned = access::access_to_revoke(&paths, &namespace)?;
+                confirm(&output::describe_access_to_revoke(&namespace, &planned))?;
+            }
+            let outcome =
+                access::revoke_access(&paths, &namespace, args.timeout, &progress).await?;
+            output::print_access_revoked(args.output.output, &outcome);
+            Ok(())
+        }
+        Command::Certs(CertsCommand::List(args)) => {
+            output::print_certificates(args.output, &access::list(&paths, &namespace)?);
+            Ok(())
+        }
+        Command::Certs(CertsCommand::Rotate(args)) => {
+            let rotation = if args.expiring {
+                access::Rotation::Due
+            } else {
+                access::Rotation::All
+            };
+            let outcome =
+                access::rotate(&paths, &namespace, rotation, args.timeout, &progress).await?;
+            output::print_rotated(args.output.output, &outcome);
             Ok(())
         }
         Command::Delete(args) if !args.files.is_empty() => {
@@ -322,6 +355,28 @@ fn server_site(namespace: Option<String>, args: &ServerArgs) -> (SiteDir, Option
     };
     let idle = (args.idle_timeout > 0).then(|| Duration::from_secs(args.idle_timeout));
     (site_dir, idle)
+}
+
+/// Asks the person on the terminal to go on after reading `what`; refuses without a terminal.
+fn confirm(what: &str) -> Result<(), Error> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::Usage(format!(
+            "{what}\nNot on a terminal: give --yes to do it."
+        )));
+    }
+    eprint!("{what}\nType yes to go on: ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(Error::file("cannot read", "standard input"))?;
+    if answer.trim() == "yes" {
+        Ok(())
+    } else {
+        Err(Error::Usage("nothing was changed".into()))
+    }
 }
 
 /// `doctor` works without a user session too: a missing one is what it reports then.

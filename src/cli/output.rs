@@ -9,10 +9,12 @@ use serde::Serialize;
 use crate::grants::TokenFormat;
 use crate::model::StrategyKind;
 use crate::observe::{self, status::NetworkStatus};
+use crate::ops::access;
 use crate::ops::console::ConsoleOutcome;
 use crate::ops::debug::{DumpOutcome, SiteEvent};
 use crate::ops::delete;
 use crate::ops::doctor::{self, DoctorReport};
+use crate::ops::expiry::ExpiryReport;
 use crate::ops::init::InitOutcome;
 use crate::ops::link::{self, Applied, CreateOutcome, IncomingLink, LinkStatus, LinksReport};
 use crate::ops::services::{ServiceChange, ServiceInfo, ServiceKind, ServiceStatus};
@@ -60,6 +62,97 @@ pub fn print_link_deleted(format: OutputFormat, outcome: &link::DeleteOutcome) {
     print_data(format, outcome, describe_link_delete);
 }
 
+/// `link revoke`.
+pub fn print_link_revoked(format: OutputFormat, outcome: &access::LinkRevoked) {
+    print_data(format, outcome, |outcome| {
+        let mut text = format!(
+            "Incoming link '{}' revoked: its credentials are no longer trusted ({}).\n",
+            outcome.link,
+            outcome.router.describe()
+        );
+        if !outcome.still_trusted.is_empty() {
+            text.push_str(&format!(
+                "The router cannot close one link alone: the links still trusted ({}) reconnect \
+                 within seconds.\n",
+                outcome.still_trusted.join(", ")
+            ));
+        }
+        text
+    });
+}
+
+/// What `revoke-access` is about to break, for the person to confirm.
+pub fn describe_access_to_revoke(namespace: &str, planned: &access::AccessToRevoke) -> String {
+    format!(
+        "revoke-access on site '{namespace}' creates a new site CA and server certificate:\n\
+         - incoming links stop working and stay down: {}\n\
+         - tokens not yet redeemed are refused (AccessGrants removed): {}\n\
+         - links this site made to other sites are not affected; tokens issued afterwards work.",
+        or_none(&planned.links),
+        or_none(&planned.grants)
+    )
+}
+
+fn or_none(items: &[String]) -> String {
+    if items.is_empty() {
+        "none".into()
+    } else {
+        items.join(", ")
+    }
+}
+
+/// `revoke-access`.
+pub fn print_access_revoked(format: OutputFormat, outcome: &access::AccessRevoked) {
+    print_data(format, outcome, |outcome| {
+        format!(
+            "Access to site '{}' revoked: new site CA and server certificate ({}).\n\
+             Incoming links ended: {}\nGrants removed: {}\n\
+             Issue new tokens with `vansite token issue FILE`.\n",
+            outcome.namespace,
+            outcome.router.describe(),
+            or_none(&outcome.links),
+            or_none(&outcome.grants)
+        )
+    });
+}
+
+/// `certs list`.
+pub fn print_certificates(format: OutputFormat, certificates: &[ExpiryReport]) {
+    print_data(format, &certificates, |certificates| {
+        let rows: Vec<Vec<String>> = certificates
+            .iter()
+            .map(|c| {
+                vec![
+                    c.certificate.clone(),
+                    c.not_after.clone(),
+                    c.days_left.to_string(),
+                    format!("{:?}", c.state).to_lowercase(),
+                ]
+            })
+            .collect();
+        columns(&["CERTIFICATE", "NOT AFTER", "DAYS LEFT", "STATE"], &rows)
+    });
+}
+
+/// `certs rotate`.
+pub fn print_rotated(format: OutputFormat, outcome: &access::Rotated) {
+    print_data(format, outcome, |outcome| {
+        if outcome.renewed.is_empty() {
+            return "No certificate needed renewing.\n".into();
+        }
+        let rows: Vec<Vec<String>> = outcome
+            .renewed
+            .iter()
+            .map(|r| vec![r.certificate.clone(), r.not_after.clone()])
+            .collect();
+        format!(
+            "Renewed ({}):\n{}",
+            outcome.router.describe(),
+            columns(&["CERTIFICATE", "NOT AFTER"], &rows)
+        )
+    });
+}
+
 /// `link status`.
 pub fn print_links(format: OutputFormat, report: &LinksReport) {
     print_data(format, report, |report| {
@@ -80,6 +173,7 @@ fn incoming_table(links: &[IncomingLink]) -> String {
         .iter()
         .map(|l| {
             vec![
+                l.name.clone().unwrap_or_else(|| "-".into()),
                 l.from_site.clone().unwrap_or_else(|| "-".into()),
                 l.remote_router.clone(),
                 l.role.to_string(),
@@ -88,7 +182,10 @@ fn incoming_table(links: &[IncomingLink]) -> String {
             ]
         })
         .collect();
-    columns(&["SITE", "REMOTE ROUTER", "ROLE", "SINCE", "FROM"], &rows)
+    columns(
+        &["NAME", "SITE", "REMOTE ROUTER", "ROLE", "SINCE", "FROM"],
+        &rows,
+    )
 }
 
 pub fn print_network_status(format: OutputFormat, status: &NetworkStatus) {

@@ -189,8 +189,12 @@ mod tests {
     use crate::render::certs::{site_certificates, LeafRenewal, SiteCertificates};
 
     fn site_ca(resources: &SiteResources) -> String {
-        let certs = site_certificates(resources, &SiteCertificates::default(), LeafRenewal::WhenDue)
-            .unwrap();
+        let certs = site_certificates(
+            resources,
+            &SiteCertificates::default(),
+            LeafRenewal::WhenDue,
+        )
+        .unwrap();
         certs.issuers[SITE_CA].tls_crt.clone()
     }
 
@@ -237,7 +241,13 @@ mod tests {
             .map(Result::unwrap)
             .collect();
         assert_eq!(chain.len(), 2);
-        assert_eq!(chain[1].contents, certs::bundle_certificates(&issued.ca.tls_crt).into_iter().next().unwrap());
+        assert_eq!(
+            chain[1].contents,
+            certs::bundle_certificates(&issued.ca.tls_crt)
+                .into_iter()
+                .next()
+                .unwrap()
+        );
         let cert = chain[0].parse_x509().unwrap();
         let cn = cert.subject().iter_common_name().next().unwrap();
         assert_eq!(cn.as_str().unwrap(), "east");

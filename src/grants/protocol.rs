@@ -372,8 +372,12 @@ mod tests {
             root,
         };
         let resources = crate::render::certs::tests::site("");
-        let certs =
-            crate::render::certs::site_certificates(&resources, &Default::default(), crate::render::certs::LeafRenewal::WhenDue).unwrap();
+        let certs = crate::render::certs::site_certificates(
+            &resources,
+            &Default::default(),
+            crate::render::certs::LeafRenewal::WhenDue,
+        )
+        .unwrap();
         site_dir.save_certificates(&certs).unwrap();
         site_dir.save_resources(&resources).unwrap();
         Fixture {

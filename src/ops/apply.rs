@@ -945,7 +945,10 @@ pub async fn sync_router_entities(
 }
 
 /// Carries out `ops` in order on the running router.
-async fn run_live_ops(client: &mut ManagementClient, ops: &[LiveOp]) -> Result<(), ManagementError> {
+async fn run_live_ops(
+    client: &mut ManagementClient,
+    ops: &[LiveOp],
+) -> Result<(), ManagementError> {
     for op in ops {
         match op {
             LiveOp::Delete { entity_type, name } => {
@@ -989,10 +992,12 @@ async fn run_live_ops(client: &mut ManagementClient, ops: &[LiveOp]) -> Result<(
 pub async fn renew_certificates(site_dir: &SiteDir) -> Result<Vec<String>, Error> {
     let paths = Paths::from_env()?;
     let _lock = paths.lock(&site_dir.namespace, &|_| {})?;
-    let resources = site_dir.load_resources()?.ok_or_else(|| StoreError::NoSite {
-        namespace: site_dir.namespace.clone(),
-        present: paths.namespaces(),
-    })?;
+    let resources = site_dir
+        .load_resources()?
+        .ok_or_else(|| StoreError::NoSite {
+            namespace: site_dir.namespace.clone(),
+            present: paths.namespaces(),
+        })?;
     let existing = site_dir.load_certificates()?;
     let config = plan::config_entities(&resources);
     let (certificates, renewed) =

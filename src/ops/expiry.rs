@@ -3,6 +3,7 @@
 //! directory. The soonest decides what `status` shows and what `doctor` says.
 
 use std::path::Path;
+use std::time::{Duration, UNIX_EPOCH};
 
 use serde::Serialize;
 
@@ -31,7 +32,29 @@ pub enum ExpiryState {
     Expired,
 }
 
+/// A certificate's expiry as `status` and `certs list` show it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExpiryReport {
+    /// The file, relative to the site's runtime directory.
+    pub certificate: String,
+    /// RFC 3339.
+    pub not_after: String,
+    pub days_left: i64,
+    pub state: ExpiryState,
+}
+
 impl CertificateExpiry {
+    /// How it stands at `now` (Unix seconds).
+    pub fn report(&self, now: i64) -> ExpiryReport {
+        ExpiryReport {
+            certificate: self.certificate.clone(),
+            not_after: rfc3339_of_unix(self.not_after),
+            days_left: self.days_left(now),
+            state: self.state(now),
+        }
+    }
+
     pub fn state(&self, now: i64) -> ExpiryState {
         if now >= self.not_after {
             ExpiryState::Expired
@@ -48,12 +71,17 @@ impl CertificateExpiry {
     }
 }
 
-/// Every certificate of the site (`tls.crt` and `ca.crt` under `issuers/` and `certs/`);
+/// Every certificate of the site (`tls.crt` and `ca.crt` under `issuers/`, `link-issuers/`
+/// and `certs/`);
 /// files that are not certificates are skipped.
 pub fn site_certificates(site_dir: &SiteDir) -> Vec<CertificateExpiry> {
     let runtime = site_dir.runtime();
     let mut found = Vec::new();
-    for top in [site_dir.issuers(), site_dir.certs()] {
+    for top in [
+        site_dir.issuers(),
+        site_dir.link_issuers(),
+        site_dir.certs(),
+    ] {
         let Ok(entries) = std::fs::read_dir(&top) else {
             continue;
         };
@@ -79,6 +107,11 @@ pub fn soonest(certificates: &[CertificateExpiry]) -> Option<&CertificateExpiry>
     certificates
         .iter()
         .min_by_key(|c| (c.not_after, &c.certificate))
+}
+
+/// RFC 3339 of a Unix time in seconds (times before 1970 shown as 1970).
+pub fn rfc3339_of_unix(seconds: i64) -> String {
+    super::rfc3339(UNIX_EPOCH + Duration::from_secs(seconds.max(0) as u64))
 }
 
 fn not_after(path: &Path) -> Option<i64> {

@@ -7,7 +7,6 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use crate::render::certs::LeafRenewal;
 use crate::error::Error;
 use crate::model::{
     check_name, ObjectMeta, Resource, RouterAccess, RouterAccessRole, RouterAccessSpec, RouterMode,
@@ -16,6 +15,7 @@ use crate::model::{
 use crate::ops::apply::{local_port, ApplyOptions, RouterChange, SiteSession};
 use crate::plan::ROUTER_IMAGE_ANNOTATION;
 use crate::quadlet::version::detect_generator_version;
+use crate::render::certs::LeafRenewal;
 use crate::render::router_unit::router_unit_name;
 use crate::settings::Platform;
 

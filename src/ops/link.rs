@@ -14,7 +14,6 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use crate::render::certs::LeafRenewal;
 use crate::error::Error;
 use crate::model::{check_name, LinkRole, LinkState, Resource, SiteResources};
 use crate::observe::collector;
@@ -24,6 +23,7 @@ use crate::ops::apply::{
     site_management, site_router_endpoint, ApplyOptions, RouterChange, SiteSession,
 };
 use crate::render::certs::CertFiles;
+use crate::render::certs::LeafRenewal;
 use crate::render::router_config::link_entities;
 use crate::render::router_unit::CERTS_DIR_IN_CONTAINER;
 use crate::router::management::{ManagementClient, ManagementError};
@@ -377,6 +377,9 @@ pub struct LinkStatus {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IncomingLink {
+    /// The name this site gave the link when it issued its credentials (`link revoke NAME`);
+    /// None for credentials from before each link had its own CA.
+    pub name: Option<String>,
     /// The linking router's id (its AMQP container id).
     pub remote_router: String,
     /// The site of that router, as the network's records name it (`link status` asks them;
@@ -460,6 +463,7 @@ impl RouterView {
             .filter(|c| c.dir == "in" && c.opened)
             .filter_map(|c| {
                 Some(IncomingLink {
+                    name: c.issued_link().map(String::from),
                     remote_router: c.container.clone(),
                     from_site: None,
                     role: LinkRole::of_connection(&c.role)?,
@@ -733,6 +737,7 @@ mod tests {
             container: container.into(),
             opened: true,
             uptime_seconds: Some(5),
+            user: format!("OU={container}-link,CN=client"),
         }
     }
 
@@ -749,15 +754,15 @@ mod tests {
             ..RouterView::default()
         };
         let links = view.incoming_links();
-        let seen: Vec<(&str, LinkRole)> = links
+        let seen: Vec<(&str, Option<&str>, LinkRole)> = links
             .iter()
-            .map(|l| (l.remote_router.as_str(), l.role))
+            .map(|l| (l.remote_router.as_str(), l.name.as_deref(), l.role))
             .collect();
         assert_eq!(
             seen,
             [
-                ("east-1", LinkRole::InterRouter),
-                ("laptop-2", LinkRole::Edge)
+                ("east-1", Some("east-1-link"), LinkRole::InterRouter),
+                ("laptop-2", Some("laptop-2-link"), LinkRole::Edge)
             ]
         );
         assert!(links[0].since.as_deref().is_some_and(|s| s.ends_with('Z')));

@@ -16,7 +16,6 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::render::certs::LeafRenewal;
 use crate::error::Error;
 use crate::grants::code::new_code;
 use crate::grants::duration::parse_go_duration;
@@ -27,6 +26,7 @@ use crate::ops::apply::{ApplyOptions, Preview, RouterChange, SiteSession};
 use crate::ops::init::with_host_defaults;
 use crate::ops::services::{check_port_free, router_port};
 use crate::plan::{bind_address, forwarded_listeners};
+use crate::render::certs::LeafRenewal;
 use crate::store::Paths;
 use crate::tokens::redeem::redeem_access_token;
 

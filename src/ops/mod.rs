@@ -1,6 +1,7 @@
 //! Operations, one file per verb: each loads the site's resources, edits them and hands the
 //! result to the one apply (`apply`). `doctor` checks the host; `status` reads.
 
+pub mod access;
 pub mod activated;
 pub mod apply;
 pub mod console;

@@ -1,7 +1,7 @@
 //! `vansite status`: the site's identity and mode from its resources, its router unit from
 //! systemd, its container from podman. Broken is a state to report, not an error to hide.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use serde::Serialize;
 
@@ -12,7 +12,7 @@ use crate::platform::podman::PodmanService;
 use crate::platform::systemd::{ActiveState, UserManager};
 use crate::render::router_unit::router_unit_name;
 
-use super::expiry::{self, ExpiryState};
+use super::expiry::{self, ExpiryReport, ExpiryState};
 use super::link::{link_statuses, IncomingLink, LinkStatus, NetworkRouter, RouterView};
 use super::services::{services_status, ServiceStatus};
 use super::{rfc3339, unix_seconds};
@@ -38,7 +38,7 @@ pub struct SiteStatus {
     /// The site's links, as its router reports them.
     pub links: Vec<LinkStatus>,
     /// The site's certificate that expires first (issuers, router, links, services).
-    pub soonest_expiry: Option<SoonestExpiry>,
+    pub soonest_expiry: Option<ExpiryReport>,
     /// Links other sites made to this one; empty when the router does not answer.
     pub incoming_links: Vec<IncomingLink>,
     /// The routers reachable in the network (this one included), from the router's
@@ -46,17 +46,6 @@ pub struct SiteStatus {
     pub network: Vec<NetworkRouter>,
     pub healthy: bool,
     pub problems: Vec<String>,
-}
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SoonestExpiry {
-    /// The file, relative to the site's runtime directory.
-    pub certificate: String,
-    /// RFC 3339.
-    pub not_after: String,
-    pub days_left: i64,
-    pub state: ExpiryState,
 }
 
 #[derive(Debug, Serialize)]
@@ -162,12 +151,7 @@ pub async fn status(paths: &Paths, namespace: &str) -> Result<SiteStatus, Error>
     };
     let now = unix_seconds(SystemTime::now());
     let soonest_expiry =
-        expiry::soonest(&expiry::site_certificates(&site_dir)).map(|cert| SoonestExpiry {
-            certificate: cert.certificate.clone(),
-            not_after: rfc3339(UNIX_EPOCH + Duration::from_secs(cert.not_after.max(0) as u64)),
-            days_left: cert.days_left(now),
-            state: cert.state(now),
-        });
+        expiry::soonest(&expiry::site_certificates(&site_dir)).map(|cert| cert.report(now));
     if let Some(expired) = soonest_expiry
         .as_ref()
         .filter(|e| e.state == ExpiryState::Expired)

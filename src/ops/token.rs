@@ -10,12 +10,12 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use crate::render::certs::LeafRenewal;
 use crate::error::Error;
 use crate::model::{
     check_name, AccessGrant, AccessGrantSpec, AccessToken, AccessTokenSpec, ObjectMeta, Resource,
     Secret, SiteResources,
 };
+use crate::render::certs::LeafRenewal;
 use crate::render::certs::GRANT_SERVER_CA;
 use crate::settings::SKUPPER_VERSION;
 use crate::store::{files, Paths, SiteDir};
@@ -23,8 +23,8 @@ use crate::store::{files, Paths, SiteDir};
 use crate::grants::bundle::{IssuedLink, LinkAccess, V1_TYPE_LABEL};
 use crate::grants::code::{name_suffix, new_code};
 use crate::grants::duration::parse_go_duration;
-use crate::grants::{self, grant_port};
 use crate::grants::state::{self, GrantState, LockedState};
+use crate::grants::{self, grant_port};
 use crate::grants::{
     GrantError, TokenFormat, FORMAT_ANNOTATION, GRANT_PORT_ANNOTATION, HOST_ANNOTATION,
 };
@@ -372,8 +372,14 @@ pub async fn generate_link(
         ))
     })?;
     let subject = format!("client-{}", resources.site_name());
-    let mut issued =
-        grants::issue_link(&site_dir, &access, &server_ca.tls_crt, &name, &name, &subject)?;
+    let mut issued = grants::issue_link(
+        &site_dir,
+        &access,
+        &server_ca.tls_crt,
+        &name,
+        &name,
+        &subject,
+    )?;
     for link in &mut issued.bundle.links {
         link.spec.cost = 1;
     }

@@ -21,9 +21,9 @@ use crate::render::grant_units::{
 use crate::render::router_config::{render, router_entities, RenderContext, CERTS_PATH, LOOPBACK};
 use crate::render::router_unit::{router_quadlet, RouterUnitSpec, CERTS_DIR_IN_CONTAINER};
 use crate::router::entity::{EntityType, RouterEntity};
-use router::Renewal;
 use crate::settings::SKUPPER_VERSION;
 use crate::store::SiteDir;
+use router::Renewal;
 
 /// Annotation on the Site recording the router image vansite runs for it.
 pub const ROUTER_IMAGE_ANNOTATION: &str = "vansite.io/router-image";

@@ -207,11 +207,8 @@ pub fn live_ops(
             .iter()
             .any(|c| c.entity_type == EntityType::SslProfile && c.name() == profile.name())
     };
-    let kept_profiles: Vec<RouterEntity> = running
-        .iter()
-        .filter(|r| !created(r))
-        .cloned()
-        .collect();
+    let kept_profiles: Vec<RouterEntity> =
+        running.iter().filter(|r| !created(r)).cloned().collect();
     let renewals = renew_ops(&kept_profiles, renewed);
     deletes
         .into_iter()
@@ -425,7 +422,10 @@ mod tests {
             .iter()
             .map(LiveOp::label)
             .collect();
-        assert_eq!(labels, ["delete sslProfile/web-tls", "create sslProfile/web-tls"]);
+        assert_eq!(
+            labels,
+            ["delete sslProfile/web-tls", "create sslProfile/web-tls"]
+        );
     }
 
     #[test]

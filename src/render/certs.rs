@@ -982,7 +982,12 @@ spec: {{routingKey: payments, host: payments.local, port: 8443, tlsCredentials: 
              ---\napiVersion: skupper.io/v2alpha1\nkind: Certificate\nmetadata: {name: my-ca}\n\
              spec: {signing: true}\n",
         );
-        let certs = site_certificates(&resources, &SiteCertificates::default(), LeafRenewal::WhenDue).unwrap();
+        let certs = site_certificates(
+            &resources,
+            &SiteCertificates::default(),
+            LeafRenewal::WhenDue,
+        )
+        .unwrap();
         assert!(
             certs.issuers.contains_key("my-ca"),
             "a signing Certificate is a CA"
@@ -1004,7 +1009,12 @@ spec: {{routingKey: payments, host: payments.local, port: 8443, tlsCredentials: 
     #[test]
     fn site_gets_its_issuers_and_leaves() {
         let resources = site("");
-        let certs = site_certificates(&resources, &SiteCertificates::default(), LeafRenewal::WhenDue).unwrap();
+        let certs = site_certificates(
+            &resources,
+            &SiteCertificates::default(),
+            LeafRenewal::WhenDue,
+        )
+        .unwrap();
         let issuers: Vec<&str> = certs.issuers.keys().map(String::as_str).collect();
         assert_eq!(issuers, [GRANT_SERVER_CA, LOCAL_CA, SERVICE_CA, SITE_CA]);
         let leaves: Vec<&str> = certs.certs.keys().map(String::as_str).collect();
@@ -1068,7 +1078,12 @@ spec: {{routingKey: payments, host: payments.local, port: 8443, tlsCredentials: 
              spec: {host: web.local, port: 8443, tlsCredentials: web-tls, \
              strategy: {priority: {routingKeys: [web-a, web-b]}}}\n",
         );
-        let certs = site_certificates(&resources, &SiteCertificates::default(), LeafRenewal::WhenDue).unwrap();
+        let certs = site_certificates(
+            &resources,
+            &SiteCertificates::default(),
+            LeafRenewal::WhenDue,
+        )
+        .unwrap();
         let files = &certs.certs["web-tls"];
         assert_eq!(files.ca_crt, certs.issuers[SERVICE_CA].tls_crt);
         let pem = parse_pem(&files.tls_crt).unwrap();
@@ -1081,7 +1096,12 @@ spec: {{routingKey: payments, host: payments.local, port: 8443, tlsCredentials: 
     #[test]
     fn running_twice_changes_nothing() {
         let resources = site("");
-        let first = site_certificates(&resources, &SiteCertificates::default(), LeafRenewal::WhenDue).unwrap();
+        let first = site_certificates(
+            &resources,
+            &SiteCertificates::default(),
+            LeafRenewal::WhenDue,
+        )
+        .unwrap();
         let second = site_certificates(&resources, &first, LeafRenewal::WhenDue).unwrap();
         assert_eq!(first, second);
     }
@@ -1089,7 +1109,12 @@ spec: {{routingKey: payments, host: payments.local, port: 8443, tlsCredentials: 
     #[test]
     fn only_outdated_or_missing_leaves_are_reissued() {
         let resources = site("");
-        let first = site_certificates(&resources, &SiteCertificates::default(), LeafRenewal::WhenDue).unwrap();
+        let first = site_certificates(
+            &resources,
+            &SiteCertificates::default(),
+            LeafRenewal::WhenDue,
+        )
+        .unwrap();
 
         // New SANs for the RouterAccess: only its certificate and the grant server's change.
         let mut changed = resources.clone();
@@ -1133,7 +1158,12 @@ spec: {{routingKey: payments, host: payments.local, port: 8443, tlsCredentials: 
     #[test]
     fn corrupt_existing_ca_is_an_error_not_a_silent_new_ca() {
         let resources = site("");
-        let mut existing = site_certificates(&resources, &SiteCertificates::default(), LeafRenewal::WhenDue).unwrap();
+        let mut existing = site_certificates(
+            &resources,
+            &SiteCertificates::default(),
+            LeafRenewal::WhenDue,
+        )
+        .unwrap();
         existing.issuers.get_mut(SITE_CA).unwrap().tls_key = "garbage".into();
         let error = site_certificates(&resources, &existing, LeafRenewal::WhenDue).unwrap_err();
         assert!(
@@ -1147,7 +1177,12 @@ spec: {{routingKey: payments, host: payments.local, port: 8443, tlsCredentials: 
         let extra = "---\napiVersion: skupper.io/v2alpha1\nkind: RouterAccess\nmetadata: {name: backup}\n\
                      spec: {roles: [{name: inter-router, port: 55672}], issuer: backup-ca, bindHost: 10.0.0.1}\n";
         let resources = site(extra);
-        let certs = site_certificates(&resources, &SiteCertificates::default(), LeafRenewal::WhenDue).unwrap();
+        let certs = site_certificates(
+            &resources,
+            &SiteCertificates::default(),
+            LeafRenewal::WhenDue,
+        )
+        .unwrap();
         assert!(certs.issuers.contains_key("backup-ca"));
         let backup = &certs.certs["backup"];
         assert_eq!(backup.ca_crt, certs.issuers["backup-ca"].tls_crt);
@@ -1201,7 +1236,12 @@ spec: {{routingKey: payments, host: payments.local, port: 8443, tlsCredentials: 
             &(secret_document("db-tls", &without_ca)
                 + &secret_document("payments-tls", &backend_ca)),
         );
-        let certs = site_certificates(&resources, &SiteCertificates::default(), LeafRenewal::WhenDue).unwrap();
+        let certs = site_certificates(
+            &resources,
+            &SiteCertificates::default(),
+            LeafRenewal::WhenDue,
+        )
+        .unwrap();
         assert_eq!(
             certs.certs["db-tls"], without_ca,
             "the listener presents the user's pair"
@@ -1248,7 +1288,12 @@ spec: {{routingKey: payments, host: payments.local, port: 8443, tlsCredentials: 
             "---\napiVersion: skupper.io/v2alpha1\nkind: Listener\nmetadata: {name: web}\n\
              spec: {routingKey: web, host: 0.0.0.0, port: 8443, tlsCredentials: web-tls}\n",
         );
-        let certs = site_certificates(&resources, &SiteCertificates::default(), LeafRenewal::WhenDue).unwrap();
+        let certs = site_certificates(
+            &resources,
+            &SiteCertificates::default(),
+            LeafRenewal::WhenDue,
+        )
+        .unwrap();
         let pem = parse_pem(&certs.certs["web-tls"].tls_crt).unwrap();
         assert_eq!(
             SubjectNames::of(&pem.parse_x509().unwrap()),

@@ -393,7 +393,9 @@ impl ManagementClient {
         {
             JsonValue::Object(map) => Ok(map),
             JsonValue::Null => Ok(JsonMap::new()),
-            other => Err(self.protocol(format!("{operation} answered with a non-map body: {other}"))),
+            other => {
+                Err(self.protocol(format!("{operation} answered with a non-map body: {other}")))
+            }
         }
     }
 

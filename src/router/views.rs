@@ -78,9 +78,21 @@ pub struct ConnectionView {
     pub container: String,
     pub opened: bool,
     pub uptime_seconds: Option<u64>,
+    /// The authenticated identity: with SASL EXTERNAL the peer certificate's subject, as
+    /// OpenSSL's RFC 2253 form prints it (`OU=link-a,CN=west`: last RDN first).
+    pub user: String,
 }
 
 impl ConnectionView {
+    /// The OU of the peer certificate's subject: the name this site gave the incoming link
+    /// when it issued its credentials (`certs::issue_link_client`).
+    pub fn issued_link(&self) -> Option<&str> {
+        self.user
+            .split(',')
+            .find_map(|part| part.trim().strip_prefix("OU="))
+            .filter(|name| !name.is_empty())
+    }
+
     pub fn from_row(row: &Row) -> ConnectionView {
         ConnectionView {
             dir: text(row, "dir"),
@@ -89,6 +101,7 @@ impl ConnectionView {
             container: text(row, "container"),
             opened: row.get("opened").and_then(Value::as_bool).unwrap_or(true),
             uptime_seconds: row.get("uptimeSeconds").and_then(Value::as_u64),
+            user: text(row, "user"),
         }
     }
 }

@@ -2,8 +2,8 @@
 //! object, as a user would `kubectl apply` them (and as Skupper's non-kube sites keep them).
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::os::unix::fs::DirBuilderExt;
+use std::path::Path;
 
 use crate::model::{parse_documents, Resource, ResourceError, SiteResources};
 use crate::render::certs::{CertFiles, SiteCertificates};
@@ -231,11 +231,15 @@ impl SiteDir {
     /// creating its directory, which fails for a name taken meanwhile by a concurrent claim.
     pub fn claim_link_issuer(&self, wanted: &str) -> Result<String, StoreError> {
         let dir = self.link_issuers();
-        files::create_dir(&dir, files::PRIVATE_DIR).map_err(StoreError::file("cannot create", &dir))?;
+        files::create_dir(&dir, files::PRIVATE_DIR)
+            .map_err(StoreError::file("cannot create", &dir))?;
         for n in 1u32.. {
             let name = numbered_name(wanted, n);
             let path = dir.join(&name);
-            match std::fs::DirBuilder::new().mode(files::PRIVATE_DIR).create(&path) {
+            match std::fs::DirBuilder::new()
+                .mode(files::PRIVATE_DIR)
+                .create(&path)
+            {
                 Ok(()) => return Ok(name),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
                 Err(source) => {

@@ -14,13 +14,13 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::render::certs::LeafRenewal;
 use crate::error::Error;
 use crate::model::{check_name, PeerState, SiteResources, StrategyKind};
 use crate::ops::apply::{site_management, ApplyOptions, RouterChange, SiteSession};
 use crate::plan::bind_address;
 use crate::platform::systemd::{ActiveState, UserManager};
 use crate::render::certs::listener_credentials_have_ca;
+use crate::render::certs::LeafRenewal;
 use crate::render::forwarder_units::forwarder_unit_name;
 use crate::render::router_config::{
     connector_ssl_profile, multi_key_listener_name, tcp_entities, LOOPBACK,
