@@ -1,5 +1,6 @@
 //! The management agent: applies configuration entities at start-up and management requests
-//! (QUERY / READ / CREATE / DELETE) at run time, with the real router's status codes.
+//! (QUERY / READ / CREATE / DELETE, and UPDATE of sslProfile and connection) at run time, with
+//! the real router's status codes.
 
 use std::fmt;
 use std::sync::atomic::Ordering;
@@ -396,7 +397,12 @@ async fn handle(router: &Arc<Router>, agent: &AgentSender, request: Request) -> 
 /// answers 200 with every attribute of the entity.
 fn update_ssl_profile(router: &Arc<Router>, name: &str, body: &Value) -> Response {
     let key = ("sslProfile".to_string(), name.to_string());
-    let Some(old) = router.state().configured.get(&key).map(|c| c.entity.clone()) else {
+    let Some(old) = router
+        .state()
+        .configured
+        .get(&key)
+        .map(|c| c.entity.clone())
+    else {
         return answer(
             404,
             &format!("Not Found: No entity with name='{name}'"),

@@ -89,7 +89,6 @@ enum Control {
     Vanflow(vanflow::Frame),
 }
 
-
 /// A running listener or connector: its task and its TLS configuration, if it has an
 /// sslProfile.
 pub struct Started {
@@ -99,7 +98,11 @@ pub struct Started {
 
 /// The TLS configuration of a listener or connector naming an sslProfile (`qd_tls_config`);
 /// Err is the real router's `qd_error` text, which management answers as a CError.
-fn tls_config(router: &Router, entity: &Entity, side: Side) -> Result<Option<Arc<TlsConfig>>, Refusal> {
+fn tls_config(
+    router: &Router,
+    entity: &Entity,
+    side: Side,
+) -> Result<Option<Arc<TlsConfig>>, Refusal> {
     match entity.str("sslProfile") {
         "" => Ok(None),
         profile => tls::config_for(router, profile, Usage { raw: false, side })
@@ -144,7 +147,11 @@ pub async fn start_listener(
     let port = entity.str("port");
     let socket = TcpListener::bind(format!("{host}:{port}"))
         .await
-        .map_err(|e| Refusal::BadRequest(format!("listener {name}: cannot listen on {host}:{port}: {e}")))?;
+        .map_err(|e| {
+            Refusal::BadRequest(format!(
+                "listener {name}: cannot listen on {host}:{port}: {e}"
+            ))
+        })?;
     tracing::info!("listener {name}: role {role} listening on {host}:{port}");
     let record = is_link_role(&role).then(|| {
         let identity = router.vanflow.start(
@@ -194,7 +201,11 @@ pub async fn start_listener(
                 };
                 let user = tls::peer_subject(stream.get_ref().1.peer_certificates());
                 if role == "normal" {
-                    let from = Accepted { listener: name, tls_ordinal, user };
+                    let from = Accepted {
+                        listener: name,
+                        tls_ordinal,
+                        user,
+                    };
                     serve_management(&router, stream, remote, agent, from).await;
                     return;
                 }
@@ -272,18 +283,24 @@ impl Ctor {
     /// the profile holds now. Returns the stream and its session's TLS ordinal.
     async fn attempt(&self) -> Result<(tokio_rustls::client::TlsStream<TcpStream>, u64), String> {
         let (host, port) = (&self.host, &self.port);
-        let tcp = tokio::time::timeout(HANDSHAKE_TIMEOUT, TcpStream::connect(format!("{host}:{port}")))
-            .await
-            .map_err(|_| "connection timed out".to_string())?
-            .map_err(|e| format!("connection to {host}:{port} failed: {e}"))?;
+        let tcp = tokio::time::timeout(
+            HANDSHAKE_TIMEOUT,
+            TcpStream::connect(format!("{host}:{port}")),
+        )
+        .await
+        .map_err(|_| "connection timed out".to_string())?
+        .map_err(|e| format!("connection to {host}:{port} failed: {e}"))?;
         let _ = tcp.set_nodelay(true);
         let Some((tls, ordinal)) = self.tls.as_ref().and_then(|config| config.connector()) else {
-            return Err("this stand-in requires an sslProfile on inter-router connectors".to_string());
+            return Err(
+                "this stand-in requires an sslProfile on inter-router connectors".to_string(),
+            );
         };
-        let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.connect(tls::server_name(host), tcp))
-            .await
-            .map_err(|_| "TLS handshake timed out".to_string())?
-            .map_err(|e| format!("TLS handshake with {host}:{port} failed: {e}"))?;
+        let stream =
+            tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.connect(tls::server_name(host), tcp))
+                .await
+                .map_err(|_| "TLS handshake timed out".to_string())?
+                .map_err(|e| format!("TLS handshake with {host}:{port} failed: {e}"))?;
         Ok((stream, ordinal))
     }
 }
@@ -485,7 +502,14 @@ async fn dial(
                     listener: None,
                 };
                 let mut opened = false;
-                let ended = run_peer(router, Box::new(stream), end, Some(stop.clone()), &mut opened).await;
+                let ended = run_peer(
+                    router,
+                    Box::new(stream),
+                    end,
+                    Some(stop.clone()),
+                    &mut opened,
+                )
+                .await;
                 if opened {
                     delay = RETRY_AFTER_OPEN;
                 }
@@ -646,7 +670,7 @@ async fn run_peer(
     let (control_tx, mut control_rx) = mpsc::unbounded_channel::<PeerMessage>();
     let (close, mut closed) = watch::channel(None);
     let id = router.next_id();
-    let data_id = router.next_id();
+    let data_id = (role == "inter-router").then(|| router.next_id());
     router.state().peers.insert(
         id,
         Peer {
@@ -716,8 +740,7 @@ async fn run_peer(
             Some(stream) = inbound.recv() => {
                 tokio::spawn(tcp::serve_peer_stream(Arc::clone(router), id, stream));
             }
-            forced = closed.wait_for(Option::is_some) => {
-                let forced = forced.map(|v| *v == Some(true)).unwrap_or(false);
+            forced = closed_by(&mut closed) => {
                 break Err(if forced {
                     "connection forced-closed by management request".to_string()
                 } else {
@@ -743,6 +766,16 @@ async fn run_peer(
     router.topology_changed();
     tracing::info!("link down: {role} with router {}", peer_hello.router_id);
     result
+}
+
+/// Waits until `close` says to close a connection; true for a management force-close. A
+/// dropped sender (the connection's entry removed) closes too.
+pub async fn closed_by(close: &mut watch::Receiver<Option<bool>>) -> bool {
+    close
+        .wait_for(Option::is_some)
+        .await
+        .map(|value| *value == Some(true))
+        .unwrap_or(false)
 }
 
 async fn write_control<W: tokio::io::AsyncWrite + Unpin>(

@@ -244,8 +244,7 @@ where
                     }
                 }
             }
-            forced = close.wait_for(Option::is_some) => {
-                let forced = forced.map(|v| *v == Some(true)).unwrap_or(false);
+            forced = crate::links::closed_by(&mut close) => {
                 let closing = async {
                     if forced {
                         let error = definitions::Error::new(

@@ -86,8 +86,9 @@ pub struct Peer {
     pub listener: Option<String>,
     /// Closes the link.
     pub close: Closer,
-    /// The identity of its `inter-router-data` connection row (the peer's key is the other).
-    pub data_id: u64,
+    /// The identity of its `inter-router-data` connection row (the peer's key is the other);
+    /// none for the 2 s after management closed it, until it is dialled again.
+    pub data_id: Option<u64>,
     pub opened_at: Instant,
     pub opener: Opener,
     pub control: mpsc::UnboundedSender<PeerMessage>,
@@ -535,6 +536,7 @@ impl Router {
                 .filter(|(id, p)| {
                     p.is_edge()
                         && Some(**id) != from_peer
+                        && !superseded(state, **id)
                         && p.learned.addresses.contains_key(address)
                 })
                 .map(|(id, _)| (*id, Local::Edge(*id))),
@@ -618,7 +620,7 @@ impl Router {
     ) -> Vec<(u64, Weighed)> {
         let mut best: BTreeMap<&String, (Distance, u64)> = BTreeMap::new();
         for (id, p) in &state.peers {
-            if p.is_edge() || Some(*id) == from_peer {
+            if p.is_edge() || Some(*id) == from_peer || superseded(state, *id) {
                 continue;
             }
             let Some(holders) = p.learned.addresses.get(address) else {
@@ -675,9 +677,10 @@ impl Router {
     /// `qdra_connection_update_set_status` (`src/router_core/agent_connection.c`) does it: an
     /// `inter-router` or `edge` connection is never closed by management; any other is closed
     /// (its peer gets `amqp:connection:forced`) and its row comes back with adminStatus
-    /// `deleted` and operStatus `closing`. An `inter-router-data` row is answered the same,
-    /// but the stand-in carries a link in one connection, which stays.
-    pub fn force_close(&self, identity: &str) -> ForceClose {
+    /// `deleted` and operStatus `closing`. An `inter-router-data` row is answered the same and
+    /// disappears, and 2 s later another comes (its dialler redials it); the stand-in carries
+    /// a link in one connection, so the link itself and its streams stay.
+    pub fn force_close(self: &Arc<Self>, identity: &str) -> ForceClose {
         let state = self.state();
         let Some((mut row, at)) = connection_entries(&state)
             .into_iter()
@@ -699,10 +702,34 @@ impl Router {
         if let Some(closer) = closer {
             closer.send_replace(Some(true));
         }
+        if let RowOf::PeerData(peer) = at {
+            // The link's data connection: its dialler dials it again 2 s later, as a new
+            // connection (`qd_connector_remote_opened`).
+            drop(state);
+            self.redial_data_connection(peer);
+        }
         tracing::info!("[C{identity}] Connection force-closed by request from management");
         row.insert("adminStatus".into(), Value::String("deleted".into()));
         row.insert("operStatus".into(), Value::String("closing".into()));
         ForceClose::Closed(row)
+    }
+
+    fn redial_data_connection(self: &Arc<Self>, peer: u64) {
+        if let Some(p) = self.state().peers.get_mut(&peer) {
+            p.data_id = None;
+        }
+        let router = Arc::downgrade(self);
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            let Some(router) = router.upgrade() else {
+                return;
+            };
+            let id = router.next_id();
+            let mut state = router.state();
+            if let Some(p) = state.peers.get_mut(&peer) {
+                p.data_id = Some(id);
+            }
+        });
     }
 
     /// The `connection` row of `identity`.
@@ -862,6 +889,20 @@ impl Router {
     }
 }
 
+/// Whether peer `id` has a newer link of the same role to the same router. A connector whose
+/// sslProfile ordinal was raised dials a second link while the first stays up; the real router
+/// moves the router link to the newer connection ("Upgrading connection"), so new streams go
+/// over it and the older one only carries what it already had.
+fn superseded(state: &State, id: u64) -> bool {
+    let Some(peer) = state.peers.get(&id) else {
+        return false;
+    };
+    state
+        .peers
+        .iter()
+        .any(|(other, p)| *other > id && p.router_id == peer.router_id && p.role == peer.role)
+}
+
 /// An address's distribution: closest for a router's vanflow `sfe.<id>`, else that of the
 /// configured `address` entity whose prefix matches it (the real router's prefix pattern ends
 /// at a `.` or `/`), else balanced (the schema's default, and the real router's for an
@@ -927,19 +968,9 @@ enum RowOf {
 fn connection_entries(state: &State) -> Vec<(Map<String, Value>, RowOf)> {
     let mut rows = Vec::new();
     for (id, peer) in &state.peers {
-        let row = |identity: u64, role: &str| ConnectionRow {
-            identity,
-            role,
-            dir: peer.dir,
-            host: &peer.host,
-            container: &peer.router_id,
-            user: peer.user.as_deref(),
-            tls_ordinal: peer.tls_ordinal,
-            opened_at: peer.opened_at,
-        };
-        rows.push((row(*id, &peer.role).map(), RowOf::Peer(*id)));
-        if peer.role == "inter-router" {
-            let data = row(peer.data_id, "inter-router-data").map();
+        rows.push((peer_row(peer, *id, &peer.role), RowOf::Peer(*id)));
+        if let Some(data_id) = peer.data_id.filter(|_| peer.role == "inter-router") {
+            let data = peer_row(peer, data_id, "inter-router-data");
             rows.push((data, RowOf::PeerData(*id)));
         }
     }
@@ -958,6 +989,20 @@ fn connection_entries(state: &State) -> Vec<(Map<String, Value>, RowOf)> {
     }
     rows.sort_by_key(|(row, _)| row["identity"].as_str().and_then(|i| i.parse::<u64>().ok()));
     rows
+}
+
+fn peer_row(peer: &Peer, identity: u64, role: &str) -> Map<String, Value> {
+    ConnectionRow {
+        identity,
+        role,
+        dir: peer.dir,
+        host: &peer.host,
+        container: &peer.router_id,
+        user: peer.user.as_deref(),
+        tls_ordinal: peer.tls_ordinal,
+        opened_at: peer.opened_at,
+    }
+    .map()
 }
 
 /// One `connection` row's facts.
@@ -982,8 +1027,10 @@ impl ConnectionRow<'_> {
             "name": format!("connection/{}", self.host), "identity": self.identity.to_string(),
             "host": self.host, "localSocket": null, "role": self.role, "protocol": "amqp",
             "dir": self.dir, "container": container, "sasl": "EXTERNAL", "isAuthenticated": true,
-            "user": self.user, "isEncrypted": true, "sslProto": "TLSv1.3", "sslCipher": null,
-            "properties": {}, "sslSsf": null, "type": "io.skupper.router.connection", "ssl": true,
+            "user": self.user, "isEncrypted": true, "sslProto": "TLSv1.3",
+            // What rustls negotiates with the stand-ins' peers (its first TLS 1.3 suite), in
+            // OpenSSL's name, and its strength, as the real router reports them.
+            "sslCipher": "TLS_AES_256_GCM_SHA384", "properties": {}, "sslSsf": 256, "type": "io.skupper.router.connection", "ssl": true,
             "opened": true, "active": true, "adminStatus": "enabled", "operStatus": "up",
             "uptimeSeconds": self.opened_at.elapsed().as_secs(), "lastDlvSeconds": null,
             "enableProtocolTrace": false, "meshId": null, "tlsOrdinal": self.tls_ordinal,

@@ -86,7 +86,11 @@ impl Profile {
     /// Client side of a connector dialling `host`. Presents the profile's certificate when it
     /// has one; verifies the server against the profile's CAs and, if `verify_hostname`, `host`
     /// against the DNS SANs and CN.
-    fn client_config(&self, host: &str, verify_hostname: bool) -> Result<Arc<ClientConfig>, String> {
+    fn client_config(
+        &self,
+        host: &str,
+        verify_hostname: bool,
+    ) -> Result<Arc<ClientConfig>, String> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let anchors = self
             .ca
@@ -633,7 +637,8 @@ fn value_2253(value: &x509_parser::der_parser::asn1_rs::Any<'_>) -> String {
             18 | 19 | 20 | 22 | 23 | 24 | 26 => Some(data.iter().map(|b| char::from(*b)).collect()),
             30 => Some(
                 data.chunks(2)
-                    .filter_map(|c| (c.len() == 2).then(|| u32::from(c[0]) << 8 | u32::from(c[1])))
+                    .filter(|c| c.len() == 2)
+                    .map(|c| u32::from(c[0]) << 8 | u32::from(c[1]))
                     .map(|c| char::from_u32(c).unwrap_or(char::REPLACEMENT_CHARACTER))
                     .collect(),
             ),
@@ -682,5 +687,53 @@ mod tests {
         assert!(host_matches("*.example.com", "a.example.com"));
         assert!(!host_matches("*.example.com", "a.b.example.com"));
         assert!(host_matches("127.0.0.1", "127.0.0.1"));
+    }
+}
+
+#[cfg(test)]
+mod subject_tests {
+    use rcgen::{CertificateParams, DnType, DnValue, KeyPair};
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+
+    #[test]
+    fn subjects_print_as_openssl_prints_them_in_rfc2253() {
+        let mut params = CertificateParams::default();
+        let subject = [
+            (
+                DnType::CountryName,
+                DnValue::PrintableString("FR".try_into().unwrap()),
+            ),
+            (
+                DnType::OrganizationName,
+                DnValue::Utf8String("Café \"Bar\", <x>".into()),
+            ),
+            (
+                DnType::OrganizationalUnitName,
+                DnValue::Utf8String("Team; A\\B".into()),
+            ),
+            (
+                DnType::CustomDnType(vec![1, 2, 3, 4]),
+                DnValue::Utf8String("custom".into()),
+            ),
+            (
+                DnType::CommonName,
+                DnValue::Utf8String(" #lead+trail ".into()),
+            ),
+        ];
+        for (attribute, value) in subject {
+            params.distinguished_name.push(attribute, value);
+        }
+        let pem = params
+            .self_signed(&KeyPair::generate().unwrap())
+            .unwrap()
+            .pem();
+        let der = CertificateDer::from_pem_slice(pem.as_bytes()).unwrap();
+        // What `openssl x509 -noout -subject -nameopt RFC2253` prints for this certificate.
+        assert_eq!(
+            super::peer_subject(Some(&[der])).unwrap(),
+            r#"1.2.3.4=#0C06637573746F6D,OU=Team\; A\\B,O=Caf\C3\A9 \"Bar\"\, \<x\>,C=FR,CN=\ #lead\+trail\ "#
+        );
+        assert_eq!(super::peer_subject(None), None);
     }
 }
