@@ -43,10 +43,15 @@ impl Ca {
 
     /// Issues a certificate usable for both server and client auth, as Skupper's are.
     pub fn issue(&self, dir: &Path, common_name: &str, sans: &[San]) {
+        self.issue_dn(dir, &[(DnType::CommonName, common_name)], sans);
+    }
+
+    /// [`Ca::issue`] with a subject of several attributes, in the order given.
+    pub fn issue_dn(&self, dir: &Path, subject: &[(DnType, &str)], sans: &[San]) {
         let mut params = CertificateParams::default();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, common_name);
+        for (attribute, value) in subject {
+            params.distinguished_name.push(attribute.clone(), *value);
+        }
         params.subject_alt_names = sans
             .iter()
             .map(|san| match san {
@@ -74,6 +79,242 @@ impl Ca {
     pub fn trust_only(&self, dir: &Path) {
         std::fs::create_dir_all(dir).unwrap();
         std::fs::write(dir.join("ca.crt"), self.issuer.pem()).unwrap();
+    }
+
+    /// The CA certificate, PEM.
+    pub fn pem(&self) -> String {
+        self.issuer.pem()
+    }
+}
+
+/// Writes `dir/ca.crt` as a bundle of the certificates of `cas`, in that order.
+pub fn write_bundle(dir: &Path, cas: &[&Ca]) {
+    std::fs::create_dir_all(dir).unwrap();
+    let bundle: String = cas.iter().map(|ca| ca.pem()).collect();
+    std::fs::write(dir.join("ca.crt"), bundle).unwrap();
+}
+
+/// A management client that sends any request and returns the router's answer as it is
+/// (status code, description, body), over mutual TLS and SASL EXTERNAL as the router's `normal`
+/// listener takes them. For what vansite's client does not send: UPDATE, and requests naming
+/// an entity by `identity`.
+pub struct RawManagement {
+    connection: fe2o3_amqp::connection::ConnectionHandle<()>,
+    sender: fe2o3_amqp::Sender,
+    receiver: fe2o3_amqp::Receiver,
+    reply_to: String,
+    next_id: u64,
+    _session: fe2o3_amqp::session::SessionHandle<()>,
+}
+
+/// A management answer.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: i64,
+    pub description: String,
+    pub body: serde_json::Value,
+}
+
+impl RawManagement {
+    /// Connects to 127.0.0.1:`port` with the certificate in `client` (tls.crt, tls.key),
+    /// trusting the CA in `client`/ca.crt.
+    pub async fn connect(port: u16, client: &Path) -> Result<RawManagement, String> {
+        use fe2o3_amqp::sasl_profile::SaslProfile;
+        use fe2o3_amqp::types::messaging::Source;
+        install_crypto();
+        let (chain, key) = identity_in(client);
+        let config = rustls::ClientConfig::builder()
+            .with_root_certificates(roots_in(client))
+            .with_client_auth_cert(chain, key)
+            .unwrap();
+        let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut connection = fe2o3_amqp::Connection::builder()
+            .container_id(format!("raw-{}", std::process::id()))
+            .scheme("amqps")
+            .alt_tls_establishment(true)
+            .domain("127.0.0.1")
+            .rustls_connector(connector)
+            .sasl_profile(SaslProfile::External)
+            .open_with_stream(tcp)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut session = fe2o3_amqp::Session::begin(&mut connection)
+            .await
+            .map_err(|e| e.to_string())?;
+        let sender = fe2o3_amqp::Sender::attach(&mut session, "raw-request", "$management")
+            .await
+            .map_err(|e| e.to_string())?;
+        let receiver = fe2o3_amqp::Receiver::builder()
+            .name("raw-reply")
+            .source(Source::builder().dynamic(true).build())
+            .attach(&mut session)
+            .await
+            .map_err(|e| e.to_string())?;
+        let reply_to = receiver
+            .source()
+            .as_ref()
+            .and_then(|s| s.address.clone())
+            .ok_or("no reply address")?;
+        Ok(RawManagement {
+            connection,
+            sender,
+            receiver,
+            reply_to,
+            next_id: 1,
+            _session: session,
+        })
+    }
+
+    /// Sends a request with application properties `props` and `body`; Err if the connection
+    /// fails or no answer comes within 10 s.
+    pub async fn request(
+        &mut self,
+        props: &[(&str, &str)],
+        body: serde_json::Value,
+    ) -> Result<Answer, String> {
+        use fe2o3_amqp::link::delivery::DeliveryInfo;
+        use fe2o3_amqp::types::messaging::{
+            AmqpValue, ApplicationProperties, Body, Message, MessageId, Properties,
+        };
+        use fe2o3_amqp::types::primitives::{SimpleValue, Value};
+        use vansite::router::management::{amqp_to_json, json_to_amqp};
+        let id = format!("raw-{}", self.next_id);
+        self.next_id += 1;
+        let mut app = ApplicationProperties::default();
+        for (key, value) in props {
+            app.insert(key.to_string(), SimpleValue::String(value.to_string()));
+        }
+        let message = Message {
+            header: None,
+            delivery_annotations: None,
+            message_annotations: None,
+            properties: Some(Properties {
+                message_id: Some(MessageId::String(id.clone())),
+                correlation_id: Some(MessageId::String(id.clone())),
+                reply_to: Some(self.reply_to.clone()),
+                ..Default::default()
+            }),
+            application_properties: Some(app),
+            body: Body::Value(AmqpValue(json_to_amqp(&body))),
+            footer: None,
+        };
+        let exchange = async {
+            self.sender.send(message).await.map_err(|e| e.to_string())?;
+            loop {
+                let delivery = self
+                    .receiver
+                    .recv::<Body<Value>>()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let info = DeliveryInfo::from(&delivery);
+                let reply = delivery.into_message();
+                let _ = self.receiver.accept(info).await;
+                let ours = reply
+                    .properties
+                    .as_ref()
+                    .and_then(|p| p.correlation_id.as_ref())
+                    == Some(&MessageId::String(id.clone()));
+                if ours {
+                    return Ok::<_, String>(reply);
+                }
+            }
+        };
+        let reply = tokio::time::timeout(Duration::from_secs(10), exchange)
+            .await
+            .map_err(|_| "no answer within 10s".to_string())??;
+        let app = reply.application_properties.as_ref();
+        let status = match app.and_then(|a| a.get("statusCode")) {
+            Some(SimpleValue::Int(n)) => i64::from(*n),
+            Some(SimpleValue::Long(n)) => *n,
+            Some(SimpleValue::Uint(n)) => i64::from(*n),
+            other => return Err(format!("no statusCode: {other:?}")),
+        };
+        let description = match app.and_then(|a| a.get("statusDescription")) {
+            Some(SimpleValue::String(s)) => s.clone(),
+            _ => String::new(),
+        };
+        let body = match reply.body {
+            Body::Value(AmqpValue(value)) => amqp_to_json(value),
+            _ => serde_json::Value::Null,
+        };
+        Ok(Answer {
+            status,
+            description,
+            body,
+        })
+    }
+
+    /// UPDATE of the entity named `name`.
+    pub async fn update(
+        &mut self,
+        entity_type: &str,
+        name: &str,
+        body: serde_json::Value,
+    ) -> Answer {
+        let entity_type = format!("io.skupper.router.{entity_type}");
+        let props = [
+            ("operation", "UPDATE"),
+            ("type", &entity_type),
+            ("name", name),
+        ];
+        self.request(&props, body).await.unwrap()
+    }
+
+    /// UPDATE of the entity whose identity is `identity` (how `connection` is named).
+    pub async fn update_identity(
+        &mut self,
+        entity_type: &str,
+        identity: &str,
+        body: serde_json::Value,
+    ) -> Answer {
+        let entity_type = format!("io.skupper.router.{entity_type}");
+        let props = [
+            ("operation", "UPDATE"),
+            ("type", &entity_type),
+            ("identity", identity),
+        ];
+        self.request(&props, body).await.unwrap()
+    }
+
+    /// The rows of `entity_type` with `attributes` (all when empty).
+    pub async fn query(
+        &mut self,
+        entity_type: &str,
+        attributes: &[&str],
+    ) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, String> {
+        let entity_type = format!("io.skupper.router.{entity_type}");
+        let props = [
+            ("operation", "QUERY"),
+            ("type", "org.amqp.management"),
+            ("name", "self"),
+            ("entityType", &entity_type),
+        ];
+        let body = serde_json::json!({ "attributeNames": attributes });
+        let answer = self.request(&props, body).await?;
+        if answer.status != 200 {
+            return Err(format!("{} {}", answer.status, answer.description));
+        }
+        let names: Vec<String> = answer.body["attributeNames"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|n| n.as_str().map(String::from))
+            .collect();
+        Ok(answer.body["results"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|row| row.as_array())
+            .map(|row| names.iter().cloned().zip(row.iter().cloned()).collect())
+            .collect())
+    }
+
+    /// Closes the connection.
+    pub async fn close(mut self) {
+        let _ = self.connection.close().await;
     }
 }
 
