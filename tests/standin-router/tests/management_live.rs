@@ -82,12 +82,17 @@ async fn management_refuses_what_the_router_refuses() {
         .await
         .unwrap_err();
     assert!(err.is_not_found(), "{err}");
-    // The router entity is not creatable at run time.
+    // The router entity is not creatable at run time: the Python agent's NotImplementedStatus.
     let err = client
         .create("router", "r2", Default::default())
         .await
         .unwrap_err();
-    assert_eq!(err.status_code(), Some(405), "{err}");
+    assert_eq!(err.status_code(), Some(501), "{err}");
+    assert!(
+        err.to_string()
+            .contains("Operation 'CREATE' not implemented for 'io.skupper.router.router' ['READ']"),
+        "{err}"
+    );
     // A second tcpConnector of an existing address, created live, is used alongside.
     let connector = json!({"host": "127.0.0.1", "port": site.echo_server_port.to_string(), "address": "echo-a"});
     client
