@@ -6,7 +6,7 @@
 
 mod support;
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Duration;
 
@@ -397,7 +397,7 @@ fn multi_key_listener(port: u16, strategy: &str) -> String {
 /// What vansite's live sync does to the router for `set`: (deleted, created) `type/name`s.
 async fn sync(client: &mut ManagementClient, set: &SiteResources) -> (Vec<String>, Vec<String>) {
     let (wanted, fixed) = vansite::plan::live_entities(set);
-    let ops = sync_router_entities(client, &wanted, &fixed, &BTreeSet::new())
+    let ops = sync_router_entities(client, &wanted, &fixed, &BTreeMap::new())
         .await
         .unwrap();
     let (mut deleted, mut created) = (Vec::new(), Vec::new());
@@ -405,6 +405,8 @@ async fn sync(client: &mut ManagementClient, set: &SiteResources) -> (Vec<String
         match op {
             LiveOp::Delete { entity_type, name } => deleted.push(format!("{entity_type}/{name}")),
             LiveOp::Create(entity) => created.push(entity.label()),
+            // Nothing here renews an sslProfile.
+            LiveOp::Renew { .. } => {}
         }
     }
     (deleted, created)
