@@ -129,6 +129,8 @@ pub enum Error {
         seconds: u64,
         log: PathBuf,
     },
+    #[error("{unit} did not start: {state}; `journalctl --user -u {unit}` says why")]
+    UnitFailed { unit: String, state: String },
     #[error("doctor: {} failed (see the fixes above)", .0.join(", "))]
     ChecksFailed(Vec<String>),
     #[error("site '{namespace}' is not healthy: {}", problems.join("; "))]

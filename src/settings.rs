@@ -6,6 +6,8 @@
 //! router_image = "quay.io/skupper/skupper-router:3.5.1"   # --router-image
 //! grant_port = 9090                                       # the grant server's port
 //! console_port = 8010                                     # the web console's (127.0.0.1)
+//! renew_certificates = false                              # a daily timer per site renews
+//!                                                         # certificates 30 days before expiry
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -32,6 +34,7 @@ pub struct Settings {
     pub router_image: String,
     pub grant_port: u16,
     pub console_port: u16,
+    pub renew_certificates: bool,
 }
 
 impl Default for Settings {
@@ -41,6 +44,7 @@ impl Default for Settings {
             router_image: DEFAULT_ROUTER_IMAGE.into(),
             grant_port: 9090,
             console_port: 8010,
+            renew_certificates: false,
         }
     }
 }

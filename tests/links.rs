@@ -636,3 +636,288 @@ fn a_token_issued_by_one_host_is_redeemed_by_another_and_services_flow() {
     wait_echo(&b, "traffic over the static link");
     assert_eq!(container_identity(&b), before, "still no restart");
 }
+
+/// Seconds between two RFC 3339 times (`since` is worked out from the router's uptime in whole
+/// seconds, so the same moment may read one second apart).
+fn seconds_apart(a: &Value, b: &Value) -> i64 {
+    let time = |v: &Value| {
+        chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap_or_default())
+            .unwrap_or_else(|e| panic!("{v}: {e}"))
+    };
+    (time(a) - time(b)).num_seconds().abs()
+}
+
+/// The hub's incoming links, as its `link status` names them, by the linking router's id.
+fn incoming_names(hub: &Site) -> std::collections::BTreeMap<String, String> {
+    hub.json(&["link", "status", "--output", "json"])["incoming"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|l| {
+            (
+                l["remoteRouter"].as_str().unwrap_or_default().to_string(),
+                l["name"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Links `spoke` to `hub` with a token the hub issues (`file` on both hosts).
+fn link_by_token(hub: &Site, spoke: &Site, file: &str) {
+    hub.ok(&["token", "issue", file]);
+    let token = spoke.write(file, &hub.host.ok(&["cat", file]));
+    spoke.ok(&["link", "create", &token]);
+}
+
+/// Two sites link to a hub, one by a token and one by a generated link: each incoming link is
+/// named on the hub; revoking one ends it for good (its router restarted or not) while the
+/// other carries traffic again within seconds; then `revoke-access` ends the other and the
+/// tokens not yet redeemed, and a token issued afterwards works.
+#[test]
+fn one_incoming_link_is_revoked_then_all_access() {
+    if support::skip_without_test_host() {
+        return;
+    }
+    let (hub, east, south) = std::thread::scope(|s| {
+        let hub = s.spawn(|| Site::up("lk4h", "hub", true));
+        let east = s.spawn(|| Site::up("lk4e", "east", false));
+        let south = s.spawn(|| Site::up("lk4s", "south", false));
+        (
+            hub.join().unwrap(),
+            east.join().unwrap(),
+            south.join().unwrap(),
+        )
+    });
+    hub.start_echo_server();
+    hub.ok(&[
+        "connector",
+        "create",
+        ADDRESS,
+        ECHO_PORT,
+        "--host",
+        "127.0.0.1",
+    ]);
+    for spoke in [&east, &south] {
+        spoke.ok(&[
+            "listener",
+            "create",
+            ADDRESS,
+            LISTENER_PORT,
+            "--host",
+            "127.0.0.1",
+        ]);
+    }
+    link_by_token(&hub, &east, "east.token");
+    hub.ok(&["link", "generate", "south-link.yaml", "--name", "to-hub"]);
+    let file = south.write("south-link.yaml", &hub.host.ok(&["cat", "south-link.yaml"]));
+    south.ok(&["link", "create", &file]);
+    wait_connected(&east, true, "east linked by its token");
+    wait_connected(&south, true, "south linked by its generated link");
+    wait_echo(&east, "traffic from east");
+    wait_echo(&south, "traffic from south");
+
+    // Each incoming link has a name of its own on the hub.
+    let mut names = Default::default();
+    hub.host
+        .wait_until("the hub names both incoming links", LIMIT, |_| {
+            names = incoming_names(&hub);
+            names.len() == 2 && names.values().all(|n| !n.is_empty())
+        });
+    let east_link = names[&east.router_id()].clone();
+    let south_link = names[&south.router_id()].clone();
+    assert_eq!(south_link, "to-hub", "{names:?}");
+    let listed = hub.json(&["certs", "list", "--output", "json"]);
+    for link in [&east_link, &south_link] {
+        assert!(
+            listed
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["certificate"] == format!("link-issuers/{link}/tls.crt").as_str()),
+            "the link's CA is among the site's certificates: {listed:#}"
+        );
+    }
+
+    let unknown = hub.fails(&["link", "revoke", "nosuch"]);
+    assert!(
+        unknown.contains("no incoming link 'nosuch'") && unknown.contains(&east_link),
+        "{unknown}"
+    );
+    let hub_router = container_identity(&hub);
+    let revoked = hub.json(&["link", "revoke", &east_link, "--output", "json"]);
+    assert_eq!(revoked["link"], east_link.as_str(), "{revoked:#}");
+    assert_eq!(revoked["stillTrusted"], serde_json::json!([south_link]));
+    assert_eq!(revoked["router"]["action"], "live", "{revoked:#}");
+    let operations = revoked["router"]["operations"].to_string();
+    assert!(
+        operations.contains("(its connections reconnect)"),
+        "{revoked:#}"
+    );
+    assert_eq!(container_identity(&hub), hub_router, "no router restart");
+    wait_echo(&south, "south carries traffic again after the revocation");
+    wait_connected(&east, false, "east's revoked link is down");
+    east.unit("restart");
+    std::thread::sleep(Duration::from_secs(8));
+    let after_restart = east.links();
+    assert_eq!(
+        after_restart[0]["connected"], false,
+        "a revoked link stays down after its router restarts: {after_restart:#?}"
+    );
+    assert_eq!(
+        incoming_names(&hub).into_values().collect::<Vec<_>>(),
+        [south_link.clone()]
+    );
+
+    // revoke-access: asks first; incoming links end, the unredeemed token is refused.
+    hub.ok(&["token", "issue", "unused.token"]);
+    let unused = east.write("unused.token", &hub.host.ok(&["cat", "unused.token"]));
+    let before = hub.snapshot();
+    let asked = hub.fails(&["revoke-access"]);
+    assert!(
+        asked.contains("--yes") && asked.contains(&south_link),
+        "{asked}"
+    );
+    assert_eq!(hub.snapshot(), before, "nothing changed without --yes");
+    let site_ca = hub.file("runtime/issuers/skupper-site-ca/tls.crt");
+    let all = hub.json(&["revoke-access", "--yes", "--output", "json"]);
+    assert_eq!(all["links"], serde_json::json!([south_link]), "{all:#}");
+    assert_eq!(all["grants"].as_array().map(Vec::len), Some(1), "{all:#}");
+    assert_ne!(
+        hub.file("runtime/issuers/skupper-site-ca/tls.crt"),
+        site_ca,
+        "a new site CA"
+    );
+    wait_connected(&south, false, "south's link ended with all access");
+    east.ok(&["link", "delete", east.links()[0]["name"].as_str().unwrap()]);
+    let refused = east.fails(&["link", "create", &unused]);
+    assert!(refused.contains("No such claim"), "{refused}");
+    // A token issued afterwards works.
+    link_by_token(&hub, &east, "after.token");
+    wait_connected(&east, true, "a token issued after revoke-access links");
+    wait_echo(&east, "traffic over the new link");
+}
+
+/// `certs rotate` on a hub while a transfer runs across a link: the transfer completes, the
+/// link never drops, and the hub serves its new certificate from then on.
+#[test]
+fn certificates_rotate_under_a_running_transfer_without_dropping_the_link() {
+    if support::skip_without_test_host() {
+        return;
+    }
+    let (hub, spoke) = std::thread::scope(|s| {
+        let hub = s.spawn(|| Site::up("lk5h", "hub", true));
+        let spoke = s.spawn(|| Site::up("lk5s", "spoke", false));
+        (hub.join().unwrap(), spoke.join().unwrap())
+    });
+    hub.start_echo_server();
+    hub.ok(&[
+        "connector",
+        "create",
+        ADDRESS,
+        ECHO_PORT,
+        "--host",
+        "127.0.0.1",
+    ]);
+    spoke.ok(&[
+        "listener",
+        "create",
+        ADDRESS,
+        LISTENER_PORT,
+        "--host",
+        "127.0.0.1",
+    ]);
+    link_by_token(&hub, &spoke, "hub.token");
+    let link = wait_connected(&spoke, true, "the spoke linked");
+    wait_echo(&spoke, "traffic over the link");
+    let hub_router = container_identity(&hub);
+    let server_cert = hub.file("runtime/certs/hub/tls.crt");
+    let incoming_from = |hub: &Site| {
+        hub.json(&["link", "status", "--output", "json"])["incoming"][0]["from"].clone()
+    };
+    // The spoke's address and port: a link that reconnected comes from another port.
+    let from = incoming_from(&hub);
+    assert!(from.is_string(), "{from}");
+
+    // 40 lines, one every 0.2 s, echoed back over the link while the hub rotates.
+    spoke.host.ok(&[
+        "sh",
+        "-c",
+        &format!(
+            "((for i in $(seq 1 40); do echo line$i; sleep 0.2; done) | timeout 60 socat -t 5 - \
+             TCP:127.0.0.1:{LISTENER_PORT} > transfer.out 2>&1; echo done >> transfer.out) \
+             >/dev/null 2>&1 &"
+        ),
+    ]);
+    std::thread::sleep(Duration::from_secs(2));
+    let rotated = hub.json(&["certs", "rotate", "--output", "json"]);
+    let renewed: Vec<&str> = rotated["renewed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["certificate"].as_str().unwrap())
+        .collect();
+    for certificate in ["hub", "skupper-local-server", "skupper-local-client"] {
+        assert!(renewed.contains(&certificate), "{rotated:#}");
+    }
+    assert_eq!(rotated["router"]["action"], "live", "{rotated:#}");
+    assert!(
+        rotated["router"]["operations"]
+            .to_string()
+            .contains("renew sslProfile/hub"),
+        "{rotated:#}"
+    );
+    assert!(
+        !rotated["router"]["operations"]
+            .to_string()
+            .contains("reconnect"),
+        "rotation closes nothing: {rotated:#}"
+    );
+    let new_cert = hub.file("runtime/certs/hub/tls.crt");
+    assert_ne!(new_cert, server_cert);
+
+    let mut transfer = String::new();
+    spoke.host.wait_until("the transfer ends", LIMIT, |host| {
+        transfer = host.ok(&["cat", "transfer.out"]);
+        transfer.contains("done")
+    });
+    let lines: Vec<&str> = transfer.lines().filter(|l| l.starts_with("line")).collect();
+    assert_eq!(lines.len(), 40, "every line came back: {transfer}");
+    let after = spoke.links();
+    assert_eq!(after[0]["connected"], true, "{after:#?}");
+    assert!(
+        seconds_apart(&after[0]["since"], &link["since"]) <= 1,
+        "the link never dropped: {after:#?} {link:#}"
+    );
+    assert_eq!(incoming_from(&hub), from, "the same connection all along");
+    assert_eq!(container_identity(&hub), hub_router, "no router restart");
+
+    // New handshakes get the new certificate: the spoke's router restarts and links again,
+    // checking the hub's certificate against the CA it was given.
+    let port = hub
+        .link_ports()
+        .into_iter()
+        .find(|(role, _)| role == "inter-router")
+        .unwrap()
+        .1;
+    let served = spoke.host.ok(&[
+        "sh",
+        "-c",
+        &format!(
+            "openssl s_client -connect {}:{port} </dev/null 2>/dev/null | openssl x509",
+            hub.host.addr()
+        ),
+    ]);
+    assert_eq!(
+        served.trim(),
+        new_cert
+            .split_inclusive("-----END CERTIFICATE-----")
+            .next()
+            .unwrap()
+            .trim(),
+        "the hub serves its new certificate"
+    );
+    spoke.unit("restart");
+    wait_connected(&spoke, true, "the spoke links again to the rotated hub");
+    wait_echo(&spoke, "traffic after the rotation");
+}

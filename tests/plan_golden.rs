@@ -11,7 +11,7 @@ use vansite::model::{parse_documents, SiteResources};
 use vansite::plan::router::restart_needed_for;
 use vansite::plan::{plan, HostContext, HostPlan};
 use vansite::quadlet::PodmanVersion;
-use vansite::render::certs::SiteCertificates;
+use vansite::render::certs::{LeafRenewal, SiteCertificates};
 use vansite::store::SiteDir;
 
 const BASE: &str = r#"
@@ -157,6 +157,7 @@ fn host() -> HostContext {
         podman: PodmanVersion::new(5, 4, 2),
         forwarder_command: vec!["/opt/vansite/vansite".into()],
         executable: "/usr/bin/vansite".into(),
+        renew_certificates: false,
     }
 }
 
@@ -188,6 +189,10 @@ fn describe(plan: &HostPlan) -> String {
         units.extend([&grants.socket, &grants.service]);
         writeln!(out, "enabled: {}", grants.enabled_link.display()).unwrap();
     }
+    if let Some(renewal) = &plan.renewal {
+        units.extend([&renewal.timer, &renewal.service]);
+        writeln!(out, "enabled: {}", renewal.enabled_link.display()).unwrap();
+    }
     for unit in units {
         writeln!(out, "\n== {}\n{}", unit.path.display(), unit.contents).unwrap();
     }
@@ -211,11 +216,17 @@ fn describe(plan: &HostPlan) -> String {
 #[test]
 fn each_kind_plans_its_files_units_and_router_entities() {
     let empty = SiteCertificates::default();
-    let base = plan(&resources("", false), &host(), &empty).unwrap();
+    let base = plan(&resources("", false), &host(), &empty, LeafRenewal::WhenDue).unwrap();
     support::assert_golden("tests/golden/plan/site.txt", &describe(&base));
     for (name, documents) in KINDS {
         let grant = name == "access-grant";
-        let with = plan(&resources(documents, grant), &host(), &empty).unwrap();
+        let with = plan(
+            &resources(documents, grant),
+            &host(),
+            &empty,
+            LeafRenewal::WhenDue,
+        )
+        .unwrap();
         let mut text = describe(&with);
         let restart = restart_needed_for(&base.config_entities, &with.config_entities);
         writeln!(
@@ -230,4 +241,17 @@ fn each_kind_plans_its_files_units_and_router_entities() {
         .unwrap();
         support::assert_golden(&format!("tests/golden/plan/{name}.txt"), &text);
     }
+    // The settings' `renew_certificates = true` adds the renewal timer.
+    let renewing = HostContext {
+        renew_certificates: true,
+        ..host()
+    };
+    let with = plan(
+        &resources("", false),
+        &renewing,
+        &empty,
+        LeafRenewal::WhenDue,
+    )
+    .unwrap();
+    support::assert_golden("tests/golden/plan/renewal-timer.txt", &describe(&with));
 }

@@ -54,6 +54,24 @@ pub async fn start_socket(
     Ok(())
 }
 
+/// Makes the timer wait for its next run; `renew`: its units changed, so it starts again.
+pub async fn start_timer(manager: &UserManager, timer: &str, renew: bool) -> Result<(), Error> {
+    let state = manager.unit_state(timer).await?;
+    let result = match (state.active_state == ActiveState::Active, renew) {
+        (true, false) => return Ok(()),
+        (true, true) => manager.restart(timer, JOB_TIMEOUT).await?,
+        (false, _) => manager.start(timer, JOB_TIMEOUT).await?,
+    };
+    if result != JobResult::Done {
+        let state = manager.unit_state(timer).await?;
+        return Err(Error::UnitFailed {
+            unit: timer.to_string(),
+            state: format!("{state} (job {result:?})"),
+        });
+    }
+    Ok(())
+}
+
 /// Stops `unit` when it is loaded and not inactive; whether it did.
 async fn stop_if_running(manager: &UserManager, unit: &str) -> Result<bool, Error> {
     let state = manager.unit_state(unit).await?;
@@ -64,6 +82,33 @@ async fn stop_if_running(manager: &UserManager, unit: &str) -> Result<bool, Erro
     Ok(false)
 }
 
+/// What starts a vansite service unit: the unit of the same stem beside it, enabled in its
+/// target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// `<stem>.socket`, in sockets.target (the grant server, the console).
+    Socket,
+    /// `<stem>.timer`, in timers.target (the certificate renewal).
+    Timer,
+}
+
+impl Trigger {
+    fn suffix(self) -> &'static str {
+        match self {
+            Trigger::Socket => "socket",
+            Trigger::Timer => "timer",
+        }
+    }
+
+    /// The directory `systemctl enable` links it from.
+    pub fn wants_dir(self) -> &'static str {
+        match self {
+            Trigger::Socket => "sockets.target.wants",
+            Trigger::Timer => "timers.target.wants",
+        }
+    }
+}
+
 /// Stops `<stem>.socket` and `<stem>.service` and removes their files (and the socket's
 /// enablement). Returns what was removed.
 pub async fn remove(
@@ -71,18 +116,32 @@ pub async fn remove(
     paths: &Paths,
     stem: &str,
 ) -> Result<Vec<String>, Error> {
+    remove_triggered(manager, paths, stem, Trigger::Socket).await
+}
+
+/// Stops `<stem>.<trigger>` and `<stem>.service` and removes their files (and the trigger's
+/// enablement). Returns what was removed.
+pub async fn remove_triggered(
+    manager: &UserManager,
+    paths: &Paths,
+    stem: &str,
+    trigger: Trigger,
+) -> Result<Vec<String>, Error> {
     let dir = paths.systemd_user_dir();
-    let (socket, service) = (format!("{stem}.socket"), format!("{stem}.service"));
+    let (trigger_unit, service) = (
+        format!("{stem}.{}", trigger.suffix()),
+        format!("{stem}.service"),
+    );
     let mut removed = Vec::new();
-    for unit in [&socket, &service] {
+    for unit in [&trigger_unit, &service] {
         if stop_if_running(manager, unit).await? {
             removed.push(format!("unit {unit} (stopped)"));
         }
     }
     let mut files_removed = false;
     for path in [
-        dir.join("sockets.target.wants").join(&socket),
-        dir.join(&socket),
+        dir.join(trigger.wants_dir()).join(&trigger_unit),
+        dir.join(&trigger_unit),
         dir.join(&service),
     ] {
         if files::remove_if_present(&path).map_err(Error::file("cannot remove", &path))? {

@@ -25,6 +25,7 @@ use tokio::time::Instant;
 use crate::error::Error;
 use crate::forward::bundle;
 use crate::model::{SiteResources, LOCAL_ROUTER_ACCESS};
+use crate::ops::activated::{self, Trigger};
 use crate::ops::grant_server;
 use crate::plan::router::{live_ops, renew_ops, restart_needed_for, LiveOp, Renewal};
 use crate::plan::{self, GrantServerPlan, HostContext, HostPlan, PlannedFile};
@@ -38,6 +39,7 @@ use crate::render::router_config::LOOPBACK;
 use crate::render::router_unit::router_unit_name;
 use crate::router::entity::{parse_config, EntityType, RouterEntity};
 use crate::router::management::{ClientTls, ManagementClient, ManagementError, RouterEndpoint};
+use crate::settings::Settings;
 use crate::store::{files, Paths, SiteDir, SiteLock, StoreError};
 
 /// Bound on a forwarder's or the grant server's unit job.
@@ -299,6 +301,7 @@ impl SiteSession {
             podman: detect_generator_version()?,
             forwarder_command,
             executable: std::env::current_exe().map_err(Error::file("cannot find", "vansite"))?,
+            renew_certificates: Settings::load(&self.paths.settings_file())?.renew_certificates,
         })
     }
 
@@ -370,7 +373,26 @@ impl SiteSession {
             }
             None => false,
         };
-        reload |= router_unit_changed || !changed_forwarders.is_empty() || grant_units_changed;
+        let renewal_units_changed = match &plan.renewal {
+            Some(renewal) => {
+                let timer = write(&renewal.timer)?;
+                let service = write(&renewal.service)?;
+                enable(&renewal.enabled_link)?;
+                timer || service
+            }
+            None => {
+                let stem = crate::render::unit_names::certificate_renewal(namespace);
+                let removed =
+                    activated::remove_triggered(&self.manager, &self.paths, &stem, Trigger::Timer)
+                        .await?;
+                changed |= !removed.is_empty();
+                false
+            }
+        };
+        reload |= router_unit_changed
+            || !changed_forwarders.is_empty()
+            || grant_units_changed
+            || renewal_units_changed;
         changed |= reload;
         let router_state = self.manager.unit_state(&plan.router_service).await?;
         if reload || router_state.load_state != LoadState::Loaded {
@@ -395,6 +417,10 @@ impl SiteSession {
         }
         if let Some(grants) = &plan.grant_server {
             self.start_grant_server(grants, grant_units_changed || grant_certificate_changed)
+                .await?;
+        }
+        if let Some(renewal) = &plan.renewal {
+            activated::start_timer(&self.manager, &renewal.timer_unit, renewal_units_changed)
                 .await?;
         }
         Ok(Applied { router, changed })
@@ -789,6 +815,11 @@ impl SiteSession {
             crate::ops::grant_server::remove(&self.manager, &self.paths, namespace).await?;
         reload |= !grant_files.is_empty();
         removed.extend(grant_files);
+        let renewal = crate::render::unit_names::certificate_renewal(namespace);
+        removed.extend(
+            activated::remove_triggered(&self.manager, &self.paths, &renewal, Trigger::Timer)
+                .await?,
+        );
         if reload {
             self.manager.reload().await?;
         }
@@ -817,7 +848,12 @@ impl SiteSession {
         }
         // Directories vansite created for this site and no longer holds anything in.
         for dir in [
-            self.paths.systemd_user_dir().join("sockets.target.wants"),
+            self.paths
+                .systemd_user_dir()
+                .join(Trigger::Socket.wants_dir()),
+            self.paths
+                .systemd_user_dir()
+                .join(Trigger::Timer.wants_dir()),
             self.paths.data.clone(),
         ] {
             files::remove_dir_if_empty(&dir).map_err(Error::file("cannot remove", &dir))?;
@@ -1039,7 +1075,9 @@ pub(crate) fn enable(link: &Path) -> Result<(), Error> {
     if std::fs::read_link(link).is_ok() {
         return Ok(());
     }
-    let dir = link.parent().expect("a link in sockets.target.wants");
+    let dir = link
+        .parent()
+        .expect("a link in a target's .wants directory");
     files::create_dir(dir, 0o755).map_err(Error::file("cannot create", dir))?;
     files::remove_if_present(link).map_err(Error::file("cannot replace", link))?;
     let unit = link.file_name().expect("a unit name");

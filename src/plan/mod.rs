@@ -18,8 +18,10 @@ use crate::render::forwarder_units::{forwarder_units, ForwarderSpec};
 use crate::render::grant_units::{
     render_service, render_socket, service_unit, socket_unit, GrantUnitSpec,
 };
+use crate::render::renewal_units::{renewal_units, RenewalSpec};
 use crate::render::router_config::{render, router_entities, RenderContext, CERTS_PATH, LOOPBACK};
 use crate::render::router_unit::{router_quadlet, RouterUnitSpec, CERTS_DIR_IN_CONTAINER};
+use crate::render::unit_names;
 use crate::router::entity::{EntityType, RouterEntity};
 use crate::settings::SKUPPER_VERSION;
 use crate::store::SiteDir;
@@ -56,6 +58,8 @@ pub struct HostContext {
     pub forwarder_command: Vec<String>,
     /// The vansite binary the grant server's unit runs (absolute).
     pub executable: PathBuf,
+    /// The settings ask for the certificate renewal timer.
+    pub renew_certificates: bool,
 }
 
 /// One file a plan writes: its whole content.
@@ -97,6 +101,18 @@ pub struct HostPlan {
     pub forwarders: Vec<ForwarderPlan>,
     /// Once the site issued a token: the grant server's socket and service units.
     pub grant_server: Option<GrantServerPlan>,
+    /// When the settings ask for it: the certificate renewal timer and its service.
+    pub renewal: Option<RenewalPlan>,
+}
+
+/// The certificate renewal's plain units, the timer enabled in timers.target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenewalPlan {
+    pub service: PlannedFile,
+    pub timer: PlannedFile,
+    /// `timers.target.wants/<timer>`, what `systemctl enable` makes.
+    pub enabled_link: PathBuf,
+    pub timer_unit: String,
 }
 
 /// The grant server's plain units: a socket holding its port (enabled in sockets.target, so
@@ -190,8 +206,13 @@ pub fn plan(
     let grant_server = grant_port(resources)
         .map(|port| grant_server_plan(resources, host, port))
         .transpose()?;
+    let renewal = host
+        .renew_certificates
+        .then(|| renewal_plan(resources, host))
+        .transpose()?;
     Ok(HostPlan {
         grant_server,
+        renewal,
         certificates,
         router_config: PlannedFile {
             path: site_dir.router_config(),
@@ -235,6 +256,30 @@ pub fn certificate_changes(
         })
         .collect();
     Ok((certificates, renewed))
+}
+
+fn renewal_plan(resources: &SiteResources, host: &HostContext) -> Result<RenewalPlan, PlanError> {
+    let spec = RenewalSpec {
+        namespace: host.site_dir.namespace.clone(),
+        site_name: resources.site_name().to_string(),
+        executable: host.executable.clone(),
+    };
+    let (service, timer) = renewal_units(&spec)?;
+    let stem = unit_names::certificate_renewal(&spec.namespace);
+    let timer_unit = format!("{stem}.timer");
+    let dir = &host.systemd_user_dir;
+    Ok(RenewalPlan {
+        service: PlannedFile {
+            path: dir.join(format!("{stem}.service")),
+            contents: service,
+        },
+        timer: PlannedFile {
+            path: dir.join(&timer_unit),
+            contents: timer,
+        },
+        enabled_link: dir.join("timers.target.wants").join(&timer_unit),
+        timer_unit,
+    })
 }
 
 fn grant_server_plan(

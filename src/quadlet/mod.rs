@@ -1,7 +1,7 @@
 //! Podman quadlet `.container` files: a typed model of the keys vansite uses, rendered with
 //! systemd's quoting for the quadlet generator of a given Podman release (keys that release
 //! does not know are rewritten into older equivalents or refused, as quadlet would otherwise
-//! skip the whole file), and the plain `.socket` units that hold a service's port for it. Pure,
+//! skip the whole file), and the plain units beside them (`.socket`, `.service`, `.timer`). Pure,
 //! except `version::detect_generator_version`.
 
 mod model;
@@ -9,6 +9,7 @@ mod service;
 mod socket;
 /// Unit-file syntax, shared with the plain units (`.socket`, `.service`).
 mod syntax;
+mod timer;
 pub mod version;
 
 pub use model::{
@@ -17,6 +18,7 @@ pub use model::{
 };
 pub use service::ServiceFile;
 pub use socket::SocketFile;
+pub use timer::TimerFile;
 pub use version::PodmanVersion;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -1007,6 +1007,60 @@ spec: {{routingKey: payments, host: payments.local, port: 8443, tlsCredentials: 
     }
 
     #[test]
+    fn link_listeners_trust_every_issued_link_and_rotation_renews_every_leaf() {
+        let resources = site("");
+        let first = site_certificates(
+            &resources,
+            &SiteCertificates::default(),
+            LeafRenewal::WhenDue,
+        )
+        .unwrap();
+        let link_ca = Ca::new("vansite-link-east").unwrap();
+        let with_link = SiteCertificates {
+            link_issuers: BTreeMap::from([("east".to_string(), link_ca.files().clone())]),
+            ..first.clone()
+        };
+        let trusted = site_certificates(&resources, &with_link, LeafRenewal::WhenDue).unwrap();
+        let server = &trusted.certs["west"];
+        assert_eq!(
+            server.tls_crt, first.certs["west"].tls_crt,
+            "the same server certificate"
+        );
+        let bundle = bundle_certificates(&server.ca_crt);
+        assert_eq!(bundle.len(), 2, "{}", server.ca_crt);
+        assert!(bundle.contains(&der(link_ca.cert_pem())));
+        assert!(bundle.contains(&der(&first.issuers[SITE_CA].tls_crt)));
+        assert_eq!(
+            trusted.link_issuers, with_link.link_issuers,
+            "kept as they are"
+        );
+        assert_eq!(
+            site_certificates(&resources, &trusted, LeafRenewal::WhenDue).unwrap(),
+            trusted,
+            "a bundle is current"
+        );
+        // A client certificate of that link verifies against the bundle.
+        let client = issue_link_client(&link_ca, "east", "east", &[]).unwrap();
+        let files = CertFiles {
+            ca_crt: server.ca_crt.clone(),
+            ..client
+        };
+        check_credentials(&files).unwrap();
+
+        let rotated = site_certificates(&resources, &trusted, LeafRenewal::All).unwrap();
+        assert_eq!(rotated.issuers, trusted.issuers, "the CAs stay");
+        for (name, files) in &trusted.certs {
+            // The link's Secret is another site's; the rest vansite issued.
+            let issued_here = name != "east-token-profile";
+            assert_eq!(
+                rotated.certs[name].tls_crt != files.tls_crt,
+                issued_here,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
     fn site_gets_its_issuers_and_leaves() {
         let resources = site("");
         let certs = site_certificates(

@@ -21,6 +21,11 @@ pub fn console(namespace: &str) -> String {
     site_unit(namespace, "console")
 }
 
+/// The stem of the certificate renewal units (`.timer`, `.service`).
+pub fn certificate_renewal(namespace: &str) -> String {
+    site_unit(namespace, "certs")
+}
+
 fn site_unit(namespace: &str, part: &str) -> String {
     format!("vansite-{namespace}-{part}")
 }
@@ -33,5 +38,6 @@ mod tests {
         assert_eq!(super::forwarder("west", "db"), "vansite-west-listener-db");
         assert_eq!(super::grant_server("west"), "vansite-west-grants");
         assert_eq!(super::console("west"), "vansite-west-console");
+        assert_eq!(super::certificate_renewal("west"), "vansite-west-certs");
     }
 }

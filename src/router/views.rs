@@ -185,6 +185,12 @@ mod tests {
             "dir": "out", "role": "inter-router", "host": "h:55671", "container": null, "uptimeSeconds": 9
         })));
         assert!(connection.opened, "a connection without `opened` is open");
+        assert_eq!(connection.issued_link(), None, "no user, no link name");
+        // skupper-router 3.5.1 prints the subject as RFC 2253: last RDN first, no spaces.
+        let issued = ConnectionView::from_row(&row(json!({"user": "OU=link-a,CN=spokeA"})));
+        assert_eq!(issued.issued_link(), Some("link-a"));
+        let skuppers = ConnectionView::from_row(&row(json!({"user": "CN=east"})));
+        assert_eq!(skuppers.issued_link(), None);
         assert_eq!(connection.container, "");
         assert_eq!(connection.uptime_seconds, Some(9));
         let node = NodeView::from_row(&row(json!({"id": "west", "cost": 1, "nextHop": null})));
