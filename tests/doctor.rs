@@ -4,6 +4,8 @@
 
 mod support;
 
+use std::time::Duration;
+
 use serde_json::Value;
 use support::{standin_image_tar, text, Host, STANDIN_IMAGE};
 
@@ -154,6 +156,96 @@ fn doctor_is_ok_on_a_host_running_a_site() {
         "{detail}"
     );
 
+    // Renewal: with `renew_certificates = true` a daily timer runs `certs rotate --expiring`,
+    // which renews what vansite issued and is due (here the management client certificate,
+    // re-signed by the site's local CA to end in 5 days), not the user's own certificate.
+    let runtime = ".local/share/vansite/default/runtime";
+    let expire_local_client = format!(
+        "set -e; cd {runtime}; \
+         openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout lc.key \
+           -subj /CN=127.0.0.1 -out lc.csr 2>/dev/null; \
+         printf 'subjectAltName=DNS:127.0.0.1,DNS:localhost,IP:127.0.0.1\\n\
+extendedKeyUsage=serverAuth,clientAuth\\n' > lc.ext; \
+         openssl x509 -req -in lc.csr -CA issuers/skupper-local-ca/tls.crt \
+           -CAkey issuers/skupper-local-ca/tls.key -days 5 -extfile lc.ext -out lc.crt 2>/dev/null; \
+         mv lc.crt certs/skupper-local-client/tls.crt; mv lc.key certs/skupper-local-client/tls.key; \
+         rm lc.csr lc.ext"
+    );
+    let days_left = |certificate: &str| -> i64 {
+        let listed: Value =
+            serde_json::from_slice(&vansite(&host, &["certs", "list", "-o", "json"]).stdout)
+                .expect("certs list JSON");
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["certificate"] == certificate)
+            .unwrap_or_else(|| panic!("{certificate} in {listed:#}"))["daysLeft"]
+            .as_i64()
+            .unwrap()
+    };
+    host.ok(&["sh", "-c", &expire_local_client]);
+    // Five days from now, read within the same second or just after.
+    assert!((4..=5).contains(&days_left("certs/skupper-local-client/tls.crt")));
+    host.write_file(".config/vansite/config.toml", "renew_certificates = true\n");
+    let rotated = vansite(&host, &["certs", "rotate", "--expiring", "-o", "json"]);
+    assert!(rotated.status.success(), "{}", text(&rotated));
+    let rotated: Value = serde_json::from_slice(&rotated.stdout).unwrap();
+    let renewed: Vec<&str> = support::texts(&rotated["renewed"], "certificate");
+    assert_eq!(
+        renewed,
+        ["skupper-local-client"],
+        "only what is due: {rotated:#}"
+    );
+    assert!(days_left("certs/skupper-local-client/tls.crt") > 1000);
+    assert_eq!(
+        host.ok(&[
+            "systemctl",
+            "--user",
+            "is-active",
+            "vansite-default-certs.timer"
+        ])
+        .trim(),
+        "active"
+    );
+    // What the timer starts, once more with a certificate due.
+    host.ok(&["sh", "-c", &expire_local_client]);
+    host.ok(&[
+        "systemctl",
+        "--user",
+        "start",
+        "vansite-default-certs.service",
+    ]);
+    let mut state = String::new();
+    host.wait_until(
+        "the renewal service ran to its end",
+        Duration::from_secs(60),
+        |host| {
+            state = host.ok(&[
+                "systemctl",
+                "--user",
+                "show",
+                "-p",
+                "ActiveState,Result",
+                "vansite-default-certs.service",
+            ]);
+            state.contains("ActiveState=inactive") || state.contains("ActiveState=failed")
+        },
+    );
+    assert!(state.contains("Result=success"), "{state}");
+    assert!(days_left("certs/skupper-local-client/tls.crt") > 1000);
+    let status: Value = serde_json::from_slice(&vansite(&host, &["status", "-o", "json"]).stdout)
+        .expect("status JSON");
+    assert_eq!(
+        status["healthy"], true,
+        "the router takes the new certificates: {status:#}"
+    );
+    assert_eq!(
+        days_left("certs/web-tls/tls.crt"),
+        4,
+        "the user's own is left alone"
+    );
+
     // On a terminal (script(1) gives delete one), the steps show as a spinner line.
     let delete = format!("env TERM=xterm {VANSITE} delete");
     let on_tty = host.run(&["script", "-qec", &delete, "/dev/null"]);
@@ -164,6 +256,12 @@ fn doctor_is_ok_on_a_host_running_a_site() {
         "{transcript}"
     );
     assert!(transcript.contains("Deleted the site"), "{transcript}");
+    let left = host.run(&[
+        "test",
+        "-e",
+        ".config/systemd/user/vansite-default-certs.timer",
+    ]);
+    assert!(!left.status.success(), "delete removes the renewal timer");
 }
 
 #[test]

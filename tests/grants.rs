@@ -227,14 +227,38 @@ async fn tokens_are_issued_and_redeemed_over_tls13_exactly_as_skupper() {
         secret.decoded("ca.crt").unwrap().unwrap(),
         site_ca.as_bytes()
     );
+    // The client certificate (CN as Skupper's, OU the link's name here) is signed by the
+    // link's own CA, the second certificate of tls.crt, which the site keeps and its router
+    // trusts until the link is revoked.
     let crt = secret.decoded("tls.crt").unwrap().unwrap();
-    let (_, pem) = x509_parser::pem::parse_x509_pem(&crt).unwrap();
-    let cert = pem.parse_x509().unwrap();
+    let chain: Vec<_> = x509_parser::pem::Pem::iter_from_buffer(&crt)
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(chain.len(), 2);
+    let cert = chain[0].parse_x509().unwrap();
     let cn = cert.subject().iter_common_name().next().unwrap();
     assert_eq!(cn.as_str().unwrap(), "east");
-    let (_, ca_pem) = x509_parser::pem::parse_x509_pem(site_ca.as_bytes()).unwrap();
-    cert.verify_signature(Some(ca_pem.parse_x509().unwrap().public_key()))
+    let ou = cert.subject().iter_organizational_unit().next().unwrap();
+    assert_eq!(ou.as_str().unwrap(), "east-link");
+    cert.verify_signature(Some(chain[1].parse_x509().unwrap().public_key()))
         .unwrap();
+    let link_ca = host.ok(&[
+        "cat",
+        ".local/share/vansite/default/runtime/link-issuers/east-link/tls.crt",
+    ]);
+    let (_, kept) = x509_parser::pem::parse_x509_pem(link_ca.as_bytes()).unwrap();
+    assert_eq!(
+        kept.contents, chain[1].contents,
+        "the site keeps the link's CA"
+    );
+    let trust = host.ok(&[
+        "cat",
+        ".local/share/vansite/default/runtime/certs/west/ca.crt",
+    ]);
+    assert!(
+        trust.contains(link_ca.trim()) && trust.contains(site_ca.trim()),
+        "the link listeners trust it: {trust}"
+    );
 
     // Once only.
     let (status, body) = redeem(&token, &token.spec.code).await;

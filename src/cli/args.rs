@@ -236,7 +236,7 @@ pub enum LinkCommand {
     /// The running router gets the link without a restart.
     Create(LinkCreateArgs),
     /// Remove a link: from the running router first, then from the site's files
-    Delete(LinkDeleteArgs),
+    Delete(LinkNameArgs),
     /// Show links: those created from this site (connected or not, the remote router, since
     /// when, the last error) and those other sites made to it (their name here, from which
     /// site and router, role, since)
@@ -251,21 +251,7 @@ trust and renews them live. The router cannot close a single router-to-router co
 every incoming link reconnects once (about 2 seconds later); the revoked one is refused from \
 then on, even after its router restarts."
     )]
-    Revoke(LinkRevokeArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct LinkRevokeArgs {
-    /// The incoming link to end
-    #[arg(value_name = "NAME")]
-    pub name: String,
-
-    /// How long to wait for the router if it has to be restarted (seconds)
-    #[arg(long, default_value = "120", value_name = "SECONDS", value_parser = parse_seconds)]
-    pub timeout: Duration,
-
-    #[command(flatten)]
-    pub output: OutputArgs,
+    Revoke(LinkNameArgs),
 }
 
 #[derive(Debug, Args)]
@@ -738,8 +724,8 @@ pub struct LinkCreateArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct LinkDeleteArgs {
-    /// The link to remove
+pub struct LinkNameArgs {
+    /// The link, as `vansite link status` names it
     #[arg(value_name = "NAME")]
     pub name: String,
 

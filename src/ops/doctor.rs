@@ -597,15 +597,24 @@ fn check_certificates(site_dir: &SiteDir) -> Check {
     let fix = |certificate: &str| {
         if certificate.starts_with("issuers/") {
             format!(
-                "the site's CA ({certificate}): delete runtime/issuers and run `vansite -n \
-                 {namespace} init`; every certificate is then issued again and other sites need \
-                 new tokens"
+                "the site's CA ({certificate}): `vansite -n {namespace} revoke-access --yes` \
+                 makes a new one (incoming links and tokens end; issue new tokens)"
+            )
+        } else if let Some(link) = certificate
+            .strip_prefix("link-issuers/")
+            .and_then(|rest| rest.split('/').next())
+        {
+            format!(
+                "the CA of incoming link '{link}' ({certificate}): issue the other site a new \
+                 token (`vansite -n {namespace} token issue FILE`), then `vansite -n {namespace} \
+                 link revoke {link}`"
             )
         } else {
             format!(
-                "{certificate}: vansite renews the certificates it issued on the next `vansite \
-                 -n {namespace} init`; a certificate you gave (a Secret, --tls-cert, a link's \
-                 credentials) needs a new one from where it came"
+                "{certificate}: `vansite -n {namespace} certs rotate` issues again what vansite \
+                 issued (`renew_certificates = true` in ~/.config/vansite/config.toml does it \
+                 daily); a certificate you gave (a Secret, --tls-cert, a link's credentials) \
+                 needs a new one from where it came"
             )
         }
     };

@@ -767,6 +767,16 @@ pub(crate) mod tests {
         parse_pem(pem).unwrap().contents
     }
 
+    /// What a site with no certificates yet gets.
+    fn issued(resources: &SiteResources) -> SiteCertificates {
+        site_certificates(
+            resources,
+            &SiteCertificates::default(),
+            LeafRenewal::WhenDue,
+        )
+        .unwrap()
+    }
+
     fn hosts(list: &[&str]) -> Vec<String> {
         list.iter().map(|h| h.to_string()).collect()
     }
@@ -982,12 +992,7 @@ spec: {{routingKey: payments, host: payments.local, port: 8443, tlsCredentials: 
              ---\napiVersion: skupper.io/v2alpha1\nkind: Certificate\nmetadata: {name: my-ca}\n\
              spec: {signing: true}\n",
         );
-        let certs = site_certificates(
-            &resources,
-            &SiteCertificates::default(),
-            LeafRenewal::WhenDue,
-        )
-        .unwrap();
+        let certs = issued(&resources);
         assert!(
             certs.issuers.contains_key("my-ca"),
             "a signing Certificate is a CA"
@@ -1009,12 +1014,7 @@ spec: {{routingKey: payments, host: payments.local, port: 8443, tlsCredentials: 
     #[test]
     fn link_listeners_trust_every_issued_link_and_rotation_renews_every_leaf() {
         let resources = site("");
-        let first = site_certificates(
-            &resources,
-            &SiteCertificates::default(),
-            LeafRenewal::WhenDue,
-        )
-        .unwrap();
+        let first = issued(&resources);
         let link_ca = Ca::new("vansite-link-east").unwrap();
         let with_link = SiteCertificates {
             link_issuers: BTreeMap::from([("east".to_string(), link_ca.files().clone())]),
@@ -1063,12 +1063,7 @@ spec: {{routingKey: payments, host: payments.local, port: 8443, tlsCredentials: 
     #[test]
     fn site_gets_its_issuers_and_leaves() {
         let resources = site("");
-        let certs = site_certificates(
-            &resources,
-            &SiteCertificates::default(),
-            LeafRenewal::WhenDue,
-        )
-        .unwrap();
+        let certs = issued(&resources);
         let issuers: Vec<&str> = certs.issuers.keys().map(String::as_str).collect();
         assert_eq!(issuers, [GRANT_SERVER_CA, LOCAL_CA, SERVICE_CA, SITE_CA]);
         let leaves: Vec<&str> = certs.certs.keys().map(String::as_str).collect();
@@ -1132,12 +1127,7 @@ spec: {{routingKey: payments, host: payments.local, port: 8443, tlsCredentials: 
              spec: {host: web.local, port: 8443, tlsCredentials: web-tls, \
              strategy: {priority: {routingKeys: [web-a, web-b]}}}\n",
         );
-        let certs = site_certificates(
-            &resources,
-            &SiteCertificates::default(),
-            LeafRenewal::WhenDue,
-        )
-        .unwrap();
+        let certs = issued(&resources);
         let files = &certs.certs["web-tls"];
         assert_eq!(files.ca_crt, certs.issuers[SERVICE_CA].tls_crt);
         let pem = parse_pem(&files.tls_crt).unwrap();
@@ -1150,12 +1140,7 @@ spec: {{routingKey: payments, host: payments.local, port: 8443, tlsCredentials: 
     #[test]
     fn running_twice_changes_nothing() {
         let resources = site("");
-        let first = site_certificates(
-            &resources,
-            &SiteCertificates::default(),
-            LeafRenewal::WhenDue,
-        )
-        .unwrap();
+        let first = issued(&resources);
         let second = site_certificates(&resources, &first, LeafRenewal::WhenDue).unwrap();
         assert_eq!(first, second);
     }
@@ -1163,12 +1148,7 @@ spec: {{routingKey: payments, host: payments.local, port: 8443, tlsCredentials: 
     #[test]
     fn only_outdated_or_missing_leaves_are_reissued() {
         let resources = site("");
-        let first = site_certificates(
-            &resources,
-            &SiteCertificates::default(),
-            LeafRenewal::WhenDue,
-        )
-        .unwrap();
+        let first = issued(&resources);
 
         // New SANs for the RouterAccess: only its certificate and the grant server's change.
         let mut changed = resources.clone();
@@ -1212,12 +1192,7 @@ spec: {{routingKey: payments, host: payments.local, port: 8443, tlsCredentials: 
     #[test]
     fn corrupt_existing_ca_is_an_error_not_a_silent_new_ca() {
         let resources = site("");
-        let mut existing = site_certificates(
-            &resources,
-            &SiteCertificates::default(),
-            LeafRenewal::WhenDue,
-        )
-        .unwrap();
+        let mut existing = issued(&resources);
         existing.issuers.get_mut(SITE_CA).unwrap().tls_key = "garbage".into();
         let error = site_certificates(&resources, &existing, LeafRenewal::WhenDue).unwrap_err();
         assert!(
@@ -1231,12 +1206,7 @@ spec: {{routingKey: payments, host: payments.local, port: 8443, tlsCredentials: 
         let extra = "---\napiVersion: skupper.io/v2alpha1\nkind: RouterAccess\nmetadata: {name: backup}\n\
                      spec: {roles: [{name: inter-router, port: 55672}], issuer: backup-ca, bindHost: 10.0.0.1}\n";
         let resources = site(extra);
-        let certs = site_certificates(
-            &resources,
-            &SiteCertificates::default(),
-            LeafRenewal::WhenDue,
-        )
-        .unwrap();
+        let certs = issued(&resources);
         assert!(certs.issuers.contains_key("backup-ca"));
         let backup = &certs.certs["backup"];
         assert_eq!(backup.ca_crt, certs.issuers["backup-ca"].tls_crt);
@@ -1290,12 +1260,7 @@ spec: {{routingKey: payments, host: payments.local, port: 8443, tlsCredentials: 
             &(secret_document("db-tls", &without_ca)
                 + &secret_document("payments-tls", &backend_ca)),
         );
-        let certs = site_certificates(
-            &resources,
-            &SiteCertificates::default(),
-            LeafRenewal::WhenDue,
-        )
-        .unwrap();
+        let certs = issued(&resources);
         assert_eq!(
             certs.certs["db-tls"], without_ca,
             "the listener presents the user's pair"
@@ -1342,12 +1307,7 @@ spec: {{routingKey: payments, host: payments.local, port: 8443, tlsCredentials: 
             "---\napiVersion: skupper.io/v2alpha1\nkind: Listener\nmetadata: {name: web}\n\
              spec: {routingKey: web, host: 0.0.0.0, port: 8443, tlsCredentials: web-tls}\n",
         );
-        let certs = site_certificates(
-            &resources,
-            &SiteCertificates::default(),
-            LeafRenewal::WhenDue,
-        )
-        .unwrap();
+        let certs = issued(&resources);
         let pem = parse_pem(&certs.certs["web-tls"].tls_crt).unwrap();
         assert_eq!(
             SubjectNames::of(&pem.parse_x509().unwrap()),

@@ -436,3 +436,13 @@ pub fn wait_reachable(host: &Host, listener: &str) {
         |h| service_status(h, listener, "listener")["peer"] == "reachable",
     );
 }
+
+/// The `field` of each object of a JSON array, as text (missing or not text: left out).
+pub fn texts<'a>(array: &'a serde_json::Value, field: &str) -> Vec<&'a str> {
+    array
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|item| item[field].as_str())
+        .collect()
+}

@@ -3,11 +3,13 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use support::{echo_roundtrip, echo_server, fixture, free_port, wait_accepting, Ca, San, Standin};
+use support::{
+    echo_roundtrip, echo_server, fixture, free_port, test_dir, wait_accepting, Ca, San, Standin,
+};
 
 const LIMIT: Duration = Duration::from_secs(20);
 
@@ -99,13 +101,6 @@ fn start_site_b_to(dir: &Path, config: &str, link_certs: &Path, a: &SitePorts) -
         Standin::start(&fixture(config), &env, dir.join("b.log")),
         echo_a_port,
     )
-}
-
-fn test_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("standin-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 /// A DNS SAN for the dialled address, as Skupper issues them (plus the IP SAN).

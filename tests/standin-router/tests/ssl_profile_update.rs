@@ -18,18 +18,11 @@ use std::time::{Duration, Instant};
 use rcgen::DnType;
 use serde_json::{json, Map, Value};
 use support::{
-    echo_roundtrip, echo_server, fixture, free_port, wait_accepting, write_bundle, Ca,
+    echo_roundtrip, echo_server, fixture, free_port, test_dir, wait_accepting, write_bundle, Ca,
     RawManagement, San, Standin,
 };
 
 const LIMIT: Duration = Duration::from_secs(20);
-
-fn test_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("standin-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// The hub and the CAs of its world.
 struct Hub {

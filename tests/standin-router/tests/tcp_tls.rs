@@ -11,26 +11,19 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 use support::{
-    attrs, fixture, free_port, start_site_a, tls_echo_roundtrip, tls_echo_server, wait_accepting,
-    Ca, San, Standin,
+    attrs, fixture, free_port, start_site_a, test_dir, tls_echo_roundtrip, tls_echo_server,
+    wait_accepting, Ca, San, Standin,
 };
 use vansite::router::management::ManagementClient;
 
 const LIMIT: Duration = Duration::from_secs(20);
-
-fn test_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("standin-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// Certificates under `dir`: `service` (the tcpListener's, for 127.0.0.1), `client` (a client
 /// of it, from the CA the tcpListener trusts), `stranger` (a client certificate from another

@@ -254,13 +254,7 @@ impl RawManagement {
         name: &str,
         body: serde_json::Value,
     ) -> Answer {
-        let entity_type = format!("io.skupper.router.{entity_type}");
-        let props = [
-            ("operation", "UPDATE"),
-            ("type", &entity_type),
-            ("name", name),
-        ];
-        self.request(&props, body).await.unwrap()
+        self.update_by(entity_type, "name", name, body).await
     }
 
     /// UPDATE of the entity whose identity is `identity` (how `connection` is named).
@@ -270,11 +264,23 @@ impl RawManagement {
         identity: &str,
         body: serde_json::Value,
     ) -> Answer {
+        self.update_by(entity_type, "identity", identity, body)
+            .await
+    }
+
+    /// UPDATE of the entity whose `key` (name or identity) is `value`.
+    async fn update_by(
+        &mut self,
+        entity_type: &str,
+        key: &str,
+        value: &str,
+        body: serde_json::Value,
+    ) -> Answer {
         let entity_type = format!("io.skupper.router.{entity_type}");
         let props = [
             ("operation", "UPDATE"),
             ("type", &entity_type),
-            ("identity", identity),
+            (key, value),
         ];
         self.request(&props, body).await.unwrap()
     }
@@ -785,4 +791,12 @@ impl Site {
             .await
             .unwrap()
     }
+}
+
+/// A fresh directory for one test's files.
+pub fn test_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("standin-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
