@@ -884,4 +884,65 @@ fn certificates_rotate_under_a_running_transfer_without_dropping_the_link() {
     spoke.unit("restart");
     wait_connected(&spoke, true, "the spoke links again to the rotated hub");
     wait_echo(&spoke, "traffic after the rotation");
+
+    // New CAs: the spoke holds only the old site CA and the token below only the old grant
+    // server CA, yet both keep working, through the old CAs' signatures on the new ones.
+    let before_ca = hub.json(&["token", "issue", "before-ca.token", "--output", "json"]);
+    assert!(before_ca["name"].is_string(), "{before_ca:#}");
+    let from = incoming_from(&hub);
+    let old_site_ca = hub.file("runtime/issuers/skupper-site-ca/tls.crt");
+    let rotated = hub.json(&["certs", "rotate", "--ca", "--output", "json"]);
+    assert_eq!(
+        rotated["cas"],
+        serde_json::json!([
+            "skupper-site-ca",
+            "skupper-local-ca",
+            "skupper-service-ca",
+            "skupper-grant-server-ca"
+        ]),
+        "{rotated:#}"
+    );
+    assert_eq!(rotated["router"]["action"], "live", "{rotated:#}");
+    assert!(
+        !rotated["router"]["operations"]
+            .to_string()
+            .contains("reconnect"),
+        "{rotated:#}"
+    );
+    assert_ne!(
+        hub.file("runtime/issuers/skupper-site-ca/tls.crt"),
+        old_site_ca
+    );
+    assert_eq!(
+        hub.file("runtime/prior-issuers/skupper-site-ca/ca.crt"),
+        old_site_ca
+    );
+    assert_eq!(incoming_from(&hub), from, "the link stayed up");
+    assert_eq!(
+        hub.status()["healthy"],
+        true,
+        "management with the new local CA"
+    );
+    spoke.unit("restart");
+    wait_connected(
+        &spoke,
+        true,
+        "the spoke, trusting the old CA, links to the new one",
+    );
+    wait_echo(&spoke, "traffic after the CA rotation");
+    let link_name = spoke.links()[0]["name"].as_str().unwrap().to_string();
+    spoke.ok(&["link", "delete", &link_name]);
+    let token = spoke.write("before-ca.token", &hub.host.ok(&["cat", "before-ca.token"]));
+    spoke.ok(&["link", "create", &token]);
+    wait_connected(
+        &spoke,
+        true,
+        "a token issued before the CA rotation still links",
+    );
+    wait_echo(&spoke, "traffic over the link of the older token");
+    assert_eq!(
+        container_identity(&hub),
+        hub_router,
+        "never a router restart"
+    );
 }

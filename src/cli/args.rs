@@ -278,8 +278,11 @@ pub enum CertsCommand {
         long_about = "Issue again every certificate vansite issued for the site (the link \
 listeners' server certificate, the management certificates, services' certificates, the grant \
 server's) from the same CAs. The running router reads the new files through sslProfile \
-updates: open connections and links stay up, new ones use the new certificates. With \
---expiring, only those within 30 days of expiry (what the renewal timer runs when \
+updates: open connections and links stay up, new ones use the new certificates. With --ca, \
+the site's CAs are replaced as well: each new CA's certificates are sent with the new CA signed \
+by the old one, and trust files hold both, so other sites' links, tokens not yet redeemed and \
+the running router keep verifying them; the old CAs stay trusted until the next \
+`certs rotate --ca`. With --expiring, only those within 30 days of expiry (what the renewal timer runs when \
 `renew_certificates = true` is set in ~/.config/vansite/config.toml)."
     )]
     Rotate(CertsRotateArgs),
@@ -288,8 +291,13 @@ updates: open connections and links stay up, new ones use the new certificates. 
 #[derive(Debug, Args)]
 pub struct CertsRotateArgs {
     /// Only certificates within 30 days of expiry
-    #[arg(long)]
+    #[arg(long, conflicts_with = "ca")]
     pub expiring: bool,
+
+    /// New CAs too (site, local, service, grant server); each old one stays trusted beside
+    /// its successor until the next `certs rotate --ca`, so links and tokens keep working
+    #[arg(long)]
+    pub ca: bool,
 
     /// How long to wait for the router if it has to be restarted (seconds)
     #[arg(long, default_value = "120", value_name = "SECONDS", value_parser = parse_seconds)]

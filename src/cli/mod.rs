@@ -169,10 +169,10 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             Ok(())
         }
         Command::Certs(CertsCommand::Rotate(args)) => {
-            let rotation = if args.expiring {
-                access::Rotation::Due
-            } else {
-                access::Rotation::All
+            let rotation = match (args.expiring, args.ca) {
+                (true, _) => access::Rotation::Due,
+                (false, true) => access::Rotation::WithCas,
+                (false, false) => access::Rotation::All,
             };
             let outcome =
                 access::rotate(&paths, &namespace, rotation, args.timeout, &progress).await?;

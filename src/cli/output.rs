@@ -140,13 +140,21 @@ pub fn print_rotated(format: OutputFormat, outcome: &access::Rotated) {
         if outcome.renewed.is_empty() {
             return "No certificate needed renewing.\n".into();
         }
+        let cas = if outcome.cas.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "New CAs: {} (the old ones stay trusted until the next `certs rotate --ca`)\n",
+                outcome.cas.join(", ")
+            )
+        };
         let rows: Vec<Vec<String>> = outcome
             .renewed
             .iter()
             .map(|r| vec![r.certificate.clone(), r.not_after.clone()])
             .collect();
         format!(
-            "Renewed ({}):\n{}",
+            "{cas}Renewed ({}):\n{}",
             outcome.router.describe(),
             columns(&["CERTIFICATE", "NOT AFTER"], &rows)
         )

@@ -24,7 +24,7 @@ use crate::error::Error;
 use crate::model::{Resource, SiteResources};
 use crate::ops::apply::{Applied, ApplyOptions, RouterChange, SiteSession};
 use crate::ops::expiry::{self, ExpiryReport};
-use crate::render::certs::{LeafRenewal, SITE_CA};
+use crate::render::certs::{Ca, LeafRenewal, PriorCa, SiteCertificates, ROTATED_CAS, SITE_CA};
 use crate::store::{Paths, SiteDir};
 
 use super::unix_seconds;
@@ -130,7 +130,7 @@ fn grant_names(resources: &SiteResources) -> Vec<String> {
 }
 
 /// `vansite revoke-access`: a new site CA and server certificate, no incoming link's CA, no
-/// AccessGrant. The grant server stays (with nothing to redeem) for tokens issued afterwards.
+/// predecessor of the site CA still trusted, no AccessGrant. The grant server stays (with nothing to redeem) for tokens issued afterwards.
 pub async fn revoke_access(
     paths: &Paths,
     namespace: &str,
@@ -159,6 +159,7 @@ pub async fn revoke_access(
         .to_string();
     progress("removing the site CA and every incoming link's CA");
     site_dir.remove_issuer(&site_dir.issuers(), &site_ca)?;
+    site_dir.remove_issuer(&site_dir.prior_issuers(), &site_ca)?;
     for link in &links {
         site_dir.remove_issuer(&site_dir.link_issuers(), link)?;
     }
@@ -198,6 +199,8 @@ pub struct Renewed {
 #[serde(rename_all = "camelCase")]
 pub struct Rotated {
     pub namespace: String,
+    /// The CAs replaced by new ones (`--ca`); their predecessors stay trusted.
+    pub cas: Vec<String>,
     pub renewed: Vec<Renewed>,
     pub router: RouterChange,
 }
@@ -207,6 +210,8 @@ pub struct Rotated {
 pub enum Rotation {
     /// Every certificate vansite issued for the site.
     All,
+    /// New CAs too, each trusted beside its predecessor until the next such rotation.
+    WithCas,
     /// Only those within 30 days of expiry (what the renewal timer runs).
     Due,
 }
@@ -223,11 +228,20 @@ pub async fn rotate(
     let mut session = SiteSession::open(paths, namespace, progress).await?;
     let resources = session.resources()?.clone();
     let site_dir = session.site_dir.clone();
-    let before = site_dir.load_certificates()?.certs;
+    let mut existing = site_dir.load_certificates()?;
+    let before = existing.certs.clone();
     let renewal = match rotation {
-        Rotation::All => LeafRenewal::All,
+        Rotation::All | Rotation::WithCas => LeafRenewal::All,
         Rotation::Due => LeafRenewal::WhenDue,
     };
+    let mut cas = Vec::new();
+    if rotation == Rotation::WithCas {
+        // Saved before the apply: a crash in between leaves the new CAs, and the next
+        // command's apply issues the leaves they no longer match.
+        progress("making new CAs (their predecessors stay trusted)");
+        cas = succeed_cas(&mut existing)?;
+        site_dir.save_certificates(&existing)?;
+    }
     progress("issuing the site's certificates again");
     let Applied { router, .. } = session
         .apply(
@@ -240,9 +254,35 @@ pub async fn rotate(
     let after = site_dir.load_certificates()?.certs;
     Ok(Rotated {
         namespace: namespace.to_string(),
+        cas,
         renewed: renewed_leaves(&before, &after),
         router,
     })
+}
+
+/// Replaces each of the site's [`ROTATED_CAS`] by a successor, its predecessor kept as prior
+/// (a prior from an earlier rotation is no longer trusted). Returns their names.
+fn succeed_cas(certificates: &mut SiteCertificates) -> Result<Vec<String>, Error> {
+    let generation = chrono::Utc::now().format("%Y%m%d%H%M%S");
+    let mut replaced = Vec::new();
+    for name in ROTATED_CAS {
+        let Some(files) = certificates.issuers.get(name) else {
+            continue;
+        };
+        let current = Ca::from_pem(name, &files.tls_crt, &files.tls_key)?;
+        // A name of its own: peers that hold both never take one for the other.
+        let (successor, cross_crt) = current.successor(&format!("{name}-{generation}"))?;
+        let prior = PriorCa {
+            ca_crt: files.tls_crt.clone(),
+            cross_crt,
+        };
+        certificates.prior_issuers.insert(name.to_string(), prior);
+        certificates
+            .issuers
+            .insert(name.to_string(), successor.files().clone());
+        replaced.push(name.to_string());
+    }
+    Ok(replaced)
 }
 
 /// The leaves whose certificate changed, with their new end.

@@ -91,6 +91,21 @@ impl std::fmt::Debug for Ca {
 impl Ca {
     /// A new self-signed CA whose subject CN is `common_name`.
     pub fn new(common_name: &str) -> Result<Self, CertError> {
+        Ok(Self::generate(common_name, None)?.0)
+    }
+
+    /// The CA that takes this one's place (`certs rotate --ca`): a new key, the CN
+    /// `common_name`, and the same certificate signed by this CA (PEM), which follows every
+    /// leaf of the successor so that whoever still trusts only this CA verifies them.
+    pub fn successor(&self, common_name: &str) -> Result<(Ca, String), CertError> {
+        let (successor, cross) = Self::generate(common_name, Some(self))?;
+        Ok((successor, cross.expect("signed by the predecessor")))
+    }
+
+    fn generate(
+        common_name: &str,
+        predecessor: Option<&Ca>,
+    ) -> Result<(Self, Option<String>), CertError> {
         let generate = |source| CertError::Generate {
             subject: common_name.to_string(),
             source,
@@ -99,16 +114,25 @@ impl Ca {
         let mut params = base_params(common_name);
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.key_usages.push(KeyUsagePurpose::KeyCertSign);
+        params.use_authority_key_identifier_extension = predecessor.is_some();
+        let cross = predecessor
+            .map(|ca| params.signed_by(&key, &ca.issuer).map(|c| c.pem()))
+            .transpose()
+            .map_err(generate)?;
+        params.use_authority_key_identifier_extension = false;
         let cert = params.self_signed(&key).map_err(generate)?;
         let files = CertFiles {
             ca_crt: cert.pem(),
             tls_crt: cert.pem(),
             tls_key: key.serialize_pem(),
         };
-        Ok(Self {
-            issuer: Issuer::new(params, key),
-            files,
-        })
+        Ok((
+            Self {
+                issuer: Issuer::new(params, key),
+                files,
+            },
+            cross,
+        ))
     }
 
     /// Reloads a CA from its certificate and private key (PEM; the key may be PKCS#8, SEC1 or
@@ -262,7 +286,25 @@ pub struct SiteCertificates {
     /// One CA per link this site issued (a redeemed token, a generated link), by the link's
     /// name here: the link listeners trust each until the link is revoked.
     pub link_issuers: BTreeMap<String, CertFiles>,
+    /// The CAs `certs rotate --ca` replaced (`runtime/prior-issuers/<name>/`), by the name of
+    /// their successor: trusted beside it until the next rotation.
+    pub prior_issuers: BTreeMap<String, PriorCa>,
 }
+
+/// A CA replaced by its successor, and what keeps both trusted meanwhile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PriorCa {
+    /// Its certificate: in the trust files of everything its successor's leaves use.
+    pub ca_crt: String,
+    /// The successor's certificate signed by it: after each of the successor's leaves, so
+    /// that a peer holding only this CA (another site's link, an unredeemed token, a running
+    /// router's old trust) still verifies them.
+    pub cross_crt: String,
+}
+
+/// The CAs `certs rotate --ca` renews: those vansite made and only it issues from (a
+/// RouterAccess's own `issuer` and signing Certificates are the user's).
+pub const ROTATED_CAS: [&str; 4] = [SITE_CA, LOCAL_CA, SERVICE_CA, GRANT_SERVER_CA];
 
 /// Which existing leaves a plan may keep.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -336,6 +378,7 @@ pub fn site_certificates(
             .collect(),
         certs: BTreeMap::new(),
         link_issuers: existing.link_issuers.clone(),
+        prior_issuers: existing.prior_issuers.clone(),
     };
     for leaf in leaves {
         let ca = &cas[&leaf.issuer];
@@ -348,9 +391,14 @@ pub fn site_certificates(
             }
             _ => issue(ca, &leaf.subject, &leaf.hosts)?,
         };
-        if leaf.trusts_links {
-            files.ca_crt = trust_bundle(ca, &existing.link_issuers);
-        }
+        let prior = existing.prior_issuers.get(&leaf.issuer);
+        files.tls_crt = with_chain(&files.tls_crt, prior);
+        let link_issuers = if leaf.trusts_links {
+            &existing.link_issuers
+        } else {
+            &BTreeMap::new()
+        };
+        files.ca_crt = trust_bundle(ca, prior, link_issuers);
         result.certs.insert(leaf.name, files);
     }
     for service in service_tls(resources) {
@@ -401,16 +449,39 @@ pub fn site_certificates(
     Ok(result)
 }
 
-/// A link listener's trust: its issuer (links issued before vansite gave each its own CA,
-/// and Skupper's) and every link CA, one PEM file.
-fn trust_bundle(issuer: &Ca, link_issuers: &BTreeMap<String, CertFiles>) -> String {
-    let mut bundle = issuer.cert_pem().trim_end().to_string();
-    bundle.push('\n');
-    for link_ca in link_issuers.values() {
-        bundle.push_str(link_ca.tls_crt.trim_end());
-        bundle.push('\n');
-    }
-    bundle
+/// A leaf's trust file: its issuer, the issuer's predecessor while both are trusted, and for
+/// a link listener every link CA (links issued before vansite gave each its own CA, and
+/// Skupper's, are the issuer's), one PEM file.
+fn trust_bundle(
+    issuer: &Ca,
+    prior: Option<&PriorCa>,
+    link_issuers: &BTreeMap<String, CertFiles>,
+) -> String {
+    let link_cas = link_issuers.values().map(|ca| ca.tls_crt.as_str());
+    let bundle = std::iter::once(issuer.cert_pem())
+        .chain(prior.map(|p| p.ca_crt.as_str()))
+        .chain(link_cas);
+    pem_concat(bundle)
+}
+
+/// A leaf's `tls.crt`: the leaf (the first certificate of `tls_crt`), then, while its issuer
+/// has a predecessor, the issuer signed by that predecessor.
+fn with_chain(tls_crt: &str, prior: Option<&PriorCa>) -> String {
+    const END: &str = "-----END CERTIFICATE-----";
+    let leaf = match tls_crt.find(END) {
+        Some(at) => &tls_crt[..at + END.len()],
+        None => tls_crt,
+    };
+    pem_concat(std::iter::once(leaf).chain(prior.map(|p| p.cross_crt.as_str())))
+}
+
+/// PEM texts one after the other, each ending in a newline.
+fn pem_concat<'a>(texts: impl Iterator<Item = &'a str>) -> String {
+    texts.fold(String::new(), |mut out, text| {
+        out.push_str(text.trim_end());
+        out.push('\n');
+        out
+    })
 }
 
 fn leaf_specs(resources: &SiteResources) -> Vec<LeafSpec> {
@@ -839,6 +910,74 @@ pub(crate) mod tests {
         let lifetime =
             leaf.validity().not_after.timestamp() - leaf.validity().not_before.timestamp();
         assert_eq!(lifetime, VALIDITY.as_secs() as i64);
+    }
+
+    #[test]
+    fn after_a_ca_rotation_leaves_verify_for_peers_of_the_old_ca_and_of_the_new() {
+        let resources = site("");
+        let first = issued(&resources);
+        let old = &first.issuers[SITE_CA];
+        let current = Ca::from_pem(SITE_CA, &old.tls_crt, &old.tls_key).unwrap();
+        let (successor, cross_crt) = current.successor("skupper-site-ca-2").unwrap();
+        let mut rotated = first.clone();
+        rotated
+            .issuers
+            .insert(SITE_CA.into(), successor.files().clone());
+        rotated.prior_issuers.insert(
+            SITE_CA.into(),
+            PriorCa {
+                ca_crt: old.tls_crt.clone(),
+                cross_crt,
+            },
+        );
+        let next = site_certificates(&resources, &rotated, LeafRenewal::All).unwrap();
+        let server = &next.certs["west"];
+        let chain: Vec<CertificateDer> = Pem::iter_from_buffer(server.tls_crt.as_bytes())
+            .map(|pem| CertificateDer::from(pem.unwrap().contents))
+            .collect();
+        assert_eq!(
+            chain.len(),
+            2,
+            "the leaf, then the new CA signed by the old"
+        );
+        assert_eq!(
+            bundle_certificates(&server.ca_crt).len(),
+            2,
+            "both CAs trusted"
+        );
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        for (peer, ca_pem) in [
+            ("an old peer", old.tls_crt.as_str()),
+            ("a new peer", successor.cert_pem()),
+        ] {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(CertificateDer::from(der(ca_pem))).unwrap();
+            let roots = Arc::new(roots);
+            rustls::client::WebPkiServerVerifier::builder_with_provider(
+                roots.clone(),
+                provider.clone(),
+            )
+            .build()
+            .unwrap()
+            .verify_server_cert(
+                &chain[0],
+                &chain[1..],
+                &ServerName::try_from("west.example").unwrap(),
+                &[],
+                UnixTime::now(),
+            )
+            .unwrap_or_else(|e| panic!("{peer}: {e}"));
+            rustls::server::WebPkiClientVerifier::builder_with_provider(roots, provider.clone())
+                .build()
+                .unwrap()
+                .verify_client_cert(&chain[0], &chain[1..], UnixTime::now())
+                .unwrap_or_else(|e| panic!("{peer}: {e}"));
+        }
+        // Planning again keeps it all; the next rotation's prior replaces this one.
+        assert_eq!(
+            site_certificates(&resources, &next, LeafRenewal::WhenDue).unwrap(),
+            next
+        );
     }
 
     #[test]

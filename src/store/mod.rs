@@ -144,6 +144,11 @@ impl SiteDir {
         self.runtime().join("link-issuers")
     }
 
+    /// The CAs `certs rotate --ca` replaced, trusted beside their successors.
+    pub fn prior_issuers(&self) -> PathBuf {
+        self.runtime().join("prior-issuers")
+    }
+
     /// The grants' state (redemptions, expiry) and their locks, `<uid>.json` and `<uid>.lock`.
     pub fn grants(&self) -> PathBuf {
         self.runtime().join("grants")

@@ -6,7 +6,7 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 
 use crate::model::{parse_documents, Resource, ResourceError, SiteResources};
-use crate::render::certs::{CertFiles, SiteCertificates};
+use crate::render::certs::{CertFiles, PriorCa, SiteCertificates};
 
 use super::{files, Paths, SiteDir};
 
@@ -195,6 +195,7 @@ impl SiteDir {
             issuers: read_cert_dirs(&self.issuers())?,
             certs: read_cert_dirs(&self.certs())?,
             link_issuers: read_cert_dirs(&self.link_issuers())?,
+            prior_issuers: read_prior_issuers(&self.prior_issuers())?,
         })
     }
 
@@ -204,6 +205,7 @@ impl SiteDir {
     pub fn save_certificates(&self, set: &SiteCertificates) -> Result<bool, StoreError> {
         let mut changed = write_cert_dirs(&self.issuers(), &set.issuers)?;
         changed |= write_cert_dirs(&self.link_issuers(), &set.link_issuers)?;
+        changed |= write_prior_issuers(&self.prior_issuers(), &set.prior_issuers)?;
         changed |= write_cert_dirs(&self.certs(), &set.certs)?;
         for entry in std::fs::read_dir(self.certs())
             .map_err(StoreError::file("cannot read", self.certs()))?
@@ -260,6 +262,57 @@ impl SiteDir {
         let path = dir.join(name);
         files::remove_if_present(&path).map_err(StoreError::file("cannot remove", &path))
     }
+}
+
+const PRIOR_FILES: [&str; 2] = ["ca.crt", "cross.crt"];
+
+/// `<dir>/<name>/{ca.crt,cross.crt}`; a directory missing one (a killed write) is left out.
+fn read_prior_issuers(dir: &Path) -> Result<BTreeMap<String, PriorCa>, StoreError> {
+    let mut found = BTreeMap::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(found),
+        Err(source) => {
+            return Err(StoreError::File {
+                what: "cannot read",
+                path: dir.to_path_buf(),
+                source,
+            })
+        }
+    };
+    for entry in entries.flatten() {
+        let read = |file: &str| std::fs::read_to_string(entry.path().join(file));
+        if let (Ok(ca_crt), Ok(cross_crt)) = (read(PRIOR_FILES[0]), read(PRIOR_FILES[1])) {
+            found.insert(
+                entry.file_name().to_string_lossy().into_owned(),
+                PriorCa { ca_crt, cross_crt },
+            );
+        }
+    }
+    Ok(found)
+}
+
+/// Writes `set` and removes the prior CAs it no longer holds (a later rotation replaced them).
+fn write_prior_issuers(dir: &Path, set: &BTreeMap<String, PriorCa>) -> Result<bool, StoreError> {
+    let mut changed = false;
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !set.contains_key(&name) {
+            changed |= files::remove_if_present(&entry.path())
+                .map_err(StoreError::file("cannot remove", entry.path()))?;
+        }
+    }
+    for (name, prior) in set {
+        let prior_dir = dir.join(name);
+        files::create_dir(&prior_dir, files::PRIVATE_DIR)
+            .map_err(StoreError::file("cannot create", &prior_dir))?;
+        for (file, content) in PRIOR_FILES.iter().zip([&prior.ca_crt, &prior.cross_crt]) {
+            let path = prior_dir.join(file);
+            changed |= files::write_atomic(&path, content.as_bytes(), files::PUBLIC)
+                .map_err(StoreError::file("cannot write", &path))?;
+        }
+    }
+    Ok(changed)
 }
 
 /// The longest name a link gets here (an RFC 1123 label: a directory and an OU).
