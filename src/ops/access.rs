@@ -11,6 +11,8 @@
 //!   unredeemed tokens are refused; this site's own links (other sites' CAs) are untouched.
 //! - `certs rotate`: every certificate vansite issued for the site issued again from the
 //!   same CAs; the running router reads them through sslProfile updates, links stay up.
+//!   With `--ca`, a key rollover first: new CAs, each also signed by its predecessor, which
+//!   stays trusted until the next such rotation.
 //!
 //! Each is an edit of the site's CAs on disk (and, for revoke-access, its resources) plus the
 //! one apply, which writes the files and renews the router's profiles.
