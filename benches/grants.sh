@@ -2,8 +2,10 @@
 # Grant server redemptions per second on loopback, with concurrent clients, against a baseline
 # measured in the same run on the same server: the same clients sending GET (answered 405 with
 # no work), i.e. a TLS 1.3 handshake and one HTTP exchange per connection. The ratio says what a
-# redemption (grant lock, state write, a client certificate issued, the YAML answer) costs on top
-# of the connection, and holds on a noisy machine where the absolute figure does not.
+# redemption (grant lock, state write, the link's own CA and client certificate issued, the
+# router told to trust that CA before the answer goes, the YAML answer) costs on top of the
+# connection, and holds on a noisy machine where the absolute figure does not. Concurrent
+# redemptions share one trust renewal.
 #
 # Runs as root on a machine set up for the test hosts (tests/testhost/testhost.sh setup); the
 # site runs on test host `grbench` (its own systemd --user and network namespace) and curl runs

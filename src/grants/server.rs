@@ -8,7 +8,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -39,6 +39,40 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 /// belongs to the operations above this module. Err is the reason, for the log.
 pub type TrustIssued =
     Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
+
+/// Renewals of the router's trust, one at a time and shared: a renewal reads every link CA
+/// on disk when it starts, so it covers each redemption whose CA was saved before; concurrent
+/// redemptions wait for one renewal instead of queueing one each.
+pub struct TrustRenewals {
+    trust: TrustIssued,
+    /// Renewals asked for so far (each after its link's CA was saved).
+    requested: AtomicU64,
+    /// How many of those the last finished renewal covered.
+    covered: tokio::sync::Mutex<u64>,
+}
+
+impl TrustRenewals {
+    pub fn new(trust: TrustIssued) -> TrustRenewals {
+        TrustRenewals {
+            trust,
+            requested: AtomicU64::new(0),
+            covered: tokio::sync::Mutex::new(0),
+        }
+    }
+
+    /// Returns once a renewal that started after this call has finished.
+    pub async fn renew(&self) -> Result<(), String> {
+        let mine = self.requested.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut covered = self.covered.lock().await;
+        if *covered >= mine {
+            return Ok(());
+        }
+        let covering = self.requested.load(Ordering::SeqCst);
+        (self.trust)().await?;
+        *covered = covering;
+        Ok(())
+    }
+}
 
 /// TLS 1.3 only, the site's grant server certificate, HTTP/1.1.
 pub fn tls_config(site_dir: &SiteDir) -> Result<Arc<rustls::ServerConfig>, GrantError> {
@@ -72,6 +106,7 @@ pub async fn serve(
     trust: TrustIssued,
 ) -> Result<(), GrantError> {
     let acceptor = TlsAcceptor::from(tls_config(&site_dir)?);
+    let trust = Arc::new(TrustRenewals::new(trust));
     let redeemer = Arc::new(Redeemer::new(site_dir));
     let open = Arc::new(AtomicUsize::new(0));
     tracing::info!("grant server listening on {}", listener.local_addr()?);
@@ -103,7 +138,7 @@ async fn connection(
     peer: SocketAddr,
     acceptor: TlsAcceptor,
     redeemer: Arc<Redeemer>,
-    trust: TrustIssued,
+    trust: Arc<TrustRenewals>,
 ) {
     let tls = match tokio::time::timeout(CLIENT_TIMEOUT, acceptor.accept(stream)).await {
         Ok(Ok(tls)) => tls,
@@ -134,7 +169,7 @@ async fn respond(
     request: Request<Incoming>,
     peer: IpAddr,
     redeemer: Arc<Redeemer>,
-    trust: TrustIssued,
+    trust: Arc<TrustRenewals>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let (parts, body) = request.into_parts();
     let body = match Limited::new(body, MAX_BODY).collect().await {
@@ -194,9 +229,10 @@ async fn respond(
     // The linking router dials as soon as it has the answer: trusted by then, it links at
     // once. A router that cannot be told now reads the new trust when it next starts.
     if let Some(link) = &answer.issued_link {
-        if let Err(e) = trust().await {
+        if let Err(e) = trust.renew().await {
             tracing::error!(
-                "incoming link '{link}' is issued, but the running router could not be told to                  trust it ({e}); it will when it restarts (`systemctl --user restart` its unit)"
+                "incoming link '{link}' is issued, but the running router could not be told to \
+                 trust it ({e}); it will when it restarts (`systemctl --user restart` its unit)"
             );
         }
     }
@@ -226,4 +262,35 @@ pub async fn run(
         (None, None) => return Err(GrantError::NotActivated),
     };
     serve(site_dir, listener, idle_timeout, trust).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn concurrent_redemptions_share_one_renewal_that_started_after_them() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = calls.clone();
+        let trust: TrustIssued = Arc::new(move || {
+            let counted = counted.clone();
+            Box::pin(async move {
+                counted.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Ok(())
+            })
+        });
+        let renewals = TrustRenewals::new(trust);
+        let results = futures::future::join_all((0..8).map(|_| renewals.renew())).await;
+        assert!(results.iter().all(Result::is_ok));
+        // The first renewal covers the first redemption; the seven that came while it ran
+        // share the second.
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        renewals.renew().await.unwrap();
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            3,
+            "a later one gets a renewal of its own"
+        );
+    }
 }

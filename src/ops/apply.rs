@@ -1027,7 +1027,12 @@ async fn run_live_ops(
 /// without the D-Bus session an apply needs.
 pub async fn renew_certificates(site_dir: &SiteDir) -> Result<Vec<String>, Error> {
     let paths = Paths::from_env()?;
-    let _lock = paths.lock(&site_dir.namespace, &|_| {})?;
+    // The lock may be held by a command for seconds: wait for it off the async threads.
+    let lock_paths = paths.clone();
+    let namespace = site_dir.namespace.clone();
+    let _lock = tokio::task::spawn_blocking(move || lock_paths.lock(&namespace, &|_| {}))
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
     let resources = site_dir
         .load_resources()?
         .ok_or_else(|| StoreError::NoSite {
