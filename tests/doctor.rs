@@ -245,6 +245,22 @@ extendedKeyUsage=serverAuth,clientAuth\\n' > lc.ext; \
         4,
         "the user's own is left alone"
     );
+    // The setting gone, the next apply removes the timer; back, it returns.
+    let timer_file = ".config/systemd/user/vansite-default-certs.timer";
+    let timer_exists = |host: &Host| host.run(&["test", "-e", timer_file]).status.success();
+    for (setting, present) in [("false", false), ("true", true)] {
+        host.write_file(
+            ".config/vansite/config.toml",
+            &format!("renew_certificates = {setting}\n"),
+        );
+        let rotated = vansite(&host, &["certs", "rotate", "--expiring"]);
+        assert!(rotated.status.success(), "{}", text(&rotated));
+        assert_eq!(
+            timer_exists(&host),
+            present,
+            "renew_certificates = {setting}"
+        );
+    }
 
     // On a terminal (script(1) gives delete one), the steps show as a spinner line.
     let delete = format!("env TERM=xterm {VANSITE} delete");
@@ -256,12 +272,7 @@ extendedKeyUsage=serverAuth,clientAuth\\n' > lc.ext; \
         "{transcript}"
     );
     assert!(transcript.contains("Deleted the site"), "{transcript}");
-    let left = host.run(&[
-        "test",
-        "-e",
-        ".config/systemd/user/vansite-default-certs.timer",
-    ]);
-    assert!(!left.status.success(), "delete removes the renewal timer");
+    assert!(!timer_exists(&host), "delete removes the renewal timer");
 }
 
 #[test]

@@ -264,23 +264,25 @@ impl SiteDir {
     }
 }
 
+/// The entries of `dir`; none when it does not exist.
+fn subdirectories(dir: &Path) -> Result<Vec<std::fs::DirEntry>, StoreError> {
+    match std::fs::read_dir(dir) {
+        Ok(entries) => Ok(entries.flatten().collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(source) => Err(StoreError::File {
+            what: "cannot read",
+            path: dir.to_path_buf(),
+            source,
+        }),
+    }
+}
+
 const PRIOR_FILES: [&str; 2] = ["ca.crt", "cross.crt"];
 
 /// `<dir>/<name>/{ca.crt,cross.crt}`; a directory missing one (a killed write) is left out.
 fn read_prior_issuers(dir: &Path) -> Result<BTreeMap<String, PriorCa>, StoreError> {
     let mut found = BTreeMap::new();
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(found),
-        Err(source) => {
-            return Err(StoreError::File {
-                what: "cannot read",
-                path: dir.to_path_buf(),
-                source,
-            })
-        }
-    };
-    for entry in entries.flatten() {
+    for entry in subdirectories(dir)? {
         let read = |file: &str| std::fs::read_to_string(entry.path().join(file));
         if let (Ok(ca_crt), Ok(cross_crt)) = (read(PRIOR_FILES[0]), read(PRIOR_FILES[1])) {
             found.insert(
@@ -333,18 +335,7 @@ fn numbered_name(wanted: &str, n: u32) -> String {
 
 fn read_cert_dirs(dir: &Path) -> Result<BTreeMap<String, CertFiles>, StoreError> {
     let mut found = BTreeMap::new();
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(found),
-        Err(source) => {
-            return Err(StoreError::File {
-                what: "cannot read",
-                path: dir.to_path_buf(),
-                source,
-            })
-        }
-    };
-    for entry in entries.flatten() {
+    for entry in subdirectories(dir)? {
         let path = entry.path();
         let read = |file: &str| std::fs::read_to_string(path.join(file));
         // A directory missing a file (a killed write) is simply not reused.
