@@ -88,17 +88,9 @@ pub fn describe_access_to_revoke(namespace: &str, planned: &access::AccessToRevo
          - incoming links stop working and stay down: {}\n\
          - tokens not yet redeemed are refused (AccessGrants removed): {}\n\
          - links this site made to other sites are not affected; tokens issued afterwards work.",
-        or_none(&planned.links),
-        or_none(&planned.grants)
+        joined_or(&planned.links, "none"),
+        joined_or(&planned.grants, "none")
     )
-}
-
-fn or_none(items: &[String]) -> String {
-    if items.is_empty() {
-        "none".into()
-    } else {
-        items.join(", ")
-    }
 }
 
 /// `revoke-access`.
@@ -110,8 +102,8 @@ pub fn print_access_revoked(format: OutputFormat, outcome: &access::AccessRevoke
              Issue new tokens with `vansite token issue FILE`.\n",
             outcome.namespace,
             outcome.router.describe(),
-            or_none(&outcome.links),
-            or_none(&outcome.grants)
+            joined_or(&outcome.links, "none"),
+            joined_or(&outcome.grants, "none")
         )
     });
 }
@@ -126,7 +118,7 @@ pub fn print_certificates(format: OutputFormat, certificates: &[ExpiryReport]) {
                     c.certificate.clone(),
                     c.not_after.clone(),
                     c.days_left.to_string(),
-                    format!("{:?}", c.state).to_lowercase(),
+                    c.state.as_str().into(),
                 ]
             })
             .collect();
@@ -276,8 +268,8 @@ fn network_services_table(services: &[observe::status::ServiceStatus]) -> String
             vec![
                 s.routing_key.clone(),
                 if s.reachable { "yes" } else { "no" }.into(),
-                or_dash_list(&listeners),
-                or_dash_list(&connectors),
+                joined_or(&listeners, "-"),
+                joined_or(&connectors, "-"),
                 s.open_connections.to_string(),
                 s.connections.to_string(),
                 s.bytes_sent.to_string(),
@@ -304,9 +296,10 @@ fn or_dash(value: &Option<String>) -> String {
     value.clone().unwrap_or_else(|| "-".into())
 }
 
-fn or_dash_list(items: &[String]) -> String {
+/// `items` joined by commas, or `empty` when there are none.
+fn joined_or(items: &[String], empty: &str) -> String {
     if items.is_empty() {
-        "-".into()
+        empty.into()
     } else {
         items.join(", ")
     }

@@ -954,8 +954,17 @@ async fn planned_live_ops(
     fixed: &BTreeSet<(EntityType, String)>,
     renewed: &BTreeMap<String, Renewal>,
 ) -> Result<Vec<LiveOp>, ManagementError> {
+    let running = running_entities(client, &EntityType::LIVE).await?;
+    Ok(live_ops(&running, wanted, fixed, renewed))
+}
+
+/// Every entity of `types` the router runs, every attribute included.
+async fn running_entities(
+    client: &mut ManagementClient,
+    types: &[EntityType],
+) -> Result<Vec<RouterEntity>, ManagementError> {
     let mut running = Vec::new();
-    for entity_type in EntityType::LIVE {
+    for &entity_type in types {
         for attributes in client.query(entity_type.as_str(), &[]).await? {
             running.push(RouterEntity {
                 entity_type,
@@ -963,7 +972,7 @@ async fn planned_live_ops(
             });
         }
     }
-    Ok(live_ops(&running, wanted, fixed, renewed))
+    Ok(running)
 }
 
 /// Brings a running router's live entities to `wanted` through management: DELETE what is not
@@ -1049,15 +1058,7 @@ pub async fn renew_certificates(site_dir: &SiteDir) -> Result<Vec<String>, Error
     }
     let mut client = site_management(site_dir, &resources, MANAGEMENT_TIMEOUT).await?;
     let result = async {
-        let running: Vec<RouterEntity> = client
-            .query(EntityType::SslProfile.as_str(), &[])
-            .await?
-            .into_iter()
-            .map(|attributes| RouterEntity {
-                entity_type: EntityType::SslProfile,
-                attributes,
-            })
-            .collect();
+        let running = running_entities(&mut client, &[EntityType::SslProfile]).await?;
         let ops = renew_ops(&running, &renewed);
         run_live_ops(&mut client, &ops).await?;
         Ok::<_, ManagementError>(ops.iter().map(LiveOp::label).collect())

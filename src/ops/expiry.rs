@@ -32,6 +32,17 @@ pub enum ExpiryState {
     Expired,
 }
 
+impl ExpiryState {
+    /// The word the JSON uses too.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExpiryState::Valid => "valid",
+            ExpiryState::Soon => "soon",
+            ExpiryState::Expired => "expired",
+        }
+    }
+}
+
 /// A certificate's expiry as `status` and `certs list` show it.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]

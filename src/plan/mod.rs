@@ -184,7 +184,7 @@ pub fn plan(
     renewal: LeafRenewal,
 ) -> Result<HostPlan, PlanError> {
     let context = render_context(resources);
-    let config_entities = config_entities(resources);
+    let config_entities = router_entities(resources, &context, CERTS_PATH);
     let (certificates, renewed_profiles) =
         certificate_changes(resources, &config_entities, existing, renewal)?;
     let (live_entities, fixed) = live_entities(resources);
