@@ -139,7 +139,12 @@ fn doctor_is_ok_on_a_host_running_a_site() {
         "{status:#}"
     );
     assert_eq!(soonest["state"], "soon", "{status:#}");
-    assert_eq!(soonest["daysLeft"], 4, "{status:#}");
+    // Five days from when openssl made it, read within the same second or just after.
+    let five_days = [4, 5];
+    assert!(
+        five_days.contains(&soonest["daysLeft"].as_i64().unwrap()),
+        "{status:#}"
+    );
     let status_table = String::from_utf8_lossy(&vansite(&host, &["status"]).stdout).into_owned();
     assert!(status_table.contains("certificates"), "{status_table}");
     let (output, report) = doctor_json(&host, &[]);
@@ -152,7 +157,8 @@ fn doctor_is_ok_on_a_host_running_a_site() {
     assert_eq!(certificates["result"], "WARN", "{report:#}");
     let detail = certificates["detail"].as_str().unwrap();
     assert!(
-        detail.contains("certs/web-tls/tls.crt") && detail.contains("in 4 days"),
+        detail.contains("certs/web-tls/tls.crt")
+            && (detail.contains("in 4 days") || detail.contains("in 5 days")),
         "{detail}"
     );
 
@@ -240,9 +246,8 @@ extendedKeyUsage=serverAuth,clientAuth\\n' > lc.ext; \
         status["healthy"], true,
         "the router takes the new certificates: {status:#}"
     );
-    assert_eq!(
-        days_left("certs/web-tls/tls.crt"),
-        4,
+    assert!(
+        five_days.contains(&days_left("certs/web-tls/tls.crt")),
         "the user's own is left alone"
     );
     // The setting gone, the next apply removes the timer; back, it returns.
