@@ -90,6 +90,7 @@ pub async fn console(
         port,
         executable: std::env::current_exe().map_err(Error::file("cannot find", "vansite"))?,
         site_dir: session.site_dir.root.clone(),
+        log_file: session.site_dir.console_log(),
     };
     files::create_dir(&dir, 0o755).map_err(Error::file("cannot create", &dir))?;
     let socket_changed = write(&PlannedFile {

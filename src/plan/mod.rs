@@ -294,6 +294,7 @@ fn grant_server_plan(
         port,
         executable: host.executable.clone(),
         site_dir: host.site_dir.root.clone(),
+        log_file: host.site_dir.grant_server_log(),
     };
     let (socket_unit, service_unit) = (socket_unit(namespace), service_unit(namespace));
     Ok(GrantServerPlan {

@@ -102,6 +102,9 @@ pub struct Service {
     pub standard_error: Option<StandardStream>,
     /// Commands run before the container, one word list each.
     pub exec_start_pre: Vec<Vec<String>>,
+    /// `LimitNOFILE=`: open descriptors allowed (soft and hard), for processes that hold one
+    /// or more per client connection.
+    pub limit_nofile: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -343,7 +346,7 @@ impl Service {
         }
     }
 
-    fn entries(&self) -> Result<Entries, QuadletError> {
+    pub(super) fn entries(&self) -> Result<Entries, QuadletError> {
         let mut entries = Entries::new();
         if let Some(restart) = self.restart {
             let value = match restart {
@@ -367,6 +370,9 @@ impl Service {
         for command in &self.exec_start_pre {
             let line = syntax::words("ExecStartPre", command, Target::CommandLine)?;
             entries.push(("ExecStartPre", line));
+        }
+        if let Some(limit) = self.limit_nofile {
+            entries.push(("LimitNOFILE", limit.to_string()));
         }
         Ok(entries)
     }

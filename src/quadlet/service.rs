@@ -3,7 +3,7 @@
 //! Same syntax rules as the quadlet files.
 
 use super::syntax::{self, Target};
-use super::{QuadletError, Unit};
+use super::{QuadletError, Service, Unit};
 
 /// `<name>.service`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -14,6 +14,8 @@ pub struct ServiceFile {
     pub exec_start: Vec<String>,
     /// `NoNewPrivileges=yes`.
     pub no_new_privileges: bool,
+    /// The rest of `[Service]`, as a quadlet's (restart, output, limits).
+    pub service: Service,
 }
 
 impl ServiceFile {
@@ -30,6 +32,7 @@ impl ServiceFile {
         if self.no_new_privileges {
             service.push(("NoNewPrivileges", "yes".into()));
         }
+        service.extend(self.service.entries()?);
         let mut out = String::new();
         syntax::write_section(&mut out, "Unit", &self.unit.entries()?);
         syntax::write_section(&mut out, "Service", &service);
@@ -52,12 +55,16 @@ mod tests {
             },
             exec_start: vec!["/opt/van site/vansite".into(), "grant-server".into()],
             no_new_privileges: true,
+            service: Service {
+                limit_nofile: Some(4096),
+                ..Service::default()
+            },
         };
         assert_eq!(file.file_name(), "vansite-west-grants.service");
         assert_eq!(
             file.render().unwrap(),
             "[Unit]\nDescription=grant server\nRequires=vansite-west-grants.socket\n\n\
-             [Service]\nExecStart=\"/opt/van site/vansite\" grant-server\nNoNewPrivileges=yes\n"
+             [Service]\nExecStart=\"/opt/van site/vansite\" grant-server\nNoNewPrivileges=yes\nLimitNOFILE=4096\n"
         );
     }
 }

@@ -6,7 +6,9 @@
 
 use std::path::PathBuf;
 
-use crate::quadlet::{Install, QuadletError, ServiceFile, SocketFile, Unit};
+use crate::quadlet::{
+    Install, QuadletError, Service, ServiceFile, SocketFile, StandardStream, Unit,
+};
 
 /// What both units are rendered from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +27,10 @@ pub struct ActivatedSpec {
     pub executable: PathBuf,
     /// The site directory (absolute), passed to the process so it needs no XDG environment.
     pub site_dir: PathBuf,
+    /// Where its output goes (appended), as the router's: readable without a journal.
+    pub log_file: PathBuf,
+    /// `LimitNOFILE=` for a process that holds a descriptor per client.
+    pub limit_nofile: Option<u64>,
 }
 
 impl ActivatedSpec {
@@ -75,6 +81,12 @@ impl ActivatedSpec {
                 self.site_dir.display().to_string(),
             ],
             no_new_privileges: true,
+            service: Service {
+                standard_output: Some(StandardStream::Append(self.log_file.clone())),
+                standard_error: Some(StandardStream::Append(self.log_file.clone())),
+                limit_nofile: self.limit_nofile,
+                ..Service::default()
+            },
         }
         .render()
     }

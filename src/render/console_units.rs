@@ -31,6 +31,8 @@ pub struct ConsoleUnitSpec {
     pub executable: PathBuf,
     /// The site directory (absolute).
     pub site_dir: PathBuf,
+    /// Its log (`runtime/logs/console.log`).
+    pub log_file: PathBuf,
 }
 
 impl ConsoleUnitSpec {
@@ -44,6 +46,8 @@ impl ConsoleUnitSpec {
             site_name: self.site_name.clone(),
             executable: self.executable.clone(),
             site_dir: self.site_dir.clone(),
+            log_file: self.log_file.clone(),
+            limit_nofile: None,
         }
     }
 
@@ -83,6 +87,7 @@ mod tests {
             port: 8010,
             executable: "/opt/van site/vansite".into(),
             site_dir: "/home/u/.local/share/vansite/west".into(),
+            log_file: "/home/u/.local/share/vansite/west/runtime/logs/console.log".into(),
         };
         let socket = spec.render_socket().unwrap();
         golden("vansite-west-console.socket", &socket);

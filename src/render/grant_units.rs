@@ -26,6 +26,10 @@ pub fn service_unit(namespace: &str) -> String {
     format!("{}.service", grant_unit_name(namespace))
 }
 
+/// The grant server's descriptor limit (`LimitNOFILE=`): one per client connection, and it
+/// sizes its connection caps from the limit it gets (`grants::admission`).
+pub const GRANT_SERVER_DESCRIPTORS: u64 = 8192;
+
 /// What the units are rendered from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GrantUnitSpec {
@@ -36,6 +40,8 @@ pub struct GrantUnitSpec {
     pub executable: PathBuf,
     /// The site directory (absolute), passed to the server so it needs no XDG environment.
     pub site_dir: PathBuf,
+    /// Its log (`runtime/logs/grant-server.log`).
+    pub log_file: PathBuf,
 }
 
 impl GrantUnitSpec {
@@ -49,6 +55,8 @@ impl GrantUnitSpec {
             site_name: self.site_name.clone(),
             executable: self.executable.clone(),
             site_dir: self.site_dir.clone(),
+            log_file: self.log_file.clone(),
+            limit_nofile: Some(GRANT_SERVER_DESCRIPTORS),
         }
     }
 }
@@ -75,6 +83,7 @@ mod tests {
             port: 9090,
             executable: "/opt/van site/vansite".into(),
             site_dir: "/home/u/.local/share/vansite/west".into(),
+            log_file: "/home/u/.local/share/vansite/west/runtime/logs/grant-server.log".into(),
         };
         assert_eq!(
             render_socket(&spec).unwrap(),
@@ -91,6 +100,14 @@ mod tests {
         assert!(
             service.contains(
                 "ExecStart=\"/opt/van site/vansite\" -n west -v grant-server --site-dir /home/u/.local/share/vansite/west\n"
+            ),
+            "{service}"
+        );
+        // Its log beside the router's, and room for thousands of clients.
+        assert!(
+            service.contains(
+                "StandardError=append:/home/u/.local/share/vansite/west/runtime/logs/grant-server.log\n\
+                 LimitNOFILE=8192\n"
             ),
             "{service}"
         );

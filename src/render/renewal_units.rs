@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use crate::quadlet::{Install, QuadletError, ServiceFile, TimerFile, Unit};
+use crate::quadlet::{Install, QuadletError, Service, ServiceFile, TimerFile, Unit};
 
 use super::unit_names;
 
@@ -40,6 +40,7 @@ pub fn renewal_units(spec: &RenewalSpec) -> Result<(String, String), QuadletErro
             "--expiring".into(),
         ],
         no_new_privileges: true,
+        service: Service::default(),
     };
     let timer = TimerFile {
         name: stem,

@@ -168,6 +168,14 @@ impl SiteDir {
         self.runtime().join("forwarder")
     }
 
+    pub fn grant_server_log(&self) -> PathBuf {
+        self.runtime().join("logs/grant-server.log")
+    }
+
+    pub fn console_log(&self) -> PathBuf {
+        self.runtime().join("logs/console.log")
+    }
+
     pub fn forwarder_log(&self, listener: &str) -> PathBuf {
         self.runtime().join(format!("logs/listener-{listener}.log"))
     }
