@@ -110,6 +110,7 @@ fn kitchen_sink() -> QuadletFile {
             standard_output: Some(StandardStream::Append("/tmp/log dir/out%.log".into())),
             standard_error: Some(StandardStream::Journal),
             exec_start_pre: vec![vec!["/bin/echo".into(), "a b".into(), "$x%".into()]],
+            limit_nofile: Some(65536),
         },
         install: Install {
             wanted_by: vec!["default.target".into()],
@@ -373,6 +374,7 @@ fn every_key_and_awkward_value_survives_the_real_generator() {
         command_words(lines(&service, "ExecStartPre")[0]),
         ["/bin/echo", "a b", "$x%"]
     );
+    assert_eq!(lines(&service, "LimitNOFILE"), ["65536"]);
 }
 
 #[test]

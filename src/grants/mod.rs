@@ -15,6 +15,7 @@
 //! certificate and the router's carry exactly them. The port is `--port`, else the port this
 //! site's grant server already uses, else `grant_port` from the settings file (9090).
 
+pub mod admission;
 pub mod bundle;
 pub mod code;
 pub mod duration;

@@ -35,7 +35,7 @@ pub const USED_UP: &str = "No such access granted";
 pub const REFUSED: &str = "Redemption of access token refused";
 pub const V1_REFUSED: &str = "Claim refused";
 const ONLY_POST: &str = "Only POST is supported";
-const INTERNAL: &str = "Internal error";
+pub(crate) const INTERNAL: &str = "Internal error";
 const EDGE: &str = "Edge sites cannot accept incoming links from remote sites";
 const NO_ENDPOINTS: &str = "No valid endpoints found for site";
 
@@ -78,7 +78,7 @@ pub struct GrantResponse {
 
 impl GrantResponse {
     /// An error answer as Go's `http.Error` writes it: the text and a newline.
-    fn error(status: u16, text: &str) -> GrantResponse {
+    pub(crate) fn error(status: u16, text: &str) -> GrantResponse {
         GrantResponse {
             status,
             body: format!("{text}\n"),
@@ -353,17 +353,18 @@ pub fn failure_delay(failures: u32) -> Duration {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::model::{parse_documents, Resource};
     use crate::ops::token::{new_grant, record_grant};
 
-    struct Fixture {
-        site_dir: SiteDir,
+    /// A site with certificates, and grants made by `grant`.
+    pub(crate) struct Fixture {
+        pub(crate) site_dir: SiteDir,
         redeemer: Redeemer,
     }
 
-    fn fixture(test: &str) -> Fixture {
+    pub(crate) fn fixture(test: &str) -> Fixture {
         let root =
             std::env::temp_dir().join(format!("vansite-grants-{test}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
@@ -387,7 +388,12 @@ mod tests {
     }
 
     impl Fixture {
-        fn grant(&self, format: TokenFormat, allowed: u32, window: Duration) -> AccessGrant {
+        pub(crate) fn grant(
+            &self,
+            format: TokenFormat,
+            allowed: u32,
+            window: Duration,
+        ) -> AccessGrant {
             let mut resources = self.site_dir.load_resources().unwrap().unwrap();
             let grant = new_grant(resources.site_name(), None, allowed, "1m", format, None);
             let grant = record_grant(

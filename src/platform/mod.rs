@@ -2,5 +2,6 @@
 //! podman.
 
 pub mod activation;
+pub mod descriptors;
 pub mod podman;
 pub mod systemd;
