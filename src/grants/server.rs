@@ -114,11 +114,7 @@ pub async fn serve(
     trust: TrustIssued,
     limits: Limits,
 ) -> Result<(), GrantError> {
-    let client = Arc::new(Clients {
-        acceptor: TlsAcceptor::from(tls_config(&site_dir)?),
-        redeemer: Arc::new(Redeemer::new(site_dir)),
-        trust: Arc::new(TrustRenewals::new(trust)),
-    });
+    let redemptions = Arc::new(Redemptions::new(site_dir, trust)?);
     let admission = Admission::new(limits);
     tracing::info!(
         "grant server listening on {} (at most {} connections, {} per address; requests read \
@@ -152,44 +148,60 @@ pub async fn serve(
             }
         };
         let _ = stream.set_nodelay(true);
-        let (client, held) = (client.clone(), ticket.clone());
+        let (redemptions, held) = (redemptions.clone(), ticket.clone());
         let task = tokio::spawn(async move {
-            client.connection(stream, peer, deadline, &held).await;
+            redemptions.connection(stream, peer, deadline, held).await;
         });
         ticket.serve_with(task.abort_handle());
     }
 }
 
-/// What every connection is served with.
-struct Clients {
+/// What every connection is served with: the site's TLS identity, its grants and the router's
+/// trust.
+pub struct Redemptions {
     acceptor: TlsAcceptor,
     redeemer: Arc<Redeemer>,
     trust: Arc<TrustRenewals>,
 }
 
-impl Clients {
-    /// One request: TLS handshake, head and body read by `deadline`, then the answer, and the
-    /// connection closed.
+impl Redemptions {
+    pub fn new(site_dir: SiteDir, trust: TrustIssued) -> Result<Redemptions, GrantError> {
+        Ok(Redemptions {
+            acceptor: TlsAcceptor::from(tls_config(&site_dir)?),
+            redeemer: Arc::new(Redeemer::new(site_dir)),
+            trust: Arc::new(TrustRenewals::new(trust)),
+        })
+    }
+
+    /// One client: the TLS handshake by `deadline`, then its request.
     async fn connection(
         &self,
         stream: tokio::net::TcpStream,
         peer: SocketAddr,
         deadline: Instant,
-        ticket: &Arc<Ticket>,
+        ticket: Arc<Ticket>,
     ) {
-        let tls = match tokio::time::timeout_at(deadline, self.acceptor.accept(stream)).await {
-            Ok(Ok(tls)) => tls,
-            Ok(Err(e)) => {
-                tracing::info!("TLS handshake with {peer} failed: {e}");
-                return;
-            }
-            Err(_) => {
-                tracing::info!("TLS handshake with {peer} timed out");
-                return;
-            }
-        };
+        match tokio::time::timeout_at(deadline, self.acceptor.accept(stream)).await {
+            Ok(Ok(tls)) => self.exchange(tls, peer, deadline, Some(ticket)).await,
+            Ok(Err(e)) => tracing::info!("TLS handshake with {peer} failed: {e}"),
+            Err(_) => tracing::info!("TLS handshake with {peer} timed out"),
+        }
+    }
+
+    /// One HTTP/1.1 request over `io` (TLS, in the server), head and body read by `deadline`,
+    /// then the answer, and the connection closed. `ticket`: the connection's place, marked as
+    /// being answered once the request is read.
+    pub async fn exchange<I>(
+        &self,
+        io: I,
+        peer: SocketAddr,
+        deadline: Instant,
+        ticket: Option<Arc<Ticket>>,
+    ) where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
         let peer_ip = peer.ip().to_canonical();
-        let (redeemer, trust, ticket) = (self.redeemer.clone(), self.trust.clone(), ticket.clone());
+        let (redeemer, trust) = (self.redeemer.clone(), self.trust.clone());
         let service = hyper::service::service_fn(move |request| {
             let read = Reading {
                 deadline,
@@ -204,7 +216,7 @@ impl Clients {
             .timer(TokioTimer::new())
             .header_read_timeout(head_time)
             .keep_alive(false)
-            .serve_connection(TokioIo::new(tls), service);
+            .serve_connection(TokioIo::new(io), service);
         match tokio::time::timeout_at(deadline + ANSWER_DEADLINE, served).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::info!("connection from {peer}: {e}"),
@@ -216,7 +228,7 @@ impl Clients {
 /// How a request's body is read: by the deadline, then the connection is being answered.
 struct Reading {
     deadline: Instant,
-    ticket: Arc<Ticket>,
+    ticket: Option<Arc<Ticket>>,
 }
 
 async fn respond(
@@ -241,7 +253,9 @@ async fn respond(
         Ok(Err(_)) => return Ok(http_response(&GrantResponse::error(400, NOT_VALID))),
         Err(_) => return Ok(http_response(&GrantResponse::error(408, TIMED_OUT))),
     };
-    read.ticket.answering();
+    if let Some(ticket) = &read.ticket {
+        ticket.answering();
+    }
     let header = |name: &str| {
         parts
             .headers
