@@ -65,3 +65,38 @@ printf 'grant server, %d clients, new TLS 1.3 connection per request, loopback:\
 printf '  redemptions (200, Secret + Link):   %8.0f /s\n' "$redeem_rate"
 printf '  baseline (handshake + 405):          %8.0f /s\n' "$base_rate"
 printf '  ratio redemptions / baseline:        %8.2f\n' "$(awk -v r="$redeem_rate" -v b="$base_rate" 'BEGIN { print r / b }')"
+
+# Hostile clients (benches/grants_hostile.py, persistent: each connection the server closes is
+# opened again): SLOW ones that send a redemption's head and never its body, and IDLE TCP ones,
+# together more than the server's descriptors would hold without its caps. One redemption at a
+# time, median over LATENCY_RUNS, without and with them.
+latency() {
+    for _ in $(seq "${LATENCY_RUNS:-20}"); do
+        on_host curl --silent --max-time 60 --tlsv1.3 --cacert ca.crt -H 'name: bench-link' \
+            -H 'subject: bench' --data-binary "$code" -o /dev/null \
+            -w '%{http_code} %{time_total}\n' "$url" 2>/dev/null || true
+    done | awk '$1 == 200 { print $2 }' | sort -n |
+        awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)], NR; else print "none", 0 }'
+}
+SLOW=${SLOW:-1100}
+IDLE=${IDLE:-1100}
+port=$(sed -E 's|^https://[^/]*:([0-9]+)/.*|\1|' <<<"$url")
+path=/${url##*/}
+attack=$(mktemp)
+trap 'on_host pkill -TERM -f grants_hostile.py >/dev/null 2>&1 || true; rm -f "$attack"; "$TESTHOST" down "$HOST" >/dev/null 2>&1 || true' EXIT
+read -r calm_s calm_n < <(latency)
+on_host python3 "$ROOT/benches/grants_hostile.py" --port "$port" --path "$path" --ca ca.crt \
+    --slow "$SLOW" --idle "$IDLE" >"$attack" 2>&1 &
+for _ in $(seq 600); do grep -q ready "$attack" && break; sleep 0.5; done
+grep -q ready "$attack" || { echo "the hostile clients did not start:" >&2; cat "$attack" >&2; exit 1; }
+read -r hostile_s hostile_n < <(latency)
+on_host pkill -TERM -f grants_hostile.py || true
+wait
+read -r opened closed < <(tail -n 1 "$attack")
+printf 'with %d slow + %d idle hostile clients (each reopened when closed):\n' "$SLOW" "$IDLE"
+printf '  redemption alone, median:            %8s s (%d of %d answered 200)\n' "$calm_s" "$calm_n" "${LATENCY_RUNS:-20}"
+printf '  redemption under attack, median:     %8s s (%d of %d answered 200)\n' "$hostile_s" "$hostile_n" "${LATENCY_RUNS:-20}"
+printf '  hostile connections opened / closed by the server: %d / %d\n' "$opened" "$closed"
+printf 'ratios: redemptions/baseline %.2f; redemption under attack/alone %s (goal: answered, ≤ 10)\n' \
+    "$(awk -v r="$redeem_rate" -v b="$base_rate" 'BEGIN { print r / b }')" \
+    "$(awk -v h="$hostile_s" -v c="$calm_s" -v n="$hostile_n" 'BEGIN { if (n == 0) print "none answered"; else printf "%.1f", h / c }')"
