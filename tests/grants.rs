@@ -13,7 +13,9 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
-use support::{standin_image_tar, text, vansite, vansite_ok, Host, STANDIN_IMAGE};
+use support::{
+    in_netns, site_status, standin_image_tar, text, vansite, vansite_ok, Host, STANDIN_IMAGE,
+};
 use vansite::model::{parse_documents, AccessToken, Link, Resource, Secret};
 
 /// A host with a site that accepts links at the host's own address.
@@ -398,4 +400,179 @@ async fn counts_hold_across_server_restarts_and_parallel_redemptions() {
     let mut expected = vec![404; 11];
     expected.insert(0, 200);
     assert_eq!(statuses, expected);
+}
+
+/// What a refused `token issue` must leave as it was: the grant server's socket unit (its file
+/// and what it listens on), the site's resources and the grants' state files.
+fn grant_footprint(host: &Host) -> String {
+    host.ok(&[
+        "sh",
+        "-c",
+        "cat .config/systemd/user/vansite-default-grants.socket; \
+         systemctl --user show -p ActiveState -p SubState -p Listen vansite-default-grants.socket; \
+         cd .local/share/vansite/default; ls -l --time-style=full-iso resources runtime/grants; \
+         cat resources/*",
+    ])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_token_issue_changes_nothing_and_earlier_tokens_still_work() {
+    if support::skip_without_test_host() {
+        return;
+    }
+    let host = site_host("gr3");
+    let first = access_token(&host, "first.token", &[]);
+    let before = grant_footprint(&host);
+    // A port another program holds: the router's own inter-router port.
+    let router_port = site_status(&host)["site"]["linkAccess"][0]["port"].to_string();
+    for port in ["0", "22", router_port.as_str()] {
+        let refused = vansite(&host, &["token", "issue", "t.token", "--port", port]);
+        assert_eq!(
+            refused.status.code(),
+            Some(2),
+            "--port {port}: {}",
+            text(&refused)
+        );
+        assert_eq!(
+            grant_footprint(&host),
+            before,
+            "--port {port} changed the site"
+        );
+        assert!(host.run(&["test", "-e", "t.token"]).status.code() == Some(1));
+    }
+    // A directory the token cannot be written to: refused before any grant is recorded.
+    host.ok(&["sh", "-c", "mkdir locked && chmod 555 locked"]);
+    let refused = vansite(&host, &["token", "issue", "locked/t.token"]);
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("locked/t.token"),
+        "{}",
+        text(&refused)
+    );
+    assert_eq!(
+        grant_footprint(&host),
+        before,
+        "an unwritable token file left a grant"
+    );
+    assert_eq!(host.ok(&["ls", "-A", "locked"]), "");
+
+    // The grant server's own port is taken by its socket, and is fine.
+    let second = access_token(&host, "second.token", &["--port", "9090"]);
+    assert_eq!(redeem(&first, &first.spec.code).await.0, 200);
+    assert_eq!(redeem(&second, &second.spec.code).await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_listed_and_revoked_and_a_grant_socket_that_cannot_listen_is_unhealthy() {
+    if support::skip_without_test_host() {
+        return;
+    }
+    let host = site_host("gr4");
+    let addr = host.addr();
+    let kept = access_token(
+        &host,
+        "kept.token",
+        &["--name", "kept", "--redemptions", "2"],
+    );
+    let revoked = access_token(&host, "revoked.token", &["--name", "revoked"]);
+    assert_eq!(redeem(&kept, &kept.spec.code).await.0, 200);
+
+    let listed: serde_json::Value =
+        serde_json::from_str(&vansite_ok(&host, &["token", "list", "--output", "json"])).unwrap();
+    let grant = |name: &str| {
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} not listed: {listed:#}"))
+    };
+    for (name, used, allowed) in [("kept", 1, 2), ("revoked", 0, 1)] {
+        let grant = grant(name);
+        assert_eq!(
+            (
+                &grant["redemptionsUsed"],
+                &grant["redemptionsAllowed"],
+                &grant["port"],
+                &grant["host"],
+                &grant["state"]
+            ),
+            (
+                &serde_json::json!(used),
+                &serde_json::json!(allowed),
+                &serde_json::json!(9090),
+                &serde_json::json!(addr),
+                &serde_json::json!("redeemable")
+            ),
+            "{grant:#}"
+        );
+        assert!(grant["expirationTime"].is_string(), "{grant:#}");
+    }
+    let table = vansite_ok(&host, &["token", "list"]);
+    assert!(
+        table.contains("kept") && table.contains("1/2") && table.contains(&format!("{addr}:9090")),
+        "{table}"
+    );
+
+    // Revoked: Skupper's answer for an unknown claim, its state gone; the other still works.
+    let uid_files = |token: &AccessToken| {
+        let uid = token.spec.url.rsplit('/').next().unwrap().to_string();
+        host.ok(&[
+            "sh",
+            "-c",
+            &format!("ls .local/share/vansite/default/runtime/grants | grep -c {uid}; true"),
+        ])
+        .trim()
+        .to_string()
+    };
+    assert_eq!(uid_files(&revoked), "2", "a state and a lock file");
+    vansite_ok(&host, &["token", "revoke", "revoked"]);
+    let (status, body) = redeem(&revoked, &revoked.spec.code).await;
+    assert_eq!((status, body.as_str()), (404, "No such claim\n"));
+    assert_eq!(uid_files(&revoked), "0");
+    let unknown = vansite(&host, &["token", "revoke", "revoked"]);
+    assert_eq!(unknown.status.code(), Some(2), "{}", text(&unknown));
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("token list"),
+        "{}",
+        text(&unknown)
+    );
+
+    // The socket stopped while a token waits: unhealthy, naming the fix.
+    let socket = "vansite-default-grants.socket";
+    let unhealthy = |why: &str| {
+        let output = vansite(&host, &["status"]);
+        assert_eq!(output.status.code(), Some(3), "{why}: {}", text(&output));
+        let all = text(&output);
+        assert!(
+            all.contains(&format!("systemctl --user restart {socket}")),
+            "{why}: {all}"
+        );
+    };
+    host.ok(&["systemctl", "--user", "stop", socket]);
+    unhealthy("stopped");
+    // Failed: another program held its port when it started.
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let holder = in_netns(&host, move || {
+        let listener = std::net::TcpListener::bind("0.0.0.0:9090").unwrap();
+        held_tx.send(()).unwrap();
+        let _ = release_rx.recv();
+        drop(listener);
+    });
+    held_rx.recv().unwrap();
+    let started = host.run(&["systemctl", "--user", "start", socket]);
+    assert!(!started.status.success(), "{}", text(&started));
+    assert_eq!(unit_active(&host, socket), "failed");
+    unhealthy("failed");
+    release_tx.send(()).unwrap();
+    holder.join().unwrap();
+    host.ok(&[
+        "sh",
+        "-c",
+        &format!("systemctl --user reset-failed {socket} && systemctl --user restart {socket}"),
+    ]);
+    vansite_ok(&host, &["status"]);
+    assert_eq!(redeem(&kept, &kept.spec.code).await.0, 200);
 }

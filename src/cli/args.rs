@@ -224,6 +224,22 @@ pub enum TokenCommand {
     Issue(TokenIssueArgs),
     /// Redeem a token and link to the site that issued it (the same as `vansite link create`)
     Redeem(LinkCreateArgs),
+    /// The site's AccessGrants: redemptions used and allowed, expiry, the host and port their
+    /// tokens name, and whether they can still be redeemed
+    List(OutputArgs),
+    /// Remove an AccessGrant: its token is refused from then on (404 No such claim); links it
+    /// already made stay (`vansite link revoke` ends those)
+    Revoke(TokenRevokeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TokenRevokeArgs {
+    /// The AccessGrant, as `vansite token list` names it
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -340,7 +356,7 @@ pub struct TokenIssueArgs {
 
     /// The grant server's port [default: the port it already uses, else grant_port from the
     /// settings file, else 9090]
-    #[arg(long, value_name = "PORT")]
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
     pub port: Option<u16>,
 
     /// The token's format

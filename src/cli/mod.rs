@@ -257,6 +257,15 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             output::print_token_issued(args.output.output, outcome);
             Ok(())
         }
+        Command::Token(TokenCommand::List(args)) => {
+            output::print_grants(args.output, &token::list(&paths, &namespace)?);
+            Ok(())
+        }
+        Command::Token(TokenCommand::Revoke(args)) => {
+            let outcome = token::revoke(&paths, &namespace, &args.name, &progress).await?;
+            output::print_grant_revoked(args.output.output, &outcome);
+            Ok(())
+        }
         Command::Link(LinkCommand::Generate(args)) => {
             let request = GenerateRequest {
                 namespace,

@@ -19,7 +19,7 @@ use crate::ops::init::InitOutcome;
 use crate::ops::link::{self, Applied, CreateOutcome, IncomingLink, LinkStatus, LinksReport};
 use crate::ops::services::{ServiceChange, ServiceInfo, ServiceKind, ServiceStatus};
 use crate::ops::status::{Endpoint, SiteInfo, SiteStatus};
-use crate::ops::token::IssueOutcome;
+use crate::ops::token::{self, GrantInfo, IssueOutcome};
 
 use crate::model::{LinkRole, Resource, RouterMode};
 use crate::ops::apply::{FileAction, Preview, RouterChange};
@@ -123,6 +123,43 @@ pub fn print_certificates(format: OutputFormat, certificates: &[ExpiryReport]) {
             })
             .collect();
         columns(&["CERTIFICATE", "NOT AFTER", "DAYS LEFT", "STATE"], &rows)
+    });
+}
+
+/// `token list`.
+pub fn print_grants(format: OutputFormat, grants: &[GrantInfo]) {
+    print_data(format, &grants, |grants| {
+        let rows: Vec<Vec<String>> = grants
+            .iter()
+            .map(|g| {
+                vec![
+                    g.name.clone(),
+                    format!("{}/{}", g.redemptions_used, g.redemptions_allowed),
+                    g.expiration_time.clone().unwrap_or_else(|| "-".into()),
+                    format!(
+                        "{}:{}",
+                        g.host.as_deref().unwrap_or("-"),
+                        g.port.map_or("-".into(), |p| p.to_string())
+                    ),
+                    g.state.as_str().into(),
+                ]
+            })
+            .collect();
+        columns(
+            &["NAME", "REDEEMED", "EXPIRES", "HOST:PORT", "STATE"],
+            &rows,
+        )
+    });
+}
+
+/// `token revoke`.
+pub fn print_grant_revoked(format: OutputFormat, outcome: &token::GrantRevoked) {
+    print_data(format, outcome, |outcome| {
+        format!(
+            "AccessGrant '{}' revoked: its token is refused from now on. Links it already made \
+             ({} redemption(s)) stay; `vansite link revoke NAME` ends one.\n",
+            outcome.name, outcome.redemptions_used
+        )
     });
 }
 

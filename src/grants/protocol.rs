@@ -395,7 +395,15 @@ pub(crate) mod tests {
             window: Duration,
         ) -> AccessGrant {
             let mut resources = self.site_dir.load_resources().unwrap().unwrap();
-            let grant = new_grant(resources.site_name(), None, allowed, "1m", format, None);
+            let grant = new_grant(
+                resources.site_name(),
+                None,
+                allowed,
+                "1m",
+                format,
+                None,
+                9090,
+            );
             let grant = record_grant(
                 &self.site_dir,
                 &mut resources,

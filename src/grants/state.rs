@@ -61,21 +61,10 @@ impl LockedState {
     /// Waits for the grant's lock, then reads its state. `dir` is `runtime/grants`.
     pub fn lock(dir: &Path, uid: &str) -> io::Result<LockedState> {
         let lock = SiteLock::acquire(&dir.join(format!("{uid}.lock")), || {})?;
-        let path = state_path(dir, uid);
-        let state = match std::fs::read(&path) {
-            Ok(bytes) => Some(serde_json::from_slice(&bytes).map_err(|e| {
-                io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("{}: {e}", path.display()),
-                )
-            })?),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-            Err(e) => return Err(e),
-        };
         Ok(LockedState {
             _lock: lock,
-            path,
-            state,
+            state: read(dir, uid)?,
+            path: state_path(dir, uid),
         })
     }
 
@@ -85,6 +74,22 @@ impl LockedState {
         files::write_atomic(&self.path, &json, files::SECRET)?;
         self.state = Some(state);
         Ok(())
+    }
+}
+
+/// A grant's state as last saved, without its lock (the file is replaced whole, so a reader
+/// sees one save or the next); None when it has none.
+pub fn read(dir: &Path, uid: &str) -> io::Result<Option<GrantState>> {
+    let path = state_path(dir, uid);
+    match std::fs::read(&path) {
+        Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: {e}", path.display()),
+            )
+        })?)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
     }
 }
 

@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::error::Error;
 use crate::grants::grant_port;
 use crate::ops::grant_server::{self as units, GrantServerStatus};
+use crate::ops::token::{self, GrantCondition};
 use crate::platform::podman::PodmanService;
 use crate::platform::systemd::{ActiveState, UserManager};
 use crate::render::router_unit::router_unit_name;
@@ -161,7 +162,19 @@ pub async fn status(paths: &Paths, namespace: &str) -> Result<SiteStatus, Error>
             expired.certificate, expired.not_after
         ));
     }
-    let grant_server = units::status(&manager, paths, namespace, grant_port(&resources)).await?;
+    let redeemable = token::grant_infos(&site_dir, &resources, SystemTime::now())?
+        .iter()
+        .filter(|grant| grant.state == GrantCondition::Redeemable)
+        .count();
+    let grant_server = units::status(
+        &manager,
+        paths,
+        namespace,
+        grant_port(&resources),
+        redeemable,
+    )
+    .await?;
+    problems.extend(grant_server.as_ref().and_then(|g| g.problem.clone()));
     let (services, service_problems) = services_status(&manager, &site_dir, &resources).await?;
     problems.extend(service_problems);
     let view = if state.active_state == ActiveState::Active {

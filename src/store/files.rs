@@ -5,7 +5,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Mode for private keys and other secrets.
 pub const SECRET: u32 = 0o600;
@@ -24,29 +24,67 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> io::Result<bool>
             return Ok(false);
         }
     }
-    let dir = path
-        .parent()
-        .ok_or_else(|| io::Error::other(format!("{} has no parent", path.display())))?;
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let temp = dir.join(format!(".{name}{TEMP_MARKER}{}", std::process::id()));
-    let result = (|| {
-        let mut file = OpenOptions::new()
+    StagedFile::create(path, mode)?.commit(contents)?;
+    Ok(true)
+}
+
+/// A file on its way to `target`: its temporary file already made (with its mode) in the
+/// target's directory, so that a directory that cannot take it is found before anything else
+/// changes, while its content is not known yet. [`StagedFile::commit`] writes, syncs and
+/// renames it over the target; dropped uncommitted, the temporary file goes.
+#[derive(Debug)]
+pub struct StagedFile {
+    temp: PathBuf,
+    target: PathBuf,
+    file: Option<File>,
+}
+
+impl StagedFile {
+    pub fn create(target: &Path, mode: u32) -> io::Result<StagedFile> {
+        let dir = target
+            .parent()
+            .ok_or_else(|| io::Error::other(format!("{} has no parent", target.display())))?;
+        let name = target
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("file");
+        let temp = dir.join(format!(".{name}{TEMP_MARKER}{}", std::process::id()));
+        let file = OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
             .mode(mode)
             .open(&temp)?;
+        let staged = StagedFile {
+            temp,
+            target: target.to_path_buf(),
+            file: Some(file),
+        };
         // The mode given to open() is filtered by the umask; set it exactly.
-        file.set_permissions(fs::Permissions::from_mode(mode))?;
+        staged
+            .file
+            .as_ref()
+            .expect("just opened")
+            .set_permissions(fs::Permissions::from_mode(mode))?;
+        Ok(staged)
+    }
+
+    /// Puts `contents` at the target in one step.
+    pub fn commit(mut self, contents: &[u8]) -> io::Result<()> {
+        let mut file = self.file.take().expect("committed once");
         file.write_all(contents)?;
         file.sync_all()?;
-        fs::rename(&temp, path)?;
+        fs::rename(&self.temp, &self.target)?;
+        let dir = self.target.parent().expect("checked in create");
         File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&temp);
     }
-    result.map(|()| true)
+}
+
+impl Drop for StagedFile {
+    fn drop(&mut self) {
+        // After a successful rename the temporary name is gone: nothing to remove.
+        let _ = fs::remove_file(&self.temp);
+    }
 }
 
 fn mode_of(path: &Path) -> Option<u32> {
@@ -160,6 +198,23 @@ mod tests {
             vec![std::ffi::OsString::from("tls.key")],
             "no temporary file left"
         );
+    }
+
+    #[test]
+    fn a_staged_file_is_the_target_once_committed_and_nothing_before() {
+        let dir = temp_dir("staged");
+        let target = dir.join("west.token");
+        let entries = || fs::read_dir(&dir).unwrap().count();
+        drop(StagedFile::create(&target, SECRET).unwrap());
+        assert_eq!(entries(), 0, "dropped uncommitted: nothing left");
+        let staged = StagedFile::create(&target, SECRET).unwrap();
+        assert!(!target.exists(), "not there before the commit");
+        staged.commit(b"token").unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"token");
+        assert_eq!(mode_of(&target), Some(0o600));
+        assert_eq!(entries(), 1);
+        let missing = dir.join("missing").join("west.token");
+        assert!(StagedFile::create(&missing, SECRET).is_err());
     }
 
     #[test]

@@ -680,10 +680,13 @@ pub(crate) fn check_port_free(paths: &Paths, bind: SocketAddr) -> Result<(), Err
         }
     }
     std::net::TcpListener::bind(bind).map(drop).map_err(|e| {
+        let ip = match bind {
+            SocketAddr::V4(v4) => v4.ip().to_string(),
+            SocketAddr::V6(v6) => format!("[{}]", v6.ip()),
+        };
         Error::Usage(format!(
-            "cannot use port {port} on {}: {e} (another program holds it? `ss -ltnp` shows which); \
-             choose another port",
-            bind.ip()
+            "cannot use port {port} on {ip}: {e} (another program holds it? `ss -ltnp` shows \
+             which); choose another port"
         ))
     })
 }
