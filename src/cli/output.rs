@@ -1094,8 +1094,8 @@ fn status_table(status: &SiteStatus) -> String {
         rows.push((
             "grant server",
             format!(
-                "{}{port} socket {}, server {}",
-                grants.socket, grants.socket_state, grants.service_state
+                "{}{port} socket {}, server {}, {} token(s) redeemable (`vansite token list`)",
+                grants.socket, grants.socket_state, grants.service_state, grants.redeemable_tokens
             ),
         ));
     }

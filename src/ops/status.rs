@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::error::Error;
 use crate::grants::grant_port;
 use crate::ops::grant_server::{self as units, GrantServerStatus};
-use crate::ops::token::{self, GrantCondition};
+use crate::ops::token;
 use crate::platform::podman::PodmanService;
 use crate::platform::systemd::{ActiveState, UserManager};
 use crate::render::router_unit::router_unit_name;
@@ -162,10 +162,7 @@ pub async fn status(paths: &Paths, namespace: &str) -> Result<SiteStatus, Error>
             expired.certificate, expired.not_after
         ));
     }
-    let redeemable = token::grant_infos(&site_dir, &resources, SystemTime::now())?
-        .iter()
-        .filter(|grant| grant.state == GrantCondition::Redeemable)
-        .count();
+    let redeemable = token::redeemable_tokens(&site_dir, &resources)?;
     let grant_server = units::status(
         &manager,
         paths,

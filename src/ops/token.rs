@@ -224,6 +224,15 @@ pub async fn issue(
         .unwrap_or(request.default_port);
     check_grant_port(&session, port, current_port).await?;
     let token_file = stage_token_file(&file)?;
+    if let Some(old) = current_port.filter(|old| *old != port) {
+        let stranded = redeemable_tokens(&site_dir, &before)?;
+        if stranded > 0 {
+            progress(&format!(
+                "the grant server moves from port {old} to {port}: the {stranded} token(s) \
+                 issued for port {old} can no longer be redeemed"
+            ));
+        }
+    }
 
     let now = SystemTime::now();
     let mut resources = before.clone();
@@ -449,6 +458,14 @@ pub fn grant_infos(
             })
         })
         .collect()
+}
+
+/// How many of the site's tokens can be redeemed now (at the grant server's port).
+pub fn redeemable_tokens(site_dir: &SiteDir, resources: &SiteResources) -> Result<usize, Error> {
+    Ok(grant_infos(site_dir, resources, SystemTime::now())?
+        .iter()
+        .filter(|grant| grant.state == GrantCondition::Redeemable)
+        .count())
 }
 
 /// `vansite token list`: the site's AccessGrants (expired ones stay until the next issue).
