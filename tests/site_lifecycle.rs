@@ -363,7 +363,11 @@ fn killed_and_concurrent_commands_do_not_corrupt_the_site() {
         ]);
         // Killed before it saved the site: every command says so, and how to go on.
         let marker = host.run(&["test", "-e", ".local/share/vansite/default/.applying"]);
-        let saved = host.run(&["sh", "-c", "ls .local/share/vansite/default/resources/Site-*"]);
+        let saved = host.run(&[
+            "sh",
+            "-c",
+            "ls .local/share/vansite/default/resources/Site-*",
+        ]);
         if marker.status.success() && !saved.status.success() {
             for command in [&["status"][..], &["listener", "list"], &["link", "status"]] {
                 let out = text(&vansite(&host, command));

@@ -16,7 +16,10 @@ use crate::ops::unix_seconds;
 use crate::plan::ROUTER_IMAGE_ANNOTATION;
 use crate::platform::podman::PodmanService;
 use crate::platform::systemd::{linger_enabled, ActiveState, UserManager};
-use crate::quadlet::version::{detect_generator_version, podman_binary_version, PodmanVersion};
+use crate::quadlet::version::{
+    check_runtime, detect_generator_version, podman_binary_version, removes_stale_cidfiles,
+    service_drop_in_dirs, DetectError, PodmanVersion,
+};
 use crate::render::certs;
 use crate::render::router_unit::router_unit_name;
 use crate::router::management::{ClientTls, ManagementClient};
@@ -140,7 +143,7 @@ pub async fn doctor(paths: Result<&Paths, &PathsError>, request: DoctorRequest) 
         ));
     }
     checks.extend([
-        check_podman(),
+        check_podman(paths.ok().map(|p| p.systemd_user_dir()).as_deref()),
         check_generator(),
         check_cgroup_v2(Path::new("/sys/fs/cgroup/cgroup.controllers")),
         check_subordinate_ids("subuid", Path::new("/etc/subuid"), &user, uid),
@@ -193,35 +196,51 @@ pub async fn doctor(paths: Result<&Paths, &PathsError>, request: DoctorRequest) 
     }
 }
 
-fn check_podman() -> Check {
+/// podman's release against what the generator's units need: the same verdict as `init`'s
+/// ([`check_runtime`]); a missing generator is the generator check's failure.
+fn check_podman(user_unit_dir: Option<&Path>) -> Check {
     const NAME: &str = "podman";
-    match podman_binary_version() {
-        Ok(version) if version >= PodmanVersion::FLOOR => {
-            Check::ok(NAME, format!("podman {version}"))
+    let version = match podman_binary_version() {
+        Ok(version) => version,
+        Err(reason) => {
+            return Check::fail(
+                NAME,
+                format!("no usable podman: {reason}"),
+                "install podman ≥ 4.4 (e.g. `sudo dnf install podman`)",
+            )
         }
-        Ok(version) => match detect_generator_version() {
-            Ok(generator) if generator >= PodmanVersion::FLOOR => Check::warn(
-                NAME,
-                format!(
-                    "podman {version} is older than {} but its quadlet generator is {generator}: \
-                     the units quadlet writes may use options this podman lacks",
-                    PodmanVersion::FLOOR
-                ),
-                "install podman and its quadlet from one release ≥ 4.4",
-            ),
-            _ => Check::fail(
-                NAME,
-                format!(
-                    "podman {version} is older than {}, the first release with quadlet",
-                    PodmanVersion::FLOOR
-                ),
-                "install podman ≥ 4.4 (RHEL ≥ 9.2, Fedora ≥ 37, Debian ≥ 13, Ubuntu ≥ 24.04)",
-            ),
-        },
-        Err(reason) => Check::fail(
+    };
+    let cidfile_removed = removes_stale_cidfiles(&service_drop_in_dirs(user_unit_dir));
+    match check_runtime(detect_generator_version(), Ok(version), cidfile_removed) {
+        Ok(runtime) if !runtime.cidfile_workaround => Check::ok(NAME, format!("podman {version}")),
+        Ok(runtime) => Check::warn(
             NAME,
-            format!("no usable podman: {reason}"),
-            "install podman ≥ 4.4 (e.g. `sudo dnf install podman`)",
+            format!(
+                "podman {version} is older than {} under quadlet {}: it runs vansite's units \
+                 only because a drop-in removes the container-id files it leaves behind",
+                PodmanVersion::FLOOR,
+                runtime.generator
+            ),
+            "install podman ≥ 4.4 with its own quadlet",
+        ),
+        Err(
+            error @ (DetectError::OldPodman { .. }
+            | DetectError::PodmanTooOld(_)
+            | DetectError::NoPodman(_)),
+        ) => Check::fail(
+            NAME,
+            error.to_string(),
+            "install podman ≥ 4.4 (RHEL ≥ 9.2, Fedora ≥ 37, Debian ≥ 13, Ubuntu ≥ 24.04)",
+        ),
+        // No usable generator (its own check says so): podman alone.
+        Err(_) if version >= PodmanVersion::FLOOR => Check::ok(NAME, format!("podman {version}")),
+        Err(_) => Check::fail(
+            NAME,
+            format!(
+                "podman {version} is older than {}, the first release with quadlet",
+                PodmanVersion::FLOOR
+            ),
+            "install podman ≥ 4.4 (RHEL ≥ 9.2, Fedora ≥ 37, Debian ≥ 13, Ubuntu ≥ 24.04)",
         ),
     }
 }

@@ -14,7 +14,7 @@ use crate::model::{
 };
 use crate::ops::apply::{local_port, ApplyOptions, RouterChange, SiteSession};
 use crate::plan::ROUTER_IMAGE_ANNOTATION;
-use crate::quadlet::version::detect_generator_version;
+use crate::quadlet::version::detect_runtime;
 use crate::render::certs::LeafRenewal;
 use crate::render::router_unit::router_unit_name;
 use crate::settings::Platform;
@@ -76,8 +76,9 @@ pub async fn init(
             "an edge site cannot accept links: drop --enable-link-access, or use --router-mode interior".into(),
         ));
     }
-    // Everything that can refuse before a file is written does so here: the podman floor, the bus.
-    detect_generator_version()?;
+    // Everything that can refuse before a file is written does so here: what runs the units
+    // (the same verdict as `doctor`'s), the bus.
+    detect_runtime(Some(&paths.systemd_user_dir()))?;
     let mut session = SiteSession::open(paths, &request.namespace, progress).await?;
     let site_dir = session.site_dir.clone();
     let created = session.saved.is_none();
@@ -114,7 +115,7 @@ pub async fn update(
     request: SiteUpdate,
     progress: &dyn Fn(&str),
 ) -> Result<InitOutcome, Error> {
-    detect_generator_version()?;
+    detect_runtime(Some(&paths.systemd_user_dir()))?;
     let mut session = SiteSession::open(paths, &request.namespace, progress).await?;
     let mut target = session.resources()?.clone();
     if let Some(image) = &request.router_image {
