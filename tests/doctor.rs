@@ -313,6 +313,38 @@ fn doctor_fails_without_linger_or_quadlet_generator() {
         "{stderr}"
     );
 
+    // The test host's podman 4.3.1 runs quadlet 5.4.2's units only thanks to its drop-in that
+    // removes the container-id file podman < 4.4 leaves behind: without it, doctor fails
+    // podman and init refuses, both saying why and how to go on, before anything is written.
+    let podman = check(&report, "podman");
+    if podman["result"] == "WARN" {
+        assert!(
+            podman["detail"].as_str().unwrap().contains("drop-in"),
+            "{report:#}"
+        );
+        let drop_in = ".config/systemd/user/service.d/10-cidfile.conf";
+        let kept = host.ok(&["cat", drop_in]);
+        host.ok(&["rm", drop_in]);
+        let (output, report) = doctor_json(&host, &["--router-image", "localhost/nothing:here"]);
+        assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+        let podman = check(&report, "podman");
+        assert_eq!(podman["result"], "FAIL", "{report:#}");
+        let init = vansite(&host, &["init", "--router-image", STANDIN_IMAGE]);
+        assert!(!init.status.success(), "{}", text(&init));
+        let stderr = String::from_utf8_lossy(&init.stderr);
+        for said in [
+            podman["detail"].as_str().unwrap(),
+            "container id file exists",
+            "install podman ≥ 4.4",
+            "%t/%N.cid",
+        ] {
+            assert!(stderr.contains(said), "{said}: {stderr}");
+        }
+        let left = host.ok(&["sh", "-c", "ls -A .local/share/vansite 2>/dev/null; true"]);
+        assert_eq!(left.trim(), "", "init left files behind");
+        host.write_file(drop_in, &kept);
+    }
+
     // The generator is installed machine-wide; hide it (and podman's libexec) from this host.
     host.hide(&["/usr/lib/systemd/user-generators", "/usr/libexec/podman"]);
     host.set_linger(true);

@@ -299,6 +299,8 @@ fn a_link_comes_up_live_carries_traffic_and_follows_its_peer() {
     let link = wait_connected(&b, true, "link-west connected");
     assert_eq!(link["remoteRouter"], a.router_id().as_str(), "{link:#}");
     assert_eq!(link["state"], "connected");
+    // The router's "[Cn] Connection Opened: …" message is not an error.
+    assert_eq!(link["lastError"], Value::Null, "{link:#}");
     assert!(
         link["since"].as_str().is_some_and(|s| s.ends_with('Z')),
         "{link:#}"
@@ -367,7 +369,8 @@ fn a_link_comes_up_live_carries_traffic_and_follows_its_peer() {
     let down = wait_connected(&b, false, "link-west down while A's router is stopped");
     assert_ne!(down["state"], "connected", "{down:#}");
     a.unit("start");
-    wait_connected(&b, true, "link-west up again");
+    let up = wait_connected(&b, true, "link-west up again");
+    assert_eq!(up["lastError"], Value::Null, "{up:#}");
     wait_echo(&b, "traffic after A's router came back");
 
     // Delete: live, then files.

@@ -361,6 +361,24 @@ fn killed_and_concurrent_commands_do_not_corrupt_the_site() {
             "--router-image",
             STANDIN_IMAGE,
         ]);
+        // Killed before it saved the site: every command says so, and how to go on.
+        let marker = host.run(&["test", "-e", ".local/share/vansite/default/.applying"]);
+        let saved = host.run(&[
+            "sh",
+            "-c",
+            "ls .local/share/vansite/default/resources/Site-*",
+        ]);
+        if marker.status.success() && !saved.status.success() {
+            for command in [&["status"][..], &["listener", "list"], &["link", "status"]] {
+                let out = text(&vansite(&host, command));
+                assert!(
+                    out.contains("site 'default' was not fully initialised")
+                        && out.contains("`vansite -n default init` again")
+                        && out.contains("`vansite -n default delete`"),
+                    "{command:?} after init was killed at {delay}s: {out}"
+                );
+            }
+        }
     }
     init(&host, "default", &[]);
     let site_id = status_json(&host, "default")["site"]["id"].clone();

@@ -24,6 +24,7 @@ use crate::ops::init::{self, InitRequest, SiteUpdate};
 use crate::ops::link::{self, CreateRequest};
 use crate::ops::manifest::{self, Input, ManifestRequest};
 use crate::ops::network;
+use crate::ops::ports;
 use crate::ops::services::{
     self, ServiceKind, ServiceRequest, ServiceSettings, TlsMaterial, TlsSetting,
 };
@@ -104,6 +105,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
                 hosts: args.hosts,
                 router_image: args.router_image,
                 default_router_image: settings.router_image,
+                default_grant_port: settings.grant_port,
                 timeout: args.timeout,
             };
             let outcome = init::init(&paths, request, &progress).await?;
@@ -202,6 +204,8 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             Ok(())
         }
         Command::Apply(args) => {
+            let default_grant_port =
+                ports::default_grant_port(&paths, &namespace, settings.grant_port)?;
             let request = ManifestRequest {
                 namespace,
                 inputs: args.files.iter().map(|f| Input::parse(f)).collect(),
@@ -212,7 +216,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
                     timeout: args.timeout,
                 },
                 default_router_image: settings.router_image,
-                default_grant_port: settings.grant_port,
+                default_grant_port,
             };
             let outcome = manifest::apply(&paths, request, &progress).await?;
             output::print_manifest(args.output.output, &outcome);
@@ -232,6 +236,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             let request = SiteUpdate {
                 namespace,
                 router_image: args.router_image,
+                default_grant_port: settings.grant_port,
                 timeout: args.timeout,
             };
             let outcome = init::update(&paths, request, &progress).await?;
@@ -239,6 +244,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             Ok(())
         }
         Command::Token(TokenCommand::Issue(args)) => {
+            let default_port = ports::default_grant_port(&paths, &namespace, settings.grant_port)?;
             let request = IssueRequest {
                 namespace,
                 file: args.file,
@@ -247,7 +253,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
                 expiration_window: args.expiration_window,
                 host: args.host,
                 port: args.port,
-                default_port: settings.grant_port,
+                default_port,
                 format: match args.format {
                     TokenFileFormat::V2 => TokenFormat::V2,
                     TokenFileFormat::V1 => TokenFormat::V1,

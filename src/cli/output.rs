@@ -17,6 +17,7 @@ use crate::ops::doctor::{self, DoctorReport};
 use crate::ops::expiry::ExpiryReport;
 use crate::ops::init::InitOutcome;
 use crate::ops::link::{self, Applied, CreateOutcome, IncomingLink, LinkStatus, LinksReport};
+use crate::ops::ports::SitePort;
 use crate::ops::services::{ServiceChange, ServiceInfo, ServiceKind, ServiceStatus};
 use crate::ops::status::{Endpoint, SiteInfo, SiteStatus};
 use crate::ops::token::{self, GrantInfo, IssueOutcome};
@@ -982,6 +983,9 @@ struct SiteInitialised {
     /// What happened to the router: unchanged, started, restarted (with why), live changes.
     router: RouterChange,
     router_unit: String,
+    /// Every port the site takes, each with the default it was picked from (they differ when
+    /// the default was in use or another site's): management, link access, the grant server.
+    ports: Vec<SitePort>,
     /// Whether the user's manager, and so the router, starts at boot.
     linger: bool,
 }
@@ -1005,6 +1009,7 @@ impl From<InitOutcome> for SiteInitialised {
             restarted: outcome.restarted,
             router: outcome.router,
             router_unit: outcome.unit,
+            ports: outcome.ports,
             linger: outcome.linger,
         }
     }
@@ -1035,21 +1040,47 @@ fn describe_init(outcome: &SiteInitialised) -> String {
     let site = &outcome.site;
     let mut text = format!(
         "Site '{}' in namespace '{}' is {verb}.\n  id:         {}\n  mode:       {}\n  router:     {} \
-         (systemctl --user status {})\n  management: 127.0.0.1:{}\n",
-        site.name, outcome.namespace, site.id, site.mode, outcome.router_unit, outcome.router_unit, site.management_port
+         (systemctl --user status {})\n",
+        site.name, outcome.namespace, site.id, site.mode, outcome.router_unit, outcome.router_unit
     );
-    if !site.link_access.is_empty() {
-        text.push_str(&format!(
-            "  link access: {}\n",
-            endpoints_text(&site.link_access)
-        ));
-    }
+    text.push_str(&ports_text(&outcome.ports));
     if !outcome.linger {
         text.push_str(
             "Note: the router starts at boot only if your user manager does: run `loginctl enable-linger $USER`.\n",
         );
     }
     text
+}
+
+/// The ports a site takes, one a line, saying which is not its default and where other sites
+/// must reach it.
+fn ports_text(ports: &[SitePort]) -> String {
+    let rows: Vec<Vec<String>> = ports
+        .iter()
+        .map(|p| {
+            let address = match p.purpose.as_str() {
+                "management" => format!("127.0.0.1:{}", p.port),
+                _ => p.port.to_string(),
+            };
+            let note = match (p.purpose.as_str(), p.port == p.default) {
+                ("management", true) => "this host only".to_string(),
+                ("management", false) => format!("this host only; {} was taken", p.default),
+                ("grant server", true) => "other sites redeem tokens here".to_string(),
+                ("grant server", false) => {
+                    format!("other sites redeem tokens here; {} was taken", p.default)
+                }
+                (_, true) => "other sites link here".to_string(),
+                (_, false) => format!("other sites link here; {} was taken", p.default),
+            };
+            vec![format!("  {}", p.purpose), address, note]
+        })
+        .collect();
+    format!(
+        "Ports:\n{}",
+        columns(&["", "", ""], &rows)
+            .split_once('\n')
+            .map_or("", |(_, rows)| rows)
+    )
 }
 
 fn status_table(status: &SiteStatus) -> String {
@@ -1179,7 +1210,29 @@ mod tests {
             router: crate::ops::apply::RouterChange::Started,
             unit: "vansite-west.service".into(),
             management_port: 5671,
-            link_access: vec![("inter-router".into(), 55671), ("edge".into(), 45671)],
+            link_access: vec![("inter-router".into(), 55672), ("edge".into(), 45671)],
+            ports: vec![
+                SitePort {
+                    purpose: "management".into(),
+                    port: 5671,
+                    default: 5671,
+                },
+                SitePort {
+                    purpose: "inter-router".into(),
+                    port: 55672,
+                    default: 55671,
+                },
+                SitePort {
+                    purpose: "edge".into(),
+                    port: 45671,
+                    default: 45671,
+                },
+                SitePort {
+                    purpose: "grant server".into(),
+                    port: 9090,
+                    default: 9090,
+                },
+            ],
             linger: false,
         }
     }
@@ -1249,7 +1302,7 @@ mod tests {
                     "mode": "interior",
                     "managementPort": 5671,
                     "linkAccess": [
-                        {"role": "inter-router", "port": 55671},
+                        {"role": "inter-router", "port": 55672},
                         {"role": "edge", "port": 45671},
                     ],
                 },
@@ -1257,6 +1310,13 @@ mod tests {
                 "restarted": false,
                 "router": {"action": "started"},
                 "routerUnit": "vansite-west.service",
+                // Which ports were picked, and from which defaults, for scripts too.
+                "ports": [
+                    {"purpose": "management", "port": 5671, "default": 5671},
+                    {"purpose": "inter-router", "port": 55672, "default": 55671},
+                    {"purpose": "edge", "port": 45671, "default": 45671},
+                    {"purpose": "grant server", "port": 9090, "default": 9090},
+                ],
                 "linger": false,
             })
         );
@@ -1364,8 +1424,11 @@ mod tests {
   id:         5f0c7e1a-2b3c-4d5e-8f90-123456789abc
   mode:       interior
   router:     vansite-west.service (systemctl --user status vansite-west.service)
-  management: 127.0.0.1:5671
-  link access: inter-router 55671, edge 45671
+Ports:
+  management    127.0.0.1:5671  this host only
+  inter-router  55672           other sites link here; 55671 was taken
+  edge          45671           other sites link here
+  grant server  9090            other sites redeem tokens here
 Note: the router starts at boot only if your user manager does: run `loginctl enable-linger $USER`.
 "
         );

@@ -40,7 +40,7 @@ use crate::render::router_unit::router_unit_name;
 use crate::router::entity::{parse_config, EntityType, RouterEntity};
 use crate::router::management::{ClientTls, ManagementClient, ManagementError, RouterEndpoint};
 use crate::settings::Settings;
-use crate::store::{files, Paths, SiteDir, SiteLock, StoreError};
+use crate::store::{files, Paths, SiteDir, SiteLock};
 
 /// Bound on a forwarder's or the grant server's unit job.
 const UNIT_TIMEOUT: Duration = Duration::from_secs(90);
@@ -180,13 +180,9 @@ impl SiteSession {
 
     /// The saved resources, or the error naming the sites there are.
     pub fn resources(&self) -> Result<&SiteResources, Error> {
-        self.saved.as_ref().ok_or_else(|| {
-            StoreError::NoSite {
-                namespace: self.site_dir.namespace.clone(),
-                present: self.paths.namespaces(),
-            }
-            .into()
-        })
+        self.saved
+            .as_ref()
+            .ok_or_else(|| self.paths.no_site(&self.site_dir.namespace).into())
     }
 
     /// Makes the host hold `target` and saves it; on failure puts the host back as the saved
@@ -1044,10 +1040,7 @@ pub async fn renew_certificates(site_dir: &SiteDir) -> Result<Vec<String>, Error
         .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
     let resources = site_dir
         .load_resources()?
-        .ok_or_else(|| StoreError::NoSite {
-            namespace: site_dir.namespace.clone(),
-            present: paths.namespaces(),
-        })?;
+        .ok_or_else(|| paths.no_site(&site_dir.namespace))?;
     let existing = site_dir.load_certificates()?;
     let config = plan::config_entities(&resources);
     let (certificates, renewed) =
@@ -1236,21 +1229,17 @@ pub mod journal {
     /// What `delete` writes: finished, not undone, when it was cut short.
     pub const DELETE: &str = "delete";
 
-    fn path(site_dir: &SiteDir) -> PathBuf {
-        site_dir.root.join(".applying")
-    }
-
     pub fn begin(site_dir: &SiteDir, command: &str) -> Result<(), Error> {
         files::create_dir(&site_dir.root, files::PRIVATE_DIR)
             .map_err(Error::file("cannot create", &site_dir.root))?;
-        let path = path(site_dir);
+        let path = site_dir.journal();
         files::write_atomic(&path, command.as_bytes(), files::PUBLIC)
             .map_err(Error::file("cannot write", &path))
             .map(drop)
     }
 
     pub fn end(site_dir: &SiteDir) -> Result<(), Error> {
-        let path = path(site_dir);
+        let path = site_dir.journal();
         files::remove_if_present(&path)
             .map_err(Error::file("cannot remove", &path))
             .map(drop)
@@ -1258,6 +1247,6 @@ pub mod journal {
 
     /// The command that was interrupted, if one was.
     pub fn read(site_dir: &SiteDir) -> Option<String> {
-        std::fs::read_to_string(path(site_dir)).ok()
+        site_dir.interrupted_command()
     }
 }

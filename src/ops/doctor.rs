@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
+use crate::grants::grant_port;
 use crate::model::SiteResources;
 use crate::ops::apply::local_port;
 use crate::ops::expiry::{self, ExpiryState};
@@ -16,8 +17,13 @@ use crate::ops::unix_seconds;
 use crate::plan::ROUTER_IMAGE_ANNOTATION;
 use crate::platform::podman::PodmanService;
 use crate::platform::systemd::{linger_enabled, ActiveState, UserManager};
-use crate::quadlet::version::{detect_generator_version, podman_binary_version, PodmanVersion};
+use crate::quadlet::version::{
+    check_runtime, detect_generator_version, podman_binary_version, removes_stale_cidfiles,
+    service_drop_in_dirs, DetectError, PodmanVersion,
+};
 use crate::render::certs;
+use crate::render::forwarder_units::forwarder_unit_name;
+use crate::render::grant_units;
 use crate::render::router_unit::router_unit_name;
 use crate::router::management::{ClientTls, ManagementClient};
 use crate::store::{Paths, PathsError, SiteDir};
@@ -140,7 +146,7 @@ pub async fn doctor(paths: Result<&Paths, &PathsError>, request: DoctorRequest) 
         ));
     }
     checks.extend([
-        check_podman(),
+        check_podman(paths.ok().map(|p| p.systemd_user_dir()).as_deref()),
         check_generator(),
         check_cgroup_v2(Path::new("/sys/fs/cgroup/cgroup.controllers")),
         check_subordinate_ids("subuid", Path::new("/etc/subuid"), &user, uid),
@@ -182,6 +188,9 @@ pub async fn doctor(paths: Result<&Paths, &PathsError>, request: DoctorRequest) 
     checks.push(check_image(manager.as_ref(), &image).await);
     let site_dir = site_dir.as_ref().zip(site.as_ref());
     checks.push(check_ports(manager.as_ref(), &request.namespace, site_dir).await);
+    if let Some((_, site)) = site_dir {
+        checks.push(check_socket_ports(manager.as_ref(), &request.namespace, site).await);
+    }
     checks.push(check_clock(site_dir.map(|(dir, _)| dir)));
     if let Some((dir, _)) = site_dir {
         checks.push(check_certificates(dir));
@@ -193,35 +202,51 @@ pub async fn doctor(paths: Result<&Paths, &PathsError>, request: DoctorRequest) 
     }
 }
 
-fn check_podman() -> Check {
+/// podman's release against what the generator's units need: the same verdict as `init`'s
+/// ([`check_runtime`]); a missing generator is the generator check's failure.
+fn check_podman(user_unit_dir: Option<&Path>) -> Check {
     const NAME: &str = "podman";
-    match podman_binary_version() {
-        Ok(version) if version >= PodmanVersion::FLOOR => {
-            Check::ok(NAME, format!("podman {version}"))
+    let version = match podman_binary_version() {
+        Ok(version) => version,
+        Err(reason) => {
+            return Check::fail(
+                NAME,
+                format!("no usable podman: {reason}"),
+                "install podman ≥ 4.4 (e.g. `sudo dnf install podman`)",
+            )
         }
-        Ok(version) => match detect_generator_version() {
-            Ok(generator) if generator >= PodmanVersion::FLOOR => Check::warn(
-                NAME,
-                format!(
-                    "podman {version} is older than {} but its quadlet generator is {generator}: \
-                     the units quadlet writes may use options this podman lacks",
-                    PodmanVersion::FLOOR
-                ),
-                "install podman and its quadlet from one release ≥ 4.4",
-            ),
-            _ => Check::fail(
-                NAME,
-                format!(
-                    "podman {version} is older than {}, the first release with quadlet",
-                    PodmanVersion::FLOOR
-                ),
-                "install podman ≥ 4.4 (RHEL ≥ 9.2, Fedora ≥ 37, Debian ≥ 13, Ubuntu ≥ 24.04)",
-            ),
-        },
-        Err(reason) => Check::fail(
+    };
+    let cidfile_removed = removes_stale_cidfiles(&service_drop_in_dirs(user_unit_dir));
+    match check_runtime(detect_generator_version(), Ok(version), cidfile_removed) {
+        Ok(runtime) if !runtime.cidfile_workaround => Check::ok(NAME, format!("podman {version}")),
+        Ok(runtime) => Check::warn(
             NAME,
-            format!("no usable podman: {reason}"),
-            "install podman ≥ 4.4 (e.g. `sudo dnf install podman`)",
+            format!(
+                "podman {version} is older than {} under quadlet {}: it runs vansite's units \
+                 only because a drop-in removes the container-id files it leaves behind",
+                PodmanVersion::FLOOR,
+                runtime.generator
+            ),
+            "install podman ≥ 4.4 with its own quadlet",
+        ),
+        Err(
+            error @ (DetectError::OldPodman { .. }
+            | DetectError::PodmanTooOld(_)
+            | DetectError::NoPodman(_)),
+        ) => Check::fail(
+            NAME,
+            error.to_string(),
+            "install podman ≥ 4.4 (RHEL ≥ 9.2, Fedora ≥ 37, Debian ≥ 13, Ubuntu ≥ 24.04)",
+        ),
+        // No usable generator (its own check says so): podman alone.
+        Err(_) if version >= PodmanVersion::FLOOR => Check::ok(NAME, format!("podman {version}")),
+        Err(_) => Check::fail(
+            NAME,
+            format!(
+                "podman {version} is older than {}, the first release with quadlet",
+                PodmanVersion::FLOOR
+            ),
+            "install podman ≥ 4.4 (RHEL ≥ 9.2, Fedora ≥ 37, Debian ≥ 13, Ubuntu ≥ 24.04)",
         ),
     }
 }
@@ -510,6 +535,111 @@ async fn check_ports(
     )
 }
 
+/// The ports the site's own sockets listen on (the grant server's, each listener's): free, or
+/// held by that socket unit; else who holds them, when this user may see it.
+async fn check_socket_ports(
+    manager: Option<&UserManager>,
+    namespace: &str,
+    site: &SiteResources,
+) -> Check {
+    const NAME: &str = "service ports";
+    let mut sockets: Vec<(String, u16, String)> = grant_port(site)
+        .map(|port| {
+            (
+                "grant server".to_string(),
+                port,
+                grant_units::socket_unit(namespace),
+            )
+        })
+        .into_iter()
+        .collect();
+    sockets.extend(site.listener_ports().map(|(name, port, _)| {
+        (
+            format!("listener {name}"),
+            port,
+            format!("{}.socket", forwarder_unit_name(namespace, name)),
+        )
+    }));
+    if sockets.is_empty() {
+        return Check::ok(NAME, "no grant server or listener ports yet");
+    }
+    let mut fine = Vec::new();
+    let mut problems = Vec::new();
+    for (what, port, unit) in sockets {
+        if TcpListener::bind(("0.0.0.0", port)).is_ok() {
+            fine.push(format!("{what} {port} free"));
+            continue;
+        }
+        let held = match manager {
+            Some(manager) => manager
+                .unit_state(&unit)
+                .await
+                .is_ok_and(|state| state.active_state == ActiveState::Active),
+            None => false,
+        };
+        if held {
+            fine.push(format!("{what} {port} held by {unit}"));
+        } else {
+            let holder = port_holder(port).unwrap_or_else(|| {
+                format!("another program (`ss -ltnp 'sport = :{port}'` names it)")
+            });
+            problems.push(format!("{what} {port} is held by {holder}, not {unit}"));
+        }
+    }
+    if problems.is_empty() {
+        return Check::ok(NAME, fine.join(", "));
+    }
+    Check::fail(
+        NAME,
+        problems.join("; "),
+        "stop that program, or move the service: `vansite listener update NAME --port PORT`, \
+         `vansite token issue --port PORT`",
+    )
+}
+
+/// The program listening on TCP `port`, as `comm (pid N)`, when this user can see it (its own
+/// processes): the socket's inode from /proc/net/tcp{,6}, then the process holding it.
+fn port_holder(port: u16) -> Option<String> {
+    let inodes: Vec<String> = ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|table| std::fs::read_to_string(table).ok())
+        .flat_map(|text| {
+            text.lines()
+                .skip(1)
+                .filter_map(|line| {
+                    let fields: Vec<&str> = line.split_whitespace().collect();
+                    let local_port = fields.get(1)?.rsplit(':').next()?;
+                    let listening = fields.get(3) == Some(&"0A");
+                    (listening && u16::from_str_radix(local_port, 16).ok()? == port)
+                        .then(|| fields.get(9).map(|inode| format!("socket:[{inode}]")))
+                        .flatten()
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    if inodes.is_empty() {
+        return None;
+    }
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|process| {
+            let pid = process.file_name().to_string_lossy().into_owned();
+            pid.parse::<u32>().ok()?;
+            let holds = std::fs::read_dir(process.path().join("fd"))
+                .ok()?
+                .flatten()
+                .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+                .any(|target| {
+                    inodes
+                        .iter()
+                        .any(|inode| target.as_os_str() == inode.as_str())
+                });
+            let comm = std::fs::read_to_string(process.path().join("comm")).ok()?;
+            holds.then(|| format!("{} (pid {pid})", comm.trim()))
+        })
+}
+
 async fn router_answers(site_dir: &SiteDir, port: u16) -> bool {
     let Ok(tls) = ClientTls::from_dir(site_dir.certs().join("skupper-local-client")) else {
         return false;
@@ -692,6 +822,19 @@ pub fn table(report: &DoctorReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_program_holding_a_port_is_named_when_it_is_the_users_own() {
+        let held = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = held.local_addr().unwrap().port();
+        let holder = port_holder(port).expect("this process holds it");
+        assert!(
+            holder.ends_with(&format!("(pid {})", std::process::id())),
+            "{holder}"
+        );
+        drop(held);
+        assert_eq!(port_holder(port), None);
+    }
 
     fn temp_file(name: &str, content: &str) -> std::path::PathBuf {
         let path =

@@ -4,28 +4,26 @@
 //! the one apply (`ops::apply`) renders and writes everything, starts the router and waits
 //! until it answers management; a new site that cannot start is removed again.
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::error::Error;
+use crate::grants::grant_port;
 use crate::model::{
     check_name, ObjectMeta, Resource, RouterAccess, RouterAccessRole, RouterAccessSpec, RouterMode,
     Site, SiteResources, SiteSpec, LOCAL_ROUTER_ACCESS,
 };
 use crate::ops::apply::{local_port, ApplyOptions, RouterChange, SiteSession};
+use crate::ops::ports::{
+    default_grant_port, free_port, ports_of_other_sites, site_ports, SitePort, EDGE_PORT,
+    INTER_ROUTER_PORT, MANAGEMENT_PORT,
+};
 use crate::plan::ROUTER_IMAGE_ANNOTATION;
-use crate::quadlet::version::detect_generator_version;
+use crate::quadlet::version::detect_runtime;
 use crate::render::certs::LeafRenewal;
 use crate::render::router_unit::router_unit_name;
 use crate::settings::Platform;
 
 use crate::store::{files, Paths};
-
-const LOCAL_PORT: u16 = 5671;
-const INTER_ROUTER_PORT: u16 = 55671;
-const EDGE_PORT: u16 = 45671;
-/// How many ports above a default are tried when it is taken.
-const PORT_SEARCH: u16 = 100;
 
 /// What the person asked for. `None` means "not given": an existing site keeps its value.
 #[derive(Debug, Clone)]
@@ -39,6 +37,8 @@ pub struct InitRequest {
     pub router_image: Option<String>,
     /// The image when neither the request nor the existing site names one.
     pub default_router_image: String,
+    /// `grant_port` from the settings: where the grant server's port is picked from.
+    pub default_grant_port: u16,
     pub timeout: Duration,
 }
 
@@ -57,6 +57,9 @@ pub struct InitOutcome {
     pub management_port: u16,
     /// (role, port) of each link access endpoint.
     pub link_access: Vec<(String, u16)>,
+    /// Every port the site takes (the grant server's as `token issue` will pick it, for a
+    /// site that accepts links and has none yet), each with its default.
+    pub ports: Vec<SitePort>,
     pub linger: bool,
 }
 
@@ -76,8 +79,9 @@ pub async fn init(
             "an edge site cannot accept links: drop --enable-link-access, or use --router-mode interior".into(),
         ));
     }
-    // Everything that can refuse before a file is written does so here: the podman floor, the bus.
-    detect_generator_version()?;
+    // Everything that can refuse before a file is written does so here: what runs the units
+    // (the same verdict as `doctor`'s), the bus.
+    detect_runtime(Some(&paths.systemd_user_dir()))?;
     let mut session = SiteSession::open(paths, &request.namespace, progress).await?;
     let site_dir = session.site_dir.clone();
     let created = session.saved.is_none();
@@ -97,7 +101,13 @@ pub async fn init(
         timeout: request.timeout,
     };
     let applied = session.apply(target, "init", options, progress).await?;
-    outcome(&session, &request.namespace, created, applied.router)
+    outcome(
+        &session,
+        &request.namespace,
+        created,
+        applied.router,
+        request.default_grant_port,
+    )
 }
 
 /// `vansite site update`: what is given changes. A new router image restarts the router; if
@@ -106,6 +116,8 @@ pub async fn init(
 pub struct SiteUpdate {
     pub namespace: String,
     pub router_image: Option<String>,
+    /// As [`InitRequest::default_grant_port`].
+    pub default_grant_port: u16,
     pub timeout: Duration,
 }
 
@@ -114,7 +126,7 @@ pub async fn update(
     request: SiteUpdate,
     progress: &dyn Fn(&str),
 ) -> Result<InitOutcome, Error> {
-    detect_generator_version()?;
+    detect_runtime(Some(&paths.systemd_user_dir()))?;
     let mut session = SiteSession::open(paths, &request.namespace, progress).await?;
     let mut target = session.resources()?.clone();
     if let Some(image) = &request.router_image {
@@ -137,7 +149,13 @@ pub async fn update(
     let applied = session
         .apply(target, "site update", options, progress)
         .await?;
-    outcome(&session, &request.namespace, false, applied.router)
+    outcome(
+        &session,
+        &request.namespace,
+        false,
+        applied.router,
+        request.default_grant_port,
+    )
 }
 
 /// What init (or site update) did, for the person.
@@ -146,9 +164,19 @@ fn outcome(
     namespace: &str,
     created: bool,
     router: RouterChange,
+    grant_default: u16,
 ) -> Result<InitOutcome, Error> {
     let resources = session.resources()?;
     let user = std::env::var("USER").unwrap_or_default();
+    let mut ports = site_ports(resources, local_port(resources), grant_default);
+    if !resources.link_endpoints().is_empty() && grant_port(resources).is_none() {
+        let grants = default_grant_port(&session.paths, namespace, grant_default)?;
+        ports.push(SitePort {
+            purpose: "grant server".into(),
+            port: grants,
+            default: grant_default,
+        });
+    }
     Ok(InitOutcome {
         namespace: namespace.to_string(),
         site_name: resources.site_name().to_string(),
@@ -160,6 +188,7 @@ fn outcome(
         unit: format!("{}.service", router_unit_name(namespace)),
         management_port: local_port(resources),
         link_access: resources.link_endpoints(),
+        ports,
         linger: crate::platform::systemd::linger_enabled(&user),
     })
 }
@@ -240,7 +269,7 @@ pub fn with_host_defaults(
     };
     let mut added = Vec::new();
     if !has(&|a| a.metadata.name == LOCAL_ROUTER_ACCESS) {
-        let local_port = free_port("127.0.0.1", LOCAL_PORT, &taken)?;
+        let local_port = free_port("127.0.0.1", MANAGEMENT_PORT, &taken)?;
         taken.insert(local_port);
         added.push(RouterAccess {
             metadata: ObjectMeta::named(LOCAL_ROUTER_ACCESS),
@@ -362,31 +391,6 @@ fn reconcile(mut current: SiteResources, request: &InitRequest) -> Result<SiteRe
     Ok(current)
 }
 
-/// Ports recorded by the user's other sites: their routers may be stopped right now, so a
-/// probe alone would not see them.
-fn ports_of_other_sites(paths: &Paths, namespace: &str) -> BTreeSet<u16> {
-    paths
-        .namespaces()
-        .into_iter()
-        .filter(|ns| ns != namespace)
-        .filter_map(|ns| paths.site(&ns).load_resources().ok().flatten())
-        .flat_map(|set| set.router_accesses.into_iter())
-        .flat_map(|a| a.spec.roles.into_iter().map(|r| r.effective_port()))
-        .collect()
-}
-
-/// `preferred`, or the next port that is free to bind and not taken by another site.
-fn free_port(bind: &str, preferred: u16, taken: &BTreeSet<u16>) -> Result<u16, Error> {
-    (preferred..preferred.saturating_add(PORT_SEARCH))
-        .find(|port| !taken.contains(port) && std::net::TcpListener::bind((bind, *port)).is_ok())
-        .ok_or_else(|| {
-            Error::Usage(format!(
-                "ports {preferred} to {} on {bind} are all in use or taken by other sites; free one of them",
-                preferred.saturating_add(PORT_SEARCH - 1)
-            ))
-        })
-}
-
 fn host_name() -> String {
     rustix::system::uname()
         .nodename()
@@ -411,24 +415,5 @@ fn default_site_name() -> String {
         "site".into()
     } else {
         label
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_taken_port_is_skipped() {
-        let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = held.local_addr().unwrap().port();
-        let chosen = free_port("127.0.0.1", port, &BTreeSet::new()).unwrap();
-        assert_ne!(chosen, port);
-        let recorded: BTreeSet<u16> = [chosen].into();
-        assert_ne!(
-            free_port("127.0.0.1", port, &recorded).unwrap(),
-            chosen,
-            "ports of other sites are skipped too"
-        );
     }
 }

@@ -547,8 +547,7 @@ pub fn link_statuses(
             let connection = view.connections.iter().find(|c| {
                 c.dir == "out" && c.role == role.as_str() && c.host == endpoint && c.opened
             });
-            let message = &connector.connection_message;
-            status.last_error = (!message.is_empty()).then(|| message.clone());
+            status.last_error = connector.last_error().map(String::from);
             match connection {
                 Some(connection) => {
                     status.connected = true;

@@ -14,6 +14,7 @@ pub mod init;
 pub mod link;
 pub mod manifest;
 pub mod network;
+pub mod ports;
 pub mod services;
 pub mod status;
 pub mod token;

@@ -89,21 +89,9 @@ pub struct ContainerStatus {
 
 pub async fn status(paths: &Paths, namespace: &str) -> Result<SiteStatus, Error> {
     let site_dir = paths.site(namespace);
-    let namespaces = paths.namespaces();
     let interrupted = journal::read(&site_dir);
     let Some(resources) = site_dir.load_resources()? else {
-        if let Some(command) = interrupted {
-            return Err(Error::Usage(format!(
-                "no site in namespace '{namespace}': a `vansite {command}` was interrupted before \
-                 it saved one; `vansite -n {namespace} delete` removes what it left, or run \
-                 `vansite -n {namespace} init` again"
-            )));
-        }
-        return Err(crate::store::StoreError::NoSite {
-            namespace: namespace.to_string(),
-            present: namespaces,
-        }
-        .into());
+        return Err(paths.no_site(namespace).into());
     };
     let mut problems = Vec::new();
     if let Some(command) = &interrupted {
@@ -220,7 +208,7 @@ pub async fn status(paths: &Paths, namespace: &str) -> Result<SiteStatus, Error>
         },
         grant_server,
         services,
-        namespaces,
+        namespaces: paths.namespaces(),
         interrupted,
         links,
         soonest_expiry,

@@ -17,8 +17,12 @@ pub struct PodmanVersion {
 }
 
 impl PodmanVersion {
-    /// Podman 4.4, the first release with quadlet: vansite's floor.
+    /// Podman 4.4, the first release with quadlet: vansite's floor for the generator, and
+    /// for podman itself (see [`check_runtime`]).
     pub const FLOOR: PodmanVersion = PodmanVersion::new(4, 4, 0);
+    /// The oldest podman whose service answers the libpod API v4 vansite asks about
+    /// containers: the least podman under a newer generator, with the container-id drop-in.
+    pub const API_FLOOR: PodmanVersion = PodmanVersion::new(4, 0, 0);
 
     pub const fn new(major: u32, minor: u32, patch: u32) -> PodmanVersion {
         PodmanVersion {
@@ -105,6 +109,114 @@ pub enum DetectError {
         generator: PathBuf,
         source: ParseVersionError,
     },
+    #[error(
+        "the quadlet generator is {0}, older than {floor}; install podman ≥ 4.4",
+        floor = PodmanVersion::FLOOR
+    )]
+    OldGenerator(PodmanVersion),
+    #[error("no usable podman: {0}; install podman ≥ 4.4 (e.g. `sudo dnf install podman`)")]
+    NoPodman(String),
+    #[error(
+        "podman {podman} is older than {floor}: it never deletes the container-id file \
+         (--cidfile) of quadlet {generator}'s units, so the router's unit would start once and \
+         every restart would fail ('container id file exists'); install podman ≥ 4.4 with its \
+         own quadlet (RHEL ≥ 9.2, Fedora ≥ 37, Debian ≥ 13, Ubuntu ≥ 24.04), or add a drop-in \
+         for every user service, ~/.config/systemd/user/service.d/10-cidfile.conf: \
+         `[Service]` `ExecStartPre=-/bin/rm -f %t/%N.cid`",
+        floor = PodmanVersion::FLOOR
+    )]
+    OldPodman {
+        podman: PodmanVersion,
+        generator: PodmanVersion,
+    },
+    #[error(
+        "podman {0} is older than {floor}, whose service API (libpod v4) vansite uses; install \
+         podman ≥ 4.4",
+        floor = PodmanVersion::API_FLOOR
+    )]
+    PodmanTooOld(PodmanVersion),
+}
+
+/// What runs vansite's units here: quadlet turns vansite's `.container` files into services
+/// (its release decides which keys vansite may write), podman runs them (its release must
+/// handle what the generator's units ask of it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PodmanRuntime {
+    pub generator: PodmanVersion,
+    pub podman: PodmanVersion,
+    /// podman < 4.4 under a newer generator: it runs only because a drop-in removes the
+    /// container-id files podman leaves behind.
+    pub cidfile_workaround: bool,
+}
+
+/// Whether this host's generator and podman can run vansite's units (`init` refuses what
+/// cannot, `doctor` says the same): the generator ≥ 4.4 (the first with quadlet) and podman
+/// ≥ 4.4, whose `podman rm --cidfile` (quadlet's ExecStop) deletes the container-id file
+/// that the next start's `podman run --cidfile` must not find. An older podman 4.x under a
+/// newer generator runs only with a drop-in that removes that file before each start.
+pub fn check_runtime(
+    generator: Result<PodmanVersion, DetectError>,
+    podman: Result<PodmanVersion, String>,
+    cidfile_removed: bool,
+) -> Result<PodmanRuntime, DetectError> {
+    let generator = generator?;
+    if generator < PodmanVersion::FLOOR {
+        return Err(DetectError::OldGenerator(generator));
+    }
+    let podman = podman.map_err(DetectError::NoPodman)?;
+    if podman < PodmanVersion::API_FLOOR {
+        return Err(DetectError::PodmanTooOld(podman));
+    }
+    let cidfile_workaround = podman < PodmanVersion::FLOOR;
+    if cidfile_workaround && !cidfile_removed {
+        return Err(DetectError::OldPodman { podman, generator });
+    }
+    Ok(PodmanRuntime {
+        generator,
+        podman,
+        cidfile_workaround,
+    })
+}
+
+/// The directories of drop-ins for every user service (`service.d/`, systemd.unit(5)), the
+/// user's own (`user_unit_dir`, `~/.config/systemd/user`, when known) first.
+pub fn service_drop_in_dirs(user_unit_dir: Option<&Path>) -> Vec<PathBuf> {
+    user_unit_dir
+        .into_iter()
+        .chain([
+            Path::new("/etc/systemd/user"),
+            Path::new("/run/systemd/user"),
+            Path::new("/usr/local/lib/systemd/user"),
+            Path::new("/usr/lib/systemd/user"),
+        ])
+        .map(|dir| dir.join("service.d"))
+        .collect()
+}
+
+/// Whether a drop-in in `dirs` removes quadlet's container-id file (`%t/%N.cid`) before a
+/// service starts (an `ExecStartPre=` naming it).
+pub fn removes_stale_cidfiles(dirs: &[PathBuf]) -> bool {
+    dirs.iter()
+        .filter_map(|dir| std::fs::read_dir(dir).ok())
+        .flatten()
+        .flatten()
+        .filter(|entry| entry.path().extension().is_some_and(|e| e == "conf"))
+        .filter_map(|entry| std::fs::read_to_string(entry.path()).ok())
+        .any(|text| {
+            text.lines().any(|line| {
+                let line = line.trim();
+                line.starts_with("ExecStartPre=") && line.contains("%t/%N.cid")
+            })
+        })
+}
+
+/// [`check_runtime`] for this host; `user_unit_dir` is `~/.config/systemd/user`.
+pub fn detect_runtime(user_unit_dir: Option<&Path>) -> Result<PodmanRuntime, DetectError> {
+    check_runtime(
+        detect_generator_version(),
+        podman_binary_version(),
+        removes_stale_cidfiles(&service_drop_in_dirs(user_unit_dir)),
+    )
 }
 
 /// The version of the quadlet generator this host's user manager runs.
@@ -242,6 +354,71 @@ mod tests {
         let unknown =
             detect_in(&[&generators], &dir.join("quadlet"), &dir.join("no-podman")).unwrap_err();
         assert!(matches!(unknown, DetectError::Unknown { .. }), "{unknown}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn podman_older_than_its_generator_runs_only_with_the_container_id_drop_in() {
+        let v = PodmanVersion::new;
+        let runtime = |podman: PodmanVersion, removed: bool| {
+            check_runtime(Ok(v(5, 4, 2)), Ok(podman), removed)
+        };
+        // One release of both: fine, with or without the drop-in.
+        let same = runtime(v(4, 9, 4), false).unwrap();
+        assert!(!same.cidfile_workaround);
+        // Debian 12's podman 4.3.1 under quadlet 5.4.2 (the test hosts): refused without the
+        // drop-in, with why and both ways out; accepted, as a workaround, with it.
+        let refused = runtime(v(4, 3, 1), false).unwrap_err().to_string();
+        for words in [
+            "podman 4.3.1 is older than 4.4.0",
+            "container id file exists",
+            "install podman ≥ 4.4",
+            "ExecStartPre=-/bin/rm -f %t/%N.cid",
+        ] {
+            assert!(refused.contains(words), "{words}: {refused}");
+        }
+        assert!(runtime(v(4, 3, 1), true).unwrap().cidfile_workaround);
+        // Older than the service API vansite uses: no drop-in helps.
+        assert!(matches!(
+            runtime(v(3, 4, 4), true),
+            Err(DetectError::PodmanTooOld(_))
+        ));
+        assert!(matches!(
+            check_runtime(Ok(v(5, 4, 2)), Err("not found".into()), true),
+            Err(DetectError::NoPodman(_))
+        ));
+        assert!(matches!(
+            check_runtime(Err(DetectError::NoGenerator), Ok(v(5, 4, 2)), true),
+            Err(DetectError::NoGenerator)
+        ));
+    }
+
+    #[test]
+    fn a_drop_in_for_every_service_that_removes_the_container_id_file_is_found() {
+        let dir = temp_dir("drop-in");
+        let dirs = service_drop_in_dirs(Some(&dir));
+        assert!(!removes_stale_cidfiles(&dirs));
+        std::fs::create_dir_all(&dirs[0]).unwrap();
+        std::fs::write(
+            dirs[0].join("10-other.conf"),
+            "[Service]\nExecStartPre=/bin/true\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dirs[0].join("cid.txt"),
+            "ExecStartPre=-/bin/rm -f %t/%N.cid",
+        )
+        .unwrap();
+        assert!(
+            !removes_stale_cidfiles(&dirs),
+            "only .conf files are drop-ins"
+        );
+        std::fs::write(
+            dirs[0].join("10-cidfile.conf"),
+            "[Service]\nExecStartPre=-/bin/rm -f %t/%N.cid\n",
+        )
+        .unwrap();
+        assert!(removes_stale_cidfiles(&dirs));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

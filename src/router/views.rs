@@ -14,9 +14,29 @@ fn text(row: &Row, key: &str) -> String {
     }
 }
 
+/// Which TCP adaptor entity a [`TcpEndpointView`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TcpEndpointKind {
+    Listener,
+    Connector,
+}
+
+impl TcpEndpointKind {
+    pub const ALL: [TcpEndpointKind; 2] = [TcpEndpointKind::Listener, TcpEndpointKind::Connector];
+
+    /// The management entity type.
+    pub fn entity_type(self) -> &'static str {
+        match self {
+            TcpEndpointKind::Listener => "tcpListener",
+            TcpEndpointKind::Connector => "tcpConnector",
+        }
+    }
+}
+
 /// A `tcpListener` or `tcpConnector`, with its counters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TcpEndpointView {
+    pub kind: TcpEndpointKind,
     pub name: String,
     /// tcpListener: `up` while a connector of its address is reachable in the network.
     pub oper_status: Option<String>,
@@ -25,8 +45,9 @@ pub struct TcpEndpointView {
 }
 
 impl TcpEndpointView {
-    pub fn from_row(row: &Row) -> TcpEndpointView {
+    pub fn from_row(kind: TcpEndpointKind, row: &Row) -> TcpEndpointView {
         TcpEndpointView {
+            kind,
             name: text(row, "name"),
             oper_status: row
                 .get("operStatus")
@@ -37,11 +58,18 @@ impl TcpEndpointView {
         }
     }
 
-    /// Connections open now, when the router counts them.
+    /// Client connections open now, when the router counts them. A tcpConnector's
+    /// `connectionsOpened` starts at 1: skupper-router counts the connector's own
+    /// `egress-dispatch` core connection there, which is never closed while the connector
+    /// lives ("for legacy compatibility", `TL_setup_connector` in `tcp_adaptor.c`).
     pub fn open_connections(&self) -> Option<u64> {
+        let uncounted = match self.kind {
+            TcpEndpointKind::Listener => 0,
+            TcpEndpointKind::Connector => 1,
+        };
         self.connections_opened
             .zip(self.connections_closed)
-            .map(|(opened, closed)| opened.saturating_sub(closed))
+            .map(|(opened, closed)| opened.saturating_sub(closed).saturating_sub(uncounted))
     }
 }
 
@@ -51,7 +79,8 @@ pub struct ConnectorView {
     pub name: String,
     /// `SUCCESS`, `FAILED`, `CONNECTING`, ...
     pub connection_status: String,
-    /// The router's last message about the connection, e.g. the last error.
+    /// The router's last message about the connection: the last failure, or the last
+    /// connection opened (see [`ConnectorView::last_error`]).
     pub connection_message: String,
 }
 
@@ -62,6 +91,19 @@ impl ConnectorView {
             connection_status: text(row, "connectionStatus"),
             connection_message: text(row, "connectionMsg"),
         }
+    }
+
+    /// The connector's last connection failure, if its message is one. skupper-router keeps
+    /// one message per connector, overwritten by either event: a failure,
+    /// `Connection to HOST:PORT failed[: …]` (`qd_connector_handle_transport_error`), or
+    /// success, `[Cn] Connection Opened: dir=out …` (`qd_connection_opened`), which is not an
+    /// error.
+    pub fn last_error(&self) -> Option<&str> {
+        let message = self.connection_message.as_str();
+        let failure = message
+            .strip_prefix("Connection to ")
+            .is_some_and(|rest| rest.contains(" failed"));
+        failure.then_some(message)
     }
 }
 
@@ -173,14 +215,40 @@ mod tests {
 
     #[test]
     fn views_read_what_vansite_uses_and_treat_null_as_unset() {
-        let tcp = TcpEndpointView::from_row(&row(json!({
-            "name": "listener/db", "operStatus": "up", "connectionsOpened": 5, "connectionsClosed": 3
-        })));
+        let tcp = TcpEndpointView::from_row(
+            TcpEndpointKind::Listener,
+            &row(json!({
+                "name": "listener/db", "operStatus": "up", "connectionsOpened": 5, "connectionsClosed": 3
+            })),
+        );
         assert_eq!(tcp.open_connections(), Some(2));
         assert_eq!(tcp.oper_status.as_deref(), Some("up"));
-        let fresh =
-            TcpEndpointView::from_row(&row(json!({"name": "connector/x@h", "operStatus": null})));
+        let fresh = TcpEndpointView::from_row(
+            TcpEndpointKind::Connector,
+            &row(json!({"name": "connector/x@h", "operStatus": null})),
+        );
         assert_eq!((fresh.open_connections(), fresh.oper_status), (None, None));
+        // skupper-router 3.5.1's answer for a new tcpConnector and for one with 2 of its 3
+        // client connections ended: the first "opened" is its egress-dispatch connection.
+        let connector = |opened: u64, closed: u64| {
+            TcpEndpointView::from_row(
+                TcpEndpointKind::Connector,
+                &row(
+                    json!({"name": "connector/db@h", "connectionsOpened": opened, "connectionsClosed": closed}),
+                ),
+            )
+        };
+        assert_eq!(connector(1, 0).open_connections(), Some(0));
+        assert_eq!(connector(4, 2).open_connections(), Some(1));
+        // What skupper-router 3.5.1 answers for a connected link and for a failing one.
+        let link = |message: &str| {
+            ConnectorView::from_row(&row(json!({"name": "l", "connectionMsg": message})))
+        };
+        let opened = "[C6] Connection Opened: dir=out host=127.0.0.1:25001 encrypted=TLSv1.3 auth=EXTERNAL user=(null) container_id=hub";
+        assert_eq!(link(opened).last_error(), None);
+        let failed = "Connection to 127.0.0.1:25001 failed: amqp:connection:framing-error SSL Failure: error:0A000418:SSL routines::tlsv1 alert unknown ca";
+        assert_eq!(link(failed).last_error(), Some(failed));
+        assert_eq!(link("").last_error(), None);
         let connection = ConnectionView::from_row(&row(json!({
             "dir": "out", "role": "inter-router", "host": "h:55671", "container": null, "uptimeSeconds": 9
         })));

@@ -87,7 +87,7 @@ impl Paths {
             .join(format!("{namespace}.lock"))
     }
 
-    /// The namespaces that have a site (saved resources), sorted.
+    /// The namespaces that have a site (saved resources with a Site), sorted.
     pub fn namespaces(&self) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(&self.data)
             .into_iter()
@@ -96,7 +96,7 @@ impl Paths {
             .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
             .filter_map(|e| e.file_name().into_string().ok())
             .filter(|name| !name.starts_with('.'))
-            .filter(|name| self.site(name).resources().is_dir())
+            .filter(|name| self.site(name).has_saved_site())
             .collect();
         names.sort();
         names
@@ -182,5 +182,16 @@ impl SiteDir {
 
     pub fn exists(&self) -> bool {
         self.root.exists()
+    }
+
+    /// The marker of a change under way (`ops::apply::journal`): the command, written before
+    /// its first effect and removed once its resources are saved or it was undone.
+    pub fn journal(&self) -> PathBuf {
+        self.root.join(".applying")
+    }
+
+    /// The command whose change was cut short, if one was.
+    pub fn interrupted_command(&self) -> Option<String> {
+        std::fs::read_to_string(self.journal()).ok()
     }
 }

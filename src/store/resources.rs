@@ -23,6 +23,18 @@ pub enum StoreError {
         namespace: String,
         present: Vec<String>,
     },
+    /// A command that makes a site (init, apply -f) was killed before it saved the site's
+    /// resources, its commit point: some of its files and units may be on the host.
+    #[error(
+        "site '{namespace}' was not fully initialised{}; run `vansite -n {namespace} init` again \
+         to finish, or `vansite -n {namespace} delete`",
+        interrupted_hint(.interrupted)
+    )]
+    NotInitialised {
+        namespace: String,
+        /// The command that was interrupted, when its marker is there.
+        interrupted: Option<String>,
+    },
     #[error(transparent)]
     Serialize(Box<ResourceError>),
     #[error("cannot read {}: {source}", path.display())]
@@ -48,6 +60,13 @@ impl StoreError {
     }
 }
 
+fn interrupted_hint(interrupted: &Option<String>) -> String {
+    match interrupted {
+        Some(command) => format!(" (`vansite {command}` was interrupted)"),
+        None => String::new(),
+    }
+}
+
 fn namespaces_hint(present: &[String]) -> String {
     match present {
         [] => "; create one with `vansite init`".to_string(),
@@ -63,14 +82,59 @@ impl Paths {
     pub fn load_site(&self, namespace: &str) -> Result<SiteResources, StoreError> {
         self.site(namespace)
             .load_resources()?
-            .ok_or_else(|| StoreError::NoSite {
+            .ok_or_else(|| self.no_site(namespace))
+    }
+
+    /// Why `namespace` has no saved site: a site whose making was cut short, or none at all
+    /// (naming the sites there are).
+    pub fn no_site(&self, namespace: &str) -> StoreError {
+        let site_dir = self.site(namespace);
+        if site_dir.is_unfinished() {
+            return StoreError::NotInitialised {
                 namespace: namespace.to_string(),
-                present: self.namespaces(),
-            })
+                interrupted: site_dir.interrupted_command(),
+            };
+        }
+        StoreError::NoSite {
+            namespace: namespace.to_string(),
+            present: self.namespaces(),
+        }
     }
 }
 
 impl SiteDir {
+    /// Whether resources with a Site are saved (the last step of making a site), without
+    /// reading them.
+    pub fn has_saved_site(&self) -> bool {
+        std::fs::read_dir(self.resources())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .any(|path| {
+                is_yaml(&path)
+                    && path
+                        .file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with("Site-"))
+            })
+    }
+
+    /// Whether a site was being made here and its making was cut short: no Site saved, but
+    /// a command's marker, resources, the router's configuration or certificates are there
+    /// (the event log alone, which a failed and undone init leaves, is not a site).
+    pub fn is_unfinished(&self) -> bool {
+        !self.has_saved_site()
+            && [
+                self.journal(),
+                self.resources(),
+                self.router_config_dir(),
+                self.certs(),
+                self.issuers(),
+            ]
+            .iter()
+            .any(|path| path.exists())
+    }
+
     /// The site's resources, or None when the namespace has no Site yet.
     pub fn load_resources(&self) -> Result<Option<SiteResources>, StoreError> {
         let dir = self.resources();
@@ -421,6 +485,44 @@ data:
     fn site_with_link() -> SiteResources {
         let parsed = parse_documents(SITE_WITH_LINK, "test.yaml").unwrap();
         SiteResources::new("default", parsed.resources).unwrap()
+    }
+
+    #[test]
+    fn a_site_whose_making_was_cut_short_is_named_as_such_and_not_listed_as_a_site() {
+        let base =
+            std::env::temp_dir().join(format!("vansite-store-unfinished-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let paths = Paths {
+            data: base.clone(),
+            config_home: base.join("config"),
+            runtime_dir: base.join("run"),
+        };
+        let complete = paths.site("default");
+        complete.save_resources(&site_with_link()).unwrap();
+        let message = |namespace: &str| paths.load_site(namespace).unwrap_err().to_string();
+        assert_eq!(
+            message("kt"),
+            "no site in namespace 'kt'; sites exist in: default (choose one with -n)"
+        );
+        // An init killed before it saved the site: its marker and certificates are there.
+        let killed = paths.site("kt");
+        std::fs::create_dir_all(killed.certs()).unwrap();
+        std::fs::write(killed.journal(), "init").unwrap();
+        let expected = "site 'kt' was not fully initialised (`vansite init` was interrupted); \
+                        run `vansite -n kt init` again to finish, or `vansite -n kt delete`";
+        assert_eq!(message("kt"), expected);
+        // Resources without a Site (no marker): not a site either, and not listed as one.
+        std::fs::remove_file(killed.journal()).unwrap();
+        std::fs::create_dir_all(killed.resources()).unwrap();
+        let link = SITE_WITH_LINK.split("---").nth(1).unwrap();
+        std::fs::write(killed.resources().join("Link-to-east.yaml"), link).unwrap();
+        assert!(message("kt").starts_with("site 'kt' was not fully initialised; run"));
+        assert_eq!(paths.namespaces(), ["default"]);
+        // What a failed init leaves after undoing itself (its event) is no site at all.
+        let undone = paths.site("gone");
+        undone.record_event("init", "failed: …; undone").unwrap();
+        assert!(message("gone").starts_with("no site in namespace 'gone'"));
+        std::fs::remove_dir_all(base).unwrap();
     }
 
     #[test]

@@ -301,6 +301,17 @@ fn bad_input_pending_peers_and_deleting_a_service_in_use() {
     std::thread::sleep(Duration::from_millis(500));
     vansite_ok(&host, &["connector", "create", "echo", "8082"]);
     assert_eq!(early.join().unwrap(), b"before the connector");
+    // A connector nothing has used has no open connection (skupper-router's connectionsOpened
+    // starts at 1, its egress-dispatch connection), and deleting it ends none.
+    vansite_ok(&host, &["connector", "create", "unused", "8099"]);
+    let unused: Value = serde_json::from_str(&vansite_ok(
+        &host,
+        &["connector", "status", "unused", "-o", "json"],
+    ))
+    .unwrap();
+    assert_eq!(unused[0]["activeConnections"], 0, "{unused:#}");
+    let out = vansite_ok(&host, &["connector", "delete", "unused"]);
+    assert!(!out.contains("ended"), "{out}");
     let table = vansite_ok(&host, &["status"]);
     assert!(
         table.contains("later") && table.contains("reachable"),

@@ -26,7 +26,7 @@ use crate::render::router_config::{
     connector_ssl_profile, multi_key_listener_name, tcp_entities, LOOPBACK,
 };
 use crate::render::router_unit::router_unit_name;
-use crate::router::views::{AddressView, TcpEndpointView};
+use crate::router::views::{AddressView, TcpEndpointKind, TcpEndpointView};
 use crate::store::{Paths, SiteDir};
 
 use edit::{edit_service, remove_service, NewService};
@@ -520,10 +520,10 @@ async fn router_view(
         .await
         .ok()?;
     let mut endpoints = BTreeMap::new();
-    for entity_type in ["tcpConnector", "tcpListener"] {
-        for row in client.query(entity_type, &[]).await.ok()? {
-            let view = TcpEndpointView::from_row(&row);
-            endpoints.insert((entity_type, view.name.clone()), view);
+    for kind in TcpEndpointKind::ALL {
+        for row in client.query(kind.entity_type(), &[]).await.ok()? {
+            let view = TcpEndpointView::from_row(kind, &row);
+            endpoints.insert((kind.entity_type(), view.name.clone()), view);
         }
     }
     let addresses = client

@@ -3,7 +3,7 @@
 //! the real router's status codes.
 
 use std::fmt;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
@@ -522,6 +522,13 @@ fn rows(router: &Router, short: &str) -> Vec<Map<String, Value>> {
                     {
                         add_listener_status(&mut row, listener);
                     }
+                    if let Some(connector) = state
+                        .tcp_connectors
+                        .get(name)
+                        .filter(|_| short == "tcpConnector")
+                    {
+                        add_counters(&mut row, &connector.opened, &connector.closed);
+                    }
                     if short == "listenerAddress" {
                         let opened = state
                             .tcp_listeners
@@ -546,10 +553,12 @@ fn add_listener_status(row: &mut Map<String, Value>, listener: &TcpListenerState
         "down"
     };
     row.insert("operStatus".into(), Value::String(oper_status.into()));
-    for (key, counter) in [
-        ("connectionsOpened", &listener.opened),
-        ("connectionsClosed", &listener.closed),
-    ] {
+    add_counters(row, &listener.opened, &listener.closed);
+}
+
+/// A tcpListener's or tcpConnector's `connectionsOpened` / `connectionsClosed`.
+fn add_counters(row: &mut Map<String, Value>, opened: &AtomicU64, closed: &AtomicU64) {
+    for (key, counter) in [("connectionsOpened", opened), ("connectionsClosed", closed)] {
         row.insert(key.into(), Value::from(counter.load(Ordering::Relaxed)));
     }
 }

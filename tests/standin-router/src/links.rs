@@ -218,6 +218,7 @@ pub async fn start_listener(
                     record,
                     tls_ordinal: Some(tls_ordinal),
                     listener: Some(name.clone()),
+                    connector: None,
                 };
                 if let Err(e) = run_peer(&router, Box::new(stream), end, None, &mut false).await {
                     tracing::warn!("listener {name}: link from {remote} ended: {e}");
@@ -279,6 +280,12 @@ struct Ctor {
 }
 
 impl Ctor {
+    /// The connector's `connectionMsg` after a failure, worded as
+    /// `qd_connector_handle_transport_error` does.
+    fn failed(&self, why: &str) -> String {
+        format!("Connection to {}:{} failed: {why}", self.host, self.port)
+    }
+
     /// Dial, then TLS (client certificate, server verified per the router's rules) with what
     /// the profile holds now. Returns the stream and its session's TLS ordinal.
     async fn attempt(&self) -> Result<(tokio_rustls::client::TlsStream<TcpStream>, u64), String> {
@@ -480,7 +487,8 @@ async fn dial(
         }
         active.store(true, Ordering::SeqCst);
         delay = RETRY_AFTER_FAILURE;
-        set_status(router, name, "CONNECTING", "");
+        // The message stays what it was (the last failure, or the last connection opened).
+        set_status(router, name, "CONNECTING", None);
         let attempt = tokio::select! {
             attempt = ctor.attempt() => attempt,
             _ = stop.wait_for(|stopped| *stopped) => {
@@ -490,7 +498,6 @@ async fn dial(
         };
         match attempt {
             Ok((stream, tls_ordinal)) => {
-                set_status(router, name, "SUCCESS", "");
                 let end = PeerEnd {
                     dialler: true,
                     role: ctor.role.clone(),
@@ -500,6 +507,7 @@ async fn dial(
                     record: ctor.record.clone(),
                     tls_ordinal: Some(tls_ordinal),
                     listener: None,
+                    connector: Some(name.clone()),
                 };
                 let mut opened = false;
                 let ended = run_peer(
@@ -522,11 +530,11 @@ async fn dial(
                     ctor.host,
                     ctor.port
                 );
-                set_status(router, name, "FAILED", &message);
+                set_status(router, name, "FAILED", Some(&ctor.failed(&message)));
             }
             Err(message) => {
                 tracing::warn!("connector {name}: {message}");
-                set_status(router, name, "FAILED", &message);
+                set_status(router, name, "FAILED", Some(&ctor.failed(&message)));
             }
         }
         active.store(false, Ordering::SeqCst);
@@ -536,13 +544,20 @@ async fn dial(
     }
 }
 
-fn set_status(router: &Router, name: &str, status: &str, message: &str) {
+/// A connector's `connectionStatus`, and its `connectionMsg` when `message` is given (the
+/// real router keeps the last one: a failure, or the last connection opened).
+fn set_status(router: &Router, name: &str, status: &str, message: Option<&str>) {
     if let Some(c) = router
         .state()
         .configured
         .get_mut(&("connector".to_string(), name.to_string()))
     {
-        c.status = Some((status.to_string(), message.to_string()));
+        let message = match (message, c.status.take()) {
+            (Some(message), _) => message.to_string(),
+            (None, Some((_, kept))) => kept,
+            (None, None) => String::new(),
+        };
+        c.status = Some((status.to_string(), message));
     }
 }
 
@@ -608,6 +623,8 @@ struct PeerEnd {
     tls_ordinal: Option<u64>,
     /// The listener that accepted it.
     listener: Option<String>,
+    /// The connector that dialled it.
+    connector: Option<String>,
 }
 
 /// One inter-router or edge link, from either end: exchange hellos (the listener refuses a
@@ -694,6 +711,15 @@ async fn run_peer(
         },
     );
     link_record(router, &end, true, peer_hello.access_id.as_deref());
+    if let Some(connector) = &end.connector {
+        // As `qd_connection_opened` in `amqp_adaptor.c` words it; not an error.
+        let message = format!(
+            "[C{id}] Connection Opened: dir=out host={} encrypted=TLSv1.3 auth=EXTERNAL \
+             user=(null) container_id={}",
+            end.host, peer_hello.router_id
+        );
+        set_status(router, connector, "SUCCESS", Some(&message));
+    }
     router.topology_changed();
 
     let retired = async {

@@ -130,6 +130,12 @@ pub struct TcpConnectorState {
     /// Connections open through it now: the real router's count of open streams moved off the
     /// connector's link (`open_moved_streams`), which the balanced forwarder weighs.
     pub open: Arc<AtomicUsize>,
+    /// The real router's `connectionsOpened` / `connectionsClosed`: opened starts at 1, the
+    /// connector's own egress-dispatch connection ("for legacy compatibility",
+    /// `TL_setup_connector`); each connection to the backend counts once opened and once
+    /// closed, a failed one too.
+    pub opened: Arc<AtomicU64>,
+    pub closed: Arc<AtomicU64>,
     /// Creation order (the order of the real router's local links for the address).
     pub seq: u64,
 }
@@ -146,19 +152,37 @@ pub struct Route {
     pub open: OpenStream,
 }
 
-/// One stream counted against its path while it lives (dropped when the stream ends).
-pub struct OpenStream(Arc<AtomicUsize>);
+/// One stream counted against its path while it lives (dropped when the stream ends); one
+/// to a local tcpConnector also counts as ended in its `connectionsClosed` when dropped.
+pub struct OpenStream {
+    open: Arc<AtomicUsize>,
+    closed: Option<Arc<AtomicU64>>,
+}
 
 impl OpenStream {
     fn new(counter: &Arc<AtomicUsize>) -> OpenStream {
         counter.fetch_add(1, Ordering::Relaxed);
-        OpenStream(Arc::clone(counter))
+        OpenStream {
+            open: Arc::clone(counter),
+            closed: None,
+        }
+    }
+
+    /// A connection of a tcpConnector, counted in its `connectionsOpened` now.
+    fn to_connector(connector: &TcpConnectorState) -> OpenStream {
+        connector.opened.fetch_add(1, Ordering::Relaxed);
+        let mut stream = OpenStream::new(&connector.open);
+        stream.closed = Some(Arc::clone(&connector.closed));
+        stream
     }
 }
 
 impl Drop for OpenStream {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.open.fetch_sub(1, Ordering::Relaxed);
+        if let Some(closed) = &self.closed {
+            closed.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -588,7 +612,7 @@ impl Router {
                         let connector = &state.tcp_connectors[name];
                         return Some(Route {
                             to: RouteTo::Local(connector.target.clone()),
-                            open: OpenStream::new(&connector.open),
+                            open: OpenStream::to_connector(connector),
                         });
                     }
                     Local::Edge(peer) => *peer,

@@ -99,6 +99,8 @@ pub fn add_connector(router: &Arc<Router>, entity: &Entity, tls: Option<Arc<TlsC
                 tls,
             },
             open: Arc::new(AtomicUsize::new(0)),
+            opened: Arc::new(AtomicU64::new(1)),
+            closed: Arc::default(),
             seq,
         },
     );

@@ -159,11 +159,11 @@ async fn status_queries_see_links_and_routers() {
             .find(|r| r["name"] == json!("link-nowhere"))
             .expect("connector listed");
         if row["connectionStatus"] == json!("FAILED") {
+            // Worded as skupper-router's `qd_connector_handle_transport_error`.
+            let message = row["connectionMsg"].as_str().unwrap_or("");
+            let prefix = format!("Connection to 127.0.0.1:{dead_port} failed: ");
             assert!(
-                row["connectionMsg"]
-                    .as_str()
-                    .unwrap_or("")
-                    .contains("refused"),
+                message.starts_with(&prefix) && message.contains("refused"),
                 "{row:?}"
             );
             break;
@@ -217,5 +217,87 @@ async fn connectors_of_one_address_share_the_connections() {
             answers.iter().filter(|a| *a == tag).count() >= 3,
             "{answers:?}"
         );
+    }
+}
+
+/// `connectionsOpened` and `connectionsClosed` of tcpConnector `name`.
+async fn connector_counters(client: &mut ManagementClient, name: &str) -> (u64, u64) {
+    let rows = client
+        .query(
+            "tcpConnector",
+            &["name", "connectionsOpened", "connectionsClosed"],
+        )
+        .await
+        .unwrap();
+    let row = rows.iter().find(|r| r["name"] == json!(name)).unwrap();
+    let count = |key: &str| {
+        row[key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{key}: {row:?}"))
+    };
+    (count("connectionsOpened"), count("connectionsClosed"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tcp_connector_counts_its_egress_dispatch_connection_as_opened() {
+    let site = start_site("connector-counters");
+    let mut client =
+        ManagementClient::connect("127.0.0.1", site.management_port, &site.client_tls, LIMIT)
+            .await
+            .unwrap();
+    // skupper-router 3.5.1 (`TL_setup_connector`): a new tcpConnector reads 1 opened, 0 closed.
+    let (backend, dead) = (support::tag_server("one"), free_port());
+    for (name, port, address) in [
+        ("connector/one", backend, "one"),
+        ("connector/dead", dead, "dead"),
+    ] {
+        let attributes = json!({"host": "127.0.0.1", "port": port.to_string(), "address": address});
+        client
+            .create(
+                "tcpConnector",
+                name,
+                attributes.as_object().unwrap().clone(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(connector_counters(&mut client, name).await, (1, 0));
+    }
+    for address in ["one", "dead"] {
+        let port = free_port();
+        let attributes = json!({"host": "127.0.0.1", "port": port.to_string(), "address": address});
+        client
+            .create(
+                "tcpListener",
+                &format!("listener/{address}"),
+                attributes.as_object().unwrap().clone(),
+            )
+            .await
+            .unwrap();
+        // Each client connection is one opened and, once it ended (a failed one too), one
+        // closed: open = opened - closed - 1.
+        let clients = tokio::task::spawn_blocking(move || {
+            wait_accepting(port, LIMIT);
+            for _ in 0..3 {
+                support::read_all_from(port);
+            }
+            3
+        })
+        .await
+        .unwrap();
+        let name = format!("connector/{address}");
+        let start = std::time::Instant::now();
+        loop {
+            let (opened, closed) = connector_counters(&mut client, &name).await;
+            // The probe of `wait_accepting` is a client too.
+            assert!(opened > clients as u64, "{name}: {opened} opened");
+            if opened == closed + 1 {
+                break;
+            }
+            assert!(
+                start.elapsed() < LIMIT,
+                "{name}: {opened} opened, {closed} closed"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 }
