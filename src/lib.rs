@@ -14,6 +14,7 @@ pub mod forward;
 #[cfg(test)]
 mod golden;
 pub mod grants;
+pub mod input;
 pub mod model;
 pub mod observe;
 pub mod ops;

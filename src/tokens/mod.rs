@@ -17,8 +17,8 @@ pub mod redeem;
 use std::fmt;
 
 use crate::model::{
-    parse_documents, AccessToken, Endpoint, Link, LinkSpec, ObjectMeta, Resource, ResourceError,
-    Secret,
+    check_code, parse_documents, AccessToken, Endpoint, Link, LinkSpec, ObjectMeta, Resource,
+    ResourceError, Secret,
 };
 use crate::render::certs::{check_credentials, CertFiles};
 
@@ -426,6 +426,7 @@ fn v1_claim(secret: &Secret) -> Result<V1Claim, String> {
     if data[0].is_empty() {
         return Err(invalid("data 'password' is empty".into()));
     }
+    check_code(&data[0]).map_err(|problem| invalid(format!("data 'password' {problem}")))?;
     Ok(V1Claim {
         name: name.clone(),
         url: url.clone(),
