@@ -259,6 +259,27 @@ fn access_token_needs_a_usable_ca() {
         "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----",
     ));
     assert!(message.contains("spec.ca"), "{message}");
+    // A token file cut short inside its CA: said in those words, not the PEM parser's
+    // "missing section end marker: [67, 69, 82, …]".
+    let pem = ca.cert_pem();
+    let message = parse_err(&token(&pem[..pem.len() / 2]));
+    assert_eq!(
+        message,
+        "token.yaml: AccessToken 'west': spec.ca: the CA certificate is not valid PEM: the \
+         certificate is cut off (no END CERTIFICATE line): the file is truncated?"
+    );
+}
+
+#[test]
+fn a_cut_off_link_certificate_says_so() {
+    let mut credentials = credentials();
+    let half = credentials.tls_crt.len() / 2;
+    credentials.tls_crt.truncate(half);
+    let message = parse_err(&link_yaml("east", &credentials));
+    assert!(
+        message.contains("tls.crt: the certificate is cut off (no END CERTIFICATE line)"),
+        "{message}"
+    );
 }
 
 #[test]
