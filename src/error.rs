@@ -321,3 +321,68 @@ pub fn report(error: &Error) -> String {
     }
     message
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The same kind of mistake gets the same code, whichever command makes it.
+    #[test]
+    fn one_rule_for_exit_codes() {
+        let usage = [
+            Error::Usage("no listener named 'nosuch'".into()),
+            Error::Link(LinkError::NotFound {
+                name: "nosuch".into(),
+                present: Vec::new(),
+            }),
+            Error::Store(StoreError::NoSite {
+                namespace: "west".into(),
+                present: Vec::new(),
+            }),
+            Error::Input(InputError::NotText {
+                name: "x".into(),
+                expected: "YAML",
+            }),
+            Error::Resources(Box::new(ResourceError::Yaml {
+                place: Default::default(),
+                message: "unclosed bracket".into(),
+            })),
+            Error::Token(TokenError::Empty {
+                source_name: "x".into(),
+            }),
+            Error::Grants(GrantError::UnknownHost {
+                host: "x".into(),
+                known: Vec::new(),
+            }),
+        ];
+        for error in usage {
+            assert_eq!(error.failure(), Failure::Usage, "{error}");
+        }
+        let failed = [
+            Error::Redeem(RedeemError::Timeout {
+                server: "the grant server",
+                addr: "x".into(),
+            }),
+            Error::UnitFailed {
+                unit: "u".into(),
+                state: "failed".into(),
+            },
+            Error::ChecksFailed(vec!["podman".into()]),
+        ];
+        for error in failed {
+            assert_eq!(error.failure(), Failure::Failed, "{error}");
+        }
+        let unhealthy = Error::Unhealthy {
+            namespace: "west".into(),
+            problems: Vec::new(),
+        };
+        assert_eq!(unhealthy.failure().code(), 3);
+        assert_eq!(
+            exit_codes()
+                .iter()
+                .map(|(code, _)| *code)
+                .collect::<Vec<_>>(),
+            [0, 1, 2, 3]
+        );
+    }
+}
