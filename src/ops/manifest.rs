@@ -34,7 +34,6 @@ use crate::tokens::redeem::redeem_access_token;
 const EXPECTED: &str = "Skupper resources in YAML";
 
 /// Skupper's default for an AccessGrant that names no window.
-
 const DEFAULT_EXPIRATION_WINDOW: &str = "15m";
 
 /// Annotations vansite keeps for itself on stored objects; a document that leaves them out

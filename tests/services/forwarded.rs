@@ -6,8 +6,8 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    in_netns, link_sites, router_identity, running_site, serve_answer, text, vansite_fails, vansite_refuses,
-    vansite_ok, wait_reachable, Host,
+    in_netns, link_sites, router_identity, running_site, serve_answer, text, vansite_fails,
+    vansite_ok, vansite_refuses, wait_reachable, Host,
 };
 use serde_json::{json, Value};
 
