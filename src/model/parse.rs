@@ -66,28 +66,47 @@ pub(super) fn field_words(field: &str) -> String {
     }
 }
 
+/// The longest string a message about a wrong field quotes.
+const MAX_QUOTED: usize = 16;
+
 /// serde's words ("invalid type: null, expected a string") in a person's: what the field
 /// must be and what it is ("must be a string, found nothing").
 fn shape_problem(error: &serde_json::Error) -> String {
     let message = error.to_string();
-    if let Some((found, expected)) = message
-        .strip_prefix("invalid type: ")
+    let Some((found, expected)) = ["invalid type: ", "invalid value: "]
+        .iter()
+        .find_map(|prefix| message.strip_prefix(prefix))
         .and_then(|rest| rest.split_once(", expected "))
-    {
-        let found = match found {
-            "null" => "nothing",
-            "map" => "a mapping",
-            "sequence" => "a list",
-            other => other,
-        };
-        return format!("must be {expected}, found {found}");
-    }
-    if let Some(rest) = message.strip_prefix("invalid value: ") {
-        if let Some((found, expected)) = rest.split_once(", expected ") {
-            return format!("must be {expected}, found {found}");
-        }
-    }
-    message
+    else {
+        return message;
+    };
+    let found = match found {
+        "null" => "nothing".to_string(),
+        "map" => "a mapping".to_string(),
+        "sequence" => "a list".to_string(),
+        // A long string is not quoted: it can be a key or a code in the wrong place.
+        text => match text
+            .strip_prefix("string \"")
+            .and_then(|t| t.strip_suffix('"'))
+        {
+            Some(string) if string.chars().count() > MAX_QUOTED => {
+                format!("a string of {} characters", string.chars().count())
+            }
+            Some(string) => format!("\"{string}\""),
+            None => text.to_string(),
+        },
+    };
+    let expected = match expected {
+        "u16" => "a number from 0 to 65535",
+        "u8" | "u32" | "u64" | "usize" => "a number (0 or more)",
+        "i8" | "i16" | "i32" | "i64" | "isize" => "a whole number",
+        "a boolean" => "true or false",
+        "a sequence" => "a list",
+        "a map" => "a mapping",
+        struct_name if struct_name.starts_with("struct ") => "a mapping",
+        other => other,
+    };
+    format!("must be {expected}, found {found}")
 }
 
 /// Reads a YAML stream (one or more `---`-separated documents). `source_name` (a file path, or
@@ -265,6 +284,20 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("line 11: Link/west: field `spec.endpoints[0].name` must be a string, found integer `5`"),
+        );
+        let listener = "apiVersion: skupper.io/v2alpha1\nkind: Listener\nmetadata: {name: l}\n\
+                        spec: {routingKey: k, host: 0.0.0.0, port: eighty}\n";
+        assert_eq!(
+            parse(listener).unwrap_err().to_string(),
+            "test.yaml, document 1, line 4: Listener/l: field `spec.port` must be a number from 0 \
+             to 65535, found \"eighty\""
+        );
+        let secret =
+            "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ndata: LS0tLS1CRUdJTiBFQw==\n";
+        assert_eq!(
+            parse(secret).unwrap_err().to_string(),
+            "test.yaml, document 1, line 4: Secret/s: field `data` must be a mapping, found a string \
+             of 20 characters"
         );
     }
 
