@@ -239,6 +239,13 @@ fn v1_claim_is_parsed_and_its_password_never_printed() {
     assert!(!format!("{claim:?}").contains("Pa55word"));
     let plain = text.replace("https://", "http://");
     assert!(parse_err(&plain).contains("must be an https:// URL"));
+    // A password far longer than a claim's is not sent to the claims server.
+    let long = text.replace(&b64("Pa55word0123456789abcdef"), &b64(&"p".repeat(50_000)));
+    let message = parse_err(&long);
+    assert!(
+        message.contains("data 'password' is 50000 characters long; a code is at most 256"),
+        "{message}"
+    );
 }
 
 #[test]
