@@ -4,8 +4,9 @@
 //! pure renderers (`render`, `quadlet`) and decisions (`plan`), the site on disk (`store`),
 //! effects at the edges (`platform`: systemd and podman; `router`: management; `tokens`: the
 //! redeem client; `grants`: the grant server; `forward`: the forwarder; `observe`: vanflow;
-//! `console`: the web console), one error type (`error`), the operations (`ops`: one file per
-//! verb, and the one apply), and the command line (`cli`).
+//! `console`: the web console), the files a person hands over, read with a size limit (`input`),
+//! one error type (`error`), the operations (`ops`: one file per verb, and the one apply), and
+//! the command line (`cli`).
 
 pub mod cli;
 pub mod console;
@@ -14,6 +15,7 @@ pub mod forward;
 #[cfg(test)]
 mod golden;
 pub mod grants;
+pub mod input;
 pub mod model;
 pub mod observe;
 pub mod ops;

@@ -4,6 +4,13 @@ use clap::Parser;
 use vansite::cli::{self, Cli, Command};
 use vansite::error;
 
+/// Colours only for a person at a terminal: never into a pipe or a log file (a journal, a
+/// redirected `-vv`), and never when NO_COLOR (<https://no-color.org>) is set to anything.
+fn colour_on_stderr() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let level = match cli.verbose {
@@ -17,6 +24,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| level.into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(colour_on_stderr())
         .with_target(false)
         .without_time()
         .init();

@@ -77,7 +77,11 @@ impl Settings {
     }
 
     fn parse(text: &str) -> Result<Settings, String> {
-        toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())
+        let settings: Settings =
+            toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())?;
+        crate::model::check_name(&settings.namespace)
+            .map_err(|problem| format!("namespace: {problem}"))?;
+        Ok(settings)
     }
 }
 
@@ -100,6 +104,12 @@ mod tests {
             .unwrap_err()
             .contains("router-image"));
         assert!(Settings::parse("grant_port = \"high\"\n").is_err());
+        // A namespace becomes a directory name: one that is no RFC 1123 label is refused.
+        let error = Settings::parse("namespace = \"../../tmp\"\n").unwrap_err();
+        assert!(
+            error.starts_with("namespace: '../../tmp' is not a valid name"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -42,8 +42,54 @@ pub enum Versions {
     Tls13Only,
 }
 
+/// PEM framing checked line by line, in a person's words: a block cut off (what a PEM parser
+/// calls a "missing section end marker"), an END without its BEGIN, no block at all.
+pub fn check_pem_framing(pem: &[u8]) -> Result<(), String> {
+    let text = String::from_utf8_lossy(pem);
+    let marker = |line: &str, prefix: &str| {
+        line.strip_prefix(prefix)
+            .and_then(|rest| rest.strip_suffix("-----"))
+            .map(str::to_string)
+    };
+    let cut_off = |label: &str| {
+        format!(
+            "the {} is cut off (no END {label} line): the file is truncated?",
+            label.to_lowercase()
+        )
+    };
+    let mut open: Option<String> = None;
+    let mut blocks = 0;
+    for line in text.lines().map(str::trim) {
+        if let Some(label) = marker(line, "-----BEGIN ") {
+            if let Some(begun) = open.replace(label) {
+                return Err(cut_off(&begun));
+            }
+        } else if let Some(label) = marker(line, "-----END ") {
+            match open.take() {
+                Some(begun) if begun == label => blocks += 1,
+                Some(begun) => {
+                    return Err(format!(
+                        "a {begun} block ends with END {label}: the PEM text is damaged"
+                    ))
+                }
+                None => {
+                    return Err(format!(
+                        "END {label} comes without its BEGIN {label} line: the start is cut off"
+                    ))
+                }
+            }
+        }
+    }
+    match open {
+        Some(begun) => Err(cut_off(&begun)),
+        None if blocks == 0 => Err("no PEM block in it (no -----BEGIN line)".into()),
+        None => Ok(()),
+    }
+}
+
 /// The roots of trust: every certificate in `ca_pem`, and nothing else.
 pub fn roots(ca_pem: &[u8]) -> Result<RootCertStore, TlsConfigError> {
+    check_pem_framing(ca_pem).map_err(TlsConfigError::CaPem)?;
     let mut roots = RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(ca_pem) {
         let cert = cert.map_err(|e| TlsConfigError::CaPem(e.to_string()))?;
@@ -74,6 +120,8 @@ pub fn client_config(
     let Some(identity) = identity else {
         return Ok(builder.with_no_client_auth());
     };
+    check_pem_framing(identity.cert_pem).map_err(TlsConfigError::CertPem)?;
+    check_pem_framing(identity.key_pem).map_err(TlsConfigError::KeyPem)?;
     let chain = CertificateDer::pem_slice_iter(identity.cert_pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| TlsConfigError::CertPem(e.to_string()))?;
@@ -130,4 +178,32 @@ pub fn is_refused_client(e: &rustls::Error) -> bool {
                 | A::AccessDenied
         )
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BLOCK: &str = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+
+    #[test]
+    fn pem_framing_is_told_in_words() {
+        assert_eq!(check_pem_framing(BLOCK.as_bytes()), Ok(()));
+        assert_eq!(check_pem_framing(BLOCK.repeat(2).as_bytes()), Ok(()));
+        let cut = |text: &str| check_pem_framing(text.as_bytes()).unwrap_err();
+        assert_eq!(
+            cut("-----BEGIN CERTIFICATE-----\nAAAA\n"),
+            "the certificate is cut off (no END CERTIFICATE line): the file is truncated?"
+        );
+        assert_eq!(
+            cut(&format!("{BLOCK}-----BEGIN EC PRIVATE KEY-----\nAA")),
+            "the ec private key is cut off (no END EC PRIVATE KEY line): the file is truncated?"
+        );
+        assert!(cut("AAAA\n-----END CERTIFICATE-----\n").contains("without its BEGIN"));
+        assert!(cut("").contains("no PEM block"));
+        assert!(
+            cut("-----BEGIN CERTIFICATE-----\n-----END PRIVATE KEY-----\n")
+                .contains("ends with END PRIVATE KEY")
+        );
+    }
 }

@@ -529,8 +529,10 @@ fn bad_input_is_explained_and_leaves_the_site_unchanged() {
     );
     wait_connected(&b, true, "the good link connected");
 
-    // Unknown links are named as such.
-    let stderr = b.fails(&["link", "delete", "nope"]);
+    // Unknown links are named as such, and refused as bad input (exit 2), as unknown listeners.
+    let output = b.vansite(&["link", "delete", "nope"]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("no link named 'nope'") && stderr.contains("link-north"),
         "{stderr}"

@@ -27,7 +27,8 @@ pub struct Cli {
         long,
         global = true,
         env = "VANSITE_NAMESPACE",
-        value_name = "NAME"
+        value_name = "NAME",
+        value_parser = rfc1123_name
     )]
     pub namespace: Option<String>,
 
@@ -338,7 +339,7 @@ pub struct TokenIssueArgs {
     pub file: std::path::PathBuf,
 
     /// The grant's name (also the token's) [default: <site>-<random>]
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = rfc1123_name)]
     pub name: Option<String>,
 
     /// How many times the token can be redeemed
@@ -374,7 +375,7 @@ pub struct LinkGenerateArgs {
     pub file: Option<std::path::PathBuf>,
 
     /// The Link's and Secret's name [default: link-<site>]
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = rfc1123_name)]
     pub name: Option<String>,
 
     /// The host the remote site dials, one of the names given to `init --host` [default: the
@@ -438,7 +439,7 @@ pub enum ServiceCommand<K: ServiceKindArgs> {
 /// `listener update` / `connector update`: what is given changes, live.
 #[derive(Debug, Args)]
 pub struct ServiceUpdateArgs<K: ServiceKindArgs> {
-    #[arg(help = K::TEXT.name)]
+    #[arg(help = K::TEXT.name, value_parser = rfc1123_name)]
     pub name: String,
     /// A new port
     #[arg(long, value_name = "PORT")]
@@ -459,7 +460,7 @@ pub struct ServiceUpdateArgs<K: ServiceKindArgs> {
 /// `listener create` / `connector create`.
 #[derive(Debug, Args)]
 pub struct ServiceCreateArgs<K: ServiceKindArgs> {
-    #[arg(help = K::TEXT.name)]
+    #[arg(help = K::TEXT.name, value_parser = rfc1123_name)]
     pub name: String,
     #[arg(help = K::TEXT.port)]
     pub port: u16,
@@ -704,6 +705,7 @@ pub struct OutputArgs {
 #[derive(Debug, Args)]
 pub struct ServiceStatusArgs {
     /// Only this one
+    #[arg(value_parser = rfc1123_name)]
     pub name: Option<String>,
     #[command(flatten)]
     pub output: OutputArgs,
@@ -711,6 +713,7 @@ pub struct ServiceStatusArgs {
 
 #[derive(Debug, Args)]
 pub struct ServiceDeleteArgs {
+    #[arg(value_parser = rfc1123_name)]
     pub name: String,
     #[command(flatten)]
     pub output: OutputArgs,
@@ -732,7 +735,7 @@ pub struct LinkCreateArgs {
     pub file: std::path::PathBuf,
 
     /// Name of the link and its Secret [default: the name in the file]
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = rfc1123_name)]
     pub name: Option<String>,
 
     /// The link's cost: the router prefers links of lower cost [default: the file's, else 1]
@@ -750,7 +753,7 @@ pub struct LinkCreateArgs {
 #[derive(Debug, Args)]
 pub struct LinkNameArgs {
     /// The link, as `vansite link status` names it
-    #[arg(value_name = "NAME")]
+    #[arg(value_name = "NAME", value_parser = rfc1123_name)]
     pub name: String,
 
     /// How long to wait for the router if it has to be restarted (seconds)
@@ -795,7 +798,7 @@ pub struct InitArgs {
     pub platform: Platform,
 
     /// The site's name in the network [default: this host's short name]
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = rfc1123_name)]
     pub name: Option<String>,
 
     /// interior sites accept and make links; edge sites only link to interior ones
@@ -876,6 +879,12 @@ pub struct DeleteArgs {
 
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// A namespace or a resource's name: an RFC 1123 label, as Skupper's, refused before any path
+/// is built or any lookup made with it (`-n ../../tmp` is no directory to look in).
+fn rfc1123_name(text: &str) -> Result<String, String> {
+    crate::model::check_name(text).map(|()| text.to_string())
 }
 
 fn parse_seconds(text: &str) -> Result<Duration, String> {

@@ -13,6 +13,7 @@ use std::time::Duration;
 use crate::error::Error;
 use crate::forward::proxy;
 use crate::grants::{self, TokenFormat};
+use crate::input;
 use crate::model::StrategyKind;
 use crate::ops::access;
 use crate::ops::apply::ApplyOptions;
@@ -125,11 +126,11 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             }
         }
         Command::Link(LinkCommand::Create(args)) | Command::Token(TokenCommand::Redeem(args)) => {
-            let (text, source_name) = read_token_file(&args.file)?;
+            let file = input::read_text(&args.file, "a token or link in YAML")?;
             let request = CreateRequest {
                 namespace,
-                text,
-                source_name,
+                text: file.text,
+                source_name: file.name,
                 name: args.name,
                 cost: args.cost,
                 timeout: args.timeout,
@@ -517,7 +518,7 @@ fn tls_setting(
     [cert, key, ca]: [Option<PathBuf>; 3],
 ) -> Result<Option<TlsSetting>, Error> {
     let read = |path: Option<PathBuf>| -> Result<Option<String>, Error> {
-        path.map(|path| std::fs::read_to_string(&path).map_err(Error::file("cannot read", &path)))
+        path.map(|path| Ok(input::read_text(&path, "a PEM file")?.text))
             .transpose()
     };
     let material = TlsMaterial {
@@ -532,22 +533,4 @@ fn tls_setting(
             material,
         }),
     )
-}
-
-/// The file's text and its name for messages (`-` is standard input).
-fn read_token_file(path: &std::path::Path) -> Result<(String, String), Error> {
-    if path.as_os_str() == "-" {
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
-            .map_err(Error::file("cannot read", "<stdin>"))?;
-        return Ok((text, "<stdin>".into()));
-    }
-    let bytes = std::fs::read(path).map_err(Error::file("cannot read", path))?;
-    let text = String::from_utf8(bytes).map_err(|_| {
-        Error::Usage(format!(
-            "{} is not a text file: expected a token or link in YAML",
-            path.display()
-        ))
-    })?;
-    Ok((text, path.display().to_string()))
 }

@@ -28,10 +28,29 @@ pub struct AccessTokenSpec {
 
 pub type AccessToken = Object<AccessTokenSpec>;
 
+/// The longest grant code (or v1 claim password) vansite sends to a server: Skupper's are 24
+/// (v2) and 128 (v1) characters; anything far longer is a damaged or hostile token, not a code.
+pub const MAX_CODE_LENGTH: usize = 256;
+
+/// Whether `code` can be a grant code: 1 to [`MAX_CODE_LENGTH`] printable ASCII characters.
+pub fn check_code(code: &str) -> Result<(), String> {
+    if code.len() > MAX_CODE_LENGTH {
+        return Err(format!(
+            "is {} characters long; a code is at most {MAX_CODE_LENGTH} (the file is damaged?)",
+            code.len()
+        ));
+    }
+    if !code.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("holds spaces, control or non-ASCII characters; a code has none".into());
+    }
+    Ok(())
+}
+
 impl Validate for AccessToken {
     fn validate_spec(&self, invalid: Invalid) -> Result<(), ResourceError> {
         require("spec.url", &self.spec.url, invalid)?;
         require("spec.code", &self.spec.code, invalid)?;
+        check_code(&self.spec.code).map_err(|problem| invalid("spec.code", problem))?;
         require("spec.ca", &self.spec.ca, invalid)?;
         if !self.spec.url.starts_with("https://") {
             return Err(invalid("spec.url", "must be an https:// URL".into()));
@@ -78,5 +97,23 @@ spec:
         let text = "apiVersion: skupper.io/v2alpha1\nkind: AccessToken\nmetadata: {name: t}\n\
                     spec: {url: 'http://x', code: c, ca: x}\n";
         assert!(parse(text).unwrap_err().to_string().contains("https://"));
+    }
+
+    #[test]
+    fn a_code_longer_than_a_code_is_refused() {
+        let token = |code: &str| {
+            format!(
+                "apiVersion: skupper.io/v2alpha1\nkind: AccessToken\nmetadata: {{name: t}}\n\
+                 spec: {{url: 'https://x:9090/g', code: '{code}', ca: x}}\n"
+            )
+        };
+        assert!(parse(&token(&"c".repeat(super::MAX_CODE_LENGTH))).is_ok());
+        let error = parse(&token(&"c".repeat(50_000))).unwrap_err().to_string();
+        assert!(
+            error.contains("spec.code: is 50000 characters long; a code is at most 256"),
+            "{error}"
+        );
+        let error = parse(&token("a code")).unwrap_err().to_string();
+        assert!(error.contains("spec.code: holds spaces"), "{error}");
     }
 }

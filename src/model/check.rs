@@ -100,7 +100,7 @@ mod tests {
         let text = error.to_string();
         assert!(
             text.starts_with(
-                "test.yaml, document 1: Site/West_1: metadata.name: 'West_1' is not a valid name"
+                "test.yaml, document 1, line 4: Site/West_1: metadata.name: 'West_1' is not a valid name"
             ),
             "{text}"
         );

@@ -1,7 +1,11 @@
 //! Reading YAML streams of documents into [`Resource`]s, one document at a time.
 
-use serde_json::Value;
+use std::fmt;
 
+use serde_json::Value;
+use serde_saphyr::{MessageFormatter, UserMessageFormatter};
+
+use super::locate::line_of;
 use super::{ObjectRef, Resource, ResourceError, SKUPPER_API_VERSION};
 
 /// Skupper kinds that exist but that a vansite site does not use; they are skipped, not refused.
@@ -27,21 +31,111 @@ pub struct ParsedDocuments {
     pub skipped: Vec<SkippedDocument>,
 }
 
+/// Where in the input a problem is: the file (a path, `<stdin>`; empty when the message
+/// already names it), the document of the stream (1-based), the line and column.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Place {
+    pub source_name: String,
+    pub document: Option<usize>,
+    pub line: Option<u64>,
+    pub column: Option<u64>,
+}
+
+impl fmt::Display for Place {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        if !self.source_name.is_empty() {
+            parts.push(self.source_name.clone());
+        }
+        parts.extend(self.document.map(|d| format!("document {d}")));
+        parts.extend(self.line.map(|l| format!("line {l}")));
+        parts.extend(self.column.map(|c| format!("column {c}")));
+        f.write_str(&parts.join(", "))
+    }
+}
+
+/// A document's wrong field: where in the document, and serde's words for what is wrong.
+pub(super) type ShapeError = serde_path_to_error::Error<serde_json::Error>;
+
+/// `field ... ` for a Shape message, nothing for the document itself.
+pub(super) fn field_words(field: &str) -> String {
+    if field.is_empty() || field == "." {
+        String::new()
+    } else {
+        format!("field `{field}` ")
+    }
+}
+
+/// The longest string a message about a wrong field quotes.
+const MAX_QUOTED: usize = 16;
+
+/// serde's words ("invalid type: null, expected a string") in a person's: what the field
+/// must be and what it is ("must be a string, found nothing").
+fn shape_problem(error: &serde_json::Error) -> String {
+    let message = error.to_string();
+    let Some((found, expected)) = ["invalid type: ", "invalid value: "]
+        .iter()
+        .find_map(|prefix| message.strip_prefix(prefix))
+        .and_then(|rest| rest.split_once(", expected "))
+    else {
+        return message;
+    };
+    let found = match found {
+        "null" => "nothing".to_string(),
+        "map" => "a mapping".to_string(),
+        "sequence" => "a list".to_string(),
+        // A long string is not quoted: it can be a key or a code in the wrong place.
+        text => match text
+            .strip_prefix("string \"")
+            .and_then(|t| t.strip_suffix('"'))
+        {
+            Some(string) if string.chars().count() > MAX_QUOTED => {
+                format!("a string of {} characters", string.chars().count())
+            }
+            Some(string) => format!("\"{string}\""),
+            None => text.to_string(),
+        },
+    };
+    let expected = match expected {
+        "u16" => "a number from 0 to 65535",
+        "u8" | "u32" | "u64" | "usize" => "a number (0 or more)",
+        "i8" | "i16" | "i32" | "i64" | "isize" => "a whole number",
+        "a boolean" => "true or false",
+        "a sequence" => "a list",
+        "a map" => "a mapping",
+        struct_name if struct_name.starts_with("struct ") => "a mapping",
+        other => other,
+    };
+    format!("must be {expected}, found {found}")
+}
+
 /// Reads a YAML stream (one or more `---`-separated documents). `source_name` (a file path, or
-/// `<stdin>`) is used in messages. Each object is validated on its own; see
-/// [`SiteResources`](super::SiteResources) for the checks across objects.
+/// `<stdin>`) is used in messages, with the document and line of a problem. Each object is
+/// validated on its own; see [`SiteResources`](super::SiteResources) for the checks across
+/// objects.
 pub fn parse_documents(text: &str, source_name: &str) -> Result<ParsedDocuments, ResourceError> {
     let documents: Vec<Value> =
         serde_saphyr::from_multiple(text).map_err(|error| ResourceError::Yaml {
-            source_name: source_name.to_string(),
-            message: error.to_string(),
+            place: Place {
+                source_name: source_name.to_string(),
+                line: error.location().map(|l| l.line()),
+                column: error.location().map(|l| l.column()),
+                ..Place::default()
+            },
+            message: UserMessageFormatter.format_message(&error).into_owned(),
         })?;
     let mut parsed = ParsedDocuments::default();
     for (index, value) in documents.into_iter().enumerate() {
         let document = index + 1;
-        let problem = |problem: String| ResourceError::Document {
+        // The line is looked up only for a refused document (the stream is read again).
+        let place = |field: &str| Place {
             source_name: source_name.to_string(),
-            document,
+            document: Some(document),
+            line: line_of(text, document, field),
+            column: None,
+        };
+        let problem = |field: &str, problem: String| ResourceError::Document {
+            place: place(field),
             problem,
         };
         let map = match &value {
@@ -49,6 +143,7 @@ pub fn parse_documents(text: &str, source_name: &str) -> Result<ParsedDocuments,
             Value::Object(map) => map,
             _ => {
                 return Err(problem(
+                    "",
                     "expected a mapping with apiVersion and kind".into(),
                 ))
             }
@@ -56,7 +151,10 @@ pub fn parse_documents(text: &str, source_name: &str) -> Result<ParsedDocuments,
         let text_field = |field: &str| -> Result<String, ResourceError> {
             match map.get(field) {
                 Some(Value::String(text)) if !text.is_empty() => Ok(text.clone()),
-                _ => Err(problem(format!("{field} is missing or not a string"))),
+                _ => Err(problem(
+                    field,
+                    format!("{field} is missing or not a string"),
+                )),
             }
         };
         let api_version = text_field("apiVersion")?;
@@ -80,30 +178,38 @@ pub fn parse_documents(text: &str, source_name: &str) -> Result<ParsedDocuments,
                 Some(Err(error)) => Err(error),
                 None if api_version == SKUPPER_API_VERSION => {
                     return Err(ResourceError::UnknownKind {
-                        source_name: source_name.to_string(),
-                        document,
+                        place: place("kind"),
                         kind: kind.to_string(),
                     })
                 }
                 None => Ok(None),
             },
         };
-        let in_document = |source: ResourceError| ResourceError::InDocument {
-            source_name: source_name.to_string(),
-            document,
-            source: Box::new(source),
-        };
         match resource {
             Ok(Some(resource)) => {
-                resource.validate().map_err(in_document)?;
+                resource.validate().map_err(|source| {
+                    let field = match &source {
+                        ResourceError::Invalid { field, .. } => field,
+                        _ => "",
+                    };
+                    ResourceError::InDocument {
+                        place: place(field),
+                        source: Box::new(source),
+                    }
+                })?;
                 parsed.resources.push(resource);
             }
             Ok(None) => parsed.skipped.push(skipped),
             Err((error, kind)) => {
-                return Err(in_document(ResourceError::Shape {
-                    object: ObjectRef { kind, name },
-                    message: error.to_string(),
-                }))
+                let field = error.path().to_string();
+                return Err(ResourceError::InDocument {
+                    place: place(&field),
+                    source: Box::new(ResourceError::Shape {
+                        object: ObjectRef { kind, name },
+                        problem: shape_problem(error.inner()),
+                        field,
+                    }),
+                });
             }
         }
     }
@@ -149,9 +255,49 @@ mod tests {
         let error = parse("apiVersion: skupper.io/v2alpha1\nkind: Site\nmetadata: {name: [west\n")
             .unwrap_err();
         assert!(matches!(error, ResourceError::Yaml { .. }), "{error:?}");
+        assert_eq!(
+            error.to_string(),
+            "test.yaml, line 3, column 18: not valid YAML: unclosed bracket '['"
+        );
+    }
+
+    #[test]
+    fn a_field_of_the_wrong_type_is_named_with_its_line() {
+        let text = "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\n---\n\
+                    apiVersion: skupper.io/v2alpha1\nkind: Link\nmetadata:\n  name: west\n\
+                    spec:\n  endpoints:\n  - name: inter-router\n    host:\n    port: '1'\n";
+        assert_eq!(
+            parse(text).unwrap_err().to_string(),
+            "test.yaml, document 2, line 12: Link/west: field `spec.endpoints[0].host` must be \
+             a string, found nothing"
+        );
+        let error = parse(&text.replace("host:\n    port: '1'", "host: a\n    port: [1]"));
+        let error = error.unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "test.yaml, document 2, line 13: Link/west: field `spec.endpoints[0].port` must be \
+             a string, found a list"
+        );
+        let error = parse(&text.replace("name: inter-router\n    host:", "name: 5\n    host: a"));
         assert!(
-            error.to_string().starts_with("test.yaml: not valid YAML"),
-            "{error}"
+            error
+                .unwrap_err()
+                .to_string()
+                .contains("line 11: Link/west: field `spec.endpoints[0].name` must be a string, found integer `5`"),
+        );
+        let listener = "apiVersion: skupper.io/v2alpha1\nkind: Listener\nmetadata: {name: l}\n\
+                        spec: {routingKey: k, host: 0.0.0.0, port: eighty}\n";
+        assert_eq!(
+            parse(listener).unwrap_err().to_string(),
+            "test.yaml, document 1, line 4: Listener/l: field `spec.port` must be a number from 0 \
+             to 65535, found \"eighty\""
+        );
+        let secret =
+            "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ndata: LS0tLS1CRUdJTiBFQw==\n";
+        assert_eq!(
+            parse(secret).unwrap_err().to_string(),
+            "test.yaml, document 1, line 4: Secret/s: field `data` must be a mapping, found a string \
+             of 20 characters"
         );
     }
 
@@ -165,7 +311,7 @@ mod tests {
         assert_eq!(
             error.to_string(),
             format!(
-                "test.yaml, document 1: unknown kind 'Sit' for apiVersion skupper.io/v2alpha1 \
+                "test.yaml, document 1, line 2: unknown kind 'Sit' for apiVersion skupper.io/v2alpha1 \
                  (vansite reads {})",
                 Resource::kinds_of(SKUPPER_API_VERSION).join(", ")
             )
@@ -187,7 +333,7 @@ mod tests {
         let error = parse("apiVersion: v1\nmetadata: {name: x}\n").unwrap_err();
         assert_eq!(
             error.to_string(),
-            "test.yaml, document 1: kind is missing or not a string"
+            "test.yaml, document 1, line 1: kind is missing or not a string"
         );
         let error = parse("- a\n- b\n").unwrap_err();
         assert!(error.to_string().contains("expected a mapping"), "{error}");

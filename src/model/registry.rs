@@ -106,11 +106,11 @@ macro_rules! kinds {
                 api_version: &str,
                 kind: &str,
                 value: serde_json::Value,
-            ) -> Option<Result<Resource, (serde_json::Error, &'static str)>> {
+            ) -> Option<Result<Resource, ($crate::model::parse::ShapeError, &'static str)>> {
                 $(
                     if api_version == $api && kind == stringify!($variant) {
                         return Some(
-                            serde_json::from_value(value)
+                            serde_path_to_error::deserialize(value)
                                 .map(Resource::$variant)
                                 .map_err(|error| (error, stringify!($variant))),
                         );

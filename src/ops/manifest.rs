@@ -10,7 +10,6 @@
 //! changes nothing and restarts nothing.
 
 use std::collections::BTreeSet;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -21,6 +20,7 @@ use crate::grants::code::new_code;
 use crate::grants::duration::parse_go_duration;
 use crate::grants::state::{GrantState, LockedState};
 use crate::grants::{GrantError, GRANT_PORT_ANNOTATION};
+use crate::input::{self, InputText};
 use crate::model::{parse_documents, AccessToken, Resource, SiteResources, ROUTER_PORT_ANNOTATION};
 use crate::ops::apply::{ApplyOptions, Preview, RouterChange, SiteSession};
 use crate::ops::init::with_host_defaults;
@@ -29,6 +29,9 @@ use crate::plan::{bind_address, forwarded_listeners};
 use crate::render::certs::LeafRenewal;
 use crate::store::Paths;
 use crate::tokens::redeem::redeem_access_token;
+
+/// What `apply -f` and `delete -f` read, for messages about a file that is not it.
+const EXPECTED: &str = "Skupper resources in YAML";
 
 /// Skupper's default for an AccessGrant that names no window.
 const DEFAULT_EXPIRATION_WINDOW: &str = "15m";
@@ -149,16 +152,10 @@ struct Documents {
 }
 
 fn read_inputs(inputs: &[Input]) -> Result<Documents, Error> {
-    let mut sources: Vec<(String, String)> = Vec::new();
+    let mut sources: Vec<InputText> = Vec::new();
     for input in inputs {
         match input {
-            Input::Stdin => {
-                let mut text = String::new();
-                std::io::stdin()
-                    .read_to_string(&mut text)
-                    .map_err(Error::file("cannot read", "standard input"))?;
-                sources.push(("<stdin>".into(), text));
-            }
+            Input::Stdin => sources.push(input::read_stdin(EXPECTED)?),
             Input::Path(path) if path.is_dir() => {
                 let mut files: Vec<PathBuf> = std::fs::read_dir(path)
                     .map_err(Error::file("cannot read", path))?
@@ -168,10 +165,10 @@ fn read_inputs(inputs: &[Input]) -> Result<Documents, Error> {
                     .collect();
                 files.sort();
                 for file in files {
-                    sources.push((file.display().to_string(), read(&file)?));
+                    sources.push(input::read_text(&file, EXPECTED)?);
                 }
             }
-            Input::Path(path) => sources.push((path.display().to_string(), read(path)?)),
+            Input::Path(path) => sources.push(input::read_text(path, EXPECTED)?),
         }
     }
     let mut documents = Documents {
@@ -179,7 +176,7 @@ fn read_inputs(inputs: &[Input]) -> Result<Documents, Error> {
         skipped: Vec::new(),
     };
     let mut refusals = Vec::new();
-    for (source, text) in &sources {
+    for InputText { name: source, text } in &sources {
         refusals.extend(kube_only(text, source));
         let parsed = parse_documents(text, source)?;
         documents.resources.extend(parsed.resources);
@@ -207,10 +204,6 @@ fn read_inputs(inputs: &[Input]) -> Result<Documents, Error> {
         }
     }
     Ok(documents)
-}
-
-fn read(path: &Path) -> Result<String, Error> {
-    std::fs::read_to_string(path).map_err(Error::file("cannot read", path))
 }
 
 fn is_manifest(path: &Path) -> bool {

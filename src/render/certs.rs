@@ -238,6 +238,8 @@ pub fn check_credentials(files: &CertFiles) -> Result<(), String> {
     ca_pem
         .parse_x509()
         .map_err(|e| format!("ca.crt is not a valid certificate: {e}"))?;
+    crate::tls::check_pem_framing(files.tls_crt.as_bytes()).map_err(|e| format!("tls.crt: {e}"))?;
+    crate::tls::check_pem_framing(files.tls_key.as_bytes()).map_err(|e| format!("tls.key: {e}"))?;
     let chain: Vec<Pem> = Pem::iter_from_buffer(files.tls_crt.as_bytes())
         .collect::<Result<_, _>>()
         .map_err(|e| format!("tls.crt: {e}"))?;
@@ -788,6 +790,7 @@ pub fn bundle_certificates(text: &str) -> BTreeSet<Vec<u8>> {
 }
 
 fn parse_pem(text: &str) -> Result<Pem, String> {
+    crate::tls::check_pem_framing(text.as_bytes())?;
     Pem::iter_from_buffer(text.as_bytes())
         .next()
         .ok_or_else(|| "no PEM block".to_string())?

@@ -17,8 +17,8 @@ pub mod redeem;
 use std::fmt;
 
 use crate::model::{
-    parse_documents, AccessToken, Endpoint, Link, LinkSpec, ObjectMeta, Resource, ResourceError,
-    Secret,
+    check_code, parse_documents, AccessToken, Endpoint, Link, LinkSpec, ObjectMeta, Resource,
+    ResourceError, Secret,
 };
 use crate::render::certs::{check_credentials, CertFiles};
 
@@ -328,21 +328,14 @@ pub fn parse(text: &str, source_name: &str) -> Result<Token, TokenError> {
     }
 }
 
-/// The source name is already in [`TokenError`]'s message; drop it from the inner error.
-fn without_source_name(error: ResourceError) -> ResourceError {
-    match error {
-        ResourceError::Yaml { message, .. } => ResourceError::Yaml {
-            source_name: "YAML".into(),
-            message: message_without_text(&message),
-        },
-        other => other,
+/// The source name is already in [`TokenError`]'s message; drop it from the inner error's
+/// place. (Its YAML messages are one line without the text around the fault, which can be a
+/// code or a key.)
+fn without_source_name(mut error: ResourceError) -> ResourceError {
+    if let Some(place) = error.place_mut() {
+        place.source_name.clear();
     }
-}
-
-/// YAML errors may quote the text around the fault, which can be a code or a key: keep only
-/// the description and the position.
-fn message_without_text(message: &str) -> String {
-    message.lines().next().unwrap_or(message).to_string()
+    error
 }
 
 fn v1_connection_token(secret: &Secret) -> Result<V1ConnectionToken, String> {
@@ -426,6 +419,7 @@ fn v1_claim(secret: &Secret) -> Result<V1Claim, String> {
     if data[0].is_empty() {
         return Err(invalid("data 'password' is empty".into()));
     }
+    check_code(&data[0]).map_err(|problem| invalid(format!("data 'password' {problem}")))?;
     Ok(V1Claim {
         name: name.clone(),
         url: url.clone(),

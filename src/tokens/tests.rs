@@ -239,6 +239,13 @@ fn v1_claim_is_parsed_and_its_password_never_printed() {
     assert!(!format!("{claim:?}").contains("Pa55word"));
     let plain = text.replace("https://", "http://");
     assert!(parse_err(&plain).contains("must be an https:// URL"));
+    // A password far longer than a claim's is not sent to the claims server.
+    let long = text.replace(&b64("Pa55word0123456789abcdef"), &b64(&"p".repeat(50_000)));
+    let message = parse_err(&long);
+    assert!(
+        message.contains("data 'password' is 50000 characters long; a code is at most 256"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -259,6 +266,27 @@ fn access_token_needs_a_usable_ca() {
         "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----",
     ));
     assert!(message.contains("spec.ca"), "{message}");
+    // A token file cut short inside its CA: said in those words, not the PEM parser's
+    // "missing section end marker: [67, 69, 82, …]".
+    let pem = ca.cert_pem();
+    let message = parse_err(&token(&pem[..pem.len() / 2]));
+    assert_eq!(
+        message,
+        "token.yaml: AccessToken 'west': spec.ca: the CA certificate is not valid PEM: the \
+         certificate is cut off (no END CERTIFICATE line): the file is truncated?"
+    );
+}
+
+#[test]
+fn a_cut_off_link_certificate_says_so() {
+    let mut credentials = credentials();
+    let half = credentials.tls_crt.len() / 2;
+    credentials.tls_crt.truncate(half);
+    let message = parse_err(&link_yaml("east", &credentials));
+    assert!(
+        message.contains("tls.crt: the certificate is cut off (no END CERTIFICATE line)"),
+        "{message}"
+    );
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::{
     in_netns, link_sites, router_identity, running_site, serve_answer, text, vansite_fails,
-    vansite_ok, wait_reachable, Host,
+    vansite_ok, vansite_refuses, wait_reachable, Host,
 };
 use serde_json::{json, Value};
 
@@ -259,14 +259,14 @@ fn bad_input_pending_peers_and_deleting_a_service_in_use() {
         stderr.contains("port 8082") && stderr.contains("another port"),
         "{stderr}"
     );
-    let stderr = vansite_fails(
+    let stderr = vansite_refuses(
         &host,
         &["listener", "create", "named", "8083", "--host", "localhost"],
     );
     assert!(stderr.contains("not an IP address"), "{stderr}");
-    let stderr = vansite_fails(&host, &["connector", "create", "Bad_Name", "8082"]);
+    let stderr = vansite_refuses(&host, &["connector", "create", "Bad_Name", "8082"]);
     assert!(stderr.contains("Bad_Name"), "{stderr}");
-    let stderr = vansite_fails(&host, &["listener", "delete", "nothing"]);
+    let stderr = vansite_refuses(&host, &["listener", "delete", "nothing"]);
     assert!(stderr.contains("no listener named 'nothing'"), "{stderr}");
 
     // A routing key with no connector yet: allowed, pending; a client waits and is served once

@@ -360,6 +360,19 @@ pub fn vansite_fails(host: &Host, args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// Runs vansite, which must refuse what it was given (exit 2, bad usage or input); returns
+/// stderr.
+pub fn vansite_refuses(host: &Host, args: &[&str]) -> String {
+    let output = vansite(host, args);
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "vansite {args:?} must refuse its input:\n{}",
+        text(&output)
+    );
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
 /// A test host running a site named as the host, with the stand-in router; with
 /// `link_access`, other sites can link to it at its address.
 pub fn running_site(name: &str, link_access: bool) -> Host {

@@ -15,7 +15,7 @@ use clap::CommandFactory;
 use clap_complete::Shell;
 use vansite::cli::args::write_completion;
 use vansite::cli::Cli;
-use vansite::error::EXIT_CODES;
+use vansite::error::exit_codes;
 
 /// The command that rewrites man/, for messages.
 pub const REGENERATE: &str = "cargo run -p xtask -- man";
@@ -104,7 +104,7 @@ fn render_page(
         man.render_extra_section(out)?;
     }
     out.extend_from_slice(b".SH \"EXIT STATUS\"\n");
-    for (code, meaning) in EXIT_CODES {
+    for (code, meaning) in exit_codes() {
         out.extend_from_slice(format!(".TP\n{code}\n{}\n", roff_text(meaning)).as_bytes());
     }
     if command.get_version().is_some() {
