@@ -203,7 +203,9 @@ impl Error {
             },
             Error::Store(error) => match error {
                 StoreError::NoSite { .. } => Usage,
-                StoreError::File { .. }
+                // The site is there but broken, by a kill: what it says to run repairs it.
+                StoreError::NotInitialised { .. }
+                | StoreError::File { .. }
                 | StoreError::Serialize(_)
                 | StoreError::Read { .. }
                 | StoreError::Invalid { .. } => Failed,
