@@ -398,6 +398,51 @@ fn forwarder_plan(
     })
 }
 
+/// Where router tcpListener ports are chosen from: at or above this, below the kernel's
+/// ephemeral range (`net.ipv4.ip_local_port_range`).
+pub const ROUTER_PORT_BASE: u16 = 20000;
+/// The lowest port a router tcpListener takes when the ephemeral range starts at or below
+/// [`ROUTER_PORT_BASE`].
+const FIRST_UNPRIVILEGED_PORT: u16 = 1024;
+
+/// A port for a router's loopback tcpListener, outside the kernel's `ephemeral` range (from
+/// `ip_local_port_range`), or None when every candidate is `unusable`.
+///
+/// Why outside that range: the router listens on the port only while the listener's service
+/// is reachable, and between a restart and its bind the port is free. A port in the ephemeral
+/// range can then be taken by any outgoing connection as its source port, by accident, and the
+/// router's bind fails for good; below the range only a program binding it on purpose can take
+/// it (the forwarder refuses such a socket: `forward::owner`). The candidates are
+/// [`ROUTER_PORT_BASE`] up to the range's start (from 1024 when the range starts lower), then
+/// above the range's end; the scan starts `offset` into them, so that the sites of different
+/// users do not all try the same ports first.
+pub fn choose_router_port(
+    ephemeral: std::ops::RangeInclusive<u16>,
+    offset: u16,
+    unusable: impl Fn(u16) -> bool,
+) -> Option<u16> {
+    let low_start = if *ephemeral.start() > ROUTER_PORT_BASE {
+        ROUTER_PORT_BASE
+    } else {
+        FIRST_UNPRIVILEGED_PORT
+    };
+    let below = low_start..(*ephemeral.start()).max(low_start);
+    let above = ephemeral.end().saturating_add(1).max(low_start)..=u16::MAX;
+    let candidates: Vec<u16> = below
+        .chain(above)
+        .filter(|port| !ephemeral.contains(port))
+        .collect();
+    if candidates.is_empty() {
+        return None;
+    }
+    let start = usize::from(offset) % candidates.len();
+    candidates[start..]
+        .iter()
+        .chain(&candidates[..start])
+        .copied()
+        .find(|port| !unusable(*port))
+}
+
 /// The socket address systemd binds for a listener: an IP literal (systemd resolves no names).
 pub fn bind_address(host: &str, port: u16) -> Result<SocketAddr, PlanError> {
     let ip: IpAddr = host.parse().map_err(|_| {
@@ -407,4 +452,29 @@ pub fn bind_address(host: &str, port: u16) -> Result<SocketAddr, PlanError> {
         ))
     })?;
     Ok(SocketAddr::new(ip, port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn router_ports_are_chosen_outside_the_ephemeral_range() {
+        let taken = [20000, 20001, 20003];
+        let unusable = |port: u16| taken.contains(&port);
+        assert_eq!(choose_router_port(32768..=60999, 0, unusable), Some(20002));
+        // Starting further in, and wrapping around to the ports above the range.
+        assert_eq!(choose_router_port(32768..=60999, 12768, unusable), Some(61000));
+        let last = (32768 - 20000) + (65535 - 61000);
+        assert_eq!(choose_router_port(32768..=60999, last, unusable), Some(65535));
+        assert_eq!(choose_router_port(32768..=60999, last + 1, unusable), Some(20002));
+        // A range that starts low: from 1024 below it.
+        assert_eq!(choose_router_port(10000..=65535, 0, |_| false), Some(1024));
+        assert_eq!(choose_router_port(1024..=65535, 7, |_| false), None);
+        for offset in [0, 1, 999, 30000, u16::MAX] {
+            let port = choose_router_port(32768..=60999, offset, |_| false).unwrap();
+            assert!(!(32768..=60999).contains(&port) && port >= ROUTER_PORT_BASE);
+        }
+        assert_eq!(choose_router_port(32768..=60999, 0, |_| true), None);
+    }
 }

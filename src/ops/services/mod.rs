@@ -17,7 +17,7 @@ use serde::Serialize;
 use crate::error::Error;
 use crate::model::{check_name, PeerState, SiteResources, StrategyKind};
 use crate::ops::apply::{site_management, ApplyOptions, RouterChange, SiteSession};
-use crate::plan::bind_address;
+use crate::plan::{bind_address, choose_router_port};
 use crate::platform::systemd::{ActiveState, UserManager};
 use crate::render::certs::listener_credentials_have_ca;
 use crate::render::certs::LeafRenewal;
@@ -39,6 +39,7 @@ const SERVICE_APPLY: ApplyOptions = ApplyOptions {
     timeout: Duration::from_secs(120),
 };
 const UNPRIVILEGED_PORT_START: &str = "/proc/sys/net/ipv4/ip_unprivileged_port_start";
+const EPHEMERAL_PORT_RANGE: &str = "/proc/sys/net/ipv4/ip_local_port_range";
 /// Listeners bind every interface unless told otherwise, as Skupper's do.
 const DEFAULT_LISTENER_HOST: &str = "0.0.0.0";
 const DEFAULT_CONNECTOR_HOST: &str = "localhost";
@@ -262,7 +263,7 @@ pub async fn create(
             check_port_free(paths, bind_address(&host, port)?)?;
             NewService {
                 default_host: host,
-                router_port: Some(router_port(paths)?),
+                router_port: Some(RouterPorts::new(paths).take()?),
             }
         }
         ServiceKind::Connector => NewService {
@@ -691,30 +692,60 @@ pub(crate) fn check_port_free(paths: &Paths, bind: SocketAddr) -> Result<(), Err
     })
 }
 
-/// A free loopback port for a router tcpListener, not recorded by any listener of this user.
-pub(crate) fn router_port(paths: &Paths) -> Result<u16, Error> {
-    let recorded: Vec<u16> = paths
-        .namespaces()
-        .into_iter()
-        .filter_map(|ns| paths.site(&ns).load_resources().ok().flatten())
-        .flat_map(|set| {
-            set.listener_ports()
-                .filter_map(|(_, _, router_port)| router_port)
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    for _ in 0..20 {
-        let port = std::net::TcpListener::bind((LOOPBACK, 0))
-            .and_then(|l| l.local_addr())
-            .map_err(Error::file("cannot find a free port on", LOOPBACK))?
-            .port();
-        if !recorded.contains(&port) {
-            return Ok(port);
+/// Chooses ports for router tcpListeners (`plan::choose_router_port`): outside the kernel's
+/// ephemeral range, free to bind on loopback now, and neither recorded by a listener of any of
+/// this user's sites nor handed out before by this chooser. Existing listeners keep theirs.
+pub(crate) struct RouterPorts {
+    taken: Vec<u16>,
+    ephemeral: std::ops::RangeInclusive<u16>,
+}
+
+impl RouterPorts {
+    pub(crate) fn new(paths: &Paths) -> RouterPorts {
+        let taken = paths
+            .namespaces()
+            .into_iter()
+            .filter_map(|ns| paths.site(&ns).load_resources().ok().flatten())
+            .flat_map(|set| {
+                set.listener_ports()
+                    .filter_map(|(_, _, router_port)| router_port)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        RouterPorts {
+            taken,
+            ephemeral: ephemeral_port_range(),
         }
     }
-    Err(Error::Usage(
-        "no free loopback port for the router's tcpListener".into(),
-    ))
+
+    pub(crate) fn take(&mut self) -> Result<u16, Error> {
+        let mut offset = [0u8; 2];
+        getrandom::fill(&mut offset).expect("the operating system's random number generator");
+        let port = choose_router_port(self.ephemeral.clone(), u16::from_ne_bytes(offset), |port| {
+            self.taken.contains(&port) || std::net::TcpListener::bind((LOOPBACK, port)).is_err()
+        })
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "no free loopback port for the router's tcpListener outside the ephemeral port \
+                 range {}-{} (net.ipv4.ip_local_port_range); narrow that range",
+                self.ephemeral.start(),
+                self.ephemeral.end()
+            ))
+        })?;
+        self.taken.push(port);
+        Ok(port)
+    }
+}
+
+/// The kernel's ephemeral port range; Linux's default when it cannot be read.
+fn ephemeral_port_range() -> std::ops::RangeInclusive<u16> {
+    std::fs::read_to_string(EPHEMERAL_PORT_RANGE)
+        .ok()
+        .and_then(|text| {
+            let mut bounds = text.split_whitespace().map(|n| n.parse::<u16>().ok());
+            Some(bounds.next()??..=bounds.next()??)
+        })
+        .unwrap_or(32768..=60999)
 }
 
 #[cfg(test)]
