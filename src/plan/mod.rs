@@ -464,10 +464,19 @@ mod tests {
         let unusable = |port: u16| taken.contains(&port);
         assert_eq!(choose_router_port(32768..=60999, 0, unusable), Some(20002));
         // Starting further in, and wrapping around to the ports above the range.
-        assert_eq!(choose_router_port(32768..=60999, 12768, unusable), Some(61000));
+        assert_eq!(
+            choose_router_port(32768..=60999, 12768, unusable),
+            Some(61000)
+        );
         let last = (32768 - 20000) + (65535 - 61000);
-        assert_eq!(choose_router_port(32768..=60999, last, unusable), Some(65535));
-        assert_eq!(choose_router_port(32768..=60999, last + 1, unusable), Some(20002));
+        assert_eq!(
+            choose_router_port(32768..=60999, last, unusable),
+            Some(65535)
+        );
+        assert_eq!(
+            choose_router_port(32768..=60999, last + 1, unusable),
+            Some(20002)
+        );
         // A range that starts low: from 1024 below it.
         assert_eq!(choose_router_port(10000..=65535, 0, |_| false), Some(1024));
         assert_eq!(choose_router_port(1024..=65535, 7, |_| false), None);
