@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::grants::grant_port;
-use crate::model::{SiteResources, ROUTER_PORT_ANNOTATION};
+use crate::model::{SiteResources, LOCAL_ROUTER_ACCESS, ROUTER_PORT_ANNOTATION};
 use crate::quadlet::version::PodmanVersion;
 use crate::render::certs::{self, LeafRenewal, SiteCertificates};
 use crate::render::forwarder_units::{forwarder_units, ForwarderSpec};
@@ -19,7 +19,10 @@ use crate::render::grant_units::{
     render_service, render_socket, service_unit, socket_unit, GrantUnitSpec,
 };
 use crate::render::renewal_units::{renewal_units, RenewalSpec};
-use crate::render::router_config::{render, router_entities, RenderContext, CERTS_PATH, LOOPBACK};
+use crate::render::router_config::{
+    listener_name, multi_key_listener_name, render, router_entities, RenderContext, CERTS_PATH,
+    LOOPBACK,
+};
 use crate::render::router_unit::{router_quadlet, RouterUnitSpec, CERTS_DIR_IN_CONTAINER};
 use crate::render::unit_names;
 use crate::router::entity::{EntityType, RouterEntity};
@@ -29,6 +32,8 @@ use router::Renewal;
 
 /// Annotation on the Site recording the router image vansite runs for it.
 pub const ROUTER_IMAGE_ANNOTATION: &str = "vansite.io/router-image";
+/// The router's management port when the site has no local RouterAccess.
+const DEFAULT_LOCAL_PORT: u16 = 5671;
 /// How long a forwarder's client waits for the router (restart, no reachable connector).
 pub const FORWARDER_WAIT: Duration = Duration::from_secs(30);
 
@@ -324,6 +329,8 @@ pub struct ForwardedListener {
     pub host: String,
     pub port: u16,
     pub router_port: Option<u16>,
+    /// The router's tcpListener of it.
+    pub entity: String,
 }
 
 /// Every Listener and MultiKeyListener of the site, as its forwarder sees it. Both kinds
@@ -337,6 +344,7 @@ pub fn forwarded_listeners(resources: &SiteResources) -> Result<Vec<ForwardedLis
             host: l.spec.host.clone(),
             port: l.spec.port,
             router_port: l.router_port(),
+            entity: listener_name(&l.metadata.name),
         })
         .collect();
     for listener in &resources.multi_key_listeners {
@@ -352,6 +360,7 @@ pub fn forwarded_listeners(resources: &SiteResources) -> Result<Vec<ForwardedLis
             host: listener.spec.host.clone(),
             port: listener.spec.port,
             router_port: listener.router_port(),
+            entity: multi_key_listener_name(name),
         });
     }
     Ok(all)
@@ -370,11 +379,15 @@ fn forwarder_plan(
         ))
     })?;
     let site_dir = &host.site_dir;
+    let loopback: IpAddr = LOOPBACK.parse().expect("an IP");
     let spec = ForwarderSpec {
         namespace: site_dir.namespace.clone(),
         listener: name.clone(),
         bind: bind_address(&listener.host, listener.port)?,
-        router: SocketAddr::new(LOOPBACK.parse().expect("an IP"), router_port),
+        router: SocketAddr::new(loopback, router_port),
+        tcp_listener: listener.entity.clone(),
+        management: SocketAddr::new(loopback, local_port(resources)),
+        management_credentials: site_dir.certs().join(certs::LOCAL_CLIENT),
         wait: FORWARDER_WAIT,
         image: router_image(resources).to_string(),
         uid: host.uid,
@@ -441,6 +454,15 @@ pub fn choose_router_port(
         .chain(&candidates[..start])
         .copied()
         .find(|port| !unusable(*port))
+}
+
+/// The router's management port: the local RouterAccess's `normal` role.
+pub fn local_port(resources: &SiteResources) -> u16 {
+    resources
+        .router_access(LOCAL_ROUTER_ACCESS)
+        .and_then(|a| a.spec.roles.first())
+        .map(|r| r.port)
+        .unwrap_or(DEFAULT_LOCAL_PORT)
 }
 
 /// The socket address systemd binds for a listener: an IP literal (systemd resolves no names).

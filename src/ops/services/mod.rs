@@ -23,7 +23,7 @@ use crate::render::certs::listener_credentials_have_ca;
 use crate::render::certs::LeafRenewal;
 use crate::render::forwarder_units::forwarder_unit_name;
 use crate::render::router_config::{
-    connector_ssl_profile, multi_key_listener_name, tcp_entities, LOOPBACK,
+    connector_ssl_profile, listener_name, multi_key_listener_name, tcp_entities, LOOPBACK,
 };
 use crate::render::router_unit::router_unit_name;
 use crate::router::views::{AddressView, TcpEndpointKind, TcpEndpointView};
@@ -163,6 +163,13 @@ pub struct ServiceStatus {
     /// connections it takes now.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub keys: Vec<KeyStatus>,
+    /// Listeners: why the router cannot listen on the listener's router port (its own
+    /// message), when it cannot. The forwarder re-creates the tcpListener until it can.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub router_error: Option<String>,
+    /// What is wrong with this service now; any makes `status` and `<kind> status` unhealthy.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
 }
 
 /// One routing key of a MultiKeyListener, now.
@@ -206,7 +213,7 @@ pub fn list(paths: &Paths, namespace: &str, kind: ServiceKind) -> Result<Vec<Ser
         .collect())
 }
 
-/// `listener status` / `connector status`: `name` or all of the kind.
+/// `listener status` / `connector status`: `name` or all of the kind, each with its problems.
 pub async fn status(
     paths: &Paths,
     namespace: &str,
@@ -375,7 +382,6 @@ pub async fn services_status(
 ) -> Result<(Vec<ServiceStatus>, Vec<String>), Error> {
     let router = router_view(manager, site_dir, resources).await;
     let entities = tcp_entities(resources);
-    let mut problems = Vec::new();
     let mut all = Vec::new();
     for info in infos(site_dir, resources) {
         let entity_name = entity_name(&info);
@@ -388,6 +394,7 @@ pub async fn services_status(
                 .get(&(entity.entity_type, entity.name().to_string()))
         });
         let in_router = router.as_ref().map(|_| row.is_some());
+        let mut problems = Vec::new();
         if in_router == Some(false) {
             problems.push(format!(
                 "{} {} is not in the running router; run any `vansite {} create|delete` to \
@@ -413,13 +420,15 @@ pub async fn services_status(
             forwarder_state: None,
             in_router,
             peer: None,
+            router_error: row.and_then(|r| r.connection_msg.clone()),
+            problems,
         };
         if status.info.kind == ServiceKind::Listener {
             let unit = forwarder_unit_name(&site_dir.namespace, &status.info.name);
             let socket = manager.unit_state(&format!("{unit}.socket")).await?;
             let service = manager.unit_state(&format!("{unit}.service")).await?;
             if socket.active_state != ActiveState::Active {
-                problems.push(format!(
+                status.problems.push(format!(
                     "the port of listener {} ({unit}.socket) is {}",
                     status.info.name,
                     state_text(&socket.active_state, &socket.sub_state)
@@ -433,9 +442,22 @@ pub async fn services_status(
                 Some(_) => PeerState::Pending,
                 None => PeerState::Unknown,
             });
+            if let Some(error) = &status.router_error {
+                let port = status
+                    .info
+                    .router_port
+                    .map_or("?".into(), |p| p.to_string());
+                status.problems.push(format!(
+                    "listener {}: the router cannot listen on its port {LOOPBACK}:{port}: {error} \
+                     (another program holds the port? `ss -ltnp 'sport = :{port}'` shows which); \
+                     the listener's forwarder re-creates it once the port is free",
+                    status.info.name
+                ));
+            }
         }
         all.push(status);
     }
+    let problems = all.iter().flat_map(|s| s.problems.clone()).collect();
     Ok((all, problems))
 }
 
@@ -543,7 +565,7 @@ async fn router_view(
 
 fn entity_name(info: &ServiceInfo) -> String {
     match (info.kind, &info.strategy) {
-        (ServiceKind::Listener, None) => format!("listener/{}", info.name),
+        (ServiceKind::Listener, None) => listener_name(&info.name),
         (ServiceKind::Listener, Some(_)) => multi_key_listener_name(&info.name),
         (ServiceKind::Connector, _) => format!("connector/{}@{}", info.name, info.host),
     }
