@@ -6,6 +6,7 @@
 mod support;
 
 mod forwarded;
+mod isolation;
 mod moves;
 mod network;
 mod tls;
