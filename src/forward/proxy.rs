@@ -2,7 +2,10 @@
 //! (a `.socket` unit) and hands it over as an inherited descriptor (`LISTEN_FDS`, passed by
 //! podman into the container); each accepted client gets one task that connects it to the
 //! router's loopback tcpListener and moves bytes both ways with splice(2): through a pipe,
-//! kernel to kernel, never copied into this process.
+//! kernel to kernel, never copied into this process. A connection holds only its two sockets:
+//! a pipe is taken from a small shared pool when bytes arrive and given back once they are
+//! passed on, so thousands of mostly idle connections need thousands of descriptors, not six
+//! each, and the pipes in use are as many as the transfers in flight.
 //!
 //! The router refuses connections while it restarts and while no tcpConnector of the address is
 //! reachable; the forwarder then retries for a bounded time, so a client that arrives during a
@@ -42,6 +45,8 @@ const DRAIN: Duration = Duration::from_secs(2);
 /// has not made it a full socket yet (the router's side of the handshake lags ours slightly).
 const OWNER_LOOKUPS: u32 = 20;
 const OWNER_LOOKUP_PAUSE: Duration = Duration::from_millis(1);
+/// Idle pipes kept for the next transfer; more are closed when given back.
+const IDLE_PIPES: usize = 64;
 /// At most one warning about a foreign socket on the router's port in this long.
 const WARNING_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -64,6 +69,39 @@ struct Upstream {
     uid: u32,
     alarm: Arc<Notify>,
     last_warning: Mutex<Option<Instant>>,
+    pipes: PipePool,
+}
+
+/// A pipe for splice(2): its read end and its write end.
+struct Pipe {
+    output: OwnedFd,
+    input: OwnedFd,
+}
+
+/// Empty pipes ready for a transfer.
+#[derive(Default)]
+struct PipePool {
+    idle: Mutex<Vec<Pipe>>,
+}
+
+impl PipePool {
+    fn take(&self) -> io::Result<Pipe> {
+        if let Some(pipe) = self.idle.lock().expect("not poisoned").pop() {
+            return Ok(pipe);
+        }
+        let (output, input) = pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK)?;
+        // Refused when the user has many pipes already: a smaller pipe only means smaller steps.
+        let _ = rustix::pipe::fcntl_setpipe_size(&input, PIPE_SIZE);
+        Ok(Pipe { output, input })
+    }
+
+    /// Takes back a pipe that is empty again.
+    fn give_back(&self, pipe: Pipe) {
+        let mut idle = self.idle.lock().expect("not poisoned");
+        if idle.len() < IDLE_PIPES {
+            idle.push(pipe);
+        }
+    }
 }
 
 impl Upstream {
@@ -74,6 +112,7 @@ impl Upstream {
             uid: rustix::process::getuid().as_raw(),
             alarm: Arc::new(Notify::new()),
             last_warning: Mutex::new(None),
+            pipes: PipePool::default(),
         }
     }
 
@@ -159,6 +198,7 @@ pub fn inherited_listener() -> Result<TcpListener, ForwardError> {
 /// the router for at most its `wait` per client.
 pub async fn serve(listener: TcpListener, router: RouterListener) -> Result<(), ForwardError> {
     use tokio::signal::unix::{signal, SignalKind};
+    raise_descriptor_limit();
     let upstream = Arc::new(Upstream::new(router.addr, router.wait));
     let repair = router
         .repair
@@ -196,6 +236,16 @@ pub async fn serve(listener: TcpListener, router: RouterListener) -> Result<(), 
     Ok(())
 }
 
+/// Raises the soft limit of open descriptors to the hard one (the unit's `LimitNOFILE`):
+/// each connection holds two.
+fn raise_descriptor_limit() {
+    let limit = crate::platform::descriptors::raise_to_hard_limit();
+    tracing::info!(
+        "up to {limit} open descriptors: about {} concurrent connections",
+        limit / 2
+    );
+}
+
 /// One client: connect to the router (retrying), then copy until both sides are done.
 async fn forward(mut client: TcpStream, router: Arc<Upstream>, mut stop: watch::Receiver<bool>) {
     let _ = client.set_nodelay(true);
@@ -211,8 +261,8 @@ async fn forward(mut client: TcpStream, router: Arc<Upstream>, mut stop: watch::
     tokio::select! {
         result = async {
             tokio::try_join!(
-                splice_one_way(&client, &upstream),
-                splice_one_way(&upstream, &client)
+                splice_one_way(&client, &upstream, &router.pipes),
+                splice_one_way(&upstream, &client, &router.pipes)
             )
         } => {
             if let Err(e) = result {
@@ -226,37 +276,41 @@ async fn forward(mut client: TcpStream, router: Arc<Upstream>, mut stop: watch::
 }
 
 /// Moves `from`'s bytes into `to` until `from` ends, then ends `to`'s writing side (the FIN
-/// travels on). The pipe is drained before more is read, so `from` being empty is the only
-/// reason a read would block, and `to` being full the only reason a write would.
-async fn splice_one_way(from: &TcpStream, to: &TcpStream) -> io::Result<()> {
-    let (pipe_out, pipe_in) = pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK)?;
-    // Refused when the user has many pipes already: a smaller pipe only means smaller steps.
-    let _ = rustix::pipe::fcntl_setpipe_size(&pipe_in, PIPE_SIZE);
+/// travels on). A pipe is taken once `from` has bytes and drained before more are read, so
+/// `from` being empty is the only reason a read would block, and `to` being full the only
+/// reason a write would; drained, it goes back to the pool.
+async fn splice_one_way(from: &TcpStream, to: &TcpStream, pipes: &PipePool) -> io::Result<()> {
     let flags = SpliceFlags::MOVE | SpliceFlags::NONBLOCK;
     loop {
-        let mut in_pipe = loop {
-            from.readable().await?;
-            match from.try_io(Interest::READABLE, || {
-                Ok(splice(from, None, &pipe_in, None, PIPE_SIZE, flags)?)
-            }) {
-                Ok(n) => break n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Err(e),
+        from.readable().await?;
+        let pipe = pipes.take()?;
+        let read = from.try_io(Interest::READABLE, || {
+            Ok(splice(from, None, &pipe.input, None, PIPE_SIZE, flags)?)
+        });
+        let mut in_pipe = match read {
+            Ok(0) => {
+                pipes.give_back(pipe);
+                return Ok(rustix::net::shutdown(to, rustix::net::Shutdown::Write)?);
             }
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                pipes.give_back(pipe);
+                continue;
+            }
+            Err(e) => return Err(e),
         };
-        if in_pipe == 0 {
-            return Ok(rustix::net::shutdown(to, rustix::net::Shutdown::Write)?);
-        }
+        // Until the pipe is empty; an error drops it with what it holds.
         while in_pipe > 0 {
             to.writable().await?;
             match to.try_io(Interest::WRITABLE, || {
-                Ok(splice(&pipe_out, None, to, None, in_pipe, flags)?)
+                Ok(splice(&pipe.output, None, to, None, in_pipe, flags)?)
             }) {
                 Ok(n) => in_pipe -= n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 Err(e) => return Err(e),
             }
         }
+        pipes.give_back(pipe);
     }
 }
 
@@ -333,6 +387,7 @@ mod tests {
         let front_addr = front.local_addr().unwrap();
         tokio::spawn(async move {
             let (client, _) = front.accept().await.unwrap();
+            drop(front);
             forward(client, upstream, stop).await;
         });
         TcpStream::connect(front_addr).await.unwrap()
@@ -396,6 +451,38 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(1), upstream.alarm.notified())
             .await
             .unwrap();
+    }
+
+    fn open_descriptors() -> usize {
+        std::fs::read_dir("/proc/self/fd").unwrap().count()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_connection_holds_two_descriptors_and_pipes_only_while_bytes_pass() {
+        const CONNECTIONS: usize = 300;
+        let (router, _server) = echo_server().await;
+        let upstream = Arc::new(Upstream::new(router, Duration::from_secs(5)));
+        let before = open_descriptors();
+        let mut clients = Vec::new();
+        for n in 0..CONNECTIONS {
+            let (_stop_tx, stop) = watch::channel(false);
+            let mut client = forwarded_client_of(Arc::clone(&upstream), stop).await;
+            let sent = format!("client {n}");
+            client.write_all(sent.as_bytes()).await.unwrap();
+            let mut got = vec![0u8; sent.len()];
+            client.read_exact(&mut got).await.unwrap();
+            assert_eq!(got, sent.as_bytes());
+            clients.push((client, _stop_tx));
+        }
+        // Each connection: the client's socket and the echo server's (this test's), and the
+        // forwarder's two; the idle pipes in the pool besides. Other tests of this process
+        // open a few meanwhile.
+        let opened = open_descriptors() - before;
+        let forwarder = opened - 2 * CONNECTIONS;
+        assert!(
+            forwarder <= 2 * CONNECTIONS + 2 * IDLE_PIPES + 100,
+            "{forwarder} descriptors for {CONNECTIONS} idle forwarded connections"
+        );
     }
 
     #[tokio::test]
