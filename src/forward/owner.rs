@@ -15,8 +15,10 @@
 //! uid (65534). rustix has the netlink socket but not the sock_diag messages, so the two
 //! messages are laid out here, as `linux/inet_diag.h` and `linux/netlink.h` define them.
 
+use std::cell::RefCell;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::OwnedFd;
 
 use rustix::net::netlink::{SocketAddrNetlink, SOCK_DIAG};
 use rustix::net::{
@@ -54,22 +56,39 @@ const TCP_NEW_SYN_RECV: u8 = 12;
 /// For the socket that accepted our connection: `local` is the address we connected to, and
 /// `remote` our own end's address.
 pub fn socket_owner(local: SocketAddr, remote: SocketAddr) -> io::Result<Option<u32>> {
-    let socket = socket_with(
-        AddressFamily::NETLINK,
-        SocketType::DGRAM,
-        SocketFlags::CLOEXEC,
-        Some(SOCK_DIAG),
-    )?;
     let request = request(local, remote)?;
+    // One netlink socket per thread, kept: opening and closing one costs more than the lookup.
+    // A request and its answer are one synchronous exchange, so nothing else interleaves.
+    thread_local! {
+        static SOCKET: RefCell<Option<OwnedFd>> = const { RefCell::new(None) };
+    }
+    SOCKET.with_borrow_mut(|kept| {
+        let socket = match kept.take() {
+            Some(socket) => socket,
+            None => socket_with(
+                AddressFamily::NETLINK,
+                SocketType::DGRAM,
+                SocketFlags::CLOEXEC,
+                Some(SOCK_DIAG),
+            )?,
+        };
+        let owner = ask(&socket, &request)?;
+        // Kept only after a full exchange: no stale answer can be waiting in it.
+        *kept = Some(socket);
+        Ok(owner)
+    })
+}
+
+fn ask(socket: &OwnedFd, request: &[u8]) -> io::Result<Option<u32>> {
     sendto(
-        &socket,
-        &request,
+        socket,
+        request,
         SendFlags::empty(),
         &SocketAddrNetlink::new(0, 0),
     )?;
     // The kernel answers while handling the request, so the answer is there already.
     let mut answer = [0u8; 512];
-    let (_, len) = recv(&socket, &mut answer[..], RecvFlags::empty())?;
+    let (_, len) = recv(socket, &mut answer[..], RecvFlags::DONTWAIT)?;
     parse_answer(&answer[..len.min(answer.len())])
 }
 

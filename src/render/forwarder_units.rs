@@ -117,10 +117,7 @@ pub fn forwarder_units(spec: &ForwarderSpec) -> (SocketFile, QuadletFile) {
             // Whatever the image's own entry point, the forwarder runs alone; with the
             // service's descriptor limit (podman's default or containers.conf's
             // default_ulimits would cap it, often at 1024).
-            podman_args: vec![
-                format!("--entrypoint={entrypoint}"),
-                "--ulimit=host".into(),
-            ],
+            podman_args: vec![format!("--entrypoint={entrypoint}"), "--ulimit=host".into()],
             exec,
             ..Container::on_host_network_as(&name, &spec.image, spec.uid, spec.gid)
         },

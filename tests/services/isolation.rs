@@ -47,7 +47,12 @@ impl Squatter {
             .unwrap();
         let child = Command::new("nsenter")
             .arg(format!("--net=/run/netns/{}", host.user()))
-            .args(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+            .args([
+                "setpriv",
+                "--reuid=nobody",
+                "--regid=nogroup",
+                "--clear-groups",
+            ])
             .args(["/usr/bin/python3", "-c", SQUATTER, &port.to_string()])
             .arg(&log)
             .spawn()
@@ -143,15 +148,19 @@ fn another_user_on_the_router_port_gets_no_client_and_the_listener_recovers() {
         let addr = addr.clone();
         move || echo(&addr, b"during")
     });
-    host.wait_until("the forwarder refusing the squatter", Duration::from_secs(30), |_| {
-        !squatter.connections().is_empty()
-    });
+    host.wait_until(
+        "the forwarder refusing the squatter",
+        Duration::from_secs(30),
+        |_| !squatter.connections().is_empty(),
+    );
     let log = host.ok(&[
         "cat",
         ".local/share/vansite/default/runtime/logs/listener-echo.log",
     ]);
     assert!(
-        log.contains(&format!("port {router_port} is held by a socket of uid 65534")),
+        log.contains(&format!(
+            "port {router_port} is held by a socket of uid 65534"
+        )),
         "{log}"
     );
     let router_pid = host.ok(&[
