@@ -9,18 +9,13 @@ use std::time::Duration;
 
 use crate::quadlet::{Container, Install, QuadletFile, Service, SocketFile, Unit, Volume};
 
+use super::{CONNECTION_OPEN_FILES, SERVICE_ULIMITS};
 use crate::forward::bundle::MOUNT_POINT;
 
 /// Label naming the Listener a forwarder container serves.
 pub const LISTENER_LABEL: &str = "io.vansite.listener";
 /// Label naming the site's namespace (the router container has it too).
 pub const NAMESPACE_LABEL: &str = "io.vansite.namespace";
-
-/// The forwarder's open descriptors (soft and hard): two per connection (client and router)
-/// plus a few pipes in use, so a listener carries its connections by the hundred thousand.
-/// systemd's own default hard limit (since v240), so the user manager can grant it; where it
-/// cannot, systemd gives the most it can (`setrlimit_closest`) instead of failing.
-const FORWARDER_OPEN_FILES: u64 = 524_288;
 
 /// Where the management client certificate appears inside the forwarder container.
 const MANAGEMENT_CREDENTIALS: &str = "/opt/vansite-management";
@@ -114,15 +109,13 @@ pub fn forwarder_units(spec: &ForwarderSpec) -> (SocketFile, QuadletFile) {
                 (NAMESPACE_LABEL.into(), spec.namespace.clone()),
                 (LISTENER_LABEL.into(), spec.listener.clone()),
             ],
-            // Whatever the image's own entry point, the forwarder runs alone; with the
-            // service's descriptor limit (podman's default or containers.conf's
-            // default_ulimits would cap it, often at 1024).
-            podman_args: vec![format!("--entrypoint={entrypoint}"), "--ulimit=host".into()],
+            // Whatever the image's own entry point, the forwarder runs alone.
+            podman_args: vec![format!("--entrypoint={entrypoint}"), SERVICE_ULIMITS.into()],
             exec,
             ..Container::on_host_network_as(&name, &spec.image, spec.uid, spec.gid)
         },
         service: Service {
-            limit_nofile: Some(FORWARDER_OPEN_FILES),
+            limit_nofile: Some(CONNECTION_OPEN_FILES),
             ..Service::restarting_with_log(&spec.log_file)
         },
         install: Install {
