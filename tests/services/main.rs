@@ -7,6 +7,7 @@ mod support;
 
 mod forwarded;
 mod isolation;
+mod capacity;
 mod moves;
 mod network;
 mod tls;
