@@ -47,7 +47,6 @@ use crate::store::{files, Paths, SiteDir, SiteLock};
 const UNIT_TIMEOUT: Duration = Duration::from_secs(90);
 /// A running router gets this long to answer management for a live change.
 const MANAGEMENT_TIMEOUT: Duration = Duration::from_secs(30);
-/// The management port when the site has no local RouterAccess (never for sites vansite made).
 
 /// What an apply did to the router.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

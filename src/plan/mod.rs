@@ -32,7 +32,7 @@ use router::Renewal;
 
 /// Annotation on the Site recording the router image vansite runs for it.
 pub const ROUTER_IMAGE_ANNOTATION: &str = "vansite.io/router-image";
-/// The router's management port when the site has no local RouterAccess.
+/// The management port when the site has no local RouterAccess (never for sites vansite made).
 const DEFAULT_LOCAL_PORT: u16 = 5671;
 /// How long a forwarder's client waits for the router (restart, no reachable connector).
 pub const FORWARDER_WAIT: Duration = Duration::from_secs(30);

@@ -103,7 +103,10 @@ fn one_listener_carries_thousands_of_concurrent_connections() {
                     tokio::spawn(async move {
                         let mut stream = TcpStream::connect(addr.as_str()).await.unwrap();
                         let hello = format!("hello from {n}\n");
-                        assert_eq!(echo_on(&mut stream, hello.as_bytes()).await, hello.as_bytes());
+                        assert_eq!(
+                            echo_on(&mut stream, hello.as_bytes()).await,
+                            hello.as_bytes()
+                        );
                         stream
                     })
                 })
@@ -118,7 +121,8 @@ fn one_listener_carries_thousands_of_concurrent_connections() {
             .enumerate()
             .map(|(n, mut stream)| {
                 tokio::spawn(async move {
-                    let message: Vec<u8> = (0..4096u32).map(|i| (i as usize * 31 + n) as u8).collect();
+                    let message: Vec<u8> =
+                        (0..4096u32).map(|i| (i as usize * 31 + n) as u8).collect();
                     echo_on(&mut stream, &message).await == message
                 })
             })

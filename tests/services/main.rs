@@ -5,9 +5,9 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod capacity;
 mod forwarded;
 mod isolation;
-mod capacity;
 mod moves;
 mod network;
 mod tls;
