@@ -727,6 +727,16 @@ pub struct ForwardArgs {
     /// How long a client waits for the router before a clean close (seconds)
     #[arg(long, default_value = "30", value_name = "SECONDS", value_parser = parse_seconds)]
     pub wait: Duration,
+    /// The router's local management listener, to re-open the tcpListener when the router could
+    /// not bind its port
+    #[arg(long, value_name = "ADDRESS:PORT", requires_all = ["management_credentials", "tcp_listener"])]
+    pub management: Option<std::net::SocketAddr>,
+    /// The directory of the management client certificate (ca.crt, tls.crt, tls.key)
+    #[arg(long, value_name = "DIR", requires = "management")]
+    pub management_credentials: Option<std::path::PathBuf>,
+    /// The name of the router's tcpListener
+    #[arg(long, value_name = "NAME", requires = "management")]
+    pub tcp_listener: Option<String>,
 }
 #[derive(Debug, Args)]
 pub struct LinkCreateArgs {

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use crate::error::Error;
 use crate::forward::proxy;
+use crate::forward::repair::ListenerRepair;
 use crate::grants::{self, TokenFormat};
 use crate::input;
 use crate::model::StrategyKind;
@@ -47,7 +48,21 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
     let command = match cli.command {
         // The forwarder runs in a container: no home, no session, no settings.
         Command::Forward(args) => {
-            return Ok(proxy::serve(proxy::inherited_listener()?, args.router, args.wait).await?);
+            let repair = args
+                .management
+                .zip(args.management_credentials)
+                .zip(args.tcp_listener)
+                .map(|((management, credentials), entity)| ListenerRepair {
+                    management,
+                    credentials,
+                    entity,
+                });
+            let router = proxy::RouterListener {
+                addr: args.router,
+                wait: args.wait,
+                repair,
+            };
+            return Ok(proxy::serve(proxy::inherited_listener()?, router).await?);
         }
         Command::Completion(args) => {
             output::print_completion(args.shell);
@@ -450,6 +465,13 @@ where
         ServiceCommand::Status(args) => {
             let all = services::status(paths, namespace, kind, args.name.as_deref()).await?;
             output::print_service_statuses(args.output.output, &all);
+            let problems: Vec<String> = all.iter().flat_map(|s| s.problems.clone()).collect();
+            if !problems.is_empty() {
+                return Err(Error::Unhealthy {
+                    namespace: namespace.to_string(),
+                    problems,
+                });
+            }
         }
         ServiceCommand::Update(args) => {
             let mut settings = args.options.into_settings(ServiceSettings {

@@ -766,6 +766,7 @@ fn status_table_of_services(all: &[ServiceStatus]) -> String {
                     .map(|f| format!("{f} (socket {})", s.socket_state.as_deref().unwrap_or("?")))
                     .unwrap_or_else(unknown),
                 match (s.in_router, s.peer) {
+                    _ if s.router_error.is_some() => "router not listening".into(),
                     (None, _) => "router not answering".into(),
                     (Some(false), _) => "missing in router".into(),
                     (Some(true), Some(peer)) => peer.to_string(),
@@ -810,6 +811,9 @@ fn status_table_of_services(all: &[ServiceStatus]) -> String {
         }
         if let Some(tls) = tls_text(&status.info) {
             text.push_str(&format!("{}: {tls}\n", status.info.name));
+        }
+        for problem in &status.problems {
+            text.push_str(&format!("problem: {problem}\n"));
         }
     }
     text

@@ -5,6 +5,8 @@
 //! instead of being refused.
 
 pub mod bundle;
+pub mod owner;
 pub mod proxy;
+pub mod repair;
 
 pub use proxy::ForwardError;

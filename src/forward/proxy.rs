@@ -2,25 +2,35 @@
 //! (a `.socket` unit) and hands it over as an inherited descriptor (`LISTEN_FDS`, passed by
 //! podman into the container); each accepted client gets one task that connects it to the
 //! router's loopback tcpListener and moves bytes both ways with splice(2): through a pipe,
-//! kernel to kernel, never copied into this process.
+//! kernel to kernel, never copied into this process. A connection holds only its two sockets:
+//! a pipe is taken from a small shared pool when bytes arrive and given back once they are
+//! passed on, so thousands of mostly idle connections need thousands of descriptors, not six
+//! each, and the pipes in use are as many as the transfers in flight.
 //!
 //! The router refuses connections while it restarts and while no tcpConnector of the address is
 //! reachable; the forwarder then retries for a bounded time, so a client that arrives during a
 //! restart is served once the router is ready, and otherwise gets a clean close (FIN), never a
-//! reset. On SIGTERM (the unit stopping, the service being deleted) it stops accepting and ends
+//! reset. A connection that another user's socket accepted (a program that took the router's
+//! port while the router did not listen) is closed before a byte of the client's goes to it and
+//! counts as a refusal (`owner`); either raises the alarm of the tcpListener's repair
+//! (`repair`). On SIGTERM (the unit stopping, the service being deleted) it stops accepting and ends
 //! every connection with a FIN both ways.
 
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{FromRawFd, OwnedFd};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rustix::pipe::{pipe_with, splice, PipeFlags, SpliceFlags};
 use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
+
+use super::owner::socket_owner;
+use super::repair::ListenerRepair;
 
 /// The first descriptor systemd passes (sd_listen_fds(3)).
 const SD_LISTEN_FDS_START: i32 = 3;
@@ -31,6 +41,115 @@ const RETRY_FIRST: Duration = Duration::from_millis(20);
 const RETRY_MAX: Duration = Duration::from_millis(500);
 /// How long connections get to finish their FIN exchange after SIGTERM.
 const DRAIN: Duration = Duration::from_secs(2);
+/// How often the owner of the socket that accepted a connection is asked for while the kernel
+/// has not made it a full socket yet (the router's side of the handshake lags ours slightly).
+const OWNER_LOOKUPS: u32 = 20;
+const OWNER_LOOKUP_PAUSE: Duration = Duration::from_millis(1);
+/// Idle pipes kept for the next transfer; more are closed when given back.
+const IDLE_PIPES: usize = 64;
+/// At most one warning about a foreign socket on the router's port in this long.
+const WARNING_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The router's tcpListener the forwarder carries its clients to.
+#[derive(Debug, Clone)]
+pub struct RouterListener {
+    pub addr: SocketAddr,
+    /// How long a client waits for the router.
+    pub wait: Duration,
+    /// How to re-open the tcpListener when the router could not bind its port.
+    pub repair: Option<ListenerRepair>,
+}
+
+/// What every connection shares: where the router is, whose sockets may take clients, and the
+/// repair's alarm.
+struct Upstream {
+    addr: SocketAddr,
+    wait: Duration,
+    /// The site's user: the forwarder's own uid, the router's too.
+    uid: u32,
+    alarm: Arc<Notify>,
+    last_warning: Mutex<Option<Instant>>,
+    pipes: PipePool,
+}
+
+/// A pipe for splice(2): its read end and its write end.
+struct Pipe {
+    output: OwnedFd,
+    input: OwnedFd,
+}
+
+/// Empty pipes ready for a transfer.
+#[derive(Default)]
+struct PipePool {
+    idle: Mutex<Vec<Pipe>>,
+}
+
+impl PipePool {
+    fn take(&self) -> io::Result<Pipe> {
+        if let Some(pipe) = self.idle.lock().expect("not poisoned").pop() {
+            return Ok(pipe);
+        }
+        let (output, input) = pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK)?;
+        // Refused when the user has many pipes already: a smaller pipe only means smaller steps.
+        let _ = rustix::pipe::fcntl_setpipe_size(&input, PIPE_SIZE);
+        Ok(Pipe { output, input })
+    }
+
+    /// Takes back a pipe that is empty again.
+    fn give_back(&self, pipe: Pipe) {
+        let mut idle = self.idle.lock().expect("not poisoned");
+        if idle.len() < IDLE_PIPES {
+            idle.push(pipe);
+        }
+    }
+}
+
+impl Upstream {
+    fn new(addr: SocketAddr, wait: Duration) -> Upstream {
+        Upstream {
+            addr,
+            wait,
+            uid: rustix::process::getuid().as_raw(),
+            alarm: Arc::new(Notify::new()),
+            last_warning: Mutex::new(None),
+            pipes: PipePool::default(),
+        }
+    }
+
+    /// Whether the socket that accepted `stream` is the site user's (the router's), asking
+    /// the kernel for its owner; a foreign one is warned about (at most every
+    /// [`WARNING_INTERVAL`]).
+    async fn accepted_by_us(&self, stream: &TcpStream) -> bool {
+        let Ok(local) = stream.local_addr() else {
+            return false;
+        };
+        let mut owner = Ok(None);
+        for _ in 0..OWNER_LOOKUPS {
+            owner = socket_owner(self.addr, local);
+            if !matches!(owner, Ok(None)) {
+                break;
+            }
+            tokio::time::sleep(OWNER_LOOKUP_PAUSE).await;
+        }
+        let uid = match owner {
+            Ok(Some(uid)) if uid == self.uid => return true,
+            Ok(Some(uid)) => uid.to_string(),
+            Ok(None) => "unknown (the connection was gone)".into(),
+            Err(e) => format!("unknown ({e})"),
+        };
+        let mut last = self.last_warning.lock().expect("not poisoned");
+        if last.is_none_or(|at| at.elapsed() >= WARNING_INTERVAL) {
+            *last = Some(Instant::now());
+            tracing::warn!(
+                "port {} is held by a socket of uid {uid}, not of this site's user (uid {}): \
+                 clients are not handed to it; they wait for the router",
+                self.addr.port(),
+                self.uid
+            );
+        }
+        false
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ForwardError {
@@ -76,13 +195,14 @@ pub fn inherited_listener() -> Result<TcpListener, ForwardError> {
 }
 
 /// Serves `listener` until SIGTERM or SIGINT, forwarding each client to `router`, retrying
-/// the router for at most `wait` per client.
-pub async fn serve(
-    listener: TcpListener,
-    router: SocketAddr,
-    wait: Duration,
-) -> Result<(), ForwardError> {
+/// the router for at most its `wait` per client.
+pub async fn serve(listener: TcpListener, router: RouterListener) -> Result<(), ForwardError> {
     use tokio::signal::unix::{signal, SignalKind};
+    raise_descriptor_limit();
+    let upstream = Arc::new(Upstream::new(router.addr, router.wait));
+    let repair = router
+        .repair
+        .map(|repair| tokio::spawn(repair.run(Arc::clone(&upstream.alarm))));
     let mut term = signal(SignalKind::terminate()).map_err(ForwardError::Signals)?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(ForwardError::Signals)?;
     let (stop_tx, stop) = watch::channel(false);
@@ -91,7 +211,7 @@ pub async fn serve(
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((client, _)) => {
-                    connections.spawn(forward(client, router, wait, stop.clone()));
+                    connections.spawn(forward(client, Arc::clone(&upstream), stop.clone()));
                 }
                 // Out of descriptors or a client gone before accept: keep serving the others.
                 Err(e) => {
@@ -105,6 +225,9 @@ pub async fn serve(
         }
     }
     drop(listener);
+    if let Some(repair) = repair {
+        repair.abort();
+    }
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(DRAIN, async {
         while connections.join_next().await.is_some() {}
@@ -113,16 +236,21 @@ pub async fn serve(
     Ok(())
 }
 
+/// Raises the soft limit of open descriptors to the hard one (the unit's `LimitNOFILE`):
+/// each connection holds two.
+fn raise_descriptor_limit() {
+    let limit = crate::platform::descriptors::raise_to_hard_limit();
+    tracing::info!(
+        "up to {limit} open descriptors: about {} concurrent connections",
+        limit / 2
+    );
+}
+
 /// One client: connect to the router (retrying), then copy until both sides are done.
-async fn forward(
-    mut client: TcpStream,
-    router: SocketAddr,
-    wait: Duration,
-    mut stop: watch::Receiver<bool>,
-) {
+async fn forward(mut client: TcpStream, router: Arc<Upstream>, mut stop: watch::Receiver<bool>) {
     let _ = client.set_nodelay(true);
     let upstream = tokio::select! {
-        connected = connect_with_retry(router, wait) => connected,
+        connected = connect_with_retry(&router) => connected,
         _ = stopped(&mut stop) => None,
     };
     let Some(mut upstream) = upstream else {
@@ -133,8 +261,8 @@ async fn forward(
     tokio::select! {
         result = async {
             tokio::try_join!(
-                splice_one_way(&client, &upstream),
-                splice_one_way(&upstream, &client)
+                splice_one_way(&client, &upstream, &router.pipes),
+                splice_one_way(&upstream, &client, &router.pipes)
             )
         } => {
             if let Err(e) = result {
@@ -148,37 +276,41 @@ async fn forward(
 }
 
 /// Moves `from`'s bytes into `to` until `from` ends, then ends `to`'s writing side (the FIN
-/// travels on). The pipe is drained before more is read, so `from` being empty is the only
-/// reason a read would block, and `to` being full the only reason a write would.
-async fn splice_one_way(from: &TcpStream, to: &TcpStream) -> io::Result<()> {
-    let (pipe_out, pipe_in) = pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK)?;
-    // Refused when the user has many pipes already: a smaller pipe only means smaller steps.
-    let _ = rustix::pipe::fcntl_setpipe_size(&pipe_in, PIPE_SIZE);
+/// travels on). A pipe is taken once `from` has bytes and drained before more are read, so
+/// `from` being empty is the only reason a read would block, and `to` being full the only
+/// reason a write would; drained, it goes back to the pool.
+async fn splice_one_way(from: &TcpStream, to: &TcpStream, pipes: &PipePool) -> io::Result<()> {
     let flags = SpliceFlags::MOVE | SpliceFlags::NONBLOCK;
     loop {
-        let mut in_pipe = loop {
-            from.readable().await?;
-            match from.try_io(Interest::READABLE, || {
-                Ok(splice(from, None, &pipe_in, None, PIPE_SIZE, flags)?)
-            }) {
-                Ok(n) => break n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Err(e),
+        from.readable().await?;
+        let pipe = pipes.take()?;
+        let read = from.try_io(Interest::READABLE, || {
+            Ok(splice(from, None, &pipe.input, None, PIPE_SIZE, flags)?)
+        });
+        let mut in_pipe = match read {
+            Ok(0) => {
+                pipes.give_back(pipe);
+                return Ok(rustix::net::shutdown(to, rustix::net::Shutdown::Write)?);
             }
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                pipes.give_back(pipe);
+                continue;
+            }
+            Err(e) => return Err(e),
         };
-        if in_pipe == 0 {
-            return Ok(rustix::net::shutdown(to, rustix::net::Shutdown::Write)?);
-        }
+        // Until the pipe is empty; an error drops it with what it holds.
         while in_pipe > 0 {
             to.writable().await?;
             match to.try_io(Interest::WRITABLE, || {
-                Ok(splice(&pipe_out, None, to, None, in_pipe, flags)?)
+                Ok(splice(&pipe.output, None, to, None, in_pipe, flags)?)
             }) {
                 Ok(n) => in_pipe -= n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 Err(e) => return Err(e),
             }
         }
+        pipes.give_back(pipe);
     }
 }
 
@@ -187,24 +319,28 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|stopping| *stopping).await.map(drop);
 }
 
-/// The router, once it accepts; None after `wait` of refusals.
-async fn connect_with_retry(router: SocketAddr, wait: Duration) -> Option<TcpStream> {
-    let deadline = Instant::now() + wait;
+/// The router, once it accepts (a socket of the site's user); None after `wait` of refusals.
+async fn connect_with_retry(router: &Upstream) -> Option<TcpStream> {
+    let deadline = Instant::now() + router.wait;
     let mut delay = RETRY_FIRST;
     loop {
-        match TcpStream::connect(router).await {
-            Ok(stream) => return Some(stream),
-            Err(e) if Instant::now() + delay > deadline => {
-                tracing::info!(
-                    "router at {router} not accepting after {wait:?}: {e}; closing the client"
-                );
-                return None;
-            }
-            Err(_) => {
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(RETRY_MAX);
-            }
+        let refusal = match TcpStream::connect(router.addr).await {
+            Ok(stream) if router.accepted_by_us(&stream).await => return Some(stream),
+            // Dropped unused: the foreign socket sees a connection end with no data.
+            Ok(_) => "a socket of another user holds the port".to_string(),
+            Err(e) => e.to_string(),
+        };
+        router.alarm.notify_one();
+        if Instant::now() + delay > deadline {
+            tracing::info!(
+                "router at {} not accepting after {:?}: {refusal}; closing the client",
+                router.addr,
+                router.wait
+            );
+            return None;
         }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(RETRY_MAX);
     }
 }
 
@@ -240,11 +376,19 @@ mod tests {
         wait: Duration,
         stop: watch::Receiver<bool>,
     ) -> TcpStream {
+        forwarded_client_of(Arc::new(Upstream::new(router, wait)), stop).await
+    }
+
+    async fn forwarded_client_of(
+        upstream: Arc<Upstream>,
+        stop: watch::Receiver<bool>,
+    ) -> TcpStream {
         let front = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let front_addr = front.local_addr().unwrap();
         tokio::spawn(async move {
             let (client, _) = front.accept().await.unwrap();
-            forward(client, router, wait, stop).await;
+            drop(front);
+            forward(client, upstream, stop).await;
         });
         TcpStream::connect(front_addr).await.unwrap()
     }
@@ -262,6 +406,83 @@ mod tests {
         let mut got = [0u8; 5];
         s.read_exact(&mut got).await.unwrap();
         assert_eq!(&got, b"early");
+    }
+
+    #[tokio::test]
+    async fn a_socket_of_another_user_on_the_router_port_gets_no_client() {
+        // The forwarder of a user other than this test's: this test's sockets are foreign to it.
+        let server = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let router = server.local_addr().unwrap();
+        let (got_tx, mut got) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = server.accept().await.unwrap();
+                let got_tx = got_tx.clone();
+                tokio::spawn(async move {
+                    let mut bytes = Vec::new();
+                    let _ = s.read_to_end(&mut bytes).await;
+                    got_tx.send(bytes).unwrap();
+                });
+            }
+        });
+        let mut upstream = Upstream::new(router, Duration::from_millis(500));
+        upstream.uid += 1;
+        let upstream = Arc::new(upstream);
+        let (_stop_tx, stop) = watch::channel(false);
+        let mut client = forwarded_client_of(Arc::clone(&upstream), stop).await;
+        client.write_all(b"secret").await.unwrap();
+        let mut buf = Vec::new();
+        assert_eq!(
+            client.read_to_end(&mut buf).await.unwrap(),
+            0,
+            "a clean close"
+        );
+        // The foreign socket was connected to (and tried again), never sent a byte.
+        let mut attempts = 0;
+        while let Ok(bytes) = got.try_recv() {
+            assert!(
+                bytes.is_empty(),
+                "the client's bytes reached the foreign socket"
+            );
+            attempts += 1;
+        }
+        assert!(attempts >= 2, "{attempts} attempts");
+        // The repair was alarmed.
+        tokio::time::timeout(Duration::from_secs(1), upstream.alarm.notified())
+            .await
+            .unwrap();
+    }
+
+    fn open_descriptors() -> usize {
+        std::fs::read_dir("/proc/self/fd").unwrap().count()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_connection_holds_two_descriptors_and_pipes_only_while_bytes_pass() {
+        const CONNECTIONS: usize = 300;
+        let (router, _server) = echo_server().await;
+        let upstream = Arc::new(Upstream::new(router, Duration::from_secs(5)));
+        let before = open_descriptors();
+        let mut clients = Vec::new();
+        for n in 0..CONNECTIONS {
+            let (_stop_tx, stop) = watch::channel(false);
+            let mut client = forwarded_client_of(Arc::clone(&upstream), stop).await;
+            let sent = format!("client {n}");
+            client.write_all(sent.as_bytes()).await.unwrap();
+            let mut got = vec![0u8; sent.len()];
+            client.read_exact(&mut got).await.unwrap();
+            assert_eq!(got, sent.as_bytes());
+            clients.push((client, _stop_tx));
+        }
+        // Each connection: the client's socket and the echo server's (this test's), and the
+        // forwarder's two; the idle pipes in the pool besides. Other tests of this process
+        // open a few meanwhile.
+        let opened = open_descriptors() - before;
+        let forwarder = opened - 2 * CONNECTIONS;
+        assert!(
+            forwarder <= 2 * CONNECTIONS + 2 * IDLE_PIPES + 100,
+            "{forwarder} descriptors for {CONNECTIONS} idle forwarded connections"
+        );
     }
 
     #[tokio::test]

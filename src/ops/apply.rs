@@ -24,9 +24,10 @@ use tokio::time::Instant;
 
 use crate::error::Error;
 use crate::forward::bundle;
-use crate::model::{SiteResources, LOCAL_ROUTER_ACCESS};
+use crate::model::SiteResources;
 use crate::ops::activated::{self, Trigger};
 use crate::ops::grant_server;
+pub use crate::plan::local_port;
 use crate::plan::router::{live_ops, renew_ops, restart_needed_for, LiveOp, Renewal};
 use crate::plan::{self, GrantServerPlan, HostContext, HostPlan, PlannedFile};
 use crate::platform::podman::PodmanService;
@@ -46,8 +47,6 @@ use crate::store::{files, Paths, SiteDir, SiteLock};
 const UNIT_TIMEOUT: Duration = Duration::from_secs(90);
 /// A running router gets this long to answer management for a live change.
 const MANAGEMENT_TIMEOUT: Duration = Duration::from_secs(30);
-/// The management port when the site has no local RouterAccess (never for sites vansite made).
-const DEFAULT_LOCAL_PORT: u16 = 5671;
 
 /// What an apply did to the router.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -1112,15 +1111,6 @@ pub fn site_router_endpoint(
         port: local_port(resources),
         tls: ClientTls::from_dir(site_dir.certs().join(crate::render::certs::LOCAL_CLIENT))?,
     })
-}
-
-/// The router's management port: the local RouterAccess's `normal` role.
-pub fn local_port(resources: &SiteResources) -> u16 {
-    resources
-        .router_access(LOCAL_ROUTER_ACCESS)
-        .and_then(|a| a.spec.roles.first())
-        .map(|r| r.port)
-        .unwrap_or(DEFAULT_LOCAL_PORT)
 }
 
 /// The listener names that have forwarder units installed for `namespace` (read from the

@@ -24,7 +24,7 @@ use crate::input::{self, InputText};
 use crate::model::{parse_documents, AccessToken, Resource, SiteResources, ROUTER_PORT_ANNOTATION};
 use crate::ops::apply::{ApplyOptions, Preview, RouterChange, SiteSession};
 use crate::ops::init::with_host_defaults;
-use crate::ops::services::{check_port_free, router_port};
+use crate::ops::services::{check_port_free, RouterPorts};
 use crate::plan::{bind_address, forwarded_listeners};
 use crate::render::certs::LeafRenewal;
 use crate::store::Paths;
@@ -288,6 +288,7 @@ pub async fn apply(
         &[],
         &request.default_router_image,
     )?;
+    let mut router_ports = RouterPorts::new(paths);
     for object in objects.iter_mut() {
         if matches!(
             object,
@@ -297,7 +298,7 @@ pub async fn apply(
             if meta.router_port().is_none() {
                 meta.annotations.insert(
                     ROUTER_PORT_ANNOTATION.into(),
-                    router_port(paths)?.to_string(),
+                    router_ports.take()?.to_string(),
                 );
             }
         }

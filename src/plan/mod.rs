@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::grants::grant_port;
-use crate::model::{SiteResources, ROUTER_PORT_ANNOTATION};
+use crate::model::{SiteResources, LOCAL_ROUTER_ACCESS, ROUTER_PORT_ANNOTATION};
 use crate::quadlet::version::PodmanVersion;
 use crate::render::certs::{self, LeafRenewal, SiteCertificates};
 use crate::render::forwarder_units::{forwarder_units, ForwarderSpec};
@@ -19,7 +19,10 @@ use crate::render::grant_units::{
     render_service, render_socket, service_unit, socket_unit, GrantUnitSpec,
 };
 use crate::render::renewal_units::{renewal_units, RenewalSpec};
-use crate::render::router_config::{render, router_entities, RenderContext, CERTS_PATH, LOOPBACK};
+use crate::render::router_config::{
+    listener_name, multi_key_listener_name, render, router_entities, RenderContext, CERTS_PATH,
+    LOOPBACK,
+};
 use crate::render::router_unit::{router_quadlet, RouterUnitSpec, CERTS_DIR_IN_CONTAINER};
 use crate::render::unit_names;
 use crate::router::entity::{EntityType, RouterEntity};
@@ -29,6 +32,8 @@ use router::Renewal;
 
 /// Annotation on the Site recording the router image vansite runs for it.
 pub const ROUTER_IMAGE_ANNOTATION: &str = "vansite.io/router-image";
+/// The management port when the site has no local RouterAccess (never for sites vansite made).
+const DEFAULT_LOCAL_PORT: u16 = 5671;
 /// How long a forwarder's client waits for the router (restart, no reachable connector).
 pub const FORWARDER_WAIT: Duration = Duration::from_secs(30);
 
@@ -324,6 +329,8 @@ pub struct ForwardedListener {
     pub host: String,
     pub port: u16,
     pub router_port: Option<u16>,
+    /// The router's tcpListener of it.
+    pub entity: String,
 }
 
 /// Every Listener and MultiKeyListener of the site, as its forwarder sees it. Both kinds
@@ -337,6 +344,7 @@ pub fn forwarded_listeners(resources: &SiteResources) -> Result<Vec<ForwardedLis
             host: l.spec.host.clone(),
             port: l.spec.port,
             router_port: l.router_port(),
+            entity: listener_name(&l.metadata.name),
         })
         .collect();
     for listener in &resources.multi_key_listeners {
@@ -352,6 +360,7 @@ pub fn forwarded_listeners(resources: &SiteResources) -> Result<Vec<ForwardedLis
             host: listener.spec.host.clone(),
             port: listener.spec.port,
             router_port: listener.router_port(),
+            entity: multi_key_listener_name(name),
         });
     }
     Ok(all)
@@ -370,11 +379,15 @@ fn forwarder_plan(
         ))
     })?;
     let site_dir = &host.site_dir;
+    let loopback: IpAddr = LOOPBACK.parse().expect("an IP");
     let spec = ForwarderSpec {
         namespace: site_dir.namespace.clone(),
         listener: name.clone(),
         bind: bind_address(&listener.host, listener.port)?,
-        router: SocketAddr::new(LOOPBACK.parse().expect("an IP"), router_port),
+        router: SocketAddr::new(loopback, router_port),
+        tcp_listener: listener.entity.clone(),
+        management: SocketAddr::new(loopback, local_port(resources)),
+        management_credentials: site_dir.certs().join(certs::LOCAL_CLIENT),
         wait: FORWARDER_WAIT,
         image: router_image(resources).to_string(),
         uid: host.uid,
@@ -398,6 +411,60 @@ fn forwarder_plan(
     })
 }
 
+/// Where router tcpListener ports are chosen from: at or above this, below the kernel's
+/// ephemeral range (`net.ipv4.ip_local_port_range`).
+pub const ROUTER_PORT_BASE: u16 = 20000;
+/// The lowest port a router tcpListener takes when the ephemeral range starts at or below
+/// [`ROUTER_PORT_BASE`].
+const FIRST_UNPRIVILEGED_PORT: u16 = 1024;
+
+/// A port for a router's loopback tcpListener, outside the kernel's `ephemeral` range (from
+/// `ip_local_port_range`), or None when every candidate is `unusable`.
+///
+/// Why outside that range: the router listens on the port only while the listener's service
+/// is reachable, and between a restart and its bind the port is free. A port in the ephemeral
+/// range can then be taken by any outgoing connection as its source port, by accident, and the
+/// router's bind fails for good; below the range only a program binding it on purpose can take
+/// it (the forwarder refuses such a socket: `forward::owner`). The candidates are
+/// [`ROUTER_PORT_BASE`] up to the range's start (from 1024 when the range starts lower), then
+/// above the range's end; the scan starts `offset` into them, so that the sites of different
+/// users do not all try the same ports first.
+pub fn choose_router_port(
+    ephemeral: std::ops::RangeInclusive<u16>,
+    offset: u16,
+    unusable: impl Fn(u16) -> bool,
+) -> Option<u16> {
+    let low_start = if *ephemeral.start() > ROUTER_PORT_BASE {
+        ROUTER_PORT_BASE
+    } else {
+        FIRST_UNPRIVILEGED_PORT
+    };
+    let below = low_start..(*ephemeral.start()).max(low_start);
+    let above = ephemeral.end().saturating_add(1).max(low_start)..=u16::MAX;
+    let candidates: Vec<u16> = below
+        .chain(above)
+        .filter(|port| !ephemeral.contains(port))
+        .collect();
+    if candidates.is_empty() {
+        return None;
+    }
+    let start = usize::from(offset) % candidates.len();
+    candidates[start..]
+        .iter()
+        .chain(&candidates[..start])
+        .copied()
+        .find(|port| !unusable(*port))
+}
+
+/// The router's management port: the local RouterAccess's `normal` role.
+pub fn local_port(resources: &SiteResources) -> u16 {
+    resources
+        .router_access(LOCAL_ROUTER_ACCESS)
+        .and_then(|a| a.spec.roles.first())
+        .map(|r| r.port)
+        .unwrap_or(DEFAULT_LOCAL_PORT)
+}
+
 /// The socket address systemd binds for a listener: an IP literal (systemd resolves no names).
 pub fn bind_address(host: &str, port: u16) -> Result<SocketAddr, PlanError> {
     let ip: IpAddr = host.parse().map_err(|_| {
@@ -407,4 +474,38 @@ pub fn bind_address(host: &str, port: u16) -> Result<SocketAddr, PlanError> {
         ))
     })?;
     Ok(SocketAddr::new(ip, port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn router_ports_are_chosen_outside_the_ephemeral_range() {
+        let taken = [20000, 20001, 20003];
+        let unusable = |port: u16| taken.contains(&port);
+        assert_eq!(choose_router_port(32768..=60999, 0, unusable), Some(20002));
+        // Starting further in, and wrapping around to the ports above the range.
+        assert_eq!(
+            choose_router_port(32768..=60999, 12768, unusable),
+            Some(61000)
+        );
+        let last = (32768 - 20000) + (65535 - 61000);
+        assert_eq!(
+            choose_router_port(32768..=60999, last, unusable),
+            Some(65535)
+        );
+        assert_eq!(
+            choose_router_port(32768..=60999, last + 1, unusable),
+            Some(20002)
+        );
+        // A range that starts low: from 1024 below it.
+        assert_eq!(choose_router_port(10000..=65535, 0, |_| false), Some(1024));
+        assert_eq!(choose_router_port(1024..=65535, 7, |_| false), None);
+        for offset in [0, 1, 999, 30000, u16::MAX] {
+            let port = choose_router_port(32768..=60999, offset, |_| false).unwrap();
+            assert!(!(32768..=60999).contains(&port) && port >= ROUTER_PORT_BASE);
+        }
+        assert_eq!(choose_router_port(32768..=60999, 0, |_| true), None);
+    }
 }

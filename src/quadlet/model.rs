@@ -103,7 +103,9 @@ pub struct Service {
     /// Commands run before the container, one word list each.
     pub exec_start_pre: Vec<Vec<String>>,
     /// `LimitNOFILE=`: open descriptors allowed (soft and hard), for processes that hold one
-    /// or more per client connection.
+    /// or more per client connection: podman, conmon and (with podman's `--ulimit=host`) the
+    /// container. systemd lowers it to the most the manager may give when it is more
+    /// (`setrlimit_closest`), so a high value never fails the start.
     pub limit_nofile: Option<u64>,
 }
 

@@ -9,12 +9,16 @@ use std::time::Duration;
 
 use crate::quadlet::{Container, Install, QuadletFile, Service, SocketFile, Unit, Volume};
 
+use super::{CONNECTION_OPEN_FILES, SERVICE_ULIMITS};
 use crate::forward::bundle::MOUNT_POINT;
 
 /// Label naming the Listener a forwarder container serves.
 pub const LISTENER_LABEL: &str = "io.vansite.listener";
 /// Label naming the site's namespace (the router container has it too).
 pub const NAMESPACE_LABEL: &str = "io.vansite.namespace";
+
+/// Where the management client certificate appears inside the forwarder container.
+const MANAGEMENT_CREDENTIALS: &str = "/opt/vansite-management";
 
 /// What a forwarder's units depend on.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,6 +29,12 @@ pub struct ForwarderSpec {
     pub bind: SocketAddr,
     /// The router's loopback tcpListener.
     pub router: SocketAddr,
+    /// Its name, the router's local management listener, and the host directory of the local
+    /// management client certificate: the forwarder re-opens the tcpListener when the router
+    /// could not bind its port (`forward::repair`).
+    pub tcp_listener: String,
+    pub management: SocketAddr,
+    pub management_credentials: PathBuf,
     /// How long a client waits for the router before a clean close.
     pub wait: Duration,
     /// The site's router image: already pulled, so starting a forwarder pulls nothing.
@@ -68,6 +78,12 @@ pub fn forwarder_units(spec: &ForwarderSpec) -> (SocketFile, QuadletFile) {
         spec.router.to_string(),
         "--wait".into(),
         spec.wait.as_secs().to_string(),
+        "--management".into(),
+        spec.management.to_string(),
+        "--management-credentials".into(),
+        MANAGEMENT_CREDENTIALS.into(),
+        "--tcp-listener".into(),
+        spec.tcp_listener.clone(),
     ]);
     let container = QuadletFile {
         unit: Unit {
@@ -77,21 +93,31 @@ pub fn forwarder_units(spec: &ForwarderSpec) -> (SocketFile, QuadletFile) {
             ..Unit::default()
         },
         container: Container {
-            volumes: vec![Volume {
-                host_path: spec.bundle_dir.clone(),
-                container_path: MOUNT_POINT.into(),
-                options: vec!["ro".into(), "z".into()],
-            }],
+            volumes: vec![
+                Volume {
+                    host_path: spec.bundle_dir.clone(),
+                    container_path: MOUNT_POINT.into(),
+                    options: vec!["ro".into(), "z".into()],
+                },
+                Volume {
+                    host_path: spec.management_credentials.clone(),
+                    container_path: MANAGEMENT_CREDENTIALS.into(),
+                    options: vec!["ro".into(), "z".into()],
+                },
+            ],
             labels: vec![
                 (NAMESPACE_LABEL.into(), spec.namespace.clone()),
                 (LISTENER_LABEL.into(), spec.listener.clone()),
             ],
             // Whatever the image's own entry point, the forwarder runs alone.
-            podman_args: vec![format!("--entrypoint={entrypoint}")],
+            podman_args: vec![format!("--entrypoint={entrypoint}"), SERVICE_ULIMITS.into()],
             exec,
             ..Container::on_host_network_as(&name, &spec.image, spec.uid, spec.gid)
         },
-        service: Service::restarting_with_log(&spec.log_file),
+        service: Service {
+            limit_nofile: Some(CONNECTION_OPEN_FILES),
+            ..Service::restarting_with_log(&spec.log_file)
+        },
         install: Install {
             wanted_by: vec!["default.target".into()],
         },
@@ -112,6 +138,9 @@ mod tests {
             listener: "web".into(),
             bind: "[::]:8080".parse().unwrap(),
             router: "127.0.0.1:41000".parse().unwrap(),
+            tcp_listener: "listener/web".into(),
+            management: "127.0.0.1:5671".parse().unwrap(),
+            management_credentials: "/opt/certs/skupper-local-client".into(),
             wait: Duration::from_secs(30),
             image: "quay.io/skupper/skupper-router:3.5.1".into(),
             uid: 1000,

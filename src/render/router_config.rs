@@ -321,7 +321,7 @@ fn tcp_listener(listener: &model::Listener) -> TcpEndpoint {
         None => (spec.host.clone(), spec.port),
     };
     TcpEndpoint {
-        name: format!("listener/{}", listener.metadata.name),
+        name: listener_name(&listener.metadata.name),
         host,
         port: port.to_string(),
         address: spec.routing_key.clone(),
@@ -331,6 +331,11 @@ fn tcp_listener(listener: &model::Listener) -> TcpEndpoint {
         multi_address_strategy: String::new(),
         authenticate_peer: false,
     }
+}
+
+/// Skupper's name for a Listener's tcpListener.
+pub fn listener_name(name: &str) -> String {
+    format!("listener/{name}")
 }
 
 /// Skupper's name for a MultiKeyListener's tcpListener (`internal/site/multikeylistener.go`

@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use super::{CONNECTION_OPEN_FILES, SERVICE_ULIMITS};
 use crate::quadlet::{Container, Install, QuadletFile, Service, Unit, Volume};
 
 /// The image vansite runs unless told otherwise.
@@ -83,10 +84,12 @@ pub fn router_quadlet(spec: &RouterUnitSpec) -> QuadletFile {
             ]
             .map(|(name, value)| (name.to_string(), value))
             .to_vec(),
+            podman_args: vec![SERVICE_ULIMITS.into()],
             ..Container::on_host_network_as(&name, &spec.image, spec.uid, spec.gid)
         },
         service: Service {
             timeout_start_sec: Some(START_TIMEOUT_SEC),
+            limit_nofile: Some(CONNECTION_OPEN_FILES),
             ..Service::restarting_with_log(&spec.log_file)
         },
         install: Install {

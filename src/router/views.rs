@@ -40,6 +40,8 @@ pub struct TcpEndpointView {
     pub name: String,
     /// tcpListener: `up` while a connector of its address is reachable in the network.
     pub oper_status: Option<String>,
+    /// tcpListener: why the router could not listen on its port (empty or absent: no failure).
+    pub connection_msg: Option<String>,
     pub connections_opened: Option<u64>,
     pub connections_closed: Option<u64>,
 }
@@ -52,6 +54,11 @@ impl TcpEndpointView {
             oper_status: row
                 .get("operStatus")
                 .and_then(Value::as_str)
+                .map(str::to_string),
+            connection_msg: row
+                .get("connectionMsg")
+                .and_then(Value::as_str)
+                .filter(|message| !message.is_empty())
                 .map(str::to_string),
             connections_opened: row.get("connectionsOpened").and_then(Value::as_u64),
             connections_closed: row.get("connectionsClosed").and_then(Value::as_u64),

@@ -16,7 +16,7 @@ fn status(host: &Host) -> Value {
 }
 
 /// Sends `data` on a new connection to `addr` and reads back as much (an echo service).
-fn echo(addr: &str, data: &[u8]) -> Vec<u8> {
+pub(crate) fn echo(addr: &str, data: &[u8]) -> Vec<u8> {
     let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
     stream
         .set_read_timeout(Some(Duration::from_secs(60)))
@@ -49,7 +49,7 @@ fn answer_kept_open(addr: &str) -> (String, TcpStream) {
 
 /// An echo service on the host's loopback, for the rest of the test: every connection gets its
 /// bytes back. (socat's PIPE echo blocks for ever on its own pipe once a transfer outgrows it.)
-fn serve_echo(host: &Host, port: u16) {
+pub(crate) fn serve_echo(host: &Host, port: u16) {
     let (ready_tx, ready) = std::sync::mpsc::channel();
     in_netns(host, move || {
         let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();

@@ -5,7 +5,9 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod capacity;
 mod forwarded;
+mod isolation;
 mod moves;
 mod network;
 mod tls;

@@ -17,13 +17,13 @@ use serde::Serialize;
 use crate::error::Error;
 use crate::model::{check_name, PeerState, SiteResources, StrategyKind};
 use crate::ops::apply::{site_management, ApplyOptions, RouterChange, SiteSession};
-use crate::plan::bind_address;
+use crate::plan::{bind_address, choose_router_port};
 use crate::platform::systemd::{ActiveState, UserManager};
 use crate::render::certs::listener_credentials_have_ca;
 use crate::render::certs::LeafRenewal;
 use crate::render::forwarder_units::forwarder_unit_name;
 use crate::render::router_config::{
-    connector_ssl_profile, multi_key_listener_name, tcp_entities, LOOPBACK,
+    connector_ssl_profile, listener_name, multi_key_listener_name, tcp_entities, LOOPBACK,
 };
 use crate::render::router_unit::router_unit_name;
 use crate::router::views::{AddressView, TcpEndpointKind, TcpEndpointView};
@@ -39,6 +39,7 @@ const SERVICE_APPLY: ApplyOptions = ApplyOptions {
     timeout: Duration::from_secs(120),
 };
 const UNPRIVILEGED_PORT_START: &str = "/proc/sys/net/ipv4/ip_unprivileged_port_start";
+const EPHEMERAL_PORT_RANGE: &str = "/proc/sys/net/ipv4/ip_local_port_range";
 /// Listeners bind every interface unless told otherwise, as Skupper's do.
 const DEFAULT_LISTENER_HOST: &str = "0.0.0.0";
 const DEFAULT_CONNECTOR_HOST: &str = "localhost";
@@ -162,6 +163,13 @@ pub struct ServiceStatus {
     /// connections it takes now.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub keys: Vec<KeyStatus>,
+    /// Listeners: why the router cannot listen on the listener's router port (its own
+    /// message), when it cannot. The forwarder re-creates the tcpListener until it can.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub router_error: Option<String>,
+    /// What is wrong with this service now; any makes `status` and `<kind> status` unhealthy.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
 }
 
 /// One routing key of a MultiKeyListener, now.
@@ -205,7 +213,7 @@ pub fn list(paths: &Paths, namespace: &str, kind: ServiceKind) -> Result<Vec<Ser
         .collect())
 }
 
-/// `listener status` / `connector status`: `name` or all of the kind.
+/// `listener status` / `connector status`: `name` or all of the kind, each with its problems.
 pub async fn status(
     paths: &Paths,
     namespace: &str,
@@ -262,7 +270,7 @@ pub async fn create(
             check_port_free(paths, bind_address(&host, port)?)?;
             NewService {
                 default_host: host,
-                router_port: Some(router_port(paths)?),
+                router_port: Some(RouterPorts::new(paths).take()?),
             }
         }
         ServiceKind::Connector => NewService {
@@ -374,7 +382,6 @@ pub async fn services_status(
 ) -> Result<(Vec<ServiceStatus>, Vec<String>), Error> {
     let router = router_view(manager, site_dir, resources).await;
     let entities = tcp_entities(resources);
-    let mut problems = Vec::new();
     let mut all = Vec::new();
     for info in infos(site_dir, resources) {
         let entity_name = entity_name(&info);
@@ -387,6 +394,7 @@ pub async fn services_status(
                 .get(&(entity.entity_type, entity.name().to_string()))
         });
         let in_router = router.as_ref().map(|_| row.is_some());
+        let mut problems = Vec::new();
         if in_router == Some(false) {
             problems.push(format!(
                 "{} {} is not in the running router; run any `vansite {} create|delete` to \
@@ -412,13 +420,15 @@ pub async fn services_status(
             forwarder_state: None,
             in_router,
             peer: None,
+            router_error: row.and_then(|r| r.connection_msg.clone()),
+            problems,
         };
         if status.info.kind == ServiceKind::Listener {
             let unit = forwarder_unit_name(&site_dir.namespace, &status.info.name);
             let socket = manager.unit_state(&format!("{unit}.socket")).await?;
             let service = manager.unit_state(&format!("{unit}.service")).await?;
             if socket.active_state != ActiveState::Active {
-                problems.push(format!(
+                status.problems.push(format!(
                     "the port of listener {} ({unit}.socket) is {}",
                     status.info.name,
                     state_text(&socket.active_state, &socket.sub_state)
@@ -432,9 +442,22 @@ pub async fn services_status(
                 Some(_) => PeerState::Pending,
                 None => PeerState::Unknown,
             });
+            if let Some(error) = &status.router_error {
+                let port = status
+                    .info
+                    .router_port
+                    .map_or("?".into(), |p| p.to_string());
+                status.problems.push(format!(
+                    "listener {}: the router cannot listen on its port {LOOPBACK}:{port}: {error} \
+                     (another program holds the port? `ss -ltnp 'sport = :{port}'` shows which); \
+                     the listener's forwarder re-creates it once the port is free",
+                    status.info.name
+                ));
+            }
         }
         all.push(status);
     }
+    let problems = all.iter().flat_map(|s| s.problems.clone()).collect();
     Ok((all, problems))
 }
 
@@ -542,7 +565,7 @@ async fn router_view(
 
 fn entity_name(info: &ServiceInfo) -> String {
     match (info.kind, &info.strategy) {
-        (ServiceKind::Listener, None) => format!("listener/{}", info.name),
+        (ServiceKind::Listener, None) => listener_name(&info.name),
         (ServiceKind::Listener, Some(_)) => multi_key_listener_name(&info.name),
         (ServiceKind::Connector, _) => format!("connector/{}@{}", info.name, info.host),
     }
@@ -691,30 +714,60 @@ pub(crate) fn check_port_free(paths: &Paths, bind: SocketAddr) -> Result<(), Err
     })
 }
 
-/// A free loopback port for a router tcpListener, not recorded by any listener of this user.
-pub(crate) fn router_port(paths: &Paths) -> Result<u16, Error> {
-    let recorded: Vec<u16> = paths
-        .namespaces()
-        .into_iter()
-        .filter_map(|ns| paths.site(&ns).load_resources().ok().flatten())
-        .flat_map(|set| {
-            set.listener_ports()
-                .filter_map(|(_, _, router_port)| router_port)
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    for _ in 0..20 {
-        let port = std::net::TcpListener::bind((LOOPBACK, 0))
-            .and_then(|l| l.local_addr())
-            .map_err(Error::file("cannot find a free port on", LOOPBACK))?
-            .port();
-        if !recorded.contains(&port) {
-            return Ok(port);
+/// Chooses ports for router tcpListeners (`plan::choose_router_port`): outside the kernel's
+/// ephemeral range, free to bind on loopback now, and neither recorded by a listener of any of
+/// this user's sites nor handed out before by this chooser. Existing listeners keep theirs.
+pub(crate) struct RouterPorts {
+    taken: Vec<u16>,
+    ephemeral: std::ops::RangeInclusive<u16>,
+}
+
+impl RouterPorts {
+    pub(crate) fn new(paths: &Paths) -> RouterPorts {
+        let taken = paths
+            .namespaces()
+            .into_iter()
+            .filter_map(|ns| paths.site(&ns).load_resources().ok().flatten())
+            .flat_map(|set| {
+                set.listener_ports()
+                    .filter_map(|(_, _, router_port)| router_port)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        RouterPorts {
+            taken,
+            ephemeral: ephemeral_port_range(),
         }
     }
-    Err(Error::Usage(
-        "no free loopback port for the router's tcpListener".into(),
-    ))
+
+    pub(crate) fn take(&mut self) -> Result<u16, Error> {
+        let mut offset = [0u8; 2];
+        getrandom::fill(&mut offset).expect("the operating system's random number generator");
+        let port = choose_router_port(self.ephemeral.clone(), u16::from_ne_bytes(offset), |port| {
+            self.taken.contains(&port) || std::net::TcpListener::bind((LOOPBACK, port)).is_err()
+        })
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "no free loopback port for the router's tcpListener outside the ephemeral port \
+                 range {}-{} (net.ipv4.ip_local_port_range); narrow that range",
+                self.ephemeral.start(),
+                self.ephemeral.end()
+            ))
+        })?;
+        self.taken.push(port);
+        Ok(port)
+    }
+}
+
+/// The kernel's ephemeral port range; Linux's default when it cannot be read.
+fn ephemeral_port_range() -> std::ops::RangeInclusive<u16> {
+    std::fs::read_to_string(EPHEMERAL_PORT_RANGE)
+        .ok()
+        .and_then(|text| {
+            let mut bounds = text.split_whitespace().map(|n| n.parse::<u16>().ok());
+            Some(bounds.next()??..=bounds.next()??)
+        })
+        .unwrap_or(32768..=60999)
 }
 
 #[cfg(test)]

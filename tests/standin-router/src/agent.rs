@@ -545,7 +545,8 @@ fn rows(router: &Router, short: &str) -> Vec<Map<String, Value>> {
 }
 
 /// A tcpListener's run-time attributes, as the real router reports them: `operStatus` is `up`
-/// only while it accepts (a tcpConnector of its address is reachable), and the counters.
+/// only while it accepts (a tcpConnector of its address is reachable), `connectionMsg` why
+/// it could not listen (else empty), and the counters.
 fn add_listener_status(row: &mut Map<String, Value>, listener: &TcpListenerState) {
     let oper_status = if listener.accepting.is_some() {
         "up"
@@ -553,6 +554,8 @@ fn add_listener_status(row: &mut Map<String, Value>, listener: &TcpListenerState
         "down"
     };
     row.insert("operStatus".into(), Value::String(oper_status.into()));
+    let message = listener.failed.clone().unwrap_or_default();
+    row.insert("connectionMsg".into(), Value::String(message));
     add_counters(row, &listener.opened, &listener.closed);
 }
 

@@ -279,6 +279,10 @@ pub struct TcpListenerState {
     /// highest first, and among equal values the newest first (`adaptor_listener.c`).
     pub addresses: Vec<ListenerAddressState>,
     pub accepting: Option<AbortHandle>,
+    /// Why the socket could not be opened (the real router's `connectionMsg`): set, the
+    /// listener stays closed and is not tried again until its addresses become unreachable
+    /// and reachable again (`adaptor_listener.c`, PN_LISTENER_CLOSE with a hard failure).
+    pub failed: Option<String>,
     /// A TLS server for its clients when the tcpListener has an sslProfile, set up when the
     /// tcpListener was created and renewed by updates of the profile (deleting the sslProfile
     /// later does not change it).
@@ -515,7 +519,8 @@ impl Router {
             peer_streams.retain(|(peer, _), _| peers.contains_key(peer));
             for (name, listener) in &state.tcp_listeners {
                 let wanted = listener.wanted(&whole.addresses);
-                if wanted != listener.accepting.is_some() {
+                let opened = listener.accepting.is_some() || listener.failed.is_some();
+                if wanted != opened {
                     switches.push((name.clone(), wanted));
                 }
             }

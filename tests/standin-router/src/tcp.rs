@@ -44,6 +44,7 @@ pub fn add_listener(router: &Arc<Router>, entity: &Entity, tls: Option<Arc<TlsCo
             strategy: Strategy::parse(entity.str("multiAddressStrategy")),
             addresses: Vec::new(),
             accepting: None,
+            failed: None,
             tls,
             opened: Arc::default(),
             closed: Arc::default(),
@@ -195,6 +196,7 @@ pub fn set_accepting(router: &Arc<Router>, name: &str, on: bool) {
         return;
     };
     if !on {
+        listener.failed = None;
         if let Some(task) = listener.accepting.take() {
             task.abort();
             tracing::info!(
@@ -204,7 +206,7 @@ pub fn set_accepting(router: &Arc<Router>, name: &str, on: bool) {
         }
         return;
     }
-    if listener.accepting.is_some() {
+    if listener.accepting.is_some() || listener.failed.is_some() {
         return;
     }
     let host = match entity.str("host") {
@@ -293,10 +295,17 @@ pub fn set_accepting(router: &Arc<Router>, name: &str, on: bool) {
             });
             listener.accepting = Some(task.abort_handle());
         }
-        Err(e) => tracing::error!(
-            "tcpListener {name}: cannot listen on {host}:{}: {e}",
-            entity.str("port")
-        ),
+        Err(e) => {
+            // Proton's condition: "<strerror> - listen on <host>:<port>".
+            let reason = e.to_string();
+            let reason = reason.split(" (os error").next().unwrap_or_default();
+            let message = format!("{reason} - listen on {host}:{}", entity.str("port"));
+            tracing::error!(
+                "Listener {name}: proactor listener error on {host}:{}: proton:io ({message})",
+                entity.str("port")
+            );
+            listener.failed = Some(message);
+        }
     }
 }
 

@@ -301,3 +301,80 @@ async fn a_tcp_connector_counts_its_egress_dispatch_connection_as_opened() {
         }
     }
 }
+
+/// As the real router (`adaptor_listener.c`, PN_LISTENER_CLOSE with a hard failure): a
+/// tcpListener that cannot bind its port reports operStatus down and the error in
+/// connectionMsg, and is not tried again when the port frees up; deleting and creating it
+/// again opens it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tcp_listener_that_cannot_bind_says_why_and_stays_closed() {
+    let site = start_site("bind-failure");
+    let mut client =
+        ManagementClient::connect("127.0.0.1", site.management_port, &site.client_tls, LIMIT)
+            .await
+            .unwrap();
+    let squatter = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = squatter.local_addr().unwrap().port();
+    let attributes = json!({"host": "127.0.0.1", "port": port.to_string(), "address": "echo-a"});
+    let attributes = attributes.as_object().unwrap().clone();
+    client
+        .create("tcpListener", "listener/squatted", attributes.clone())
+        .await
+        .unwrap();
+    let status = |rows: Vec<serde_json::Map<String, serde_json::Value>>| {
+        rows.into_iter()
+            .find(|row| row["name"] == json!("listener/squatted"))
+            .map(|row| (row["operStatus"].clone(), row["connectionMsg"].clone()))
+            .unwrap()
+    };
+    let expected = (
+        json!("down"),
+        json!(format!(
+            "Address already in use - listen on 127.0.0.1:{port}"
+        )),
+    );
+    let columns = ["name", "operStatus", "connectionMsg"];
+    assert_eq!(
+        status(client.query("tcpListener", &columns).await.unwrap()),
+        expected
+    );
+
+    // The port frees up, and the router's topology changes: still closed, still the error.
+    drop(squatter);
+    let other = json!({"host": "127.0.0.1", "port": free_port().to_string(), "address": "echo-a"});
+    client
+        .create(
+            "tcpListener",
+            "listener/other",
+            other.as_object().unwrap().clone(),
+        )
+        .await
+        .unwrap();
+    tokio::task::spawn_blocking(move || wait_refusing(port, LIMIT))
+        .await
+        .unwrap();
+    assert_eq!(
+        status(client.query("tcpListener", &columns).await.unwrap()),
+        expected
+    );
+
+    client
+        .delete("tcpListener", "listener/squatted")
+        .await
+        .unwrap();
+    client
+        .create("tcpListener", "listener/squatted", attributes)
+        .await
+        .unwrap();
+    tokio::task::spawn_blocking(move || {
+        wait_accepting(port, LIMIT);
+        echo_roundtrip(port, 1024);
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        status(client.query("tcpListener", &columns).await.unwrap()),
+        (json!("up"), json!(""))
+    );
+    client.close().await.unwrap();
+}
