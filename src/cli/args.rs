@@ -236,7 +236,7 @@ pub enum TokenCommand {
 #[derive(Debug, Args)]
 pub struct TokenRevokeArgs {
     /// The AccessGrant, as `vansite token list` names it
-    #[arg(value_name = "NAME")]
+    #[arg(value_name = "NAME", value_parser = rfc1123_name)]
     pub name: String,
 
     #[command(flatten)]
