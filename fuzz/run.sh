@@ -16,6 +16,7 @@ seconds=${1:-30}
 targets=(
     token_parse     # token and link files (`link create`), grant and claims servers' answers
     resource_stream # YAML resource streams (`apply -f`, `delete -f`) and the checks across them
+    grant_request   # what a client sends the grant server: its HTTP layer and the redemption protocol
 )
 
 each=$((seconds / ${#targets[@]}))
