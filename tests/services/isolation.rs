@@ -96,6 +96,18 @@ fn router_unit(host: &Host, verb: &str) {
     ]);
 }
 
+/// The router's process: the same before and after means it was not restarted.
+fn router_main_pid(host: &Host) -> String {
+    host.ok(&[
+        "systemctl",
+        "--user",
+        "show",
+        "-p",
+        "MainPID",
+        "vansite-default-router.service",
+    ])
+}
+
 #[test]
 fn another_user_on_the_router_port_gets_no_client_and_the_listener_recovers() {
     if crate::support::skip_without_test_host() {
@@ -163,14 +175,7 @@ fn another_user_on_the_router_port_gets_no_client_and_the_listener_recovers() {
         )),
         "{log}"
     );
-    let router_pid = host.ok(&[
-        "systemctl",
-        "--user",
-        "show",
-        "-p",
-        "MainPID",
-        "vansite-default-router.service",
-    ]);
+    let router_pid = router_main_pid(&host);
     let seen = squatter.connections();
     squatter.stop();
     assert!(
@@ -181,13 +186,6 @@ fn another_user_on_the_router_port_gets_no_client_and_the_listener_recovers() {
     assert_eq!(echo(&addr, b"after"), b"after");
     vansite_ok(&host, &["status"]);
     vansite_ok(&host, &["listener", "status", "echo"]);
-    let again = host.ok(&[
-        "systemctl",
-        "--user",
-        "show",
-        "-p",
-        "MainPID",
-        "vansite-default-router.service",
-    ]);
+    let again = router_main_pid(&host);
     assert_eq!(router_pid, again, "the router was restarted");
 }

@@ -12,17 +12,19 @@ use vansite::router::management::ManagementClient;
 
 const LIMIT: Duration = Duration::from_secs(20);
 
-fn start_site(name: &str) -> Site {
-    support::start_site_a(name, LIMIT)
+/// A running stand-in and a management client connected to it.
+async fn managed_site(name: &str) -> (Site, ManagementClient) {
+    let site = support::start_site_a(name, LIMIT);
+    let client =
+        ManagementClient::connect("127.0.0.1", site.management_port, &site.client_tls, LIMIT)
+            .await
+            .unwrap();
+    (site, client)
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn live_tcp_listener_create_carries_traffic_and_delete_stops_it() {
-    let mut site = start_site("live-create");
-    let mut client =
-        ManagementClient::connect("127.0.0.1", site.management_port, &site.client_tls, LIMIT)
-            .await
-            .unwrap();
+    let (mut site, mut client) = managed_site("live-create").await;
     let port = free_port();
     let attributes = json!({"host": "127.0.0.1", "port": port.to_string(), "address": "echo-a"});
     let created = client
@@ -65,11 +67,7 @@ async fn live_tcp_listener_create_carries_traffic_and_delete_stops_it() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn management_refuses_what_the_router_refuses() {
-    let site = start_site("live-refuse");
-    let mut client =
-        ManagementClient::connect("127.0.0.1", site.management_port, &site.client_tls, LIMIT)
-            .await
-            .unwrap();
+    let (site, mut client) = managed_site("live-refuse").await;
     let bad = json!({"host": "127.0.0.1", "port": "1", "adress": "x"});
     let err = client
         .create("tcpListener", "bad", bad.as_object().unwrap().clone())
@@ -115,11 +113,7 @@ async fn management_refuses_what_the_router_refuses() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn status_queries_see_links_and_routers() {
-    let site = start_site("status-query");
-    let mut client =
-        ManagementClient::connect("127.0.0.1", site.management_port, &site.client_tls, LIMIT)
-            .await
-            .unwrap();
+    let (_site, mut client) = managed_site("status-query").await;
     // This management connection is itself a `normal` connection.
     let connections = client
         .query("io.skupper.router.connection", &["role", "dir", "host"])
@@ -178,11 +172,7 @@ async fn status_queries_see_links_and_routers() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn connectors_of_one_address_share_the_connections() {
-    let site = start_site("share");
-    let mut client =
-        ManagementClient::connect("127.0.0.1", site.management_port, &site.client_tls, LIMIT)
-            .await
-            .unwrap();
+    let (_site, mut client) = managed_site("share").await;
     for (name, tag) in [("connector/one", "one"), ("connector/two", "two")] {
         let attributes = json!({"host": "127.0.0.1", "port": support::tag_server(tag).to_string(), "address": "shared"});
         client
@@ -240,11 +230,7 @@ async fn connector_counters(client: &mut ManagementClient, name: &str) -> (u64, 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_tcp_connector_counts_its_egress_dispatch_connection_as_opened() {
-    let site = start_site("connector-counters");
-    let mut client =
-        ManagementClient::connect("127.0.0.1", site.management_port, &site.client_tls, LIMIT)
-            .await
-            .unwrap();
+    let (_site, mut client) = managed_site("connector-counters").await;
     // skupper-router 3.5.1 (`TL_setup_connector`): a new tcpConnector reads 1 opened, 0 closed.
     let (backend, dead) = (support::tag_server("one"), free_port());
     for (name, port, address) in [
@@ -308,11 +294,7 @@ async fn a_tcp_connector_counts_its_egress_dispatch_connection_as_opened() {
 /// again opens it.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_tcp_listener_that_cannot_bind_says_why_and_stays_closed() {
-    let site = start_site("bind-failure");
-    let mut client =
-        ManagementClient::connect("127.0.0.1", site.management_port, &site.client_tls, LIMIT)
-            .await
-            .unwrap();
+    let (_site, mut client) = managed_site("bind-failure").await;
     let squatter = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = squatter.local_addr().unwrap().port();
     let attributes = json!({"host": "127.0.0.1", "port": port.to_string(), "address": "echo-a"});
