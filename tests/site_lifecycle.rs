@@ -265,10 +265,10 @@ fn bad_input_and_faults_are_explained() {
     }
     let host = host_with_image("life4");
     let output = vansite(&host, &["-n", "Not_A_Name", "init"]);
-    assert!(!output.status.success());
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("Not_A_Name") && stderr.contains("RFC 1123"),
+        stderr.contains("'Not_A_Name' is not a valid name") && stderr.contains("lower case"),
         "{stderr}"
     );
 
