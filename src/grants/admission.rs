@@ -69,6 +69,13 @@ struct Table {
     per_peer: HashMap<IpAddr, usize>,
 }
 
+/// Which cap a newcomer meets: room is made among its own address's connections, or among all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cap {
+    Peer,
+    Total,
+}
+
 #[derive(Debug)]
 struct Entry {
     peer: IpAddr,
@@ -97,18 +104,19 @@ impl Admission {
     pub fn admit(self: &Arc<Self>, peer: IpAddr) -> Admitted {
         let mut table = self.table.lock().expect("admission table");
         let from_peer = table.per_peer.get(&peer).copied().unwrap_or(0);
-        let scope: Option<Option<IpAddr>> = if from_peer >= self.limits.per_peer {
-            Some(Some(peer))
+        let at_cap = if from_peer >= self.limits.per_peer {
+            Some(Cap::Peer)
         } else if table.open.len() >= self.limits.total {
-            Some(None)
+            Some(Cap::Total)
         } else {
             None
         };
-        if let Some(scope) = scope {
+        if let Some(cap) = at_cap {
+            let in_scope = |e: &Entry| cap == Cap::Total || e.peer == peer;
             let oldest_reading = table
                 .open
                 .iter()
-                .find(|(_, e)| e.reading && scope.is_none_or(|p| e.peer == p))
+                .find(|(_, e)| e.reading && in_scope(e))
                 .map(|(id, _)| *id);
             match oldest_reading {
                 Some(id) => {
