@@ -204,6 +204,79 @@ fn two_namespaces_side_by_side() {
     assert_eq!(north["namespaces"], serde_json::json!(["north"]));
 }
 
+/// `status` reads systemd and the files quadlet's podman writes: podman's REST service (started
+/// through its socket on demand, slower than all the rest together) is asked only for
+/// `--containers`. And a reader that goes away early ends vansite quietly.
+#[test]
+fn status_asks_podman_only_for_containers() {
+    if support::skip_without_test_host() {
+        return;
+    }
+    let host = host_with_image("life6");
+    init(&host, "default", &[]);
+    host.ok(&[
+        "systemctl",
+        "--user",
+        "stop",
+        "podman.socket",
+        "podman.service",
+    ]);
+    host.ok(&["systemctl", "--user", "mask", "podman.socket"]);
+
+    let status = status_json(&host, "default");
+    assert_eq!(status["healthy"], true, "{status:#}");
+    let container = &status["router"]["container"];
+    let podman_id = host.ok(&[
+        "podman",
+        "inspect",
+        "--format",
+        "{{.Id}}",
+        "vansite-default-router",
+    ]);
+    assert_eq!(container["id"], podman_id.trim(), "{status:#}");
+    assert!(
+        container.get("podmanStatus").is_none(),
+        "podman is not asked: {status:#}"
+    );
+    let main_pid = host.ok(&[
+        "systemctl",
+        "--user",
+        "show",
+        "--property",
+        "MainPID",
+        "--value",
+        "vansite-default-router.service",
+    ]);
+    assert_eq!(status["router"]["mainPid"].to_string(), main_pid.trim());
+    let podman_service = host.run(&["systemctl", "--user", "is-active", "podman.service"]);
+    assert_eq!(
+        String::from_utf8_lossy(&podman_service.stdout).trim(),
+        "inactive",
+        "status started podman's service"
+    );
+
+    // Asked for podman's view while podman's socket cannot start: unhealthy, and why.
+    let output = vansite(&host, &["status", "--containers"]);
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
+    assert!(text(&output).contains("podman.socket"), "{}", text(&output));
+    host.ok(&["systemctl", "--user", "unmask", "podman.socket"]);
+    let output = vansite(&host, &["status", "--containers", "--output", "json"]);
+    let status: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        status["router"]["container"]["podmanStatus"], "running",
+        "{status:#}"
+    );
+
+    // `| true` has gone before vansite writes: the write fails with EPIPE.
+    let piped = host.run(&[
+        "bash",
+        "-c",
+        &format!("{VANSITE} status --output json | true; exit ${{PIPESTATUS[0]}}"),
+    ]);
+    assert!(piped.status.success(), "{}", text(&piped));
+    assert!(!text(&piped).contains("panicked"), "{}", text(&piped));
+}
+
 #[test]
 fn an_image_that_cannot_start_is_a_failed_init() {
     if support::skip_without_test_host() {

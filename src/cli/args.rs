@@ -849,6 +849,11 @@ pub enum OutputFormat {
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
+    /// Also ask podman for its view of the router's container (slower: podman's service
+    /// starts on demand)
+    #[arg(long)]
+    pub containers: bool,
+
     /// Output format
     #[arg(short, long, value_enum, default_value = "table")]
     pub output: OutputFormat,

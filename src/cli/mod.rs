@@ -129,7 +129,10 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             Ok(())
         }
         Command::Status(args) => {
-            let status = status::status(&paths, &namespace).await?;
+            let request = status::StatusRequest {
+                containers: args.containers,
+            };
+            let status = status::status(&paths, &namespace, request).await?;
             output::print_status(args.output, &status);
             if status.healthy {
                 Ok(())

@@ -4,6 +4,29 @@
 
 use std::path::Path;
 
+/// `print!` that ends the program quietly when the reader went away (`vansite status | head`),
+/// as `cat` ends, instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => { emit(format_args!($($arg)*)) };
+}
+
+/// `println!`, as [`out!`].
+macro_rules! outln {
+    ($($arg:tt)*) => { emit(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+fn emit(text: std::fmt::Arguments) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_fmt(text).and_then(|()| stdout.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("vansite: cannot write to standard output: {e}");
+        std::process::exit(1);
+    }
+}
+
 use serde::Serialize;
 
 use crate::grants::TokenFormat;
@@ -345,7 +368,7 @@ fn joined_or(items: &[String], empty: &str) -> String {
 
 /// `link generate` without a file: the Link and Secret, as YAML.
 pub fn print_generated_link(yaml: &str) {
-    print!("{yaml}");
+    out!("{yaml}");
 }
 
 /// `link generate`: the name the new incoming link has here, on stderr.
@@ -551,7 +574,7 @@ pub fn print_resources(
     match format {
         ManifestFormat::Yaml => {
             for resource in resources {
-                print!("---\n{}", resource.to_yaml()?);
+                out!("---\n{}", resource.to_yaml()?);
             }
         }
         ManifestFormat::Json => {
@@ -561,7 +584,7 @@ pub fn print_resources(
                     .expect("vansite's own YAML reads back");
                 all.push(value);
             }
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&all).expect("serialisable")
             );
@@ -584,18 +607,18 @@ pub fn print_events(format: OutputFormat, events: &[SiteEvent], following: bool)
     match (format, following) {
         (OutputFormat::Table, _) => {
             if events.is_empty() && !following {
-                println!("No events yet.");
+                outln!("No events yet.");
             }
-            print!("{}", events.iter().map(line).collect::<String>());
+            out!("{}", events.iter().map(line).collect::<String>());
         }
         (OutputFormat::Json, true) => {
             for event in events {
-                println!("{}", serde_json::to_string(event).expect("serialisable"));
+                outln!("{}", serde_json::to_string(event).expect("serialisable"));
             }
         }
         (OutputFormat::Yaml, true) => {
             for event in events {
-                print!(
+                out!(
                     "---\n{}",
                     serde_saphyr::to_string(event).expect("serialisable")
                 );
@@ -655,12 +678,12 @@ pub fn print_service_statuses(format: OutputFormat, all: &[ServiceStatus]) {
 /// Prints data as `format` asks: a table for a person, or JSON/YAML for scripts.
 fn print_data<T: Serialize>(format: OutputFormat, data: &T, table: impl FnOnce(&T) -> String) {
     match format {
-        OutputFormat::Table => print!("{}", table(data)),
-        OutputFormat::Json => println!(
+        OutputFormat::Table => out!("{}", table(data)),
+        OutputFormat::Json => outln!(
             "{}",
             serde_json::to_string_pretty(data).expect("serialisable")
         ),
-        OutputFormat::Yaml => print!("{}", serde_saphyr::to_string(data).expect("serialisable")),
+        OutputFormat::Yaml => out!("{}", serde_saphyr::to_string(data).expect("serialisable")),
     }
 }
 
@@ -1108,10 +1131,25 @@ fn status_table(status: &SiteStatus) -> String {
             .as_deref()
             .map(|s| format!(", started {s}"))
             .unwrap_or_default();
-        let id: String = container.id.chars().take(12).collect();
+        let id: String = container
+            .id
+            .as_deref()
+            .unwrap_or("(no id file)")
+            .chars()
+            .take(12)
+            .collect();
+        let podman = container
+            .podman_status
+            .as_deref()
+            .map(|s| format!(" {s}"))
+            .unwrap_or_default();
+        let pid = router
+            .main_pid
+            .map(|pid| format!(", pid {pid}"))
+            .unwrap_or_default();
         rows.push((
             "container",
-            format!("{} {id} {}{since}", container.name, container.status),
+            format!("{} {id}{podman}{pid}{since}", container.name),
         ));
     }
     rows.push((

@@ -91,7 +91,7 @@ pub async fn dump(paths: &Paths, namespace: &str, file: &Path) -> Result<DumpOut
     add_public_certificates(&mut archive, &site_dir);
     add_units(&mut archive, paths, &site_dir, &resources).await;
     add_management(&mut archive, &site_dir, &resources).await;
-    match status::status(paths, namespace).await {
+    match status::status(paths, namespace, status::StatusRequest { containers: true }).await {
         Ok(status) => archive.add_json("status.json", &status),
         Err(e) => archive.missing.push(format!("status.json: {e}")),
     }

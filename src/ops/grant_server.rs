@@ -55,8 +55,10 @@ pub async fn status(
         };
         format!("{active}/{}", state.sub_state)
     };
-    let socket_state = manager.unit_state(&socket).await?;
-    let service_state = words(&manager.unit_state(&service_unit(namespace)).await?);
+    let service = service_unit(namespace);
+    let (socket_state, service_state) =
+        tokio::try_join!(manager.unit_state(&socket), manager.unit_state(&service))?;
+    let service_state = words(&service_state);
     Ok(Some(GrantServerStatus {
         problem: socket_problem(
             &socket,

@@ -38,7 +38,7 @@ use crate::plan::link::{
 use crate::store::{files, Paths, SiteDir};
 
 /// Bound on reaching the router's management for one operation.
-const MANAGEMENT_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const MANAGEMENT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bound on the check of a link's remote server.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// A server that refuses our client certificate says so within this time after the handshake.
@@ -421,37 +421,28 @@ pub struct RouterView {
 }
 
 impl RouterView {
-    /// QUERYs `connector`, `connection` and `router.node` on the site's router.
-    pub async fn query(
-        site_dir: &SiteDir,
-        resources: &SiteResources,
-    ) -> Result<RouterView, ManagementError> {
-        let mut client = connect(site_dir, resources).await?;
-        let view = async {
-            Ok::<_, ManagementError>(RouterView {
-                connectors: client
-                    .query("connector", &[])
-                    .await?
-                    .iter()
-                    .map(ConnectorView::from_row)
-                    .collect(),
-                connections: client
-                    .query("connection", &[])
-                    .await?
-                    .iter()
-                    .map(ConnectionView::from_row)
-                    .collect(),
-                nodes: client
-                    .query("router.node", &[])
-                    .await?
-                    .iter()
-                    .map(NodeView::from_row)
-                    .collect(),
-            })
-        }
-        .await;
-        let _ = client.close().await;
-        view
+    /// QUERYs `connector`, `connection` and `router.node`.
+    pub async fn query(client: &mut ManagementClient) -> Result<RouterView, ManagementError> {
+        Ok(RouterView {
+            connectors: client
+                .query("connector", &[])
+                .await?
+                .iter()
+                .map(ConnectorView::from_row)
+                .collect(),
+            connections: client
+                .query("connection", &[])
+                .await?
+                .iter()
+                .map(ConnectionView::from_row)
+                .collect(),
+            nodes: client
+                .query("router.node", &[])
+                .await?
+                .iter()
+                .map(NodeView::from_row)
+                .collect(),
+        })
     }
 
     /// The links other routers made to this one, one per linking router.
@@ -578,7 +569,14 @@ pub async fn status(
 ) -> Result<LinksReport, Error> {
     let site_dir = paths.site(namespace);
     let resources = paths.load_site(&site_dir.namespace)?;
-    let view = RouterView::query(&site_dir, &resources).await;
+    let view = match connect(&site_dir, &resources).await {
+        Ok(mut client) => {
+            let view = RouterView::query(&mut client).await;
+            let _ = client.close().await;
+            view
+        }
+        Err(e) => Err(e),
+    };
     let why = view
         .as_ref()
         .err()

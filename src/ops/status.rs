@@ -1,6 +1,10 @@
 //! `vansite status`: the site's identity and mode from its resources, its router unit from
-//! systemd, its container from podman. Broken is a state to report, not an error to hide.
+//! systemd (state, main process, start), its container's id from the file quadlet's podman
+//! writes, and everything the router knows over one management connection. podman's REST
+//! service is asked only for `--containers`: it starts through its socket on demand, which
+//! costs more than all the rest together. Broken is a state to report, not an error to hide.
 
+use std::path::Path;
 use std::time::SystemTime;
 
 use serde::Serialize;
@@ -9,18 +13,22 @@ use crate::error::Error;
 use crate::grants::grant_port;
 use crate::ops::grant_server::{self as units, GrantServerStatus};
 use crate::ops::token;
-use crate::platform::podman::PodmanService;
+use crate::platform::podman::{PodmanError, PodmanService};
 use crate::platform::systemd::{ActiveState, UserManager};
 use crate::render::router_unit::router_unit_name;
 
 use super::expiry::{self, ExpiryReport, ExpiryState};
-use super::link::{link_statuses, IncomingLink, LinkStatus, NetworkRouter, RouterView};
-use super::services::{services_status, ServiceStatus};
+use super::link::{
+    link_statuses, IncomingLink, LinkStatus, NetworkRouter, RouterView, MANAGEMENT_TIMEOUT,
+};
+use super::services::{services_status, ServiceStatus, ServicesView};
 use super::{rfc3339, unix_seconds};
 use crate::model::RouterMode;
-use crate::ops::apply::{journal, local_port};
+use crate::model::SiteResources;
+use crate::ops::apply::{journal, local_port, site_management};
 use crate::plan::ROUTER_IMAGE_ANNOTATION;
-use crate::store::Paths;
+use crate::router::management::ManagementError;
+use crate::store::{Paths, SiteDir};
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -74,6 +82,9 @@ pub struct RouterInfo {
     pub sub_state: String,
     pub image: String,
     pub log: String,
+    /// The unit's main process (podman's conmon, which lives as long as the container).
+    pub main_pid: Option<u32>,
+    /// While the unit runs.
     pub container: Option<ContainerStatus>,
 }
 
@@ -81,13 +92,28 @@ pub struct RouterInfo {
 #[serde(rename_all = "camelCase")]
 pub struct ContainerStatus {
     pub name: String,
-    pub id: String,
-    pub status: String,
-    /// RFC 3339, UTC.
+    /// From the container-id file quadlet's `podman run --cidfile` writes; None without one.
+    pub id: Option<String>,
+    /// When the unit last became active (RFC 3339, UTC): a quadlet container is created anew
+    /// on every start, so this is when the running container started.
     pub started_at: Option<String>,
+    /// podman's own state of the container (`running`, `exited`, ...), only when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub podman_status: Option<String>,
 }
 
-pub async fn status(paths: &Paths, namespace: &str) -> Result<SiteStatus, Error> {
+/// What `status` asks beyond systemd, the site's files and the router.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StatusRequest {
+    /// Also podman's view of the router's container.
+    pub containers: bool,
+}
+
+pub async fn status(
+    paths: &Paths,
+    namespace: &str,
+    request: StatusRequest,
+) -> Result<SiteStatus, Error> {
     let site_dir = paths.site(namespace);
     let interrupted = journal::read(&site_dir);
     let Some(resources) = site_dir.load_resources()? else {
@@ -101,43 +127,44 @@ pub async fn status(paths: &Paths, namespace: &str) -> Result<SiteStatus, Error>
              {namespace} init`) takes it back"
         ));
     }
-    let manager = UserManager::connect().await?;
     let name = router_unit_name(namespace);
     let unit = format!("{name}.service");
-    let state = manager.unit_state(&unit).await?;
+    // The router is asked while systemd is: both are round trips to other processes, and a
+    // router that does not run refuses the connection at once (its answer is then unused).
+    let router_unit = async {
+        let manager = UserManager::connect().await?;
+        let state = manager.unit_state(&unit).await?;
+        Ok::<_, Error>((manager, state))
+    };
+    let (router_unit, answers) = tokio::join!(router_unit, router_answers(&site_dir, &resources));
+    let (manager, state) = router_unit?;
     if state.active_state != ActiveState::Active || state.sub_state != "running" {
         problems.push(format!(
             "router unit {unit} is {}/{}",
             state.active_state, state.sub_state
         ));
     }
-    let container = match PodmanService::connect(&manager).await {
-        Ok(podman) => match podman.container_info(&name).await {
-            Ok(Some(info)) => {
-                if info.status != "running" {
-                    problems.push(format!("router container {name} is {}", info.status));
+    let running = state.active_state == ActiveState::Active;
+    let mut container = running.then(|| ContainerStatus {
+        name: name.clone(),
+        id: read_container_id(&paths.runtime_dir, &name),
+        started_at: state.active_since.map(rfc3339),
+        podman_status: None,
+    });
+    if request.containers {
+        match podman_status(&manager, &name).await {
+            Ok(Some(podman)) => {
+                if podman != "running" {
+                    problems.push(format!("router container {name} is {podman}"));
                 }
-                Some(ContainerStatus {
-                    name: name.clone(),
-                    id: info.id,
-                    status: info.status,
-                    started_at: info.started_at.map(rfc3339),
-                })
+                if let Some(container) = &mut container {
+                    container.podman_status = Some(podman);
+                }
             }
-            Ok(None) => {
-                problems.push(format!("router container {name} does not exist"));
-                None
-            }
-            Err(e) => {
-                problems.push(e.to_string());
-                None
-            }
-        },
-        Err(e) => {
-            problems.push(e.to_string());
-            None
+            Ok(None) => problems.push(format!("router container {name} does not exist")),
+            Err(e) => problems.push(e.to_string()),
         }
-    };
+    }
     let now = unix_seconds(SystemTime::now());
     let soonest_expiry =
         expiry::soonest(&expiry::site_certificates(&site_dir)).map(|cert| cert.report(now));
@@ -160,18 +187,23 @@ pub async fn status(paths: &Paths, namespace: &str) -> Result<SiteStatus, Error>
     )
     .await?;
     problems.extend(grant_server.as_ref().and_then(|g| g.problem.clone()));
-    let (services, service_problems) = services_status(&manager, &site_dir, &resources).await?;
-    problems.extend(service_problems);
-    let view = if state.active_state == ActiveState::Active {
-        RouterView::query(&site_dir, &resources)
-            .await
-            .map_err(|e| format!("the router's management does not answer: {e}"))
+    let view = if running {
+        answers.map_err(|e| format!("the router's management does not answer: {e}"))
     } else {
         Err("the router is not running".to_string())
     };
-    if let (Err(why), ActiveState::Active) = (&view, &state.active_state) {
+    if let (Err(why), true) = (&view, running) {
         problems.push(why.clone());
     }
+    let (services, service_problems) = services_status(
+        &manager,
+        &site_dir,
+        &resources,
+        view.as_ref().ok().map(|(services, _)| services),
+    )
+    .await?;
+    problems.extend(service_problems);
+    let view = view.map(|(_, links)| links);
     let links = link_statuses(&resources, view.as_ref().map_err(String::as_str));
     let network = view.as_ref().map(RouterView::network).unwrap_or_default();
     let incoming_links = view
@@ -204,6 +236,7 @@ pub async fn status(paths: &Paths, namespace: &str) -> Result<SiteStatus, Error>
                 .cloned()
                 .unwrap_or_default(),
             log: site_dir.router_log().display().to_string(),
+            main_pid: state.main_pid,
             container,
         },
         grant_server,
@@ -217,6 +250,36 @@ pub async fn status(paths: &Paths, namespace: &str) -> Result<SiteStatus, Error>
         healthy: problems.is_empty(),
         problems,
     })
+}
+
+/// Everything `status` asks the router, over one management connection.
+async fn router_answers(
+    site_dir: &SiteDir,
+    resources: &SiteResources,
+) -> Result<(ServicesView, RouterView), ManagementError> {
+    let mut client = site_management(site_dir, resources, MANAGEMENT_TIMEOUT).await?;
+    let answers = async {
+        let services = ServicesView::query(&mut client).await?;
+        let links = RouterView::query(&mut client).await?;
+        Ok((services, links))
+    }
+    .await;
+    let _ = client.close().await;
+    answers
+}
+
+/// podman's state of the container named `name`, None when podman has no such container.
+async fn podman_status(manager: &UserManager, name: &str) -> Result<Option<String>, PodmanError> {
+    let podman = PodmanService::connect(manager).await?;
+    Ok(podman.container_info(name).await?.map(|info| info.status))
+}
+
+/// The id in `<runtime dir>/<unit>.cid`, which quadlet's `podman run --cidfile=%t/%N.cid`
+/// writes when it creates the container and its `podman rm --cidfile` removes.
+fn read_container_id(runtime_dir: &Path, unit_name: &str) -> Option<String> {
+    let id = std::fs::read_to_string(runtime_dir.join(format!("{unit_name}.cid"))).ok()?;
+    let id = id.trim();
+    (!id.is_empty()).then(|| id.to_string())
 }
 
 #[cfg(test)]

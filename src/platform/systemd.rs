@@ -6,13 +6,16 @@
 //! they stay connected), the JobRemoved match is registered before the method call, and the
 //! signal is matched on the job path the call returned.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
+use zbus::fdo::PropertiesProxy;
+use zbus::names::InterfaceName;
 use zbus::proxy::CacheProperties;
-use zbus::Connection;
-use zbus_systemd::systemd1::{ManagerProxy, ServiceProxy, UnitProxy};
+use zbus::{Connection, OwnedObjectPath, OwnedVariant};
+use zbus_systemd::systemd1::ManagerProxy;
 
 /// How often `wait_for_state` looks at the unit again.
 const STATE_POLL_INTERVAL: Duration = Duration::from_millis(100);
@@ -210,6 +213,27 @@ impl std::fmt::Display for UnitState {
 }
 
 /// systemd's µs since the epoch, 0 meaning never.
+const SYSTEMD_SERVICE: &str = "org.freedesktop.systemd1";
+const UNIT_INTERFACE: &str = "org.freedesktop.systemd1.Unit";
+const SERVICE_INTERFACE: &str = "org.freedesktop.systemd1.Service";
+
+/// The properties of one D-Bus interface, by name, as `GetAll` returned them.
+struct Properties(HashMap<String, OwnedVariant>);
+
+impl Properties {
+    fn take<T>(&mut self, name: &str) -> zbus::Result<T>
+    where
+        T: TryFrom<OwnedVariant>,
+        T::Error: Into<zbus::Error>,
+    {
+        let value = self
+            .0
+            .remove(name)
+            .ok_or_else(|| zbus::Error::Failure(format!("the manager sent no property {name}")))?;
+        T::try_from(value).map_err(Into::into)
+    }
+}
+
 fn wall_clock(micros: u64) -> Option<SystemTime> {
     (micros != 0).then(|| UNIX_EPOCH + Duration::from_micros(micros))
 }
@@ -342,51 +366,76 @@ impl UserManager {
             .load_unit(unit.to_string())
             .await
             .map_err(failed)?;
-        // Uncached: several of these properties are declared constant, which would freeze a
-        // cached value across reloads.
-        let unit_proxy = UnitProxy::builder(&self.connection)
-            .path(path.clone())
-            .cache_properties(CacheProperties::No)
-            .build()
+        // One GetAll per interface rather than a call per property: a status reads several
+        // units, and each round trip to the manager counts.
+        let mut unit_properties = self
+            .properties(&path, UNIT_INTERFACE)
             .await
             .map_err(failed)?;
-        let load_state = LoadState::from_property(&unit_proxy.load_state().await.map_err(failed)?);
-        let (error_name, error_message) = unit_proxy.load_error().await.map_err(failed)?;
-        let source_path = unit_proxy.source_path().await.map_err(failed)?;
+        let load_state = LoadState::from_property(
+            &unit_properties
+                .take::<String>("LoadState")
+                .map_err(failed)?,
+        );
+        let (error_name, error_message): (String, String) =
+            unit_properties.take("LoadError").map_err(failed)?;
+        let source_path: String = unit_properties.take("SourcePath").map_err(failed)?;
         let mut state = UnitState {
             name: unit.to_string(),
             load_error: (!error_name.is_empty()).then_some((error_name, error_message)),
             active_state: ActiveState::from_property(
-                &unit_proxy.active_state().await.map_err(failed)?,
+                &unit_properties
+                    .take::<String>("ActiveState")
+                    .map_err(failed)?,
             ),
-            sub_state: unit_proxy.sub_state().await.map_err(failed)?,
-            unit_file_state: unit_proxy.unit_file_state().await.map_err(failed)?,
+            sub_state: unit_properties.take("SubState").map_err(failed)?,
+            unit_file_state: unit_properties.take("UnitFileState").map_err(failed)?,
             source_path: (!source_path.is_empty()).then(|| PathBuf::from(source_path)),
             service_result: None,
             main_pid: None,
             restarts: None,
-            active_since: wall_clock(unit_proxy.active_enter_timestamp().await.map_err(failed)?),
+            active_since: wall_clock(
+                unit_properties
+                    .take("ActiveEnterTimestamp")
+                    .map_err(failed)?,
+            ),
             inactive_since: wall_clock(
-                unit_proxy
-                    .inactive_enter_timestamp()
-                    .await
+                unit_properties
+                    .take("InactiveEnterTimestamp")
                     .map_err(failed)?,
             ),
             load_state,
         };
         if unit.ends_with(".service") && state.load_state == LoadState::Loaded {
-            let service = ServiceProxy::builder(&self.connection)
-                .path(path)
-                .cache_properties(CacheProperties::No)
-                .build()
+            let mut service = self
+                .properties(&path, SERVICE_INTERFACE)
                 .await
                 .map_err(failed)?;
-            state.service_result = Some(service.result().await.map_err(failed)?);
-            let main_pid = service.main_pid().await.map_err(failed)?;
+            state.service_result = Some(service.take("Result").map_err(failed)?);
+            let main_pid: u32 = service.take("MainPID").map_err(failed)?;
             state.main_pid = (main_pid != 0).then_some(main_pid);
-            state.restarts = Some(service.n_restarts().await.map_err(failed)?);
+            state.restarts = Some(service.take("NRestarts").map_err(failed)?);
         }
         Ok(state)
+    }
+
+    /// Every property of one interface of the object at `path`, in one call (uncached: several
+    /// are declared constant, which a cache would freeze across reloads).
+    async fn properties(
+        &self,
+        path: &OwnedObjectPath,
+        interface: &'static str,
+    ) -> zbus::Result<Properties> {
+        let proxy = PropertiesProxy::builder(&self.connection)
+            .destination(SYSTEMD_SERVICE)
+            .path(path.clone())
+            .cache_properties(CacheProperties::No)
+            .build()
+            .await?;
+        let all = proxy
+            .get_all(InterfaceName::from_static_str_unchecked(interface))
+            .await?;
+        Ok(Properties(all))
     }
 
     /// Waits (at most `timeout`) until the unit's state satisfies `reached`, e.g. active or

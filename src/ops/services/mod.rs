@@ -26,6 +26,7 @@ use crate::render::router_config::{
     connector_ssl_profile, listener_name, multi_key_listener_name, tcp_entities, LOOPBACK,
 };
 use crate::render::router_unit::router_unit_name;
+use crate::router::management::{ManagementClient, ManagementError};
 use crate::router::views::{AddressView, TcpEndpointKind, TcpEndpointView};
 use crate::store::{Paths, SiteDir};
 
@@ -226,7 +227,8 @@ pub async fn status(
         find(&site_dir, &resources, kind, name)?;
     }
     let manager = UserManager::connect().await?;
-    let (all, _) = services_status(&manager, &site_dir, &resources).await?;
+    let router = services_view(&manager, &site_dir, &resources).await;
+    let (all, _) = services_status(&manager, &site_dir, &resources, router.as_ref()).await?;
     Ok(all
         .into_iter()
         .filter(|s| s.info.kind == kind && name.is_none_or(|n| s.info.name == n))
@@ -343,7 +345,14 @@ pub async fn delete(
     let mut session = SiteSession::open(paths, namespace, progress).await?;
     let current = session.resources()?.clone();
     let info = find(&session.site_dir, &current, kind, name)?;
-    let (statuses, _) = services_status(&session.manager, &session.site_dir, &current).await?;
+    let router = services_view(&session.manager, &session.site_dir, &current).await;
+    let (statuses, _) = services_status(
+        &session.manager,
+        &session.site_dir,
+        &current,
+        router.as_ref(),
+    )
+    .await?;
     let deleted = statuses
         .iter()
         .find(|s| s.info.kind == kind && s.info.name == name);
@@ -375,12 +384,13 @@ pub async fn delete(
 }
 
 /// Every service of the site with its units' and the router's view; and the problems found.
+/// `router` is None when the router is not running or does not answer.
 pub async fn services_status(
     manager: &UserManager,
     site_dir: &SiteDir,
     resources: &SiteResources,
+    router: Option<&ServicesView>,
 ) -> Result<(Vec<ServiceStatus>, Vec<String>), Error> {
-    let router = router_view(manager, site_dir, resources).await;
     let entities = tcp_entities(resources);
     let mut all = Vec::new();
     for info in infos(site_dir, resources) {
@@ -389,11 +399,11 @@ pub async fn services_status(
             .iter()
             .find(|e| e.name() == entity_name)
             .expect("every service renders one entity");
-        let row = router.as_ref().and_then(|view| {
+        let row = router.and_then(|view| {
             view.endpoints
                 .get(&(entity.entity_type, entity.name().to_string()))
         });
-        let in_router = router.as_ref().map(|_| row.is_some());
+        let in_router = router.map(|_| row.is_some());
         let mut problems = Vec::new();
         if in_router == Some(false) {
             problems.push(format!(
@@ -404,7 +414,7 @@ pub async fn services_status(
                 info.kind.word()
             ));
         }
-        let offered_at = |key: &str| router.as_ref().map(|view| view.offered_at(key));
+        let offered_at = |key: &str| router.map(|view| view.offered_at(key));
         let keys = info
             .strategy
             .as_ref()
@@ -425,8 +435,11 @@ pub async fn services_status(
         };
         if status.info.kind == ServiceKind::Listener {
             let unit = forwarder_unit_name(&site_dir.namespace, &status.info.name);
-            let socket = manager.unit_state(&format!("{unit}.socket")).await?;
-            let service = manager.unit_state(&format!("{unit}.service")).await?;
+            let (socket_unit, service_unit) = (format!("{unit}.socket"), format!("{unit}.service"));
+            let (socket, service) = tokio::try_join!(
+                manager.unit_state(&socket_unit),
+                manager.unit_state(&service_unit)
+            )?;
             if socket.active_state != ActiveState::Active {
                 status.problems.push(format!(
                     "the port of listener {} ({unit}.socket) is {}",
@@ -508,14 +521,35 @@ fn state_text(state: &ActiveState, sub_state: &str) -> String {
 }
 
 /// What the running router says about the site's services.
-struct RouterView {
+pub struct ServicesView {
     /// tcpConnectors and tcpListeners by (type, name).
     endpoints: BTreeMap<(&'static str, String), TcpEndpointView>,
     /// Mobile addresses (routing keys) with destinations.
     addresses: Vec<AddressView>,
 }
 
-impl RouterView {
+impl ServicesView {
+    /// QUERYs the tcpListeners, tcpConnectors and mobile addresses.
+    pub async fn query(client: &mut ManagementClient) -> Result<ServicesView, ManagementError> {
+        let mut endpoints = BTreeMap::new();
+        for kind in TcpEndpointKind::ALL {
+            for row in client.query(kind.entity_type(), &[]).await? {
+                let view = TcpEndpointView::from_row(kind, &row);
+                endpoints.insert((kind.entity_type(), view.name.clone()), view);
+            }
+        }
+        let addresses = client
+            .query("router.address", &[])
+            .await?
+            .iter()
+            .map(AddressView::from_row)
+            .collect();
+        Ok(ServicesView {
+            endpoints,
+            addresses,
+        })
+    }
+
     /// `here` for a connector of this router, then the other routers offering `key`.
     fn offered_at(&self, key: &str) -> Vec<String> {
         let Some(address) = self.addresses.iter().find(|a| a.routing_key() == Some(key)) else {
@@ -528,12 +562,13 @@ impl RouterView {
     }
 }
 
-/// None when the router is not running or does not answer.
-async fn router_view(
+/// The router's view of the services, when the router runs and answers (a connection of its
+/// own, for commands that ask the router nothing else).
+pub async fn services_view(
     manager: &UserManager,
     site_dir: &SiteDir,
     resources: &SiteResources,
-) -> Option<RouterView> {
+) -> Option<ServicesView> {
     let unit = format!("{}.service", router_unit_name(&site_dir.namespace));
     let state = manager.unit_state(&unit).await.ok()?;
     if state.active_state != ActiveState::Active {
@@ -542,25 +577,9 @@ async fn router_view(
     let mut client = site_management(site_dir, resources, Duration::from_secs(3))
         .await
         .ok()?;
-    let mut endpoints = BTreeMap::new();
-    for kind in TcpEndpointKind::ALL {
-        for row in client.query(kind.entity_type(), &[]).await.ok()? {
-            let view = TcpEndpointView::from_row(kind, &row);
-            endpoints.insert((kind.entity_type(), view.name.clone()), view);
-        }
-    }
-    let addresses = client
-        .query("router.address", &[])
-        .await
-        .ok()?
-        .iter()
-        .map(AddressView::from_row)
-        .collect();
+    let view = ServicesView::query(&mut client).await;
     let _ = client.close().await;
-    Some(RouterView {
-        endpoints,
-        addresses,
-    })
+    view.ok()
 }
 
 fn entity_name(info: &ServiceInfo) -> String {

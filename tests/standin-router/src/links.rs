@@ -174,6 +174,9 @@ pub async fn start_listener(
             let Ok((tcp, remote)) = socket.accept().await else {
                 continue;
             };
+            // As Proton does for every socket (`configure_socket`): without it, management's
+            // small request/answer frames wait out the peer's delayed ACK (40 ms each).
+            let _ = tcp.set_nodelay(true);
             let (router, role, config, agent, name, record) = (
                 Arc::clone(&router),
                 role.clone(),
