@@ -20,7 +20,7 @@ HOST=grbench
 [[ $(id -u) == 0 ]] || { echo "run as root (test hosts)" >&2; exit 2; }
 
 bench_prepare
-"$T" up "$HOST" --netns >/dev/null
+bench_up "$HOST"
 trap '"$T" down "$HOST" >/dev/null 2>&1 || true' EXIT
 bench_load_image "$HOST"
 bench_describe_image "$HOST"

@@ -44,6 +44,14 @@ bench_prepare() {
     [[ -z $router_tar || -r $router_tar ]] || { echo "ROUTER_TAR: cannot read $router_tar" >&2; exit 2; }
 }
 
+# Fresh test hosts with their own network namespaces: one left up by an earlier run keeps its
+# home (and its site), and `up` would take it as it is.
+bench_up() { # HOST...
+    local host
+    "$T" down "$@" >/dev/null 2>&1 || true
+    for host in "$@"; do "$T" up "$host" --netns >/dev/null; done
+}
+
 # Makes the router image available on test host HOST (which must be up).
 bench_load_image() { # HOST
     if [[ -n $router_tar ]]; then

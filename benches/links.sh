@@ -18,10 +18,8 @@ runs=${RUNS:-7}
 
 bench_prepare
 trap '"$T" down "$a" "$b" >/dev/null 2>&1 || true' EXIT
-for host in "$a" "$b"; do
-    "$T" up "$host" --netns >/dev/null
-    bench_load_image "$host"
-done
+bench_up "$a" "$b"
+for host in "$a" "$b"; do bench_load_image "$host"; done
 bench_describe_image "$a"
 a_addr=$("$T" addr "$a")
 "$T" run "$a" -- "$vansite" init --name west --enable-link-access --host "$a_addr" --router-image "$router_image" >/dev/null

@@ -24,7 +24,7 @@ cleanup() {
     "$T" down "$host" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
-"$T" up "$host" --netns >/dev/null
+bench_up "$host"
 bench_load_image "$host"
 bench_describe_image "$host"
 v() { "$T" run "$host" -- "$vansite" "$@"; }

@@ -16,7 +16,7 @@ init_runs=${INIT_RUNS:-5}
 
 bench_prepare
 trap '"$T" down "$host" >/dev/null 2>&1 || true' EXIT
-"$T" up "$host" --netns >/dev/null
+bench_up "$host"
 bench_load_image "$host"
 bench_describe_image "$host"
 
