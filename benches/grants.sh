@@ -12,29 +12,23 @@
 # inside it against 127.0.0.1. Every connection is new (Connection: close), as redeeming sites'
 # are. Bounded: REQUESTS requests per measurement (default 2000), CLIENTS at once (default 8).
 set -euo pipefail
+source "$(dirname "$0")/lib.sh"
 
 REQUESTS=${REQUESTS:-2000}
 CLIENTS=${CLIENTS:-8}
 HOST=grbench
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-TESTHOST=$ROOT/tests/testhost/testhost.sh
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 [[ $(id -u) == 0 ]] || { echo "run as root (test hosts)" >&2; exit 2; }
 
-cargo build --quiet --release --bin vansite --manifest-path "$ROOT/Cargo.toml"
-VANSITE=$CARGO_TARGET_DIR/release/vansite
-"$ROOT/tests/testhost/build-standin-image.sh" >/dev/null
-"$TESTHOST" setup >/dev/null
-"$TESTHOST" up "$HOST" --netns >/dev/null
-trap '"$TESTHOST" down "$HOST" >/dev/null 2>&1 || true' EXIT
-"$TESTHOST" load-image "$HOST" "$CARGO_TARGET_DIR/standin-image/standin-image.tar" \
-    localhost/skupper-router-standin:test \
-    --change 'CMD ["/home/skrouterd/bin/skrouterd"]' --change 'USER 10000' >/dev/null
-on_host() { "$TESTHOST" run "$HOST" -- "$@"; }
+bench_prepare
+bench_up "$HOST"
+trap '"$T" down "$HOST" >/dev/null 2>&1 || true' EXIT
+bench_load_image "$HOST"
+bench_describe_image "$HOST"
+on_host() { "$T" run "$HOST" -- "$@"; }
 
-on_host "$VANSITE" init --name bench --enable-link-access --host 127.0.0.1 \
-    --router-image localhost/skupper-router-standin:test --timeout 120 >/dev/null
-on_host "$VANSITE" token issue bench.token --redemptions 1000000 --expiration-window 1h >/dev/null
+on_host "$vansite" init --name bench --enable-link-access --host 127.0.0.1 \
+    --router-image "$router_image" --timeout 120 >/dev/null
+on_host "$vansite" token issue bench.token --redemptions 1000000 --expiration-window 1h >/dev/null
 url=$(on_host sed -n 's/^  url: //p' bench.token)
 code=$(on_host sed -n 's/^  code: //p' bench.token)
 on_host sh -c 'cp .local/share/vansite/default/runtime/issuers/skupper-grant-server-ca/tls.crt ca.crt'
@@ -83,9 +77,9 @@ IDLE=${IDLE:-1100}
 port=$(sed -E 's|^https://[^/]*:([0-9]+)/.*|\1|' <<<"$url")
 path=/${url##*/}
 attack=$(mktemp)
-trap 'on_host pkill -TERM -f grants_hostile.py >/dev/null 2>&1 || true; rm -f "$attack"; "$TESTHOST" down "$HOST" >/dev/null 2>&1 || true' EXIT
+trap 'on_host pkill -TERM -f grants_hostile.py >/dev/null 2>&1 || true; rm -f "$attack"; "$T" down "$HOST" >/dev/null 2>&1 || true' EXIT
 read -r calm_s calm_n < <(latency)
-on_host python3 "$ROOT/benches/grants_hostile.py" --port "$port" --path "$path" --ca ca.crt \
+on_host python3 "$bench_root/benches/grants_hostile.py" --port "$port" --path "$path" --ca ca.crt \
     --slow "$SLOW" --idle "$IDLE" >"$attack" 2>&1 &
 for _ in $(seq 600); do grep -q ready "$attack" && break; sleep 0.5; done
 grep -q ready "$attack" || { echo "the hostile clients did not start:" >&2; cat "$attack" >&2; exit 1; }
@@ -97,6 +91,7 @@ printf 'with %d slow + %d idle hostile clients (each reopened when closed):\n' "
 printf '  redemption alone, median:            %8s s (%d of %d answered 200)\n' "$calm_s" "$calm_n" "${LATENCY_RUNS:-20}"
 printf '  redemption under attack, median:     %8s s (%d of %d answered 200)\n' "$hostile_s" "$hostile_n" "${LATENCY_RUNS:-20}"
 printf '  hostile connections opened / closed by the server: %d / %d\n' "$opened" "$closed"
-printf 'ratios: redemptions/baseline %.2f; redemption under attack/alone %s (goal: answered, ≤ 10)\n' \
-    "$(awk -v r="$redeem_rate" -v b="$base_rate" 'BEGIN { print r / b }')" \
-    "$(awk -v h="$hostile_s" -v c="$calm_s" -v n="$hostile_n" 'BEGIN { if (n == 0) print "none answered"; else printf "%.1f", h / c }')"
+goal redemptions/baseline "$(awk -v r="$redeem_rate" -v b="$base_rate" 'BEGIN { printf "%.2f", r / b }')"
+goal 'redemption under attack/alone' \
+    "$(awk -v h="$hostile_s" -v c="$calm_s" -v n="$hostile_n" 'BEGIN { if (n == 0) print "none-answered"; else printf "%.1f", h / c }')" '<=' 10
+ratios_line

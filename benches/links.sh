@@ -1,34 +1,29 @@
 #!/usr/bin/env bash
 # Links benchmark, as root on a machine prepared by tests/run.sh (or testhost.sh setup).
-# Two test hosts (own systemd --user, rootless podman, own network namespace, the stand-in router
-# image): A accepts links, B links to A with a Link + Secret made as `skupper link generate` makes
-# them (client certificate signed by A's skupper-site-ca, CN = B's site name). Prints, as medians
-# over several runs:
+# Two test hosts (own systemd --user, rootless podman, own network namespace, the router image
+# chosen as benches/lib.sh says, the stand-in by default): A accepts links, B links to A with a
+# Link + Secret made as `skupper link generate` makes them (client certificate signed by A's
+# skupper-site-ca, CN = B's site name). Prints, as medians over several runs:
 #   - `vansite link create` (the command: parse, TLS check of A's router, files, live management);
 #   - from the start of `vansite link create` until `vansite link status` reports the link
 #     connected (what a person waits for);
-#   - grant server redemptions per second on loopback (see the section at the end).
+#   - grant server redemptions per second on loopback (benches/grants.sh, run at the end; its
+#     line of ratios is this benchmark's last line, links having no ratio of their own).
 # The machine is shared and noisy: compare figures of one run, not across runs.
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-T=$root/tests/testhost/testhost.sh
+source "$(dirname "$0")/lib.sh"
 a=lkba
 b=lkbb
 runs=${RUNS:-7}
-image=localhost/skupper-router-standin:test
 
-"$T" setup >/dev/null
-(cd "$root" && cargo build --quiet --release -p vansite)
-vansite=${CARGO_TARGET_DIR:-$root/target}/release/vansite
-tar=$("$root/tests/testhost/build-standin-image.sh")
+bench_prepare
 trap '"$T" down "$a" "$b" >/dev/null 2>&1 || true' EXIT
-for host in "$a" "$b"; do
-    "$T" up "$host" --netns >/dev/null
-    "$T" load-image "$host" "$tar" "$image" --change 'CMD ["/home/skrouterd/bin/skrouterd"]' --change 'USER 10000' >/dev/null
-done
+bench_up "$a" "$b"
+for host in "$a" "$b"; do bench_load_image "$host"; done
+bench_describe_image "$a"
 a_addr=$("$T" addr "$a")
-"$T" run "$a" -- "$vansite" init --name west --enable-link-access --host "$a_addr" --router-image "$image" >/dev/null
-"$T" run "$b" -- "$vansite" init --name east --router-image "$image" >/dev/null
+"$T" run "$a" -- "$vansite" init --name west --enable-link-access --host "$a_addr" --router-image "$router_image" >/dev/null
+"$T" run "$b" -- "$vansite" init --name east --router-image "$router_image" >/dev/null
 
 # The Link + Secret for B, signed by A's site CA.
 work=$(mktemp -d)
@@ -68,12 +63,9 @@ EOF
 "$T" run "$b" -- sh -c 'cat > link.yaml' < "$work/link.yaml"
 
 # Everything is timed inside B, so that entering the host (nsenter) is not counted.
-"$T" run "$b" -- bash -s "$vansite" "$runs" <<'INNER'
+bench_in_host "$b" "$vansite" "$runs" <<'INNER'
 set -euo pipefail
 vansite=$1 runs=$2
-now() { date +%s%N; }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
-ms() { awk -v ns="$1" 'BEGIN {printf "%.1f ms", ns / 1e6}'; }
 connected() { "$vansite" link status link-west --output json | tr -d ' \n' | grep -q '"connected":true'; }
 : > create.ns
 : > connected.ns
@@ -92,4 +84,4 @@ echo "link create until link connected:    $(ms "$(median < connected.ns)") (med
 INNER
 
 # Grant server redemptions per second on loopback, in the same run.
-"$root/benches/grants.sh"
+"$bench_root/benches/grants.sh"
