@@ -232,7 +232,7 @@ impl Error {
                 | LinkError::NotARouter { .. } => Failed,
             },
             Error::Plan(error) => match error {
-                PlanError::Invalid(_) => Usage,
+                PlanError::Invalid(_) | PlanError::DuplicateEntityName { .. } => Usage,
                 PlanError::Certs(error) => cert_failure(error),
                 PlanError::Quadlet(error) => quadlet_failure(error),
             },

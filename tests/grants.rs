@@ -255,7 +255,7 @@ async fn tokens_are_issued_and_redeemed_over_tls13_exactly_as_skupper() {
     );
     let trust = host.ok(&[
         "cat",
-        ".local/share/vansite/default/runtime/certs/west/ca.crt",
+        ".local/share/vansite/default/runtime/certs/skupper-site-server/ca.crt",
     ]);
     assert!(
         trust.contains(link_ca.trim()) && trust.contains(site_ca.trim()),

@@ -23,7 +23,7 @@ mod parse;
 mod registry;
 mod site_resources;
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 mod vocabulary;
 
 pub use check::check_name;

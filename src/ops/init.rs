@@ -229,6 +229,9 @@ fn new_site(paths: &Paths, request: &InitRequest) -> Result<SiteResources, Error
     Ok(SiteResources::new(&request.namespace, objects)?)
 }
 
+/// The Secret (certificate) of the link access `init` adds.
+const LINK_ACCESS_CREDENTIALS: &str = "skupper-site-server";
+
 /// Completes a site's objects for this host, as Skupper's non-kube sites do: the Site gets an
 /// id and the router image to run (when it has none), a `skupper-local` RouterAccess for
 /// management (when missing), and, when the Site accepts links and no RouterAccess takes them,
@@ -307,7 +310,10 @@ pub fn with_host_defaults(
                         port: edge_port,
                     },
                 ],
-                tls_credentials: name.clone(),
+                // Skupper's name for a site's link access Secret. Its sslProfile takes the
+                // Secret's name, which leaves the site's name to the site entity (the router
+                // refuses two entities of one name, and consoles show the site by it).
+                tls_credentials: LINK_ACCESS_CREDENTIALS.into(),
                 issuer: "skupper-site-ca".into(),
                 subject_alternative_names: hosts,
                 ..RouterAccessSpec::default()

@@ -46,6 +46,17 @@ pub enum PlanError {
     Certs(#[from] crate::render::certs::CertError),
     #[error(transparent)]
     Quadlet(#[from] crate::quadlet::QuadletError),
+    #[error(
+        "the router's configuration would name two entities '{name}' (a {first} and a \
+         {second}), and the router refuses a name used twice, whatever the types; rename one \
+         of the resources they come from (a Link names its connector, a Secret its sslProfile, \
+         a RouterAccess its listeners '<name>-<role>')"
+    )]
+    DuplicateEntityName {
+        name: String,
+        first: EntityType,
+        second: EntityType,
+    },
 }
 
 /// What a plan depends on besides the resources: where things go on this host, and who runs them.
@@ -190,6 +201,7 @@ pub fn plan(
 ) -> Result<HostPlan, PlanError> {
     let context = render_context(resources);
     let config_entities = router_entities(resources, &context, CERTS_PATH);
+    check_unique_names(&config_entities)?;
     let (certificates, renewed_profiles) =
         certificate_changes(resources, &config_entities, existing, renewal)?;
     let (live_entities, fixed) = live_entities(resources);
@@ -234,6 +246,22 @@ pub fn plan(
         router_service: unit.service_name(),
         forwarders,
     })
+}
+
+/// The router refuses a configuration (and a CREATE) whose entities share a name, whatever
+/// their types: `name` is one unique attribute of every entity (its schema's `validate_add`).
+fn check_unique_names(entities: &[RouterEntity]) -> Result<(), PlanError> {
+    let mut seen: BTreeMap<&str, EntityType> = BTreeMap::new();
+    for entity in entities.iter().filter(|e| !e.name().is_empty()) {
+        if let Some(first) = seen.insert(entity.name(), entity.entity_type) {
+            return Err(PlanError::DuplicateEntityName {
+                name: entity.name().to_string(),
+                first,
+                second: entity.entity_type,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The entities of `skrouterd.json` for `resources`, with paths as the file has them.
@@ -479,6 +507,49 @@ pub fn bind_address(host: &str, port: u16) -> Result<SocketAddr, PlanError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::test_support::{all, LINK_AND_SECRET, SITE};
+
+    #[test]
+    fn entity_names_are_unique_across_types() {
+        let access = "apiVersion: skupper.io/v2alpha1\nkind: RouterAccess\nmetadata: {name: west}\n\
+                      spec:\n  roles: [{name: inter-router, port: 55671}]\n  tlsCredentials: west\n";
+        let site = |link: &str| {
+            SiteResources::new("default", all(&[SITE, access, link])).expect("valid resources")
+        };
+        // The site entity is named after the site, or after the router when the site's name
+        // is taken (here by the link access's sslProfile, named after its Secret).
+        let site_entity = |resources: &SiteResources| {
+            let entities = config_entities(resources);
+            check_unique_names(&entities).expect("unique names");
+            let site = entities.iter().find(|e| e.entity_type == EntityType::Site);
+            site.unwrap().name().to_string()
+        };
+        let own_secret = access.replace("tlsCredentials: west", "tlsCredentials: west-server");
+        let resources =
+            SiteResources::new("default", all(&[SITE, &own_secret, LINK_AND_SECRET])).unwrap();
+        assert_eq!(site_entity(&resources), "west");
+        let resources = site(LINK_AND_SECRET);
+        assert_eq!(
+            site_entity(&resources),
+            render_context(&resources).router_id
+        );
+
+        // A Link named like the link access's Secret: its connector would take the name.
+        let clash = LINK_AND_SECRET.replace(
+            "kind: Link\nmetadata:\n  name: my-token",
+            "kind: Link\nmetadata:\n  name: west",
+        );
+        let entities = config_entities(&site(&clash));
+        let refused = check_unique_names(&entities).unwrap_err();
+        assert!(
+            matches!(
+                &refused,
+                PlanError::DuplicateEntityName { name, first: EntityType::SslProfile, second: EntityType::Connector }
+                    if name == "west"
+            ),
+            "{refused}"
+        );
+    }
 
     #[test]
     fn router_ports_are_chosen_outside_the_ephemeral_range() {

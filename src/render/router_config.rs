@@ -465,6 +465,19 @@ pub fn router_entities(
 }
 
 impl Entity {
+    /// The `name` attribute; None for the unnamed singletons.
+    fn name(&self) -> Option<&str> {
+        match self {
+            Entity::SslProfile(_, e) => Some(&e.name),
+            Entity::Connector(_, e) => Some(&e.name),
+            Entity::Listener(_, e) => Some(&e.name),
+            Entity::TcpEndpoint(_, e) => Some(&e.name),
+            Entity::ListenerAddress(_, e) => Some(&e.name),
+            Entity::Site(_, e) => Some(&e.name),
+            Entity::Router(..) | Entity::Address(..) | Entity::Log(..) => None,
+        }
+    }
+
     fn typed(self) -> RouterEntity {
         let (name, attributes) = match self {
             Entity::Router(name, e) => (name, attributes(&e)),
@@ -618,12 +631,20 @@ fn entities(resources: &SiteResources, ctx: &RenderContext, certs_path: &str) ->
             enable: "error+",
         },
     ));
+    // The vanflow SITE record, and so every console, names the site by this entity. The
+    // router refuses a name any other entity has: a site whose link access's Secret is named
+    // after the site (Skupper's host sites do that) gets the router's id instead, as Skupper
+    // names it there.
+    let site_name = resources.site_name();
+    let name_taken = entities.iter().any(|e| e.name() == Some(site_name));
     entities.push(Entity::Site(
         "site",
         Site {
-            // The site's own name, as Kubernetes sites write it: vanflow's SITE record carries
-            // it, and consoles show sites by it.
-            name: resources.site_name().to_string(),
+            name: if name_taken {
+                ctx.router_id.clone()
+            } else {
+                site_name.to_string()
+            },
             platform: ctx.platform.clone(),
             namespace: resources.namespace.clone(),
             version: ctx.skupper_version.clone(),
