@@ -413,6 +413,17 @@ pub fn print_service_change(format: OutputFormat, change: &ServiceChange, verb: 
         if !change.live {
             text.push_str(&format!("  ({})\n", change.router.describe()));
         }
+        if let Some(forwarder) = &change.forwarder {
+            let pid = forwarder
+                .main_pid
+                .map(|pid| format!(", pid {pid}"))
+                .unwrap_or_default();
+            text.push_str(&format!(
+                "  forwarder {} running{pid}: clients are served now, without waiting for its \
+                 container to start\n",
+                forwarder.unit
+            ));
+        }
         if let Some(n) = change.ended_connections.filter(|n| *n > 0) {
             text.push_str(&format!("  ended {n} open connection(s)\n"));
         }

@@ -273,20 +273,13 @@ impl SiteSession {
         self.teardown(timeout, progress).await
     }
 
-    /// `prepare_bundle`: copy vansite into the forwarders' bundle (not for a preview).
-    fn host_context(
-        &self,
-        target: &SiteResources,
-        prepare_bundle: bool,
-    ) -> Result<HostContext, Error> {
+    fn host_context(&self, target: &SiteResources) -> Result<HostContext, Error> {
         let dir = self.site_dir.forwarder_bundle();
-        let no_forwarders = target.listeners.is_empty() && target.multi_key_listeners.is_empty();
-        let forwarder_command = match (no_forwarders, prepare_bundle) {
-            (true, _) => Ok(Vec::new()),
-            (false, true) => bundle::prepare(&dir),
-            (false, false) => bundle::command_line(),
-        }
-        .map_err(Error::file("cannot prepare the forwarder in", &dir))?;
+        let forwarder_command = if has_forwarders(target) {
+            bundle::command_line().map_err(Error::file("cannot prepare the forwarder in", &dir))?
+        } else {
+            Vec::new()
+        };
         Ok(HostContext {
             site_dir: self.site_dir.clone(),
             quadlet_dir: self.paths.quadlet_dir(),
@@ -307,7 +300,12 @@ impl SiteSession {
         options: ApplyOptions,
         progress: &dyn Fn(&str),
     ) -> Result<Applied, Error> {
-        let host = self.host_context(target, true)?;
+        let host = self.host_context(target)?;
+        // Copying vansite into the forwarders' bundle overlaps everything up to their start.
+        let bundle = has_forwarders(target).then(|| {
+            let dir = self.site_dir.forwarder_bundle();
+            tokio::task::spawn_blocking(move || bundle::prepare(&dir))
+        });
         let existing = self.site_dir.load_certificates()?;
         let plan = plan::plan(target, &host, &existing, options.renewal)?;
         let namespace = &self.site_dir.namespace;
@@ -395,21 +393,32 @@ impl SiteSession {
             self.manager.reload().await?;
         }
 
-        let router = self
-            .bring_router(
-                target,
-                &plan,
-                running_config,
-                router_unit_changed,
-                options,
-                progress,
-            )
-            .await?;
-
-        for forwarder in &plan.forwarders {
-            let restart = changed_forwarders.contains(&forwarder.unit);
-            self.start_forwarder(&forwarder.unit, restart).await?;
-        }
+        // The forwarders start while the router changes: a forwarder waits for its router
+        // port by itself, and its first client should find it running.
+        let forwarders = async {
+            if let Some(copy) = bundle {
+                let dir = self.site_dir.forwarder_bundle();
+                copy.await
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+                    .map_err(Error::file("cannot prepare the forwarder in", &dir))?;
+            }
+            for forwarder in &plan.forwarders {
+                let restart = changed_forwarders.contains(&forwarder.unit);
+                self.start_forwarder(&forwarder.unit, restart).await?;
+            }
+            Ok::<_, Error>(())
+        };
+        let router = self.bring_router(
+            target,
+            &plan,
+            running_config,
+            router_unit_changed,
+            options,
+            progress,
+        );
+        let (router, forwarders) = tokio::join!(router, forwarders);
+        let router = router?;
+        forwarders?;
         if let Some(grants) = &plan.grant_server {
             self.start_grant_server(grants, grant_units_changed || grant_certificate_changed)
                 .await?;
@@ -584,7 +593,7 @@ impl SiteSession {
     /// What an apply of `target` would do, without doing any of it: the files it would write
     /// or remove, the units it would stop, and what the router would go through.
     pub async fn preview(&self, target: &SiteResources) -> Result<Preview, Error> {
-        let host = self.host_context(target, false)?;
+        let host = self.host_context(target)?;
         let existing = self.site_dir.load_certificates()?;
         let plan = plan::plan(target, &host, &existing, LeafRenewal::WhenDue)?;
         let mut files = Vec::new();
@@ -1086,6 +1095,10 @@ pub(crate) fn enable(link: &Path) -> Result<(), Error> {
 pub(crate) fn write(file: &PlannedFile) -> Result<bool, Error> {
     files::write_atomic(&file.path, file.contents.as_bytes(), files::PUBLIC)
         .map_err(Error::file("cannot write", &file.path))
+}
+
+fn has_forwarders(resources: &SiteResources) -> bool {
+    !(resources.listeners.is_empty() && resources.multi_key_listeners.is_empty())
 }
 
 /// One management connection to the site's router over its local listener, with the site's

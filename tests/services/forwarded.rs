@@ -93,8 +93,14 @@ fn a_service_on_one_host_is_reached_from_another_through_the_forwarder() {
     // B offers an echo service; A reaches it at its port 8080 (every interface).
     serve_echo(&b, 9090);
     vansite_ok(&b, &["connector", "create", "echo", "9090"]);
-    let out = vansite_ok(&a, &["listener", "create", "echo", "8080"]);
-    assert!(out.contains("Listener 'echo' created"), "{out}");
+    let out = vansite_ok(&a, &["listener", "create", "echo", "8080", "-o", "json"]);
+    // Returned with the forwarder running (not merely its socket armed): no client came yet.
+    let created: Value = serde_json::from_str(&out).unwrap();
+    let unit = "vansite-default-listener-echo.service";
+    assert_eq!(created["forwarder"]["unit"], unit, "{created:#}");
+    let main_pid = a.ok(&["systemctl", "--user", "show", "-P", "MainPID", unit]);
+    assert_ne!(main_pid.trim(), "0", "{unit} runs");
+    assert_eq!(created["forwarder"]["mainPid"].to_string(), main_pid.trim());
     wait_reachable(&a, "echo");
     let addr = format!("{}:8080", a.addr());
 

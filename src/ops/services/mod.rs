@@ -203,6 +203,19 @@ pub struct ServiceChange {
     /// the router did not answer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub still_offered_at: Option<Vec<String>>,
+    /// A listener's forwarder once it runs (create, update), so its first client waits for
+    /// nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forwarder: Option<RunningForwarder>,
+}
+
+/// A listener's forwarder, started with the listener (systemd holds its port; without this
+/// start, the first client would wait for the forwarder's container to be created).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunningForwarder {
+    pub unit: String,
+    pub main_pid: Option<u32>,
 }
 
 /// `listener list` / `connector list`: from the resources alone.
@@ -299,12 +312,26 @@ async fn apply_service(
     let applied = session
         .apply(target, &command, SERVICE_APPLY, progress)
         .await?;
+    let forwarder = if kind == ServiceKind::Listener {
+        let unit = format!(
+            "{}.service",
+            forwarder_unit_name(&session.site_dir.namespace, name)
+        );
+        let state = session.manager.unit_state(&unit).await?;
+        (state.active_state == ActiveState::Active).then_some(RunningForwarder {
+            unit,
+            main_pid: state.main_pid,
+        })
+    } else {
+        None
+    };
     Ok(ServiceChange {
         info: find(&session.site_dir, session.resources()?, kind, name)?,
         live: applied.router.is_live(),
         router: applied.router,
         ended_connections: None,
         still_offered_at: None,
+        forwarder,
     })
 }
 
@@ -380,6 +407,7 @@ pub async fn delete(
         router: applied.router,
         ended_connections,
         still_offered_at,
+        forwarder: None,
     })
 }
 
