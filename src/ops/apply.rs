@@ -1182,6 +1182,9 @@ pub async fn wait_until_answering(
     let tls = ClientTls::from_dir(site_dir.certs().join(crate::render::certs::LOCAL_CLIENT))?;
     let deadline = Instant::now() + timeout;
     let restarts_at_start = manager.unit_state(unit).await?.restarts;
+    // The router tells no one when it listens: ask often at first (it may be a few ms
+    // away), then less.
+    let mut pause = Duration::from_millis(5);
     loop {
         let state = manager.unit_state(unit).await?;
         let broken = matches!(
@@ -1192,6 +1195,7 @@ pub async fn wait_until_answering(
         if broken {
             return Err(failed(state.to_string()));
         }
+        // Refused at once while the port is closed (no TLS is begun before TCP connects).
         if state.active_state == ActiveState::Active {
             if let Ok(client) =
                 ManagementClient::connect(LOOPBACK, port, &tls, Duration::from_secs(2)).await
@@ -1203,7 +1207,8 @@ pub async fn wait_until_answering(
         if Instant::now() >= deadline {
             return Err(timed_out(state.to_string()));
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(100));
     }
 }
 

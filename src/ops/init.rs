@@ -80,9 +80,13 @@ pub async fn init(
         ));
     }
     // Everything that can refuse before a file is written does so here: what runs the units
-    // (the same verdict as `doctor`'s), the bus.
-    detect_runtime(Some(&paths.systemd_user_dir()))?;
-    let mut session = SiteSession::open(paths, &request.namespace, progress).await?;
+    // (the same verdict as `doctor`'s), the bus. Both at once: each waits on other programs.
+    let user_unit_dir = paths.systemd_user_dir();
+    let runtime = tokio::task::spawn_blocking(move || detect_runtime(Some(&user_unit_dir)));
+    let session = SiteSession::open(paths, &request.namespace, progress);
+    let (runtime, session) = tokio::join!(runtime, session);
+    runtime.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
+    let mut session = session?;
     let site_dir = session.site_dir.clone();
     let created = session.saved.is_none();
     let target = match session.saved.clone() {

@@ -212,17 +212,29 @@ pub fn removes_stale_cidfiles(dirs: &[PathBuf]) -> bool {
 
 /// [`check_runtime`] for this host; `user_unit_dir` is `~/.config/systemd/user`.
 pub fn detect_runtime(user_unit_dir: Option<&Path>) -> Result<PodmanRuntime, DetectError> {
+    // Both ask a program for its version (podman's Go start-up is the slower): at once.
+    let (generator, podman) = std::thread::scope(|scope| {
+        let podman = scope.spawn(podman_binary_version);
+        let generator = detect_generator_version();
+        (generator, podman.join().expect("podman --version does not panic"))
+    });
     check_runtime(
-        detect_generator_version(),
-        podman_binary_version(),
+        generator,
+        podman,
         removes_stale_cidfiles(&service_drop_in_dirs(user_unit_dir)),
     )
 }
 
-/// The version of the quadlet generator this host's user manager runs.
+/// The version of the quadlet generator this host's user manager runs, asked once per process
+/// (a command checks the host, then plans for it).
 pub fn detect_generator_version() -> Result<PodmanVersion, DetectError> {
+    static DETECTED: std::sync::OnceLock<PodmanVersion> = std::sync::OnceLock::new();
+    if let Some(version) = DETECTED.get() {
+        return Ok(*version);
+    }
     let dirs = USER_GENERATOR_DIRS.map(Path::new);
-    detect_in(&dirs, Path::new(QUADLET_BINARY), Path::new("podman"))
+    let version = detect_in(&dirs, Path::new(QUADLET_BINARY), Path::new("podman"))?;
+    Ok(*DETECTED.get_or_init(|| version))
 }
 
 /// `detect_generator_version` with its paths given, for tests. The first generator dir with
