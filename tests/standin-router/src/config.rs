@@ -263,9 +263,11 @@ fn check_unique(entities: &[Entity]) -> Result<(), ConfigError> {
             .entity_type(&entity.entity_type)
             .expect("parsed entities have schema types");
         for earlier in &entities[..index] {
-            let Some(clash) =
-                entity_type.clash(&entity.attributes, &earlier.entity_type, &earlier.attributes)
-            else {
+            let Some(clash) = entity_type.clash(
+                &entity.attributes,
+                &earlier.entity_type,
+                &earlier.attributes,
+            ) else {
                 continue;
             };
             let earlier_type = Schema::get()

@@ -213,6 +213,29 @@ fn an_unknown_attribute_stops_the_router_with_its_name() {
     );
 }
 
+/// The image reads the configuration as JSON only with `QDROUTERD_CONF_TYPE=json`; by default
+/// its launch script names it `/tmp/skrouterd.conf` and the router reads the classic format.
+#[test]
+fn a_json_configuration_needs_conf_type_json() {
+    for conf_type in [None, Some("conf")] {
+        let mut command = standin_command(&fixture("site-a.json"));
+        match conf_type {
+            None => command.env_remove("QDROUTERD_CONF_TYPE"),
+            Some(t) => command.env("QDROUTERD_CONF_TYPE", t),
+        };
+        let output = command.output().unwrap();
+        assert_eq!(output.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(
+                "Cannot load configuration file /tmp/skrouterd.conf: a JSON configuration read \
+                 in the classic conf format"
+            ),
+            "{stderr}"
+        );
+    }
+}
+
 #[test]
 fn a_missing_certificate_file_stops_the_router() {
     let dir = test_dir("missing-cert");
