@@ -87,7 +87,8 @@ fn write_standin_quadlet(name: &str, config: &str) -> PathBuf {
              ContainerName={name}\n\
              Network=host\n\
              Volume={}:/etc/skupper-router/config:z\n\
-             Environment=QDROUTERD_CONF=/etc/skupper-router/config/skrouterd.json\n",
+             Environment=QDROUTERD_CONF=/etc/skupper-router/config/skrouterd.json\n\
+             Environment=QDROUTERD_CONF_TYPE=json\n",
             config_dir.display()
         ),
     );

@@ -20,6 +20,7 @@ Network=host
 UserNS=keep-id
 Volume=%h/probe:/etc/skupper-router/config:z
 Environment=QDROUTERD_CONF=/etc/skupper-router/config/skrouterd.json
+Environment=QDROUTERD_CONF_TYPE=json
 
 [Service]
 Restart=on-failure

@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use crate::config::{self, Entity};
 use crate::links;
 use crate::management::{AgentSender, Request, Response};
+use crate::python;
 use crate::router::{Configured, ForceClose, Router, TcpListenerState};
 use crate::schema::{Operation, Schema};
 use crate::tcp;
@@ -25,6 +26,9 @@ const PREFIX: &str = "io.skupper.router.";
 #[derive(Debug, Clone, PartialEq)]
 pub enum Refusal {
     BadRequest(String),
+    /// A ValidationError from the Python agent: 400 with its text as the description, as
+    /// `Agent.receive` answers (`BadRequestStatus(str(e))`).
+    Invalid(String),
     /// The `qd_error` message, e.g. `Value: Listener for new address does not exist x`.
     CError(String),
 }
@@ -35,6 +39,7 @@ impl Refusal {
             Refusal::BadRequest(message) => {
                 answer(400, &format!("Bad Request: {message}"), Value::Null)
             }
+            Refusal::Invalid(message) => answer(400, message, Value::Null),
             Refusal::CError(message) => answer(500, &format!("CError: {message}"), Value::Null),
         }
     }
@@ -43,7 +48,7 @@ impl Refusal {
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Refusal::BadRequest(message) => f.write_str(message),
+            Refusal::BadRequest(message) | Refusal::Invalid(message) => f.write_str(message),
             Refusal::CError(message) => write!(f, "CError: {message}"),
         }
     }
@@ -70,8 +75,9 @@ pub async fn create(
             .insert("name".into(), Value::String(generated));
     }
     let key = (entity.entity_type.clone(), entity.name().to_string());
-    if router.state().configured.contains_key(&key) {
-        return Err(format!("{} '{}' already exists", key.0, key.1).into());
+    if let Some(message) = clash(router, &entity) {
+        tracing::error!("Error performing CREATE: {message}");
+        return Err(Refusal::Invalid(message));
     }
     // An sslProfile's files are not read when it is created (`qd_tls_configure_ssl_profile`
     // only records the paths): a tcpListener, tcpConnector, listener or connector that uses it
@@ -133,6 +139,30 @@ pub async fn create(
         _ => {}
     }
     Ok(())
+}
+
+/// The agent's `validate_add` before it creates anything (`agent.py` `Agent._create`): the
+/// ValidationError text if a name is taken by an entity of any type (names are unique across
+/// all types), printed as the agent prints its entities.
+fn clash(router: &Router, entity: &Entity) -> Option<String> {
+    let entity_type = Schema::get().entity_type(&entity.entity_type).ok()?;
+    let (clash, other_type, other_name) = {
+        let state = router.state();
+        state.configured.iter().find_map(|((t, name), c)| {
+            entity_type
+                .clash(&entity.attributes, t, &c.entity.attributes)
+                .map(|clash| (clash, t.clone(), name.clone()))
+        })?
+    };
+    let existing = rows(router, &other_type)
+        .into_iter()
+        .find(|r| r.get("name").and_then(Value::as_str) == Some(&other_name))
+        .unwrap_or_default();
+    Some(clash.message(
+        &entity_type.long_name(),
+        &python::adapter(&entity.entity_type, &row_of(entity, None)),
+        &python::adapter(&other_type, &existing),
+    ))
 }
 
 /// The SITE record of a `site` entity (`qd_dispatch_configure_site`): identity

@@ -1,12 +1,48 @@
-//! Loading `skrouterd.json` as the skupper-router image does: the entry script expands `${VARS}`
-//! (Python's `os.path.expandvars`), then skrouterd parses a JSON array of `[type, {attributes}]`
-//! pairs and refuses to start on anything its schema rejects.
+//! Loading `skrouterd.json` as the skupper-router image does: the entry script copies
+//! `$QDROUTERD_CONF` to `/tmp/skrouterd.$QDROUTERD_CONF_TYPE` (`conf` by default) and expands
+//! `${VARS}` (Python's `os.path.expandvars`), then `skrouterd -c` reads it, as a JSON array of
+//! `[type, {attributes}]` pairs only when the file name ends in `.json`, and refuses to start on
+//! anything its schema rejects.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_json::{Map, Value};
 
+use crate::python;
 use crate::schema::{Operation, Schema, SchemaError};
+
+/// Where the configuration comes from, and so how the real router reads it.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// The file the stand-in reads.
+    pub path: PathBuf,
+    /// The file the real router is given (`skrouterd -c FILE`): its name decides the format
+    /// (`config.py` `Config.load`: JSON if it ends in `.json`) and its errors name it.
+    pub router_file: String,
+    /// Whether `${VARS}` are expanded first: the image's launch script does, skrouterd not.
+    pub expand_vars: bool,
+}
+
+impl Source {
+    /// `skrouterd -c FILE`.
+    pub fn router_file(path: PathBuf) -> Source {
+        Source {
+            router_file: path.display().to_string(),
+            path,
+            expand_vars: false,
+        }
+    }
+
+    /// The image's `launch.sh` with `QDROUTERD_CONF=path` and `QDROUTERD_CONF_TYPE=conf_type`.
+    pub fn launch_script(path: PathBuf, conf_type: Option<&str>) -> Source {
+        let extension = conf_type.filter(|t| !t.is_empty()).unwrap_or("conf");
+        Source {
+            path,
+            router_file: format!("/tmp/skrouterd.{extension}"),
+            expand_vars: true,
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -31,8 +67,25 @@ pub enum ConfigError {
         name: String,
         profile: String,
     },
-    #[error("only one 'router' entity is allowed")]
-    DuplicateRouter,
+    /// `Schema.validate_add` refused an entity beside an earlier one: its ValidationError text.
+    #[error("{0}")]
+    Clash(String),
+    #[error(
+        "a JSON configuration read in the classic conf format, which the real router cannot \
+         parse (it reads JSON only from a file named *.json: QDROUTERD_CONF_TYPE=json)"
+    )]
+    JsonAsClassic,
+    #[error(
+        "the stand-in reads only JSON configurations, not the classic conf format (JSON is \
+         read from a file named *.json: QDROUTERD_CONF_TYPE=json)"
+    )]
+    Classic,
+    /// What the real router's `Config` refuses, before anything is configured.
+    #[error("Cannot load configuration file {file}: {source}")]
+    Load {
+        file: String,
+        source: Box<ConfigError>,
+    },
     /// What the real router's C code refuses once the schema has accepted the entity.
     #[error("{entity} '{name}': {message}")]
     Refused {
@@ -165,14 +218,7 @@ pub fn parse(text: &str) -> Result<Vec<Entity>, ConfigError> {
             attributes,
         });
     }
-    if entities
-        .iter()
-        .filter(|e| e.entity_type == "router")
-        .count()
-        > 1
-    {
-        return Err(ConfigError::DuplicateRouter);
-    }
+    check_unique(&entities)?;
     check_references(&entities)?;
     check_tcp_listeners(&entities)?;
     Ok(entities)
@@ -181,13 +227,61 @@ pub fn parse(text: &str) -> Result<Vec<Entity>, ConfigError> {
 /// Reads, expands and validates the file. An sslProfile's files are not read here: the real
 /// router reads them when a listener, connector, tcpListener or tcpConnector uses the profile
 /// (and refuses to start if they cannot be read then: "Failed to configure TLS certFile").
-pub fn load(path: &Path) -> Result<Vec<Entity>, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.into(),
-        source,
+pub fn load(source: &Source) -> Result<Vec<Entity>, ConfigError> {
+    let text = std::fs::read_to_string(&source.path).map_err(|e| ConfigError::Read {
+        path: source.path.clone(),
+        source: e,
     })?;
-    let expanded = expand_vars(&text, |name| std::env::var(name).ok());
-    parse(&expanded)
+    let text = match source.expand_vars {
+        true => expand_vars(&text, |name| std::env::var(name).ok()),
+        false => text,
+    };
+    let parsed = if source.router_file.ends_with(".json") {
+        parse(&text)
+    } else if serde_json::from_str::<Value>(&text).is_ok() {
+        // The classic parser turns JSON's lines into brackets that no longer match, or an
+        // entity list nested one level too deep: the real router exits ("Extra data: line 17
+        // column 4", "expected string or bytes-like object, got 'list'").
+        Err(ConfigError::JsonAsClassic)
+    } else {
+        Err(ConfigError::Classic)
+    };
+    parsed.map_err(|e| match e {
+        ConfigError::MissingProfile { .. } | ConfigError::Refused { .. } => e,
+        e => ConfigError::Load {
+            file: source.router_file.clone(),
+            source: Box::new(e),
+        },
+    })
+}
+
+/// `Schema.validate_all`: each entity in turn against those before it (a singleton's second
+/// entity, a name or identity already taken by an entity of any type).
+fn check_unique(entities: &[Entity]) -> Result<(), ConfigError> {
+    for (index, entity) in entities.iter().enumerate() {
+        let entity_type = Schema::get()
+            .entity_type(&entity.entity_type)
+            .expect("parsed entities have schema types");
+        for earlier in &entities[..index] {
+            let Some(clash) = entity_type.clash(
+                &entity.attributes,
+                &earlier.entity_type,
+                &earlier.attributes,
+            ) else {
+                continue;
+            };
+            let earlier_type = Schema::get()
+                .entity_type(&earlier.entity_type)
+                .expect("parsed entities have schema types");
+            let long_type = entity_type.long_name();
+            return Err(ConfigError::Clash(clash.message(
+                &long_type,
+                &python::config_entity(&long_type, &entity.attributes),
+                &python::config_entity(&earlier_type.long_name(), &earlier.attributes),
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The router configures every tcpListener before any listenerAddress (`config.py`), so a
@@ -320,6 +414,91 @@ mod tests {
             err.to_string().contains("required attribute 'value'"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn names_are_unique_across_entity_types() {
+        let err = parse(
+            r#"[["sslProfile", {"name": "vm", "caCertFile": "/ca.crt"}],
+                ["site", {"name": "vm", "location": "x"}]]"#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "adding {'type': 'io.skupper.router.site', 'name': 'vm', 'location': 'x'} \
+             duplicates unique attribute 'name' from existing {'type': \
+             'io.skupper.router.sslProfile', 'name': 'vm', 'caCertFile': '/ca.crt'}"
+        );
+        let err = parse(
+            r#"[["tcpConnector", {"name": "c", "host": "h", "port": "1", "address": "a"}],
+                ["tcpConnector", {"name": "c", "host": "h", "port": "2", "address": "a"}]]"#,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("duplicates unique attribute 'name' from existing"),
+            "{err}"
+        );
+        // Entities without a name (address, log) never clash.
+        parse(
+            r#"[["address", {"prefix": "a", "distribution": "multicast"}],
+                ["address", {"prefix": "b", "distribution": "multicast"}],
+                ["sslProfile", {"name": "vm"}], ["site", {"name": "vm-1"}]]"#,
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn refuses_a_second_singleton() {
+        let err = parse(r#"[["router", {"id": "a"}], ["router", {"id": "b"}]]"#).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.starts_with(
+                "Adding io.skupper.router.router singleton {'type': 'io.skupper.router.router', "
+            ) && text.contains("'id': 'b'")
+                && text.contains(" when {'type': 'io.skupper.router.router', ")
+                && text.ends_with("} already exists"),
+            "{text}"
+        );
+    }
+
+    /// The image's launch script hands skrouterd `/tmp/skrouterd.$QDROUTERD_CONF_TYPE`
+    /// (`conf` unless set), which skrouterd reads as JSON only if the name ends in `.json`.
+    #[test]
+    fn reads_json_only_as_the_image_would() {
+        let dir = std::env::temp_dir().join(format!("standin-conf-type-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let json = dir.join("skrouterd.json");
+        std::fs::write(
+            &json,
+            "[[\"router\", {\"id\": \"r\"}],\n [\"sslProfile\", {\"name\": \"p\", \"caCertFile\": \"${HOME}/ca.crt\"}]]",
+        )
+        .unwrap();
+        let classic = dir.join("skrouterd.conf");
+        std::fs::write(&classic, "router {\n    id: r\n}\n").unwrap();
+
+        let entities = load(&Source::launch_script(json.clone(), Some("json"))).unwrap();
+        let home = std::env::var("HOME").unwrap();
+        assert_eq!(entities[1].str("caCertFile"), format!("{home}/ca.crt"));
+        for conf_type in [None, Some(""), Some("conf")] {
+            let err = load(&Source::launch_script(json.clone(), conf_type)).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "Cannot load configuration file /tmp/skrouterd.conf: a JSON configuration read \
+                 in the classic conf format, which the real router cannot parse (it reads JSON \
+                 only from a file named *.json: QDROUTERD_CONF_TYPE=json)",
+                "{conf_type:?}"
+            );
+        }
+        // `skrouterd -c FILE` itself: the name decides, and no ${VARS} are expanded.
+        let entities = load(&Source::router_file(json.clone())).unwrap();
+        assert_eq!(entities[1].str("caCertFile"), "${HOME}/ca.crt");
+        let err = load(&Source::router_file(classic.clone())).unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::Load { source, .. } if matches!(**source, ConfigError::Classic)),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

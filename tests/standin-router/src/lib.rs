@@ -10,6 +10,7 @@ pub mod config;
 pub mod links;
 pub mod management;
 pub mod mux;
+pub mod python;
 pub mod router;
 pub mod schema;
 pub mod tcp;

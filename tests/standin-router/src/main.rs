@@ -1,22 +1,25 @@
-//! `skrouterd-standin`: run with `$QDROUTERD_CONF` (as the image's launch script does) or
-//! `-c FILE` (as `skrouterd -c` is run). Exits non-zero, with the reason on stderr, on any
-//! configuration the real router would refuse.
+//! `skrouterd-standin`: run with `$QDROUTERD_CONF` and `$QDROUTERD_CONF_TYPE` (as the image's
+//! launch script is) or `-c FILE` (as `skrouterd -c` is run). Exits non-zero, with the reason
+//! on stderr, on any configuration the real router would refuse.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use skrouterd_standin::{agent, config, router::Router, tls};
+use skrouterd_standin::config::{self, Source};
+use skrouterd_standin::{agent, router::Router, tls};
 use tokio::sync::mpsc;
 
-fn config_path() -> Option<PathBuf> {
+fn config_source() -> Option<Source> {
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         if arg == "-c" || arg == "--config" {
-            return args.next().map(PathBuf::from);
+            return args.next().map(|path| Source::router_file(path.into()));
         }
     }
-    std::env::var_os("QDROUTERD_CONF").map(PathBuf::from)
+    let conf_type = std::env::var("QDROUTERD_CONF_TYPE").ok();
+    std::env::var_os("QDROUTERD_CONF")
+        .map(|path| Source::launch_script(PathBuf::from(path), conf_type.as_deref()))
 }
 
 #[tokio::main]
@@ -30,11 +33,11 @@ async fn main() -> ExitCode {
         .with_ansi(false)
         .init();
     tls::install_crypto_provider();
-    let Some(path) = config_path() else {
+    let Some(source) = config_source() else {
         eprintln!("skrouterd-standin: no configuration: set QDROUTERD_CONF or pass -c FILE");
         return ExitCode::from(1);
     };
-    let entities = match config::load(&path) {
+    let entities = match config::load(&source) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("skrouterd-standin: configuration error: {e}");

@@ -47,6 +47,8 @@ struct Attribute {
     required: bool,
     create: bool,
     update: bool,
+    /// `unique` in the schema: `name` and `identity`, defined once on the base `entity` type.
+    unique: bool,
     default: Option<Value>,
 }
 
@@ -58,6 +60,35 @@ pub struct EntityType {
     operations: Vec<String>,
     /// Its own operations, then its bases' (as the Python agent's `EntityType.operations`).
     all_operations: Vec<String>,
+    /// At most one entity of the type (router, network, policy, management).
+    singleton: bool,
+    /// Its unique attributes, `name` first as the schema lists them (the agent compares them
+    /// in that order and reports the first that clashes).
+    unique: Vec<String>,
+}
+
+/// Why `Schema.validate_add` (`schema.py`) refuses an entity beside an existing one.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Clash {
+    /// A second entity of a singleton type.
+    Singleton,
+    /// The existing entity, of any type, has the same value of this unique attribute.
+    Unique(String),
+}
+
+impl Clash {
+    /// The router's ValidationError text; `new` and `existing` are the entities as the
+    /// refusing code prints them (a dict at config load, an `...Entity(...)` at CREATE).
+    pub fn message(&self, long_type: &str, new: &str, existing: &str) -> String {
+        match self {
+            Clash::Singleton => {
+                format!("Adding {long_type} singleton {new} when {existing} already exists")
+            }
+            Clash::Unique(attribute) => format!(
+                "adding {new} duplicates unique attribute '{attribute}' from existing {existing}"
+            ),
+        }
+    }
 }
 
 /// How an attribute map is being applied.
@@ -113,11 +144,19 @@ impl Schema {
                     .flat_map(|def| def["operations"].as_array().into_iter().flatten())
                     .filter_map(|o| o.as_str().map(String::from))
                     .collect();
+                let mut unique: Vec<String> = attributes
+                    .iter()
+                    .filter(|(_, a)| a.unique)
+                    .map(|(n, _)| n.clone())
+                    .collect();
+                unique.sort_by_key(|n| n != "name");
                 let entity = EntityType {
                     name: name.clone(),
                     attributes,
                     operations,
                     all_operations,
+                    singleton: raw[name]["singleton"].as_bool().unwrap_or(false),
+                    unique,
                 };
                 (name.clone(), entity)
             })
@@ -163,6 +202,7 @@ impl Attribute {
             required: spec["required"].as_bool().unwrap_or(false),
             create: spec["create"].as_bool().unwrap_or(false),
             update: spec["update"].as_bool().unwrap_or(false),
+            unique: spec["unique"].as_bool().unwrap_or(false),
             default: spec.get("default").cloned(),
         }
     }
@@ -210,6 +250,30 @@ impl EntityType {
     /// The operations the Python agent lists for the type: its own, then its bases' (`READ`).
     pub fn all_operations(&self) -> &[String] {
         &self.all_operations
+    }
+
+    /// The type's full name, as the router prints it (`io.skupper.router.sslProfile`).
+    pub fn long_name(&self) -> String {
+        format!("{PREFIX}{}", self.name)
+    }
+
+    /// `Schema.validate_add` for one existing entity (of type `other_type`): a singleton's
+    /// second entity, or a unique attribute of this type set to the value the other has.
+    /// Unique attributes are defined on the base type, so an sslProfile and a site may not
+    /// share a name.
+    pub fn clash(
+        &self,
+        attributes: &Map<String, Value>,
+        other_type: &str,
+        other: &Map<String, Value>,
+    ) -> Option<Clash> {
+        if self.singleton && other_type == self.name {
+            return Some(Clash::Singleton);
+        }
+        self.unique
+            .iter()
+            .find(|a| attributes.get(*a).is_some_and(|v| other.get(*a) == Some(v)))
+            .map(|a| Clash::Unique(a.clone()))
     }
 
     /// Whether the type has attribute `name`.

@@ -181,7 +181,7 @@ async fn an_edge_link_is_a_local_destination_and_local_destinations_take_turns()
             "listener",
             "edge",
             attrs(json!({"role": "edge", "host": "127.0.0.1", "port": edge_port.to_string(),
-                         "sslProfile": "site-a", "saslMechanisms": "EXTERNAL", "authenticatePeer": true})),
+                         "sslProfile": "skupper-site-server", "saslMechanisms": "EXTERNAL", "authenticatePeer": true})),
         )
         .await
         .unwrap();

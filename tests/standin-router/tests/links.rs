@@ -4,11 +4,11 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use support::{
-    echo_roundtrip, echo_server, fixture, free_port, test_dir, wait_accepting, Ca, San, Standin,
+    echo_roundtrip, echo_server, fixture, free_port, standin_command, test_dir, wait_accepting, Ca,
+    San, Standin,
 };
 
 const LIMIT: Duration = Duration::from_secs(20);
@@ -202,8 +202,7 @@ fn a_server_named_only_by_its_common_name_is_accepted() {
 
 #[test]
 fn an_unknown_attribute_stops_the_router_with_its_name() {
-    let output = Command::new(env!("CARGO_BIN_EXE_skrouterd-standin"))
-        .env("QDROUTERD_CONF", fixture("unknown-attribute.json"))
+    let output = standin_command(&fixture("unknown-attribute.json"))
         .output()
         .unwrap();
     assert!(!output.status.success());
@@ -214,11 +213,33 @@ fn an_unknown_attribute_stops_the_router_with_its_name() {
     );
 }
 
+/// The image reads the configuration as JSON only with `QDROUTERD_CONF_TYPE=json`; by default
+/// its launch script names it `/tmp/skrouterd.conf` and the router reads the classic format.
+#[test]
+fn a_json_configuration_needs_conf_type_json() {
+    for conf_type in [None, Some("conf")] {
+        let mut command = standin_command(&fixture("site-a.json"));
+        match conf_type {
+            None => command.env_remove("QDROUTERD_CONF_TYPE"),
+            Some(t) => command.env("QDROUTERD_CONF_TYPE", t),
+        };
+        let output = command.output().unwrap();
+        assert_eq!(output.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(
+                "Cannot load configuration file /tmp/skrouterd.conf: a JSON configuration read \
+                 in the classic conf format"
+            ),
+            "{stderr}"
+        );
+    }
+}
+
 #[test]
 fn a_missing_certificate_file_stops_the_router() {
     let dir = test_dir("missing-cert");
-    let output = Command::new(env!("CARGO_BIN_EXE_skrouterd-standin"))
-        .env("QDROUTERD_CONF", fixture("site-a.json"))
+    let output = standin_command(&fixture("site-a.json"))
         .env("CERTS", dir.join("nowhere"))
         .env("MANAGEMENT_PORT", "1")
         .env("INTER_ROUTER_PORT", "1")

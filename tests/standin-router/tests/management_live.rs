@@ -91,6 +91,36 @@ async fn management_refuses_what_the_router_refuses() {
             .contains("Operation 'CREATE' not implemented for 'io.skupper.router.router' ['READ']"),
         "{err}"
     );
+    // Names are unique across all entity types: the agent's validate_add refuses a
+    // tcpConnector named as an sslProfile, with the ValidationError's text (a 400).
+    let connector = json!({"host": "127.0.0.1", "port": "1", "address": "x"});
+    let err = client
+        .create(
+            "tcpConnector",
+            "skupper-local-server",
+            connector.as_object().unwrap().clone(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.status_code(), Some(400), "{err}");
+    assert!(
+        err.to_string().contains(
+            ": 400 adding TcpConnectorEntity(address=x, host=127.0.0.1, \
+             identity=skupper-local-server, name=skupper-local-server, port=1, \
+             type=io.skupper.router.tcpConnector, verifyHostname=True) duplicates unique \
+             attribute 'name' from existing SslProfileEntity("
+        ),
+        "{err}"
+    );
+    assert!(
+        client
+            .query("tcpConnector", &["name"])
+            .await
+            .unwrap()
+            .iter()
+            .all(|c| c["name"] != json!("skupper-local-server")),
+        "nothing created"
+    );
     // A second tcpConnector of an existing address, created live, is used alongside.
     let connector = json!({"host": "127.0.0.1", "port": site.echo_server_port.to_string(), "address": "echo-a"});
     client
@@ -133,7 +163,7 @@ async fn status_queries_see_links_and_routers() {
     assert_eq!(nodes[0]["id"], json!("site-a"));
     // A connector to nowhere reports its failure, as `link status` will show it.
     let dead_port = free_port();
-    let link = json!({"role": "inter-router", "host": "127.0.0.1", "port": dead_port.to_string(), "sslProfile": "site-a"});
+    let link = json!({"role": "inter-router", "host": "127.0.0.1", "port": dead_port.to_string(), "sslProfile": "skupper-site-server"});
     client
         .create(
             "connector",

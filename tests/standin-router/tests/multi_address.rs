@@ -7,12 +7,12 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 use support::{
-    attrs, fixture, free_port, read_all_from, tag_server, wait_accepting, wait_refusing, Standin,
+    attrs, fixture, free_port, read_all_from, standin_command, tag_server, wait_accepting,
+    wait_refusing, Standin,
 };
 use vansite::model::{parse_documents, SiteResources};
 use vansite::ops::apply::sync_router_entities;
@@ -351,8 +351,7 @@ fn configuration_file_takes_addresses_before_their_listener() {
         );
     let broken = dir.join("broken.json");
     std::fs::write(&broken, text).unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_skrouterd-standin"))
-        .env("QDROUTERD_CONF", &broken)
+    let output = standin_command(&broken)
         .envs(env.iter().map(|(k, v)| (k, v)))
         .output()
         .unwrap();
@@ -370,7 +369,7 @@ const SITE: &str = "apiVersion: skupper.io/v2alpha1\nkind: Site\nmetadata: {name
 ---\napiVersion: skupper.io/v2alpha1\nkind: RouterAccess\nmetadata: {name: skupper-local}\n\
 spec: {roles: [{name: normal, port: 1}], tlsCredentials: skupper-local-server, bindHost: 127.0.0.1}\n\
 ---\napiVersion: skupper.io/v2alpha1\nkind: RouterAccess\nmetadata: {name: site-a}\n\
-spec: {roles: [{name: inter-router, port: 2}], tlsCredentials: site-a}\n";
+spec: {roles: [{name: inter-router, port: 2}], tlsCredentials: skupper-site-server}\n";
 
 fn site_with(documents: &str) -> SiteResources {
     let mut all = parse_documents(SITE, "site").unwrap().resources;

@@ -670,7 +670,7 @@ async fn deleting_a_connection_closes_a_normal_one_and_is_refused_for_a_link() {
     }
     // A type without UPDATE: the Python agent's NotImplementedStatus.
     let answer = management
-        .update("listener", "links", json!({"port": "1"}))
+        .update("listener", "hub-inter-router", json!({"port": "1"}))
         .await;
     assert_eq!(answer.status, 501, "{answer:?}");
     assert_eq!(

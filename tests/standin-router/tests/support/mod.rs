@@ -338,6 +338,16 @@ pub fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// The stand-in on `config` as the router image runs it for vansite (whose router unit sets
+/// `QDROUTERD_CONF_TYPE=json`: without it the configuration is read in the classic format).
+pub fn standin_command(config: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_skrouterd-standin"));
+    command
+        .env("QDROUTERD_CONF", config)
+        .env("QDROUTERD_CONF_TYPE", "json");
+    command
+}
+
 /// A running stand-in; killed on drop. Its stderr goes to a log file the test can read.
 pub struct Standin {
     child: Child,
@@ -346,12 +356,11 @@ pub struct Standin {
 
 impl Standin {
     pub fn start(config: &Path, env: &[(&str, String)], log: PathBuf) -> Standin {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_skrouterd-standin"));
+        let mut command = standin_command(config);
         // Each stand-in draws its own vanflow source, as routers on separate hosts have: a
         // pod-style HOSTNAME shared by all would give them one.
         command
             .env_remove("HOSTNAME")
-            .env("QDROUTERD_CONF", config)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap());
         for (key, value) in env {
