@@ -805,7 +805,7 @@ fn certificates_rotate_under_a_running_transfer_without_dropping_the_link() {
     let link = wait_connected(&spoke, true, "the spoke linked");
     wait_echo(&spoke, "traffic over the link");
     let hub_router = container_identity(&hub);
-    let server_cert = hub.file("runtime/certs/hub/tls.crt");
+    let server_cert = hub.file("runtime/certs/skupper-site-server/tls.crt");
     let incoming_from = |hub: &Site| {
         hub.json(&["link", "status", "--output", "json"])["incoming"][0]["from"].clone()
     };
@@ -826,14 +826,18 @@ fn certificates_rotate_under_a_running_transfer_without_dropping_the_link() {
     std::thread::sleep(Duration::from_secs(2));
     let rotated = hub.json(&["certs", "rotate", "--output", "json"]);
     let renewed: Vec<&str> = support::texts(&rotated["renewed"], "certificate");
-    for certificate in ["hub", "skupper-local-server", "skupper-local-client"] {
+    for certificate in [
+        "skupper-site-server",
+        "skupper-local-server",
+        "skupper-local-client",
+    ] {
         assert!(renewed.contains(&certificate), "{rotated:#}");
     }
     assert_eq!(rotated["router"]["action"], "live", "{rotated:#}");
     assert!(
         rotated["router"]["operations"]
             .to_string()
-            .contains("renew sslProfile/hub"),
+            .contains("renew sslProfile/skupper-site-server"),
         "{rotated:#}"
     );
     assert!(
@@ -842,7 +846,7 @@ fn certificates_rotate_under_a_running_transfer_without_dropping_the_link() {
             .contains("reconnect"),
         "rotation closes nothing: {rotated:#}"
     );
-    let new_cert = hub.file("runtime/certs/hub/tls.crt");
+    let new_cert = hub.file("runtime/certs/skupper-site-server/tls.crt");
     assert_ne!(new_cert, server_cert);
 
     let mut transfer = String::new();

@@ -216,7 +216,10 @@ pub fn detect_runtime(user_unit_dir: Option<&Path>) -> Result<PodmanRuntime, Det
     let (generator, podman) = std::thread::scope(|scope| {
         let podman = scope.spawn(podman_binary_version);
         let generator = detect_generator_version();
-        (generator, podman.join().expect("podman --version does not panic"))
+        (
+            generator,
+            podman.join().expect("podman --version does not panic"),
+        )
     });
     check_runtime(
         generator,
