@@ -1057,16 +1057,14 @@ pub async fn renew_certificates(site_dir: &SiteDir) -> Result<Vec<String>, Error
     if renewed.is_empty() {
         return Ok(Vec::new());
     }
-    let mut client = site_management(site_dir, &resources, MANAGEMENT_TIMEOUT).await?;
-    let result = async {
-        let running = running_entities(&mut client, &[EntityType::SslProfile]).await?;
+    let labels = with_site_management(site_dir, &resources, MANAGEMENT_TIMEOUT, async |client| {
+        let running = running_entities(client, &[EntityType::SslProfile]).await?;
         let ops = renew_ops(&running, &renewed);
-        run_live_ops(&mut client, &ops).await?;
-        Ok::<_, ManagementError>(ops.iter().map(LiveOp::label).collect())
-    }
-    .await;
-    let _ = client.close().await;
-    Ok(result?)
+        run_live_ops(client, &ops).await?;
+        Ok(ops.iter().map(LiveOp::label).collect())
+    })
+    .await?;
+    Ok(labels)
 }
 
 enum LiveError {
@@ -1111,6 +1109,20 @@ pub async fn site_management(
     site_router_endpoint(site_dir, resources)?
         .management(timeout)
         .await
+}
+
+/// Runs `work` on one management connection to the site's router ([`site_management`]) and
+/// closes it, whatever `work` gave.
+pub async fn with_site_management<T>(
+    site_dir: &SiteDir,
+    resources: &SiteResources,
+    timeout: Duration,
+    work: impl AsyncFnOnce(&mut ManagementClient) -> Result<T, ManagementError>,
+) -> Result<T, ManagementError> {
+    let mut client = site_management(site_dir, resources, timeout).await?;
+    let result = work(&mut client).await;
+    let _ = client.close().await;
+    result
 }
 
 /// The site router's local listener and the client credentials it takes, for the vanflow

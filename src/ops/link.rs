@@ -20,7 +20,7 @@ use crate::observe::collector;
 use crate::observe::records::Timestamp;
 use crate::observe::status::NetworkStatus;
 use crate::ops::apply::{
-    site_management, site_router_endpoint, ApplyOptions, RouterChange, SiteSession,
+    site_router_endpoint, with_site_management, ApplyOptions, RouterChange, SiteSession,
 };
 use crate::render::certs::CertFiles;
 use crate::render::certs::LeafRenewal;
@@ -425,23 +425,14 @@ impl RouterView {
     pub async fn query(client: &mut ManagementClient) -> Result<RouterView, ManagementError> {
         Ok(RouterView {
             connectors: client
-                .query("connector", &[])
-                .await?
-                .iter()
-                .map(ConnectorView::from_row)
-                .collect(),
+                .query_views("connector", ConnectorView::from_row)
+                .await?,
             connections: client
-                .query("connection", &[])
-                .await?
-                .iter()
-                .map(ConnectionView::from_row)
-                .collect(),
+                .query_views("connection", ConnectionView::from_row)
+                .await?,
             nodes: client
-                .query("router.node", &[])
-                .await?
-                .iter()
-                .map(NodeView::from_row)
-                .collect(),
+                .query_views("router.node", NodeView::from_row)
+                .await?,
         })
     }
 
@@ -569,14 +560,10 @@ pub async fn status(
 ) -> Result<LinksReport, Error> {
     let site_dir = paths.site(namespace);
     let resources = paths.load_site(&site_dir.namespace)?;
-    let view = match connect(&site_dir, &resources).await {
-        Ok(mut client) => {
-            let view = RouterView::query(&mut client).await;
-            let _ = client.close().await;
-            view
-        }
-        Err(e) => Err(e),
-    };
+    let view = with_site_management(&site_dir, &resources, MANAGEMENT_TIMEOUT, async |client| {
+        RouterView::query(client).await
+    })
+    .await;
     let why = view
         .as_ref()
         .err()
@@ -713,13 +700,6 @@ async fn probe(endpoint: &str, credentials: &CertFiles) -> Result<Option<String>
         }
     }
     Ok(None)
-}
-
-async fn connect(
-    site_dir: &SiteDir,
-    resources: &SiteResources,
-) -> Result<ManagementClient, ManagementError> {
-    site_management(site_dir, resources, MANAGEMENT_TIMEOUT).await
 }
 
 #[cfg(test)]

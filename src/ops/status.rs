@@ -25,7 +25,7 @@ use super::services::{services_status, ServiceStatus, ServicesView};
 use super::{rfc3339, unix_seconds};
 use crate::model::RouterMode;
 use crate::model::SiteResources;
-use crate::ops::apply::{journal, local_port, site_management};
+use crate::ops::apply::{journal, local_port, with_site_management};
 use crate::plan::ROUTER_IMAGE_ANNOTATION;
 use crate::router::management::ManagementError;
 use crate::store::{Paths, SiteDir};
@@ -257,15 +257,13 @@ async fn router_answers(
     site_dir: &SiteDir,
     resources: &SiteResources,
 ) -> Result<(ServicesView, RouterView), ManagementError> {
-    let mut client = site_management(site_dir, resources, MANAGEMENT_TIMEOUT).await?;
-    let answers = async {
-        let services = ServicesView::query(&mut client).await?;
-        let links = RouterView::query(&mut client).await?;
-        Ok((services, links))
-    }
-    .await;
-    let _ = client.close().await;
-    answers
+    with_site_management(site_dir, resources, MANAGEMENT_TIMEOUT, async |client| {
+        Ok((
+            ServicesView::query(client).await?,
+            RouterView::query(client).await?,
+        ))
+    })
+    .await
 }
 
 /// podman's state of the container named `name`, None when podman has no such container.

@@ -350,6 +350,20 @@ impl ManagementClient {
         self.query_rows(reply)
     }
 
+    /// [`query`](Self::query) with every attribute, each row turned into a view by `view`.
+    pub async fn query_views<T>(
+        &mut self,
+        entity_type: &str,
+        view: impl Fn(&JsonMap<String, JsonValue>) -> T,
+    ) -> Result<Vec<T>, ManagementError> {
+        Ok(self
+            .query(entity_type, &[])
+            .await?
+            .iter()
+            .map(view)
+            .collect())
+    }
+
     /// CREATE an entity named `name` with `attributes`; returns the attributes the router
     /// reports for the new entity.
     pub async fn create(

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::error::Error;
 use crate::model::{check_name, PeerState, SiteResources, StrategyKind};
-use crate::ops::apply::{site_management, ApplyOptions, RouterChange, SiteSession};
+use crate::ops::apply::{with_site_management, ApplyOptions, RouterChange, SiteSession};
 use crate::plan::{bind_address, choose_router_port};
 use crate::platform::systemd::{ActiveState, UserManager};
 use crate::render::certs::listener_credentials_have_ca;
@@ -567,11 +567,8 @@ impl ServicesView {
             }
         }
         let addresses = client
-            .query("router.address", &[])
-            .await?
-            .iter()
-            .map(AddressView::from_row)
-            .collect();
+            .query_views("router.address", AddressView::from_row)
+            .await?;
         Ok(ServicesView {
             endpoints,
             addresses,
@@ -602,12 +599,14 @@ pub async fn services_view(
     if state.active_state != ActiveState::Active {
         return None;
     }
-    let mut client = site_management(site_dir, resources, Duration::from_secs(3))
-        .await
-        .ok()?;
-    let view = ServicesView::query(&mut client).await;
-    let _ = client.close().await;
-    view.ok()
+    with_site_management(
+        site_dir,
+        resources,
+        Duration::from_secs(3),
+        async |client| ServicesView::query(client).await,
+    )
+    .await
+    .ok()
 }
 
 fn entity_name(info: &ServiceInfo) -> String {
