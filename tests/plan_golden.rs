@@ -155,7 +155,6 @@ fn host() -> HostContext {
         uid: 1000,
         gid: 1000,
         podman: PodmanVersion::new(5, 4, 2),
-        forwarder_command: vec!["/opt/vansite/vansite".into()],
         executable: "/usr/bin/vansite".into(),
         renew_certificates: false,
     }
@@ -183,7 +182,7 @@ fn describe(plan: &HostPlan) -> String {
     .unwrap();
     let mut units = vec![&plan.router_unit];
     for forwarder in &plan.forwarders {
-        units.extend([&forwarder.socket, &forwarder.container]);
+        units.extend([&forwarder.socket, &forwarder.service]);
     }
     if let Some(grants) = &plan.grant_server {
         units.extend([&grants.socket, &grants.service]);

@@ -46,7 +46,8 @@ use args::{
 /// Runs the parsed command. Data goes to stdout, progress and errors to stderr.
 pub async fn run(cli: Cli) -> Result<(), Error> {
     let command = match cli.command {
-        // The forwarder runs in a container: no home, no session, no settings.
+        // The forwarder runs in a sandbox that hides the home directory: no session, no
+        // settings, only its arguments and the socket systemd passed.
         Command::Forward(args) => {
             let repair = args
                 .management

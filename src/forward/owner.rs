@@ -10,9 +10,9 @@
 //! How: an `inet_diag_req_v2` without `NLM_F_DUMP` makes the kernel look the one socket up by
 //! its 4-tuple in its hash tables (`inet_diag_find_one_icsk`), as an arriving packet would find
 //! it: O(1), where reading `/proc/net/tcp` or a dump walks every socket of the host. The answer's
-//! `idiag_uid` is mapped into the asking process's user namespace: in the forwarder's container
-//! (`UserNS=keep-id`) the user's own uid reads as itself, and any other user's as the overflow
-//! uid (65534). rustix has the netlink socket but not the sock_diag messages, so the two
+//! `idiag_uid` is mapped into the asking process's user namespace: in the forwarder's sandbox
+//! (`PrivateUsers=yes`) the user's own uid reads as itself, and any other user's as the
+//! overflow uid (65534). rustix has the netlink socket but not the sock_diag messages, so the two
 //! messages are laid out here, as `linux/inet_diag.h` and `linux/netlink.h` define them.
 
 use std::cell::RefCell;

@@ -1,6 +1,5 @@
 //! `vansite forward`: the forwarder process of one Listener. systemd holds the Listener's port
-//! (a `.socket` unit) and hands it over as an inherited descriptor (`LISTEN_FDS`, passed by
-//! podman into the container); each accepted client gets one task that connects it to the
+//! (a `.socket` unit) and hands it over as an inherited descriptor (`LISTEN_FDS`); each accepted client gets one task that connects it to the
 //! router's loopback tcpListener and moves bytes both ways with splice(2): through a pipe,
 //! kernel to kernel, never copied into this process. A connection holds only its two sockets:
 //! a pipe is taken from a small shared pool when bytes arrive and given back once they are
@@ -18,7 +17,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,9 +30,9 @@ use tokio::time::Instant;
 
 use super::owner::socket_owner;
 use super::repair::ListenerRepair;
+use crate::platform::activation::systemd_listener;
 
 /// The first descriptor systemd passes (sd_listen_fds(3)).
-const SD_LISTEN_FDS_START: i32 = 3;
 /// The pipe size asked for (the default limit for unprivileged users): the more one splice(2)
 /// moves, the fewer wake-ups per byte.
 const PIPE_SIZE: usize = 1024 * 1024;
@@ -172,43 +171,21 @@ impl Upstream {
 #[derive(Debug, thiserror::Error)]
 pub enum ForwardError {
     #[error(
-        "no listening socket was passed (LISTEN_FDS={fds:?}, LISTEN_PID={pid:?}): `vansite forward` \
-         runs under its systemd socket unit, not by hand"
+        "no listening socket was passed: `vansite forward` runs under its systemd socket unit \
+         (vansite-<namespace>-listener-<name>.socket), not by hand"
     )]
-    NoSocket {
-        fds: Option<String>,
-        pid: Option<String>,
-    },
+    NoSocket,
     #[error("the passed descriptor is not a listening TCP socket: {0}")]
     NotAListener(io::Error),
     #[error("cannot wait for signals: {0}")]
     Signals(io::Error),
 }
 
-/// The socket systemd passed, taken over once (the variables are removed so nothing inherits them).
+/// The socket systemd passed (`platform::activation::systemd_listener`).
 pub fn inherited_listener() -> Result<TcpListener, ForwardError> {
-    let fds = std::env::var("LISTEN_FDS").ok();
-    let pid = std::env::var("LISTEN_PID").ok();
-    let ours = pid
-        .as_deref()
-        .is_none_or(|pid| pid.parse::<u32>() == Ok(std::process::id()));
-    if fds
-        .as_deref()
-        .and_then(|n| n.parse::<u32>().ok())
-        .unwrap_or(0)
-        < 1
-        || !ours
-    {
-        return Err(ForwardError::NoSocket { fds, pid });
-    }
-    // SAFETY: per sd_listen_fds(3) descriptor 3 was passed to this process (LISTEN_PID is ours
-    // or unset, as podman sets it for the container's first process) and nothing else owns it.
-    let fd = unsafe { OwnedFd::from_raw_fd(SD_LISTEN_FDS_START) };
-    let listener = std::net::TcpListener::from(fd);
-    listener.local_addr().map_err(ForwardError::NotAListener)?;
-    listener
-        .set_nonblocking(true)
-        .map_err(ForwardError::NotAListener)?;
+    let listener = systemd_listener()
+        .map_err(ForwardError::NotAListener)?
+        .ok_or(ForwardError::NoSocket)?;
     TcpListener::from_std(listener).map_err(ForwardError::NotAListener)
 }
 

@@ -23,7 +23,6 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::error::Error;
-use crate::forward::bundle;
 use crate::model::SiteResources;
 use crate::ops::activated::{self, Trigger};
 use crate::ops::grant_server;
@@ -35,7 +34,7 @@ use crate::platform::systemd::{ActiveState, JobResult, LoadState, UserManager};
 use crate::quadlet::version::detect_generator_version;
 use crate::render::certs::{LeafRenewal, GRANT_SERVER};
 use crate::render::console_units;
-use crate::render::forwarder_units::{forwarder_unit_name, LISTENER_LABEL, NAMESPACE_LABEL};
+use crate::render::forwarder_units::{forwarder_unit_name, is_forwarder_socket};
 use crate::render::router_config::LOOPBACK;
 use crate::render::router_unit::router_unit_name;
 use crate::router::entity::{parse_config, EntityType, RouterEntity};
@@ -273,13 +272,7 @@ impl SiteSession {
         self.teardown(timeout, progress).await
     }
 
-    fn host_context(&self, target: &SiteResources) -> Result<HostContext, Error> {
-        let dir = self.site_dir.forwarder_bundle();
-        let forwarder_command = if has_forwarders(target) {
-            bundle::command_line().map_err(Error::file("cannot prepare the forwarder in", &dir))?
-        } else {
-            Vec::new()
-        };
+    fn host_context(&self) -> Result<HostContext, Error> {
         Ok(HostContext {
             site_dir: self.site_dir.clone(),
             quadlet_dir: self.paths.quadlet_dir(),
@@ -287,7 +280,6 @@ impl SiteSession {
             uid: rustix::process::getuid().as_raw(),
             gid: rustix::process::getgid().as_raw(),
             podman: detect_generator_version()?,
-            forwarder_command,
             executable: std::env::current_exe().map_err(Error::file("cannot find", "vansite"))?,
             renew_certificates: Settings::load(&self.paths.settings_file())?.renew_certificates,
         })
@@ -300,12 +292,7 @@ impl SiteSession {
         options: ApplyOptions,
         progress: &dyn Fn(&str),
     ) -> Result<Applied, Error> {
-        let host = self.host_context(target)?;
-        // Copying vansite into the forwarders' bundle overlaps everything up to their start.
-        let bundle = has_forwarders(target).then(|| {
-            let dir = self.site_dir.forwarder_bundle();
-            tokio::task::spawn_blocking(move || bundle::prepare(&dir))
-        });
+        let host = self.host_context()?;
         let existing = self.site_dir.load_certificates()?;
         let plan = plan::plan(target, &host, &existing, options.renewal)?;
         let namespace = &self.site_dir.namespace;
@@ -325,12 +312,14 @@ impl SiteSession {
                 progress(&format!("stopping the forwarder of listener {listener}"));
                 reload |= self.remove_forwarder(&listener).await?;
                 changed = true;
+            } else if self.retire_forwarder_container(&listener).await? {
+                reload = true;
+                changed = true;
             }
         }
-        if plan.forwarders.is_empty() {
-            let dir = self.site_dir.forwarder_bundle();
-            files::remove_if_present(&dir).map_err(Error::file("cannot remove", &dir))?;
-        }
+        let bundle = self.site_dir.legacy_forwarder_bundle();
+        changed |=
+            files::remove_if_present(&bundle).map_err(Error::file("cannot remove", &bundle))?;
 
         // Files: what the router reads, then the units.
         let running_config = std::fs::read_to_string(&plan.router_config.path)
@@ -349,12 +338,16 @@ impl SiteSession {
             files::create_dir(&dir, 0o755).map_err(Error::file("cannot create", &dir))?;
         }
         let router_unit_changed = write(&plan.router_unit)?;
+        // Plain units whose files changed: systemd reads a new one when it first starts it.
+        let mut changed_plain_units = Vec::new();
         let mut changed_forwarders = Vec::new();
         for forwarder in &plan.forwarders {
             let socket = write(&forwarder.socket)?;
-            let container = write(&forwarder.container)?;
-            if socket || container {
+            let service = write(&forwarder.service)?;
+            enable(&forwarder.enabled_link)?;
+            if socket || service {
                 changed_forwarders.push(forwarder.unit.clone());
+                changed_plain_units.extend(forwarder.unit_names());
             }
         }
         let grant_units_changed = match &plan.grant_server {
@@ -362,6 +355,10 @@ impl SiteSession {
                 let socket = write(&grants.socket)?;
                 let service = write(&grants.service)?;
                 enable(&grants.enabled_link)?;
+                if socket || service {
+                    changed_plain_units
+                        .extend([grants.socket_unit.clone(), grants.service_unit.clone()]);
+                }
                 socket || service
             }
             None => false,
@@ -371,6 +368,10 @@ impl SiteSession {
                 let timer = write(&renewal.timer)?;
                 let service = write(&renewal.service)?;
                 enable(&renewal.enabled_link)?;
+                if timer || service {
+                    changed_plain_units
+                        .extend([renewal.timer_unit.clone(), renewal.service_unit.clone()]);
+                }
                 timer || service
             }
             None => {
@@ -382,11 +383,8 @@ impl SiteSession {
                 false
             }
         };
-        reload |= router_unit_changed
-            || !changed_forwarders.is_empty()
-            || grant_units_changed
-            || renewal_units_changed;
-        changed |= reload;
+        changed |= router_unit_changed || !changed_plain_units.is_empty();
+        reload |= router_unit_changed || self.any_loaded(&changed_plain_units).await?;
         let router_state = self.manager.unit_state(&plan.router_service).await?;
         if reload || router_state.load_state != LoadState::Loaded {
             progress("reloading systemd (quadlet generator)");
@@ -396,12 +394,6 @@ impl SiteSession {
         // The forwarders start while the router changes: a forwarder waits for its router
         // port by itself, and its first client should find it running.
         let forwarders = async {
-            if let Some(copy) = bundle {
-                let dir = self.site_dir.forwarder_bundle();
-                copy.await
-                    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
-                    .map_err(Error::file("cannot prepare the forwarder in", &dir))?;
-            }
             for forwarder in &plan.forwarders {
                 let restart = changed_forwarders.contains(&forwarder.unit);
                 self.start_forwarder(&forwarder.unit, restart).await?;
@@ -593,7 +585,7 @@ impl SiteSession {
     /// What an apply of `target` would do, without doing any of it: the files it would write
     /// or remove, the units it would stop, and what the router would go through.
     pub async fn preview(&self, target: &SiteResources) -> Result<Preview, Error> {
-        let host = self.host_context(target)?;
+        let host = self.host_context()?;
         let existing = self.site_dir.load_certificates()?;
         let plan = plan::plan(target, &host, &existing, LeafRenewal::WhenDue)?;
         let mut files = Vec::new();
@@ -605,11 +597,7 @@ impl SiteSession {
         };
         for file in std::iter::once(&plan.router_config)
             .chain([&plan.router_unit])
-            .chain(
-                plan.forwarders
-                    .iter()
-                    .flat_map(|f| [&f.socket, &f.container]),
-            )
+            .chain(plan.forwarders.iter().flat_map(|f| [&f.socket, &f.service]))
             .chain(
                 plan.grant_server
                     .iter()
@@ -717,24 +705,59 @@ impl SiteSession {
     }
 
     /// Stops a forwarder (its connections end with a FIN), removes its files and forgets its
-    /// units; true when a unit file was removed (the caller reloads).
+    /// units; true when a unit file was removed (the caller reloads). The socket file goes
+    /// last: while it is there, the forwarder is found again (`installed_forwarders`).
     async fn remove_forwarder(&self, listener: &str) -> Result<bool, Error> {
         let unit = forwarder_unit_name(&self.site_dir.namespace, listener);
-        self.stop_units(
-            &[format!("{unit}.service"), format!("{unit}.socket")],
-            UNIT_TIMEOUT,
-        )
-        .await?;
+        let service = format!("{unit}.service");
+        self.stop_units(&[service.clone(), format!("{unit}.socket")], UNIT_TIMEOUT)
+            .await?;
+        let user_dir = self.paths.systemd_user_dir();
         let mut removed = false;
         for path in [
-            self.paths.quadlet_dir().join(format!("{unit}.container")),
-            self.paths.systemd_user_dir().join(format!("{unit}.socket")),
+            self.legacy_forwarder_container(&unit),
+            user_dir.join("default.target.wants").join(&service),
+            user_dir.join(&service),
+            user_dir.join(format!("{unit}.socket")),
             self.site_dir.forwarder_log(listener),
         ] {
             removed |=
                 files::remove_if_present(&path).map_err(Error::file("cannot remove", &path))?;
         }
         Ok(removed)
+    }
+
+    /// The quadlet an earlier vansite ran a forwarder from, in the router's image.
+    fn legacy_forwarder_container(&self, unit: &str) -> PathBuf {
+        self.paths.quadlet_dir().join(format!("{unit}.container"))
+    }
+
+    /// Stops the forwarder of `listener` if an earlier vansite ran it as a quadlet container,
+    /// and removes that quadlet (the caller reloads); its socket keeps the port meanwhile, and
+    /// the plan's service takes over. True when there was one.
+    async fn retire_forwarder_container(&self, listener: &str) -> Result<bool, Error> {
+        let unit = forwarder_unit_name(&self.site_dir.namespace, listener);
+        let quadlet = self.legacy_forwarder_container(&unit);
+        if !quadlet.exists() {
+            return Ok(false);
+        }
+        self.stop_units(&[format!("{unit}.service")], UNIT_TIMEOUT)
+            .await?;
+        files::remove_if_present(&quadlet).map_err(Error::file("cannot remove", &quadlet))?;
+        Ok(true)
+    }
+
+    /// Whether systemd holds any of `units` in memory. Only those need a reload to see a new
+    /// unit file: a unit it does not hold is read from its file when first started (systemd
+    /// notices new files in its unit directories), which spares a new forwarder the reload
+    /// and its run of every generator.
+    async fn any_loaded(&self, units: &[String]) -> Result<bool, Error> {
+        for unit in units {
+            if self.manager.is_loaded(unit).await? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Stops each unit that runs, and forgets any failed state it has.
@@ -1095,10 +1118,6 @@ pub(crate) fn write(file: &PlannedFile) -> Result<bool, Error> {
         .map_err(Error::file("cannot write", &file.path))
 }
 
-fn has_forwarders(resources: &SiteResources) -> bool {
-    !(resources.listeners.is_empty() && resources.multi_key_listeners.is_empty())
-}
-
 /// One management connection to the site's router over its local listener, with the site's
 /// client certificate, bounded by `timeout`.
 pub async fn site_management(
@@ -1138,43 +1157,24 @@ pub fn site_router_endpoint(
     })
 }
 
-/// The listener names that have forwarder units installed for `namespace` (read from the
-/// units' labels: a name prefix alone could be another namespace's).
+/// The listener names that have forwarder units installed for `namespace`, found by their
+/// socket units: written first and removed last.
 pub fn installed_forwarders(paths: &Paths, namespace: &str) -> Vec<String> {
-    let namespace_line = format!("Label={NAMESPACE_LABEL}={namespace}");
-    let listener_prefix = format!("Label={LISTENER_LABEL}=");
-    let mut names: Vec<String> = std::fs::read_dir(paths.quadlet_dir())
+    let socket_prefix = forwarder_unit_name(namespace, "");
+    let mut names: Vec<String> = std::fs::read_dir(paths.systemd_user_dir())
         .into_iter()
         .flatten()
         .flatten()
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".container"))
-        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
-        .filter(|text| text.lines().any(|l| l == namespace_line))
-        .filter_map(|text| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(&listener_prefix).map(str::to_string))
+        .filter_map(|entry| {
+            let file = entry.file_name().to_string_lossy().into_owned();
+            let listener = file
+                .strip_prefix(&socket_prefix)?
+                .strip_suffix(".socket")?
+                .to_string();
+            let text = std::fs::read_to_string(entry.path()).ok()?;
+            is_forwarder_socket(&text, namespace, &listener).then_some(listener)
         })
         .collect();
-    // A socket unit whose container file a kill already removed is still the forwarder's.
-    let socket_prefix = forwarder_unit_name(namespace, "");
-    for entry in std::fs::read_dir(paths.systemd_user_dir())
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        let file = entry.file_name().to_string_lossy().into_owned();
-        if let Some(listener) = file
-            .strip_prefix(&socket_prefix)
-            .and_then(|rest| rest.strip_suffix(".socket"))
-        {
-            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
-            if text.contains(&format!("of namespace {namespace}\n"))
-                && !names.iter().any(|n| n == listener)
-            {
-                names.push(listener.to_string());
-            }
-        }
-    }
     names.sort();
     names
 }

@@ -70,9 +70,8 @@ pub struct HostContext {
     pub uid: u32,
     pub gid: u32,
     pub podman: PodmanVersion,
-    /// How a forwarder container starts vansite (`forward::bundle::prepare`).
-    pub forwarder_command: Vec<String>,
-    /// The vansite binary the grant server's unit runs (absolute).
+    /// The vansite binary the forwarders', grant server's and renewal timer's units run
+    /// (absolute).
     pub executable: PathBuf,
     /// The settings ask for the certificate renewal timer.
     pub renew_certificates: bool,
@@ -85,15 +84,26 @@ pub struct PlannedFile {
     pub contents: String,
 }
 
-/// A listener's forwarder: a socket unit holding the port, a quadlet container splicing it to
-/// the router.
+/// A listener's forwarder: a socket unit holding the port, a service splicing it to the router.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ForwarderPlan {
     pub listener: String,
     /// `vansite-<ns>-listener-<name>`: the stem of both units.
     pub unit: String,
     pub socket: PlannedFile,
-    pub container: PlannedFile,
+    pub service: PlannedFile,
+    /// `default.target.wants/<service>`, what `systemctl enable` makes.
+    pub enabled_link: PathBuf,
+}
+
+impl ForwarderPlan {
+    /// `<unit>.socket` and `<unit>.service`.
+    pub fn unit_names(&self) -> [String; 2] {
+        [
+            format!("{}.socket", self.unit),
+            format!("{}.service", self.unit),
+        ]
+    }
 }
 
 /// Everything the host holds for one site's resources.
@@ -129,6 +139,7 @@ pub struct RenewalPlan {
     /// `timers.target.wants/<timer>`, what `systemctl enable` makes.
     pub enabled_link: PathBuf,
     pub timer_unit: String,
+    pub service_unit: String,
 }
 
 /// The grant server's plain units: a socket holding its port (enabled in sockets.target, so
@@ -300,10 +311,11 @@ fn renewal_plan(resources: &SiteResources, host: &HostContext) -> Result<Renewal
     let (service, timer) = renewal_units(&spec)?;
     let stem = unit_names::certificate_renewal(&spec.namespace);
     let timer_unit = format!("{stem}.timer");
+    let service_unit = format!("{stem}.service");
     let dir = &host.systemd_user_dir;
     Ok(RenewalPlan {
         service: PlannedFile {
-            path: dir.join(format!("{stem}.service")),
+            path: dir.join(&service_unit),
             contents: service,
         },
         timer: PlannedFile {
@@ -312,6 +324,7 @@ fn renewal_plan(resources: &SiteResources, host: &HostContext) -> Result<Renewal
         },
         enabled_link: dir.join("timers.target.wants").join(&timer_unit),
         timer_unit,
+        service_unit,
     })
 }
 
@@ -417,24 +430,24 @@ fn forwarder_plan(
         management: SocketAddr::new(loopback, local_port(resources)),
         management_credentials: site_dir.certs().join(certs::LOCAL_CLIENT),
         wait: FORWARDER_WAIT,
-        image: router_image(resources).to_string(),
-        uid: host.uid,
-        gid: host.gid,
-        bundle_dir: site_dir.forwarder_bundle(),
-        command: host.forwarder_command.clone(),
+        executable: host.executable.clone(),
         log_file: site_dir.forwarder_log(name),
     };
-    let (socket, container) = forwarder_units(&spec);
+    let (socket, service) = forwarder_units(&spec);
     Ok(ForwarderPlan {
         listener: name.clone(),
-        unit: container.name.clone(),
+        unit: service.name.clone(),
         socket: PlannedFile {
             path: host.systemd_user_dir.join(socket.file_name()),
             contents: socket.render()?,
         },
-        container: PlannedFile {
-            path: host.quadlet_dir.join(container.file_name()),
-            contents: container.render(host.podman)?,
+        enabled_link: host
+            .systemd_user_dir
+            .join("default.target.wants")
+            .join(service.file_name()),
+        service: PlannedFile {
+            path: host.systemd_user_dir.join(service.file_name()),
+            contents: service.render()?,
         },
     })
 }

@@ -1,6 +1,6 @@
-//! Socket activation for vansite's own servers (the grant server, the console): the listening
-//! socket systemd passes to the process its `.socket` unit starts (sd_listen_fds(3)), and
-//! accepting on it.
+//! Socket activation for vansite's own servers (the forwarders, the grant server, the
+//! console): the listening socket systemd passes to the process its `.socket` unit starts
+//! (sd_listen_fds(3)), and accepting on it.
 
 use std::net::SocketAddr;
 use std::os::fd::FromRawFd;

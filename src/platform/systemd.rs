@@ -280,6 +280,16 @@ impl UserManager {
             .map_err(|source| call_error("reload", "the user manager", source))
     }
 
+    /// Whether the manager holds `unit` in memory (`GetUnit`), loaded from a file or not;
+    /// unlike [`UserManager::unit_state`], asking does not load it.
+    pub async fn is_loaded(&self, unit: &str) -> Result<bool, SystemdError> {
+        match self.manager.get_unit(unit.to_string()).await {
+            Ok(_) => Ok(true),
+            Err(zbus::Error::MethodError(name, _, _)) if name.as_str() == NO_SUCH_UNIT => Ok(false),
+            Err(source) => Err(call_error("look up", unit, source)),
+        }
+    }
+
     /// Starts `unit` and waits (at most `timeout`) for the start job to finish. A job still
     /// running at the timeout goes on in systemd; only the waiting ends.
     pub async fn start(&self, unit: &str, timeout: Duration) -> Result<JobResult, SystemdError> {

@@ -16,7 +16,7 @@ pub use model::{
     Container, Install, LogDriver, Notify, PullPolicy, QuadletFile, Restart, Service,
     StandardStream, Unit, UserNs, Volume,
 };
-pub use service::ServiceFile;
+pub use service::{Sandbox, ServiceFile};
 pub use socket::SocketFile;
 pub use timer::TimerFile;
 pub use version::PodmanVersion;

@@ -81,12 +81,14 @@ impl ActivatedSpec {
                 self.site_dir.display().to_string(),
             ],
             no_new_privileges: true,
+            sandbox: None,
             service: Service {
                 standard_output: Some(StandardStream::Append(self.log_file.clone())),
                 standard_error: Some(StandardStream::Append(self.log_file.clone())),
                 limit_nofile: self.limit_nofile,
                 ..Service::default()
             },
+            install: Install::default(),
         }
         .render()
     }

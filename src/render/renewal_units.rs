@@ -40,7 +40,9 @@ pub fn renewal_units(spec: &RenewalSpec) -> Result<(String, String), QuadletErro
             "--expiring".into(),
         ],
         no_new_privileges: true,
+        sandbox: None,
         service: Service::default(),
+        install: Install::default(),
     };
     let timer = TimerFile {
         name: stem,

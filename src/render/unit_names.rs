@@ -6,7 +6,7 @@ pub fn router(namespace: &str) -> String {
     site_unit(namespace, "router")
 }
 
-/// The stem of one listener's forwarder units (`.socket`, `.container`) and container.
+/// The stem of one listener's forwarder units (`.socket`, `.service`).
 pub fn forwarder(namespace: &str, listener: &str) -> String {
     site_unit(namespace, &format!("listener-{listener}"))
 }

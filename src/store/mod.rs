@@ -163,8 +163,9 @@ impl SiteDir {
         self.runtime().join("logs/router.log")
     }
 
-    /// The forwarder containers' copy of vansite (`forward::bundle`).
-    pub fn forwarder_bundle(&self) -> PathBuf {
+    /// Where earlier versions copied vansite, its loader and its libraries to run forwarders
+    /// in containers of the router image; an apply removes it.
+    pub fn legacy_forwarder_bundle(&self) -> PathBuf {
         self.runtime().join("forwarder")
     }
 

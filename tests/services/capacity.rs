@@ -1,6 +1,6 @@
 //! One listener carries thousands of concurrent connections: its forwarder and the router get
-//! the descriptors they need (a forwarder used to stop at its container's 1024, about 170
-//! connections at six descriptors each).
+//! the descriptors they need (a forwarder in a container used to stop at the container's
+//! 1024, about 170 connections at six descriptors each).
 
 use std::sync::Arc;
 use std::time::Duration;

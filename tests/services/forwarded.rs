@@ -66,6 +66,49 @@ pub(crate) fn serve_echo(host: &Host, port: u16) {
     ready.recv().unwrap();
 }
 
+/// Changes with every systemd reload: the quadlet generator writes the router's service anew
+/// (a new inode) each time the generators run.
+fn systemd_reloads(host: &Host) -> String {
+    host.ok(&[
+        "sh",
+        "-c",
+        "stat -c %i \"$XDG_RUNTIME_DIR/systemd/generator/vansite-default-router.service\"",
+    ])
+}
+
+/// The forwarder (`pid`) sees, of the site's files, only the management client certificate it
+/// needs, read-only; of the users, only its own.
+fn assert_forwarder_sandboxed(host: &Host, pid: &str) {
+    let seen = host.ok(&[
+        "sh",
+        "-c",
+        &format!(
+            "cd /proc/{pid}/root$HOME && find . -type f | sort; \
+             touch .local/share/vansite/default/runtime/certs/skupper-local-client/x 2>&1; \
+             cat /proc/{pid}/uid_map"
+        ),
+    ]);
+    let uid = host.ok(&["id", "-u"]);
+    let lines: Vec<&str> = seen.lines().map(str::trim).collect();
+    let client = "./.local/share/vansite/default/runtime/certs/skupper-local-client";
+    assert_eq!(
+        lines[..4],
+        [
+            format!("{client}/ca.crt"),
+            format!("{client}/tls.crt"),
+            format!("{client}/tls.key"),
+            format!(
+                "touch: cannot touch '{}/x': Read-only file system",
+                &client[2..]
+            ),
+        ],
+        "{seen}"
+    );
+    let uid_map: Vec<&str> = lines[4].split_whitespace().collect();
+    assert_eq!(uid_map, [uid.trim(), uid.trim(), "1"], "{seen}");
+    assert_eq!(lines.len(), 5, "{seen}");
+}
+
 /// No forwarder unit, file, container or process of vansite's is left on the host.
 fn assert_no_forwarders(host: &Host) {
     let left = host.ok(&[
@@ -93,6 +136,7 @@ fn a_service_on_one_host_is_reached_from_another_through_the_forwarder() {
     // B offers an echo service; A reaches it at its port 8080 (every interface).
     serve_echo(&b, 9090);
     vansite_ok(&b, &["connector", "create", "echo", "9090"]);
+    let reloads_before = systemd_reloads(&a);
     let out = vansite_ok(&a, &["listener", "create", "echo", "8080", "-o", "json"]);
     // Returned with the forwarder running (not merely its socket armed): no client came yet.
     let created: Value = serde_json::from_str(&out).unwrap();
@@ -101,6 +145,14 @@ fn a_service_on_one_host_is_reached_from_another_through_the_forwarder() {
     let main_pid = a.ok(&["systemctl", "--user", "show", "-P", "MainPID", unit]);
     assert_ne!(main_pid.trim(), "0", "{unit} runs");
     assert_eq!(created["forwarder"]["mainPid"].to_string(), main_pid.trim());
+    // A new forwarder's units are read by systemd when first started: no reload (and no run
+    // of every generator) for them.
+    assert_eq!(
+        systemd_reloads(&a),
+        reloads_before,
+        "listener create reloaded systemd"
+    );
+    assert_forwarder_sandboxed(&a, main_pid.trim());
     wait_reachable(&a, "echo");
     let addr = format!("{}:8080", a.addr());
 
@@ -307,9 +359,39 @@ fn bad_input_pending_peers_and_deleting_a_service_in_use() {
     std::thread::sleep(Duration::from_millis(500));
     vansite_ok(&host, &["connector", "create", "echo", "8082"]);
     assert_eq!(early.join().unwrap(), b"before the connector");
+    // A forwarder as an earlier vansite ran it (a quadlet container of the router image, with
+    // vansite copied under runtime/forwarder) is made anew as a service by the next change.
+    let legacy = ".config/containers/systemd/vansite-default-listener-later.container";
+    host.write_file(
+        legacy,
+        "[Unit]\nDescription=vansite: forwarder of listener later of namespace default to the \
+         router\n\n[Container]\nImage=localhost/skupper-router-standin:test\nExec=forward\n",
+    );
+    host.write_file(".local/share/vansite/default/runtime/forwarder/vansite", "");
     // A connector nothing has used has no open connection (skupper-router's connectionsOpened
     // starts at 1, its egress-dispatch connection), and deleting it ends none.
     vansite_ok(&host, &["connector", "create", "unused", "8099"]);
+    let left = host.ok(&[
+        "sh",
+        "-c",
+        &format!("ls {legacy} .local/share/vansite/default/runtime/forwarder 2>&1; true"),
+    ]);
+    assert_eq!(left.matches("No such file").count(), 2, "{left}");
+    let fragment = host.ok(&[
+        "systemctl",
+        "--user",
+        "show",
+        "-P",
+        "FragmentPath",
+        "vansite-default-listener-later.service",
+    ]);
+    assert!(
+        fragment
+            .trim()
+            .ends_with(".config/systemd/user/vansite-default-listener-later.service"),
+        "{fragment}"
+    );
+    assert_eq!(echo(&addr, b"after the move"), b"after the move");
     let unused: Value = serde_json::from_str(&vansite_ok(
         &host,
         &["connector", "status", "unused", "-o", "json"],

@@ -316,6 +316,11 @@ cmd_inner() {
     mkdir -p /run/systemd
     mount -t tmpfs -o mode=755 tmpfs /run/systemd
     mkdir /run/systemd/system
+    # Where systemd builds a sandboxed unit's mount namespace (ProtectHome=, BindPaths=...).
+    # PID 1 makes it (root-owned) the first time it starts such a system service, as every
+    # distribution does at boot; a user manager cannot, and its sandboxed units (the
+    # forwarders) fail with status 226/NAMESPACE without it.
+    mkdir -m 0700 /run/systemd/unit-root
     # Shared propagation inside our namespace (new peer groups, not linked to the root
     # namespace, which stays untouched): rootless podman warns '"/" is not a shared mount'.
     mount --make-rshared /

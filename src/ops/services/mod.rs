@@ -210,7 +210,7 @@ pub struct ServiceChange {
 }
 
 /// A listener's forwarder, started with the listener (systemd holds its port; without this
-/// start, the first client would wait for the forwarder's container to be created).
+/// start, the first client would wait for the forwarder to start).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunningForwarder {
