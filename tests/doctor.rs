@@ -68,6 +68,7 @@ fn doctor_is_ok_on_a_host_running_a_site() {
     for name in [
         "quadlet generator",
         "cgroup v2",
+        "user namespaces",
         "subuid",
         "subgid",
         "user bus",

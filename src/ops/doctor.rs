@@ -149,6 +149,7 @@ pub async fn doctor(paths: Result<&Paths, &PathsError>, request: DoctorRequest) 
         check_podman(paths.ok().map(|p| p.systemd_user_dir()).as_deref()),
         check_generator(),
         check_cgroup_v2(Path::new("/sys/fs/cgroup/cgroup.controllers")),
+        check_user_namespaces(Path::new("/proc/sys/user/max_user_namespaces")),
         check_subordinate_ids("subuid", Path::new("/etc/subuid"), &user, uid),
         check_subordinate_ids("subgid", Path::new("/etc/subgid"), &user, uid),
     ]);
@@ -286,6 +287,35 @@ fn check_cgroup_v2(controllers: &Path) -> Check {
             ),
             "boot with cgroup v2: add systemd.unified_cgroup_hierarchy=1 to the kernel command line \
              (`sudo grubby --update-kernel=ALL --args=systemd.unified_cgroup_hierarchy=1`) and reboot",
+        ),
+    }
+}
+
+/// Unprivileged user namespaces, from `limit` (`user.max_user_namespaces`): rootless podman
+/// runs the router in one, and systemd builds each forwarder's sandbox in one.
+fn check_user_namespaces(limit: &Path) -> Check {
+    const NAME: &str = "user namespaces";
+    let fix = "allow them: `sudo sysctl -w user.max_user_namespaces=15000`, and the same line \
+               in /etc/sysctl.d/99-vansite.conf to keep it";
+    match std::fs::read_to_string(limit).map(|text| text.trim().parse::<u64>()) {
+        Ok(Ok(0)) => Check::fail(
+            NAME,
+            format!(
+                "{} is 0: rootless podman cannot run the router, nor systemd the forwarders' \
+                 sandboxes",
+                limit.display()
+            ),
+            fix,
+        ),
+        Ok(Ok(count)) => Check::ok(NAME, format!("up to {count} per user")),
+        Ok(Err(_)) | Err(_) => Check::fail(
+            NAME,
+            format!(
+                "{} cannot be read: this kernel may lack user namespaces, which rootless podman \
+                 and the forwarders' sandboxes need",
+                limit.display()
+            ),
+            fix,
         ),
     }
 }
@@ -859,6 +889,19 @@ mod tests {
         assert_eq!(none.result, Verdict::Fail);
         assert!(none.fix.unwrap().contains("usermod --add-subgids"));
         std::fs::remove_file(file).unwrap();
+    }
+
+    #[test]
+    fn user_namespaces_turned_off_fail_with_the_fix() {
+        let file = temp_file("userns", "0\n");
+        let off = check_user_namespaces(&file);
+        assert_eq!(off.result, Verdict::Fail, "{off:?}");
+        assert!(off.fix.unwrap().contains("user.max_user_namespaces"));
+        std::fs::write(&file, "63445\n").unwrap();
+        assert_eq!(check_user_namespaces(&file).result, Verdict::Ok);
+        std::fs::remove_file(&file).unwrap();
+        let absent = check_user_namespaces(Path::new("/nonexistent/max_user_namespaces"));
+        assert_eq!(absent.result, Verdict::Fail);
     }
 
     #[test]
