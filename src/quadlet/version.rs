@@ -1,11 +1,16 @@
 //! Which Podman release's quadlet generator the user manager runs: the keys a quadlet file may
 //! use depend on it, not on the `podman` binary (on most hosts both come from one package).
-//! Detection is the module's only I/O.
+//! Detection is the module's only I/O: asking the programs, or the versions they printed
+//! before ([`VersionCache`]).
 
 use std::fmt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::str::FromStr;
+use std::sync::{Mutex, OnceLock};
+
+use serde::{Deserialize, Serialize};
 
 /// A Podman release, as far as quadlet keys are concerned (suffixes like `-rhel` or `-dev` are
 /// ignored).
@@ -212,15 +217,17 @@ pub fn removes_stale_cidfiles(dirs: &[PathBuf]) -> bool {
 
 /// [`check_runtime`] for this host; `user_unit_dir` is `~/.config/systemd/user`.
 pub fn detect_runtime(user_unit_dir: Option<&Path>) -> Result<PodmanRuntime, DetectError> {
-    // Both ask a program for its version (podman's Go start-up is the slower): at once.
+    let cache = VersionCache::of_user();
+    // Both may ask a program for its version (podman's Go start-up is the slower): at once.
     let (generator, podman) = std::thread::scope(|scope| {
-        let podman = scope.spawn(podman_binary_version);
-        let generator = detect_generator_version();
+        let podman = scope.spawn(|| podman_version(&cache, Path::new("podman")));
+        let generator = generator_version(&cache);
         (
             generator,
             podman.join().expect("podman --version does not panic"),
         )
     });
+    cache.save();
     check_runtime(
         generator,
         podman,
@@ -231,19 +238,31 @@ pub fn detect_runtime(user_unit_dir: Option<&Path>) -> Result<PodmanRuntime, Det
 /// The version of the quadlet generator this host's user manager runs, asked once per process
 /// (a command checks the host, then plans for it).
 pub fn detect_generator_version() -> Result<PodmanVersion, DetectError> {
-    static DETECTED: std::sync::OnceLock<PodmanVersion> = std::sync::OnceLock::new();
-    if let Some(version) = DETECTED.get() {
+    if let Some(version) = DETECTED_GENERATOR.get() {
+        return Ok(*version);
+    }
+    let cache = VersionCache::of_user();
+    let version = generator_version(&cache);
+    cache.save();
+    version
+}
+
+static DETECTED_GENERATOR: OnceLock<PodmanVersion> = OnceLock::new();
+
+fn generator_version(cache: &VersionCache) -> Result<PodmanVersion, DetectError> {
+    if let Some(version) = DETECTED_GENERATOR.get() {
         return Ok(*version);
     }
     let dirs = USER_GENERATOR_DIRS.map(Path::new);
-    let version = detect_in(&dirs, Path::new(QUADLET_BINARY), Path::new("podman"))?;
-    Ok(*DETECTED.get_or_init(|| version))
+    let version = detect_in(cache, &dirs, Path::new(QUADLET_BINARY), Path::new("podman"))?;
+    Ok(*DETECTED_GENERATOR.get_or_init(|| version))
 }
 
 /// `detect_generator_version` with its paths given, for tests. The first generator dir with
 /// `podman-user-generator` wins (the order systemd uses); `-version` exists from Podman 4.5, so
 /// without it the generator is 4.4 and `podman --version` names the package's release.
 pub(crate) fn detect_in(
+    cache: &VersionCache,
     generator_dirs: &[&Path],
     quadlet_binary: &Path,
     podman: &Path,
@@ -260,15 +279,14 @@ pub(crate) fn detect_in(
         });
     };
     // `-version` only prints; a generator without it stops at the unknown flag (exit 2).
-    let own = Command::new(&generator).arg("-version").output();
-    let text = match own {
-        Ok(output) if output.status.success() => {
-            String::from_utf8_lossy(&output.stdout).into_owned()
-        }
-        _ => podman_version_text(podman).map_err(|reason| DetectError::Unknown {
-            generator: generator.clone(),
-            reason,
-        })?,
+    let text = match cache.printed(&generator, "-version") {
+        Ok(text) => text,
+        Err(_) => cache
+            .printed(podman, "--version")
+            .map_err(|reason| DetectError::Unknown {
+                generator: generator.clone(),
+                reason,
+            })?,
     };
     text.parse()
         .map_err(|source| DetectError::Unparsable { generator, source })
@@ -277,26 +295,177 @@ pub(crate) fn detect_in(
 /// The release of the `podman` binary on PATH (the one quadlet's units run), from
 /// `podman --version`; the error says why there is none.
 pub fn podman_binary_version() -> Result<PodmanVersion, String> {
-    podman_version_text(Path::new("podman"))?
+    let cache = VersionCache::of_user();
+    let version = podman_version(&cache, Path::new("podman"));
+    cache.save();
+    version
+}
+
+fn podman_version(cache: &VersionCache, podman: &Path) -> Result<PodmanVersion, String> {
+    cache
+        .printed(podman, "--version")?
         .parse()
         .map_err(|e: ParseVersionError| e.to_string())
 }
 
-fn podman_version_text(podman: &Path) -> Result<String, String> {
-    let output = Command::new(podman)
-        .arg("--version")
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", podman.display()))?;
-    if !output.status.success() {
-        return Err(String::from_utf8_lossy(&output.stderr).trim().to_string());
+/// What programs printed when asked for their version, kept on disk by the identity of each
+/// program's file (path, device, inode, size, modification time): a command does not start
+/// podman (a Go program, ~90 ms) to ask what it answered before, and a program whose file
+/// changed (an upgrade) is asked again. Only answers are kept (a failure is asked again); a
+/// cache file that cannot be read or parsed is ignored, one that cannot be written is not
+/// kept: it saves time, nothing depends on it.
+#[derive(Debug, Default)]
+pub struct VersionCache {
+    /// None: nowhere to keep it (no home directory).
+    file: Option<PathBuf>,
+    known: Vec<PrintedVersion>,
+    /// Answers learned by this process, for [`VersionCache::save`].
+    learned: Mutex<Vec<PrintedVersion>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PrintedVersion {
+    program: ProgramFile,
+    flag: String,
+    output: String,
+}
+
+/// A program's file as it is now: any upgrade changes at least one of these.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ProgramFile {
+    /// Canonical: every symlink to one file is that file.
+    path: PathBuf,
+    device: u64,
+    inode: u64,
+    size: u64,
+    modified_seconds: i64,
+    modified_nanoseconds: i64,
+}
+
+impl ProgramFile {
+    /// `program` as `Command` would run it: a bare name from PATH.
+    fn of(program: &Path) -> Option<ProgramFile> {
+        let found = if program.components().count() > 1 {
+            program.to_path_buf()
+        } else {
+            let path = std::env::var_os("PATH")?;
+            std::env::split_paths(&path)
+                .map(|dir| dir.join(program))
+                .find(|candidate| {
+                    std::fs::metadata(candidate)
+                        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+                })?
+        };
+        let path = std::fs::canonicalize(found).ok()?;
+        let meta = std::fs::metadata(&path).ok()?;
+        Some(ProgramFile {
+            path,
+            device: meta.dev(),
+            inode: meta.ino(),
+            size: meta.size(),
+            modified_seconds: meta.mtime(),
+            modified_nanoseconds: meta.mtime_nsec(),
+        })
     }
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+#[derive(Serialize, Deserialize)]
+struct CacheFile {
+    versions: Vec<PrintedVersion>,
+}
+
+impl VersionCache {
+    /// The user's: `~/.cache/vansite/versions.json` (`$XDG_CACHE_HOME`).
+    pub fn of_user() -> VersionCache {
+        match directories::BaseDirs::new() {
+            Some(base) => VersionCache::at(&base.cache_dir().join("vansite/versions.json")),
+            None => VersionCache::default(),
+        }
+    }
+
+    /// The cache kept in `file`; empty when it is missing or not a cache.
+    pub fn at(file: &Path) -> VersionCache {
+        let known = std::fs::read(file)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<CacheFile>(&bytes).ok())
+            .map(|cache| cache.versions)
+            .unwrap_or_default();
+        VersionCache {
+            file: Some(file.to_path_buf()),
+            known,
+            learned: Mutex::default(),
+        }
+    }
+
+    /// What `program flag` prints on stdout, from the cache when the program's file is still
+    /// the one that printed it; the error says why there is nothing.
+    fn printed(&self, program: &Path, flag: &str) -> Result<String, String> {
+        let file = ProgramFile::of(program);
+        if let Some(file) = &file {
+            let learned = self.learned.lock().expect("not poisoned");
+            if let Some(known) = self
+                .known
+                .iter()
+                .chain(learned.iter())
+                .find(|k| k.program == *file && k.flag == flag)
+            {
+                return Ok(known.output.clone());
+            }
+        }
+        let output = Command::new(program)
+            .arg(flag)
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
+        if !output.status.success() {
+            return Err(String::from_utf8_lossy(&output.stderr).trim().to_string());
+        }
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        if let Some(program) = file {
+            self.learned
+                .lock()
+                .expect("not poisoned")
+                .push(PrintedVersion {
+                    program,
+                    flag: flag.to_string(),
+                    output: text.clone(),
+                });
+        }
+        Ok(text)
+    }
+
+    /// Keeps what was learned, in place of what was known of the same programs.
+    pub fn save(&self) {
+        let learned = std::mem::take(&mut *self.learned.lock().expect("not poisoned"));
+        let Some(file) = self.file.as_ref().filter(|_| !learned.is_empty()) else {
+            return;
+        };
+        let mut versions: Vec<PrintedVersion> = self
+            .known
+            .iter()
+            .filter(|k| {
+                !learned
+                    .iter()
+                    .any(|l| l.program.path == k.program.path && l.flag == k.flag)
+            })
+            .cloned()
+            .collect();
+        versions.extend(learned);
+        let json = serde_json::to_vec_pretty(&CacheFile { versions }).expect("serialisable");
+        let written = file
+            .parent()
+            .map_or(Ok(()), |dir| crate::store::files::create_dir(dir, 0o700))
+            .and_then(|()| crate::store::files::write_atomic(file, &json, 0o644));
+        if let Err(e) = written {
+            tracing::debug!("cannot keep the versions in {}: {e}", file.display());
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn parses_generator_and_podman_outputs() {
@@ -341,6 +510,9 @@ mod tests {
         let generators = dir.join("generators");
         let podman = dir.join("podman");
         script(&podman, r#"echo "podman version 4.4.1""#);
+        let detect_in = |generators: &[&Path], quadlet: &Path, podman: &Path| {
+            detect_in(&VersionCache::default(), generators, quadlet, podman)
+        };
 
         let none = detect_in(&[&generators], &dir.join("quadlet"), &podman).unwrap_err();
         assert!(matches!(none, DetectError::NoGenerator), "{none}");
@@ -434,6 +606,111 @@ mod tests {
         )
         .unwrap();
         assert!(removes_stale_cidfiles(&dirs));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A program that prints `version` and counts how often it was run (in `runs`).
+    fn counting_program(path: &Path, runs: &Path, version: &str) {
+        // Written beside and renamed over, as a package upgrade replaces a binary.
+        let staged = path.with_extension("new");
+        script(
+            &staged,
+            &format!(
+                "echo run >> '{}'\necho 'podman version {version}'",
+                runs.display()
+            ),
+        );
+        std::fs::rename(&staged, path).unwrap();
+    }
+
+    fn runs(file: &Path) -> usize {
+        std::fs::read_to_string(file).map_or(0, |text| text.lines().count())
+    }
+
+    #[test]
+    fn a_version_once_printed_is_kept_until_the_program_file_changes() {
+        let dir = temp_dir("cache");
+        let (podman, counted, file) =
+            (dir.join("podman"), dir.join("runs"), dir.join("cache.json"));
+        counting_program(&podman, &counted, "4.9.4");
+        let version = || {
+            let cache = VersionCache::at(&file);
+            let version = podman_version(&cache, &podman);
+            cache.save();
+            version
+        };
+        assert_eq!(version(), Ok(PodmanVersion::new(4, 9, 4)));
+        assert_eq!(runs(&counted), 1);
+        // Another command: the answer comes from the cache file, podman is not run.
+        assert_eq!(version(), Ok(PodmanVersion::new(4, 9, 4)));
+        assert_eq!(runs(&counted), 1, "answered from the cache");
+        // Through a symlink (another name on PATH for the same file): the same program.
+        let link = dir.join("podman-link");
+        std::os::unix::fs::symlink(&podman, &link).unwrap();
+        let cache = VersionCache::at(&file);
+        assert_eq!(
+            podman_version(&cache, &link),
+            Ok(PodmanVersion::new(4, 9, 4))
+        );
+        assert_eq!(runs(&counted), 1);
+        // An upgrade replaces the file: asked again, and the new answer is kept.
+        counting_program(&podman, &counted, "5.4.2");
+        assert_eq!(version(), Ok(PodmanVersion::new(5, 4, 2)));
+        assert_eq!(runs(&counted), 2);
+        assert_eq!(version(), Ok(PodmanVersion::new(5, 4, 2)));
+        assert_eq!(runs(&counted), 2);
+        let kept = std::fs::read_to_string(&file).unwrap();
+        assert!(
+            !kept.contains("4.9.4"),
+            "the old answer is replaced: {kept}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_damaged_cache_is_ignored_and_replaced() {
+        let dir = temp_dir("cache-damaged");
+        let (podman, counted, file) =
+            (dir.join("podman"), dir.join("runs"), dir.join("cache.json"));
+        counting_program(&podman, &counted, "4.9.4");
+        for damaged in ["{\"versions\": [{\"program\":", "not json", ""] {
+            std::fs::write(&file, damaged).unwrap();
+            let cache = VersionCache::at(&file);
+            assert_eq!(
+                podman_version(&cache, &podman),
+                Ok(PodmanVersion::new(4, 9, 4))
+            );
+            cache.save();
+        }
+        assert_eq!(runs(&counted), 3, "each damaged cache was ignored");
+        let cache = VersionCache::at(&file);
+        assert_eq!(
+            podman_version(&cache, &podman),
+            Ok(PodmanVersion::new(4, 9, 4))
+        );
+        assert_eq!(runs(&counted), 3, "the last one was replaced by a good one");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_failure_is_not_kept() {
+        let dir = temp_dir("cache-failure");
+        let (generator, counted, file) = (
+            dir.join("quadlet"),
+            dir.join("runs"),
+            dir.join("cache.json"),
+        );
+        script(
+            &generator,
+            &format!("echo run >> '{}'\nexit 2", counted.display()),
+        );
+        for _ in 0..2 {
+            let cache = VersionCache::at(&file);
+            assert!(cache.printed(&generator, "-version").is_err());
+            cache.save();
+        }
+        assert_eq!(runs(&counted), 2, "asked each time");
+        assert!(!file.exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
