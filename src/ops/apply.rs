@@ -321,7 +321,10 @@ impl SiteSession {
         changed |=
             files::remove_if_present(&bundle).map_err(Error::file("cannot remove", &bundle))?;
 
-        // Files: what the router reads, then the units.
+        // Files: what the router reads, then the units, synced together (files::WriteSet),
+        // each whole before a unit can read it; links to units once the units are there.
+        let mut staged = files::WriteSet::default();
+        let mut links = Vec::new();
         let running_config = std::fs::read_to_string(&plan.router_config.path)
             .ok()
             .and_then(|text| parse_config(&text).ok());
@@ -332,19 +335,21 @@ impl SiteSession {
             files::create_dir(&dir, files::PRIVATE_DIR)
                 .map_err(Error::file("cannot create", &dir))?;
         }
-        changed |= self.site_dir.save_certificates(&plan.certificates)?;
-        changed |= write(&plan.router_config)?;
+        changed |= self
+            .site_dir
+            .stage_certificates(&plan.certificates, &mut staged)?;
+        changed |= stage(&mut staged, &plan.router_config)?;
         for dir in [self.paths.quadlet_dir(), self.paths.systemd_user_dir()] {
             files::create_dir(&dir, 0o755).map_err(Error::file("cannot create", &dir))?;
         }
-        let router_unit_changed = write(&plan.router_unit)?;
+        let router_unit_changed = stage(&mut staged, &plan.router_unit)?;
         // Plain units whose files changed: systemd reads a new one when it first starts it.
         let mut changed_plain_units = Vec::new();
         let mut changed_forwarders = Vec::new();
         for forwarder in &plan.forwarders {
-            let socket = write(&forwarder.socket)?;
-            let service = write(&forwarder.service)?;
-            enable(&forwarder.enabled_link)?;
+            let socket = stage(&mut staged, &forwarder.socket)?;
+            let service = stage(&mut staged, &forwarder.service)?;
+            links.push(&forwarder.enabled_link);
             if socket || service {
                 changed_forwarders.push(forwarder.unit.clone());
                 changed_plain_units.extend(forwarder.unit_names());
@@ -352,9 +357,9 @@ impl SiteSession {
         }
         let grant_units_changed = match &plan.grant_server {
             Some(grants) => {
-                let socket = write(&grants.socket)?;
-                let service = write(&grants.service)?;
-                enable(&grants.enabled_link)?;
+                let socket = stage(&mut staged, &grants.socket)?;
+                let service = stage(&mut staged, &grants.service)?;
+                links.push(&grants.enabled_link);
                 if socket || service {
                     changed_plain_units
                         .extend([grants.socket_unit.clone(), grants.service_unit.clone()]);
@@ -365,9 +370,9 @@ impl SiteSession {
         };
         let renewal_units_changed = match &plan.renewal {
             Some(renewal) => {
-                let timer = write(&renewal.timer)?;
-                let service = write(&renewal.service)?;
-                enable(&renewal.enabled_link)?;
+                let timer = stage(&mut staged, &renewal.timer)?;
+                let service = stage(&mut staged, &renewal.service)?;
+                links.push(&renewal.enabled_link);
                 if timer || service {
                     changed_plain_units
                         .extend([renewal.timer_unit.clone(), renewal.service_unit.clone()]);
@@ -383,6 +388,15 @@ impl SiteSession {
                 false
             }
         };
+        staged
+            .commit()
+            .map_err(|failed| Error::file("cannot write", &failed.path)(failed.source))?;
+        changed |= self
+            .site_dir
+            .remove_stale_certificates(&plan.certificates)?;
+        for link in links {
+            enable(link)?;
+        }
         changed |= router_unit_changed || !changed_plain_units.is_empty();
         reload |= router_unit_changed || self.any_loaded(&changed_plain_units).await?;
         let router_state = self.manager.unit_state(&plan.router_service).await?;
@@ -1115,6 +1129,13 @@ pub(crate) fn enable(link: &Path) -> Result<(), Error> {
 
 pub(crate) fn write(file: &PlannedFile) -> Result<bool, Error> {
     files::write_atomic(&file.path, file.contents.as_bytes(), files::PUBLIC)
+        .map_err(Error::file("cannot write", &file.path))
+}
+
+/// [`write`] into `staged`, for its commit.
+fn stage(staged: &mut files::WriteSet, file: &PlannedFile) -> Result<bool, Error> {
+    staged
+        .write(&file.path, file.contents.as_bytes(), files::PUBLIC)
         .map_err(Error::file("cannot write", &file.path))
 }
 

@@ -50,6 +50,15 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// A [`files::WriteSet`] that could not be written.
+    pub fn written(failed: files::WriteFailed) -> StoreError {
+        StoreError::File {
+            what: "cannot write",
+            path: failed.path,
+            source: failed.source,
+        }
+    }
+
     /// Wraps an I/O error with what was being done to which path.
     pub fn file(
         what: &'static str,
@@ -206,11 +215,14 @@ impl SiteDir {
         files::remove_if_present(&staging).map_err(StoreError::file("cannot remove", &staging))?;
         files::create_dir(&staging, files::PRIVATE_DIR)
             .map_err(StoreError::file("cannot create", &staging))?;
+        let mut staged = files::WriteSet::default();
         for (name, yaml, mode) in &wanted {
             let path = staging.join(name);
-            files::write_atomic(&path, yaml.as_bytes(), *mode)
+            staged
+                .write(&path, yaml.as_bytes(), *mode)
                 .map_err(StoreError::file("cannot write", &path))?;
         }
+        staged.commit().map_err(StoreError::written)?;
         files::exchange_dirs(&staging, &dir).map_err(StoreError::file("cannot replace", &dir))?;
         // What is left in the staging directory now is the old set.
         files::remove_if_present(&staging).map_err(StoreError::file("cannot remove", &staging))?;
@@ -267,10 +279,29 @@ impl SiteDir {
     /// CAs are never removed here: links issued by them must keep working until revoked
     /// ([`SiteDir::remove_issuer`]).
     pub fn save_certificates(&self, set: &SiteCertificates) -> Result<bool, StoreError> {
-        let mut changed = write_cert_dirs(&self.issuers(), &set.issuers)?;
-        changed |= write_cert_dirs(&self.link_issuers(), &set.link_issuers)?;
-        changed |= write_prior_issuers(&self.prior_issuers(), &set.prior_issuers)?;
-        changed |= write_cert_dirs(&self.certs(), &set.certs)?;
+        let mut staged = files::WriteSet::default();
+        let changed = self.stage_certificates(set, &mut staged)?;
+        staged.commit().map_err(StoreError::written)?;
+        Ok(self.remove_stale_certificates(set)? || changed)
+    }
+
+    /// [`SiteDir::save_certificates`]'s writes, into `staged` (directories are made now);
+    /// whether any file changes.
+    pub fn stage_certificates(
+        &self,
+        set: &SiteCertificates,
+        staged: &mut files::WriteSet,
+    ) -> Result<bool, StoreError> {
+        let mut changed = write_cert_dirs(&self.issuers(), &set.issuers, staged)?;
+        changed |= write_cert_dirs(&self.link_issuers(), &set.link_issuers, staged)?;
+        changed |= write_prior_issuers(&self.prior_issuers(), &set.prior_issuers, staged)?;
+        changed |= write_cert_dirs(&self.certs(), &set.certs, staged)?;
+        Ok(changed)
+    }
+
+    /// Removes the leaf directories no longer in `set`, once it is written; whether any was.
+    pub fn remove_stale_certificates(&self, set: &SiteCertificates) -> Result<bool, StoreError> {
+        let mut changed = false;
         for entry in std::fs::read_dir(self.certs())
             .map_err(StoreError::file("cannot read", self.certs()))?
             .flatten()
@@ -289,7 +320,13 @@ impl SiteDir {
 impl SiteDir {
     /// Writes one CA (`dir` is [`SiteDir::issuers`] or [`SiteDir::link_issuers`]).
     pub fn save_issuer(&self, dir: &Path, name: &str, ca: &CertFiles) -> Result<(), StoreError> {
-        write_cert_dirs(dir, &BTreeMap::from([(name.to_string(), ca.clone())])).map(drop)
+        let mut staged = files::WriteSet::default();
+        write_cert_dirs(
+            dir,
+            &BTreeMap::from([(name.to_string(), ca.clone())]),
+            &mut staged,
+        )?;
+        staged.commit().map_err(StoreError::written)
     }
 
     /// Claims a name for a new incoming link's CA: `wanted`, or the first of `wanted-2`,
@@ -358,8 +395,12 @@ fn read_prior_issuers(dir: &Path) -> Result<BTreeMap<String, PriorCa>, StoreErro
     Ok(found)
 }
 
-/// Writes `set` and removes the prior CAs it no longer holds (a later rotation replaced them).
-fn write_prior_issuers(dir: &Path, set: &BTreeMap<String, PriorCa>) -> Result<bool, StoreError> {
+/// Stages `set` and removes the prior CAs it no longer holds (a later rotation replaced them).
+fn write_prior_issuers(
+    dir: &Path,
+    set: &BTreeMap<String, PriorCa>,
+    staged: &mut files::WriteSet,
+) -> Result<bool, StoreError> {
     let mut changed = false;
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -374,7 +415,8 @@ fn write_prior_issuers(dir: &Path, set: &BTreeMap<String, PriorCa>) -> Result<bo
             .map_err(StoreError::file("cannot create", &prior_dir))?;
         for (file, content) in PRIOR_FILES.iter().zip([&prior.ca_crt, &prior.cross_crt]) {
             let path = prior_dir.join(file);
-            changed |= files::write_atomic(&path, content.as_bytes(), files::PUBLIC)
+            changed |= staged
+                .write(&path, content.as_bytes(), files::PUBLIC)
                 .map_err(StoreError::file("cannot write", &path))?;
         }
     }
@@ -419,7 +461,12 @@ fn read_cert_dirs(dir: &Path) -> Result<BTreeMap<String, CertFiles>, StoreError>
     Ok(found)
 }
 
-fn write_cert_dirs(dir: &Path, set: &BTreeMap<String, CertFiles>) -> Result<bool, StoreError> {
+/// Stages `<dir>/<name>/{ca.crt,tls.crt,tls.key}` for each of `set`, making the directories.
+fn write_cert_dirs(
+    dir: &Path,
+    set: &BTreeMap<String, CertFiles>,
+    staged: &mut files::WriteSet,
+) -> Result<bool, StoreError> {
     let mut changed = false;
     for (name, files_of) in set {
         let cert_dir = dir.join(name);
@@ -433,7 +480,8 @@ fn write_cert_dirs(dir: &Path, set: &BTreeMap<String, CertFiles>) -> Result<bool
             } else {
                 files::PUBLIC
             };
-            changed |= files::write_atomic(&path, content.as_bytes(), mode)
+            changed |= staged
+                .write(&path, content.as_bytes(), mode)
                 .map_err(StoreError::file("cannot write", &path))?;
         }
     }
