@@ -1214,12 +1214,19 @@ pub async fn wait_until_answering(
 ) -> Result<(), Error> {
     let tls = ClientTls::from_dir(site_dir.certs().join(crate::render::certs::LOCAL_CLIENT))?;
     let deadline = Instant::now() + timeout;
-    let restarts_at_start = manager.unit_state(unit).await?.restarts;
-    // The router tells no one when it listens: ask often at first (it may be a few ms
-    // away), then less.
-    let mut pause = Duration::from_millis(5);
+    let mut state = manager.unit_state(unit).await?;
+    let restarts_at_start = state.restarts;
+    // The router tells no one when it listens: its port is asked every few ms (refused at
+    // once while it is closed: no TLS is begun before TCP connects), systemd less often once
+    // the unit is active.
+    const PAUSE: Duration = Duration::from_millis(5);
+    const PAUSES_PER_STATE: u32 = 10;
+    let mut pauses = 0u32;
     loop {
-        let state = manager.unit_state(unit).await?;
+        if pauses > 0 && (pauses == PAUSES_PER_STATE || state.active_state != ActiveState::Active) {
+            pauses = 0;
+            state = manager.unit_state(unit).await?;
+        }
         let broken = matches!(
             state.active_state,
             ActiveState::Failed | ActiveState::Inactive
@@ -1228,7 +1235,6 @@ pub async fn wait_until_answering(
         if broken {
             return Err(failed(state.to_string()));
         }
-        // Refused at once while the port is closed (no TLS is begun before TCP connects).
         if state.active_state == ActiveState::Active {
             if let Ok(client) =
                 ManagementClient::connect(LOOPBACK, port, &tls, Duration::from_secs(2)).await
@@ -1240,8 +1246,8 @@ pub async fn wait_until_answering(
         if Instant::now() >= deadline {
             return Err(timed_out(state.to_string()));
         }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_millis(100));
+        tokio::time::sleep(PAUSE).await;
+        pauses += 1;
     }
 }
 
