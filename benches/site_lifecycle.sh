@@ -12,7 +12,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 host=benchlife
 runs=${RUNS:-15}
-init_runs=${INIT_RUNS:-5}
+init_runs=${INIT_RUNS:-7}
 
 bench_prepare
 trap '"$T" down "$host" >/dev/null 2>&1 || true' EXIT
@@ -33,24 +33,28 @@ status_kb=$(for ((i = 0; i < 5; i++)); do /usr/bin/time -f %M "$vansite" status 
 
 wait_port() { until (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; do sleep 0.01; done; }
 port=$("$vansite" status --output json | sed -n 's/.*"managementPort": \([0-9]*\).*/\1/p')
-site=$HOME/.local/share/vansite/default
+# The site's router files, kept for the plain runs (a delete between inits removes the site's).
+files=$HOME/plain-router
+rm -rf "$files" && mkdir -p "$files"
+cp -a "$HOME/.local/share/vansite/default/runtime/router" "$HOME/.local/share/vansite/default/runtime/certs" "$files/"
 # The environment vansite's router unit gives the image (src/render/router_unit.rs).
 plain_start() {
     podman run -d --rm --name plain-router --network host --userns keep-id --user "$(id -u):$(id -g)" \
-        -v "$site/runtime/router:/etc/skupper-router/config:z" -v "$site/runtime/certs:/etc/skupper-router/runtime/certs:z" \
+        -v "$files/router:/etc/skupper-router/config:z" -v "$files/certs:/etc/skupper-router/runtime/certs:z" \
         -e APPLICATION_NAME=skupper-router -e QDROUTERD_CONF=/etc/skupper-router/config/skrouterd.json \
         -e QDROUTERD_CONF_TYPE=json -e SSL_PROFILE_BASE_PATH=/etc/skupper-router "$image"
     wait_port "$port"
 }
-systemctl --user stop "$unit"
-plain=$(for ((i = 0; i < init_runs; i++)); do
-    t0=$(now); plain_start >/dev/null; echo $(($(now) - t0)); podman rm -f plain-router >/dev/null
-done | median)
-init=$(for ((i = 0; i < init_runs; i++)); do
-    "$vansite" delete >/dev/null
-    t0=$(now); "$vansite" init --router-image "$image" >/dev/null; echo $(($(now) - t0))
-done | median)
 "$vansite" delete >/dev/null
+# Taken in turns, so that the machine's load (shared, noisy) weighs on both alike.
+plain_runs=() init_times=()
+for ((i = 0; i < init_runs; i++)); do
+    t0=$(now); plain_start >/dev/null; plain_runs+=($(($(now) - t0))); podman rm -f plain-router >/dev/null
+    t0=$(now); "$vansite" init --router-image "$image" >/dev/null; init_times+=($(($(now) - t0)))
+    "$vansite" delete >/dev/null
+done
+plain=$(printf '%s\n' "${plain_runs[@]}" | median)
+init=$(printf '%s\n' "${init_times[@]}" | median)
 
 echo "vansite status:                     $(ms "$status") (median of $runs)"
 echo "systemctl --user is-active:         $(ms "$active") (median of $runs)"
