@@ -117,40 +117,35 @@ pub fn forwarder_units(spec: &ForwarderSpec) -> (SocketFile, ServiceFile) {
 mod tests {
     use super::*;
 
-    // The units as a whole: golden files, and systemd itself in tests/quadlet_generator.rs.
-    #[test]
-    fn an_ipv6_address_is_held_in_brackets() {
-        let spec = ForwarderSpec {
-            namespace: "default".into(),
-            listener: "web".into(),
-            bind: "[::]:8080".parse().unwrap(),
+    fn spec(namespace: &str, listener: &str, bind: &str) -> ForwarderSpec {
+        ForwarderSpec {
+            namespace: namespace.into(),
+            listener: listener.into(),
+            bind: bind.parse().unwrap(),
             router: "127.0.0.1:41000".parse().unwrap(),
-            tcp_listener: "listener/web".into(),
+            tcp_listener: format!("listener/{listener}"),
             management: "127.0.0.1:5671".parse().unwrap(),
             management_credentials: "/opt/certs/skupper-local-client".into(),
             wait: Duration::from_secs(30),
             executable: "/usr/bin/vansite".into(),
-            log_file: "/tmp/listener-web.log".into(),
-        };
-        let socket = forwarder_units(&spec).0.render().unwrap();
+            log_file: format!("/tmp/listener-{listener}.log").into(),
+        }
+    }
+
+    // The units as a whole: golden files in tests/quadlet_generator.rs, systemd itself in the
+    // services tests.
+    #[test]
+    fn an_ipv6_address_is_held_in_brackets() {
+        let socket = forwarder_units(&spec("default", "web", "[::]:8080"))
+            .0
+            .render()
+            .unwrap();
         assert!(socket.contains("ListenStream=[::]:8080\n"), "{socket}");
     }
 
     #[test]
     fn a_socket_tells_which_namespace_it_serves() {
-        let spec = ForwarderSpec {
-            namespace: "a-listener-b".into(),
-            listener: "c".into(),
-            bind: "0.0.0.0:8080".parse().unwrap(),
-            router: "127.0.0.1:41000".parse().unwrap(),
-            tcp_listener: "listener/c".into(),
-            management: "127.0.0.1:5671".parse().unwrap(),
-            management_credentials: "/opt/certs/skupper-local-client".into(),
-            wait: Duration::from_secs(30),
-            executable: "/usr/bin/vansite".into(),
-            log_file: "/tmp/listener-c.log".into(),
-        };
-        let (socket, service) = forwarder_units(&spec);
+        let (socket, service) = forwarder_units(&spec("a-listener-b", "c", "0.0.0.0:8080"));
         assert_eq!(socket.file_name(), "vansite-a-listener-b-listener-c.socket");
         let text = socket.render().unwrap();
         assert!(is_forwarder_socket(&text, "a-listener-b", "c"), "{text}");
