@@ -28,7 +28,7 @@ use crate::model::SiteResources;
 use crate::ops::apply::{journal, local_port, with_site_management};
 use crate::plan::ROUTER_IMAGE_ANNOTATION;
 use crate::router::management::ManagementError;
-use crate::store::{Paths, SiteDir};
+use crate::store::{Paths, SiteDir, SiteLock};
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -115,7 +115,9 @@ pub async fn status(
     request: StatusRequest,
 ) -> Result<SiteStatus, Error> {
     let site_dir = paths.site(namespace);
-    let interrupted = journal::read(&site_dir);
+    // A journal is a sign of an interrupted command only when no command runs.
+    let interrupted =
+        SiteLock::unless_held(&paths.lock_file(namespace), || journal::read(&site_dir)).flatten();
     let Some(resources) = site_dir.load_resources()? else {
         return Err(paths.no_site(namespace).into());
     };

@@ -43,6 +43,22 @@ impl SiteLock {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Runs `read` while no command holds the lock at `path`, under a shared lock taken
+    /// without waiting, so that none can start meanwhile; None when one holds it. For readers
+    /// of what a command leaves midway (its journal), which is no sign of trouble while that
+    /// command still runs.
+    pub fn unless_held<T>(path: &Path, read: impl FnOnce() -> T) -> Option<T> {
+        let Ok(file) = File::open(path) else {
+            // No lock file: no command ever ran (or the site is being made anew).
+            return Some(read());
+        };
+        match file.try_lock_shared() {
+            Ok(()) => Some(read()),
+            Err(TryLockError::WouldBlock) => None,
+            Err(TryLockError::Error(_)) => Some(read()),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -81,5 +97,24 @@ mod tests {
         );
         drop(first);
         second.join().unwrap();
+    }
+
+    #[test]
+    fn a_reader_skips_what_a_running_command_holds() {
+        let path = std::env::temp_dir().join(format!(
+            "vansite-lock-test-{}/reader.lock",
+            std::process::id()
+        ));
+        assert_eq!(
+            SiteLock::unless_held(&path, || 1),
+            Some(1),
+            "no lock file yet"
+        );
+        let held = SiteLock::acquire(&path, || panic!("nothing holds it yet")).unwrap();
+        assert_eq!(SiteLock::unless_held(&path, || 2), None);
+        drop(held);
+        assert_eq!(SiteLock::unless_held(&path, || 3), Some(3));
+        // The reader's shared lock is gone with it: a command takes the lock without waiting.
+        let _again = SiteLock::acquire(&path, || panic!("the reader kept the lock")).unwrap();
     }
 }
