@@ -472,4 +472,22 @@ fn killed_and_concurrent_commands_do_not_corrupt_the_site() {
     let status = status_json(&host, "default");
     assert_eq!(status["site"]["id"], site_id);
     assert_eq!(status["router"]["activeState"], "active");
+    // A command's journal while that command runs (it holds the site's lock) is no
+    // interruption; once nothing holds the lock, it is one.
+    let journal = ".local/share/vansite/default/.applying";
+    host.write_file(journal, "init");
+    let held = host.run(&[
+        "sh",
+        "-c",
+        &format!("flock \"$XDG_RUNTIME_DIR/vansite/default.lock\" {VANSITE} status -o json"),
+    ]);
+    assert!(held.status.success(), "{}", text(&held));
+    let free = vansite(&host, &["status", "-o", "json"]);
+    assert_eq!(free.status.code(), Some(3), "{}", text(&free));
+    assert!(
+        text(&free).contains("`vansite init` was interrupted"),
+        "{}",
+        text(&free)
+    );
+    host.ok(&["rm", journal]);
 }
