@@ -324,7 +324,6 @@ impl SiteSession {
         // Files: what the router reads, then the units, synced together (files::WriteSet),
         // each whole before a unit can read it; links to units once the units are there.
         let mut staged = files::WriteSet::default();
-        let mut links = Vec::new();
         let running_config = std::fs::read_to_string(&plan.router_config.path)
             .ok()
             .and_then(|text| parse_config(&text).ok());
@@ -344,41 +343,35 @@ impl SiteSession {
         }
         let router_unit_changed = stage(&mut staged, &plan.router_unit)?;
         // Plain units whose files changed: systemd reads a new one when it first starts it.
-        let mut changed_plain_units = Vec::new();
+        let mut plain_units = PlainUnits::default();
         let mut changed_forwarders = Vec::new();
         for forwarder in &plan.forwarders {
-            let socket = stage(&mut staged, &forwarder.socket)?;
-            let service = stage(&mut staged, &forwarder.service)?;
-            links.push(&forwarder.enabled_link);
-            if socket || service {
+            let files = [&forwarder.socket, &forwarder.service];
+            if plain_units.stage(
+                &mut staged,
+                files,
+                forwarder.unit_names(),
+                &forwarder.enabled_link,
+            )? {
                 changed_forwarders.push(forwarder.unit.clone());
-                changed_plain_units.extend(forwarder.unit_names());
             }
         }
         let grant_units_changed = match &plan.grant_server {
-            Some(grants) => {
-                let socket = stage(&mut staged, &grants.socket)?;
-                let service = stage(&mut staged, &grants.service)?;
-                links.push(&grants.enabled_link);
-                if socket || service {
-                    changed_plain_units
-                        .extend([grants.socket_unit.clone(), grants.service_unit.clone()]);
-                }
-                socket || service
-            }
+            Some(grants) => plain_units.stage(
+                &mut staged,
+                [&grants.socket, &grants.service],
+                [grants.socket_unit.clone(), grants.service_unit.clone()],
+                &grants.enabled_link,
+            )?,
             None => false,
         };
         let renewal_units_changed = match &plan.renewal {
-            Some(renewal) => {
-                let timer = stage(&mut staged, &renewal.timer)?;
-                let service = stage(&mut staged, &renewal.service)?;
-                links.push(&renewal.enabled_link);
-                if timer || service {
-                    changed_plain_units
-                        .extend([renewal.timer_unit.clone(), renewal.service_unit.clone()]);
-                }
-                timer || service
-            }
+            Some(renewal) => plain_units.stage(
+                &mut staged,
+                [&renewal.timer, &renewal.service],
+                [renewal.timer_unit.clone(), renewal.service_unit.clone()],
+                &renewal.enabled_link,
+            )?,
             None => {
                 let stem = crate::render::unit_names::certificate_renewal(namespace);
                 let removed =
@@ -394,11 +387,11 @@ impl SiteSession {
         changed |= self
             .site_dir
             .remove_stale_certificates(&plan.certificates)?;
-        for link in links {
+        for link in plain_units.links {
             enable(link)?;
         }
-        changed |= router_unit_changed || !changed_plain_units.is_empty();
-        reload |= router_unit_changed || self.any_loaded(&changed_plain_units).await?;
+        changed |= router_unit_changed || !plain_units.changed.is_empty();
+        reload |= router_unit_changed || self.any_loaded(&plain_units.changed).await?;
         let router_state = self.manager.unit_state(&plan.router_service).await?;
         if reload || router_state.load_state != LoadState::Loaded {
             progress("reloading systemd (quadlet generator)");
@@ -1130,6 +1123,35 @@ pub(crate) fn enable(link: &Path) -> Result<(), Error> {
 pub(crate) fn write(file: &PlannedFile) -> Result<bool, Error> {
     files::write_atomic(&file.path, file.contents.as_bytes(), files::PUBLIC)
         .map_err(Error::file("cannot write", &file.path))
+}
+
+/// The plain units (a forwarder's, the grant server's, the renewal timer's) one apply stages:
+/// those whose files changed, and the links that enable them once they are in place.
+#[derive(Default)]
+struct PlainUnits<'p> {
+    changed: Vec<String>,
+    links: Vec<&'p Path>,
+}
+
+impl<'p> PlainUnits<'p> {
+    /// Stages one part's two unit files and notes its link; true when either file changed.
+    fn stage(
+        &mut self,
+        staged: &mut files::WriteSet,
+        files: [&PlannedFile; 2],
+        units: [String; 2],
+        link: &'p Path,
+    ) -> Result<bool, Error> {
+        let mut changed = false;
+        for file in files {
+            changed |= stage(staged, file)?;
+        }
+        self.links.push(link);
+        if changed {
+            self.changed.extend(units);
+        }
+        Ok(changed)
+    }
 }
 
 /// [`write`] into `staged`, for its commit.
