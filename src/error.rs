@@ -203,6 +203,8 @@ impl Error {
             },
             Error::Store(error) => match error {
                 StoreError::NoSite { .. } => Usage,
+                // Not there yet: the running command that makes it has not finished.
+                StoreError::BeingMade { .. } => Failed,
                 // The site is there but broken, by a kill: what it says to run repairs it.
                 StoreError::NotInitialised { .. }
                 | StoreError::File { .. }

@@ -8,7 +8,7 @@ use std::path::Path;
 use crate::model::{parse_documents, Resource, ResourceError, SiteResources};
 use crate::render::certs::{CertFiles, PriorCa, SiteCertificates};
 
-use super::{files, Paths, SiteDir};
+use super::{files, Paths, SiteDir, SiteLock};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -35,6 +35,13 @@ pub enum StoreError {
         /// The command that was interrupted, when its marker is there.
         interrupted: Option<String>,
     },
+    /// A command that makes a site is running (it holds the site's lock) and has not saved the
+    /// site's resources yet: nothing is wrong, the site is not there yet.
+    #[error(
+        "site '{namespace}' is being made by a running `vansite {command}`; run this again once \
+         it has finished"
+    )]
+    BeingMade { namespace: String, command: String },
     #[error(transparent)]
     Serialize(Box<ResourceError>),
     #[error("cannot read {}: {source}", path.display())]
@@ -94,14 +101,24 @@ impl Paths {
             .ok_or_else(|| self.no_site(namespace))
     }
 
-    /// Why `namespace` has no saved site: a site whose making was cut short, or none at all
-    /// (naming the sites there are).
+    /// Why `namespace` has no saved site: a site being made by a running command, one whose
+    /// making was cut short, or none at all (naming the sites there are).
     pub fn no_site(&self, namespace: &str) -> StoreError {
         let site_dir = self.site(namespace);
         if site_dir.is_unfinished() {
-            return StoreError::NotInitialised {
-                namespace: namespace.to_string(),
-                interrupted: site_dir.interrupted_command(),
+            let namespace = namespace.to_string();
+            // The journal names the command either way; the lock tells whether it still runs.
+            return match SiteLock::unless_held(&self.lock_file(&namespace), || ()) {
+                None => StoreError::BeingMade {
+                    namespace,
+                    command: site_dir
+                        .interrupted_command()
+                        .unwrap_or_else(|| "init".into()),
+                },
+                Some(()) => StoreError::NotInitialised {
+                    namespace,
+                    interrupted: site_dir.interrupted_command(),
+                },
             };
         }
         StoreError::NoSite {
@@ -558,6 +575,15 @@ data:
         std::fs::write(killed.journal(), "init").unwrap();
         let expected = "site 'kt' was not fully initialised (`vansite init` was interrupted); \
                         run `vansite -n kt init` again to finish, or `vansite -n kt delete`";
+        assert_eq!(message("kt"), expected);
+        // The same files while a command holds the site's lock: that command is making it now.
+        let running = SiteLock::acquire(&paths.lock_file("kt"), || unreachable!()).unwrap();
+        assert_eq!(
+            message("kt"),
+            "site 'kt' is being made by a running `vansite init`; run this again once it has \
+             finished"
+        );
+        drop(running);
         assert_eq!(message("kt"), expected);
         // Resources without a Site (no marker): not a site either, and not listed as one.
         std::fs::remove_file(killed.journal()).unwrap();
