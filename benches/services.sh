@@ -94,8 +94,8 @@ EOF
     reference_ports=(8081)
 fi
 # Scheduler statistics of every thread of PID (/proc/PID/task/*/schedstat): run time, then time
-# waiting for a CPU, in ns.
-sched_ns() { cat /proc/"$1"/task/*/schedstat | awk '{run += $1; wait += $2} END {print run, wait}'; }
+# waiting for a CPU, in ns (printf: mawk prints sums past 2^31 as 3.2e+09).
+sched_ns() { cat /proc/"$1"/task/*/schedstat | awk '{run += $1; wait += $2} END {printf "%.0f %.0f\n", run, wait}'; }
 read -r run0 wait0 < <(sched_ns "$pid")
 read -r lat_fwd lat_direct lat_reference < <($client latency 8080 "$runs" "$router_port" "${reference_ports[@]}")
 read -r run1 wait1 < <(sched_ns "$pid")
