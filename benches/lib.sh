@@ -85,8 +85,9 @@ bench_in_host() { # HOST ARGS...
 
 now() { date +%s%N; }
 
-# The median of the numbers on stdin, one per line.
-median() { sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+# The median of the numbers on stdin, one per line (printf: mawk prints a computed number past
+# 2^31 in exponent form, e.g. 2.241e+09, which bash arithmetic refuses).
+median() { sort -n | awk '{a[NR] = $1} END {printf "%.15g\n", (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 
 # Runs CMD... N times; prints each run's duration (ns), one per line.
 time_runs() { # N CMD...
