@@ -71,8 +71,8 @@ change it cannot take live (site name, mode, router image) restarts it, and the 
     /// ports, clock, certificates
     #[command(
         long_about = "Check that this host can run a site, and say how to fix what it cannot: \
-the podman version and the quadlet generator, cgroup v2, user namespaces, the user's subordinate uid/gid \
-ranges, the systemd user manager on the session bus, linger (units start at boot only with \
+the podman version and the quadlet generator, cgroup v2, user namespaces, the user's \
+subordinate uid/gid ranges, the systemd user manager on the session bus, linger (units start at boot only with \
 it), the router image (present, or its registry reachable; nothing is pulled), the site's \
 ports (free, or held by the site's own router), the clock (offline, only against \
 timestamps vansite knows) and the site's certificates (WARN within 30 days of the first \

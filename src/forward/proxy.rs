@@ -1,7 +1,8 @@
 //! `vansite forward`: the forwarder process of one Listener. systemd holds the Listener's port
-//! (a `.socket` unit) and hands it over as an inherited descriptor (`LISTEN_FDS`); each accepted client gets one task that connects it to the
-//! router's loopback tcpListener and moves bytes both ways with splice(2): through a pipe,
-//! kernel to kernel, never copied into this process. A connection holds only its two sockets:
+//! (a `.socket` unit) and hands it over as an inherited descriptor (`LISTEN_FDS`); each
+//! accepted client gets one task that connects it to the router's loopback tcpListener and
+//! moves bytes both ways with splice(2): through a pipe, kernel to kernel, never copied into
+//! this process. A connection holds only its two sockets:
 //! a pipe is taken from a small shared pool when bytes arrive and given back once they are
 //! passed on, so thousands of mostly idle connections need thousands of descriptors, not six
 //! each, and the pipes in use are as many as the transfers in flight.
@@ -12,8 +13,8 @@
 //! reset. A connection that another user's socket accepted (a program that took the router's
 //! port while the router did not listen) is closed before a byte of the client's goes to it and
 //! counts as a refusal (`owner`); either raises the alarm of the tcpListener's repair
-//! (`repair`). On SIGTERM (the unit stopping, the service being deleted) it stops accepting and ends
-//! every connection with a FIN both ways.
+//! (`repair`). On SIGTERM (the unit stopping, the service being deleted) it stops accepting
+//! and ends every connection with a FIN both ways.
 
 use std::io;
 use std::net::SocketAddr;
@@ -32,7 +33,6 @@ use super::owner::socket_owner;
 use super::repair::ListenerRepair;
 use crate::platform::activation::systemd_listener;
 
-/// The first descriptor systemd passes (sd_listen_fds(3)).
 /// The pipe size asked for (the default limit for unprivileged users): the more one splice(2)
 /// moves, the fewer wake-ups per byte.
 const PIPE_SIZE: usize = 1024 * 1024;

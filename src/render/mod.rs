@@ -20,6 +20,7 @@ pub mod unit_names;
 /// (`setrlimit_closest`) instead of failing the start.
 pub const CONNECTION_OPEN_FILES: u64 = 524_288;
 
-/// The router's container takes its service's limits (podman's `--ulimit=host`): podman's default or
-/// containers.conf's `default_ulimits` (often 1024) would cap [`CONNECTION_OPEN_FILES`].
+/// The router's container takes its service's limits (podman's `--ulimit=host`): podman's
+/// default or containers.conf's `default_ulimits` (often 1024) would cap
+/// [`CONNECTION_OPEN_FILES`].
 pub const SERVICE_ULIMITS: &str = "--ulimit=host";
