@@ -242,8 +242,12 @@ fn one_yaml_stream_makes_a_site_and_applying_it_again_changes_nothing() {
         "sh",
         "-c",
         "systemctl --user list-units --all --plain --no-legend 'vansite-*'; \
-         ls -A $XDG_RUNTIME_DIR/vansite .local/share/vansite 2>/dev/null; true",
+         ls -A $XDG_RUNTIME_DIR/vansite .local/share/vansite 2>/dev/null; \
+         find .config/containers/systemd .config/systemd/user -mindepth 1 \
+           ! -path '*/service.d*' 2>/dev/null; true",
     ]);
+    // The test host's unit directories held only its drop-in (service.d) before the site: not
+    // even the empty `<target>.wants` directories the site's enablement links needed are left.
     assert_eq!(
         records.trim(),
         "",

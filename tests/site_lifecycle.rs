@@ -35,12 +35,13 @@ fn host_with_image(name: &str) -> Host {
     host
 }
 
-/// No site directory, no quadlet or unit file of vansite's.
+/// No site directory, no quadlet or unit file of vansite's, nor a link enabling one.
 fn assert_no_site_files(host: &Host) {
     let left = host.ok(&[
         "sh",
         "-c",
-        "ls -A .local/share/vansite 2>/dev/null; ls .config/containers/systemd .config/systemd/user 2>/dev/null | grep vansite; true",
+        "ls -A .local/share/vansite 2>/dev/null; \
+         find .config/containers/systemd .config/systemd/user 2>/dev/null | grep vansite; true",
     ]);
     assert_eq!(left.trim(), "", "files left by vansite");
 }

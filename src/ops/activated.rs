@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::error::Error;
 use crate::platform::activation::SocketFailed;
 use crate::platform::systemd::{ActiveState, JobResult, LoadState, UserManager};
+use crate::render::unit_names;
 use crate::store::{files, Paths};
 
 /// Bound on systemd jobs for these units (they start in milliseconds).
@@ -100,11 +101,11 @@ impl Trigger {
         }
     }
 
-    /// The directory `systemctl enable` links it from.
-    pub fn wants_dir(self) -> &'static str {
+    /// The target it is enabled in.
+    fn target(self) -> &'static str {
         match self {
-            Trigger::Socket => "sockets.target.wants",
-            Trigger::Timer => "timers.target.wants",
+            Trigger::Socket => unit_names::SOCKETS_TARGET,
+            Trigger::Timer => unit_names::TIMERS_TARGET,
         }
     }
 }
@@ -140,7 +141,7 @@ pub async fn remove_triggered(
     }
     let mut files_removed = false;
     for path in [
-        dir.join(trigger.wants_dir()).join(&trigger_unit),
+        unit_names::enablement_link(&dir, trigger.target(), &trigger_unit),
         dir.join(&trigger_unit),
         dir.join(&service),
     ] {

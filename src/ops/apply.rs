@@ -37,6 +37,7 @@ use crate::render::console_units;
 use crate::render::forwarder_units::{forwarder_unit_name, is_forwarder_socket};
 use crate::render::router_config::LOOPBACK;
 use crate::render::router_unit::router_unit_name;
+use crate::render::unit_names;
 use crate::router::entity::{parse_config, EntityType, RouterEntity};
 use crate::router::management::{ClientTls, ManagementClient, ManagementError, RouterEndpoint};
 use crate::settings::Settings;
@@ -373,7 +374,7 @@ impl SiteSession {
                 &renewal.enabled_link,
             )?,
             None => {
-                let stem = crate::render::unit_names::certificate_renewal(namespace);
+                let stem = unit_names::certificate_renewal(namespace);
                 let removed =
                     activated::remove_triggered(&self.manager, &self.paths, &stem, Trigger::Timer)
                         .await?;
@@ -723,7 +724,7 @@ impl SiteSession {
         let mut removed = false;
         for path in [
             self.legacy_forwarder_container(&unit),
-            user_dir.join("default.target.wants").join(&service),
+            unit_names::enablement_link(&user_dir, unit_names::DEFAULT_TARGET, &service),
             user_dir.join(&service),
             user_dir.join(format!("{unit}.socket")),
             self.site_dir.forwarder_log(listener),
@@ -881,16 +882,15 @@ impl SiteSession {
             removed.push(root.display().to_string());
         }
         // Directories vansite created for this site and no longer holds anything in.
-        for dir in [
-            self.paths
-                .systemd_user_dir()
-                .join(Trigger::Socket.wants_dir()),
-            self.paths
-                .systemd_user_dir()
-                .join(Trigger::Timer.wants_dir()),
-            self.paths.data.clone(),
-        ] {
-            files::remove_dir_if_empty(&dir).map_err(Error::file("cannot remove", &dir))?;
+        let user_dir = self.paths.systemd_user_dir();
+        let wants_dirs = [
+            unit_names::DEFAULT_TARGET,
+            unit_names::SOCKETS_TARGET,
+            unit_names::TIMERS_TARGET,
+        ]
+        .map(|target| unit_names::wants_dir(&user_dir, target));
+        for dir in wants_dirs.iter().chain([&self.paths.data]) {
+            files::remove_dir_if_empty(dir).map_err(Error::file("cannot remove", dir))?;
         }
         Ok(removed)
     }

@@ -27,6 +27,7 @@ use crate::platform::activation::systemd_listener;
 use crate::render::console_units::{
     port_of, service_unit, socket_unit, ConsoleUnitSpec, CONSOLE_ADDRESS,
 };
+use crate::render::unit_names;
 use crate::store::{files, Paths, SiteDir, StoreError};
 
 /// The collector's first retry after the router went away (it restarts in seconds); doubled
@@ -101,7 +102,11 @@ pub async fn console(
         path: dir.join(&service),
         contents: spec.render_service()?,
     })?;
-    enable(&dir.join("sockets.target.wants").join(&socket))?;
+    enable(&unit_names::enablement_link(
+        &dir,
+        unit_names::SOCKETS_TARGET,
+        &socket,
+    ))?;
     let changed = socket_changed || service_changed;
     if changed {
         progress("reloading systemd");

@@ -322,7 +322,7 @@ fn renewal_plan(resources: &SiteResources, host: &HostContext) -> Result<Renewal
             path: dir.join(&timer_unit),
             contents: timer,
         },
-        enabled_link: dir.join("timers.target.wants").join(&timer_unit),
+        enabled_link: unit_names::enablement_link(dir, unit_names::TIMERS_TARGET, &timer_unit),
         timer_unit,
         service_unit,
     })
@@ -352,10 +352,11 @@ fn grant_server_plan(
             path: host.systemd_user_dir.join(&service_unit),
             contents: render_service(&spec)?,
         },
-        enabled_link: host
-            .systemd_user_dir
-            .join("sockets.target.wants")
-            .join(&socket_unit),
+        enabled_link: unit_names::enablement_link(
+            &host.systemd_user_dir,
+            unit_names::SOCKETS_TARGET,
+            &socket_unit,
+        ),
         socket_unit,
         service_unit,
         port,
@@ -441,10 +442,11 @@ fn forwarder_plan(
             path: host.systemd_user_dir.join(socket.file_name()),
             contents: socket.render()?,
         },
-        enabled_link: host
-            .systemd_user_dir
-            .join("default.target.wants")
-            .join(service.file_name()),
+        enabled_link: unit_names::enablement_link(
+            &host.systemd_user_dir,
+            unit_names::DEFAULT_TARGET,
+            &service.file_name(),
+        ),
         service: PlannedFile {
             path: host.systemd_user_dir.join(service.file_name()),
             contents: service.render()?,

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use crate::quadlet::{
     Install, QuadletError, Service, ServiceFile, SocketFile, StandardStream, Unit,
 };
+use crate::render::unit_names;
 
 /// What both units are rendered from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,7 +52,7 @@ impl ActivatedSpec {
             },
             listen_stream: vec![self.listen.clone()],
             install: Install {
-                wanted_by: vec!["sockets.target".into()],
+                wanted_by: vec![unit_names::SOCKETS_TARGET.into()],
             },
         }
         .render()

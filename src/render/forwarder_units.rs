@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::quadlet::{Install, Sandbox, Service, ServiceFile, SocketFile, Unit};
+use crate::render::unit_names;
 
 use super::CONNECTION_OPEN_FILES;
 
@@ -69,7 +70,7 @@ pub fn forwarder_units(spec: &ForwarderSpec) -> (SocketFile, ServiceFile) {
         },
         listen_stream: vec![spec.bind.to_string()],
         install: Install {
-            wanted_by: vec!["sockets.target".into()],
+            wanted_by: vec![unit_names::SOCKETS_TARGET.into()],
         },
     };
     let service = ServiceFile {
@@ -106,7 +107,7 @@ pub fn forwarder_units(spec: &ForwarderSpec) -> (SocketFile, ServiceFile) {
         },
         // Started with the user's manager, warm: the first client waits for nothing.
         install: Install {
-            wanted_by: vec!["default.target".into()],
+            wanted_by: vec![unit_names::DEFAULT_TARGET.into()],
         },
         name,
     };

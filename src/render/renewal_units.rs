@@ -55,7 +55,7 @@ pub fn renewal_units(spec: &RenewalSpec) -> Result<(String, String), QuadletErro
         randomized_delay_seconds: 3600,
         persistent: true,
         install: Install {
-            wanted_by: vec!["timers.target".into()],
+            wanted_by: vec![unit_names::TIMERS_TARGET.into()],
         },
     };
     Ok((service.render()?, timer.render()?))

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use super::{CONNECTION_OPEN_FILES, SERVICE_ULIMITS};
 use crate::quadlet::{Container, Install, QuadletFile, Service, Unit, Volume};
+use crate::render::unit_names;
 
 /// The image vansite runs unless told otherwise.
 pub const DEFAULT_ROUTER_IMAGE: &str = "quay.io/skupper/skupper-router:3.5.1";
@@ -93,7 +94,7 @@ pub fn router_quadlet(spec: &RouterUnitSpec) -> QuadletFile {
             ..Service::restarting_with_log(&spec.log_file)
         },
         install: Install {
-            wanted_by: vec!["default.target".into()],
+            wanted_by: vec![unit_names::DEFAULT_TARGET.into()],
         },
         name,
     }

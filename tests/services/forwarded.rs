@@ -114,7 +114,7 @@ fn assert_no_forwarders(host: &Host) {
     let left = host.ok(&[
         "sh",
         "-c",
-        "ls .config/containers/systemd .config/systemd/user 2>/dev/null | grep -- -listener-; \
+        "find .config/containers/systemd .config/systemd/user 2>/dev/null | grep -- -listener-; \
          ls .local/share/vansite/*/runtime/logs 2>/dev/null | grep listener; \
          podman ps -a --format '{{.Names}}' | grep -- -listener-; \
          pgrep -a -u $(id -u) -f '[v]ansite forward'; \
