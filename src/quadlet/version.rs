@@ -217,17 +217,17 @@ pub fn removes_stale_cidfiles(dirs: &[PathBuf]) -> bool {
 
 /// [`check_runtime`] for this host; `user_unit_dir` is `~/.config/systemd/user`.
 pub fn detect_runtime(user_unit_dir: Option<&Path>) -> Result<PodmanRuntime, DetectError> {
-    let cache = VersionCache::of_user();
     // Both may ask a program for its version (podman's Go start-up is the slower): at once.
-    let (generator, podman) = std::thread::scope(|scope| {
-        let podman = scope.spawn(|| podman_version(&cache, Path::new("podman")));
-        let generator = generator_version(&cache);
-        (
-            generator,
-            podman.join().expect("podman --version does not panic"),
-        )
+    let (generator, podman) = VersionCache::asking_the_users(|cache| {
+        std::thread::scope(|scope| {
+            let podman = scope.spawn(|| podman_version(cache, Path::new("podman")));
+            let generator = generator_version(cache);
+            (
+                generator,
+                podman.join().expect("podman --version does not panic"),
+            )
+        })
     });
-    cache.save();
     check_runtime(
         generator,
         podman,
@@ -241,10 +241,7 @@ pub fn detect_generator_version() -> Result<PodmanVersion, DetectError> {
     if let Some(version) = DETECTED_GENERATOR.get() {
         return Ok(*version);
     }
-    let cache = VersionCache::of_user();
-    let version = generator_version(&cache);
-    cache.save();
-    version
+    VersionCache::asking_the_users(generator_version)
 }
 
 static DETECTED_GENERATOR: OnceLock<PodmanVersion> = OnceLock::new();
@@ -295,10 +292,7 @@ pub(crate) fn detect_in(
 /// The release of the `podman` binary on PATH (the one quadlet's units run), from
 /// `podman --version`; the error says why there is none.
 pub fn podman_binary_version() -> Result<PodmanVersion, String> {
-    let cache = VersionCache::of_user();
-    let version = podman_version(&cache, Path::new("podman"));
-    cache.save();
-    version
+    VersionCache::asking_the_users(|cache| podman_version(cache, Path::new("podman")))
 }
 
 fn podman_version(cache: &VersionCache, podman: &Path) -> Result<PodmanVersion, String> {
@@ -378,11 +372,19 @@ struct CacheFile {
 
 impl VersionCache {
     /// The user's: `~/.cache/vansite/versions.json` (`$XDG_CACHE_HOME`).
-    pub fn of_user() -> VersionCache {
+    fn of_user() -> VersionCache {
         match directories::BaseDirs::new() {
             Some(base) => VersionCache::at(&base.cache_dir().join("vansite/versions.json")),
             None => VersionCache::default(),
         }
+    }
+
+    /// `ask` with the user's cache ([`VersionCache::of_user`]), which then keeps what it learned.
+    fn asking_the_users<T>(ask: impl FnOnce(&VersionCache) -> T) -> T {
+        let cache = VersionCache::of_user();
+        let answer = ask(&cache);
+        cache.save();
+        answer
     }
 
     /// The cache kept in `file`; empty when it is missing or not a cache.
