@@ -348,31 +348,22 @@ impl SiteSession {
         let mut changed_forwarders = Vec::new();
         for forwarder in &plan.forwarders {
             let files = [&forwarder.socket, &forwarder.service];
-            if plain_units.stage(
-                &mut staged,
-                files,
-                forwarder.unit_names(),
-                &forwarder.enabled_link,
-            )? {
+            if plain_units.stage(&mut staged, files, &forwarder.enabled_link)? {
                 changed_forwarders.push(forwarder.unit.clone());
             }
         }
         let grant_units_changed = match &plan.grant_server {
-            Some(grants) => plain_units.stage(
-                &mut staged,
-                [&grants.socket, &grants.service],
-                [grants.socket_unit.clone(), grants.service_unit.clone()],
-                &grants.enabled_link,
-            )?,
+            Some(grants) => {
+                let files = [&grants.socket, &grants.service];
+                plain_units.stage(&mut staged, files, &grants.enabled_link)?
+            }
             None => false,
         };
         let renewal_units_changed = match &plan.renewal {
-            Some(renewal) => plain_units.stage(
-                &mut staged,
-                [&renewal.timer, &renewal.service],
-                [renewal.timer_unit.clone(), renewal.service_unit.clone()],
-                &renewal.enabled_link,
-            )?,
+            Some(renewal) => {
+                let files = [&renewal.timer, &renewal.service];
+                plain_units.stage(&mut staged, files, &renewal.enabled_link)?
+            }
             None => {
                 let stem = unit_names::certificate_renewal(namespace);
                 let removed =
@@ -1134,12 +1125,12 @@ struct PlainUnits<'p> {
 }
 
 impl<'p> PlainUnits<'p> {
-    /// Stages one part's two unit files and notes its link; true when either file changed.
+    /// Stages one part's two unit files and notes its link; true when either file changed
+    /// (both units are then noted as changed: a unit's name is its file's).
     fn stage(
         &mut self,
         staged: &mut files::WriteSet,
         files: [&PlannedFile; 2],
-        units: [String; 2],
         link: &'p Path,
     ) -> Result<bool, Error> {
         let mut changed = false;
@@ -1148,7 +1139,7 @@ impl<'p> PlainUnits<'p> {
         }
         self.links.push(link);
         if changed {
-            self.changed.extend(units);
+            self.changed.extend(files.map(PlannedFile::file_name));
         }
         Ok(changed)
     }

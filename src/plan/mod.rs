@@ -84,6 +84,16 @@ pub struct PlannedFile {
     pub contents: String,
 }
 
+impl PlannedFile {
+    /// Its file name: for a unit file, the unit's name.
+    pub fn file_name(&self) -> String {
+        self.path
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+}
+
 /// A listener's forwarder: a socket unit holding the port, a service splicing it to the router.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ForwarderPlan {
@@ -94,16 +104,6 @@ pub struct ForwarderPlan {
     pub service: PlannedFile,
     /// `default.target.wants/<service>`, what `systemctl enable` makes.
     pub enabled_link: PathBuf,
-}
-
-impl ForwarderPlan {
-    /// `<unit>.socket` and `<unit>.service`.
-    pub fn unit_names(&self) -> [String; 2] {
-        [
-            format!("{}.socket", self.unit),
-            format!("{}.service", self.unit),
-        ]
-    }
 }
 
 /// Everything the host holds for one site's resources.
