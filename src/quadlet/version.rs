@@ -629,18 +629,21 @@ mod tests {
         std::fs::read_to_string(file).map_or(0, |text| text.lines().count())
     }
 
+    /// `podman`'s version as one command asks it: through the cache in `file`, then saved.
+    fn version_through(file: &Path, podman: &Path) -> Result<PodmanVersion, String> {
+        let cache = VersionCache::at(file);
+        let version = podman_version(&cache, podman);
+        cache.save();
+        version
+    }
+
     #[test]
     fn a_version_once_printed_is_kept_until_the_program_file_changes() {
         let dir = temp_dir("cache");
         let (podman, counted, file) =
             (dir.join("podman"), dir.join("runs"), dir.join("cache.json"));
         counting_program(&podman, &counted, "4.9.4");
-        let version = || {
-            let cache = VersionCache::at(&file);
-            let version = podman_version(&cache, &podman);
-            cache.save();
-            version
-        };
+        let version = || version_through(&file, &podman);
         assert_eq!(version(), Ok(PodmanVersion::new(4, 9, 4)));
         assert_eq!(runs(&counted), 1);
         // Another command: the answer comes from the cache file, podman is not run.
@@ -677,12 +680,10 @@ mod tests {
         counting_program(&podman, &counted, "4.9.4");
         for damaged in ["{\"versions\": [{\"program\":", "not json", ""] {
             std::fs::write(&file, damaged).unwrap();
-            let cache = VersionCache::at(&file);
             assert_eq!(
-                podman_version(&cache, &podman),
+                version_through(&file, &podman),
                 Ok(PodmanVersion::new(4, 9, 4))
             );
-            cache.save();
         }
         assert_eq!(runs(&counted), 3, "each damaged cache was ignored");
         let cache = VersionCache::at(&file);
