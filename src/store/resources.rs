@@ -38,10 +38,14 @@ pub enum StoreError {
     /// A command that makes a site is running (it holds the site's lock) and has not saved the
     /// site's resources yet: nothing is wrong, the site is not there yet.
     #[error(
-        "site '{namespace}' is being made by a running `vansite {command}`; run this again once \
-         it has finished"
+        "site '{namespace}' is being made by a running {}; run this again once it has finished",
+        running_hint(.command)
     )]
-    BeingMade { namespace: String, command: String },
+    BeingMade {
+        namespace: String,
+        /// The running command, when its journal names it.
+        command: Option<String>,
+    },
     #[error(transparent)]
     Serialize(Box<ResourceError>),
     #[error("cannot read {}: {source}", path.display())]
@@ -83,6 +87,13 @@ fn interrupted_hint(interrupted: &Option<String>) -> String {
     }
 }
 
+fn running_hint(command: &Option<String>) -> String {
+    match command {
+        Some(command) => format!("`vansite {command}`"),
+        None => "vansite command".to_string(),
+    }
+}
+
 fn namespaces_hint(present: &[String]) -> String {
     match present {
         [] => "; create one with `vansite init`".to_string(),
@@ -111,9 +122,7 @@ impl Paths {
             return match SiteLock::unless_held(&self.lock_file(&namespace), || ()) {
                 None => StoreError::BeingMade {
                     namespace,
-                    command: site_dir
-                        .interrupted_command()
-                        .unwrap_or_else(|| "init".into()),
+                    command: site_dir.interrupted_command(),
                 },
                 Some(()) => StoreError::NotInitialised {
                     namespace,
@@ -591,6 +600,9 @@ data:
         let link = SITE_WITH_LINK.split("---").nth(1).unwrap();
         std::fs::write(killed.resources().join("Link-to-east.yaml"), link).unwrap();
         assert!(message("kt").starts_with("site 'kt' was not fully initialised; run"));
+        let running = SiteLock::acquire(&paths.lock_file("kt"), || unreachable!()).unwrap();
+        assert!(message("kt").starts_with("site 'kt' is being made by a running vansite command;"));
+        drop(running);
         assert_eq!(paths.namespaces(), ["default"]);
         // What a failed init leaves after undoing itself (its event) is no site at all.
         let undone = paths.site("gone");
